@@ -1,0 +1,56 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Everything lands in .venv; the extension is built in release mode by maturin.
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(abspath $(VENV))/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PYO3_PYTHON := $(VPY)
+PY_SOURCES := python/crackle_runtime tests benches
+RUST_SOURCES := $(shell find src-rust -name '*.rs') Cargo.toml
+
+.PHONY: demo test build lint rust-test py-test bench-quick bench clean
+
+demo: build
+	$(VENV)/bin/crackle demo
+
+test: build lint rust-test py-test bench-quick
+
+# The virtual environment with every dependency of pyproject.toml (runtime, test, dev),
+# read from pyproject.toml itself so the list lives in one place.
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) tools/requirements.py pyproject.toml test dev pandas progress > $(VENV)/requirements.txt
+	$(VPY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $@
+
+# Release build of the extension, installed into the venv (python/ is the package source).
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
+	$(VENV)/bin/maturin develop --release -q
+	touch $@
+
+build: $(VENV)/.built
+
+lint: $(VENV)/.deps
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -q -- -D warnings
+	$(VENV)/bin/ruff check $(PY_SOURCES) tools
+	$(VENV)/bin/ruff format --check $(PY_SOURCES) tools
+	$(VENV)/bin/mypy --strict python/crackle_runtime
+	$(VPY) -m mypy.stubtest crackle_runtime._native --allowlist tools/stubtest-allowlist.txt
+
+rust-test: $(VENV)/.deps
+	LD_LIBRARY_PATH="$$($(VPY) -c 'import sysconfig;print(sysconfig.get_config_var("LIBDIR"))')" \
+		cargo test --release -q
+
+py-test: build
+	CRACKLE_REQUIRE_NATIVE=1 $(VPY) -m pytest -q -p no:cacheprovider
+
+bench-quick: build
+	$(VPY) benches/run.py --quick
+
+bench: build
+	$(VPY) benches/run.py
+
+clean:
+	rm -rf $(VENV) target python/crackle_runtime/*.so

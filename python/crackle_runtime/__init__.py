@@ -1,0 +1,75 @@
+"""crackle_runtime: record the metrics of many executed tasks, then find what no single
+task shows — clusters, shifts, conserved quantities, dependencies, outliers, information flow.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+import numpy as np
+
+from crackle_runtime import _backend
+from crackle_runtime.errors import (
+    CoolingTimeoutError,
+    CrackleError,
+    DetectionFailedError,
+    InvalidMetricError,
+    InvalidProfileError,
+    KilnCooledError,
+    TaskPanickedError,
+)
+from crackle_runtime.info import (
+    entropy,
+    joint_entropy,
+    jsd,
+    kl_divergence,
+    mutual_information,
+    permutation_entropy,
+    transfer_entropy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoolingTimeoutError",
+    "CrackleError",
+    "DetectionFailedError",
+    "InvalidMetricError",
+    "InvalidProfileError",
+    "KilnCooledError",
+    "TaskPanickedError",
+    "__version__",
+    "backend",
+    "entropy",
+    "joint_entropy",
+    "jsd",
+    "kl_divergence",
+    "mutual_information",
+    "permutation_entropy",
+    "show_versions",
+    "transfer_entropy",
+]
+
+
+def __getattr__(attribute: str) -> Any:
+    # `backend` follows the backend in use ("native" or "python").
+    if attribute == "backend":
+        return _backend.name
+    raise AttributeError(f"module 'crackle_runtime' has no attribute {attribute!r}")
+
+
+def show_versions() -> None:
+    """Print the package, backend, build profile, NumPy and Python versions."""
+    rows = [
+        ("crackle_runtime", __version__),
+        ("backend", _backend.name),
+        ("build profile", _backend.build_profile()),
+        ("numpy", np.__version__),
+        ("python", sys.version.split()[0]),
+        ("platform", platform.platform()),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}} : {value}")

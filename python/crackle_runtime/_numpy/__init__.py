@@ -1,0 +1,30 @@
+"""The NumPy backend: every kernel of the native extension, with the same names and results.
+
+It is the fallback when the extension is missing and the baseline the native backend is
+benchmarked against, so it is written vectorised: no Python loop over values.
+"""
+
+from __future__ import annotations
+
+from crackle_runtime._numpy.info import (
+    entropy,
+    joint_entropy,
+    jsd,
+    kl_divergence,
+    mutual_information,
+    permutation_entropy,
+    transfer_entropy,
+)
+
+build_profile = "numpy"
+
+__all__ = [
+    "build_profile",
+    "entropy",
+    "joint_entropy",
+    "jsd",
+    "kl_divergence",
+    "mutual_information",
+    "permutation_entropy",
+    "transfer_entropy",
+]

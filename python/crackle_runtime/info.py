@@ -1,0 +1,111 @@
+"""The seven information-theory functions (SPEC §7).
+
+Each converts its array-like inputs once (1-D float64, contiguous) and hands them to the
+current backend's kernel of the same name; the kernels validate parameters first, then
+values, and raise ``ValueError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from crackle_runtime import _backend
+
+__all__ = [
+    "entropy",
+    "joint_entropy",
+    "jsd",
+    "kl_divergence",
+    "mutual_information",
+    "permutation_entropy",
+    "transfer_entropy",
+]
+
+
+def as_series(values: ArrayLike, argument: str) -> NDArray[np.float64]:
+    """``values`` as a contiguous 1-D float64 array; TypeError/ValueError name ``argument``."""
+    if isinstance(values, np.ndarray):
+        array = values
+    else:
+        try:
+            array = np.asarray(values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{argument} must be a 1-D sequence of numbers: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O":
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{argument} must contain real numbers, got values of type "
+                    f"{type(array.flat[0]).__name__ if array.size else 'object'}"
+                ) from None
+        else:
+            raise TypeError(f"{argument} must contain real numbers, got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"{argument} must be 1-D, got an array of shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _integer(value: int, argument: str) -> int:
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{argument} must be an integer, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{argument} must be an integer, got {type(value).__name__}") from None
+
+
+def entropy(values: ArrayLike, bins: int = 10) -> float:
+    """Shannon entropy (bits) of the equal-width histogram of ``values``."""
+    bins = _integer(bins, "bins")
+    return float(_backend.kernels().entropy(as_series(values, "values"), bins))
+
+
+def joint_entropy(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
+    """Entropy (bits) of the 2-D histogram of ``(x, y)``, each binned over its own range."""
+    bins = _integer(bins, "bins")
+    return float(_backend.kernels().joint_entropy(as_series(x, "x"), as_series(y, "y"), bins))
+
+
+def mutual_information(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
+    """``H(X) + H(Y) - H(X, Y)`` in bits, clipped at 0."""
+    bins = _integer(bins, "bins")
+    return float(
+        _backend.kernels().mutual_information(as_series(x, "x"), as_series(y, "y"), bins)
+    )
+
+
+def kl_divergence(current: ArrayLike, baseline: ArrayLike, bins: int = 10) -> float:
+    """KL(current ‖ baseline) in bits over bins shared by both samples; ``inf`` when
+    ``current`` has mass where ``baseline`` has none."""
+    bins = _integer(bins, "bins")
+    return float(
+        _backend.kernels().kl_divergence(
+            as_series(current, "current"), as_series(baseline, "baseline"), bins
+        )
+    )
+
+
+def jsd(p: ArrayLike, q: ArrayLike, bins: int = 10) -> float:
+    """Jensen–Shannon divergence in bits (in [0, 1]) over bins shared by both samples."""
+    bins = _integer(bins, "bins")
+    return float(_backend.kernels().jsd(as_series(p, "p"), as_series(q, "q"), bins))
+
+
+def transfer_entropy(x: ArrayLike, y: ArrayLike, lag: int = 1, bins: int = 10) -> float:
+    """Transfer entropy X → Y in bits: ``I(Y[t+lag]; X[t] | Y[t])``, clipped at 0."""
+    lag = _integer(lag, "lag")
+    bins = _integer(bins, "bins")
+    return float(
+        _backend.kernels().transfer_entropy(as_series(x, "x"), as_series(y, "y"), lag, bins)
+    )
+
+
+def permutation_entropy(values: ArrayLike, order: int = 3) -> float:
+    """Normalized Bandt–Pompe permutation entropy (delay 1, ties broken by position)."""
+    order = _integer(order, "order")
+    return float(_backend.kernels().permutation_entropy(as_series(values, "values"), order))

@@ -1,0 +1,1 @@
+//! Information-theory kernels (SPEC §7).

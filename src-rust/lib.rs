@@ -1,0 +1,31 @@
+//! crackle_runtime's native core.
+//!
+//! `info` (information-theory kernels), `detect` (the detectors), `stats` and `rng` are pure
+//! Rust and never mention pyo3; `py` is the thin bindings layer.
+
+pub mod error;
+pub mod info;
+pub mod py;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use crate::py::info::{
+        entropy, joint_entropy, jsd, kl_divergence, mutual_information, permutation_entropy,
+        transfer_entropy,
+    };
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        m.add("build_profile", profile)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Bindings of the information-theory kernels.

@@ -1,0 +1,5 @@
+//! The bindings: NumPy buffers in, the GIL released around core work, errors mapped.
+//! Nothing outside this module mentions pyo3.
+
+pub mod errors;
+pub mod info;

@@ -36,6 +36,8 @@ def as_series(values: ArrayLike, argument: str) -> NDArray[np.float64]:
             raise ValueError(f"{argument} must be a 1-D sequence of numbers: {exc}") from None
     if array.dtype.kind not in "biuf":
         if array.dtype.kind == "O":
+            if any(item is None for item in array.flat):
+                raise TypeError(f"{argument} must contain real numbers, got None")
             try:
                 array = array.astype(np.float64)
             except (TypeError, ValueError):
@@ -74,9 +76,7 @@ def joint_entropy(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
 def mutual_information(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
     """``H(X) + H(Y) - H(X, Y)`` in bits, clipped at 0."""
     bins = _integer(bins, "bins")
-    return float(
-        _backend.kernels().mutual_information(as_series(x, "x"), as_series(y, "y"), bins)
-    )
+    return float(_backend.kernels().mutual_information(as_series(x, "x"), as_series(y, "y"), bins))
 
 
 def kl_divergence(current: ArrayLike, baseline: ArrayLike, bins: int = 10) -> float:

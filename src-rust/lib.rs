@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
+    use pyo3::prelude::*;
+
     #[pymodule_export]
     use crate::py::info::{
         entropy, joint_entropy, jsd, kl_divergence, mutual_information, permutation_entropy,

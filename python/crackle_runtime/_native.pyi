@@ -1,0 +1,50 @@
+"""Type stub of the Rust extension ``crackle_runtime._native`` (checked by mypy.stubtest).
+
+Kernels take 1-D float64 arrays (non-contiguous arrays are copied) and Python ints that fit
+in a signed 64-bit integer (``OverflowError`` otherwise); bad parameters or non-finite values
+raise ``ValueError`` naming the argument. The GIL is released while a kernel runs.
+"""
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "__version__",
+    "build_profile",
+    "entropy",
+    "joint_entropy",
+    "jsd",
+    "kl_divergence",
+    "mutual_information",
+    "permutation_entropy",
+    "transfer_entropy",
+]
+
+__version__: str
+build_profile: str
+
+def entropy(values: NDArray[np.float64], bins: int = 10) -> float:
+    """Shannon entropy (bits) of the equal-width histogram of ``values``."""
+
+def joint_entropy(x: NDArray[np.float64], y: NDArray[np.float64], bins: int = 10) -> float:
+    """Entropy (bits) of the 2-D histogram of ``(x, y)``, each binned over its own range."""
+
+def mutual_information(x: NDArray[np.float64], y: NDArray[np.float64], bins: int = 10) -> float:
+    """``H(X) + H(Y) - H(X, Y)`` in bits, clipped at 0."""
+
+def kl_divergence(
+    current: NDArray[np.float64], baseline: NDArray[np.float64], bins: int = 10
+) -> float:
+    """KL(current ‖ baseline) in bits over bins shared by both samples; ``inf`` when
+    ``current`` has mass where ``baseline`` has none."""
+
+def jsd(p: NDArray[np.float64], q: NDArray[np.float64], bins: int = 10) -> float:
+    """Jensen–Shannon divergence in bits (in [0, 1]) over bins shared by both samples."""
+
+def transfer_entropy(
+    x: NDArray[np.float64], y: NDArray[np.float64], lag: int = 1, bins: int = 10
+) -> float:
+    """Transfer entropy X → Y in bits: ``I(Y[t+lag]; X[t] | Y[t])``, clipped at 0."""
+
+def permutation_entropy(values: NDArray[np.float64], order: int = 3) -> float:
+    """Normalized Bandt–Pompe permutation entropy (delay 1, ties broken by position)."""

@@ -1,0 +1,306 @@
+"""Scalar statistics shared by the NumPy detector kernels, mirroring ``src-rust/stats.rs``
+operation for operation, so both backends agree to rounding, without scipy.
+
+Student t and Welch p-values go through the regularized incomplete beta function (Lentz's
+continued fraction); ln Gamma is Lanczos' approximation (g = 7, 9 coefficients) and ln B(a, b)
+switches to Stirling's series for arguments >= 10, where a difference of Lanczos values would
+lose ~log10(a) digits (Student t with 1e5 degrees of freedom).
+
+Conventions shared with the Rust core:
+- means and centered sums are accumulated sequentially, left to right, in float64;
+- a sample whose values are all equal has variance exactly 0 and mean exactly its value, so
+  "zero variance" never depends on rounding (the mean of [0.1] * 3 is 0.10000000000000002).
+
+These functions are called once per metric or metric pair: plain Python on floats, with the
+per-value work (sums, centering) done by NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "all_equal",
+    "ln_beta",
+    "ln_gamma",
+    "mean_and_sum_of_squares",
+    "pearson",
+    "pearson_from_sums",
+    "pearson_p_value",
+    "regularized_incomplete_beta",
+    "sequential_sum",
+    "student_t_two_sided_p",
+    "welch_t_test",
+]
+
+Float64Array = NDArray[np.float64]
+
+_LANCZOS_G = 7.0
+_LANCZOS_COEFFICIENTS = (
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+)
+_HALF_LN_2PI = 0.9189385332046728  # ln(2 pi) / 2
+_STIRLING_MIN = 10.0  # ln_beta uses Stirling's series for arguments at or above this
+# Bernoulli terms B_2k / (2k (2k - 1)), k = 1..8, of Stirling's series.
+_STIRLING_TERMS = (
+    1.0 / 12.0,
+    -1.0 / 360.0,
+    1.0 / 1260.0,
+    -1.0 / 1680.0,
+    1.0 / 1188.0,
+    -691.0 / 360360.0,
+    1.0 / 156.0,
+    -3617.0 / 122400.0,
+)
+
+_BETA_EPSILON = 1e-15  # relative precision of the continued fraction
+_BETA_MAX_ITERATIONS = 300
+_LENTZ_TINY = 1e-300  # Lentz's guard against a zero denominator
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    """``value`` limited to [low, high]; NaN stays NaN (as Rust's f64::clamp)."""
+    if math.isnan(value):
+        return value
+    return min(high, max(low, value))
+
+
+def sequential_sum(values: Float64Array) -> float:
+    """Sum left to right in float64, as the Rust core does (np.sum's pairwise order differs
+    in the last bits, which could flip a threshold decision between the backends)."""
+    if values.size == 0:
+        return 0.0
+    return float(np.cumsum(values)[-1])
+
+
+def all_equal(values: Float64Array) -> bool:
+    """Whether every value equals the first (true for an empty sample)."""
+    return bool(values.size == 0 or values.min() == values.max())
+
+
+def mean_and_sum_of_squares(values: Float64Array) -> tuple[float, float]:
+    """Sequential mean and centered sum of squares sum((x - mean)**2) (two-pass, sequential);
+    exactly (value, 0.0) for a constant sample, (nan, 0.0) for an empty one."""
+    if values.size == 0:
+        return math.nan, 0.0
+    if all_equal(values):
+        return float(values[0]), 0.0
+    mean = sequential_sum(values) / values.size
+    deviations = values - mean
+    return mean, sequential_sum(deviations * deviations)
+
+
+# --- ln Gamma, ln Beta ----------------------------------------------------------------------
+
+
+def ln_gamma(x: float) -> float:
+    """ln |Gamma(x)| (Lanczos, g = 7, n = 9; reflection below 0.5); inf at the poles."""
+    if math.isnan(x):
+        return math.nan
+    if x == math.inf:
+        return math.inf
+    if x < 0.5:
+        if x == math.floor(x):
+            return math.inf
+        # Gamma(x) Gamma(1 - x) = pi / sin(pi x)
+        return math.log(math.pi / abs(math.sin(math.pi * x))) - ln_gamma(1.0 - x)
+    x -= 1.0
+    series = _LANCZOS_COEFFICIENTS[0]
+    for i in range(1, len(_LANCZOS_COEFFICIENTS)):
+        series += _LANCZOS_COEFFICIENTS[i] / (x + i)
+    t = x + _LANCZOS_G + 0.5
+    return _HALF_LN_2PI + (x + 0.5) * math.log(t) - t + math.log(series)
+
+
+def _stirling_remainder(x: float) -> float:
+    """ln Gamma(x) - ((x - 1/2) ln x - x + ln(2 pi)/2) for x >= 10 (error below 1e-17)."""
+    inverse_square = 1.0 / (x * x)
+    total = 0.0
+    for term in reversed(_STIRLING_TERMS):
+        total = total * inverse_square + term
+    return total / x
+
+
+def ln_beta(a: float, b: float) -> float:
+    """ln B(a, b) for a, b > 0: three Lanczos values when both are below 10, else Stirling's
+    series for the ratios that would cancel (the forms of ``stats.rs::ln_beta``)."""
+    small, large = (a, b) if a <= b else (b, a)
+    if large < _STIRLING_MIN:
+        return ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
+    total = small + large
+    if small < _STIRLING_MIN:
+        ln_gamma_ratio = (
+            (large - 0.5) * math.log1p(small / large)
+            + small * math.log(total)
+            - small
+            + _stirling_remainder(total)
+            - _stirling_remainder(large)
+        )
+        return ln_gamma(small) - ln_gamma_ratio
+    return (
+        _HALF_LN_2PI
+        + (small - 0.5) * math.log(small / total)
+        - (large - 0.5) * math.log1p(small / large)
+        - 0.5 * math.log(total)
+        + _stirling_remainder(small)
+        + _stirling_remainder(large)
+        - _stirling_remainder(total)
+    )
+
+
+# --- incomplete beta, Student t -------------------------------------------------------------
+
+
+def _lentz_guard(value: float) -> float:
+    return _LENTZ_TINY if abs(value) < _LENTZ_TINY else value
+
+
+def _beta_continued_fraction(x: float, a: float, b: float) -> float:
+    """Continued fraction of I_x(a, b) (Numerical Recipes ``betacf``, modified Lentz),
+    stopping at a step below 1e-15 relative or after 300 iterations."""
+    a_plus_b = a + b
+    a_plus_one = a + 1.0
+    a_minus_one = a - 1.0
+    c = 1.0
+    d = 1.0 / _lentz_guard(1.0 - a_plus_b * x / a_plus_one)
+    h = d
+    for iteration in range(1, _BETA_MAX_ITERATIONS + 1):
+        m = float(iteration)
+        m2 = 2.0 * m
+        # even step
+        numerator = m * (b - m) * x / ((a_minus_one + m2) * (a + m2))
+        d = 1.0 / _lentz_guard(1.0 + numerator * d)
+        c = _lentz_guard(1.0 + numerator / c)
+        h *= d * c
+        # odd step
+        numerator = -(a + m) * (a_plus_b + m) * x / ((a + m2) * (a_plus_one + m2))
+        d = 1.0 / _lentz_guard(1.0 + numerator * d)
+        c = _lentz_guard(1.0 + numerator / c)
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < _BETA_EPSILON:
+            break
+    return h
+
+
+def _incomplete_beta_parts(
+    x: float, y: float, ln_x: float, ln_y: float, a: float, b: float
+) -> float:
+    """I_x(a, b) given x, y = 1 - x and their logarithms (callers that know 1 - x more
+    precisely than by subtraction pass it in)."""
+    front = math.exp(a * ln_x + b * ln_y - ln_beta(a, b))  # x^a y^b / B(a, b)
+    if x > (a + 1.0) / (a + b + 2.0):
+        # I_x(a, b) = 1 - I_{1-x}(b, a): the continued fraction converges there.
+        return 1.0 - front * _beta_continued_fraction(y, b, a) / b
+    return front * _beta_continued_fraction(x, a, b) / a
+
+
+def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b): 0 for x <= 0, 1 for x >= 1; NaN for NaN x or unless a, b are finite and
+    positive."""
+    if math.isnan(x) or not (0.0 < a < math.inf and 0.0 < b < math.inf):
+        return math.nan
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    result = _incomplete_beta_parts(x, 1.0 - x, math.log(x), math.log1p(-x), a, b)
+    return _clamp(result, 0.0, 1.0)
+
+
+def student_t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t with ``df`` > 0 degrees of freedom:
+    I_{df/(df+t^2)}(df/2, 1/2).
+
+    With u = t^2/df: x = 1/(1+u), 1-x = u/(1+u), ln x = -ln1p(u), ln(1-x) = ln u - ln1p(u),
+    so a p-value near 1 keeps its digits. NaN for NaN t or unless df is finite and positive;
+    1 for t = 0; 0 for infinite t (or t^2/df overflowing).
+    """
+    if math.isnan(t) or not (0.0 < df < math.inf):
+        return math.nan
+    if t == 0.0:
+        return 1.0
+    u = t * t / df
+    if math.isinf(u):
+        return 0.0
+    log1p_u = math.log1p(u)
+    p = _incomplete_beta_parts(
+        1.0 / (1.0 + u), u / (1.0 + u), -log1p_u, math.log(u) - log1p_u, 0.5 * df, 0.5
+    )
+    return _clamp(p, 0.0, 1.0)
+
+
+# --- Welch, Pearson ---------------------------------------------------------------------------
+
+
+def welch_t_test(a: Float64Array, b: Float64Array) -> tuple[float, float]:
+    """Welch's two-sided t-test of two samples: ``(t, p_value)``.
+
+    Sample variances (ddof 1) from :func:`mean_and_sum_of_squares`; with w_a = var_a/n_a,
+    w_b = var_b/n_b, s = w_a + w_b: t = (mean_a - mean_b)/sqrt(s) and the Welch–Satterthwaite
+    df = 1/((w_a/s)^2/(n_a-1) + (w_b/s)^2/(n_b-1)). Both samples of zero variance: p = 0 when
+    the means differ (t = ±inf), 1 when equal (t = nan). Fewer than 2 values in either
+    sample: ``(nan, nan)``.
+    """
+    n_a, n_b = a.size, b.size
+    if n_a < 2 or n_b < 2:
+        return math.nan, math.nan
+    mean_a, sum_of_squares_a = mean_and_sum_of_squares(a)
+    mean_b, sum_of_squares_b = mean_and_sum_of_squares(b)
+    weight_a = sum_of_squares_a / (n_a - 1.0) / n_a
+    weight_b = sum_of_squares_b / (n_b - 1.0) / n_b
+    total = weight_a + weight_b
+    if total == 0.0:
+        if mean_a == mean_b:
+            return math.nan, 1.0
+        return math.copysign(math.inf, mean_a - mean_b), 0.0
+    t = (mean_a - mean_b) / math.sqrt(total)
+    share_a = weight_a / total
+    share_b = weight_b / total
+    df = 1.0 / (share_a * share_a / (n_a - 1.0) + share_b * share_b / (n_b - 1.0))
+    return t, student_t_two_sided_p(t, df)
+
+
+def pearson_from_sums(sxy: float, sxx: float, syy: float) -> float:
+    """r = sxy / sqrt(sxx syy), clipped to [-1, 1]; 0 when either sum of squares is 0."""
+    if sxx == 0.0 or syy == 0.0:
+        return 0.0
+    return _clamp(sxy / math.sqrt(sxx * syy), -1.0, 1.0)
+
+
+def pearson(x: Float64Array, y: Float64Array) -> float:
+    """Pearson r of two equally long samples, two-pass centered (exact for data offset by
+    1e9), clipped to [-1, 1]; 0.0 when either sample has zero variance (all values equal,
+    including fewer than 2 values)."""
+    if x.size != y.size:
+        raise ValueError(f"x and y must have the same length ({x.size} != {y.size})")
+    if all_equal(x) or all_equal(y):
+        return 0.0
+    dx = x - sequential_sum(x) / x.size
+    dy = y - sequential_sum(y) / y.size
+    return pearson_from_sums(
+        sequential_sum(dx * dy), sequential_sum(dx * dx), sequential_sum(dy * dy)
+    )
+
+
+def pearson_p_value(r: float, n: int) -> float:
+    """Two-sided p-value of Pearson r over n pairs: t = r sqrt((n-2)/(1-r^2)) with n - 2
+    degrees of freedom; 0 when |r| == 1; NaN when n < 3 or r is NaN."""
+    if n < 3 or math.isnan(r):
+        return math.nan
+    if abs(r) >= 1.0:
+        return 0.0
+    df = float(n - 2)
+    t = r * math.sqrt(df / (1.0 - r * r))
+    return student_t_two_sided_p(t, df)

@@ -1,0 +1,631 @@
+"""The detector kernels of the NumPy backend (design/kernels.md, "Detector kernels").
+
+``columns`` is a float64 array (metrics x tasks): row k holds metric k over the tasks in
+recording order, NaN where a task lacks the metric. Every kernel mirrors the Rust core
+(``src-rust/detect``) name for name; sums that feed a discrete decision are accumulated left
+to right (``np.cumsum``), as the Rust core does, so both backends take the same decisions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime._numpy._rng import splitmix64
+from crackle_runtime._numpy._stats import (
+    all_equal,
+    mean_and_sum_of_squares,
+    pearson,
+    pearson_from_sums,
+    pearson_p_value,
+    sequential_sum,
+    welch_t_test,
+)
+from crackle_runtime.errors import CoolingTimeoutError
+
+__all__ = [
+    "cluster_components",
+    "conservation_stats",
+    "correlation_stats",
+    "phase_transition_stats",
+]
+
+Float64Array = NDArray[np.float64]
+Int64Array = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+# Clustering: exact average distance up to this many members, else sampled.
+EXACT_AVERAGE_MAX_MEMBERS = 4096
+DENSE_MIN_MEMBERS = 64  # from this size on, a cluster's pairs are computed as dense blocks
+SAMPLE_DRAWS = 240_000  # SplitMix64 outputs per sampled cluster: 120,000 pairs
+SAMPLE_SEED = 0x5EED_C1A5_7E00_0000
+# Elements of one pairwise block (rows x columns); bounds the memory of a block to a few
+# arrays of this many float64s.
+BLOCK_ELEMENTS = 1 << 21
+# Below this share of a block's pairs still to decide, pairs are checked one by one.
+SPARSE_FRACTION = 0.05
+# Up to this many distinct metric-presence patterns, which pairs share a metric is looked up.
+MAX_PATTERNS = 2048
+_NO_EDGES = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+_EPSILON = float(np.finfo(np.float64).eps)
+_MASK64 = (1 << 64) - 1
+# Extreme values may overflow a square to inf (then no edge, or an inf statistic, as in the
+# Rust core); that is a result, not a warning for the caller.
+_QUIET_FLOATS = np.errstate(over="ignore", invalid="ignore")
+
+
+# --- argument checks ---------------------------------------------------------------------------
+
+
+def _as_columns(columns: Float64Array) -> Float64Array:
+    array = np.ascontiguousarray(columns, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(
+            f"columns must be a 2-D array (metrics x tasks), got {array.ndim} dimension(s)"
+        )
+    infinite = np.isinf(array)
+    if infinite.any():
+        metric, task = np.argwhere(infinite)[0]
+        raise ValueError(
+            f"columns contains an infinite value ({array[metric, task]}) at metric {metric}, "
+            f"task {task}; absent values are NaN, present ones must be finite"
+        )
+    return array
+
+
+def _check_non_negative(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return value
+
+
+class _Budget:
+    """The time left for a kernel; ``check`` raises CoolingTimeoutError once it is spent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() >= self.end:
+            raise CoolingTimeoutError(
+                f"clustering exceeded its time budget of {self.seconds:.3g} s"
+            )
+
+
+# --- clustering --------------------------------------------------------------------------------
+
+
+def _union(parent: Int64Array, u: Int64Array, v: Int64Array) -> None:
+    """Join the components of the edges (u, v) in ``parent`` (in place).
+
+    ``parent`` is a forest with parent[i] <= i kept fully compressed (every entry is a root,
+    the lowest index of its component). Each round hooks the larger root of every edge still
+    crossing two components under the smaller one, then compresses by pointer jumping.
+    """
+    while u.size:
+        root_u = parent[u]
+        root_v = parent[v]
+        crossing = root_u != root_v
+        if not crossing.any():
+            return
+        u, v = u[crossing], v[crossing]
+        root_u, root_v = root_u[crossing], root_v[crossing]
+        np.minimum.at(parent, np.maximum(root_u, root_v), np.minimum(root_u, root_v))
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent[:] = jumped
+
+
+def _pair_squared_distances(
+    values: Float64Array, present: BoolArray, first: Int64Array, second: Int64Array
+) -> tuple[Float64Array, BoolArray]:
+    """d2 of the task pairs (first[p], second[p]) over their shared metrics, accumulated
+    metric by metric in column order, and whether they share any metric."""
+    d2 = np.zeros(first.shape, dtype=np.float64)
+    shared = np.zeros(first.shape, dtype=np.bool_)
+    for metric in range(values.shape[0]):
+        both = present[metric, first] & present[metric, second]
+        difference = values[metric, first] - values[metric, second]
+        d2 += np.where(both, difference * difference, 0.0)
+        shared |= both
+    return d2, shared
+
+
+class _PairIndex:
+    """Candidate generation for the clustering graph: blocked pairwise squared distances by
+    one matrix product per block, over a 1-D sweep along one metric.
+
+    Tasks having the sweep metric are sorted by it; a block of consecutive sorted tasks only
+    needs the columns whose sweep value lies within the threshold of the block's range (tasks
+    lacking the sweep metric are compared with everything). In each block the squared
+    distances over shared metrics come from one GEMM of masked, centered coordinates z:
+    d2 = |z_i|^2 + |z_j|^2 - 2 z_i . z_j when every task has every metric, else
+    q_i . m_j + m_i . q_j - 2 z_i . z_j (q = z^2, m = presence). Pairs clearly below or above
+    threshold^2 are decided from it; the thin band where its rounding error could matter is
+    decided by the exact sequential d2 of the contract (``sqrt(d2) < threshold``).
+    Every per-task array is kept in sweep order, so a block's rows and columns are slices.
+    """
+
+    def __init__(self, values: Float64Array, present: BoolArray, threshold: float) -> None:
+        self.values = values
+        self.present = present
+        self.threshold = threshold
+        self.threshold2 = threshold * threshold
+        metrics = values.shape[0]
+        self._sweep(np.flatnonzero(present.any(axis=0)))  # tasks having >= 1 metric
+
+        # Task-major masked, centered coordinates, in sweep order.
+        task_present = present[:, self.order].T
+        task_values = values[:, self.order].T
+        counts = task_present.sum(axis=0)
+        centers = np.where(task_present, task_values, 0.0).sum(axis=0) / np.maximum(counts, 1)
+        centered = np.where(task_present, task_values - centers, 0.0)
+        squares = centered * centered
+        self.norms = squares.sum(axis=1)
+        self.complete = bool(task_present.all())
+        if self.complete:
+            self.left = np.ascontiguousarray(centered)
+            self.right = np.ascontiguousarray(-2.0 * centered)
+        else:
+            mask = task_present.astype(np.float64)
+            self.left = np.ascontiguousarray(np.hstack([squares, mask, centered]))
+            self.right = np.ascontiguousarray(np.hstack([mask, squares, -2.0 * centered]))
+        # Pairs sharing no metric are never joined. Which presence patterns overlap is known
+        # from the distinct patterns; only when some pair of them is disjoint does a block
+        # need the test, by pattern lookup (or a GEMM of the masks if patterns abound).
+        patterns, pattern_of = np.unique(task_present, axis=0, return_inverse=True)
+        self.pattern_of = pattern_of.reshape(-1)
+        self.overlap: BoolArray | None = None
+        self.mask: Float64Array | None = None
+        if patterns.shape[0] <= MAX_PATTERNS:
+            pattern_mask = patterns.astype(np.float64)
+            overlap = (pattern_mask @ pattern_mask.T) > 0.5
+            if not overlap.all():
+                self.overlap = overlap
+        else:
+            self.mask = task_present.astype(np.float64)
+        # Bound of the rounding error of the GEMM estimate, of the centering and of the
+        # exact sequential d2, relative to |z_i|^2 + |z_j|^2 + threshold^2 (generous).
+        self.tolerance_scale = 16.0 * (metrics + 4) * _EPSILON
+        # The estimate needs its sums of squares far from overflow (a sum of 3m products,
+        # each at most the larger norm); beyond that every pair takes the exact path.
+        largest_norm = float(self.norms.max()) if self.norms.size else 0.0
+        self.approximate = largest_norm < 1e300 and 0.0 < self.threshold2 < 1e300
+
+    def _sweep(self, active: Int64Array) -> None:
+        """Sort the active tasks along the metric that prunes the most pairs; tasks lacking
+        it go last (``self.order``: task indices in sweep order)."""
+        best_cost, best_metric = math.inf, -1
+        for metric in range(self.values.shape[0]):
+            has = self.present[metric, active]
+            count = int(has.sum())
+            if count == 0:
+                continue
+            column = self.values[metric, active][has]
+            spread = float(column.max() - column.min())
+            window = 1.0 if spread == 0.0 else min(1.0, 2.0 * self.threshold / spread)
+            cost = (active.size - count) * active.size + count * count * window
+            if cost < best_cost:
+                best_cost, best_metric = cost, metric
+        if best_metric < 0:
+            self.order = active
+            self.swept = 0
+            self.sweep_values = np.empty(0)
+            self.window = math.inf
+            return
+        has = self.present[best_metric, active]
+        with_metric = active[has]
+        column = self.values[best_metric, with_metric]
+        by_value = np.argsort(column, kind="stable")
+        self.order = np.concatenate([with_metric[by_value], active[~has]])
+        self.swept = with_metric.size
+        self.sweep_values = column[by_value]
+        largest = float(np.abs(self.sweep_values).max())
+        # Wider than the threshold by more than the rounding of the comparisons, so that no
+        # pair closer than the threshold falls outside a block's window.
+        self.window = self.threshold * (1.0 + 1e-6) + 8.0 * float(np.spacing(largest))
+
+    def _edges(
+        self, parent: Int64Array, rows: Int64Array | slice, columns: Int64Array | slice
+    ) -> tuple[Int64Array, Int64Array]:
+        """Edges between the sweep positions ``rows`` x ``columns`` whose tasks are not yet
+        in one component, as pairs of task indices."""
+        row_tasks = self.order[rows]
+        column_tasks = self.order[columns]
+        separate = parent[row_tasks][:, None] != parent[column_tasks][None, :]
+        if self.overlap is not None:
+            separate &= self.overlap[
+                self.pattern_of[rows][:, None], self.pattern_of[columns][None, :]
+            ]
+        elif self.mask is not None:
+            separate &= (self.mask[rows] @ self.mask[columns].T) > 0.5
+        pending = np.count_nonzero(separate)
+        if pending == 0:  # the block lies inside components found already
+            return _NO_EDGES
+        # Keep only the rows and columns with a pair left to decide (once a big component
+        # has formed, that is a few stragglers).
+        row_pending = separate.any(axis=1)
+        column_pending = separate.any(axis=0)
+        if not (row_pending.all() and column_pending.all()):
+            separate = separate[np.ix_(row_pending, column_pending)]
+            rows = _positions(rows)[row_pending]
+            columns = _positions(columns)[column_pending]
+            row_tasks, column_tasks = row_tasks[row_pending], column_tasks[column_pending]
+        if not self.approximate or pending < SPARSE_FRACTION * separate.size:
+            # Few pairs left to decide: the exact d2 of each beats a GEMM of the block.
+            candidate_rows, candidate_columns = np.divmod(
+                np.flatnonzero(separate), separate.shape[1]
+            )
+            undecided = np.ones(candidate_rows.size, dtype=np.bool_)
+            certain = np.zeros(candidate_rows.size, dtype=np.bool_)
+        else:
+            deviation = self.left[rows] @ self.right[columns].T
+            row_norms, column_norms = self.norms[rows], self.norms[columns]
+            if self.complete:
+                deviation += (row_norms - self.threshold2)[:, None]
+                deviation += column_norms[None, :]
+            else:
+                deviation -= self.threshold2
+            # One bound for the block: the largest norms on either side.
+            tolerance = self.tolerance_scale * (
+                float(row_norms.max()) + float(column_norms.max()) + self.threshold2
+            )
+            separate &= deviation <= tolerance
+            candidate_rows, candidate_columns = np.divmod(
+                np.flatnonzero(separate), separate.shape[1]
+            )
+            certain = deviation[candidate_rows, candidate_columns] < -tolerance
+            undecided = ~certain
+        first = row_tasks[candidate_rows]
+        second = column_tasks[candidate_columns]
+        if undecided.any():
+            d2, shared = _pair_squared_distances(
+                self.values, self.present, first[undecided], second[undecided]
+            )
+            certain[undecided] = shared & (np.sqrt(d2) < self.threshold)
+        return first[certain], second[certain]
+
+    def join(self, parent: Int64Array, budget: _Budget) -> None:
+        """Union every edge of the graph into ``parent``, block by block."""
+        total = self.order.size
+        swept = self.swept
+        block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
+        start = 0
+        while start < swept:
+            budget.check()
+            stop = min(swept, start + block_rows)
+            reach = int(
+                np.searchsorted(
+                    self.sweep_values, self.sweep_values[stop - 1] + self.window, side="right"
+                )
+            )
+            # Earlier sorted tasks were paired with this block when their own block ran.
+            columns: Int64Array | slice = (
+                slice(start, reach)
+                if swept == total
+                else np.concatenate([np.arange(start, reach), np.arange(swept, total)])
+            )
+            first, second = self._edges(parent, slice(start, stop), columns)
+            _union(parent, first, second)
+            width = reach - start + total - swept
+            block_rows = int(np.clip(BLOCK_ELEMENTS // max(width, 1), 8, 1 << 14))
+            start = stop
+        # Tasks lacking the sweep metric against every task (each pair once).
+        block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
+        start = swept
+        while start < total:
+            budget.check()
+            stop = min(total, start + block_rows)
+            columns = np.concatenate([np.arange(0, swept), np.arange(start, total)])
+            first, second = self._edges(parent, slice(start, stop), columns)
+            _union(parent, first, second)
+            start = stop
+
+
+def _positions(index: Int64Array | slice) -> Int64Array:
+    """An index (array or slice with explicit bounds) as an array of positions."""
+    if isinstance(index, slice):
+        return np.arange(index.start, index.stop)
+    return index
+
+
+def _average_distances(
+    values: Float64Array,
+    present: BoolArray,
+    labels: Int64Array,
+    clusters: int,
+    budget: _Budget,
+) -> tuple[Float64Array, BoolArray]:
+    """Mean distance over the member pairs sharing a metric, per cluster: exact (pairs a < b
+    in recording order, summed in that order) up to EXACT_AVERAGE_MAX_MEMBERS members, else
+    from the SplitMix64 sample of the contract."""
+    average = np.full(clusters, np.nan)
+    sampled = np.zeros(clusters, dtype=np.bool_)
+    if clusters == 0:
+        return average, sampled
+    clustered = np.flatnonzero(labels >= 0)
+    members = clustered[np.argsort(labels[clustered], kind="stable")]  # by cluster, then index
+    sizes = np.bincount(labels[clustered], minlength=clusters)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    # Small clusters in batches: every ordered pair of a batch at once, a < b kept.
+    batch: list[int] = []
+    batch_pairs = 0
+
+    def flush() -> None:
+        nonlocal batch_pairs
+        if batch:
+            _exact_batch(values, present, members, sizes, offsets, np.array(batch), average)
+            batch.clear()
+            batch_pairs = 0
+            budget.check()
+
+    for cluster in range(clusters):
+        size = int(sizes[cluster])
+        if size > EXACT_AVERAGE_MAX_MEMBERS:
+            average[cluster] = _sampled_average(
+                values, present, members[offsets[cluster] : offsets[cluster] + size], cluster
+            )
+            sampled[cluster] = True
+            budget.check()
+        elif size >= DENSE_MIN_MEMBERS:
+            average[cluster] = _exact_dense(
+                values, present, members[offsets[cluster] : offsets[cluster] + size], budget
+            )
+        else:
+            if batch_pairs + size * size > BLOCK_ELEMENTS:
+                flush()
+            batch.append(cluster)
+            batch_pairs += size * size
+    flush()
+    return average, sampled
+
+
+def _exact_batch(
+    values: Float64Array,
+    present: BoolArray,
+    members: Int64Array,
+    sizes: Int64Array,
+    offsets: Int64Array,
+    batch: Int64Array,
+    average: Float64Array,
+) -> None:
+    batch_sizes = sizes[batch]
+    squares = batch_sizes * batch_sizes
+    which = np.repeat(np.arange(batch.size), squares)
+    within = np.arange(int(squares.sum())) - np.repeat(np.cumsum(squares) - squares, squares)
+    size_of = batch_sizes[which]
+    a, b = within // size_of, within % size_of
+    keep = a < b
+    which, a, b = which[keep], a[keep], b[keep]
+    start_of = offsets[batch][which]
+    d2, shared = _pair_squared_distances(
+        values, present, members[start_of + a], members[start_of + b]
+    )
+    # bincount adds its weights in input order: a sequential sum per cluster, pairs in
+    # recording order.
+    totals = np.bincount(which[shared], weights=np.sqrt(d2[shared]), minlength=batch.size)
+    counts = np.bincount(which[shared], minlength=batch.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        average[batch] = totals / counts
+
+
+def _exact_dense(
+    values: Float64Array, present: BoolArray, members: Int64Array, budget: _Budget
+) -> float:
+    """Exact mean pairwise distance of one cluster from dense row blocks of its members'
+    coordinates (pairs a < b in recording order, summed sequentially in that order)."""
+    size = members.size
+    coordinates = values[:, members]
+    member_present = present[:, members]
+    complete = bool(member_present.all())
+    total, count = 0.0, 0
+    block_rows = max(1, BLOCK_ELEMENTS // size)
+    for start in range(0, size, block_rows):
+        stop = min(size, start + block_rows)
+        d2 = np.zeros((stop - start, size - start))
+        keep = np.arange(start, size)[None, :] > np.arange(start, stop)[:, None]
+        shared = np.zeros_like(keep)
+        for metric in range(values.shape[0]):
+            row = coordinates[metric]
+            difference = row[start:stop, None] - row[None, start:]
+            if complete:
+                d2 += difference * difference
+            else:
+                both = (
+                    member_present[metric, start:stop, None] & member_present[metric, None, start:]
+                )
+                d2 += np.where(both, difference * difference, 0.0)
+                shared |= both
+        if not complete:
+            keep &= shared
+        distances = np.sqrt(d2[keep])
+        if distances.size:
+            total = float(np.cumsum(np.concatenate([[total], distances]))[-1])
+            count += distances.size
+        budget.check()
+    return total / count if count else math.nan
+
+
+def _sampled_average(
+    values: Float64Array, present: BoolArray, members: Int64Array, cluster: int
+) -> float:
+    size = members.size
+    draws = splitmix64((SAMPLE_SEED + cluster) & _MASK64, SAMPLE_DRAWS)
+    a = (draws[0::2] % np.uint64(size)).astype(np.int64)
+    b = (draws[1::2] % np.uint64(size)).astype(np.int64)
+    distinct = a != b
+    d2, shared = _pair_squared_distances(
+        values, present, members[a[distinct]], members[b[distinct]]
+    )
+    distances = np.sqrt(d2[shared])
+    return sequential_sum(distances) / distances.size if distances.size else math.nan
+
+
+@_QUIET_FLOATS
+def cluster_components(
+    columns: Float64Array, threshold: float, deadline: float
+) -> tuple[Int64Array, Float64Array, BoolArray]:
+    """Connected components of the graph joining tasks closer than ``threshold``.
+
+    Tasks i and j are joined when they share at least one metric and the Euclidean distance
+    over their shared metrics is below ``threshold``. Returns ``(labels, avg_distance,
+    sampled)``: labels[i] is the cluster of task i (components of >= 2 tasks, numbered in
+    order of their first member) or -1; avg_distance[c] is the mean distance over the
+    member pairs sharing a metric (estimated from a fixed SplitMix64 sample above 4,096
+    members, then sampled[c] is True). ``deadline`` is the time budget left, in seconds
+    (``math.inf`` for none): exceeding it raises CoolingTimeoutError.
+    """
+    threshold = float(threshold)
+    if not (math.isfinite(threshold) and threshold > 0.0):
+        raise ValueError(f"threshold must be finite and > 0, got {threshold}")
+    deadline = float(deadline)
+    if math.isnan(deadline):
+        raise ValueError("deadline must be a number of seconds (inf for no limit), got nan")
+    values = _as_columns(columns)
+    budget = _Budget(deadline)
+    budget.check()  # a budget spent already (0 s left) fails at once, as in the Rust core
+    present = ~np.isnan(values)
+    tasks = values.shape[1]
+
+    parent = np.arange(tasks, dtype=np.int64)
+    if tasks >= 2:
+        _PairIndex(values, present, threshold).join(parent, budget)
+    # parent[i] is the lowest index of i's component: the numbering by first member.
+    sizes = np.bincount(parent, minlength=tasks)
+    is_first = (parent == np.arange(tasks)) & (sizes >= 2)
+    number = np.cumsum(is_first) - 1
+    labels = np.where(sizes[parent] >= 2, number[parent], -1).astype(np.int64)
+    clusters = int(is_first.sum())
+    average, sampled = _average_distances(values, present, labels, clusters, budget)
+    return labels, average, sampled
+
+
+# --- phase transition ------------------------------------------------------------------------
+
+
+@_QUIET_FLOATS
+def phase_transition_stats(columns: Float64Array, sensitivity: float) -> Float64Array:
+    """Per metric: [count, first_avg, second_avg, mean_all, shift, p_value, change_index,
+    delta, detected] (design/kernels.md)."""
+    sensitivity = _check_non_negative("sensitivity", sensitivity)
+    values_by_metric = _as_columns(columns)
+    metrics = values_by_metric.shape[0]
+    stats = np.full((metrics, 9), np.nan)
+    stats[:, 8] = 0.0
+    for metric in range(metrics):
+        row = values_by_metric[metric]
+        values = row[~np.isnan(row)]
+        count = values.size
+        stats[metric, 0] = count
+        if count < 2:
+            continue
+        half = count // 2
+        first, second = values[:half], values[half:]
+        first_avg = sequential_sum(first) / half
+        second_avg = sequential_sum(second) / (count - half)
+        mean_all = sequential_sum(values) / count
+        delta = second_avg - first_avg
+        largest = float(np.abs(values).max())
+        shift = abs(delta) / abs(mean_all) if abs(mean_all) > 1e-12 * largest else math.nan
+        _, p_value = welch_t_test(first, second)
+        # Best single change point: k maximising S_k^2 * n / (k (n - k)), S_k the prefix
+        # sum of the centered values; argmax keeps the first k on ties.
+        centered_prefix = np.cumsum(values - mean_all)[:-1]
+        k = np.arange(1, count, dtype=np.float64)
+        reduction = centered_prefix * centered_prefix * float(count) / (k * (count - k))
+        change_index = float(np.argmax(reduction) + 1)
+        significant = half < 4 or p_value < 0.01
+        detected = shift > sensitivity and significant
+        stats[metric, 1:] = (
+            first_avg,
+            second_avg,
+            mean_all,
+            shift,
+            p_value,
+            change_index,
+            delta,
+            float(detected),
+        )
+    return stats
+
+
+# --- conservation ---------------------------------------------------------------------------
+
+
+@_QUIET_FLOATS
+def conservation_stats(columns: Float64Array, tolerance: float) -> Float64Array:
+    """Per metric: [count, total, mean, std, cv, is_counter, detected] (design/kernels.md)."""
+    tolerance = _check_non_negative("tolerance", tolerance)
+    values_by_metric = _as_columns(columns)
+    metrics = values_by_metric.shape[0]
+    stats = np.full((metrics, 7), np.nan)
+    stats[:, 5:] = 0.0
+    for metric in range(metrics):
+        row = values_by_metric[metric]
+        values = row[~np.isnan(row)]
+        count = values.size
+        total = sequential_sum(values)
+        stats[metric, 0:2] = (count, total)
+        if count == 0:
+            continue
+        mean, sum_of_squares = mean_and_sum_of_squares(values)
+        std = math.sqrt(sum_of_squares / count)
+        cv = std / abs(mean) if mean != 0.0 else math.nan
+        steps = np.diff(values)
+        monotonic = bool((steps >= 0.0).all() or (steps <= 0.0).all())
+        distinct = 1 + int(np.count_nonzero(steps))  # for a monotonic sequence
+        is_counter = count >= 8 and monotonic and distinct >= 3
+        largest = float(np.abs(values).max())
+        detected = count >= 2 and abs(mean) > 1e-12 * largest and cv < tolerance and not is_counter
+        stats[metric, 2:] = (mean, std, cv, float(is_counter), float(detected))
+    return stats
+
+
+# --- correlation ------------------------------------------------------------------------------
+
+
+@_QUIET_FLOATS
+def correlation_stats(columns: Float64Array, threshold: float) -> Float64Array:
+    """Per metric pair (i < j, row-major order): [i, j, n, r, p_value, detected]
+    (design/kernels.md)."""
+    threshold = float(threshold)
+    if not (0.0 < threshold <= 1.0):
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    values = _as_columns(columns)
+    metrics, tasks = values.shape
+    present = ~np.isnan(values)
+    complete: BoolArray = np.all(present, axis=1)
+    # A metric every task has is centered once, for all its pairs with such metrics.
+    centered: dict[int, tuple[Float64Array, float, bool]] = {}
+    for metric in np.flatnonzero(complete).tolist():
+        column = values[metric]
+        mean, sum_of_squares = mean_and_sum_of_squares(column)
+        centered[metric] = (column - mean, sum_of_squares, all_equal(column))
+    stats = np.empty((metrics * (metrics - 1) // 2, 6), dtype=np.float64)
+    row = 0
+    for i in range(metrics):
+        for j in range(i + 1, metrics):
+            if complete[i] and complete[j]:
+                n = tasks
+                (dx, sxx, x_constant), (dy, syy, y_constant) = centered[i], centered[j]
+                if x_constant or y_constant:
+                    r = 0.0
+                else:
+                    r = pearson_from_sums(sequential_sum(dx * dy), sxx, syy)
+            else:
+                both = present[i] & present[j]
+                n = int(np.count_nonzero(both))
+                r = pearson(values[i][both], values[j][both])
+            p_value = pearson_p_value(r, n)
+            detected = n >= 3 and abs(r) >= threshold and (n < 10 or p_value < 0.01)
+            stats[row] = (i, j, n, r, p_value, float(detected))
+            row += 1
+    return stats

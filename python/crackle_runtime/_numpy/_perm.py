@@ -1,0 +1,261 @@
+"""Building blocks of the permutation-tested kernels (design/kernels5.md, "Shared building
+blocks"), mirroring the Rust core operation for operation: SplitMix64 permutations, the
+per-test round seeds, the sequential (Besag–Clifford) permutation p-value with its gamma
+tail, the upper regularized incomplete gamma function, rank (quantile) bins, equal-width
+bins, and the median.
+
+Permutations of many rounds are drawn at once: round ``r`` of a test is one row of a
+``(rounds, n)`` array, so the statistic of a batch of rounds is computed vectorised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime._numpy._rng import splitmix64
+from crackle_runtime._numpy._stats import ln_gamma, mean_and_sum_of_squares
+
+__all__ = [
+    "HIT_TOLERANCE",
+    "STOP_HITS",
+    "equal_width_bins",
+    "gamma_q",
+    "median",
+    "permutation",
+    "permutations",
+    "rank_bins",
+    "round_seeds",
+    "sequential_p_value",
+    "smallest_positions",
+    "stream_outputs",
+]
+
+Float64Array = NDArray[np.float64]
+Int64Array = NDArray[np.int64]
+UInt64Array = NDArray[np.uint64]
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
+_LOW32 = np.uint64(0xFFFF_FFFF)
+_TEST_STRIDE = 0x9E3779B9  # test id t selects the round stream seed ^ (t * 0x9E3779B9)
+
+STOP_HITS = 10  # the sequential test stops once this many permuted statistics reach T
+HIT_TOLERANCE = 1e-9  # T_r counts as a hit when T_r >= T * (1 - HIT_TOLERANCE)
+_MIN_P_VALUE = 1e-300
+
+_GAMMA_EPSILON = 1e-15  # relative precision of the series / continued fraction
+_GAMMA_MAX_ITERATIONS = 100_000  # large shapes need ~8 sqrt(a) series terms
+_LENTZ_TINY = 1e-300
+
+
+# --- SplitMix64 permutations ------------------------------------------------------------------
+
+
+def stream_outputs(seeds: UInt64Array, count: int) -> UInt64Array:
+    """``(len(seeds), count)`` array: row r holds outputs 0..count-1 of stream ``seeds[r]``."""
+    with np.errstate(over="ignore"):
+        steps = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN_GAMMA
+        z = seeds[:, None] + steps[None, :]
+        z ^= z >> np.uint64(30)
+        z *= _MIX1
+        z ^= z >> np.uint64(27)
+        z *= _MIX2
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def _sorted_keys(seeds: UInt64Array, n: int) -> UInt64Array:
+    """Per row, ``(key << 32) | index`` sorted ascending, key = output >> 32: the stable
+    argsort of the u32 keys sits in the low 32 bits (the combined values are distinct, so an
+    unstable sort gives the stable order)."""
+    if n >= 1 << 32:
+        raise ValueError(f"n must be < 2**32, got {n}")
+    combined = stream_outputs(seeds, n)
+    combined &= _HIGH32
+    combined |= np.arange(n, dtype=np.uint64)[None, :]
+    combined.sort(axis=1)
+    return combined
+
+
+def permutations(seeds: UInt64Array, n: int) -> Int64Array:
+    """``(len(seeds), n)`` array whose row r is ``permutation(seeds[r], n)``."""
+    return (_sorted_keys(np.asarray(seeds, dtype=np.uint64), n) & _LOW32).astype(np.int64)
+
+
+def permutation(seed: int, n: int) -> Int64Array:
+    """The stable argsort of the keys ``(splitmix64 output i of stream seed) >> 32``,
+    i = 0..n-1."""
+    row: Int64Array = permutations(np.array([seed & _MASK64], dtype=np.uint64), n)[0]
+    return row
+
+
+def smallest_positions(seeds: UInt64Array, n: int, count: int) -> Int64Array:
+    """``(len(seeds), count)``: the first ``count`` entries of ``permutation(seeds[r], n)``
+    (without sorting the whole row)."""
+    combined = stream_outputs(np.asarray(seeds, dtype=np.uint64), n)
+    combined &= _HIGH32
+    combined |= np.arange(n, dtype=np.uint64)[None, :]
+    if count < n:
+        combined = np.partition(combined, count - 1, axis=1)[:, :count]
+    combined.sort(axis=1)
+    return (combined[:, :count] & _LOW32).astype(np.int64)
+
+
+def round_seeds(seed: int, test_id: int, rounds: int) -> UInt64Array:
+    """seed_tr for r = 0..rounds-1: output r of stream ``seed ^ (test_id * 0x9E3779B9)``
+    (wrapping u64)."""
+    stream = (seed ^ (test_id * _TEST_STRIDE)) & _MASK64
+    return splitmix64(stream, rounds)
+
+
+# --- sequential permutation p-value ---------------------------------------------------------
+
+
+def sequential_p_value(
+    observed: float,
+    seeds: UInt64Array,
+    statistics: Callable[[UInt64Array], Float64Array],
+    batch_limit: int,
+) -> tuple[float, int]:
+    """Besag–Clifford sequential p-value with a gamma tail: ``(p_value, perms_run)``.
+
+    ``seeds`` holds seed_tr of every round of the budget B = len(seeds); ``statistics`` maps
+    the seeds of a batch of rounds to their permuted statistics T_r. The test stops at the
+    first round r where the number of hits T_r >= T (1 - 1e-9) reaches 10: p = 10 / (r + 1).
+    After B rounds with fewer hits: p = Q(mu^2/var, T / (var/mu)) (at least 1e-300) when the
+    population variance var and the mean mu of the T_r are positive (all T_r equal: var is
+    exactly 0), else (h + 1) / (B + 1).
+
+    Rounds are evaluated in batches (16, then half the rounds run so far, at most
+    ``batch_limit``); rounds past the stopping round are discarded, so the result does not
+    depend on the batching.
+    """
+    budget = len(seeds)
+    threshold = observed * (1.0 - HIT_TOLERANCE)
+    hits = 0
+    done = 0
+    values: list[Float64Array] = []
+    while done < budget:
+        size = min(budget - done, max(1, batch_limit), max(16, done // 2))
+        batch = np.asarray(statistics(seeds[done : done + size]), dtype=np.float64)
+        hit = batch >= threshold
+        total = np.cumsum(hit) + hits
+        reached = np.flatnonzero(total >= STOP_HITS)
+        if reached.size:
+            rounds = done + int(reached[0]) + 1
+            return STOP_HITS / rounds, rounds
+        hits = int(total[-1])
+        values.append(batch)
+        done += size
+    permuted = np.concatenate(values)
+    mean, sum_of_squares = mean_and_sum_of_squares(permuted)
+    variance = sum_of_squares / budget
+    if variance > 0.0 and mean > 0.0:
+        shape = mean * mean / variance
+        scale = variance / mean
+        return max(gamma_q(shape, observed / scale), _MIN_P_VALUE), budget
+    return (hits + 1) / (budget + 1), budget
+
+
+# --- upper regularized incomplete gamma -----------------------------------------------------
+
+
+def gamma_q(a: float, x: float) -> float:
+    """Q(a, x) = Gamma(a, x) / Gamma(a), the upper regularized incomplete gamma function.
+
+    Series of P(a, x) for x < a + 1 (Q = 1 - P), Lentz's continued fraction otherwise
+    (Numerical Recipes ``gser`` / ``gcf``), each to 1e-15 relative or 100,000 iterations;
+    prefactor exp(a ln x - x - ln Gamma(a)) with the Lanczos ln Gamma; clamped to [0, 1].
+    Q = 1 for x = 0, 0 for x = inf; NaN for NaN or negative x and unless a is finite and
+    positive.
+    """
+    if math.isnan(x) or x < 0.0 or not (0.0 < a < math.inf):
+        return math.nan
+    if x == 0.0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    log_prefactor = a * math.log(x) - x - ln_gamma(a)
+    if x < a + 1.0:
+        denominator = a
+        term = 1.0 / a
+        total = term
+        for _ in range(_GAMMA_MAX_ITERATIONS):
+            denominator += 1.0
+            term *= x / denominator
+            total += term
+            if abs(term) < abs(total) * _GAMMA_EPSILON:
+                break
+        return min(1.0, max(0.0, 1.0 - total * math.exp(log_prefactor)))
+    b = x + 1.0 - a
+    c = 1.0 / _LENTZ_TINY
+    d = 1.0 / b
+    h = d
+    for iteration in range(1, _GAMMA_MAX_ITERATIONS + 1):
+        an = -iteration * (iteration - a)
+        b += 2.0
+        d = an * d + b
+        if abs(d) < _LENTZ_TINY:
+            d = _LENTZ_TINY
+        c = b + an / c
+        if abs(c) < _LENTZ_TINY:
+            c = _LENTZ_TINY
+        d = 1.0 / d
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < _GAMMA_EPSILON:
+            break
+    return min(1.0, max(0.0, math.exp(log_prefactor) * h))
+
+
+# --- bins and medians -----------------------------------------------------------------------
+
+
+def rank_bins(values: Float64Array, bins: int) -> Int64Array:
+    """Quantile bins: ``floor(minrank * bins / n)``, minrank the 0-based position in the
+    ascending sort of the first value equal to x (ties share a bin)."""
+    n = values.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    minrank = np.searchsorted(np.sort(values), values, side="left").astype(np.int64)
+    return (minrank * bins) // n
+
+
+def equal_width_bins(values: Float64Array, bins: int) -> Int64Array:
+    """SPEC §7 bins over [min, max] of ``values`` (finite): width = (max - min) / bins,
+    index = min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0.
+    A NaN quotient (inf / inf when max - min overflows) goes to bin 0, like the Rust cast."""
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        return np.zeros(values.size, dtype=np.int64)
+    width = (high - low) / float(bins)
+    with np.errstate(over="ignore", invalid="ignore"):
+        quotient = np.floor((values - low) / width)
+    quotient[np.isnan(quotient)] = 0.0
+    np.minimum(quotient, float(bins - 1), out=quotient)
+    return quotient.astype(np.int64)
+
+
+def median(values: Float64Array, axis: int = -1) -> Float64Array:
+    """Median along ``axis``: the middle value, or (a + b) / 2 of the two middle values for
+    an even count (not np.median's mean, so the arithmetic is spelled out)."""
+    values = np.moveaxis(values, axis, -1)
+    count = values.shape[-1]
+    if count == 0:
+        raise ValueError("median of an empty sample")
+    half = count // 2
+    if count % 2:
+        return np.asarray(np.partition(values, half, axis=-1)[..., half], dtype=np.float64)
+    # After partitioning at ``half`` the lower middle value is the largest of the first half.
+    middle = np.partition(values, half, axis=-1)
+    lower = middle[..., :half].max(axis=-1)
+    return np.asarray((lower + middle[..., half]) / 2.0, dtype=np.float64)

@@ -11,6 +11,12 @@ from typing import Any
 import numpy as np
 
 from crackle_runtime import _backend
+from crackle_runtime.detectors import (
+    ClusteringPattern,
+    ConservationPattern,
+    CorrelationPattern,
+    PhaseTransitionPattern,
+)
 from crackle_runtime.errors import (
     CoolingTimeoutError,
     CrackleError,
@@ -20,6 +26,7 @@ from crackle_runtime.errors import (
     KilnCooledError,
     TaskPanickedError,
 )
+from crackle_runtime.glaze import GlazeLayer
 from crackle_runtime.info import (
     entropy,
     joint_entropy,
@@ -29,17 +36,39 @@ from crackle_runtime.info import (
     permutation_entropy,
     transfer_entropy,
 )
+from crackle_runtime.kiln import Kiln, MetricMatrix, TaskEntry, TaskMetadata, Timestamp
+from crackle_runtime.patterns import CracklePattern, PatternKind
+from crackle_runtime.profile import CoolingRate, ThermalProfile
+from crackle_runtime.report import PatternReport
+from crackle_runtime.task import CrackleTask, TaskOutput
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClusteringPattern",
+    "ConservationPattern",
+    "CoolingRate",
     "CoolingTimeoutError",
+    "CorrelationPattern",
     "CrackleError",
+    "CracklePattern",
+    "CrackleTask",
     "DetectionFailedError",
+    "GlazeLayer",
     "InvalidMetricError",
     "InvalidProfileError",
+    "Kiln",
     "KilnCooledError",
+    "MetricMatrix",
+    "PatternKind",
+    "PatternReport",
+    "PhaseTransitionPattern",
+    "TaskEntry",
+    "TaskMetadata",
+    "TaskOutput",
     "TaskPanickedError",
+    "ThermalProfile",
+    "Timestamp",
     "__version__",
     "backend",
     "entropy",

@@ -6,6 +6,19 @@ benchmarked against, so it is written vectorised: no Python loop over values.
 
 from __future__ import annotations
 
+from crackle_runtime._numpy.added import (
+    conservation_laws,
+    dependence_stats,
+    distribution_shift_stats,
+    information_flow_stats,
+    outlier_scores,
+)
+from crackle_runtime._numpy.detect import (
+    cluster_components,
+    conservation_stats,
+    correlation_stats,
+    phase_transition_stats,
+)
 from crackle_runtime._numpy.info import (
     entropy,
     joint_entropy,
@@ -20,11 +33,20 @@ build_profile = "numpy"
 
 __all__ = [
     "build_profile",
+    "cluster_components",
+    "conservation_laws",
+    "conservation_stats",
+    "correlation_stats",
+    "dependence_stats",
+    "distribution_shift_stats",
     "entropy",
+    "information_flow_stats",
     "joint_entropy",
     "jsd",
     "kl_divergence",
     "mutual_information",
+    "outlier_scores",
     "permutation_entropy",
+    "phase_transition_stats",
     "transfer_entropy",
 ]

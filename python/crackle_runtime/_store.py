@@ -1,0 +1,220 @@
+"""The columnar metric store behind a kiln.
+
+One float64 row per metric name (first-seen order) in one 2-D buffer ``(metrics, tasks)``;
+NaN means the task lacks that metric. Tasks are appended to a pending batch (one small
+tuple per task) and flushed into the buffer in bulk, so recording costs a few list appends
+and cooling hands Rust one buffer with no per-value Python objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime.errors import InvalidMetricError
+
+__all__ = ["MetricStore", "validate_metrics"]
+
+_FLUSH_EVERY = 65536
+
+
+def _bad_value(label: str, name: object, value: object) -> InvalidMetricError:
+    return InvalidMetricError(
+        f"task {label!r}: metric {name!r} must be a finite real number, got {value!r}",
+        task=label,
+        metric=str(name),
+    )
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, Real | np.bool_ | np.integer | np.floating)
+
+
+def validate_metrics(
+    label: str, metrics: Mapping[str, Any], known_keys: set[tuple[str, ...]]
+) -> tuple[tuple[str, ...], list[Any]]:
+    """Check names and values of one task's metrics; return ``(names, values)``.
+
+    Raises InvalidMetricError naming the task and the metric. The fast path sums the
+    values: a finite sum proves every value finite (an inf or NaN makes any sum
+    non-finite); only when that fails are values checked one by one.
+    """
+    names = tuple(metrics)
+    values = list(metrics.values())
+    if names not in known_keys:
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise InvalidMetricError(
+                    f"task {label!r}: metric names must be non-empty strings, got {name!r}",
+                    task=label,
+                    metric=str(name),
+                )
+        known_keys.add(names)
+    try:
+        if math.isfinite(sum(values)):
+            if all(type(v) is float for v in values):
+                return names, values
+            for name, value in zip(names, values, strict=True):
+                if not _is_real(value):
+                    raise _bad_value(label, name, value)
+            return names, [float(v) for v in values]
+    except (TypeError, OverflowError, ValueError, ArithmeticError):
+        pass
+    for name, value in zip(names, values, strict=True):
+        if not _is_real(value):
+            raise _bad_value(label, name, value)
+        try:
+            number = float(value)
+        except (TypeError, OverflowError, ValueError):
+            raise _bad_value(label, name, value) from None
+        if not math.isfinite(number):
+            raise _bad_value(label, name, value)
+    return names, [float(v) for v in values]
+
+
+class MetricStore:
+    """Columnar storage of metric values, labels and firing metadata."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.labels: list[str] = []
+        self._data: NDArray[np.float64] = np.full((0, 0), np.nan)
+        self._fired_at: NDArray[np.float64] = np.empty(0)
+        self._duration: NDArray[np.float64] = np.empty(0)
+        self._count = 0  # tasks flushed into the buffers
+        self._pending_keys: list[tuple[str, ...]] = []
+        self._pending_values: list[list[Any]] = []
+        self._pending_fired_at: list[float] = []
+        self._pending_duration: list[float] = []
+        self.known_keys: set[tuple[str, ...]] = set()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    # --- appending ----------------------------------------------------------------------
+    def append(
+        self,
+        label: str,
+        names: tuple[str, ...],
+        values: list[Any],
+        fired_at_ms: float,
+        duration: float,
+    ) -> None:
+        """Append one validated task."""
+        self.labels.append(label)
+        self._pending_keys.append(names)
+        self._pending_values.append(values)
+        self._pending_fired_at.append(fired_at_ms)
+        self._pending_duration.append(duration)
+        if len(self._pending_keys) >= _FLUSH_EVERY:
+            self.flush()
+
+    def append_matrix(
+        self,
+        values: NDArray[np.float64],
+        names: Sequence[str],
+        labels: Sequence[str],
+        fired_at_ms: float,
+    ) -> None:
+        """Append a validated ``(n, m)`` block (NaN = absent) in one copy."""
+        self.flush()
+        rows = self._metric_rows(names)
+        n = values.shape[0]
+        self._reserve(self._count + n)
+        self._data[rows, self._count : self._count + n] = values.T
+        self._fired_at[self._count : self._count + n] = fired_at_ms
+        self._duration[self._count : self._count + n] = 0.0
+        self._count += n
+        self.labels.extend(labels)
+
+    def _metric_rows(self, names: Sequence[str]) -> list[int]:
+        rows = []
+        for name in names:
+            row = self.index.get(name)
+            if row is None:
+                row = len(self.names)
+                self.index[name] = row
+                self.names.append(name)
+            rows.append(row)
+        if len(self.names) > self._data.shape[0]:
+            self._grow(len(self.names), self._data.shape[1])
+        return rows
+
+    def _reserve(self, tasks: int) -> None:
+        if tasks > self._data.shape[1]:
+            self._grow(self._data.shape[0], max(tasks, 2 * self._data.shape[1], 1024))
+
+    def _grow(self, metrics: int, tasks: int) -> None:
+        metrics = max(metrics, self._data.shape[0])
+        if metrics > self._data.shape[0]:
+            metrics = max(metrics, 2 * self._data.shape[0], 8)
+        data = np.full((metrics, tasks), np.nan)
+        old_m, old_n = self._data.shape
+        data[:old_m, : min(old_n, tasks)] = self._data[:, : min(old_n, tasks)]
+        self._data = data
+        for attribute in ("_fired_at", "_duration"):
+            column = np.zeros(tasks)
+            old = getattr(self, attribute)
+            column[: old.shape[0]] = old
+            setattr(self, attribute, column)
+
+    def flush(self) -> None:
+        """Move the pending tasks into the column buffers, grouped by their name tuples."""
+        pending = len(self._pending_keys)
+        if not pending:
+            return
+        start = self._count
+        self._reserve(start + pending)
+        keys = self._pending_keys
+        groups: dict[tuple[str, ...], list[int]] = {}
+        if keys[0] is keys[-1] or keys.count(keys[0]) == pending:
+            groups[keys[0]] = []  # the common case: every task has the same names
+        else:
+            for position, key in enumerate(keys):
+                groups.setdefault(key, []).append(position)
+        for key, positions in groups.items():
+            if not key:
+                continue
+            rows = self._metric_rows(key)
+            if positions:
+                block = np.array([self._pending_values[p] for p in positions], dtype=np.float64)
+                columns = np.asarray(positions) + start
+                self._data[np.ix_(rows, columns)] = block.T
+            else:
+                block = np.array(self._pending_values, dtype=np.float64)
+                self._data[rows, start : start + pending] = block.T
+        self._fired_at[start : start + pending] = self._pending_fired_at
+        self._duration[start : start + pending] = self._pending_duration
+        self._count += pending
+        self._pending_keys = []
+        self._pending_values = []
+        self._pending_fired_at = []
+        self._pending_duration = []
+
+    # --- reading ------------------------------------------------------------------------
+    def columns(self) -> NDArray[np.float64]:
+        """The ``(metrics, tasks)`` view of the values (no copy); NaN = absent."""
+        self.flush()
+        return self._data[: len(self.names), : self._count]
+
+    def fired_at(self) -> NDArray[np.float64]:
+        self.flush()
+        return self._fired_at[: self._count]
+
+    def durations(self) -> NDArray[np.float64]:
+        self.flush()
+        return self._duration[: self._count]
+
+    def row_metrics(self, task: int) -> dict[str, float]:
+        column = self.columns()[:, task]
+        return {
+            name: float(value)
+            for name, value in zip(self.names, column.tolist(), strict=True)
+            if value == value
+        }

@@ -1,0 +1,210 @@
+"""PatternReport: the list of patterns one cooling found, with renderings (SPEC §6, §10)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
+
+__all__ = ["PatternReport"]
+
+_RANK = {kind: rank for rank, kind in enumerate(DETECTOR_ORDER)}
+
+
+class PatternReport(list[CracklePattern]):
+    """Patterns sorted by confidence (descending), ties in detector order then discovery
+    order. ``skipped`` and ``incomplete`` list ``(kind, reason)`` for detectors that lacked
+    data or time; ``tests_run`` counts the p-valued tests in the FDR correction."""
+
+    def __init__(
+        self,
+        patterns: Iterable[CracklePattern] = (),
+        *,
+        task_count: int = 0,
+        metric_count: int = 0,
+        skipped: Iterable[tuple[PatternKind, str]] = (),
+        incomplete: Iterable[tuple[PatternKind, str]] = (),
+        tests_run: int = 0,
+        fdr: float = 0.01,
+        elapsed: float = 0.0,
+        notes: Iterable[str] = (),
+    ) -> None:
+        indexed = list(enumerate(patterns))
+        indexed.sort(key=lambda item: (-item[1].confidence, _RANK[item[1].kind], item[0]))
+        super().__init__(pattern for _, pattern in indexed)
+        self.task_count = task_count
+        self.metric_count = metric_count
+        self.skipped: list[tuple[PatternKind, str]] = list(skipped)
+        self.incomplete: list[tuple[PatternKind, str]] = list(incomplete)
+        self.tests_run = tests_run
+        self.fdr = fdr
+        self.elapsed = elapsed
+        self.notes: list[str] = list(notes)
+
+    # --- views --------------------------------------------------------------------------
+    def by_kind(self, kind: PatternKind | str) -> list[CracklePattern]:
+        wanted = PatternKind.parse(kind)
+        return [pattern for pattern in self if pattern.kind is wanted]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pattern in self:
+            counts[pattern.kind.value] = counts.get(pattern.kind.value, 0) + 1
+        return counts
+
+    def summary(self) -> str:
+        """A few lines: what was cooled, what was found, what was skipped or cut short."""
+        lines = [
+            f"{len(self)} pattern(s) across {self.task_count} task(s) and "
+            f"{self.metric_count} metric(s) in {self.elapsed:.3f} s"
+        ]
+        if self:
+            lines.append(
+                "found: " + ", ".join(f"{count} {kind}" for kind, count in self.counts().items())
+            )
+        lines.append(
+            f"significance: Benjamini-Hochberg at q = {self.fdr:g} over {self.tests_run} test(s)"
+        )
+        for kind, reason in self.skipped:
+            lines.append(f"skipped {kind}: {reason}")
+        for kind, reason in self.incomplete:
+            lines.append(f"incomplete {kind}: {reason}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patterns": [pattern.to_dict() for pattern in self],
+            "task_count": self.task_count,
+            "metric_count": self.metric_count,
+            "tests_run": self.tests_run,
+            "fdr": self.fdr,
+            "skipped": [[kind.value, reason] for kind, reason in self.skipped],
+            "incomplete": [[kind.value, reason] for kind, reason in self.incomplete],
+            "notes": list(self.notes),
+            "elapsed": json_safe(self.elapsed),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_pandas(self) -> Any:
+        """A DataFrame: kind, description, confidence, involved_tasks, metrics, details."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
+        return pd.DataFrame(
+            {
+                "kind": [pattern.kind.value for pattern in self],
+                "description": [pattern.description for pattern in self],
+                "confidence": [pattern.confidence for pattern in self],
+                "involved_tasks": [list(pattern.involved_tasks) for pattern in self],
+                "metrics": [dict(pattern.metrics) for pattern in self],
+                "details": [dict(pattern.details) for pattern in self],
+            },
+            columns=["kind", "description", "confidence", "involved_tasks", "metrics", "details"],
+        )
+
+    def to_table(self, width: int | None = None, max_per_kind: int | None = None) -> str:
+        """A plain-text table, one pattern per row, then the summary; rows longer than
+        ``width`` characters are cut (None: never); with ``max_per_kind``, only the first
+        patterns of each kind are listed and a line counts the rest."""
+        rows = [("kind", "conf", "tasks", "description")]
+        shown: dict[PatternKind, int] = {}
+        for pattern in self:
+            shown[pattern.kind] = shown.get(pattern.kind, 0) + 1
+            if max_per_kind is not None and shown[pattern.kind] > max_per_kind:
+                continue
+            rows.append(
+                (
+                    pattern.kind.value,
+                    f"{pattern.confidence:.2f}",
+                    str(len(pattern.involved_tasks)),
+                    pattern.description,
+                )
+            )
+        if max_per_kind is not None:
+            for kind, count in shown.items():
+                if count > max_per_kind:
+                    rows.append(
+                        (
+                            kind.value,
+                            "",
+                            "",
+                            f"… and {count - max_per_kind} more {kind.value} patterns",
+                        )
+                    )
+        kind_w = max(len(row[0]) for row in rows)
+        task_w = max(len(row[2]) for row in rows)
+        lines = []
+        for kind, confidence, tasks, description in rows:
+            line = f"{kind:<{kind_w}}  {confidence:>4}  {tasks:>{task_w}}  {description}"
+            lines.append(line if width is None or len(line) <= width else line[: width - 1] + "…")
+        lines.append("")
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["kind", "confidence", "description", "involved_tasks", "metrics"])
+        for pattern in self:
+            writer.writerow(
+                [
+                    pattern.kind.value,
+                    repr(pattern.confidence),
+                    pattern.description,
+                    len(pattern.involved_tasks),
+                    json.dumps(json_safe(pattern.metrics)),
+                ]
+            )
+        return buffer.getvalue()
+
+    def to_html(self) -> str:
+        """A standalone HTML page with the summary and the pattern table."""
+        body = self._repr_html_()
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>crackle report</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
+            f"<body><h1>crackle_runtime report</h1>{body}</body></html>"
+        )
+
+    def _repr_html_(self) -> str:
+        summary = "<br>".join(html.escape(line) for line in self.summary().splitlines())
+        rows = "".join(
+            f"<tr><td>{html.escape(pattern.kind.value)}</td><td>{pattern.confidence:.2f}</td>"
+            f"<td>{len(pattern.involved_tasks)}</td><td>{html.escape(pattern.description)}</td></tr>"
+            for pattern in self
+        )
+        return (
+            f"<p>{summary}</p><table><thead><tr><th>kind</th><th>confidence</th>"
+            f"<th>tasks</th><th>description</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bar chart of pattern confidences by kind (matplotlib); returns the Axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError(
+                "plot() needs matplotlib: pip install 'crackle_runtime[plot]'"
+            ) from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(self) + 1)))
+        labels = [f"{p.kind.value}: {p.description[:50]}" for p in self]
+        ax.barh(range(len(self)), [p.confidence for p in self])
+        ax.set_yticks(range(len(self)), labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("confidence")
+        return ax
+
+    def __repr__(self) -> str:
+        return f"PatternReport({len(self)} patterns, tasks={self.task_count})"

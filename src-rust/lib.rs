@@ -3,19 +3,18 @@
 //! `info` (information-theory kernels), `detect` (the detectors), `stats` and `rng` are pure
 //! Rust and never mention pyo3; `py` is the thin bindings layer.
 
+pub mod detect;
 pub mod error;
 pub mod info;
 pub mod py;
+pub mod rng;
+pub mod stats;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
-    #[pymodule_export]
-    use crate::py::info::{
-        entropy, joint_entropy, jsd, kl_divergence, mutual_information, permutation_entropy,
-        transfer_entropy,
-    };
+    use pyo3::prelude::*;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -27,6 +27,38 @@ pub fn unit_f64(u: u64) -> f64 {
     (u >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
+/// `u % bound` for a fixed bound without a hardware division per draw (bit-identical to
+/// `%`): with `m = floor((2^64 - 1) / bound)`, `q = floor(u·m / 2^64)` is `u / bound` or one
+/// less, so `u - q·bound` needs at most one correction.
+#[derive(Debug, Clone, Copy)]
+pub struct Modulo {
+    bound: u64,
+    multiplier: u64,
+}
+
+impl Modulo {
+    /// Reduction modulo `bound`; a bound of 0 reduces everything to 0.
+    pub fn new(bound: u64) -> Self {
+        let multiplier = if bound > 1 { u64::MAX / bound } else { 0 };
+        Modulo { bound, multiplier }
+    }
+
+    /// `u % bound` (0 when the bound is 0 or 1).
+    #[inline]
+    pub fn reduce(&self, u: u64) -> u64 {
+        if self.bound <= 1 {
+            return 0;
+        }
+        let quotient = ((u as u128 * self.multiplier as u128) >> 64) as u64;
+        let remainder = u - quotient * self.bound;
+        if remainder >= self.bound {
+            remainder - self.bound
+        } else {
+            remainder
+        }
+    }
+}
+
 /// A SplitMix64 stream: yields outputs 0, 1, 2, ... of `seed` (endless iterator).
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
@@ -108,6 +140,50 @@ mod tests {
     fn seed_zero_first_output() {
         // mix(0x9E3779B97F4A7C15), the well-known first output of SplitMix64 seeded with 0.
         assert_eq!(splitmix64_output(0, 0), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn modulo_equals_the_remainder_operator() {
+        let mut rng = SplitMix64::new(99);
+        let bounds = [
+            1u64,
+            2,
+            3,
+            7,
+            10,
+            4096,
+            4097,
+            1 << 32,
+            (1 << 32) + 15,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for bound in bounds {
+            let modulo = Modulo::new(bound);
+            for u in [
+                0,
+                1,
+                bound - 1,
+                bound,
+                bound.wrapping_add(1),
+                u64::MAX,
+                u64::MAX - 1,
+            ] {
+                assert_eq!(modulo.reduce(u), u % bound, "{u} % {bound}");
+            }
+            for _ in 0..20_000 {
+                let u = rng.next_u64();
+                assert_eq!(modulo.reduce(u), u % bound, "{u} % {bound}");
+            }
+        }
+        for _ in 0..20_000 {
+            let bound = rng.next_u64() >> (rng.next_u64() % 64);
+            let u = rng.next_u64();
+            assert_eq!(
+                Modulo::new(bound).reduce(u),
+                if bound == 0 { 0 } else { u % bound }
+            );
+        }
     }
 
     #[test]

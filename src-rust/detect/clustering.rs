@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::kdtree::{KdTree, PairSink};
 use super::{check_deadline, column_length};
 use crate::error::{CoreError, CoreResult};
-use crate::rng::SplitMix64;
+use crate::rng::{Modulo, SplitMix64};
 
 /// The clusters found by [`cluster_components`].
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +41,10 @@ pub const SAMPLE_DRAWS: usize = 240_000;
 const STAGE: &str = "clustering";
 /// Two groups with at most this many cross pairs are compared pair by pair.
 const BRUTE_FORCE_MAX_PAIRS: usize = 4096;
+/// A sampled cluster's rows are copied together when they hold at most this many values.
+const GATHER_MAX_VALUES: usize = 1 << 22;
+/// Clusters up to this size compute their exact average on one worker.
+const SEQUENTIAL_AVERAGE_MAX_MEMBERS: usize = 256;
 /// Marks a task that has no metric.
 const NO_GROUP: u32 = u32::MAX;
 
@@ -87,7 +91,7 @@ pub fn cluster_components(
     for group in &groups {
         check_deadline(deadline, STAGE)?;
         let points = gather_points(columns, &group.dims, &group.members);
-        let tree = KdTree::build(&points, &group.members, group.dims.len(), Some(t2));
+        let tree = KdTree::build(points, group.members.clone(), group.dims.len(), Some(t2));
         tree.self_join(t2, &sink);
         sink.check()?;
         trees.push(tree);
@@ -255,8 +259,8 @@ fn cross_join_all(
         let dims = mask_dims(shared, columns.len());
         let points = gather_points(columns, &dims, &groups[group].members);
         Some(KdTree::build(
-            &points,
-            &groups[group].members,
+            points,
+            groups[group].members.clone(),
             dims.len(),
             None,
         ))
@@ -363,6 +367,15 @@ fn average_distance(
     Ok((average, false))
 }
 
+/// Rows of a cluster's exact average per rayon job: all of them for small clusters.
+fn min_rows_per_job(members: usize) -> usize {
+    if members <= SEQUENTIAL_AVERAGE_MAX_MEMBERS {
+        members.max(1)
+    } else {
+        16
+    }
+}
+
 /// Exact mean distance when every member has the same metrics `dims` (all pairs count).
 fn exact_average_uniform(
     columns: &[&[f64]],
@@ -382,6 +395,7 @@ fn exact_average_uniform(
         .collect();
     let row_sums: Vec<f64> = (0..k.saturating_sub(1))
         .into_par_iter()
+        .with_min_len(min_rows_per_job(k))
         .map_init(Vec::new, |squared, a| {
             if a % 64 == 0 {
                 check_deadline(deadline, STAGE)?;
@@ -425,14 +439,10 @@ fn exact_average_mixed(
 ) -> CoreResult<f64> {
     let m = columns.len();
     let k = members.len();
-    let mut rows = vec![0.0; k * m];
-    for (metric, column) in columns.iter().enumerate() {
-        for (row, &task) in members.iter().enumerate() {
-            rows[row * m + metric] = column[task as usize];
-        }
-    }
+    let rows = gather_rows(columns, members);
     let row_totals: Vec<(f64, usize)> = (0..k.saturating_sub(1))
         .into_par_iter()
+        .with_min_len(min_rows_per_job(k))
         .map(|a| {
             if a % 64 == 0 {
                 check_deadline(deadline, STAGE)?;
@@ -461,30 +471,43 @@ fn exact_average_mixed(
 
 /// Estimated mean distance of a large cluster from its fixed-seed pair sample.
 fn sampled_average(columns: &[&[f64]], cluster: usize, members: &[u32]) -> f64 {
-    let k = members.len() as u64;
+    let k = members.len();
+    let modulo = Modulo::new(k as u64);
     let mut rng = SplitMix64::new(SAMPLE_SEED_BASE.wrapping_add(cluster as u64));
+    let mut draw = || modulo.reduce(rng.next_u64()) as usize;
     let mut sum = 0.0;
     let mut count = 0usize;
-    for _ in 0..SAMPLE_DRAWS / 2 {
-        let a = rng.next_below(k) as usize;
-        let b = rng.next_below(k) as usize;
-        if a == b {
-            continue;
+    let mut add = |distance: Option<f64>| {
+        if let Some(distance) = distance {
+            sum += distance;
+            count += 1;
         }
-        let (i, j) = (members[a] as usize, members[b] as usize);
-        let mut shared = false;
-        let mut d2 = 0.0;
-        for column in columns {
-            let (x, y) = (column[i], column[j]);
-            if !x.is_nan() && !y.is_nan() {
-                shared = true;
-                let difference = x - y;
-                d2 += difference * difference;
+    };
+    let m = columns.len();
+    if k.saturating_mul(m) <= GATHER_MAX_VALUES {
+        // The members' rows side by side: the random pairs then hit the cache.
+        let rows = gather_rows(columns, members);
+        for _ in 0..SAMPLE_DRAWS / 2 {
+            let (a, b) = (draw(), draw());
+            if a != b {
+                add(shared_distance(
+                    &rows[a * m..(a + 1) * m],
+                    &rows[b * m..(b + 1) * m],
+                ));
             }
         }
-        if shared {
-            sum += d2.sqrt();
-            count += 1;
+    } else {
+        let mut row_a = vec![0.0; m];
+        let mut row_b = vec![0.0; m];
+        for _ in 0..SAMPLE_DRAWS / 2 {
+            let (a, b) = (draw(), draw());
+            if a != b {
+                for (metric, column) in columns.iter().enumerate() {
+                    row_a[metric] = column[members[a] as usize];
+                    row_b[metric] = column[members[b] as usize];
+                }
+                add(shared_distance(&row_a, &row_b));
+            }
         }
     }
     if count == 0 {
@@ -492,6 +515,18 @@ fn sampled_average(columns: &[&[f64]], cluster: usize, members: &[u32]) -> f64 {
     } else {
         sum / count as f64
     }
+}
+
+/// Row-major (task × metric) copy of the tasks' values.
+fn gather_rows(columns: &[&[f64]], tasks: &[u32]) -> Vec<f64> {
+    let m = columns.len();
+    let mut rows = vec![0.0; tasks.len() * m];
+    for (metric, column) in columns.iter().enumerate() {
+        for (row, &task) in tasks.iter().enumerate() {
+            rows[row * m + metric] = column[task as usize];
+        }
+    }
+    rows
 }
 
 /// Distance over the metrics both rows have (NaN = absent), None when they share none.
@@ -1051,15 +1086,28 @@ mod tests {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(default)
         };
-        let (n, m) = (100_000, 4);
+        let (mut n, mut m) = (100_000, 4);
         let centers = env("CRACKLE_P5_CENTERS", 20.0) as usize;
         let half_width = env("CRACKLE_P5_BOX", 20.0);
         let radius = env("CRACKLE_P5_RADIUS", 0.3);
         let rows = match std::env::var("CRACKLE_P5_INPUT") {
-            // A C-ordered (n, 4) float64 .npy file (e.g. the benches' gaussian_blobs).
+            // A C-ordered (n, m) float64 .npy file (e.g. the benches' gaussian_blobs).
             Ok(path) => {
                 let bytes = std::fs::read(path).unwrap();
                 let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+                let text = String::from_utf8_lossy(&bytes[10..10 + header]).to_string();
+                let shape = text
+                    .split("'shape': (")
+                    .nth(1)
+                    .unwrap()
+                    .split(')')
+                    .next()
+                    .unwrap();
+                let dims: Vec<usize> = shape
+                    .split(',')
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect();
+                (n, m) = (dims[0], dims[1]);
                 let data = &bytes[10 + header..];
                 assert_eq!(data.len(), n * m * 8);
                 data.chunks_exact(8)
@@ -1118,7 +1166,7 @@ mod tests {
             for group in &groups {
                 let s0 = Instant::now();
                 let points = gather_points(&views, &group.dims, &group.members);
-                let tree = KdTree::build(&points, &group.members, group.dims.len(), Some(t2));
+                let tree = KdTree::build(points, group.members.clone(), group.dims.len(), Some(t2));
                 t_build += s0.elapsed().as_secs_f64();
                 let s1 = Instant::now();
                 tree.self_join(t2, &UnionSink::new(&union_find, None));

@@ -79,127 +79,114 @@ pub struct KdTree {
     units: Vec<AtomicBool>,
 }
 
-/// Scratch buffers of the build, reused by every node.
-struct BuildScratch {
-    keys: Vec<(f64, u32)>,
-    coords: Vec<f64>,
-    ids: Vec<u32>,
+/// What the build needs besides the points.
+#[derive(Clone, Copy)]
+struct BuildParams {
+    dims: usize,
+    clique_below: Option<f64>,
 }
 
-impl KdTree {
-    /// Builds the tree over `ids.len()` points whose coordinates are `points` (row-major,
-    /// `dims` per point). With `clique_below = Some(t2)`, nodes whose squared bounding-box
-    /// diagonal is < t2 are cliques. Panics only on inconsistent arguments (`dims == 0`,
-    /// `points.len() != ids.len() * dims`): a programming error of the caller.
-    pub fn build(points: &[f64], ids: &[u32], dims: usize, clique_below: Option<f64>) -> KdTree {
-        assert!(dims > 0, "a kd-tree needs at least one dimension");
-        assert_eq!(points.len(), ids.len() * dims, "points and ids disagree");
-        let mut tree = KdTree {
-            dims,
-            coords: points.to_vec(),
-            ids: ids.to_vec(),
-            nodes: Vec::with_capacity(4 * ids.len() / LEAF_SIZE + 1),
-            bounds: Vec::new(),
-            units: Vec::new(),
-        };
-        if !ids.is_empty() {
-            let mut scratch = BuildScratch {
-                keys: Vec::with_capacity(ids.len()),
-                coords: Vec::with_capacity(points.len()),
-                ids: Vec::with_capacity(ids.len()),
-            };
-            tree.build_node(0, ids.len(), clique_below, false, &mut scratch);
-        }
-        tree.units = tree
-            .nodes
-            .iter()
-            .map(|node| AtomicBool::new(node.clique))
-            .collect();
-        tree
+/// Nodes (pre-order, children after their parent) and their bounds, for a subtree.
+#[derive(Default)]
+struct Subtree {
+    nodes: Vec<Node>,
+    bounds: Vec<f64>,
+}
+
+impl Subtree {
+    /// Appends `other` (a subtree numbered from 0) and returns the index its root gets here.
+    fn append(&mut self, other: Subtree) -> u32 {
+        let offset = self.nodes.len() as u32;
+        self.nodes.extend(other.nodes.into_iter().map(|mut node| {
+            if !node.is_leaf() {
+                node.left += offset;
+                node.right += offset;
+            }
+            node
+        }));
+        self.bounds.extend(other.bounds);
+        offset
     }
 
-    /// Builds the node over tree positions `start..end` (reordering them), returns its index.
-    fn build_node(
-        &mut self,
-        start: usize,
-        end: usize,
-        clique_below: Option<f64>,
-        parent_clique: bool,
-        scratch: &mut BuildScratch,
-    ) -> u32 {
-        let dims = self.dims;
-        let index = self.nodes.len();
-        let corner = self.bounds.len();
-        self.bounds.resize(corner + dims, f64::INFINITY);
-        self.bounds.resize(corner + 2 * dims, f64::NEG_INFINITY);
-        {
-            let (lower, upper) = self.bounds[corner..].split_at_mut(dims);
-            for point in self.coords[start * dims..end * dims].chunks_exact(dims) {
-                for ((low, high), &value) in lower.iter_mut().zip(upper.iter_mut()).zip(point) {
-                    *low = low.min(value);
-                    *high = high.max(value);
-                }
-            }
-        }
-        let (lower, upper) = self.bounds[corner..].split_at(dims);
-        let clique = parent_clique
-            || clique_below.is_some_and(|t2| {
-                let mut diagonal = 0.0;
-                for (low, high) in lower.iter().zip(upper) {
-                    let extent = high - low;
-                    diagonal += extent * extent;
-                }
-                diagonal < t2
-            });
-        // Split along the widest dimension (NaN extents, from infinite coordinates, never
-        // win); even all-equal points are split so that no leaf grows large.
-        let mut split_dim = 0;
-        let mut widest = -1.0;
-        for (dim, (low, high)) in lower.iter().zip(upper).enumerate() {
-            let extent = high - low;
-            if extent > widest {
-                widest = extent;
-                split_dim = dim;
-            }
-        }
+    /// Pushes a leaf node for positions `start..end` with an empty box; returns its index.
+    fn push(&mut self, start: usize, end: usize, dims: usize) -> usize {
         self.nodes.push(Node {
             start: start as u32,
             end: end as u32,
             left: 0,
             right: 0,
-            clique,
+            clique: false,
         });
-        let count = end - start;
-        if count > LEAF_SIZE {
-            let middle = count / 2;
-            // Median by selection over (key, offset) records, then one sequential reorder.
-            scratch.keys.clear();
-            scratch.keys.extend(
-                self.coords[start * dims..end * dims]
-                    .chunks_exact(dims)
-                    .enumerate()
-                    .map(|(offset, point)| (point[split_dim], offset as u32)),
-            );
-            scratch
-                .keys
-                .select_nth_unstable_by(middle, |a, b| a.0.total_cmp(&b.0));
-            scratch.coords.clear();
-            scratch.ids.clear();
-            for &(_, offset) in &scratch.keys {
-                let at = start + offset as usize;
-                scratch
-                    .coords
-                    .extend_from_slice(&self.coords[at * dims..(at + 1) * dims]);
-                scratch.ids.push(self.ids[at]);
+        self.bounds.resize(self.bounds.len() + dims, f64::INFINITY);
+        self.bounds
+            .resize(self.bounds.len() + dims, f64::NEG_INFINITY);
+        self.nodes.len() - 1
+    }
+
+    /// Sets a node's box to the tight box of `coords` (its rows).
+    fn fit_box(&mut self, index: usize, coords: &[f64], dims: usize) {
+        let (lower, upper) =
+            self.bounds[2 * dims * index..2 * dims * (index + 1)].split_at_mut(dims);
+        for point in coords.chunks_exact(dims) {
+            for ((low, high), &value) in lower.iter_mut().zip(upper.iter_mut()).zip(point) {
+                *low = low.min(value);
+                *high = high.max(value);
             }
-            self.coords[start * dims..end * dims].copy_from_slice(&scratch.coords);
-            self.ids[start..end].copy_from_slice(&scratch.ids);
-            let left = self.build_node(start, start + middle, clique_below, clique, scratch);
-            let right = self.build_node(start + middle, end, clique_below, clique, scratch);
-            self.nodes[index].left = left;
-            self.nodes[index].right = right;
         }
-        index as u32
+    }
+
+    /// Sets a node's box to the union of its children's boxes.
+    fn merge_boxes(&mut self, index: usize, dims: usize) {
+        let (left, right) = (
+            self.nodes[index].left as usize,
+            self.nodes[index].right as usize,
+        );
+        for k in 0..dims {
+            let lower = self.bounds[2 * dims * left + k].min(self.bounds[2 * dims * right + k]);
+            let upper = self.bounds[2 * dims * left + dims + k]
+                .max(self.bounds[2 * dims * right + dims + k]);
+            self.bounds[2 * dims * index + k] = lower;
+            self.bounds[2 * dims * index + dims + k] = upper;
+        }
+    }
+}
+
+impl KdTree {
+    /// Builds the tree over `ids.len()` points whose coordinates are `points` (row-major,
+    /// `dims` per point; the vectors are reordered into tree order and kept). With
+    /// `clique_below = Some(t2)`, nodes whose squared bounding-box diagonal is < t2 are
+    /// cliques. Panics only on inconsistent arguments (`dims == 0`,
+    /// `points.len() != ids.len() * dims`): a programming error of the caller. Large trees
+    /// are built on the rayon pool.
+    pub fn build(
+        points: Vec<f64>,
+        ids: Vec<u32>,
+        dims: usize,
+        clique_below: Option<f64>,
+    ) -> KdTree {
+        assert!(dims > 0, "a kd-tree needs at least one dimension");
+        assert_eq!(points.len(), ids.len() * dims, "points and ids disagree");
+        let mut coords = points;
+        let mut ids = ids;
+        let params = BuildParams { dims, clique_below };
+        let mut subtree = Subtree::default();
+        if !ids.is_empty() {
+            subtree = build_subtree(&mut coords, &mut ids, 0, params);
+            mark_cliques(&mut subtree, params);
+        }
+        let units = subtree
+            .nodes
+            .iter()
+            .map(|node| AtomicBool::new(node.clique))
+            .collect();
+        KdTree {
+            dims,
+            coords,
+            ids,
+            nodes: subtree.nodes,
+            bounds: subtree.bounds,
+            units,
+        }
     }
 
     /// Number of points.
@@ -326,7 +313,7 @@ impl KdTree {
             for a in start..end {
                 let point = self.point(a);
                 for b in a + 1..end {
-                    if squared_distance(point, self.point(b)) < t2 {
+                    if within(point, self.point(b), t2) {
                         sink.pair(self.ids[a], self.ids[b]);
                     }
                 }
@@ -368,6 +355,165 @@ impl KdTree {
         if !self.nodes.is_empty() && !other.nodes.is_empty() && self.dims == other.dims {
             join_nodes(self, 0, other, 0, t2, sink);
         }
+    }
+}
+
+/// Points above which the two halves of a node are built in parallel.
+const PARALLEL_BUILD_MIN_POINTS: usize = 16_384;
+/// Rows sampled to choose a node's split dimension and pivot.
+const SPLIT_SAMPLE: usize = 127;
+
+/// Builds the subtree over `coords`/`ids` (reordering them; tree positions from `start`),
+/// numbered from 0, boxes tight. Large nodes build their halves on two rayon workers.
+fn build_subtree(
+    coords: &mut [f64],
+    ids: &mut [u32],
+    start: usize,
+    params: BuildParams,
+) -> Subtree {
+    let mut subtree = Subtree::default();
+    if ids.len() <= PARALLEL_BUILD_MIN_POINTS {
+        build_node(&mut subtree, coords, ids, start, params);
+        return subtree;
+    }
+    let index = subtree.push(start, start + ids.len(), params.dims);
+    let middle = split_rows(coords, ids, params.dims);
+    let (left_coords, right_coords) = coords.split_at_mut(middle * params.dims);
+    let (left_ids, right_ids) = ids.split_at_mut(middle);
+    let (left, right) = rayon::join(
+        || build_subtree(left_coords, left_ids, start, params),
+        || build_subtree(right_coords, right_ids, start + middle, params),
+    );
+    let left = subtree.append(left);
+    let right = subtree.append(right);
+    subtree.nodes[index].left = left;
+    subtree.nodes[index].right = right;
+    subtree.merge_boxes(index, params.dims);
+    subtree
+}
+
+/// Appends the node over `coords`/`ids` (tree positions from `start`) and its descendants
+/// to `subtree`; returns its index there.
+fn build_node(
+    subtree: &mut Subtree,
+    coords: &mut [f64],
+    ids: &mut [u32],
+    start: usize,
+    params: BuildParams,
+) -> u32 {
+    let dims = params.dims;
+    let index = subtree.push(start, start + ids.len(), dims);
+    if ids.len() <= LEAF_SIZE {
+        subtree.fit_box(index, coords, dims);
+        return index as u32;
+    }
+    let middle = split_rows(coords, ids, dims);
+    let (left_coords, right_coords) = coords.split_at_mut(middle * dims);
+    let (left_ids, right_ids) = ids.split_at_mut(middle);
+    let left = build_node(subtree, left_coords, left_ids, start, params);
+    let right = build_node(subtree, right_coords, right_ids, start + middle, params);
+    subtree.nodes[index].left = left;
+    subtree.nodes[index].right = right;
+    subtree.merge_boxes(index, dims);
+    index as u32
+}
+
+/// Marks the cliques: nodes whose squared box diagonal is < the clique bound, and every
+/// node below a clique (parents come before their children in `nodes`).
+fn mark_cliques(subtree: &mut Subtree, params: BuildParams) {
+    let Some(t2) = params.clique_below else {
+        return;
+    };
+    let dims = params.dims;
+    for index in 0..subtree.nodes.len() {
+        let node = subtree.nodes[index];
+        let clique = node.clique || {
+            let (lower, upper) =
+                subtree.bounds[2 * dims * index..2 * dims * (index + 1)].split_at(dims);
+            let mut diagonal = 0.0;
+            for (low, high) in lower.iter().zip(upper) {
+                let extent = high - low;
+                diagonal += extent * extent;
+            }
+            diagonal < t2
+        };
+        if clique {
+            subtree.nodes[index].clique = true;
+            if !node.is_leaf() {
+                subtree.nodes[node.left as usize].clique = true;
+                subtree.nodes[node.right as usize].clique = true;
+            }
+        }
+    }
+}
+
+/// Splits the rows in two (at least one row each side) and returns the size of the first
+/// part. The dimension is the widest over a sample of rows and the pivot the sample's
+/// median: rows below it go first. (Any split is correct, boxes being fitted afterwards;
+/// this one keeps the tree balanced and its boxes small.)
+fn split_rows(coords: &mut [f64], ids: &mut [u32], dims: usize) -> usize {
+    let count = ids.len();
+    let sample = count.min(SPLIT_SAMPLE);
+    let sampled_row = |s: usize| s * count / sample;
+    let mut split_dim = 0;
+    let mut widest = -1.0;
+    for dim in 0..dims {
+        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+        for s in 0..sample {
+            let value = coords[sampled_row(s) * dims + dim];
+            low = low.min(value);
+            high = high.max(value);
+        }
+        // NaN extents (infinite coordinates) never win.
+        if high - low > widest {
+            widest = high - low;
+            split_dim = dim;
+        }
+    }
+    let mut keys: [f64; SPLIT_SAMPLE] = [0.0; SPLIT_SAMPLE];
+    for (s, key) in keys[..sample].iter_mut().enumerate() {
+        *key = coords[sampled_row(s) * dims + split_dim];
+    }
+    let keys = &mut keys[..sample];
+    keys.select_nth_unstable_by(sample / 2, f64::total_cmp);
+    let pivot = keys[sample / 2];
+    let key = |coords: &[f64], row: usize| coords[row * dims + split_dim];
+    let mut middle = partition_rows(coords, ids, dims, |c, row| key(c, row) < pivot);
+    if middle == 0 {
+        middle = partition_rows(coords, ids, dims, |c, row| key(c, row) <= pivot);
+    }
+    if middle == 0 || middle == count {
+        // All keys (nearly) equal: any halving will do.
+        middle = count / 2;
+    }
+    middle
+}
+
+/// Moves the rows satisfying `goes_first` before the others (Hoare-style swaps of whole
+/// rows and their ids); returns how many there are.
+fn partition_rows(
+    coords: &mut [f64],
+    ids: &mut [u32],
+    dims: usize,
+    goes_first: impl Fn(&[f64], usize) -> bool,
+) -> usize {
+    let (mut low, mut high) = (0, ids.len());
+    loop {
+        while low < high && goes_first(coords, low) {
+            low += 1;
+        }
+        while low < high && !goes_first(coords, high - 1) {
+            high -= 1;
+        }
+        if low + 1 >= high {
+            return low;
+        }
+        // Row `low` goes second, row `high - 1` goes first: swap them.
+        let (head, tail) = coords.split_at_mut((high - 1) * dims);
+        head[low * dims..(low + 1) * dims].swap_with_slice(&mut tail[..dims]);
+        ids.swap(low, high - 1);
+        low += 1;
+        high -= 1;
     }
 }
 
@@ -429,7 +575,7 @@ fn join_nodes<S: PairSink>(first: &KdTree, a: u32, second: &KdTree, b: u32, t2: 
         }
     }
     if node_a.is_leaf() && node_b.is_leaf() {
-        join_leaves(first, node_a, unit_a, second, node_b, unit_b, t2, sink);
+        join_leaves(first, a, unit_a, second, b, unit_b, t2, sink);
         return;
     }
     // Split the larger node (or the one that can be split).
@@ -465,43 +611,47 @@ fn join_nodes<S: PairSink>(first: &KdTree, a: u32, second: &KdTree, b: u32, t2: 
 
 /// Pairs between two leaves. A unit leaf needs only one pair per point of the other leaf
 /// (its points are connected already), none with a point already connected to it; two
-/// units need one pair in all.
+/// units need one pair in all. Points out of reach of the other leaf's box are skipped.
 #[allow(clippy::too_many_arguments)]
 fn join_leaves<S: PairSink>(
     first: &KdTree,
-    node_a: Node,
+    index_a: u32,
     unit_a: bool,
     second: &KdTree,
-    node_b: Node,
+    index_b: u32,
     unit_b: bool,
     t2: f64,
     sink: &S,
 ) {
+    let node_a = first.nodes[index_a as usize];
+    let node_b = second.nodes[index_b as usize];
     let range_a = node_a.start as usize..node_a.end as usize;
     let range_b = node_b.start as usize..node_b.end as usize;
+    let (lower_a, upper_a) = first.corners(index_a as usize);
+    let (lower_b, upper_b) = second.corners(index_b as usize);
     match (unit_a, unit_b) {
         (true, true) => {
             for a in range_a {
                 let point = first.point(a);
-                for b in range_b.clone() {
-                    if squared_distance(point, second.point(b)) < t2 {
-                        sink.pair(first.ids[a], second.ids[b]);
-                        return;
-                    }
+                if !reaches_box(point, lower_b, upper_b, t2) {
+                    continue;
+                }
+                if range_b.clone().any(|b| within(point, second.point(b), t2)) {
+                    sink.pair(first.ids[a], second.ids[range_b.start]);
+                    return;
                 }
             }
         }
         (true, false) => {
             let member = first.ids[range_a.start];
             for b in range_b {
-                if sink.connected(member, second.ids[b]) {
+                let point = second.point(b);
+                if !reaches_box(point, lower_a, upper_a, t2)
+                    || sink.connected(member, second.ids[b])
+                {
                     continue;
                 }
-                let point = second.point(b);
-                if range_a
-                    .clone()
-                    .any(|a| squared_distance(first.point(a), point) < t2)
-                {
+                if range_a.clone().any(|a| within(first.point(a), point, t2)) {
                     sink.pair(member, second.ids[b]);
                 }
             }
@@ -509,14 +659,12 @@ fn join_leaves<S: PairSink>(
         (false, true) => {
             let member = second.ids[range_b.start];
             for a in range_a {
-                if sink.connected(first.ids[a], member) {
+                let point = first.point(a);
+                if !reaches_box(point, lower_b, upper_b, t2) || sink.connected(first.ids[a], member)
+                {
                     continue;
                 }
-                let point = first.point(a);
-                if range_b
-                    .clone()
-                    .any(|b| squared_distance(point, second.point(b)) < t2)
-                {
+                if range_b.clone().any(|b| within(point, second.point(b), t2)) {
                     sink.pair(first.ids[a], member);
                 }
             }
@@ -524,14 +672,52 @@ fn join_leaves<S: PairSink>(
         (false, false) => {
             for a in range_a {
                 let point = first.point(a);
+                if !reaches_box(point, lower_b, upper_b, t2) {
+                    continue;
+                }
                 for b in range_b.clone() {
-                    if squared_distance(point, second.point(b)) < t2 {
+                    if within(point, second.point(b), t2) {
                         sink.pair(first.ids[a], second.ids[b]);
                     }
                 }
             }
         }
     }
+}
+
+/// Whether the box may hold a point within range of `point` (squared distance to the box,
+/// sequential over the dimensions, < t2; false for NaN, which only infinities produce).
+#[inline]
+fn reaches_box(point: &[f64], lower: &[f64], upper: &[f64], t2: f64) -> bool {
+    let mut sum = 0.0;
+    for ((&value, &low), &high) in point.iter().zip(lower).zip(upper) {
+        let gap = if value < low {
+            low - value
+        } else if value > high {
+            value - high
+        } else {
+            0.0
+        };
+        sum += gap * gap;
+    }
+    sum < t2
+}
+
+/// `squared_distance(a, b) < t2`, giving up as soon as a partial sum reaches t2 (partial
+/// sums of non-negative terms never decrease, rounding included).
+#[inline]
+fn within(a: &[f64], b: &[f64], t2: f64) -> bool {
+    let mut sum = 0.0;
+    for (chunk_a, chunk_b) in a.chunks(4).zip(b.chunks(4)) {
+        for (&x, &y) in chunk_a.iter().zip(chunk_b) {
+            let difference = x - y;
+            sum += difference * difference;
+        }
+        if sum >= t2 {
+            return false;
+        }
+    }
+    sum < t2
 }
 
 /// Σ (a_k - b_k)², accumulated sequentially in dimension order.
@@ -606,11 +792,54 @@ mod tests {
         for (seed, n, dims, t2) in [(5, 3000, 3, 0.4), (6, 10_000, 2, 0.01), (7, 800, 5, 9.0)] {
             let points = random_points(seed, n, dims, 10.0);
             let ids: Vec<u32> = (0..n as u32).map(|i| i * 3 + 1).collect();
-            let tree = KdTree::build(&points, &ids, dims, None);
+            let tree = KdTree::build(points.clone(), ids.clone(), dims, None);
             assert_eq!(tree.len(), n);
             let sink = Collect::default();
             tree.self_join(t2, &sink);
             assert_eq!(sink.sorted(), brute_pairs(&points, &ids, dims, t2));
+        }
+    }
+
+    /// Pairs by a sweep along the first coordinate (for inputs too large for all pairs).
+    fn sweep_pairs(points: &[f64], ids: &[u32], dims: usize, t2: f64) -> Vec<(u32, u32)> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by(|&a, &b| points[a * dims].total_cmp(&points[b * dims]));
+        let mut pairs = Vec::new();
+        for (rank, &i) in order.iter().enumerate() {
+            for &j in &order[rank + 1..] {
+                let gap = points[j * dims] - points[i * dims];
+                if gap * gap >= t2 {
+                    break;
+                }
+                let a = &points[i * dims..(i + 1) * dims];
+                if squared_distance(a, &points[j * dims..(j + 1) * dims]) < t2 {
+                    pairs.push((ids[i].min(ids[j]), ids[i].max(ids[j])));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs
+    }
+
+    #[test]
+    fn parallel_build_and_join_report_every_pair_once() {
+        let (n, dims, t2) = (60_000, 3, 0.0004);
+        let points = random_points(12, n, dims, 1.0);
+        let ids: Vec<u32> = (0..n as u32).rev().collect();
+        let tree = KdTree::build(points.clone(), ids.clone(), dims, None);
+        let sink = Collect::default();
+        tree.self_join(t2, &sink);
+        let pairs = sink.sorted();
+        assert!(pairs.len() > 1000);
+        assert_eq!(pairs, sweep_pairs(&points, &ids, dims, t2));
+        // Every position holds its own point: ids and coordinates moved together.
+        for position in 0..n {
+            let id = tree.id(position) as usize;
+            let original = n - 1 - id;
+            assert_eq!(
+                tree.point(position),
+                &points[original * dims..(original + 1) * dims]
+            );
         }
     }
 
@@ -621,8 +850,8 @@ mod tests {
         let second = random_points(9, 1800, dims, 10.0);
         let first_ids: Vec<u32> = (0..2500).collect();
         let second_ids: Vec<u32> = (10_000..11_800).collect();
-        let tree_a = KdTree::build(&first, &first_ids, dims, None);
-        let tree_b = KdTree::build(&second, &second_ids, dims, None);
+        let tree_a = KdTree::build(first.clone(), first_ids, dims, None);
+        let tree_b = KdTree::build(second.clone(), second_ids, dims, None);
         let sink = Collect::default();
         tree_a.cross_join(&tree_b, 0.3, &sink);
         let mut expected = Vec::new();
@@ -647,7 +876,7 @@ mod tests {
             points.push(base);
         }
         let ids: Vec<u32> = (0..80).collect();
-        let tree = KdTree::build(&points, &ids, 2, Some(1.0));
+        let tree = KdTree::build(points.clone(), ids.clone(), 2, Some(1.0));
         let mut members: Vec<Vec<u32>> = tree
             .maximal_cliques()
             .iter()
@@ -666,7 +895,7 @@ mod tests {
         tree.self_join(1.0, &sink);
         assert_eq!(sink.sorted().len(), 78);
         // A lone point near one clique gets a single pair with it.
-        let lone = KdTree::build(&[0.5, 0.0], &[500], 2, Some(1.0));
+        let lone = KdTree::build(vec![0.5, 0.0], vec![500], 2, Some(1.0));
         let sink = Collect::default();
         tree.cross_join(&lone, 1.0, &sink);
         let pairs = sink.sorted();
@@ -678,7 +907,7 @@ mod tests {
     fn cancelled_join_stops_early() {
         let points = random_points(10, 6000, 2, 1.0);
         let ids: Vec<u32> = (0..6000).collect();
-        let tree = KdTree::build(&points, &ids, 2, None);
+        let tree = KdTree::build(points.clone(), ids.clone(), 2, None);
         let sink = Collect::default();
         sink.cancel.store(true, Ordering::Relaxed);
         tree.self_join(0.001, &sink);
@@ -687,7 +916,7 @@ mod tests {
 
     #[test]
     fn degenerate_inputs() {
-        let empty = KdTree::build(&[], &[], 2, Some(1.0));
+        let empty = KdTree::build(Vec::new(), Vec::new(), 2, Some(1.0));
         assert!(empty.is_empty());
         assert!(empty.maximal_cliques().is_empty());
         let sink = Collect::default();
@@ -705,11 +934,11 @@ mod tests {
             1.0,
         ]);
         let ids: Vec<u32> = (0..103).collect();
-        let tree = KdTree::build(&points, &ids, 2, None);
+        let tree = KdTree::build(points.clone(), ids.clone(), 2, None);
         let sink = Collect::default();
         tree.self_join(0.5, &sink);
         assert_eq!(sink.sorted().len(), 100 * 99 / 2);
-        let one = KdTree::build(&[f64::INFINITY, 1.0], &[7], 2, None);
+        let one = KdTree::build(vec![f64::INFINITY, 1.0], vec![7], 2, None);
         let sink = Collect::default();
         tree.cross_join(&one, 0.5, &sink);
         assert!(sink.sorted().is_empty());

@@ -3,9 +3,12 @@
 //! `info` (information-theory kernels), `detect` (the detectors), `stats` and `rng` are pure
 //! Rust and never mention pyo3; `py` is the thin bindings layer.
 
+pub mod detect;
 pub mod error;
 pub mod info;
 pub mod py;
+pub mod rng;
+pub mod stats;
 
 use pyo3::prelude::*;
 
@@ -17,6 +20,11 @@ mod _native {
     use crate::py::info::{
         entropy, joint_entropy, jsd, kl_divergence, mutual_information, permutation_entropy,
         transfer_entropy,
+    };
+
+    #[pymodule_export]
+    use crate::py::detect::{
+        cluster_components, conservation_stats, correlation_stats, phase_transition_stats,
     };
 
     #[pymodule_init]

@@ -366,7 +366,7 @@ mod tests {
             });
             let mut lehmer = 0;
             Lehmer::<3>::codes(w, 0..1, |c| lehmer = c.first().copied().unwrap_or(lehmer));
-            assert_eq!(Comparisons::<3>::lehmer(comparison), lehmer);
+            assert_eq!(Comparisons::<3>::lehmer(comparison.into()), lehmer);
         }
     }
 
@@ -421,5 +421,20 @@ mod tests {
             message(permutation_entropy(&[1.0, f64::NAN], 3)),
             "values contains a non-finite value (nan) at index 1"
         );
+        // ... and anywhere in a long one, whatever the order (checked while coding).
+        let mut values = noise(300_000, 100);
+        for (index, bad, shown) in [
+            (299_999, f64::NAN, "nan"),
+            (150_000, f64::INFINITY, "inf"),
+            (0, f64::NEG_INFINITY, "-inf"),
+        ] {
+            values[index] = bad;
+            for order in [2, 5, 6, 7, 12] {
+                assert_eq!(
+                    message(permutation_entropy(&values, order)),
+                    format!("values contains a non-finite value ({shown}) at index {index}")
+                );
+            }
+        }
     }
 }

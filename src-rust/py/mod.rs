@@ -2,4 +2,5 @@
 //! Nothing outside this module mentions pyo3.
 
 pub mod errors;
+pub mod detect;
 pub mod info;

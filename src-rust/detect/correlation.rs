@@ -1,0 +1,269 @@
+//! Pairwise Pearson correlation between metrics (SPEC §6).
+
+use rayon::prelude::*;
+
+use super::column_length;
+use crate::error::{CoreError, CoreResult};
+use crate::stats::{all_equal, correlation_from_sums, pearson_p_value, sequential_sum};
+
+/// Fields of a [`correlation_stats`] row, in order.
+pub const CORRELATION_FIELDS: [&str; 6] = ["i", "j", "n", "r", "p_value", "detected"];
+
+/// From this many pairs on, a correlation must also be significant.
+const MIN_TESTED_PAIRS: usize = 10;
+/// Significance level of a tested correlation.
+const SIGNIFICANCE: f64 = 0.01;
+
+/// Per-column summary reused by every pair of two complete columns.
+struct ColumnSummary {
+    /// No value is absent.
+    complete: bool,
+    /// Sequential mean (complete columns only).
+    mean: f64,
+    /// Centered sum of squares, sequential (complete columns only).
+    sum_of_squares: f64,
+    /// All values equal (complete columns only).
+    constant: bool,
+}
+
+fn summarize(column: &[f64]) -> ColumnSummary {
+    let complete = !column.iter().any(|value| value.is_nan());
+    if !complete || column.is_empty() {
+        return ColumnSummary {
+            complete,
+            mean: f64::NAN,
+            sum_of_squares: 0.0,
+            constant: true,
+        };
+    }
+    let mean = sequential_sum(column) / column.len() as f64;
+    let mut sum_of_squares = 0.0;
+    for &value in column {
+        let deviation = value - mean;
+        sum_of_squares += deviation * deviation;
+    }
+    ColumnSummary {
+        complete,
+        mean,
+        sum_of_squares,
+        constant: all_equal(column),
+    }
+}
+
+/// One row per metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...:
+/// `[i, j, n, r, p_value, detected]` (kernels.md):
+/// - over the tasks having both metrics; `n` = their count;
+/// - `r`: Pearson, two-pass centered (sequential sums), clipped to [-1, 1]; 0 when either
+///   metric is constant over those tasks (zero variance; also n < 2);
+/// - `p_value`: Student t with n - 2 df, two-sided; 0 when |r| == 1; NaN when n < 3;
+/// - `detected` = 1 when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
+///
+/// `threshold` must be finite and in (0, 1]. Pairs run in parallel; complete columns'
+/// means and sums of squares are computed once.
+pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[f64; 6]>> {
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        return Err(CoreError::invalid(
+            "threshold",
+            format!("threshold must be in (0, 1], got {threshold}"),
+        ));
+    }
+    column_length(columns)?;
+    let summaries: Vec<ColumnSummary> = columns.par_iter().map(|c| summarize(c)).collect();
+    let m = columns.len();
+    let pairs: Vec<(usize, usize)> = (0..m)
+        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+        .collect();
+    Ok(pairs
+        .par_iter()
+        .map(|&(i, j)| {
+            let (n, r) = pair_correlation(columns[i], columns[j], &summaries[i], &summaries[j]);
+            let p_value = pearson_p_value(r, n);
+            let detected =
+                n >= 3 && r.abs() >= threshold && (n < MIN_TESTED_PAIRS || p_value < SIGNIFICANCE);
+            [
+                i as f64,
+                j as f64,
+                n as f64,
+                r,
+                p_value,
+                if detected { 1.0 } else { 0.0 },
+            ]
+        })
+        .collect())
+}
+
+/// (n, r) over the tasks having both metrics.
+fn pair_correlation(
+    x: &[f64],
+    y: &[f64],
+    summary_x: &ColumnSummary,
+    summary_y: &ColumnSummary,
+) -> (usize, f64) {
+    if summary_x.complete && summary_y.complete {
+        let n = x.len();
+        if summary_x.constant || summary_y.constant {
+            return (n, 0.0);
+        }
+        let (mean_x, mean_y) = (summary_x.mean, summary_y.mean);
+        let mut sxy = 0.0;
+        for (&xi, &yi) in x.iter().zip(y) {
+            sxy += (xi - mean_x) * (yi - mean_y);
+        }
+        return (
+            n,
+            correlation_from_sums(sxy, summary_x.sum_of_squares, summary_y.sum_of_squares),
+        );
+    }
+    // First pass over the shared tasks: count, sums, constancy.
+    let mut n = 0usize;
+    let (mut sum_x, mut sum_y) = (0.0, 0.0);
+    let (mut first_x, mut first_y) = (f64::NAN, f64::NAN);
+    let (mut constant_x, mut constant_y) = (true, true);
+    for (&xi, &yi) in x.iter().zip(y) {
+        if xi.is_nan() || yi.is_nan() {
+            continue;
+        }
+        if n == 0 {
+            first_x = xi;
+            first_y = yi;
+        } else {
+            constant_x &= xi == first_x;
+            constant_y &= yi == first_y;
+        }
+        n += 1;
+        sum_x += xi;
+        sum_y += yi;
+    }
+    if constant_x || constant_y {
+        return (n, 0.0);
+    }
+    let mean_x = sum_x / n as f64;
+    let mean_y = sum_y / n as f64;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&xi, &yi) in x.iter().zip(y) {
+        if xi.is_nan() || yi.is_nan() {
+            continue;
+        }
+        let dx = xi - mean_x;
+        let dy = yi - mean_y;
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    (n, correlation_from_sums(sxy, sxx, syy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::stats::pearson;
+
+    #[test]
+    fn perfect_correlations_and_pair_order() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let b = [2.0, 4.0, 6.0, 8.0, 10.0];
+        let c = [5.0, 4.0, 3.0, 2.0, 1.0];
+        let rows = correlation_stats(&[&a, &b, &c], 0.9).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], [0.0, 1.0, 5.0, 1.0, 0.0, 1.0]);
+        assert_eq!(rows[1], [0.0, 2.0, 5.0, -1.0, 0.0, 1.0]);
+        assert_eq!(rows[2], [1.0, 2.0, 5.0, -1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn zero_variance_gives_zero_r() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let constant = [0.1; 4];
+        let rows = correlation_stats(&[&a, &constant], 0.5).unwrap();
+        assert_eq!(rows[0][3], 0.0);
+        assert_eq!(rows[0][4], 1.0);
+        assert_eq!(rows[0][5], 0.0);
+        // Constant over the shared tasks only (absent values elsewhere).
+        let nan = f64::NAN;
+        let partial = [7.0, nan, 7.0, 7.0];
+        let rows = correlation_stats(&[&a, &partial], 0.5).unwrap();
+        assert_eq!(rows[0][2..5], [3.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn offset_data_is_exact() {
+        let x = [1.0, 2.0, 4.0, 7.0, 11.0];
+        let y = [2.0, 1.0, 5.0, 8.0, 9.0];
+        let ox: Vec<f64> = x.iter().map(|v| v + 1e9).collect();
+        let oy: Vec<f64> = y.iter().map(|v| v + 1e9).collect();
+        let rows = correlation_stats(&[&ox, &oy], 0.9).unwrap();
+        // scipy.stats.pearsonr(x, y)
+        assert!((rows[0][3] - 0.9400193421607683).abs() < 1e-14);
+        assert!((rows[0][4] - 0.0174744797146396).abs() < 1e-12);
+        assert_eq!(rows[0][5], 1.0); // n < 10: no significance gate
+    }
+
+    #[test]
+    fn shared_tasks_only_and_significance_gate() {
+        let nan = f64::NAN;
+        let x = [1.0, nan, 2.0, 3.0, 4.0, nan];
+        let y = [1.5, 9.0, nan, 3.0, 4.5, 2.0];
+        let rows = correlation_stats(&[&x, &y], 0.5).unwrap();
+        assert_eq!(rows[0][2], 3.0);
+        assert_eq!(rows[0][3], pearson(&[1.0, 3.0, 4.0], &[1.5, 3.0, 4.5]));
+        // 12 pairs, r ≈ 0.652 (above the threshold) but p ≈ 0.0215 (scipy) → not detected.
+        let a: Vec<f64> = (0..12).map(f64::from).collect();
+        let noise = [
+            3.0, -4.0, 2.0, 5.0, -3.0, 1.0, -5.0, 4.0, 0.0, -2.0, 3.0, -4.0,
+        ];
+        let b: Vec<f64> = a.iter().zip(noise).map(|(v, e)| v + e).collect();
+        let row = correlation_stats(&[&a, &b], 0.5).unwrap()[0];
+        assert!(row[3] > 0.5, "{row:?}");
+        assert!(row[4] > 0.01, "{row:?}");
+        assert_eq!(row[5], 0.0);
+    }
+
+    #[test]
+    fn complete_and_sparse_paths_agree() {
+        let mut rng = SplitMix64::new(11);
+        let x: Vec<f64> = (0..1000).map(|_| rng.next_f64()).collect();
+        let y: Vec<f64> = x.iter().map(|v| v * 0.3 + rng.next_f64()).collect();
+        let complete = correlation_stats(&[&x, &y], 0.2).unwrap()[0];
+        assert_eq!(complete[3], pearson(&x, &y));
+        let mut y_sparse = y.clone();
+        y_sparse.push(f64::NAN);
+        let mut x_long = x.clone();
+        x_long.push(0.5);
+        let sparse = correlation_stats(&[&x_long, &y_sparse], 0.2).unwrap()[0];
+        assert_eq!(sparse, complete);
+        assert!(complete[4] < 1e-6 && complete[5] == 1.0);
+    }
+
+    #[test]
+    fn degenerate_inputs() {
+        assert!(correlation_stats(&[], 0.5).unwrap().is_empty());
+        assert!(correlation_stats(&[&[1.0]], 0.5).unwrap().is_empty());
+        let rows = correlation_stats(&[&[], &[]], 0.5).unwrap();
+        assert_eq!(rows[0][..4], [0.0, 1.0, 0.0, 0.0]);
+        assert!(rows[0][4].is_nan());
+        let nan = f64::NAN;
+        let rows = correlation_stats(&[&[nan, 1.0], &[2.0, nan]], 0.5).unwrap();
+        assert_eq!(rows[0][2..4], [0.0, 0.0]);
+        assert_eq!(rows[0][5], 0.0);
+        let rows = correlation_stats(&[&[1.0, 2.0], &[2.0, 1.0]], 0.5).unwrap();
+        assert_eq!(rows[0][2..4], [2.0, -1.0]);
+        assert!(rows[0][4].is_nan());
+        assert_eq!(rows[0][5], 0.0);
+    }
+
+    #[test]
+    fn rejects_bad_threshold_and_ragged_columns() {
+        for bad in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
+            match correlation_stats(&[&[1.0]], bad) {
+                Err(CoreError::InvalidArgument { argument, message }) => {
+                    assert_eq!(argument, "threshold");
+                    assert!(message.starts_with("threshold must be in (0, 1]"));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(correlation_stats(&[&[1.0, 2.0], &[1.0]], 0.5).is_err());
+        assert!(correlation_stats(&[&[1.0], &[2.0]], 1.0).is_ok());
+    }
+}

@@ -1,0 +1,525 @@
+//! Statistical helpers shared by the detectors: ln Γ, the regularized incomplete beta
+//! function, Student t and Welch p-values, and Pearson's r (kernels.md, "General numeric
+//! rules"). The NumPy backend (`_numpy/_stats.py`) implements the same algorithms in the same
+//! operation order so the two agree to ~1e-12.
+//!
+//! Conventions shared with the NumPy side:
+//! - Means and centered sums are accumulated sequentially, left to right, in f64.
+//! - A sample whose values are all equal has variance exactly 0 and mean exactly its value
+//!   (so "zero variance" never depends on rounding in the mean).
+
+use std::f64::consts::PI;
+
+/// Lanczos coefficients for g = 7, n = 9 (the classic set, ~1e-15 relative accuracy).
+const LANCZOS_G: f64 = 7.0;
+const LANCZOS_COEFFICIENTS: [f64; 9] = [
+    0.999_999_999_999_809_9,
+    676.520_368_121_885_1,
+    -1_259.139_216_722_402_8,
+    771.323_428_777_653_1,
+    -176.615_029_162_140_6,
+    12.507_343_278_686_905,
+    -0.138_571_095_265_720_12,
+    9.984_369_578_019_572e-6,
+    1.505_632_735_149_311_6e-7,
+];
+
+/// ln(2π) / 2.
+const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
+
+/// Relative precision at which the continued fraction stops.
+const BETA_CF_EPSILON: f64 = 1e-15;
+/// Iteration cap of the continued fraction.
+const BETA_CF_MAX_ITERATIONS: usize = 300;
+/// Smallest magnitude allowed for a Lentz denominator (avoids division by zero).
+const LENTZ_TINY: f64 = 1e-300;
+
+/// Arguments at or above this use the Stirling series in [`ln_beta`].
+const STIRLING_MIN: f64 = 10.0;
+
+/// ln |Γ(x)| by the Lanczos approximation (g = 7, n = 9), with the reflection formula for
+/// x < 0.5. Returns +inf at the poles (0, -1, -2, ...) and NaN for NaN.
+pub fn ln_gamma(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    if x == f64::INFINITY {
+        return f64::INFINITY;
+    }
+    if x < 0.5 {
+        if x == x.floor() {
+            return f64::INFINITY;
+        }
+        // Γ(x) Γ(1 - x) = π / sin(πx)
+        return (PI / (PI * x).sin().abs()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut series = LANCZOS_COEFFICIENTS[0];
+    for (i, coefficient) in LANCZOS_COEFFICIENTS.iter().enumerate().skip(1) {
+        series += coefficient / (x + i as f64);
+    }
+    let t = x + LANCZOS_G + 0.5;
+    HALF_LN_TWO_PI + (x + 0.5) * t.ln() - t + series.ln()
+}
+
+/// The remainder of Stirling's series, ln Γ(x) - ((x - 1/2) ln x - x + ln(2π)/2), for
+/// x >= 10 (eight terms of Σ B₂ₖ / (2k (2k-1) x^(2k-1)); error below 1e-17 there).
+fn stirling_remainder(x: f64) -> f64 {
+    const TERMS: [f64; 8] = [
+        1.0 / 12.0,
+        -1.0 / 360.0,
+        1.0 / 1260.0,
+        -1.0 / 1680.0,
+        1.0 / 1188.0,
+        -691.0 / 360_360.0,
+        1.0 / 156.0,
+        -3617.0 / 122_400.0,
+    ];
+    let inverse_square = 1.0 / (x * x);
+    let mut sum = 0.0;
+    for term in TERMS.iter().rev() {
+        sum = sum * inverse_square + term;
+    }
+    sum / x
+}
+
+/// ln B(a, b) = ln Γ(a) + ln Γ(b) - ln Γ(a + b) for a, b > 0.
+///
+/// With `small = min(a, b)`, `large = max(a, b)`:
+/// - `large < 10`: the three Lanczos values;
+/// - `small < 10 <= large`: `ln_gamma(small) - D` with
+///   `D = ln Γ(large + small) - ln Γ(large)
+///      = (large - 1/2) ln1p(small / large) + small ln(large + small) - small
+///        + R(large + small) - R(large)` (R = [`stirling_remainder`]);
+/// - both >= 10: `ln(2π)/2 + (small - 1/2) ln(small / (small + large))
+///      - (large - 1/2) ln1p(small / large) - ln(small + large) / 2
+///      + R(small) + R(large) - R(small + large)`.
+///
+/// Subtracting Lanczos values of ~a ln a would lose ~log10(a) digits for large a (Student t
+/// with a million degrees of freedom); these forms keep ~1e-15.
+pub fn ln_beta(a: f64, b: f64) -> f64 {
+    let (small, large) = if a <= b { (a, b) } else { (b, a) };
+    if large < STIRLING_MIN {
+        return ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b);
+    }
+    let sum = small + large;
+    if small < STIRLING_MIN {
+        let ln_gamma_ratio = (large - 0.5) * (small / large).ln_1p() + small * sum.ln() - small
+            + stirling_remainder(sum)
+            - stirling_remainder(large);
+        return ln_gamma(small) - ln_gamma_ratio;
+    }
+    HALF_LN_TWO_PI + (small - 0.5) * (small / sum).ln()
+        - (large - 0.5) * (small / large).ln_1p()
+        - 0.5 * sum.ln()
+        + stirling_remainder(small)
+        + stirling_remainder(large)
+        - stirling_remainder(sum)
+}
+
+/// Continued fraction of I_x(a, b) (Numerical Recipes `betacf`, modified Lentz), stopping
+/// when a step changes the value by less than 1e-15 relative or after 300 iterations.
+fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
+    let guard = |value: f64| {
+        if value.abs() < LENTZ_TINY {
+            LENTZ_TINY
+        } else {
+            value
+        }
+    };
+    let a_plus_b = a + b;
+    let a_plus_one = a + 1.0;
+    let a_minus_one = a - 1.0;
+    let mut c = 1.0;
+    let mut d = 1.0 / guard(1.0 - a_plus_b * x / a_plus_one);
+    let mut h = d;
+    for m in 1..=BETA_CF_MAX_ITERATIONS {
+        let m = m as f64;
+        let m2 = 2.0 * m;
+        // Even step.
+        let numerator = m * (b - m) * x / ((a_minus_one + m2) * (a + m2));
+        d = 1.0 / guard(1.0 + numerator * d);
+        c = guard(1.0 + numerator / c);
+        h *= d * c;
+        // Odd step.
+        let numerator = -(a + m) * (a_plus_b + m) * x / ((a + m2) * (a_plus_one + m2));
+        d = 1.0 / guard(1.0 + numerator * d);
+        c = guard(1.0 + numerator / c);
+        let step = d * c;
+        h *= step;
+        if (step - 1.0).abs() < BETA_CF_EPSILON {
+            break;
+        }
+    }
+    h
+}
+
+/// I_x(a, b) given both `x` and `y = 1 - x` and their logarithms (callers that know `1 - x`
+/// more precisely than by subtraction pass it in).
+fn incomplete_beta_parts(x: f64, y: f64, ln_x: f64, ln_y: f64, a: f64, b: f64) -> f64 {
+    // x^a y^b / B(a, b)
+    let front = (a * ln_x + b * ln_y - ln_beta(a, b)).exp();
+    if x > (a + 1.0) / (a + b + 2.0) {
+        1.0 - front * beta_continued_fraction(y, b, a) / b
+    } else {
+        front * beta_continued_fraction(x, a, b) / a
+    }
+}
+
+/// The regularized incomplete beta function I_x(a, b) (continued fraction, Lentz, relative
+/// precision 1e-15, at most 300 iterations; I_x(a,b) = 1 - I_{1-x}(b,a) when
+/// x > (a+1)/(a+b+2)). 0 for x <= 0, 1 for x >= 1; NaN for NaN arguments or unless a, b are
+/// finite and positive.
+pub fn regularized_incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
+    if x.is_nan() || !(a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite()) {
+        return f64::NAN;
+    }
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let result = incomplete_beta_parts(x, 1.0 - x, x.ln(), (-x).ln_1p(), a, b);
+    result.clamp(0.0, 1.0)
+}
+
+/// Two-sided p-value of Student's t statistic `t` with `df` degrees of freedom (any real
+/// df > 0): p = I_{df/(df+t²)}(df/2, 1/2).
+///
+/// Computed with u = t²/df as x = 1/(1+u), 1-x = u/(1+u), ln x = -ln1p(u),
+/// ln(1-x) = ln u - ln1p(u). NaN for NaN t or unless df is finite and positive; 1 for t = 0;
+/// 0 for infinite t (or t so large that t²/df overflows).
+pub fn student_t_two_sided_p(t: f64, df: f64) -> f64 {
+    if t.is_nan() || !(df > 0.0 && df.is_finite()) {
+        return f64::NAN;
+    }
+    if t == 0.0 {
+        return 1.0;
+    }
+    let u = t * t / df;
+    if !u.is_finite() {
+        return 0.0;
+    }
+    let log1p_u = u.ln_1p();
+    let p = incomplete_beta_parts(
+        1.0 / (1.0 + u),
+        u / (1.0 + u),
+        -log1p_u,
+        u.ln() - log1p_u,
+        0.5 * df,
+        0.5,
+    );
+    p.clamp(0.0, 1.0)
+}
+
+/// Sequential left-to-right sum.
+#[inline]
+pub(crate) fn sequential_sum(values: &[f64]) -> f64 {
+    let mut sum = 0.0;
+    for &value in values {
+        sum += value;
+    }
+    sum
+}
+
+/// True when every value equals the first (an empty slice counts as constant).
+#[inline]
+pub(crate) fn all_equal(values: &[f64]) -> bool {
+    match values.first() {
+        Some(&first) => values.iter().all(|&value| value == first),
+        None => true,
+    }
+}
+
+/// Mean (sequential sum / n) and the centered sum of squares Σ(x - mean)² (sequential);
+/// a constant sample gives exactly (value, 0). Empty input: (NaN, 0).
+pub(crate) fn mean_and_sum_of_squares(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, 0.0);
+    }
+    if all_equal(values) {
+        return (values[0], 0.0);
+    }
+    let mean = sequential_sum(values) / values.len() as f64;
+    let mut sum_of_squares = 0.0;
+    for &value in values {
+        let deviation = value - mean;
+        sum_of_squares += deviation * deviation;
+    }
+    (mean, sum_of_squares)
+}
+
+/// Two-sided p-value of Welch's t-test between samples `a` and `b`.
+///
+/// Sample variances (ddof 1) from [`mean_and_sum_of_squares`]; with wₐ = varₐ/nₐ,
+/// w_b = var_b/n_b, s = wₐ + w_b: t = (meanₐ - mean_b) / √s and the Welch–Satterthwaite
+/// df = 1 / ((wₐ/s)²/(nₐ-1) + (w_b/s)²/(n_b-1)) (scale-free, so tiny variances do not
+/// underflow). Both samples of zero variance: 0.0 when the means differ, else 1.0. NaN when
+/// either sample has fewer than 2 values.
+pub fn welch_t_test(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() < 2 || b.len() < 2 {
+        return f64::NAN;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mean_a, ss_a) = mean_and_sum_of_squares(a);
+    let (mean_b, ss_b) = mean_and_sum_of_squares(b);
+    let weight_a = ss_a / (na - 1.0) / na;
+    let weight_b = ss_b / (nb - 1.0) / nb;
+    let total = weight_a + weight_b;
+    if total == 0.0 {
+        return if mean_a == mean_b { 1.0 } else { 0.0 };
+    }
+    let t = (mean_a - mean_b) / total.sqrt();
+    let share_a = weight_a / total;
+    let share_b = weight_b / total;
+    let df = 1.0 / (share_a * share_a / (na - 1.0) + share_b * share_b / (nb - 1.0));
+    student_t_two_sided_p(t, df)
+}
+
+/// Pearson's r by the two-pass centered formula (exact for data offset by 1e9), clipped to
+/// [-1, 1]. 0 when either sample has zero variance (all values equal, including n < 2);
+/// NaN when the lengths differ.
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() != y.len() {
+        return f64::NAN;
+    }
+    if all_equal(x) || all_equal(y) {
+        return 0.0;
+    }
+    let n = x.len() as f64;
+    let mean_x = sequential_sum(x) / n;
+    let mean_y = sequential_sum(y) / n;
+    centered_correlation(x, y, mean_x, mean_y)
+}
+
+/// r from known means: Σdxdy / √(Σdx² Σdy²), one sequential pass; clipped to [-1, 1];
+/// 0 when a centered sum of squares is 0.
+pub(crate) fn centered_correlation(x: &[f64], y: &[f64], mean_x: f64, mean_y: f64) -> f64 {
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&xi, &yi) in x.iter().zip(y) {
+        let dx = xi - mean_x;
+        let dy = yi - mean_y;
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    correlation_from_sums(sxy, sxx, syy)
+}
+
+/// r = sxy / √(sxx syy), clipped to [-1, 1]; 0 if either sum of squares is 0.
+#[inline]
+pub(crate) fn correlation_from_sums(sxy: f64, sxx: f64, syy: f64) -> f64 {
+    if sxx == 0.0 || syy == 0.0 {
+        return 0.0;
+    }
+    (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0)
+}
+
+/// Two-sided p-value of Pearson's r over n pairs: t = r √((n-2)/(1-r²)), df = n - 2;
+/// 0 when |r| == 1; NaN when n < 3 or r is NaN.
+pub fn pearson_p_value(r: f64, n: usize) -> f64 {
+    if n < 3 || r.is_nan() {
+        return f64::NAN;
+    }
+    if r.abs() >= 1.0 {
+        return 0.0;
+    }
+    let df = (n - 2) as f64;
+    let t = r * (df / (1.0 - r * r)).sqrt();
+    student_t_two_sided_p(t, df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_close(actual: f64, expected: f64, relative: f64) {
+        let scale = expected.abs().max(f64::MIN_POSITIVE);
+        assert!(
+            (actual - expected).abs() <= relative * scale,
+            "{actual} != {expected} (relative error {})",
+            (actual - expected).abs() / scale
+        );
+    }
+
+    #[test]
+    fn ln_gamma_matches_scipy_gammaln() {
+        // scipy.special.gammaln
+        let cases = [
+            (0.5, 0.5723649429247),
+            (1.5, -0.12078223763524526),
+            (3.7, 1.428072326665388),
+            (10.0, 12.801827480081469),
+            (100.5, 361.43554046777757),
+            (1e5, 1051287.7089736569),
+            (1e-3, 6.907178885383853),
+        ];
+        for (x, expected) in cases {
+            assert_close(ln_gamma(x), expected, 1e-14);
+        }
+        assert!(ln_gamma(1.0).abs() < 1e-15);
+        assert!(ln_gamma(2.0).abs() < 1e-15);
+        // Γ(-0.5) = -2√π
+        assert_close(ln_gamma(-0.5), (2.0 * PI.sqrt()).ln(), 1e-14);
+        assert_eq!(ln_gamma(0.0), f64::INFINITY);
+        assert_eq!(ln_gamma(-3.0), f64::INFINITY);
+        assert!(ln_gamma(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_beta_is_accurate_in_every_branch() {
+        // B(a, 1) = 1/a; B(1/2, 1/2) = π; B(a, b) = Γ(a)Γ(b)/Γ(a+b) for integers.
+        assert_close(ln_beta(20.0, 1.0), -(20.0f64.ln()), 1e-15);
+        assert_close(ln_beta(0.5, 0.5), PI.ln(), 1e-15);
+        assert_close(ln_beta(1e6, 1.0), -(1e6f64.ln()), 1e-15);
+        // B(12, 12) = 11!·11!/23!
+        let exact = (39916800.0f64 * 39916800.0 / 25852016738884976640000.0).ln();
+        assert_close(ln_beta(12.0, 12.0), exact, 1e-14);
+        // scipy.special.betaln(1000, 2000), betaln(15, 0.5)
+        assert_close(ln_beta(1000.0, 2000.0), -1911.8746142144482, 1e-14);
+        assert_close(ln_beta(15.0, 0.5), -0.7733283654522322, 1e-14);
+        assert_close(ln_beta(0.5, 15.0), -0.7733283654522322, 1e-14);
+    }
+
+    #[test]
+    fn incomplete_beta_closed_forms() {
+        for &x in &[1e-9, 0.01, 0.2, 0.5, 0.77, 0.99, 1.0 - 1e-9] {
+            assert_close(regularized_incomplete_beta(x, 1.0, 1.0), x, 1e-14);
+            for &a in &[0.5, 2.0, 3.7, 25.0] {
+                assert_close(regularized_incomplete_beta(x, a, 1.0), x.powf(a), 1e-13);
+                // 1 - (1 - x)^a, without cancellation
+                let complement = -(a * (-x).ln_1p()).exp_m1();
+                assert_close(regularized_incomplete_beta(x, 1.0, a), complement, 1e-13);
+            }
+        }
+        // I_x(1/2, 1/2) = (2/π) asin(√x)
+        for x in [0.1f64, 0.5, 0.9] {
+            let expected = 2.0 / PI * x.sqrt().asin();
+            assert_close(regularized_incomplete_beta(x, 0.5, 0.5), expected, 1e-14);
+        }
+    }
+
+    #[test]
+    fn incomplete_beta_matches_scipy_betainc() {
+        let cases = [
+            (0.3, 2.5, 3.5, 0.29675298929566646),
+            (0.9, 0.5, 0.5, 0.7951672353008665),
+            (0.1, 10.0, 20.0, 0.0003325960345446004),
+            (0.7, 50.0, 0.5, 2.5571939944368708e-09),
+            (0.999, 3.0, 4.0, 0.999999999985024),
+            (0.5, 200.0, 300.0, 0.9999964565197356),
+            (1e-5, 0.5, 5.0, 0.007782063918018752),
+        ];
+        for (x, a, b, expected) in cases {
+            assert_close(regularized_incomplete_beta(x, a, b), expected, 1e-12);
+        }
+    }
+
+    #[test]
+    fn incomplete_beta_edges() {
+        assert_eq!(regularized_incomplete_beta(0.0, 2.0, 3.0), 0.0);
+        assert_eq!(regularized_incomplete_beta(-1.0, 2.0, 3.0), 0.0);
+        assert_eq!(regularized_incomplete_beta(1.0, 2.0, 3.0), 1.0);
+        assert_eq!(regularized_incomplete_beta(7.0, 2.0, 3.0), 1.0);
+        assert!(regularized_incomplete_beta(f64::NAN, 2.0, 3.0).is_nan());
+        assert!(regularized_incomplete_beta(0.5, 0.0, 3.0).is_nan());
+        assert!(regularized_incomplete_beta(0.5, 2.0, -1.0).is_nan());
+        assert!(regularized_incomplete_beta(0.5, f64::INFINITY, 1.0).is_nan());
+    }
+
+    #[test]
+    fn student_t_matches_scipy() {
+        // 2 * scipy.stats.t.sf(|t|, df)
+        let cases = [
+            (2.0, 10.0, 0.07338803477074037),
+            (0.5, 3.0, 0.651447964848151),
+            (3.5, 7.5, 0.008948871980079345),
+            (-2.2, 25.3, 0.03715338777899461),
+            (4.0, 200.0, 8.913095218593442e-05),
+            (10.0, 1000.0, 1.6670702958600137e-22),
+            (2.5, 1e5, 0.012420919192559051),
+        ];
+        for (t, df, expected) in cases {
+            assert_close(student_t_two_sided_p(t, df), expected, 1e-12);
+        }
+    }
+
+    #[test]
+    fn student_t_with_one_degree_of_freedom_is_cauchy() {
+        for &t in &[1e-8, 0.1, 1.0, 2.0, 7.5, 100.0, 1e6] {
+            // 1 - (2/π) atan(t) = (2/π) atan(1/t), the latter without cancellation
+            let expected = 2.0 / PI * f64::atan(1.0 / t);
+            assert_close(student_t_two_sided_p(t, 1.0), expected, 1e-13);
+            assert_close(student_t_two_sided_p(-t, 1.0), expected, 1e-13);
+        }
+    }
+
+    #[test]
+    fn student_t_with_two_degrees_of_freedom_closed_form() {
+        // df = 2: p = 1 - |t| / √(2 + t²)
+        for t in [0.3f64, 1.0, 4.0, 30.0] {
+            let expected = 1.0 - t / (2.0 + t * t).sqrt();
+            assert_close(student_t_two_sided_p(t, 2.0), expected, 1e-13);
+        }
+    }
+
+    #[test]
+    fn student_t_edges() {
+        assert_eq!(student_t_two_sided_p(0.0, 5.0), 1.0);
+        assert_eq!(student_t_two_sided_p(f64::INFINITY, 5.0), 0.0);
+        assert_eq!(student_t_two_sided_p(-1e300, 5.0), 0.0);
+        assert!(student_t_two_sided_p(f64::NAN, 5.0).is_nan());
+        assert!(student_t_two_sided_p(1.0, 0.0).is_nan());
+        assert!(student_t_two_sided_p(1.0, f64::NAN).is_nan());
+        assert!(student_t_two_sided_p(1.0, f64::INFINITY).is_nan());
+    }
+
+    #[test]
+    fn welch_matches_scipy_ttest_ind() {
+        // scipy.stats.ttest_ind(a, b, equal_var=False).pvalue
+        let a = [1.1, 2.3, 0.7, 4.2, 3.3, 2.9];
+        let b = [5.1, 4.4, 6.0, 3.9, 5.5];
+        assert_close(welch_t_test(&a, &b), 0.0042006724676762275, 1e-12);
+        assert_close(welch_t_test(&b, &a), 0.0042006724676762275, 1e-12);
+    }
+
+    #[test]
+    fn welch_zero_variance_rules() {
+        assert_eq!(welch_t_test(&[0.1, 0.1, 0.1], &[0.1, 0.1]), 1.0);
+        assert_eq!(welch_t_test(&[0.1, 0.1, 0.1], &[0.2, 0.2]), 0.0);
+        assert!(welch_t_test(&[1.0], &[2.0, 3.0]).is_nan());
+        assert!(welch_t_test(&[1.0, 2.0], &[]).is_nan());
+        // One zero-variance sample is an ordinary Welch test: t = -3/√(1/3), df = 2.
+        let p = welch_t_test(&[1.0, 2.0, 3.0], &[5.0, 5.0]);
+        let t: f64 = 3.0 / (1.0f64 / 3.0).sqrt();
+        assert_close(p, 1.0 - t / (2.0 + t * t).sqrt(), 1e-13);
+    }
+
+    #[test]
+    fn pearson_values() {
+        let x = [1.0, 2.0, 4.0, 7.0, 11.0];
+        let y = [2.0, 1.0, 5.0, 8.0, 9.0];
+        // scipy.stats.pearsonr
+        assert_close(pearson(&x, &y), 0.9400193421607683, 1e-14);
+        assert_close(
+            pearson_p_value(pearson(&x, &y), 5),
+            0.0174744797146396,
+            1e-11,
+        );
+        let offset_x: Vec<f64> = x.iter().map(|v| v + 1e9).collect();
+        let offset_y: Vec<f64> = y.iter().map(|v| v + 1e9).collect();
+        assert_close(pearson(&offset_x, &offset_y), 0.9400193421607683, 1e-14);
+        let negated: Vec<f64> = y.iter().map(|v| -3.0 * v + 1.0).collect();
+        assert_close(pearson(&x, &negated), -0.9400193421607683, 1e-14);
+        assert_eq!(pearson(&x, &x), 1.0);
+        assert_eq!(pearson(&[0.1, 0.1, 0.1], &[1.0, 2.0, 3.0]), 0.0);
+        assert_eq!(pearson(&[], &[]), 0.0);
+        assert_eq!(pearson(&[1.0], &[2.0]), 0.0);
+        assert!(pearson(&[1.0, 2.0], &[2.0]).is_nan());
+        assert_eq!(pearson_p_value(1.0, 5), 0.0);
+        assert_eq!(pearson_p_value(-1.0, 50), 0.0);
+        assert_eq!(pearson_p_value(0.0, 50), 1.0);
+        assert!(pearson_p_value(0.5, 2).is_nan());
+    }
+}

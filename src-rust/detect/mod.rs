@@ -8,11 +8,15 @@ pub mod clustering;
 pub mod conservation;
 pub mod correlation;
 pub mod kdtree;
+pub mod outlier;
+pub mod permutation;
 pub mod phase;
+pub mod ranks;
 
 pub use clustering::{cluster_components, Clusters};
 pub use conservation::conservation_stats;
 pub use correlation::correlation_stats;
+pub use outlier::{outlier_scores, Outliers};
 pub use phase::phase_transition_stats;
 
 use std::time::Instant;

@@ -12,12 +12,16 @@ pub mod outlier;
 pub mod permutation;
 pub mod phase;
 pub mod ranks;
+pub mod shift;
+#[cfg(test)]
+pub(crate) mod test_data;
 
 pub use clustering::{cluster_components, Clusters};
 pub use conservation::conservation_stats;
 pub use correlation::correlation_stats;
 pub use outlier::{outlier_scores, Outliers};
 pub use phase::phase_transition_stats;
+pub use shift::distribution_shift_stats;
 
 use std::time::Instant;
 

@@ -7,6 +7,7 @@
 pub mod clustering;
 pub mod conservation;
 pub mod correlation;
+pub mod dependence;
 pub mod kdtree;
 pub mod outlier;
 pub mod permutation;
@@ -19,6 +20,7 @@ pub(crate) mod test_data;
 pub use clustering::{cluster_components, Clusters};
 pub use conservation::conservation_stats;
 pub use correlation::correlation_stats;
+pub use dependence::dependence_stats;
 pub use outlier::{outlier_scores, Outliers};
 pub use phase::phase_transition_stats;
 pub use shift::distribution_shift_stats;

@@ -8,6 +8,7 @@ pub mod clustering;
 pub mod conservation;
 pub mod correlation;
 pub mod dependence;
+pub mod eigen;
 pub mod flow;
 pub mod kdtree;
 pub mod outlier;

@@ -7,13 +7,28 @@
 pub mod clustering;
 pub mod conservation;
 pub mod correlation;
+pub mod dependence;
+pub mod eigen;
+pub mod flow;
 pub mod kdtree;
+pub mod laws;
+pub mod outlier;
+pub mod permutation;
 pub mod phase;
+pub mod ranks;
+pub mod shift;
+#[cfg(test)]
+pub(crate) mod test_data;
 
 pub use clustering::{cluster_components, Clusters};
 pub use conservation::conservation_stats;
 pub use correlation::correlation_stats;
+pub use dependence::dependence_stats;
+pub use flow::information_flow_stats;
+pub use laws::{conservation_laws, Law};
+pub use outlier::{outlier_scores, Outliers};
 pub use phase::phase_transition_stats;
+pub use shift::distribution_shift_stats;
 
 use std::time::Instant;
 

@@ -1,0 +1,516 @@
+//! Nonlinear dependence between metric pairs (SPEC §6 `DEPENDENCE`, kernels5.md
+//! `dependence_stats`): bias-corrected mutual information of quantile bins, permutation
+//! tested, for pairs whose linear correlation stays below the correlation threshold.
+
+use std::f64::consts::LN_2;
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use super::column_length;
+use super::permutation::permutation_test;
+use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use crate::error::{CoreError, CoreResult};
+use crate::stats::{all_equal, pearson};
+
+/// Fields of a [`dependence_stats`] row, in order.
+pub const DEPENDENCE_FIELDS: [&str; 13] = [
+    "i",
+    "j",
+    "n",
+    "r",
+    "mi",
+    "mi_corrected",
+    "p_value",
+    "perms_run",
+    "info_coef",
+    "effect",
+    "bins",
+    "tested",
+    "_reserved",
+];
+
+/// Test ids of dependence tests start here (test id = 1000 + pair index).
+pub const DEPENDENCE_TEST_ID_BASE: u64 = 1000;
+/// Bounds of the number of quantile bins per variable.
+const MIN_DEPENDENCE_BINS: usize = 4;
+const MAX_DEPENDENCE_BINS: usize = 16;
+
+/// Quantile bins per variable for n pairs: min(16, max(4, round(√(n / 5)))) (half to even).
+pub fn dependence_bins(n: usize) -> usize {
+    round_half_even((n as f64 / 5.0).sqrt()).clamp(MIN_DEPENDENCE_BINS, MAX_DEPENDENCE_BINS)
+}
+
+/// One row per metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...:
+/// `[i, j, n, r, mi, mi_corrected, p_value, perms_run, info_coef, effect, bins, tested,
+/// _reserved]` (kernels5.md):
+/// - over the tasks having both metrics (recording order); `r` = Pearson (two-pass centered,
+///   0 for zero variance); `bins` = [`dependence_bins`]`(n)`;
+/// - tested when n >= `min_pairs`, |r| < `threshold_r` and neither series is constant; an
+///   untested row keeps i, j, n, r, bins and has mi..effect NaN, tested 0;
+/// - quantile bins of x and of y (b = bins each); `mi` = plug-in MI in bits,
+///   max(0, (H(X) + H(Y)) - H(X,Y)) (entropies -Σ p log2 p, cells ascending, joint cell
+///   = xbin·b + ybin);
+/// - `mi_corrected` = max(0, mi - (Bxy - Bx - By + 1) / (2 n ln 2)) — Miller–Madow
+///   (B* = non-empty cells; this is mi + (Bx + By - Bxy - 1) / (2 n ln 2), the textbook
+///   correction that lowers the plug-in MI of independent data);
+///   `info_coef` = √(1 - 2^(-2·mi_corrected));
+/// - `effect` = max - min over non-empty x-bins of the mean of y in the bin (sequential sums);
+/// - test id 1000 + pair index: the tested subset is all pairs if n <= `max_test_n`, else
+///   every s-th pair (`[::s]`, s = ⌈n / max_test_n⌉) with bins recomputed on it (b from its
+///   own length, quantile codes of the subset); T = its plug-in MI; round r gathers the
+///   subset's y-codes through `permutation(seed_tr, N)`; sequential p with B = permutations.
+/// - `_reserved` is NaN.
+///
+/// `threshold_r` in (0, 1], `permutations` >= 1, `max_test_n` >= 1. Pairs run in parallel.
+pub fn dependence_stats(
+    columns: &[&[f64]],
+    threshold_r: f64,
+    min_pairs: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+) -> CoreResult<Vec<[f64; 13]>> {
+    if !(threshold_r > 0.0 && threshold_r <= 1.0) {
+        return Err(CoreError::invalid(
+            "threshold_r",
+            format!("threshold_r must be in (0, 1], got {threshold_r}"),
+        ));
+    }
+    check_test_arguments(permutations, max_test_n)?;
+    let n = column_length(columns)?;
+    let m = columns.len();
+    // Complete columns share their ranks across every pair of complete columns.
+    let cached: Vec<Option<CachedRanks>> = columns
+        .par_iter()
+        .map(|column| {
+            let complete = !column.iter().any(|v| v.is_nan());
+            (complete && n >= min_pairs.max(2) && !all_equal(column))
+                .then(|| CachedRanks::new(column, max_test_n))
+        })
+        .collect();
+    let pairs: Vec<(usize, usize)> = (0..m)
+        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+        .collect();
+    let context = Context {
+        threshold_r,
+        min_pairs,
+        permutations,
+        seed,
+        max_test_n,
+    };
+    Ok(pairs
+        .par_iter()
+        .enumerate()
+        .map(|(index, &(i, j))| {
+            let both_cached = match (&cached[i], &cached[j]) {
+                (Some(x), Some(y)) => Some((x, y)),
+                _ => None,
+            };
+            pair_row(
+                &context,
+                index as u64,
+                (i, j),
+                columns[i],
+                columns[j],
+                both_cached,
+            )
+        })
+        .collect())
+}
+
+/// `permutations` >= 1 and `max_test_n` >= 1.
+pub(crate) fn check_test_arguments(permutations: usize, max_test_n: usize) -> CoreResult<()> {
+    if permutations < 1 {
+        return Err(CoreError::invalid(
+            "permutations",
+            format!("permutations must be >= 1, got {permutations}"),
+        ));
+    }
+    if max_test_n < 1 {
+        return Err(CoreError::invalid(
+            "max_test_n",
+            format!("max_test_n must be >= 1, got {max_test_n}"),
+        ));
+    }
+    Ok(())
+}
+
+struct Context {
+    threshold_r: f64,
+    min_pairs: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+}
+
+/// Ranks of a complete, non-constant column: over all tasks and over the thinned subset.
+struct CachedRanks {
+    full: Vec<usize>,
+    thinned: Option<Vec<usize>>,
+}
+
+impl CachedRanks {
+    fn new(column: &[f64], max_test_n: usize) -> Self {
+        let thinned = (column.len() > max_test_n).then(|| {
+            let step = column.len().div_ceil(max_test_n);
+            let subset: Vec<f64> = column.iter().copied().step_by(step).collect();
+            min_ranks(&subset)
+        });
+        CachedRanks {
+            full: min_ranks(column),
+            thinned,
+        }
+    }
+}
+
+fn pair_row(
+    context: &Context,
+    pair_index: u64,
+    (i, j): (usize, usize),
+    column_x: &[f64],
+    column_y: &[f64],
+    cached: Option<(&CachedRanks, &CachedRanks)>,
+) -> [f64; 13] {
+    let gathered: (Vec<f64>, Vec<f64>);
+    let (x, y): (&[f64], &[f64]) = if cached.is_some() {
+        (column_x, column_y)
+    } else {
+        gathered = column_x
+            .iter()
+            .zip(column_y)
+            .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+            .map(|(&a, &b)| (a, b))
+            .unzip();
+        (&gathered.0, &gathered.1)
+    };
+    let n = x.len();
+    let r = pearson(x, y);
+    let bins = dependence_bins(n);
+    let mut row = [f64::NAN; 13];
+    row[0] = i as f64;
+    row[1] = j as f64;
+    row[2] = n as f64;
+    row[3] = r;
+    row[10] = bins as f64;
+    row[11] = 0.0;
+    let tested =
+        n >= context.min_pairs && r.abs() < context.threshold_r && !all_equal(x) && !all_equal(y);
+    if !tested {
+        return row;
+    }
+    let (x_ranks, y_ranks) = match cached {
+        Some((cx, cy)) => (Cow::Borrowed(&cx.full), Cow::Borrowed(&cy.full)),
+        None => (Cow::Owned(min_ranks(x)), Cow::Owned(min_ranks(y))),
+    };
+    let x_codes = quantile_codes(&x_ranks, bins);
+    let y_codes = quantile_codes(&y_ranks, bins);
+    let full = MutualInformation::of(&x_codes, &y_codes, bins);
+    let mi = full.plug_in();
+    let correction = (full.occupied_joint as f64 - full.occupied_x as f64 - full.occupied_y as f64
+        + 1.0)
+        / (2.0 * n as f64 * LN_2);
+    let mi_corrected = (mi - correction).max(0.0);
+    let info_coef = (1.0 - (-2.0 * mi_corrected).exp2()).sqrt();
+    let effect = conditional_mean_range(&x_codes, y, bins);
+
+    // The test subset.
+    let subset_codes: (Vec<u8>, Vec<u8>, usize);
+    let (test_x, test_y, test_bins) = if n <= context.max_test_n {
+        (&x_codes[..], &y_codes[..], bins)
+    } else {
+        let step = n.div_ceil(context.max_test_n);
+        let cached_thinned =
+            cached.and_then(|(cx, cy)| cx.thinned.as_ref().zip(cy.thinned.as_ref()));
+        let (sx, sy) = match cached_thinned {
+            Some((tx, ty)) => (Cow::Borrowed(tx), Cow::Borrowed(ty)),
+            None => {
+                let xs: Vec<f64> = x.iter().copied().step_by(step).collect();
+                let ys: Vec<f64> = y.iter().copied().step_by(step).collect();
+                (Cow::Owned(min_ranks(&xs)), Cow::Owned(min_ranks(&ys)))
+            }
+        };
+        let sub_bins = dependence_bins(sx.len());
+        subset_codes = (
+            quantile_codes(&sx, sub_bins),
+            quantile_codes(&sy, sub_bins),
+            sub_bins,
+        );
+        (&subset_codes.0[..], &subset_codes.1[..], subset_codes.2)
+    };
+    let observed_parts = if n <= context.max_test_n {
+        full
+    } else {
+        MutualInformation::of(test_x, test_y, test_bins)
+    };
+    let observed = observed_parts.plug_in();
+    let marginals = observed_parts.h_x + observed_parts.h_y;
+    let size = test_x.len();
+    let mut permuted = vec![0u8; size];
+    let mut table = vec![0u64; test_bins * test_bins];
+    let outcome = permutation_test(
+        observed,
+        context.permutations,
+        context.seed,
+        DEPENDENCE_TEST_ID_BASE + pair_index,
+        size,
+        |perm| {
+            for (slot, &index) in permuted.iter_mut().zip(perm) {
+                *slot = test_y[index];
+            }
+            let h_xy = joint_entropy(test_x, &permuted, test_bins, &mut table);
+            (marginals - h_xy).max(0.0)
+        },
+    );
+    row[4] = mi;
+    row[5] = mi_corrected;
+    row[6] = outcome.p_value;
+    row[7] = outcome.perms_run as f64;
+    row[8] = info_coef;
+    row[9] = effect;
+    row[11] = 1.0;
+    row
+}
+
+/// The entropies and occupied-cell counts of a pair of code sequences.
+#[derive(Debug, Clone, Copy)]
+struct MutualInformation {
+    h_x: f64,
+    h_y: f64,
+    h_xy: f64,
+    occupied_x: usize,
+    occupied_y: usize,
+    occupied_joint: usize,
+}
+
+impl MutualInformation {
+    fn of(x_codes: &[u8], y_codes: &[u8], bins: usize) -> Self {
+        let mut table = vec![0u64; bins * bins];
+        for (&a, &b) in x_codes.iter().zip(y_codes) {
+            table[a as usize * bins + b as usize] += 1;
+        }
+        let x_counts: Vec<u64> = table
+            .chunks_exact(bins)
+            .map(|row| row.iter().sum())
+            .collect();
+        let y_counts: Vec<u64> = (0..bins)
+            .map(|b| (0..bins).map(|a| table[a * bins + b]).sum())
+            .collect();
+        let total = x_codes.len();
+        let occupied = |counts: &[u64]| counts.iter().filter(|&&c| c > 0).count();
+        MutualInformation {
+            h_x: entropy_bits(x_counts.iter().copied(), total),
+            h_y: entropy_bits(y_counts.iter().copied(), total),
+            h_xy: entropy_bits(table.iter().copied(), total),
+            occupied_x: occupied(&x_counts),
+            occupied_y: occupied(&y_counts),
+            occupied_joint: occupied(&table),
+        }
+    }
+
+    /// max(0, (H(X) + H(Y)) - H(X,Y)).
+    fn plug_in(&self) -> f64 {
+        (self.h_x + self.h_y - self.h_xy).max(0.0)
+    }
+}
+
+/// H(X, Y) in bits of two code sequences (cells xbin·b + ybin ascending); `table` is scratch.
+fn joint_entropy(x_codes: &[u8], y_codes: &[u8], bins: usize, table: &mut [u64]) -> f64 {
+    table.fill(0);
+    for (&a, &b) in x_codes.iter().zip(y_codes) {
+        table[a as usize * bins + b as usize] += 1;
+    }
+    entropy_bits(table.iter().copied(), x_codes.len())
+}
+
+/// max - min over the non-empty x-bins of the mean of y in the bin.
+fn conditional_mean_range(x_codes: &[u8], y: &[f64], bins: usize) -> f64 {
+    let mut sums = vec![0.0; bins];
+    let mut counts = vec![0usize; bins];
+    for (&code, &value) in x_codes.iter().zip(y) {
+        sums[code as usize] += value;
+        counts[code as usize] += 1;
+    }
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (sum, &count) in sums.iter().zip(&counts) {
+        if count > 0 {
+            let mean = sum / count as f64;
+            low = low.min(mean);
+            high = high.max(mean);
+        }
+    }
+    high - low
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::ranks::quantile_bins;
+    use crate::detect::test_data::{normals, uniforms};
+
+    const SEED: u64 = 0x5EED_CAFE;
+
+    #[test]
+    fn bins_formula() {
+        assert_eq!(dependence_bins(0), 4);
+        assert_eq!(dependence_bins(30), 4);
+        assert_eq!(dependence_bins(500), 10);
+        // √(5·12.25)… n = 61 → √12.2 = 3.49 → 4 (clamped); n = 151 → √30.2 = 5.50 → 5
+        assert_eq!(dependence_bins(151), 5);
+        assert_eq!(dependence_bins(1280), 16);
+        assert_eq!(dependence_bins(1_000_000), 16);
+    }
+
+    #[test]
+    fn hand_worked_identity_pair() {
+        // x = y over 4 distinct values, b = 4: MI = 2 bits, Bx = By = Bxy = 4 →
+        // Miller–Madow MI = 2 + (4 + 4 - 4 - 1) / (2·4·ln 2).
+        let x = [3.0, 1.0, 4.0, 2.0];
+        let y = [30.0, 10.0, 40.0, 20.0];
+        let z = [1.0, 2.0, 2.0, 1.0]; // r(x, z) = 0 → tested (threshold 0.5, min_pairs 4)
+        let rows = dependence_stats(&[&x, &y, &z], 0.5, 4, 9, SEED, 100).unwrap();
+        assert_eq!(rows.len(), 3);
+        // (x, y): r = 1 → not tested
+        assert_eq!(rows[0][..4], [0.0, 1.0, 4.0, 1.0]);
+        assert!(rows[0][4..10].iter().all(|v| v.is_nan()));
+        assert_eq!(rows[0][10..12], [4.0, 0.0]);
+        assert!(rows[0][12].is_nan());
+        // (x, z): codes x = 2,0,3,1; z: ranks 0,2,2,0 → bins 0,2,2,0
+        let row = rows[1];
+        assert_eq!(row[3], 0.0);
+        assert_eq!(row[11], 1.0);
+        // joint cells (2,0), (0,2), (3,2), (1,0): H(X,Y) = 2, H(X) = 2, H(Y) = 1 → MI = 1
+        assert_eq!(row[4], 1.0);
+        let expected = 1.0 + (4.0 + 2.0 - 4.0 - 1.0) / (2.0 * 4.0 * LN_2);
+        assert!((row[5] - expected).abs() < 1e-15);
+        assert!((row[8] - (1.0 - (-2.0 * expected).exp2()).sqrt()).abs() < 1e-15);
+        // mean of z per x-bin: bin0 (x=1) → 2, bin1 (x=2) → 1, bin2 (x=3) → 1, bin3 → 2
+        assert_eq!(row[9], 1.0);
+    }
+
+    #[test]
+    fn squared_relation_is_found() {
+        let x = uniforms(3, 500, -1.0, 1.0);
+        let noise = normals(4, 500);
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&noise)
+            .map(|(a, e)| a * a + 0.02 * e)
+            .collect();
+        let row = dependence_stats(&[&x, &y], 0.7, 30, 199, SEED, 10_000).unwrap()[0];
+        assert!(row[3].abs() < 0.2, "{row:?}");
+        assert_eq!(row[11], 1.0);
+        assert!(row[6] < 1e-6, "{row:?}");
+        assert_eq!(row[7], 199.0);
+        assert!(row[5] > 1.0 && row[8] > 0.8, "{row:?}");
+        // mean of y runs from ~0 (central x-bins) to ~0.8 (outer x-bins)
+        assert!(row[9] > 0.6 && row[9] < 1.0, "{row:?}");
+    }
+
+    #[test]
+    fn independent_pair_is_not_significant() {
+        for seed in [100u64, 200, 300] {
+            let x = normals(seed, 500);
+            let y = normals(seed + 1, 500);
+            let row = dependence_stats(&[&x, &y], 0.7, 30, 199, SEED, 10_000).unwrap()[0];
+            assert_eq!(row[11], 1.0);
+            assert!(row[6] > 0.01, "seed {seed}: {row:?}");
+            assert!(row[5] < 0.05, "seed {seed}: {row:?}");
+        }
+    }
+
+    #[test]
+    fn p_value_follows_the_contract() {
+        let x = uniforms(5, 120, 0.0, 1.0);
+        let noise = normals(6, 120);
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&noise)
+            .map(|(a, e)| (6.0 * a).sin() + e)
+            .collect();
+        let z = normals(7, 120);
+        let rows = dependence_stats(&[&x, &z, &y], 0.9, 30, 99, SEED, 10_000).unwrap();
+        // pair (0, 2) has index 1
+        let row = rows[1];
+        assert_eq!(row[11], 1.0);
+        let b = dependence_bins(120);
+        assert_eq!(b, 5);
+        let xc = quantile_bins(&x, b);
+        let yc = quantile_bins(&y, b);
+        let parts = MutualInformation::of(&xc, &yc, b);
+        assert_eq!(row[4], parts.plug_in());
+        let expected = sequential_rule(parts.plug_in(), 99, |r| {
+            let perm = permutation(round_seed(SEED, 1001, r as u64), 120);
+            let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
+            MutualInformation::of(&xc, &yp, b).plug_in()
+        });
+        assert_eq!(row[6], expected.p_value);
+        assert_eq!(row[7], expected.perms_run as f64);
+    }
+
+    #[test]
+    fn thinned_subset_and_sparse_columns_agree_with_the_cache() {
+        let nan = f64::NAN;
+        let x = uniforms(8, 900, -1.0, 1.0);
+        let y: Vec<f64> = x.iter().map(|a| a.abs()).collect();
+        // Complete columns (cached ranks), max_test_n = 200 → s = 5, N = 180.
+        let complete = dependence_stats(&[&x, &y], 0.9, 30, 49, SEED, 200).unwrap()[0];
+        // Same pairs through the gathering path: an extra task with one metric absent.
+        let mut x2 = x.clone();
+        x2.push(0.5);
+        let mut y2 = y.clone();
+        y2.push(nan);
+        let sparse = dependence_stats(&[&x2, &y2], 0.9, 30, 49, SEED, 200).unwrap()[0];
+        assert_eq!(complete[..12], sparse[..12]);
+        // The test runs on every 5th pair with its own bins: b(180) = 6.
+        let xs: Vec<f64> = x.iter().copied().step_by(5).collect();
+        let ys: Vec<f64> = y.iter().copied().step_by(5).collect();
+        assert_eq!(xs.len(), 180);
+        let b = dependence_bins(180);
+        assert_eq!(b, 6);
+        let (xc, yc) = (quantile_bins(&xs, b), quantile_bins(&ys, b));
+        let observed = MutualInformation::of(&xc, &yc, b).plug_in();
+        let expected = sequential_rule(observed, 49, |r| {
+            let perm = permutation(round_seed(SEED, 1000, r as u64), 180);
+            let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
+            MutualInformation::of(&xc, &yp, b).plug_in()
+        });
+        assert_eq!(complete[6], expected.p_value);
+        assert_eq!(complete[10], dependence_bins(900) as f64);
+    }
+
+    #[test]
+    fn degenerate_inputs_and_arguments() {
+        assert!(dependence_stats(&[], 0.5, 30, 10, 0, 100)
+            .unwrap()
+            .is_empty());
+        assert!(dependence_stats(&[&[1.0]], 0.5, 30, 10, 0, 100)
+            .unwrap()
+            .is_empty());
+        let empty: [f64; 0] = [];
+        let row = dependence_stats(&[&empty, &empty], 0.5, 0, 10, 0, 100).unwrap()[0];
+        assert_eq!(row[..4], [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(row[11], 0.0);
+        let nan = f64::NAN;
+        let constant = [1.0; 40];
+        let varying: Vec<f64> = (0..40).map(f64::from).collect();
+        let absent = [nan; 40];
+        let rows = dependence_stats(&[&constant, &varying, &absent], 0.5, 0, 10, 0, 100).unwrap();
+        assert!(rows.iter().all(|row| row[11] == 0.0));
+        assert_eq!(rows[0][2], 40.0);
+        assert_eq!(rows[1][2], 0.0);
+        for (threshold, permutations, max_test_n, name) in [
+            (0.0, 10, 100, "threshold_r"),
+            (1.5, 10, 100, "threshold_r"),
+            (f64::NAN, 10, 100, "threshold_r"),
+            (0.5, 0, 100, "permutations"),
+            (0.5, 10, 0, "max_test_n"),
+        ] {
+            let error = dependence_stats(&[&varying], threshold, 30, permutations, 0, max_test_n)
+                .unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`, kernels5.md
+//! `information_flow_stats`): transfer entropy of quantile-binned series over lags
+//! 1..=max_lag, with a source-surrogate permutation test.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use super::column_length;
+use super::dependence::check_test_arguments;
+use super::permutation::permutation_test;
+use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use crate::error::{CoreError, CoreResult};
+use crate::stats::all_equal;
+
+/// Fields of an [`information_flow_stats`] row, in order.
+pub const FLOW_FIELDS: [&str; 12] = [
+    "i",
+    "j",
+    "n",
+    "best_lag",
+    "te",
+    "te_reverse",
+    "p_value",
+    "perms_run",
+    "bins",
+    "tested",
+    "_r1",
+    "_r2",
+];
+
+/// Test ids of information-flow tests start here (test id = 100000 + ordered pair index).
+pub const FLOW_TEST_ID_BASE: u64 = 100_000;
+/// Bounds of the number of quantile bins per series.
+const MIN_FLOW_BINS: usize = 2;
+const MAX_FLOW_BINS: usize = 8;
+
+/// Quantile bins per series for n values: min(8, max(2, round(∛(n / 10)))) (half to even).
+pub fn flow_bins(n: usize) -> usize {
+    round_half_even((n as f64 / 10.0).cbrt()).clamp(MIN_FLOW_BINS, MAX_FLOW_BINS)
+}
+
+/// One row per ordered metric pair (i → j), i != j, in the order (0,1), (0,2), ..., (1,0),
+/// (1,2), ...: `[i, j, n, best_lag, te, te_reverse, p_value, perms_run, bins, tested, _r1,
+/// _r2]` (kernels5.md):
+/// - over the tasks having both metrics, recording order; `bins` = [`flow_bins`]`(n)`;
+///   tested when n >= `min_values` and neither series is constant; an untested row keeps
+///   i, j, n, bins, has tested 0 and NaN elsewhere; `_r1`, `_r2` are NaN;
+/// - quantile bins of the source x (metric i) and the target y (metric j);
+///   TE(x→y, lag) = [`transfer_entropy_codes`] in bits;
+/// - `best_lag` = the lag in 1..=max_lag with the largest TE(x→y) (first on ties; lags with
+///   n <= lag + 1 have TE 0), `te` its TE, `te_reverse` = TE(y→x, best_lag);
+/// - test id 100000 + ordered pair index: tested = the last min(n, max_test_n) pairs with
+///   bins recomputed on them (b from their count, quantile codes of the subset);
+///   T = max over lags of TE(x→y); round r gathers the subset's x codes through
+///   `permutation(seed_tr, N)` and recomputes the max over lags; sequential p with
+///   B = `permutations`.
+///
+/// `permutations` >= 1, `max_test_n` >= 1, `max_lag` >= 1. Unordered pairs run in parallel
+/// (both directions of a pair share their binning).
+pub fn information_flow_stats(
+    columns: &[&[f64]],
+    min_values: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+    max_lag: usize,
+) -> CoreResult<Vec<[f64; 12]>> {
+    check_test_arguments(permutations, max_test_n)?;
+    if max_lag < 1 {
+        return Err(CoreError::invalid(
+            "max_lag",
+            format!("max_lag must be >= 1, got {max_lag}"),
+        ));
+    }
+    let n = column_length(columns)?;
+    let m = columns.len();
+    let cached: Vec<Option<CachedRanks>> = columns
+        .par_iter()
+        .map(|column| {
+            let complete = !column.iter().any(|v| v.is_nan());
+            (complete && n >= min_values.max(2) && !all_equal(column))
+                .then(|| CachedRanks::new(column, max_test_n))
+        })
+        .collect();
+    let context = Context {
+        min_values,
+        permutations,
+        seed,
+        max_test_n,
+        max_lag,
+        metrics: m,
+    };
+    let pairs: Vec<(usize, usize)> = (0..m)
+        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+        .collect();
+    let results: Vec<([f64; 12], [f64; 12])> = pairs
+        .par_iter()
+        .map(|&(a, b)| {
+            let both_cached = match (&cached[a], &cached[b]) {
+                (Some(x), Some(y)) => Some((x, y)),
+                _ => None,
+            };
+            pair_rows(&context, a, b, columns[a], columns[b], both_cached)
+        })
+        .collect();
+    let mut rows = vec![[f64::NAN; 12]; m * m.saturating_sub(1)];
+    for (&(a, b), (forward, backward)) in pairs.iter().zip(results) {
+        rows[ordered_index(a, b, m)] = forward;
+        rows[ordered_index(b, a, m)] = backward;
+    }
+    Ok(rows)
+}
+
+/// Position of (i → j) in the order (0,1), (0,2), ..., (1,0), (1,2), ...
+#[inline]
+fn ordered_index(i: usize, j: usize, m: usize) -> usize {
+    i * (m - 1) + if j < i { j } else { j - 1 }
+}
+
+struct Context {
+    min_values: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+    max_lag: usize,
+    metrics: usize,
+}
+
+/// Ranks of a complete, non-constant column over all tasks and over the last max_test_n.
+struct CachedRanks {
+    full: Vec<usize>,
+    latest: Option<Vec<usize>>,
+}
+
+impl CachedRanks {
+    fn new(column: &[f64], max_test_n: usize) -> Self {
+        let latest =
+            (column.len() > max_test_n).then(|| min_ranks(&column[column.len() - max_test_n..]));
+        CachedRanks {
+            full: min_ranks(column),
+            latest,
+        }
+    }
+}
+
+/// The rows (a → b) and (b → a) of one unordered pair.
+fn pair_rows(
+    context: &Context,
+    a: usize,
+    b: usize,
+    column_a: &[f64],
+    column_b: &[f64],
+    cached: Option<(&CachedRanks, &CachedRanks)>,
+) -> ([f64; 12], [f64; 12]) {
+    let gathered: (Vec<f64>, Vec<f64>);
+    let (xa, xb): (&[f64], &[f64]) = if cached.is_some() {
+        (column_a, column_b)
+    } else {
+        gathered = column_a
+            .iter()
+            .zip(column_b)
+            .filter(|(u, v)| !u.is_nan() && !v.is_nan())
+            .map(|(&u, &v)| (u, v))
+            .unzip();
+        (&gathered.0, &gathered.1)
+    };
+    let n = xa.len();
+    let bins = flow_bins(n);
+    let blank = |i: usize, j: usize| {
+        let mut row = [f64::NAN; 12];
+        row[0] = i as f64;
+        row[1] = j as f64;
+        row[2] = n as f64;
+        row[8] = bins as f64;
+        row[9] = 0.0;
+        row
+    };
+    let (mut forward, mut backward) = (blank(a, b), blank(b, a));
+    if n < context.min_values || all_equal(xa) || all_equal(xb) {
+        return (forward, backward);
+    }
+    let (ranks_a, ranks_b) = match cached {
+        Some((ca, cb)) => (Cow::Borrowed(&ca.full), Cow::Borrowed(&cb.full)),
+        None => (Cow::Owned(min_ranks(xa)), Cow::Owned(min_ranks(xb))),
+    };
+    let codes_a = quantile_codes(&ranks_a, bins);
+    let codes_b = quantile_codes(&ranks_b, bins);
+    let lags = effective_max_lag(context.max_lag, n);
+    let mut scratch = TransferScratch::default();
+    let te_ab: Vec<f64> = (1..=lags)
+        .map(|lag| transfer_entropy_codes(&codes_a, &codes_b, bins, lag, &mut scratch))
+        .collect();
+    let te_ba: Vec<f64> = (1..=lags)
+        .map(|lag| transfer_entropy_codes(&codes_b, &codes_a, bins, lag, &mut scratch))
+        .collect();
+
+    // The test data: the last N pairs, binned on their own.
+    let size = n.min(context.max_test_n);
+    let latest_codes: (Vec<u8>, Vec<u8>);
+    let (test_a, test_b, test_bins) = if size == n {
+        (&codes_a[..], &codes_b[..], bins)
+    } else {
+        let cached_latest = cached.and_then(|(ca, cb)| ca.latest.as_ref().zip(cb.latest.as_ref()));
+        let (la, lb) = match cached_latest {
+            Some((la, lb)) => (Cow::Borrowed(la), Cow::Borrowed(lb)),
+            None => (
+                Cow::Owned(min_ranks(&xa[n - size..])),
+                Cow::Owned(min_ranks(&xb[n - size..])),
+            ),
+        };
+        let latest_bins = flow_bins(size);
+        latest_codes = (
+            quantile_codes(&la, latest_bins),
+            quantile_codes(&lb, latest_bins),
+        );
+        (&latest_codes.0[..], &latest_codes.1[..], latest_bins)
+    };
+    let test_lags = effective_max_lag(context.max_lag, size);
+    let directions = [
+        (a, b, &te_ab, &te_ba, test_a, test_b, &mut forward),
+        (b, a, &te_ba, &te_ab, test_b, test_a, &mut backward),
+    ];
+    for (source, target, te_forward, te_reverse, test_source, test_target, row) in directions {
+        let (best_lag, te) = best_lag(te_forward);
+        let observed = if size == n {
+            te
+        } else {
+            let mut observed = f64::NEG_INFINITY;
+            for lag in 1..=test_lags {
+                let value =
+                    transfer_entropy_codes(test_source, test_target, test_bins, lag, &mut scratch);
+                observed = observed.max(value);
+            }
+            observed.max(0.0)
+        };
+        let surrogate = SurrogateTest::new(test_target, test_bins, test_lags);
+        let mut permuted = vec![0u8; size];
+        let test_id = FLOW_TEST_ID_BASE + ordered_index(source, target, context.metrics) as u64;
+        let outcome = permutation_test(
+            observed,
+            context.permutations,
+            context.seed,
+            test_id,
+            size,
+            |perm| {
+                for (slot, &index) in permuted.iter_mut().zip(perm) {
+                    *slot = test_source[index];
+                }
+                surrogate.max_transfer_entropy(&permuted, &mut scratch)
+            },
+        );
+        row[3] = best_lag as f64;
+        row[4] = te;
+        row[5] = te_reverse.get(best_lag - 1).copied().unwrap_or(0.0);
+        row[6] = outcome.p_value;
+        row[7] = outcome.perms_run as f64;
+        row[9] = 1.0;
+    }
+    (forward, backward)
+}
+
+/// The largest lag whose TE can be non-zero: min(max_lag, n - 2) (TE is 0 when
+/// n <= lag + 1, and a later lag with TE 0 never beats an earlier one).
+fn effective_max_lag(max_lag: usize, n: usize) -> usize {
+    max_lag.min(n.saturating_sub(2))
+}
+
+/// (lag, TE) of the first maximum over lags 1, 2, ...; (1, 0) when there is no lag.
+fn best_lag(values: &[f64]) -> (usize, f64) {
+    let mut best = (1usize, 0.0f64);
+    for (index, &value) in values.iter().enumerate() {
+        if index == 0 || value > best.1 {
+            best = (index + 1, value);
+        }
+    }
+    best
+}
+
+/// Reusable count tables for [`transfer_entropy_codes`].
+#[derive(Debug, Default)]
+pub struct TransferScratch {
+    table: Vec<u64>,
+}
+
+/// Transfer entropy X → Y in bits of two code sequences of equal length N with codes in
+/// 0..bins (SPEC §7): over t = 0..N-1-lag,
+/// `((H(Y[t+lag], Y[t]) - H(Y[t])) - H(Y[t+lag], X[t], Y[t])) + H(X[t], Y[t])`, clipped at
+/// 0; 0 when N <= lag + 1. Entropies -Σ p log2 p with cells in ascending order of
+/// `y_past·b + y_future`, `y_past`, `(y_past·b + x)·b + y_future` and `y_past·b + x`.
+pub fn transfer_entropy_codes(
+    x: &[u8],
+    y: &[u8],
+    bins: usize,
+    lag: usize,
+    scratch: &mut TransferScratch,
+) -> f64 {
+    let n = x.len().min(y.len());
+    if lag == 0 || n <= lag + 1 {
+        return 0.0;
+    }
+    let samples = n - lag;
+    let table = &mut scratch.table;
+    table.clear();
+    table.resize(bins * bins * bins, 0);
+    for t in 0..samples {
+        let cell = (y[t] as usize * bins + x[t] as usize) * bins + y[t + lag] as usize;
+        table[cell] += 1;
+    }
+    let (base, driver_past) = entropies_from_table(table, bins, samples);
+    let all = entropy_bits(table.iter().copied(), samples);
+    ((base - all) + driver_past).max(0.0)
+}
+
+/// (H(Y+, Y) - H(Y), H(X, Y)) from the table over (y_past, x, y_future).
+fn entropies_from_table(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
+    let (future_past, past) = target_entropies(table, bins, samples);
+    let driver_past = entropy_bits(
+        table
+            .chunks_exact(bins)
+            .map(|cell| cell.iter().sum::<u64>()),
+        samples,
+    );
+    (future_past - past, driver_past)
+}
+
+/// (H(Y+, Y), H(Y)) from the table over (y_past, x, y_future).
+fn target_entropies(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
+    let blocks = table.chunks_exact(bins * bins);
+    let past = entropy_bits(
+        blocks.clone().map(|block| block.iter().sum::<u64>()),
+        samples,
+    );
+    let future_past = entropy_bits(
+        blocks.flat_map(|block| {
+            (0..bins).map(move |future| (0..bins).map(|x| block[x * bins + future]).sum::<u64>())
+        }),
+        samples,
+    );
+    (future_past, past)
+}
+
+/// The permutation rounds of one direction: the target's per-lag cell offsets and
+/// H(Y+, Y) - H(Y) are computed once.
+struct SurrogateTest {
+    bins: usize,
+    /// Per lag: `y_past·b² + y_future` for t = 0..N-1-lag.
+    offsets: Vec<Vec<u16>>,
+    /// Per lag: H(Y+, Y) - H(Y).
+    base: Vec<f64>,
+}
+
+impl SurrogateTest {
+    fn new(target: &[u8], bins: usize, lags: usize) -> Self {
+        let n = target.len();
+        let mut offsets = Vec::with_capacity(lags);
+        let mut base = Vec::with_capacity(lags);
+        for lag in 1..=lags {
+            let samples = n - lag;
+            offsets.push(
+                (0..samples)
+                    .map(|t| (target[t] as usize * bins * bins + target[t + lag] as usize) as u16)
+                    .collect(),
+            );
+            let mut table = vec![0u64; bins * bins * bins];
+            for t in 0..samples {
+                table[target[t] as usize * bins * bins + target[t + lag] as usize] += 1;
+            }
+            let (future_past, past) = target_entropies(&table, bins, samples);
+            base.push(future_past - past);
+        }
+        SurrogateTest {
+            bins,
+            offsets,
+            base,
+        }
+    }
+
+    /// max over lags of TE(source → target), clipped at 0 (0 when no lag fits).
+    fn max_transfer_entropy(&self, source: &[u8], scratch: &mut TransferScratch) -> f64 {
+        let bins = self.bins;
+        let mut best = 0.0f64;
+        for (offsets, &base) in self.offsets.iter().zip(&self.base) {
+            let table = &mut scratch.table;
+            table.clear();
+            table.resize(bins * bins * bins, 0);
+            for (&offset, &x) in offsets.iter().zip(source) {
+                table[offset as usize + x as usize * bins] += 1;
+            }
+            let samples = offsets.len();
+            let driver_past = entropy_bits(
+                table
+                    .chunks_exact(bins)
+                    .map(|cell| cell.iter().sum::<u64>()),
+                samples,
+            );
+            let all = entropy_bits(table.iter().copied(), samples);
+            best = best.max(((base - all) + driver_past).max(0.0));
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::detect::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::ranks::quantile_bins;
+    use crate::detect::test_data::normals;
+    use crate::rng::SplitMix64;
+
+    const SEED: u64 = 0x5EED_CAFE;
+
+    fn entropy_of<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> f64 {
+        let mut counts: HashMap<K, usize> = HashMap::new();
+        let mut total = 0usize;
+        for key in keys {
+            *counts.entry(key).or_default() += 1;
+            total += 1;
+        }
+        counts
+            .values()
+            .map(|&c| {
+                let p = c as f64 / total as f64;
+                -p * p.log2()
+            })
+            .sum()
+    }
+
+    /// TE straight from the formula with hash-map histograms.
+    fn reference_te(x: &[u8], y: &[u8], lag: usize) -> f64 {
+        let n = x.len();
+        if n <= lag + 1 {
+            return 0.0;
+        }
+        let t = 0..n - lag;
+        let te = entropy_of(t.clone().map(|t| (y[t + lag], y[t])))
+            - entropy_of(t.clone().map(|t| y[t]))
+            - entropy_of(t.clone().map(|t| (y[t + lag], x[t], y[t])))
+            + entropy_of(t.map(|t| (x[t], y[t])));
+        te.max(0.0)
+    }
+
+    #[test]
+    fn bins_formula_and_pair_order() {
+        assert_eq!(flow_bins(0), 2);
+        assert_eq!(flow_bins(50), 2);
+        assert_eq!(flow_bins(270), 3);
+        assert_eq!(flow_bins(1000), 5);
+        assert_eq!(flow_bins(100_000), 8);
+        let m = 4;
+        let mut expected = 0;
+        for i in 0..m {
+            for j in 0..m {
+                if i != j {
+                    assert_eq!(ordered_index(i, j, m), expected);
+                    expected += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transfer_entropy_matches_the_formula() {
+        let mut rng = SplitMix64::new(3);
+        let x: Vec<u8> = (0..400).map(|_| rng.next_below(4) as u8).collect();
+        let y: Vec<u8> = (0..400)
+            .map(|t| {
+                if t >= 2 && rng.next_f64() < 0.7 {
+                    x[t - 2]
+                } else {
+                    rng.next_below(4) as u8
+                }
+            })
+            .collect();
+        let mut scratch = TransferScratch::default();
+        for lag in 1..=4 {
+            let te = transfer_entropy_codes(&x, &y, 4, lag, &mut scratch);
+            assert!((te - reference_te(&x, &y, lag)).abs() < 1e-12, "lag {lag}");
+            let surrogate = SurrogateTest::new(&y, 4, lag);
+            let reverse = transfer_entropy_codes(&y, &x, 4, lag, &mut scratch);
+            assert!((reverse - reference_te(&y, &x, lag)).abs() < 1e-12);
+            let max = (1..=lag)
+                .map(|l| transfer_entropy_codes(&x, &y, 4, l, &mut scratch))
+                .fold(0.0, f64::max);
+            assert_eq!(surrogate.max_transfer_entropy(&x, &mut scratch), max);
+        }
+        // Hand-worked: y[t] = x[t-1]. Samples (y+, x, y): (0,0,0) (1,1,0) (0,0,1) (1,1,0)
+        // (1,1,1); Y+ = X, so H(Y+,X,Y) = H(X,Y) and TE = H(Y+,Y) - H(Y) with (y+, y)
+        // counts 1,2,1,1 and y counts 3,2.
+        let x = [0u8, 1, 0, 1, 1, 0];
+        let y = [0u8, 0, 1, 0, 1, 1];
+        let expected = entropy_bits([1, 2, 1, 1], 5) - entropy_bits([3, 2], 5);
+        let te = transfer_entropy_codes(&x, &y, 2, 1, &mut scratch);
+        assert!((te - expected).abs() < 1e-15, "{te} vs {expected}");
+        // n <= lag + 1 → 0
+        assert_eq!(
+            transfer_entropy_codes(&[0, 1], &[1, 0], 2, 1, &mut scratch),
+            0.0
+        );
+    }
+
+    #[test]
+    fn lagged_copy_is_found_in_the_right_direction() {
+        let n = 1000;
+        let x = normals(21, n);
+        let noise = normals(22, n);
+        let mut y = vec![0.0; n];
+        for t in 0..n {
+            let driver = if t >= 2 { x[t - 2] } else { 0.0 };
+            y[t] = driver + 0.5 * noise[t];
+        }
+        let rows = information_flow_stats(&[&x, &y], 50, 199, SEED, 10_000, 3).unwrap();
+        let forward = rows[0];
+        let backward = rows[1];
+        assert_eq!(forward[..3], [0.0, 1.0, n as f64]);
+        assert_eq!(forward[3], 2.0, "{forward:?}");
+        assert!(forward[4] > forward[5], "{forward:?}");
+        assert!(forward[6] < 1e-6, "{forward:?}");
+        assert_eq!(forward[8], flow_bins(n) as f64);
+        assert_eq!(forward[9], 1.0);
+        assert!(forward[10].is_nan() && forward[11].is_nan());
+        assert_eq!(backward[..2], [1.0, 0.0]);
+        assert!(backward[4] < forward[4], "{backward:?}");
+        // te_reverse of one direction at a lag is the te of the other at that lag
+        let mut scratch = TransferScratch::default();
+        let b = flow_bins(n);
+        let (cx, cy) = (quantile_bins(&x, b), quantile_bins(&y, b));
+        let lag = backward[3] as usize;
+        assert_eq!(
+            backward[4],
+            transfer_entropy_codes(&cy, &cx, b, lag, &mut scratch)
+        );
+        assert_eq!(
+            backward[5],
+            transfer_entropy_codes(&cx, &cy, b, lag, &mut scratch)
+        );
+        assert!(backward[6] > 0.01, "{backward:?}");
+    }
+
+    #[test]
+    fn p_value_follows_the_contract_on_the_latest_values() {
+        let n = 600;
+        let x = normals(31, n);
+        let noise = normals(32, n);
+        let y: Vec<f64> = (0..n)
+            .map(|t| if t >= 1 { 0.3 * x[t - 1] } else { 0.0 } + noise[t])
+            .collect();
+        let z = normals(33, n);
+        // max_test_n = 400: the test uses the last 400 pairs with b(400) = 3.
+        let rows = information_flow_stats(&[&z, &x, &y], 50, 99, SEED, 400, 3).unwrap();
+        // (1 → 2) is ordered pair index 3
+        let row = rows[3];
+        assert_eq!(row[..2], [1.0, 2.0]);
+        let b = flow_bins(400);
+        assert_eq!(b, 3);
+        let cx = quantile_bins(&x[200..], b);
+        let cy = quantile_bins(&y[200..], b);
+        let mut scratch = TransferScratch::default();
+        let max_te = |source: &[u8], scratch: &mut TransferScratch| {
+            (1..=3)
+                .map(|lag| transfer_entropy_codes(source, &cy, b, lag, scratch))
+                .fold(0.0, f64::max)
+        };
+        let observed = max_te(&cx, &mut scratch);
+        let expected = sequential_rule(observed, 99, |r| {
+            let perm = permutation(round_seed(SEED, 100_003, r as u64), 400);
+            let xp: Vec<u8> = perm.iter().map(|&i| cx[i]).collect();
+            max_te(&xp, &mut scratch)
+        });
+        assert_eq!(row[6], expected.p_value);
+        assert_eq!(row[7], expected.perms_run as f64);
+        // te over all 600 pairs with b(600) = 4
+        assert_eq!(row[8], 4.0);
+        let (fx, fy) = (quantile_bins(&x, 4), quantile_bins(&y, 4));
+        let lag = row[3] as usize;
+        assert_eq!(
+            row[4],
+            transfer_entropy_codes(&fx, &fy, 4, lag, &mut scratch)
+        );
+        // The sparse path (gathering) gives the same rows.
+        let nan = f64::NAN;
+        let extend = |v: &[f64], extra: f64| {
+            let mut out = vec![extra];
+            out.extend_from_slice(v);
+            out
+        };
+        let (z2, x2, y2) = (extend(&z, 1.0), extend(&x, nan), extend(&y, 2.0));
+        let sparse = information_flow_stats(&[&z2, &x2, &y2], 50, 99, SEED, 400, 3).unwrap();
+        assert_eq!(sparse[3][2..10], row[2..10]);
+    }
+
+    #[test]
+    fn degenerate_inputs_and_arguments() {
+        assert!(information_flow_stats(&[], 50, 10, 0, 100, 3)
+            .unwrap()
+            .is_empty());
+        assert!(information_flow_stats(&[&[1.0, 2.0]], 50, 10, 0, 100, 3)
+            .unwrap()
+            .is_empty());
+        let nan = f64::NAN;
+        let constant = [1.0; 60];
+        let varying: Vec<f64> = (0..60).map(|v| f64::from(v % 7)).collect();
+        let absent = [nan; 60];
+        let rows =
+            information_flow_stats(&[&constant, &varying, &absent], 50, 10, 0, 100, 3).unwrap();
+        assert_eq!(rows.len(), 6);
+        for row in &rows {
+            assert_eq!(row[9], 0.0);
+            assert!(row[3..8].iter().all(|v| v.is_nan()));
+        }
+        assert_eq!(rows[0][..3], [0.0, 1.0, 60.0]);
+        assert_eq!(rows[2][..3], [1.0, 0.0, 60.0]);
+        assert_eq!(rows[3][..3], [1.0, 2.0, 0.0]);
+        // Tiny tested series: lags beyond n - 2 have TE 0, best lag 1.
+        let a = [1.0, 2.0, 3.0];
+        let b = [3.0, 1.0, 2.0];
+        let rows = information_flow_stats(&[&a, &b], 2, 10, 0, 100, 5).unwrap();
+        assert_eq!(rows[0][9], 1.0);
+        assert_eq!(rows[0][3], 1.0);
+        let rows = information_flow_stats(&[&a[..2], &b[..2]], 2, 10, 0, 1, 5).unwrap();
+        assert_eq!(rows[0][3..6], [1.0, 0.0, 0.0]);
+        assert_eq!(rows[0][6], 1.0);
+        for (permutations, max_test_n, max_lag, name) in [
+            (0, 100, 3, "permutations"),
+            (10, 0, 3, "max_test_n"),
+            (10, 100, 0, "max_lag"),
+        ] {
+            let error = information_flow_stats(&[&a], 50, permutations, 0, max_test_n, max_lag)
+                .unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
+        // A huge max_lag costs nothing.
+        assert!(information_flow_stats(&[&a, &b], 2, 10, 0, 100, usize::MAX).is_ok());
+    }
+}

@@ -1,0 +1,316 @@
+//! Seeded permutations and the sequential (Besag–Clifford) permutation p-value with a gamma
+//! tail (kernels5.md, "Shared building blocks").
+//!
+//! - `permutation(seed, n)`: keys kᵢ = (SplitMix64 output i of stream `seed`) >> 32 (u32),
+//!   i = 0..n-1; the permutation is the STABLE argsort of the keys (ties by index). A
+//!   permuted sequence is the gather `values[perm]` (`permuted[i] = values[perm[i]]`).
+//! - The stream seed of test `t`, round `r`: SplitMix64 output r of stream
+//!   `seed ^ (t * 0x9E3779B9)` (wrapping u64).
+//! - The sequential rule: see [`sequential_rule`].
+//!
+//! The rounds of one test run one after another (each test's result is independent of the
+//! thread count); tests run in parallel.
+
+use crate::rng::splitmix64_output;
+use crate::stats::upper_regularized_gamma;
+
+/// Multiplier of the test id in the per-test stream seed.
+pub const TEST_ID_MULTIPLIER: u64 = 0x9E37_79B9;
+/// Number of exceedances at which the sequential test stops early.
+pub const SEQUENTIAL_HITS: usize = 10;
+/// A permuted statistic counts as an exceedance when `T_r >= T * (1 - 1e-9)`.
+pub const HIT_TOLERANCE: f64 = 1e-9;
+/// Smallest p-value the gamma tail reports.
+pub const MIN_P_VALUE: f64 = 1e-300;
+
+/// Below this length a comparison sort is used instead of the radix sort (same result).
+const RADIX_MIN_LEN: usize = 256;
+
+/// The stream seed of round `round` of test `test_id`: SplitMix64 output `round` of stream
+/// `seed ^ (test_id * 0x9E3779B9)` (wrapping).
+#[inline]
+pub fn round_seed(seed: u64, test_id: u64, round: u64) -> u64 {
+    splitmix64_output(seed ^ test_id.wrapping_mul(TEST_ID_MULTIPLIER), round)
+}
+
+/// The permutation of `0..n` for `seed`: the stable argsort of the u32 keys
+/// `splitmix64_output(seed, i) >> 32` (ties by index). NumPy:
+/// `np.argsort((splitmix64(seed, n) >> 32).astype(np.uint32), kind="stable")`.
+pub fn permutation(seed: u64, n: usize) -> Vec<usize> {
+    let mut buffer = PermutationBuffer::default();
+    buffer.fill(seed, n);
+    buffer.indices
+}
+
+/// Reusable storage for drawing many permutations of the same length without allocating.
+#[derive(Debug, Default)]
+pub struct PermutationBuffer {
+    packed: Vec<u64>,
+    scratch: Vec<u64>,
+    indices: Vec<usize>,
+}
+
+impl PermutationBuffer {
+    /// Draws `permutation(seed, n)` into the buffer and returns it.
+    pub fn fill(&mut self, seed: u64, n: usize) -> &[usize] {
+        self.indices.clear();
+        if n > u32::MAX as usize {
+            // Index does not fit beside the key: sort (key, index) pairs directly.
+            let mut pairs: Vec<(u32, usize)> = (0..n)
+                .map(|i| ((splitmix64_output(seed, i as u64) >> 32) as u32, i))
+                .collect();
+            pairs.sort_unstable();
+            self.indices
+                .extend(pairs.into_iter().map(|(_, index)| index));
+            return &self.indices;
+        }
+        // key in the high half, index in the low half: sorting by the high half stably (or
+        // by the whole word, the words being distinct) is the stable argsort of the keys.
+        self.packed.clear();
+        self.packed.extend((0..n).map(|i| {
+            let key = splitmix64_output(seed, i as u64) >> 32;
+            (key << 32) | i as u64
+        }));
+        if n < RADIX_MIN_LEN {
+            self.packed.sort_unstable();
+        } else {
+            radix_sort_high_half(&mut self.packed, &mut self.scratch);
+        }
+        self.indices.extend(
+            self.packed
+                .iter()
+                .map(|&word| (word & 0xFFFF_FFFF) as usize),
+        );
+        &self.indices
+    }
+}
+
+/// Stable LSD radix sort of the words by their high 32 bits (three passes of 11, 11 and 10
+/// bits). Words equal in the high half keep their order.
+fn radix_sort_high_half(words: &mut Vec<u64>, scratch: &mut Vec<u64>) {
+    const PASSES: [(u32, usize); 3] = [(32, 11), (43, 11), (54, 10)];
+    let mut histograms = [[0usize; 1 << 11]; 3];
+    for &word in words.iter() {
+        for (pass, &(shift, bits)) in PASSES.iter().enumerate() {
+            histograms[pass][((word >> shift) as usize) & ((1 << bits) - 1)] += 1;
+        }
+    }
+    scratch.clear();
+    scratch.resize(words.len(), 0);
+    for (pass, &(shift, bits)) in PASSES.iter().enumerate() {
+        let histogram = &mut histograms[pass];
+        // Exclusive prefix sums: the first output slot of each digit.
+        let mut next = 0usize;
+        for slot in histogram.iter_mut().take(1 << bits) {
+            let count = *slot;
+            *slot = next;
+            next += count;
+        }
+        for &word in words.iter() {
+            let digit = ((word >> shift) as usize) & ((1 << bits) - 1);
+            scratch[histogram[digit]] = word;
+            histogram[digit] += 1;
+        }
+        std::mem::swap(words, scratch);
+    }
+}
+
+/// Outcome of a sequential permutation test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PermutationTest {
+    /// The p-value (see [`sequential_rule`]).
+    pub p_value: f64,
+    /// How many permuted data sets were evaluated.
+    pub perms_run: usize,
+}
+
+/// The sequential permutation p-value (Besag–Clifford with a gamma tail).
+///
+/// Rounds r = 0, 1, … call `permuted(r)` for the statistic T_r of the r-th permuted data set;
+/// h counts the rounds with `T_r >= observed * (1 - 1e-9)`. As soon as h reaches 10:
+/// p = h / (r + 1), perms_run = r + 1. When all `budget` rounds finish with h < 10: with mu
+/// the sequential mean and var the population variance (two-pass, Σ(T_r - mu)² / B,
+/// sequential) of the B values, if var > 0 and mu > 0: shape = mu²/var, scale = var/mu,
+/// p = max(Q(shape, observed / scale), 1e-300); else p = (h + 1) / (B + 1).
+/// perms_run = B. A `budget` of 0 is treated as 1.
+pub fn sequential_rule(
+    observed: f64,
+    budget: usize,
+    mut permuted: impl FnMut(usize) -> f64,
+) -> PermutationTest {
+    let budget = budget.max(1);
+    let threshold = observed * (1.0 - HIT_TOLERANCE);
+    let mut hits = 0usize;
+    let mut values = Vec::with_capacity(budget.min(1 << 16));
+    for round in 0..budget {
+        let statistic = permuted(round);
+        if statistic >= threshold {
+            hits += 1;
+            if hits >= SEQUENTIAL_HITS {
+                return PermutationTest {
+                    p_value: hits as f64 / (round + 1) as f64,
+                    perms_run: round + 1,
+                };
+            }
+        }
+        values.push(statistic);
+    }
+    let count = values.len() as f64;
+    let mut sum = 0.0;
+    for &value in &values {
+        sum += value;
+    }
+    let mean = sum / count;
+    let mut sum_of_squares = 0.0;
+    for &value in &values {
+        let deviation = value - mean;
+        sum_of_squares += deviation * deviation;
+    }
+    let variance = sum_of_squares / count;
+    let p_value = if variance > 0.0 && mean > 0.0 {
+        let shape = mean * mean / variance;
+        let scale = variance / mean;
+        upper_regularized_gamma(shape, observed / scale).max(MIN_P_VALUE)
+    } else {
+        (hits + 1) as f64 / (budget + 1) as f64
+    };
+    PermutationTest {
+        p_value,
+        perms_run: budget,
+    }
+}
+
+/// [`sequential_rule`] where round r evaluates `statistic(perm)` with
+/// `perm = permutation(round_seed(seed, test_id, r), n)`.
+pub fn permutation_test(
+    observed: f64,
+    budget: usize,
+    seed: u64,
+    test_id: u64,
+    n: usize,
+    mut statistic: impl FnMut(&[usize]) -> f64,
+) -> PermutationTest {
+    let mut buffer = PermutationBuffer::default();
+    sequential_rule(observed, budget, |round| {
+        let perm = buffer.fill(round_seed(seed, test_id, round as u64), n);
+        statistic(perm)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_permutation(seed: u64, n: usize) -> Vec<usize> {
+        let keys: Vec<u32> = (0..n)
+            .map(|i| (splitmix64_output(seed, i as u64) >> 32) as u32)
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| keys[i]); // stable
+        order
+    }
+
+    #[test]
+    fn permutation_is_the_stable_argsort_of_the_keys() {
+        for n in [0usize, 1, 2, 7, 255, 256, 257, 1000, 5000] {
+            for seed in [0u64, 1, 0x5EED_CAFE, u64::MAX] {
+                let perm = permutation(seed, n);
+                assert_eq!(perm, reference_permutation(seed, n), "n={n} seed={seed}");
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                assert!(sorted.iter().copied().eq(0..n));
+            }
+        }
+    }
+
+    #[test]
+    fn small_permutations_by_hand() {
+        // Keys of stream 0: outputs >> 32.
+        let keys: Vec<u64> = (0..4).map(|i| splitmix64_output(0, i) >> 32).collect();
+        let mut expected: Vec<usize> = (0..4).collect();
+        expected.sort_by_key(|&i| keys[i]);
+        assert_eq!(permutation(0, 4), expected);
+        // 0xE220A839_7B1DCDAF is output 0 of stream 0: key 0xE220A839.
+        assert_eq!(keys[0], 0xE220_A839);
+    }
+
+    #[test]
+    fn equal_keys_keep_index_order_in_the_radix_sort() {
+        let mut words: Vec<u64> = (0..1000u64).map(|i| ((i % 3) << 32) | i).collect();
+        let mut scratch = Vec::new();
+        radix_sort_high_half(&mut words, &mut scratch);
+        let indices: Vec<u64> = words.iter().map(|w| w & 0xFFFF_FFFF).collect();
+        let mut expected: Vec<u64> = (0..1000).collect();
+        expected.sort_by_key(|i| i % 3);
+        assert_eq!(indices, expected);
+    }
+
+    #[test]
+    fn round_seeds_follow_the_contract() {
+        let seed = 0x5EED_CAFEu64;
+        assert_eq!(
+            round_seed(seed, 1003, 7),
+            splitmix64_output(seed ^ (1003u64 * 0x9E37_79B9), 7)
+        );
+        // Wrapping multiplication for huge ids.
+        assert_eq!(
+            round_seed(1, u64::MAX, 0),
+            splitmix64_output(1 ^ u64::MAX.wrapping_mul(0x9E37_79B9), 0)
+        );
+    }
+
+    #[test]
+    fn early_stop_after_ten_hits() {
+        // Every round is a hit: stop after 10 rounds with p = 1.
+        let outcome = sequential_rule(1.0, 199, |_| 2.0);
+        assert_eq!(
+            outcome,
+            PermutationTest {
+                p_value: 1.0,
+                perms_run: 10
+            }
+        );
+        // Hits at every other round (1, 3, 5, ...): the 10th hit is round 19 → p = 10/20.
+        let outcome = sequential_rule(1.0, 199, |r| if r % 2 == 1 { 1.0 } else { 0.5 });
+        assert_eq!(outcome.perms_run, 20);
+        assert_eq!(outcome.p_value, 0.5);
+        // The 1e-9 tolerance: T_r slightly below T is still a hit.
+        let outcome = sequential_rule(1.0, 50, |_| 1.0 - 1e-12);
+        assert_eq!(outcome.perms_run, 10);
+    }
+
+    #[test]
+    fn gamma_tail_when_budget_runs_out() {
+        // T_r alternate 1 and 3: mu = 2, var = 1 → shape 4, scale 1/2; T = 10 → Q(4, 20).
+        let outcome = sequential_rule(10.0, 100, |r| if r % 2 == 0 { 1.0 } else { 3.0 });
+        assert_eq!(outcome.perms_run, 100);
+        let expected = upper_regularized_gamma(4.0, 20.0);
+        let closed = (-20.0f64).exp() * (1.0 + 20.0 + 200.0 + 8000.0 / 6.0);
+        assert!((expected - closed).abs() <= 1e-13 * closed);
+        assert_eq!(outcome.p_value, expected);
+        // Constant permuted statistics: var = 0 → (h + 1) / (B + 1).
+        let outcome = sequential_rule(10.0, 99, |_| 4.0);
+        assert_eq!(outcome.p_value, 1.0 / 100.0);
+        // Some hits, fewer than 10, zero mean: (h + 1) / (B + 1).
+        let outcome = sequential_rule(0.0, 9, |_| 0.0);
+        assert_eq!(outcome.p_value, 10.0 / 10.0);
+        // A far tail is floored at 1e-300.
+        let outcome = sequential_rule(1e6, 10, |r| r as f64);
+        assert_eq!(outcome.p_value, MIN_P_VALUE);
+        // Budget 0 counts as 1.
+        assert_eq!(sequential_rule(5.0, 0, |_| 1.0).perms_run, 1);
+    }
+
+    #[test]
+    fn permutation_test_draws_the_contract_permutations() {
+        let mut seen = Vec::new();
+        let outcome = permutation_test(f64::INFINITY, 3, 42, 5, 6, |perm| {
+            seen.push(perm.to_vec());
+            0.0
+        });
+        assert_eq!(outcome.perms_run, 3);
+        for (round, perm) in seen.iter().enumerate() {
+            assert_eq!(*perm, permutation(round_seed(42, 5, round as u64), 6));
+        }
+    }
+}

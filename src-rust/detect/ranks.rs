@@ -1,0 +1,228 @@
+//! Order statistics and binning shared by the added detectors (kernels5.md): quantile (rank)
+//! bins, equal-width bins, medians and the median absolute deviation.
+
+/// Maps a float to a u64 whose unsigned order is the float order (-0.0 and 0.0 map alike,
+/// so equal values get equal keys). NaN must not occur.
+#[inline]
+fn order_key(value: f64) -> u64 {
+    let bits = (value + 0.0).to_bits(); // -0.0 + 0.0 == +0.0
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// For each value, the 0-based position in the ascending sort of the series of the FIRST
+/// element equal to it (ties share the smallest rank). NumPy:
+/// `np.searchsorted(np.sort(x), x, side="left")`.
+pub fn min_ranks(values: &[f64]) -> Vec<usize> {
+    let mut keyed: Vec<(u64, usize)> = values
+        .iter()
+        .enumerate()
+        .map(|(index, &value)| (order_key(value), index))
+        .collect();
+    keyed.sort_unstable_by_key(|&(key, _)| key);
+    let mut ranks = vec![0usize; values.len()];
+    let mut run_start = 0usize;
+    for position in 0..keyed.len() {
+        if position > 0 && keyed[position].0 != keyed[position - 1].0 {
+            run_start = position;
+        }
+        ranks[keyed[position].1] = run_start;
+    }
+    ranks
+}
+
+/// Quantile bins from [`min_ranks`]: `bin_i = floor(minrank_i * bins / n)` in integer
+/// arithmetic (n = `ranks.len()`). `bins` must be in 1..=256.
+pub fn quantile_codes(ranks: &[usize], bins: usize) -> Vec<u8> {
+    debug_assert!((1..=256).contains(&bins));
+    let n = ranks.len() as u128;
+    ranks
+        .iter()
+        .map(|&rank| ((rank as u128 * bins as u128) / n) as u8)
+        .collect()
+}
+
+/// Quantile bins of a series (`quantile_codes(min_ranks(values), bins)`).
+pub fn quantile_bins(values: &[f64], bins: usize) -> Vec<u8> {
+    quantile_codes(&min_ranks(values), bins)
+}
+
+/// Equal-width bins (SPEC §7): width = (max - min) / bins, index =
+/// min(floor((v - min) / width), bins - 1); max == min → every value in bin 0. `bins` must be
+/// in 1..=256; values finite.
+pub fn equal_width_bins(values: &[f64], bins: usize) -> Vec<u8> {
+    debug_assert!((1..=256).contains(&bins));
+    let Some((min, max)) = range(values) else {
+        return Vec::new();
+    };
+    if max == min {
+        return vec![0; values.len()];
+    }
+    let width = (max - min) / bins as f64;
+    let last = (bins - 1) as f64;
+    values
+        .iter()
+        // `as` saturates (NaN → 0), so no float can index out of range.
+        .map(|&value| ((value - min) / width).floor().min(last) as u8)
+        .collect()
+}
+
+/// (min, max) of the values, None when empty.
+pub fn range(values: &[f64]) -> Option<(f64, f64)> {
+    let first = *values.first()?;
+    Some(
+        values
+            .iter()
+            .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))),
+    )
+}
+
+/// The median (the mean `(a + b) / 2` of the two middle values for even counts); reorders
+/// `values`. NaN for an empty slice.
+pub fn median_in_place(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let upper_index = n / 2;
+    let (lower, &mut upper, _) = values.select_nth_unstable_by(upper_index, f64::total_cmp);
+    if n % 2 == 1 {
+        return upper;
+    }
+    let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (below + upper) / 2.0
+}
+
+/// The median of the values (copied).
+pub fn median(values: &[f64]) -> f64 {
+    median_in_place(&mut values.to_vec())
+}
+
+/// (median, MAD) with MAD = median(|x - median|). NaN, NaN for an empty slice.
+pub fn median_and_mad(values: &[f64]) -> (f64, f64) {
+    let mut scratch = values.to_vec();
+    let center = median_in_place(&mut scratch);
+    for (slot, &value) in scratch.iter_mut().zip(values) {
+        *slot = (value - center).abs();
+    }
+    (center, median_in_place(&mut scratch))
+}
+
+/// ⌊(8·count)^(1/3)⌋ = ⌊2·∛count⌋, exactly (integer correction of the float estimate).
+pub fn floor_twice_cbrt(count: usize) -> usize {
+    let target = 8u128 * count as u128;
+    let mut root = (2.0 * (count as f64).cbrt()).floor() as u128;
+    while root > 0 && root * root * root > target {
+        root -= 1;
+    }
+    while (root + 1) * (root + 1) * (root + 1) <= target {
+        root += 1;
+    }
+    root as usize
+}
+
+/// Python's `round(value)` for non-negative finite values (half to even), as usize.
+pub fn round_half_even(value: f64) -> usize {
+    let floor = value.floor();
+    let fraction = value - floor;
+    let rounded = if fraction > 0.5 || (fraction == 0.5 && floor % 2.0 != 0.0) {
+        floor + 1.0
+    } else {
+        floor
+    };
+    rounded as usize
+}
+
+/// Entropy in bits, -Σ p log2 p over the non-zero counts in the given order, p = count/total
+/// (sequential). 0 for total 0.
+#[inline]
+pub fn entropy_bits(counts: impl IntoIterator<Item = u64>, total: usize) -> f64 {
+    let total = total as f64;
+    let mut entropy = 0.0;
+    for count in counts {
+        if count > 0 {
+            let p = count as f64 / total;
+            entropy -= p * p.log2();
+        }
+    }
+    entropy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_ranks_share_ties() {
+        let values = [3.0, 1.0, 3.0, -0.0, 0.0, 7.0, 1.0];
+        // sorted: -0, 0, 1, 1, 3, 3, 7
+        assert_eq!(min_ranks(&values), vec![4, 2, 4, 0, 0, 6, 2]);
+        assert!(min_ranks(&[]).is_empty());
+        assert_eq!(
+            min_ranks(&[-1e300, f64::MIN_POSITIVE, -5e-324]),
+            vec![0, 2, 1]
+        );
+    }
+
+    #[test]
+    fn quantile_bins_by_hand() {
+        // n = 6, b = 3: ranks 0..5 → floor(r*3/6) = 0,0,1,1,2,2
+        let values = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0];
+        assert_eq!(quantile_bins(&values, 3), vec![0, 0, 1, 1, 2, 2]);
+        // ties share the bin of their first rank: ranks 0,0,2,2,2,5 → 0,0,1,1,1,2
+        let values = [1.0, 1.0, 2.0, 2.0, 2.0, 3.0];
+        assert_eq!(quantile_bins(&values, 3), vec![0, 0, 1, 1, 1, 2]);
+        // constant → all bin 0
+        assert_eq!(quantile_bins(&[4.0; 5], 4), vec![0; 5]);
+    }
+
+    #[test]
+    fn equal_width_bins_by_hand() {
+        let values = [0.0, 0.25, 0.5, 0.75, 1.0];
+        assert_eq!(equal_width_bins(&values, 4), vec![0, 1, 2, 3, 3]);
+        assert_eq!(equal_width_bins(&[2.0, 2.0], 8), vec![0, 0]);
+        assert!(equal_width_bins(&[], 8).is_empty());
+        // A range that overflows (width = inf): no panic, codes stay in range.
+        let codes = equal_width_bins(&[-1e308, 0.0, 1e308], 8);
+        assert!(codes.iter().all(|&code| code < 8), "{codes:?}");
+    }
+
+    #[test]
+    fn medians_and_mad() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(median_and_mad(&[22.5, 23.1, 45.2]).0, 23.1);
+        let (center, mad) = median_and_mad(&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]);
+        assert_eq!((center, mad), (2.0, 1.0));
+    }
+
+    #[test]
+    fn integer_formulas() {
+        assert_eq!(floor_twice_cbrt(0), 0);
+        assert_eq!(floor_twice_cbrt(1), 2);
+        assert_eq!(floor_twice_cbrt(63), 7);
+        assert_eq!(floor_twice_cbrt(64), 8);
+        for cube in 2..=40usize {
+            assert_eq!(floor_twice_cbrt(cube * cube * cube), 2 * cube);
+            assert_eq!(floor_twice_cbrt(cube * cube * cube - 1), 2 * cube - 1);
+        }
+        assert_eq!(floor_twice_cbrt(4096), 32);
+        assert_eq!(round_half_even(0.5), 0);
+        assert_eq!(round_half_even(1.5), 2);
+        assert_eq!(round_half_even(2.5), 2);
+        assert_eq!(round_half_even(2.4999), 2);
+        assert_eq!(round_half_even(2.5001), 3);
+        assert_eq!(round_half_even(0.0), 0);
+    }
+
+    #[test]
+    fn entropy_of_counts() {
+        assert_eq!(entropy_bits([1, 1, 1, 1], 4), 2.0);
+        assert_eq!(entropy_bits([0, 8, 0], 8), 0.0);
+        assert_eq!(entropy_bits([], 0), 0.0);
+    }
+}

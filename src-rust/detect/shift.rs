@@ -1,0 +1,475 @@
+//! Distribution shifts (SPEC §6 `DISTRIBUTION_SHIFT`, kernels5.md
+//! `distribution_shift_stats`): the best single change point of a metric's binned values by
+//! the likelihood-ratio split statistic G, its JSD, and a sequential permutation p-value.
+
+use rayon::prelude::*;
+
+use super::permutation::permutation_test;
+use super::ranks::{equal_width_bins, floor_twice_cbrt, median, range};
+use super::{column_length, present_values};
+use crate::error::{CoreError, CoreResult};
+use crate::stats::mean_and_sum_of_squares;
+
+/// Fields of a [`distribution_shift_stats`] row, in order.
+pub const SHIFT_FIELDS: [&str; 13] = [
+    "count",
+    "change_index",
+    "statistic",
+    "jsd",
+    "p_value",
+    "perms_run",
+    "mean_before",
+    "mean_after",
+    "std_before",
+    "std_after",
+    "median_before",
+    "median_after",
+    "tested",
+];
+
+/// Bounds of the number of equal-width bins.
+const MIN_SHIFT_BINS: usize = 8;
+const MAX_SHIFT_BINS: usize = 64;
+
+/// One row per metric: `[count, change_index, statistic, jsd, p_value, perms_run,
+/// mean_before, mean_after, std_before, std_after, median_before, median_after, tested]`
+/// (kernels5.md):
+/// - `values` = the metric's present values in recording order, `count` = their number;
+///   tested when count >= 2·min_segment and max > min, else `[count, NaN × 11, 0]`;
+/// - bins b = min(64, max(8, ⌊2·∛count⌋)) (computed exactly in integers); codes = the
+///   equal-width bins of the values;
+/// - G_k (nats) of split k of a code sequence of length N, see [`split_statistic`]; the best
+///   split is the first k in [min_segment, N - min_segment] maximising G_k; `statistic` and
+///   `change_index` are G and k of the full sequence;
+/// - `jsd`: Jensen–Shannon divergence (bits) of the histograms of `values[:k]` and
+///   `values[k:]` on the b shared bins;
+/// - test id = metric index; tested sequence = the codes, or `codes[::s]` with
+///   s = ⌈count / max_test_n⌉ when count > max_test_n; T = its max G_k; round r gathers
+///   `tested[perm]`; p by the sequential rule with B = `permutations`;
+/// - mean, population std and median of `values[:k]` and `values[k:]`.
+///
+/// `min_segment` >= 1, `permutations` >= 1 and `max_test_n` >= 4·min_segment (a thinned
+/// sequence keeps more than max_test_n / 2 values, so it still has a valid split); metrics
+/// run in parallel.
+pub fn distribution_shift_stats(
+    columns: &[&[f64]],
+    min_segment: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+) -> CoreResult<Vec<[f64; 13]>> {
+    if min_segment < 1 {
+        return Err(CoreError::invalid(
+            "min_segment",
+            format!("min_segment must be >= 1, got {min_segment}"),
+        ));
+    }
+    if permutations < 1 {
+        return Err(CoreError::invalid(
+            "permutations",
+            format!("permutations must be >= 1, got {permutations}"),
+        ));
+    }
+    if max_test_n < min_segment.saturating_mul(4) {
+        return Err(CoreError::invalid(
+            "max_test_n",
+            format!(
+                "max_test_n must be >= 4 * min_segment ({}), got {max_test_n}",
+                min_segment.saturating_mul(4)
+            ),
+        ));
+    }
+    column_length(columns)?;
+    Ok(columns
+        .par_iter()
+        .enumerate()
+        .map(|(metric, column)| {
+            metric_row(
+                &present_values(column),
+                metric as u64,
+                min_segment,
+                permutations,
+                seed,
+                max_test_n,
+            )
+        })
+        .collect())
+}
+
+fn metric_row(
+    values: &[f64],
+    test_id: u64,
+    min_segment: usize,
+    permutations: usize,
+    seed: u64,
+    max_test_n: usize,
+) -> [f64; 13] {
+    let count = values.len();
+    let mut row = [f64::NAN; 13];
+    row[0] = count as f64;
+    row[12] = 0.0;
+    let varies = matches!(range(values), Some((min, max)) if max > min);
+    if count < min_segment.saturating_mul(2) || !varies {
+        return row;
+    }
+    let bins = floor_twice_cbrt(count).clamp(MIN_SHIFT_BINS, MAX_SHIFT_BINS);
+    let codes = equal_width_bins(values, bins);
+    let flog = n_ln_n_table(count);
+    let (change, statistic) = best_split(&codes, bins, min_segment, &flog);
+
+    let thinned: Vec<u8>;
+    let (tested, observed) = if count <= max_test_n {
+        (&codes[..], statistic)
+    } else {
+        let step = count.div_ceil(max_test_n);
+        thinned = codes.iter().copied().step_by(step).collect();
+        let (_, observed) = best_split(&thinned, bins, min_segment, &flog);
+        (&thinned[..], observed)
+    };
+    let mut permuted = vec![0u8; tested.len()];
+    let outcome = permutation_test(
+        observed,
+        permutations,
+        seed,
+        test_id,
+        tested.len(),
+        |perm| {
+            for (slot, &index) in permuted.iter_mut().zip(perm) {
+                *slot = tested[index];
+            }
+            best_split(&permuted, bins, min_segment, &flog).1
+        },
+    );
+
+    let (before, after) = values.split_at(change);
+    let (mean_before, ss_before) = mean_and_sum_of_squares(before);
+    let (mean_after, ss_after) = mean_and_sum_of_squares(after);
+    row[1] = change as f64;
+    row[2] = statistic;
+    row[3] = split_jsd(&codes, bins, change);
+    row[4] = outcome.p_value;
+    row[5] = outcome.perms_run as f64;
+    row[6] = mean_before;
+    row[7] = mean_after;
+    row[8] = (ss_before / before.len() as f64).sqrt();
+    row[9] = (ss_after / after.len() as f64).sqrt();
+    row[10] = median(before);
+    row[11] = median(after);
+    row[12] = 1.0;
+    row
+}
+
+/// `flog[n] = n · ln n` for n in 0..=max (flog[0] = 0).
+pub fn n_ln_n_table(max: usize) -> Vec<f64> {
+    let mut table = Vec::with_capacity(max + 1);
+    table.push(0.0);
+    table.extend((1..=max).map(|n| {
+        let n = n as f64;
+        n * n.ln()
+    }));
+    table
+}
+
+/// The split statistic of a code sequence c of length N (kernels5.md):
+/// `G_k = L(all) - L(c[:k]) - L(c[k:])`, L(counts) = S ln S - Σⱼ nⱼ ln nⱼ, in nats, clipped
+/// at 0, evaluated in O(N) for every k by updating the Σ n ln n of the two sides:
+/// - with flog = [`n_ln_n_table`] and totalⱼ the counts of the whole sequence:
+///   `SR₀ = Σⱼ flog[totalⱼ]` (j ascending, sequential), `L_all = flog[N] - SR₀`, `SL₀ = 0`;
+/// - moving element k (code c, with a = #c in c[:k] and b = #c in c[k:]) from the right side
+///   to the left: `SL_{k+1} = SL_k + (flog[a+1] - flog[a])`,
+///   `SR_{k+1} = SR_k + (flog[b-1] - flog[b])` (NumPy: the same increments accumulated by
+///   `np.cumsum`, SR's starting from SR₀);
+/// - `G_k = max(0, (L_all - (flog[k] - SL_k)) - (flog[N-k] - SR_k))`.
+///
+/// Returns `G_k` for k in 0..=N.
+pub fn split_statistic(codes: &[u8], bins: usize, flog: &[f64]) -> Vec<f64> {
+    let mut statistics = Vec::with_capacity(codes.len() + 1);
+    for_each_split(codes, bins, flog, |_, g| statistics.push(g));
+    statistics
+}
+
+/// Calls `visit(k, G_k)` for k = 0..=N (see [`split_statistic`]).
+#[inline]
+fn for_each_split(codes: &[u8], bins: usize, flog: &[f64], mut visit: impl FnMut(usize, f64)) {
+    let n = codes.len();
+    let mut right = [0usize; 256];
+    for &code in codes {
+        right[code as usize] += 1;
+    }
+    let mut sum_right = 0.0;
+    for &total in &right[..bins] {
+        sum_right += flog[total];
+    }
+    let all = flog[n] - sum_right;
+    let mut sum_left = 0.0;
+    let mut left = [0usize; 256];
+    for k in 0..=n {
+        let g = (all - (flog[k] - sum_left)) - (flog[n - k] - sum_right);
+        visit(k, g.max(0.0));
+        if k == n {
+            break;
+        }
+        let code = codes[k] as usize;
+        let (a, b) = (left[code], right[code]);
+        sum_left += flog[a + 1] - flog[a];
+        sum_right += flog[b - 1] - flog[b];
+        left[code] = a + 1;
+        right[code] = b - 1;
+    }
+}
+
+/// (k, G_k) of the first k in [min_segment, N - min_segment] maximising G_k. The caller
+/// guarantees N >= 2·min_segment; otherwise (0, 0).
+pub fn best_split(codes: &[u8], bins: usize, min_segment: usize, flog: &[f64]) -> (usize, f64) {
+    let n = codes.len();
+    if n < min_segment.saturating_mul(2) {
+        return (0, 0.0);
+    }
+    let last = n - min_segment;
+    let mut best = (min_segment, f64::NEG_INFINITY);
+    for_each_split(codes, bins, flog, |k, g| {
+        if k >= min_segment && k <= last && g > best.1 {
+            best = (k, g);
+        }
+    });
+    best
+}
+
+/// Jensen–Shannon divergence in bits between the histograms of `codes[..k]` and
+/// `codes[k..]` (shares = count / side length; bins ascending; `½ Σ P log2(P/M) +
+/// ½ Σ Q log2(Q/M)`, M = (P + Q) / 2, terms with a zero share skipped), clipped to [0, 1].
+pub fn split_jsd(codes: &[u8], bins: usize, k: usize) -> f64 {
+    let n = codes.len();
+    if k == 0 || k >= n {
+        return 0.0;
+    }
+    let mut left = [0usize; 256];
+    let mut right = [0usize; 256];
+    for &code in &codes[..k] {
+        left[code as usize] += 1;
+    }
+    for &code in &codes[k..] {
+        right[code as usize] += 1;
+    }
+    let (left_len, right_len) = (k as f64, (n - k) as f64);
+    let (mut p_to_mixture, mut q_to_mixture) = (0.0, 0.0);
+    for bin in 0..bins {
+        let p = left[bin] as f64 / left_len;
+        let q = right[bin] as f64 / right_len;
+        if p == 0.0 && q == 0.0 {
+            continue;
+        }
+        let mixture = (p + q) / 2.0;
+        if p > 0.0 {
+            p_to_mixture += p * (p / mixture).log2();
+        }
+        if q > 0.0 {
+            q_to_mixture += q * (q / mixture).log2();
+        }
+    }
+    (0.5 * p_to_mixture + 0.5 * q_to_mixture).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::test_data::normals;
+    use crate::rng::SplitMix64;
+
+    /// G_k straight from the definition, O(N·b) per k.
+    fn direct_g(codes: &[u8], k: usize) -> f64 {
+        fn l(counts: &[usize]) -> f64 {
+            let s: usize = counts.iter().sum();
+            let f = |n: usize| {
+                if n == 0 {
+                    0.0
+                } else {
+                    n as f64 * (n as f64).ln()
+                }
+            };
+            f(s) - counts.iter().map(|&n| f(n)).sum::<f64>()
+        }
+        let hist = |part: &[u8]| {
+            let mut counts = vec![0usize; 256];
+            for &c in part {
+                counts[c as usize] += 1;
+            }
+            counts
+        };
+        l(&hist(codes)) - l(&hist(&codes[..k])) - l(&hist(&codes[k..]))
+    }
+
+    #[test]
+    fn incremental_g_matches_the_definition() {
+        let mut rng = SplitMix64::new(7);
+        let codes: Vec<u8> = (0..500).map(|_| (rng.next_below(9)) as u8).collect();
+        let flog = n_ln_n_table(codes.len());
+        let g = split_statistic(&codes, 9, &flog);
+        assert_eq!(g.len(), 501);
+        for (k, &value) in g.iter().enumerate() {
+            let expected = direct_g(&codes, k).max(0.0);
+            assert!(
+                (value - expected).abs() < 1e-9,
+                "k={k}: {value} vs {expected}"
+            );
+        }
+        assert_eq!(g[0], 0.0);
+        assert_eq!(g[500], 0.0);
+    }
+
+    #[test]
+    fn hand_worked_step() {
+        // [0,0,0,1,1,1] → codes 0,0,0,7,7,7 (b = 8); best split k = 3:
+        // G = 6 ln 6 - (3 ln 3 - 3 ln 3) - (3 ln 3 - 3 ln 3) - ... = 6 ln 6 - 6 ln 3 = 6 ln 2.
+        let values = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let rows = distribution_shift_stats(&[&values], 1, 19, 3, 100).unwrap();
+        let row = rows[0];
+        assert_eq!(row[0], 6.0);
+        assert_eq!(row[1], 3.0);
+        assert!((row[2] - 6.0 * 2f64.ln()).abs() < 1e-12, "{row:?}");
+        assert_eq!(row[3], 1.0);
+        assert_eq!(row[6..12], [0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(row[12], 1.0);
+        // 20 distinct arrangements of three 0s and three 1s; the split at 3 is extreme
+        // only for the sorted one, so p is moderate.
+        assert!(row[4] > 0.01 && row[4] <= 1.0, "{row:?}");
+    }
+
+    #[test]
+    fn p_value_follows_the_contract_permutations() {
+        let mut values = normals(11, 150);
+        for v in values.iter_mut().skip(80) {
+            *v *= 2.0;
+        }
+        let row = distribution_shift_stats(&[&values], 20, 199, 99, 10_000).unwrap()[0];
+        // Recompute the test by hand with the building blocks.
+        let bins = floor_twice_cbrt(150).clamp(8, 64);
+        assert_eq!(bins, 10);
+        let codes = equal_width_bins(&values, bins);
+        let g = split_statistic(&codes, bins, &n_ln_n_table(150));
+        let observed = g[20..=130]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(row[2], observed);
+        let expected = sequential_rule(observed, 199, |r| {
+            let perm = permutation(round_seed(99, 0, r as u64), 150);
+            let permuted: Vec<u8> = perm.iter().map(|&i| codes[i]).collect();
+            let g = split_statistic(&permuted, bins, &n_ln_n_table(150));
+            g[20..=130]
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max)
+        });
+        assert_eq!(row[4], expected.p_value);
+        assert_eq!(row[5], expected.perms_run as f64);
+        // Before/after summaries at the change index.
+        let k = row[1] as usize;
+        let (before, after) = values.split_at(k);
+        assert_eq!(row[6], before.iter().sum::<f64>() / k as f64);
+        assert_eq!(row[10], median(before));
+        assert_eq!(row[11], median(after));
+    }
+
+    #[test]
+    fn planted_spread_change_is_found() {
+        let mut values = normals(2024, 600);
+        for v in values.iter_mut().skip(300) {
+            *v *= 3.0;
+        }
+        let row = distribution_shift_stats(&[&values], 20, 199, 0x5EED_CAFE, 10_000).unwrap()[0];
+        let change = row[1];
+        assert!((change - 300.0).abs() <= 30.0, "{row:?}");
+        assert!(row[4] < 0.001, "{row:?}");
+        assert_eq!(row[5], 199.0);
+        assert!(row[9] > 2.0 * row[8], "{row:?}");
+        assert!(row[3] > 0.05, "{row:?}");
+    }
+
+    #[test]
+    fn iid_data_is_not_significant() {
+        for seed in [1u64, 2, 3, 4, 5] {
+            let values = normals(seed, 600);
+            let row =
+                distribution_shift_stats(&[&values], 20, 199, 0x5EED_CAFE, 10_000).unwrap()[0];
+            assert!(row[4] > 0.01, "seed {seed}: {row:?}");
+            assert!(row[5] < 199.0 || row[4] > 0.01);
+        }
+    }
+
+    #[test]
+    fn thinned_test_uses_every_s_th_code() {
+        let mut values = normals(5, 1000);
+        for v in values.iter_mut().skip(600) {
+            *v += 1.0;
+        }
+        // max_test_n = 300 → s = 4, N = 250.
+        let row = distribution_shift_stats(&[&values], 20, 50, 8, 300).unwrap()[0];
+        let bins = floor_twice_cbrt(1000).clamp(8, 64);
+        assert_eq!(bins, 20);
+        let codes = equal_width_bins(&values, bins);
+        let flog = n_ln_n_table(1000);
+        let thinned: Vec<u8> = codes.iter().copied().step_by(4).collect();
+        assert_eq!(thinned.len(), 250);
+        let (_, observed) = best_split(&thinned, bins, 20, &flog);
+        let expected = sequential_rule(observed, 50, |r| {
+            let perm = permutation(round_seed(8, 0, r as u64), 250);
+            let permuted: Vec<u8> = perm.iter().map(|&i| thinned[i]).collect();
+            best_split(&permuted, bins, 20, &flog).1
+        });
+        assert_eq!(row[4], expected.p_value);
+        // statistic and change index still come from the full sequence.
+        assert_eq!((row[1], row[2]), {
+            let (k, g) = best_split(&codes, bins, 20, &flog);
+            (k as f64, g)
+        });
+        assert!((row[1] - 600.0).abs() < 60.0, "{row:?}");
+    }
+
+    #[test]
+    fn untested_rows_and_edge_cases() {
+        let nan = f64::NAN;
+        let short = [1.0, 2.0, 3.0];
+        let constant = [4.0; 50];
+        let absent = [nan; 50];
+        let empty: [f64; 0] = [];
+        let rows = distribution_shift_stats(&[&short[..]], 2, 10, 0, 100).unwrap();
+        assert_eq!(rows[0][0], 3.0);
+        assert!(rows[0][1..12].iter().all(|v| v.is_nan()));
+        assert_eq!(rows[0][12], 0.0);
+        let rows = distribution_shift_stats(&[&constant[..], &absent[..]], 5, 10, 0, 100).unwrap();
+        assert_eq!(rows[0][0], 50.0);
+        assert_eq!(rows[0][12], 0.0);
+        assert_eq!(rows[1][0], 0.0);
+        assert_eq!(rows[1][12], 0.0);
+        let rows = distribution_shift_stats(&[&empty[..]], 5, 10, 0, 100).unwrap();
+        assert_eq!(rows[0][0], 0.0);
+        assert!(distribution_shift_stats(&[], 5, 10, 0, 100)
+            .unwrap()
+            .is_empty());
+        // Exactly 2·min_segment values that vary: tested, change index = min_segment.
+        let values = [1.0, 2.0, 3.0, 4.0];
+        let row = distribution_shift_stats(&[&values[..]], 2, 10, 0, 100).unwrap()[0];
+        assert_eq!(row[1], 2.0);
+        assert_eq!(row[12], 1.0);
+    }
+
+    #[test]
+    fn argument_errors_name_the_argument() {
+        let values = [1.0, 2.0];
+        let cases = [
+            (0usize, 10usize, 100usize, "min_segment"),
+            (5, 0, 100, "permutations"),
+            (5, 10, 19, "max_test_n"),
+        ];
+        for (min_segment, permutations, max_test_n, name) in cases {
+            let error =
+                distribution_shift_stats(&[&values], min_segment, permutations, 0, max_test_n)
+                    .unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
+        assert!(distribution_shift_stats(&[&values, &[1.0]], 1, 1, 0, 100).is_err());
+        assert!(distribution_shift_stats(&[&values], usize::MAX, 1, 0, usize::MAX).is_ok());
+    }
+}

@@ -23,6 +23,12 @@ mod _native {
     };
 
     #[pymodule_export]
+    use crate::py::added::{
+        conservation_laws, dependence_stats, distribution_shift_stats, information_flow_stats,
+        outlier_scores,
+    };
+
+    #[pymodule_export]
     use crate::py::detect::{
         cluster_components, conservation_stats, correlation_stats, phase_transition_stats,
     };

@@ -12,10 +12,11 @@ import os
 from collections.abc import Iterator
 from types import ModuleType
 
-import crackle_runtime
 import pytest
-from crackle_runtime import _backend
 from hypothesis import HealthCheck, settings
+
+import crackle_runtime
+from crackle_runtime import _backend
 
 # deadline=None: timings on a shared CI machine are noise, and the first call of a kernel
 # pays for imports. The autouse `backend` fixture only selects a module, so sharing it

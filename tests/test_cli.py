@@ -40,7 +40,10 @@ def test_cool_csv_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_cool_json_to_file(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "jobs.csv")
     target = tmp_path / "report.json"
-    assert main(["cool", str(path), "--label", "name", "--format", "json", "--output", str(target)]) == 0
+    assert (
+        main(["cool", str(path), "--label", "name", "--format", "json", "--output", str(target)])
+        == 0
+    )
     report = json.loads(target.read_text())
     assert report["task_count"] == 60
     kinds = {p["kind"] for p in report["patterns"]}

@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
-from crackle_runtime import _backend
-from crackle_runtime._numpy import _rng, _stats
-from crackle_runtime._numpy import detect as numpy_detect
-from crackle_runtime.errors import CoolingTimeoutError
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 from sklearn.cluster import DBSCAN
+
+from crackle_runtime import _backend
+from crackle_runtime._numpy import _rng, _stats
+from crackle_runtime._numpy import detect as numpy_detect
+from crackle_runtime.errors import CoolingTimeoutError
 
 NAN, INF = math.nan, math.inf
 KERNEL_NAMES = (

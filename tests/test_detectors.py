@@ -41,7 +41,10 @@ def test_cluster_found() -> None:
     assert pattern.metrics["avg_distance"] == pytest.approx(avg, rel=1e-12)
     assert pattern.metrics["cluster_size"] == 3.0
     assert pattern.confidence == pytest.approx(1 - avg / 2.5, rel=1e-12)
-    assert pattern.description == f"3 tasks clustered together in metric space (avg distance: {avg:.3f})"
+    assert (
+        pattern.description
+        == f"3 tasks clustered together in metric space (avg distance: {avg:.3f})"
+    )
 
 
 def test_no_cluster_when_everything_is_far_apart() -> None:

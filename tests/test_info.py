@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import antropy
-import crackle_runtime as cr
 import numpy as np
 import pytest
 import scipy.spatial.distance
@@ -21,6 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 from sklearn.metrics import mutual_info_score
+
+import crackle_runtime as cr
 
 LOG2_3 = math.log2(3)
 NAN, INF = float("nan"), float("inf")

@@ -191,7 +191,7 @@ def test_invalid_metric_values_name_task_and_metric_and_record_nothing(value: ob
 @pytest.mark.parametrize("name", ["", 3, None])
 def test_invalid_metric_names(name: object) -> None:
     kiln = Kiln()
-    with pytest.raises(InvalidMetricError, match="task 't'.*non-empty strings"):
+    with pytest.raises(InvalidMetricError, match=r"task 't'.*non-empty strings"):
         kiln.add_entry("t", {name: 1.0})  # type: ignore[dict-item]
     assert kiln.task_count == 0
 

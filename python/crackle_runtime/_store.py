@@ -185,7 +185,7 @@ class MetricStore:
             if positions:
                 block = np.array([self._pending_values[p] for p in positions], dtype=np.float64)
                 columns = np.asarray(positions) + start
-                self._data[np.ix_(rows, columns)] = block.T
+                self._data[np.ix_(np.asarray(rows), columns)] = block.T
             else:
                 block = np.array(self._pending_values, dtype=np.float64)
                 self._data[rows, start : start + pending] = block.T

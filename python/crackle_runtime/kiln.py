@@ -434,7 +434,7 @@ class Kiln:
         overrides = self._cooled.overrides if self._cooled else {}
         if not overrides:
             return names, columns
-        extra = []
+        extra: list[str] = []
         for values in overrides.values():
             extra.extend(name for name in values if name not in names and name not in extra)
         matrix = np.full((len(names) + len(extra), columns.shape[1]), np.nan)

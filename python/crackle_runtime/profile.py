@@ -125,9 +125,8 @@ class ThermalProfile:
     def with_rate(self, rate: CoolingRate | str) -> ThermalProfile:
         """Every threshold from ``rate``'s row; duration, fdr, outlier_z, detectors kept."""
         rate = CoolingRate.parse(rate)
-        return dataclasses.replace(
-            self, rate=rate, **dict(zip(_THRESHOLD_NAMES, rate._row(), strict=True))
-        )
+        thresholds: dict[str, Any] = dict(zip(_THRESHOLD_NAMES, rate._row(), strict=True))
+        return dataclasses.replace(self, rate=rate, **thresholds)
 
     def with_thresholds(self, **thresholds: float) -> ThermalProfile:
         unknown = sorted(set(thresholds) - set(_TUNABLE))

@@ -115,7 +115,7 @@ class PatternReport(list[CracklePattern]):
         """A plain-text table, one pattern per row, then the summary; rows longer than
         ``width`` characters are cut (None: never); with ``max_per_kind``, only the first
         patterns of each kind are listed and a line counts the rest."""
-        rows = [("kind", "conf", "tasks", "description")]
+        rows: list[tuple[str, str, str, str]] = [("kind", "conf", "tasks", "description")]
         shown: dict[PatternKind, int] = {}
         for pattern in self:
             shown[pattern.kind] = shown.get(pattern.kind, 0) + 1
@@ -143,8 +143,8 @@ class PatternReport(list[CracklePattern]):
         kind_w = max(len(row[0]) for row in rows)
         task_w = max(len(row[2]) for row in rows)
         lines = []
-        for kind, confidence, tasks, description in rows:
-            line = f"{kind:<{kind_w}}  {confidence:>4}  {tasks:>{task_w}}  {description}"
+        for kind_text, confidence, tasks, description in rows:
+            line = f"{kind_text:<{kind_w}}  {confidence:>4}  {tasks:>{task_w}}  {description}"
             lines.append(line if width is None or len(line) <= width else line[: width - 1] + "…")
         lines.append("")
         lines.append(self.summary())

@@ -42,6 +42,16 @@ pub(crate) fn column_length(columns: &[&[f64]]) -> CoreResult<usize> {
     };
     let n = first.len();
     for (index, column) in columns.iter().enumerate() {
+        // NaN marks an absent value; an infinity is invalid input.
+        if let Some(task) = column.iter().position(|value| value.is_infinite()) {
+            return Err(CoreError::invalid(
+                "columns",
+                format!(
+                    "columns contains an infinite value ({}) at metric {index}, task {task}",
+                    column[task]
+                ),
+            ));
+        }
         if column.len() != n {
             return Err(CoreError::invalid(
                 "columns",

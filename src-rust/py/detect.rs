@@ -11,7 +11,10 @@ use crate::error::CoreError;
 
 /// The rows of `view` as slices: borrowed when each row is contiguous (also for a view into
 /// a wider buffer), else copied once.
-pub(crate) fn rows_of<'a>(view: &'a ArrayView2<'a, f64>, owned: &'a mut Vec<Vec<f64>>) -> Vec<&'a [f64]> {
+pub(crate) fn rows_of<'a>(
+    view: &'a ArrayView2<'a, f64>,
+    owned: &'a mut Vec<Vec<f64>>,
+) -> Vec<&'a [f64]> {
     if view.rows().into_iter().all(|row| row.as_slice().is_some()) {
         return view
             .rows()

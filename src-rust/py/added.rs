@@ -8,6 +8,16 @@ use crate::detect;
 use crate::error::CoreError;
 use crate::py::detect::{rows_of, table};
 
+fn positive(value: i64, argument: &'static str) -> Result<usize, CoreError> {
+    match usize::try_from(value) {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(CoreError::invalid(
+            argument,
+            format!("{argument} must be >= 1, got {value}"),
+        )),
+    }
+}
+
 fn count(value: i64, argument: &'static str) -> Result<usize, CoreError> {
     usize::try_from(value)
         .map_err(|_| CoreError::invalid(argument, format!("{argument} must be >= 0, got {value}")))
@@ -72,14 +82,21 @@ pub fn dependence_stats<'py>(
     seed: u64,
     max_test_n: i64,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let min_pairs = count(min_pairs, "min_pairs")?;
+    let min_pairs = positive(min_pairs, "min_pairs")?;
     let permutations = count(permutations, "permutations")?;
     let max_test_n = count(max_test_n, "max_test_n")?;
     let view = columns.as_array();
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let stats = py.detach(|| {
-        detect::dependence_stats(&rows, threshold_r, min_pairs, permutations, seed, max_test_n)
+        detect::dependence_stats(
+            &rows,
+            threshold_r,
+            min_pairs,
+            permutations,
+            seed,
+            max_test_n,
+        )
     })?;
     Ok(table(stats).into_pyarray(py))
 }
@@ -95,7 +112,7 @@ pub fn information_flow_stats<'py>(
     max_test_n: i64,
     max_lag: i64,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let min_values = count(min_values, "min_values")?;
+    let min_values = positive(min_values, "min_values")?;
     let permutations = count(permutations, "permutations")?;
     let max_test_n = count(max_test_n, "max_test_n")?;
     let max_lag = count(max_lag, "max_lag")?;
@@ -103,14 +120,7 @@ pub fn information_flow_stats<'py>(
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let stats = py.detach(|| {
-        detect::information_flow_stats(
-            &rows,
-            min_values,
-            permutations,
-            seed,
-            max_test_n,
-            max_lag,
-        )
+        detect::information_flow_stats(&rows, min_values, permutations, seed, max_test_n, max_lag)
     })?;
     Ok(table(stats).into_pyarray(py))
 }
@@ -133,7 +143,14 @@ pub fn conservation_laws<'py>(
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let laws = py.detach(|| {
-        detect::conservation_laws(&rows, &excluded, tolerance_eig, seed, max_terms, sample_size)
+        detect::conservation_laws(
+            &rows,
+            &excluded,
+            tolerance_eig,
+            seed,
+            max_terms,
+            sample_size,
+        )
     })?;
     let list = PyList::empty(py);
     for law in laws {

@@ -65,15 +65,25 @@ impl Node {
 }
 
 /// A kd-tree over `len()` points of `dims()` coordinates, each carrying a caller's id.
+///
+/// The boxes may cover only some of the coordinates (the *indexed* ones, e.g. the few
+/// widest of many): every bound is then taken over those alone, which keeps lower bounds
+/// valid (a sum over fewer non-negative terms, in the same order, is never larger) while
+/// the leaves still compare points over all coordinates. Upper bounds and cliques need every
+/// coordinate and are not used then.
 #[derive(Debug)]
 pub struct KdTree {
     dims: usize,
+    /// Positions (ascending) of the coordinates the boxes cover.
+    indexed: Vec<usize>,
+    /// Whether every coordinate is indexed.
+    full: bool,
     /// Coordinates in tree order, row-major.
     coords: Vec<f64>,
     /// The caller's id of the point at each tree position.
     ids: Vec<u32>,
     nodes: Vec<Node>,
-    /// Per node: its lower corner then its upper corner (2·dims values).
+    /// Per node: its lower corner then its upper corner over the indexed coordinates.
     bounds: Vec<f64>,
     /// Per node: all its points are known to be connected (see the module doc).
     units: Vec<AtomicBool>,
@@ -81,8 +91,9 @@ pub struct KdTree {
 
 /// What the build needs besides the points.
 #[derive(Clone, Copy)]
-struct BuildParams {
+struct BuildParams<'a> {
     dims: usize,
+    indexed: &'a [usize],
     clique_below: Option<f64>,
 }
 
@@ -123,12 +134,17 @@ impl Subtree {
         self.nodes.len() - 1
     }
 
-    /// Sets a node's box to the tight box of `coords` (its rows).
-    fn fit_box(&mut self, index: usize, coords: &[f64], dims: usize) {
+    /// Sets a node's box to the tight box of `coords` (its rows) over the indexed
+    /// coordinates.
+    fn fit_box(&mut self, index: usize, coords: &[f64], params: BuildParams<'_>) {
+        let width = params.indexed.len();
         let (lower, upper) =
-            self.bounds[2 * dims * index..2 * dims * (index + 1)].split_at_mut(dims);
-        for point in coords.chunks_exact(dims) {
-            for ((low, high), &value) in lower.iter_mut().zip(upper.iter_mut()).zip(point) {
+            self.bounds[2 * width * index..2 * width * (index + 1)].split_at_mut(width);
+        for point in coords.chunks_exact(params.dims) {
+            for ((low, high), &position) in
+                lower.iter_mut().zip(upper.iter_mut()).zip(params.indexed)
+            {
+                let value = point[position];
                 *low = low.min(value);
                 *high = high.max(value);
             }
@@ -164,11 +180,35 @@ impl KdTree {
         dims: usize,
         clique_below: Option<f64>,
     ) -> KdTree {
+        Self::build_indexed(points, ids, dims, (0..dims).collect(), clique_below)
+    }
+
+    /// Like [`KdTree::build`], with boxes over the coordinates at `indexed` only (ascending,
+    /// non-empty, each < dims); cliques need every coordinate indexed.
+    pub fn build_indexed(
+        points: Vec<f64>,
+        ids: Vec<u32>,
+        dims: usize,
+        indexed: Vec<usize>,
+        clique_below: Option<f64>,
+    ) -> KdTree {
         assert!(dims > 0, "a kd-tree needs at least one dimension");
         assert_eq!(points.len(), ids.len() * dims, "points and ids disagree");
+        assert!(
+            !indexed.is_empty()
+                && indexed.windows(2).all(|pair| pair[0] < pair[1])
+                && indexed.iter().all(|&position| position < dims),
+            "indexed coordinates must be ascending positions below dims"
+        );
+        let full = indexed.len() == dims;
+        let clique_below = if full { clique_below } else { None };
         let mut coords = points;
         let mut ids = ids;
-        let params = BuildParams { dims, clique_below };
+        let params = BuildParams {
+            dims,
+            indexed: &indexed,
+            clique_below,
+        };
         let mut subtree = Subtree::default();
         if !ids.is_empty() {
             subtree = build_subtree(&mut coords, &mut ids, 0, params);
@@ -181,6 +221,8 @@ impl KdTree {
             .collect();
         KdTree {
             dims,
+            full,
+            indexed,
             coords,
             ids,
             nodes: subtree.nodes,
@@ -284,9 +326,15 @@ impl KdTree {
         }
     }
 
+    /// The positions of the coordinates the boxes cover.
+    pub fn indexed(&self) -> &[usize] {
+        &self.indexed
+    }
+
     #[inline]
     fn corners(&self, node: usize) -> (&[f64], &[f64]) {
-        self.bounds[2 * self.dims * node..2 * self.dims * (node + 1)].split_at(self.dims)
+        let width = self.indexed.len();
+        self.bounds[2 * width * node..2 * width * (node + 1)].split_at(width)
     }
 
     /// Connects, through `sink`, every pair of points of this tree within range (`d2 < t2`):
@@ -350,9 +398,14 @@ impl KdTree {
 
     /// Connects, through `sink`, every pair (a of this tree, b of `other`) within range
     /// (`d2 < t2`), units as described in the module doc (a tree with cliques must have been
-    /// self-joined first). Both trees must have the same dimensions. Runs on the rayon pool.
+    /// self-joined first). Both trees must have the same dimensions and indexed coordinates
+    /// (else this panics: a programming error). Runs on the rayon pool.
     pub fn cross_join<S: PairSink>(&self, other: &KdTree, t2: f64, sink: &S) {
-        if !self.nodes.is_empty() && !other.nodes.is_empty() && self.dims == other.dims {
+        assert!(
+            self.dims == other.dims && self.indexed == other.indexed,
+            "cross_join needs trees over the same coordinates"
+        );
+        if !self.nodes.is_empty() && !other.nodes.is_empty() {
             join_nodes(self, 0, other, 0, t2, sink);
         }
     }
@@ -369,15 +422,15 @@ fn build_subtree(
     coords: &mut [f64],
     ids: &mut [u32],
     start: usize,
-    params: BuildParams,
+    params: BuildParams<'_>,
 ) -> Subtree {
     let mut subtree = Subtree::default();
     if ids.len() <= PARALLEL_BUILD_MIN_POINTS {
         build_node(&mut subtree, coords, ids, start, params);
         return subtree;
     }
-    let index = subtree.push(start, start + ids.len(), params.dims);
-    let middle = split_rows(coords, ids, params.dims);
+    let index = subtree.push(start, start + ids.len(), params.indexed.len());
+    let middle = split_rows(coords, ids, params);
     let (left_coords, right_coords) = coords.split_at_mut(middle * params.dims);
     let (left_ids, right_ids) = ids.split_at_mut(middle);
     let (left, right) = rayon::join(
@@ -388,7 +441,7 @@ fn build_subtree(
     let right = subtree.append(right);
     subtree.nodes[index].left = left;
     subtree.nodes[index].right = right;
-    subtree.merge_boxes(index, params.dims);
+    subtree.merge_boxes(index, params.indexed.len());
     subtree
 }
 
@@ -399,32 +452,32 @@ fn build_node(
     coords: &mut [f64],
     ids: &mut [u32],
     start: usize,
-    params: BuildParams,
+    params: BuildParams<'_>,
 ) -> u32 {
     let dims = params.dims;
-    let index = subtree.push(start, start + ids.len(), dims);
+    let index = subtree.push(start, start + ids.len(), params.indexed.len());
     if ids.len() <= LEAF_SIZE {
-        subtree.fit_box(index, coords, dims);
+        subtree.fit_box(index, coords, params);
         return index as u32;
     }
-    let middle = split_rows(coords, ids, dims);
+    let middle = split_rows(coords, ids, params);
     let (left_coords, right_coords) = coords.split_at_mut(middle * dims);
     let (left_ids, right_ids) = ids.split_at_mut(middle);
     let left = build_node(subtree, left_coords, left_ids, start, params);
     let right = build_node(subtree, right_coords, right_ids, start + middle, params);
     subtree.nodes[index].left = left;
     subtree.nodes[index].right = right;
-    subtree.merge_boxes(index, dims);
+    subtree.merge_boxes(index, params.indexed.len());
     index as u32
 }
 
 /// Marks the cliques: nodes whose squared box diagonal is < the clique bound, and every
 /// node below a clique (parents come before their children in `nodes`).
-fn mark_cliques(subtree: &mut Subtree, params: BuildParams) {
+fn mark_cliques(subtree: &mut Subtree, params: BuildParams<'_>) {
     let Some(t2) = params.clique_below else {
         return;
     };
-    let dims = params.dims;
+    let dims = params.indexed.len();
     for index in 0..subtree.nodes.len() {
         let node = subtree.nodes[index];
         let clique = node.clique || {
@@ -451,13 +504,14 @@ fn mark_cliques(subtree: &mut Subtree, params: BuildParams) {
 /// part. The dimension is the widest over a sample of rows and the pivot the sample's
 /// median: rows below it go first. (Any split is correct, boxes being fitted afterwards;
 /// this one keeps the tree balanced and its boxes small.)
-fn split_rows(coords: &mut [f64], ids: &mut [u32], dims: usize) -> usize {
+fn split_rows(coords: &mut [f64], ids: &mut [u32], params: BuildParams<'_>) -> usize {
+    let dims = params.dims;
     let count = ids.len();
     let sample = count.min(SPLIT_SAMPLE);
     let sampled_row = |s: usize| s * count / sample;
-    let mut split_dim = 0;
+    let mut split_dim = params.indexed[0];
     let mut widest = -1.0;
-    for dim in 0..dims {
+    for &dim in params.indexed {
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
         for s in 0..sample {
             let value = coords[sampled_row(s) * dims + dim];
@@ -520,6 +574,7 @@ fn partition_rows(
 /// Squared distance between the boxes of two nodes: a lower bound of every pair's.
 #[inline]
 fn box_min_distance2(first: &KdTree, a: u32, second: &KdTree, b: u32) -> f64 {
+    // Both trees index the same coordinates (checked by `cross_join`).
     let (lower_a, upper_a) = first.corners(a as usize);
     let (lower_b, upper_b) = second.corners(b as usize);
     let mut sum = 0.0;
@@ -540,6 +595,9 @@ fn box_min_distance2(first: &KdTree, a: u32, second: &KdTree, b: u32) -> f64 {
 /// pair's.
 #[inline]
 fn box_max_distance2(first: &KdTree, a: u32, second: &KdTree, b: u32) -> f64 {
+    if !first.full {
+        return f64::INFINITY;
+    }
     let (lower_a, upper_a) = first.corners(a as usize);
     let (lower_b, upper_b) = second.corners(b as usize);
     let mut sum = 0.0;
@@ -633,7 +691,7 @@ fn join_leaves<S: PairSink>(
         (true, true) => {
             for a in range_a {
                 let point = first.point(a);
-                if !reaches_box(point, lower_b, upper_b, t2) {
+                if !reaches_box(point, second, lower_b, upper_b, t2) {
                     continue;
                 }
                 if range_b.clone().any(|b| within(point, second.point(b), t2)) {
@@ -646,7 +704,7 @@ fn join_leaves<S: PairSink>(
             let member = first.ids[range_a.start];
             for b in range_b {
                 let point = second.point(b);
-                if !reaches_box(point, lower_a, upper_a, t2)
+                if !reaches_box(point, first, lower_a, upper_a, t2)
                     || sink.connected(member, second.ids[b])
                 {
                     continue;
@@ -660,7 +718,8 @@ fn join_leaves<S: PairSink>(
             let member = second.ids[range_b.start];
             for a in range_a {
                 let point = first.point(a);
-                if !reaches_box(point, lower_b, upper_b, t2) || sink.connected(first.ids[a], member)
+                if !reaches_box(point, second, lower_b, upper_b, t2)
+                    || sink.connected(first.ids[a], member)
                 {
                     continue;
                 }
@@ -672,7 +731,7 @@ fn join_leaves<S: PairSink>(
         (false, false) => {
             for a in range_a {
                 let point = first.point(a);
-                if !reaches_box(point, lower_b, upper_b, t2) {
+                if !reaches_box(point, second, lower_b, upper_b, t2) {
                     continue;
                 }
                 for b in range_b.clone() {
@@ -688,17 +747,27 @@ fn join_leaves<S: PairSink>(
 /// Whether the box may hold a point within range of `point` (squared distance to the box,
 /// sequential over the dimensions, < t2; false for NaN, which only infinities produce).
 #[inline]
-fn reaches_box(point: &[f64], lower: &[f64], upper: &[f64], t2: f64) -> bool {
-    let mut sum = 0.0;
-    for ((&value, &low), &high) in point.iter().zip(lower).zip(upper) {
-        let gap = if value < low {
+fn reaches_box(point: &[f64], tree: &KdTree, lower: &[f64], upper: &[f64], t2: f64) -> bool {
+    let gap = |value: f64, low: f64, high: f64| {
+        if value < low {
             low - value
         } else if value > high {
             value - high
         } else {
             0.0
-        };
-        sum += gap * gap;
+        }
+    };
+    let mut sum = 0.0;
+    if tree.full {
+        for ((&value, &low), &high) in point.iter().zip(lower).zip(upper) {
+            let gap = gap(value, low, high);
+            sum += gap * gap;
+        }
+    } else {
+        for ((&position, &low), &high) in tree.indexed.iter().zip(lower).zip(upper) {
+            let gap = gap(point[position], low, high);
+            sum += gap * gap;
+        }
     }
     sum < t2
 }
@@ -841,6 +910,38 @@ mod tests {
                 &points[original * dims..(original + 1) * dims]
             );
         }
+    }
+
+    #[test]
+    fn indexed_subsets_still_report_every_pair() {
+        let (dims, t2) = (7, 6.0);
+        let points = random_points(21, 4000, dims, 4.0);
+        let ids: Vec<u32> = (0..4000).collect();
+        for indexed in [vec![0], vec![1, 4], vec![0, 2, 3, 6]] {
+            let tree = KdTree::build_indexed(points.clone(), ids.clone(), dims, indexed, Some(t2));
+            assert!(tree.maximal_cliques().is_empty());
+            let sink = Collect::default();
+            tree.self_join(t2, &sink);
+            assert_eq!(sink.sorted(), brute_pairs(&points, &ids, dims, t2));
+        }
+        // Cross join of two indexed trees.
+        let other = random_points(22, 1500, dims, 4.0);
+        let other_ids: Vec<u32> = (10_000..11_500).collect();
+        let indexed = vec![2, 5];
+        let tree_a = KdTree::build_indexed(points.clone(), ids, dims, indexed.clone(), None);
+        let tree_b = KdTree::build_indexed(other.clone(), other_ids, dims, indexed, None);
+        let sink = Collect::default();
+        tree_a.cross_join(&tree_b, t2, &sink);
+        let mut expected = Vec::new();
+        for i in 0..4000 {
+            for j in 0..1500 {
+                let a = &points[i * dims..(i + 1) * dims];
+                if squared_distance(a, &other[j * dims..(j + 1) * dims]) < t2 {
+                    expected.push((i as u32, 10_000 + j as u32));
+                }
+            }
+        }
+        assert_eq!(sink.sorted(), expected);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! bindings live in `py`.
 
 #[cfg(test)]
+mod added_edge_cases;
+#[cfg(test)]
 mod added_timing;
 pub mod clustering;
 pub mod conservation;

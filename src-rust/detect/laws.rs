@@ -190,6 +190,7 @@ pub fn conservation_laws(
     let sample_z = SampleMatrix {
         rows: sample.len(),
         columns: count,
+        covariance: covariance_all(&z_sample, sample.len(), count),
         values: z_sample,
     };
 
@@ -293,11 +294,13 @@ struct Standardized {
     values: Vec<f64>,
 }
 
-/// The sample's z-values, row-major.
+/// The sample's z-values, row-major, and their population covariance.
 pub struct SampleMatrix {
     pub rows: usize,
     pub columns: usize,
     pub values: Vec<f64>,
+    /// `columns` × `columns`, row-major, over all rows.
+    pub covariance: Vec<f64>,
 }
 
 /// A fitted subset that passed the eigenvalue and term checks.
@@ -345,157 +348,290 @@ pub struct SubsetFit {
 /// fit (smallest eigenvector of the covariance of all rows) and 6 elemental starts (start e:
 /// the first `size` positions of `permutation(splitmix64_output(seed ^ subset_rank, e), |S|)`
 /// → rows; w = smallest eigenvector of MᵀM, M = the (size-1) × size differences of their
-/// z-rows to the last one); from each, 2 C-steps ([`c_step`]); the start with the smallest
-/// final eigenvalue wins (the first on ties, full-sample start first). Covariances are
-/// population covariances (divided by the row count) about the rows' means, sums sequential
-/// over rows in ascending order. None when the sample has fewer rows than the subset has
-/// columns.
+/// z-rows to the last one, (MᵀM)_ab = Σ_k M_ka M_kb sequential over k); from each, 2
+/// C-steps ([`c_step`]); the start with the smallest final eigenvalue wins (the first on
+/// ties, full-sample start first). Covariances are population covariances (divided by the
+/// row count) about the rows' means (sequential sums / count), entries Σ (z_a - m_a)(z_b - m_b)
+/// accumulated over the rows in ascending order. None when the subset has fewer than 2 or
+/// more than 16 columns, or the sample fewer rows than the subset has columns.
 pub fn fit_subset(
     sample: &SampleMatrix,
     subset: &[usize],
     seed: u64,
     subset_rank: u64,
 ) -> Option<SubsetFit> {
-    let d = subset.len();
+    macro_rules! dispatch {
+        ($($d:literal)*) => {
+            match subset.len() {
+                $($d => fit_fixed::<$d>(sample, subset, seed, subset_rank),)*
+                _ => None,
+            }
+        };
+    }
+    dispatch!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+fn fit_fixed<const D: usize>(
+    sample: &SampleMatrix,
+    subset: &[usize],
+    seed: u64,
+    subset_rank: u64,
+) -> Option<SubsetFit> {
     let rows = sample.rows;
-    if d == 0 || rows < d {
+    if rows < D {
         return None;
     }
-    let mut z = Vec::with_capacity(rows * d);
-    for row in 0..rows {
-        let base = row * sample.columns;
-        z.extend(subset.iter().map(|&column| sample.values[base + column]));
-    }
-    let all_rows: Vec<usize> = (0..rows).collect();
+    let z: Vec<[f64; D]> = (0..rows)
+        .map(|row| {
+            let base = row * sample.columns;
+            std::array::from_fn(|a| sample.values[base + subset[a]])
+        })
+        .collect();
     let keep = (9 * rows).div_ceil(10);
-    let mut starts = Vec::with_capacity(1 + ELEMENTAL_STARTS as usize);
-    starts.push(smallest_eigenpair(&covariance(&z, d, &all_rows), d)?.1);
+    let mut starts: Vec<Vec<f64>> = Vec::with_capacity(1 + ELEMENTAL_STARTS as usize);
+    // The covariance of all rows is a submatrix of the sample's covariance (same sums).
+    let full: Vec<f64> = (0..D * D)
+        .map(|cell| sample.covariance[subset[cell / D] * sample.columns + subset[cell % D]])
+        .collect();
+    starts.push(smallest_eigenpair(&full, D)?.1);
     let stream = seed ^ subset_rank;
     for e in 0..ELEMENTAL_STARTS {
-        let chosen = permutation(splitmix64_output(stream, e), rows);
-        let last = chosen[d - 1];
-        let mut gram = vec![0.0; d * d];
-        for a in 0..d {
-            for b in 0..d {
+        let chosen = first_positions(splitmix64_output(stream, e), rows, D);
+        let last = &z[chosen[D - 1]];
+        let differences: Vec<[f64; D]> = chosen[..D - 1]
+            .iter()
+            .map(|&row| std::array::from_fn(|a| z[row][a] - last[a]))
+            .collect();
+        let mut gram = vec![0.0; D * D];
+        for a in 0..D {
+            for b in 0..D {
                 let mut sum = 0.0;
-                for &row in &chosen[..d - 1] {
-                    let ma = z[row * d + a] - z[last * d + a];
-                    let mb = z[row * d + b] - z[last * d + b];
-                    sum += ma * mb;
+                for difference in &differences {
+                    sum += difference[a] * difference[b];
                 }
-                gram[a * d + b] = sum;
+                gram[a * D + b] = sum;
             }
         }
-        starts.push(smallest_eigenpair(&gram, d)?.1);
+        starts.push(smallest_eigenpair(&gram, D)?.1);
     }
     let mut best: Option<SubsetFit> = None;
     let mut scratch = CStepScratch::default();
     for start in starts {
-        let mut fit = SubsetFit {
-            lambda: f64::NAN,
-            weights: start,
-            kept: Vec::new(),
-        };
+        let mut weights: [f64; D] = std::array::from_fn(|a| start[a]);
+        let mut lambda = f64::NAN;
         for _ in 0..C_STEPS {
-            fit = c_step(&z, d, &fit.weights, keep, &mut scratch);
+            (lambda, weights) = c_step(&z, &weights, keep, &mut scratch);
         }
-        if best
-            .as_ref()
-            .is_none_or(|current| fit.lambda < current.lambda)
-        {
-            best = Some(fit);
+        if best.as_ref().is_none_or(|current| lambda < current.lambda) {
+            best = Some(SubsetFit {
+                lambda,
+                weights: weights.to_vec(),
+                kept: scratch.kept.clone(),
+            });
         }
     }
     best
 }
 
+/// The first `count` positions of `permutation(seed, n)` (the `count` smallest (key, index)
+/// pairs in order), without sorting all n keys.
+pub fn first_positions(seed: u64, n: usize, count: usize) -> Vec<usize> {
+    let mut smallest: Vec<(u64, usize)> = Vec::with_capacity(count + 1);
+    if count == 0 {
+        return Vec::new();
+    }
+    for index in 0..n {
+        let key = splitmix64_output(seed, index as u64) >> 32;
+        // Indices grow, so an equal key never displaces an earlier index (stable).
+        if smallest.len() == count && key >= smallest[count - 1].0 {
+            continue;
+        }
+        let at = smallest.partition_point(|&(k, _)| k <= key);
+        smallest.insert(at, (key, index));
+        smallest.truncate(count);
+    }
+    smallest.into_iter().map(|(_, index)| index).collect()
+}
+
 #[derive(Default)]
 struct CStepScratch {
     residuals: Vec<f64>,
-    sorted: Vec<f64>,
-    order: Vec<(f64, usize)>,
+    /// Order keys (median selection), then distance bits.
+    keys: Vec<u64>,
+    distances: Vec<u64>,
+    /// The kept rows, ascending.
+    kept: Vec<usize>,
+}
+
+/// A u64 whose unsigned order is the total order of the floats (`f64::total_cmp`).
+#[inline]
+fn total_order_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+#[inline]
+fn from_total_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
 }
 
 /// One C-step: r = Z·w (sums over columns in order), keep the `keep` rows with the smallest
-/// |r - median(r)| (ties by row position), then (λ, w) = the smallest eigenpair of the
-/// covariance of the kept rows (ascending).
-fn c_step(
-    z: &[f64],
-    d: usize,
-    weights: &[f64],
+/// |r - median(r)| (ties by row position: the order of (distance, row)), then
+/// (λ, w) = the smallest eigenpair of the covariance of the kept rows (ascending). The kept
+/// rows (ascending) are left in `scratch.kept`. The median is the [`median_in_place`] value (selections
+/// run on integer keys of the same total order).
+fn c_step<const D: usize>(
+    z: &[[f64; D]],
+    weights: &[f64; D],
     keep: usize,
     scratch: &mut CStepScratch,
-) -> SubsetFit {
-    let rows = z.len() / d;
+) -> (f64, [f64; D]) {
+    let rows = z.len();
     scratch.residuals.clear();
-    scratch.residuals.extend(z.chunks_exact(d).map(|row| {
+    scratch.residuals.extend(z.iter().map(|row| {
         let mut sum = 0.0;
-        for (value, w) in row.iter().zip(weights) {
-            sum += value * w;
+        for a in 0..D {
+            sum += row[a] * weights[a];
         }
         sum
     }));
-    scratch.sorted.clone_from(&scratch.residuals);
-    let center = median_in_place(&mut scratch.sorted);
-    scratch.order.clear();
-    scratch.order.extend(
+    // Median: the middle key, and for even counts the mean with the largest key below it.
+    scratch.keys.clear();
+    scratch
+        .keys
+        .extend(scratch.residuals.iter().map(|&r| total_order_key(r)));
+    let middle = rows / 2;
+    let (lower, &mut upper, _) = scratch.keys.select_nth_unstable(middle);
+    let upper = from_total_order_key(upper);
+    let center = if rows % 2 == 1 {
+        upper
+    } else {
+        let below = lower
+            .iter()
+            .copied()
+            .max()
+            .map_or(f64::NAN, from_total_order_key);
+        (below + upper) / 2.0
+    };
+    // Distances are >= +0 (or NaN), so their bit patterns order like the floats.
+    scratch.distances.clear();
+    scratch.distances.extend(
         scratch
             .residuals
             .iter()
-            .enumerate()
-            .map(|(row, r)| ((r - center).abs(), row)),
+            .map(|r| (r - center).abs().to_bits()),
     );
-    let by_distance = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let keep = keep.clamp(1, rows);
-    if keep < rows {
-        scratch.order.select_nth_unstable_by(keep - 1, by_distance);
+    scratch.keys.clone_from(&scratch.distances);
+    let (_, &mut threshold, _) = scratch.keys.select_nth_unstable(keep - 1);
+    // Rows with distance < threshold, plus the first (keep - below) rows at the threshold.
+    let (mut below, mut at) = (0usize, 0usize);
+    for &d in &scratch.distances {
+        below += usize::from(d < threshold);
+        at += usize::from(d == threshold);
     }
-    let mut kept: Vec<usize> = scratch.order[..keep].iter().map(|&(_, row)| row).collect();
-    kept.sort_unstable();
-    let (lambda, weights) =
-        smallest_eigenpair(&covariance(z, d, &kept), d).unwrap_or((f64::NAN, weights.to_vec()));
-    SubsetFit {
-        lambda,
-        weights,
-        kept,
+    let ties_to_keep = keep - below;
+    scratch.kept.clear();
+    scratch.kept.resize(rows + 1, 0);
+    let mut count = 0usize;
+    if ties_to_keep == at {
+        // Every tied row is kept (the usual case): branch-free.
+        for (row, &d) in scratch.distances.iter().enumerate() {
+            scratch.kept[count] = row;
+            count += usize::from(d <= threshold);
+        }
+    } else {
+        let mut ties_left = ties_to_keep;
+        for (row, &d) in scratch.distances.iter().enumerate() {
+            let take = d < threshold || (d == threshold && ties_left > 0);
+            if d == threshold && take {
+                ties_left -= 1;
+            }
+            scratch.kept[count] = row;
+            count += usize::from(take);
+        }
+    }
+    scratch.kept.truncate(count);
+    let cov = covariance_kept(z, &scratch.kept);
+    match smallest_eigenpair(&cov, D) {
+        Some((lambda, vector)) => (lambda, std::array::from_fn(|a| vector[a])),
+        None => (f64::NAN, *weights),
     }
 }
 
-/// Population covariance (d × d, row-major) of the given rows of the row-major z matrix:
-/// column means = sequential sums / count, entries Σ (z_a - m_a)(z_b - m_b) / count
-/// accumulated over the rows in the given order.
-fn covariance(z: &[f64], d: usize, rows: &[usize]) -> Vec<f64> {
-    let count = rows.len() as f64;
-    let mut means = vec![0.0; d];
-    for &row in rows {
-        for (mean, value) in means.iter_mut().zip(&z[row * d..row * d + d]) {
+/// Population covariance (D × D, row-major) of the kept rows (ascending): column means =
+/// sequential sums / count, entries Σ (z_a - m_a)(z_b - m_b) / count (a <= b computed,
+/// mirrored), accumulated over the rows in order.
+fn covariance_kept<const D: usize>(z: &[[f64; D]], kept: &[usize]) -> Vec<f64> {
+    let count = kept.len();
+    let mut means = [0.0; D];
+    for &row in kept {
+        for a in 0..D {
+            means[a] += z[row][a];
+        }
+    }
+    let count = count as f64;
+    for mean in &mut means {
+        *mean /= count;
+    }
+    let mut sums = [[0.0; D]; D];
+    for &row in kept {
+        let centered: [f64; D] = std::array::from_fn(|a| z[row][a] - means[a]);
+        for a in 0..D {
+            for b in a..D {
+                sums[a][b] += centered[a] * centered[b];
+            }
+        }
+    }
+    let mut cov = vec![0.0; D * D];
+    for a in 0..D {
+        for b in a..D {
+            let value = sums[a][b] / count;
+            cov[a * D + b] = value;
+            cov[b * D + a] = value;
+        }
+    }
+    cov
+}
+
+/// Population covariance (row-major, `columns` × `columns`) of a row-major matrix, with the
+/// same operation order as [`covariance_kept`] over all rows.
+fn covariance_all(values: &[f64], rows: usize, columns: usize) -> Vec<f64> {
+    let count = rows as f64;
+    let mut means = vec![0.0; columns];
+    for row in values.chunks_exact(columns) {
+        for (mean, value) in means.iter_mut().zip(row) {
             *mean += value;
         }
     }
     for mean in &mut means {
         *mean /= count;
     }
-    let mut sums = vec![0.0; d * d];
-    let mut centered = vec![0.0; d];
-    for &row in rows {
-        for ((slot, value), mean) in centered
-            .iter_mut()
-            .zip(&z[row * d..row * d + d])
-            .zip(&means)
-        {
+    let mut sums = vec![0.0; columns * columns];
+    let mut centered = vec![0.0; columns];
+    for row in values.chunks_exact(columns) {
+        for ((slot, value), mean) in centered.iter_mut().zip(row).zip(&means) {
             *slot = value - mean;
         }
-        for a in 0..d {
-            for b in a..d {
-                sums[a * d + b] += centered[a] * centered[b];
+        for a in 0..columns {
+            for b in a..columns {
+                sums[a * columns + b] += centered[a] * centered[b];
             }
         }
     }
-    for a in 0..d {
-        for b in a..d {
-            let value = sums[a * d + b] / count;
-            sums[a * d + b] = value;
-            sums[b * d + a] = value;
+    for a in 0..columns {
+        for b in a..columns {
+            let value = sums[a * columns + b] / count;
+            sums[a * columns + b] = value;
+            sums[b * columns + a] = value;
         }
     }
     sums
@@ -653,6 +789,68 @@ mod tests {
     use super::*;
     use crate::detect::test_data::{normals, uniforms};
     use crate::rng::SplitMix64;
+
+    #[test]
+    fn first_positions_are_the_permutation_prefix() {
+        for (seed, n, count) in [
+            (1u64, 2000usize, 4usize),
+            (9, 10, 10),
+            (3, 300, 16),
+            (4, 5, 2),
+        ] {
+            assert_eq!(
+                first_positions(seed, n, count),
+                permutation(seed, n)[..count]
+            );
+        }
+        assert!(first_positions(1, 10, 0).is_empty());
+    }
+
+    #[test]
+    fn order_keys_round_trip() {
+        for value in [-1e300, -2.5, -0.0, 0.0, 5e-324, 1.0, f64::INFINITY] {
+            assert_eq!(
+                from_total_order_key(total_order_key(value)).to_bits(),
+                value.to_bits()
+            );
+        }
+        assert!(total_order_key(-0.0) < total_order_key(0.0));
+        assert!(total_order_key(-3.0) < total_order_key(-2.0));
+        // The C-step median equals median_in_place.
+        let z: Vec<[f64; 1]> = normals(3, 101).into_iter().map(|v| [v]).collect();
+        for rows in [100usize, 101] {
+            let mut scratch = CStepScratch::default();
+            let _ = c_step(&z[..rows], &[1.0], rows - 10, &mut scratch);
+            let mut values: Vec<f64> = z[..rows].iter().map(|r| r[0]).collect();
+            let center = median_in_place(&mut values);
+            // The kept rows are the rows - 10 nearest to the median.
+            let mut distances: Vec<(f64, usize)> = z[..rows]
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((r[0] - center).abs(), i))
+                .collect();
+            distances.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut expected: Vec<usize> = distances[..rows - 10].iter().map(|&(_, i)| i).collect();
+            expected.sort_unstable();
+            assert_eq!(scratch.kept, expected);
+        }
+    }
+
+    #[test]
+    fn covariances_agree_bitwise() {
+        let values = normals(5, 3 * 50);
+        let full = covariance_all(&values, 50, 3);
+        let rows: Vec<[f64; 3]> = values.chunks_exact(3).map(|r| [r[0], r[1], r[2]]).collect();
+        let all: Vec<usize> = (0..50).collect();
+        assert_eq!(covariance_kept(&rows, &all), full);
+        // Kept rows only.
+        let kept: Vec<usize> = (0..50).filter(|i| i % 3 != 0).collect();
+        let subset: Vec<f64> = kept.iter().flat_map(|&i| rows[i].to_vec()).collect();
+        assert_eq!(
+            covariance_kept(&rows, &kept),
+            covariance_all(&subset, 33, 3)
+        );
+    }
 
     const SEED: u64 = 0x5EED_CAFE;
 

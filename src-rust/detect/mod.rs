@@ -4,6 +4,10 @@
 //! (the tasks in recording order), NaN where a task lacks the metric. Pure Rust; the
 //! bindings live in `py`.
 
+#[cfg(test)]
+mod added_edge_cases;
+#[cfg(test)]
+mod added_timing;
 pub mod clustering;
 pub mod conservation;
 pub mod correlation;

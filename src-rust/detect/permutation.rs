@@ -23,8 +23,11 @@ pub const HIT_TOLERANCE: f64 = 1e-9;
 /// Smallest p-value the gamma tail reports.
 pub const MIN_P_VALUE: f64 = 1e-300;
 
-/// Below this length a comparison sort is used instead of the radix sort (same result).
-const RADIX_MIN_LEN: usize = 256;
+/// Below this length a comparison sort is used instead of the bucket sort (same result).
+const BUCKET_MIN_LEN: usize = 256;
+/// Up to this length one bucket pass by the top key bits plus an insertion pass sorts the
+/// keys; longer inputs use the three-pass LSD radix sort (same result).
+const BUCKET_MAX_LEN: usize = 1 << 20;
 
 /// The stream seed of round `round` of test `test_id`: SplitMix64 output `round` of stream
 /// `seed ^ (test_id * 0x9E3779B9)` (wrapping).
@@ -47,6 +50,7 @@ pub fn permutation(seed: u64, n: usize) -> Vec<usize> {
 pub struct PermutationBuffer {
     packed: Vec<u64>,
     scratch: Vec<u64>,
+    counts: Vec<u32>,
     indices: Vec<usize>,
 }
 
@@ -71,8 +75,10 @@ impl PermutationBuffer {
             let key = splitmix64_output(seed, i as u64) >> 32;
             (key << 32) | i as u64
         }));
-        if n < RADIX_MIN_LEN {
+        if n < BUCKET_MIN_LEN {
             self.packed.sort_unstable();
+        } else if n <= BUCKET_MAX_LEN {
+            bucket_sort_words(&mut self.packed, &mut self.scratch, &mut self.counts);
         } else {
             radix_sort_high_half(&mut self.packed, &mut self.scratch);
         }
@@ -83,6 +89,40 @@ impl PermutationBuffer {
         );
         &self.indices
     }
+}
+
+/// Sorts distinct words ascending: a stable scatter into 2^⌈log2 n⌉ buckets by the top key
+/// bits (the words being uniformly spread, buckets hold ~1 word), then one insertion pass
+/// fixes the order inside buckets.
+fn bucket_sort_words(words: &mut Vec<u64>, scratch: &mut Vec<u64>, counts: &mut Vec<u32>) {
+    let n = words.len();
+    let bits = usize::BITS - (n - 1).leading_zeros(); // 2^bits >= n
+    let shift = 64 - bits;
+    counts.clear();
+    counts.resize((1 << bits) + 1, 0);
+    for &word in words.iter() {
+        counts[(word >> shift) as usize + 1] += 1;
+    }
+    for bucket in 1..counts.len() {
+        counts[bucket] += counts[bucket - 1];
+    }
+    scratch.clear();
+    scratch.resize(n, 0);
+    for &word in words.iter() {
+        let slot = &mut counts[(word >> shift) as usize];
+        scratch[*slot as usize] = word;
+        *slot += 1;
+    }
+    for i in 1..n {
+        let word = scratch[i];
+        let mut j = i;
+        while j > 0 && scratch[j - 1] > word {
+            scratch[j] = scratch[j - 1];
+            j -= 1;
+        }
+        scratch[j] = word;
+    }
+    std::mem::swap(words, scratch);
 }
 
 /// Stable LSD radix sort of the words by their high 32 bits (three passes of 11, 11 and 10
@@ -232,6 +272,29 @@ mod tests {
         assert_eq!(permutation(0, 4), expected);
         // 0xE220A839_7B1DCDAF is output 0 of stream 0: key 0xE220A839.
         assert_eq!(keys[0], 0xE220_A839);
+    }
+
+    #[test]
+    fn bucket_radix_and_comparison_sorts_agree() {
+        for n in [256usize, 257, 1000, 4096, 10_000] {
+            let words: Vec<u64> = (0..n)
+                .map(|i| ((splitmix64_output(5, i as u64) >> 32) << 32) | i as u64)
+                .collect();
+            let mut expected = words.clone();
+            expected.sort_unstable();
+            let (mut bucket, mut radix) = (words.clone(), words.clone());
+            let (mut scratch, mut counts) = (Vec::new(), Vec::new());
+            bucket_sort_words(&mut bucket, &mut scratch, &mut counts);
+            radix_sort_high_half(&mut radix, &mut scratch);
+            assert_eq!(bucket, expected);
+            assert_eq!(radix, expected);
+        }
+        // Clustered keys (many equal high bits) still sort correctly.
+        let mut words: Vec<u64> = (0..600u64).map(|i| ((i % 7) << 32) | i).collect();
+        let mut expected = words.clone();
+        expected.sort_unstable();
+        bucket_sort_words(&mut words, &mut Vec::new(), &mut Vec::new());
+        assert_eq!(words, expected);
     }
 
     #[test]

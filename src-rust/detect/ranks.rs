@@ -38,11 +38,19 @@ pub fn min_ranks(values: &[f64]) -> Vec<usize> {
 /// arithmetic (n = `ranks.len()`). `bins` must be in 1..=256.
 pub fn quantile_codes(ranks: &[usize], bins: usize) -> Vec<u8> {
     debug_assert!((1..=256).contains(&bins));
-    let n = ranks.len() as u128;
-    ranks
-        .iter()
-        .map(|&rank| ((rank as u128 * bins as u128) / n) as u8)
-        .collect()
+    let n = ranks.len();
+    if n.checked_mul(bins).is_some() {
+        ranks
+            .iter()
+            .map(|&rank| ((rank * bins) / n) as u8)
+            .collect()
+    } else {
+        let (n, bins) = (n as u128, bins as u128);
+        ranks
+            .iter()
+            .map(|&rank| ((rank as u128 * bins) / n) as u8)
+            .collect()
+    }
 }
 
 /// Quantile bins of a series (`quantile_codes(min_ranks(values), bins)`).

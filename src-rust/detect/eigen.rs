@@ -119,6 +119,23 @@ pub fn smallest_eigenpair(matrix: &[f64], n: usize) -> Option<(f64, Vec<f64>)> {
     symmetric_eigen(matrix, n).smallest()
 }
 
+/// The smallest eigenpair when its eigenvector is determined: the gap to the next eigenvalue
+/// must exceed [`IDENTIFIABLE_GAP`] times the largest |eigenvalue| (a zero matrix, or one
+/// whose smallest eigenvalue is repeated, has no unique smallest eigenvector, and any vector
+/// a solver returns there is arbitrary). None otherwise.
+pub fn identifiable_smallest_eigenpair(matrix: &[f64], n: usize) -> Option<(f64, Vec<f64>)> {
+    let eigen = symmetric_eigen(matrix, n);
+    let (smallest, vector) = eigen.smallest()?;
+    let mut sorted = eigen.values.clone();
+    sorted.sort_by(f64::total_cmp);
+    let largest = sorted.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
+    let next = *sorted.get(1)?;
+    (next - smallest > IDENTIFIABLE_GAP * largest && largest > 0.0).then_some((smallest, vector))
+}
+
+/// Relative eigenvalue gap below which the smallest eigenvector is taken as undetermined.
+pub const IDENTIFIABLE_GAP: f64 = 1e-9;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,10 +267,15 @@ fn effective_max_lag(max_lag: usize, n: usize) -> usize {
 }
 
 /// (lag, TE) of the first maximum over lags 1, 2, ...; (1, 0) when there is no lag.
+/// Transfer entropies (bits) closer than this are equal for choosing the lag: rounding
+/// differs between implementations and must not decide it.
+pub const LAG_TIE: f64 = 1e-12;
+
 fn best_lag(values: &[f64]) -> (usize, f64) {
     let mut best = (1usize, 0.0f64);
     for (index, &value) in values.iter().enumerate() {
-        if index == 0 || value > best.1 {
+        // Values within LAG_TIE of the best so far tie; the first lag wins a tie.
+        if index == 0 || value > best.1 + LAG_TIE {
             best = (index + 1, value);
         }
     }

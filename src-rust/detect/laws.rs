@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::column_length;
-use super::eigen::smallest_eigenpair;
+use super::eigen::identifiable_smallest_eigenpair;
 use super::permutation::permutation;
 use super::ranks::median_in_place;
 use crate::error::{CoreError, CoreResult};
@@ -23,6 +23,8 @@ pub const ELEMENTAL_STARTS: u64 = 6;
 pub const C_STEPS: usize = 2;
 /// Every term of a law has |w_k| at least this (unit vector in standardized units).
 pub const MIN_TERM_WEIGHT: f64 = 1e-6;
+/// Minimum variance (standardized units) of every term over a law's trimmed rows.
+pub const MIN_TRIMMED_VARIANCE: f64 = 1e-3;
 /// Largest denominator a coefficient snaps to.
 pub const MAX_SNAP_DENOMINATOR: u32 = 12;
 /// A coefficient snaps to p/q when within this distance.
@@ -206,7 +208,8 @@ pub fn conservation_laws(
             let fit = fit_subset(&sample_z, subset, seed, rank as u64)?;
             // NaN eigenvalues or weights never make a law.
             let is_law = fit.lambda <= tolerance_eig
-                && fit.weights.iter().all(|w| w.abs() >= MIN_TERM_WEIGHT);
+                && fit.weights.iter().all(|w| w.abs() >= MIN_TERM_WEIGHT)
+                && terms_vary(&sample_z, subset, &fit.kept);
             if !is_law {
                 return None;
             }
@@ -333,6 +336,27 @@ fn push_combinations(count: usize, size: usize, out: &mut Vec<Vec<usize>>) {
     }
 }
 
+/// Every term of the subset varies over the trimmed rows: its population variance there (in
+/// standardized units, two-pass, rows ascending) is at least [`MIN_TRIMMED_VARIANCE`]. A term
+/// that is constant once a few extreme tasks are trimmed (a spike, a single gross outlier)
+/// satisfies any "law" trivially, so such fits are not laws.
+fn terms_vary(sample: &SampleMatrix, subset: &[usize], kept: &[usize]) -> bool {
+    if kept.is_empty() {
+        return false;
+    }
+    let count = kept.len() as f64;
+    subset.iter().all(|&column| {
+        let value = |row: usize| sample.values[row * sample.columns + column];
+        let mean = kept.iter().map(|&row| value(row)).sum::<f64>() / count;
+        let variance = kept
+            .iter()
+            .map(|&row| (value(row) - mean) * (value(row) - mean))
+            .sum::<f64>()
+            / count;
+        variance >= MIN_TRIMMED_VARIANCE
+    })
+}
+
 /// The robust fit of one subset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubsetFit {
@@ -393,7 +417,9 @@ fn fit_fixed<const D: usize>(
     let full: Vec<f64> = (0..D * D)
         .map(|cell| sample.covariance[subset[cell / D] * sample.columns + subset[cell % D]])
         .collect();
-    starts.push(smallest_eigenpair(&full, D)?.1);
+    // Starts whose smallest eigenvector is undetermined (identical elemental rows, a zero
+    // matrix) are skipped: any vector there would be arbitrary.
+    starts.extend(identifiable_smallest_eigenpair(&full, D).map(|pair| pair.1));
     let stream = seed ^ subset_rank;
     for e in 0..ELEMENTAL_STARTS {
         let chosen = first_positions(splitmix64_output(stream, e), rows, D);
@@ -412,7 +438,7 @@ fn fit_fixed<const D: usize>(
                 gram[a * D + b] = sum;
             }
         }
-        starts.push(smallest_eigenpair(&gram, D)?.1);
+        starts.extend(identifiable_smallest_eigenpair(&gram, D).map(|pair| pair.1));
     }
     let mut best: Option<SubsetFit> = None;
     let mut scratch = CStepScratch::default();
@@ -421,6 +447,9 @@ fn fit_fixed<const D: usize>(
         let mut lambda = f64::NAN;
         for _ in 0..C_STEPS {
             (lambda, weights) = c_step(&z, &weights, keep, &mut scratch);
+            if lambda.is_infinite() {
+                break; // an undetermined fit: this start is abandoned
+            }
         }
         if best.as_ref().is_none_or(|current| lambda < current.lambda) {
             best = Some(SubsetFit {
@@ -483,6 +512,16 @@ fn from_total_order_key(key: u64) -> f64 {
     })
 }
 
+/// Residual distances within 1e-12 (standardized units) of each other tie when trimming (then
+/// the earlier row wins): which of two rows with residuals 0 and 3e-16 is trimmed must not
+/// depend on how an eigen solver rounds.
+pub const TRIM_QUANTUM: f64 = 1e-12;
+
+#[inline]
+fn trim_key(distance: f64) -> f64 {
+    (distance / TRIM_QUANTUM).floor()
+}
+
 /// One C-step: r = Z·w (sums over columns in order), keep the `keep` rows with the smallest
 /// |r - median(r)| (ties by row position: the order of (distance, row)), then
 /// (λ, w) = the smallest eigenpair of the covariance of the kept rows (ascending). The kept
@@ -527,7 +566,7 @@ fn c_step<const D: usize>(
         scratch
             .residuals
             .iter()
-            .map(|r| (r - center).abs().to_bits()),
+            .map(|r| trim_key((r - center).abs()).to_bits()),
     );
     let keep = keep.clamp(1, rows);
     scratch.keys.clone_from(&scratch.distances);
@@ -561,9 +600,9 @@ fn c_step<const D: usize>(
     }
     scratch.kept.truncate(count);
     let cov = covariance_kept(z, &scratch.kept);
-    match smallest_eigenpair(&cov, D) {
+    match identifiable_smallest_eigenpair(&cov, D) {
         Some((lambda, vector)) => (lambda, std::array::from_fn(|a| vector[a])),
-        None => (f64::NAN, *weights),
+        None => (f64::INFINITY, *weights),
     }
 }
 

@@ -20,6 +20,9 @@ pub const TEST_ID_MULTIPLIER: u64 = 0x9E37_79B9;
 pub const SEQUENTIAL_HITS: usize = 10;
 /// A permuted statistic counts as an exceedance when `T_r >= T * (1 - 1e-9)`.
 pub const HIT_TOLERANCE: f64 = 1e-9;
+/// Absolute slack of the exceedance test: statistics (bits or nats) within 1e-12 of the
+/// observed one are ties, whatever the rounding of an observed value near zero.
+pub const HIT_ABSOLUTE: f64 = 1e-12;
 /// Smallest p-value the gamma tail reports.
 pub const MIN_P_VALUE: f64 = 1e-300;
 
@@ -179,7 +182,7 @@ pub fn sequential_rule(
     mut permuted: impl FnMut(usize) -> f64,
 ) -> PermutationTest {
     let budget = budget.max(1);
-    let threshold = observed * (1.0 - HIT_TOLERANCE);
+    let threshold = observed * (1.0 - HIT_TOLERANCE) - HIT_ABSOLUTE;
     let mut hits = 0usize;
     let mut values = Vec::with_capacity(budget.min(1 << 16));
     for round in 0..budget {

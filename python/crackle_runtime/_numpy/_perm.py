@@ -48,6 +48,7 @@ _TEST_STRIDE = 0x9E3779B9  # test id t selects the round stream seed ^ (t * 0x9E
 
 STOP_HITS = 10  # the sequential test stops once this many permuted statistics reach T
 HIT_TOLERANCE = 1e-9  # T_r counts as a hit when T_r >= T * (1 - HIT_TOLERANCE)
+HIT_ABSOLUTE = 1e-12  # statistics within this of T are ties, whatever the rounding near zero
 _MIN_P_VALUE = 1e-300
 
 _GAMMA_EPSILON = 1e-15  # relative precision of the series / continued fraction
@@ -138,7 +139,7 @@ def sequential_p_value(
     depend on the batching.
     """
     budget = len(seeds)
-    threshold = observed * (1.0 - HIT_TOLERANCE)
+    threshold = observed * (1.0 - HIT_TOLERANCE) - HIT_ABSOLUTE
     hits = 0
     done = 0
     values: list[Float64Array] = []

@@ -29,7 +29,12 @@ from crackle_runtime._numpy._perm import (
     stream_outputs,
 )
 from crackle_runtime._numpy._perm import permutations as permuted_rows
-from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, pearson
+from crackle_runtime._numpy._stats import (
+    all_equal,
+    mean_and_sum_of_squares,
+    pearson,
+    sequential_sum,
+)
 
 __all__ = [
     "conservation_laws",
@@ -55,6 +60,10 @@ LAW_MIN_TASKS = 10
 LAW_ELEMENTAL_STARTS = 6
 LAW_C_STEPS = 2
 LAW_MIN_WEIGHT = 1e-6  # every term of a law has |w_k| >= this (standardized, unit w)
+LAW_MIN_TRIMMED_VARIANCE = 1e-3  # every term varies over the trimmed rows (standardized)
+FLOW_LAG_TIE = 1e-12  # transfer entropies (bits) this close tie when choosing the lag
+LAW_TRIM_QUANTUM = 1e-12  # residual distances this close tie when trimming
+LAW_IDENTIFIABLE_GAP = 1e-9  # relative eigenvalue gap of a determined smallest eigenvector
 LAW_SNAP_DENOMINATORS = 12
 LAW_SNAP_TOLERANCE = 1e-6
 LAW_SPAN_TOLERANCE = 1e-6
@@ -575,7 +584,7 @@ def information_flow_stats(
                 float(_transfer_entropy_rows(source[None, :] * bins, target, lag, bins)[0])
                 for lag in range(1, max_lag + 1)
             ]
-            best_lag = int(np.argmax(transfer)) + 1
+            best_lag = _first_best(transfer) + 1
             te = transfer[best_lag - 1]
             te_reverse = float(
                 _transfer_entropy_rows(target[None, :] * bins, source, best_lag, bins)[0]
@@ -644,10 +653,28 @@ def _law_candidates(
     return candidates, complete
 
 
-def _smallest_eigenpairs(matrices: Float64Array) -> tuple[Float64Array, Float64Array]:
-    """Smallest eigenvalue and its unit eigenvector of each symmetric matrix of a stack."""
+def _first_best(values: Float64Array) -> int:
+    """Index of the largest value, where values within FLOW_LAG_TIE of the best so far tie
+    and the first wins (rounding differs between implementations and must not decide)."""
+    best = 0
+    for index in range(1, len(values)):
+        if values[index] > values[best] + FLOW_LAG_TIE:
+            best = index
+    return best
+
+
+def _smallest_eigenpairs(
+    matrices: Float64Array,
+) -> tuple[Float64Array, Float64Array, BoolArray]:
+    """Smallest eigenvalue, its unit eigenvector, and whether that eigenvector is determined
+    (gap to the next eigenvalue > LAW_IDENTIFIABLE_GAP x the largest |eigenvalue|: a zero
+    matrix or a repeated smallest eigenvalue has no unique smallest eigenvector), for each
+    symmetric matrix of a stack."""
     eigenvalues, eigenvectors = np.linalg.eigh(matrices)
-    return eigenvalues[..., 0], eigenvectors[..., :, 0]
+    largest = np.abs(eigenvalues).max(axis=-1)
+    gap = eigenvalues[..., 1] - eigenvalues[..., 0]
+    identifiable = (gap > LAW_IDENTIFIABLE_GAP * largest) & (largest > 0.0)
+    return eigenvalues[..., 0], eigenvectors[..., :, 0], identifiable
 
 
 def _trimmed_mask(deviation: Float64Array, keep: int) -> BoolArray:
@@ -695,7 +722,10 @@ def _fit_subsets(
     z = np.ascontiguousarray(sample[:, subsets].transpose(1, 0, 2))  # subsets x tasks x terms
     starts = np.empty((count, 1 + LAW_ELEMENTAL_STARTS, size))
     full = full_covariance[subsets[:, :, None], subsets[:, None, :]]
-    starts[:, 0, :] = _smallest_eigenpairs(full)[1]
+    # Starts whose eigenvector is undetermined are abandoned (eigenvalue +inf at the end).
+    abandoned = np.zeros((count, 1 + LAW_ELEMENTAL_STARTS), dtype=np.bool_)
+    _, starts[:, 0, :], identifiable = _smallest_eigenpairs(full)
+    abandoned[:, 0] = ~identifiable
     # start e of subset g: output e of the stream seed ^ g
     streams = stream_outputs(
         np.uint64(seed) ^ ranks.astype(np.uint64), LAW_ELEMENTAL_STARTS
@@ -706,7 +736,8 @@ def _fit_subsets(
     )
     differences = points[:, :, :-1, :] - points[:, :, -1:, :]
     normal = np.matmul(differences.transpose(0, 1, 3, 2), differences)
-    starts[:, 1:, :] = _smallest_eigenpairs(normal)[1]
+    _, starts[:, 1:, :], identifiable = _smallest_eigenpairs(normal)
+    abandoned[:, 1:] = ~identifiable
     products = (z[:, :, :, None] * z[:, :, None, :]).reshape(count, sampled, size * size)
     weights = starts
     eigenvalues = np.empty((count, 1 + LAW_ELEMENTAL_STARTS))
@@ -715,11 +746,34 @@ def _fit_subsets(
         # residuals r = Z w of every start, as subsets x starts x tasks
         residuals = np.ascontiguousarray(np.matmul(weights, z.transpose(0, 2, 1)))
         residuals -= median(residuals, axis=-1)[..., None]
-        mask = _trimmed_mask(np.abs(residuals, out=residuals), keep)
-        eigenvalues, weights = _smallest_eigenpairs(_trimmed_covariance(z, products, mask, keep))
+        # distances within LAW_TRIM_QUANTUM tie (the earlier row wins), so rounding of the
+        # eigenvector cannot decide which of two near-equal rows is trimmed
+        np.abs(residuals, out=residuals)
+        mask = _trimmed_mask(np.floor(residuals / LAW_TRIM_QUANTUM), keep)
+        eigenvalues, weights, identifiable = _smallest_eigenpairs(
+            _trimmed_covariance(z, products, mask, keep)
+        )
+        abandoned |= ~identifiable
+    eigenvalues = np.where(abandoned, np.inf, eigenvalues)
     best = np.argmin(eigenvalues, axis=1)
     chosen = np.arange(count)
     return eigenvalues[chosen, best], weights[chosen, best], mask[chosen, best]
+
+
+def _terms_vary(sample: Float64Array, subset: Int64Array, mask: BoolArray) -> bool:
+    """Every term varies over the trimmed rows (population variance >= LAW_MIN_TRIMMED_VARIANCE
+    in standardized units): a term that is constant once a few extreme tasks are trimmed
+    satisfies any "law" trivially."""
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return False
+    for column in subset.tolist():
+        values = sample[rows, column]
+        mean = sequential_sum(values) / rows.size
+        variance = sequential_sum((values - mean) * (values - mean)) / rows.size
+        if variance < LAW_MIN_TRIMMED_VARIANCE:
+            return False
+    return True
 
 
 def _snap(coefficient: float) -> float:
@@ -831,6 +885,8 @@ def conservation_laws(
             accepted = (eigenvalues <= tolerance_eig) & (np.abs(weights) >= LAW_MIN_WEIGHT).all(
                 axis=1
             )
+            for index in np.flatnonzero(accepted).tolist():
+                accepted[index] = _terms_vary(sample, block[index], masks[index])
             for index in np.flatnonzero(accepted).tolist():
                 found.append(
                     (

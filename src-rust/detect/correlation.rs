@@ -311,6 +311,38 @@ mod tests {
     }
 
     #[test]
+    fn blocked_products_equal_pairwise_sums_bit_for_bit() {
+        // 7 complete columns over several blocks (one constant), plus one with gaps.
+        let n = 2 * PRODUCT_BLOCK_ROWS + 77;
+        let mut rng = SplitMix64::new(4);
+        let mut columns: Vec<Vec<f64>> = (0..7)
+            .map(|k| (0..n).map(|_| 1e6 * k as f64 + rng.next_f64()).collect())
+            .collect();
+        columns[3] = vec![2.5; n];
+        let mut gappy: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
+        gappy[5] = f64::NAN;
+        columns.push(gappy);
+        let views: Vec<&[f64]> = columns.iter().map(|c| c.as_slice()).collect();
+        let rows = correlation_stats(&views, 0.5).unwrap();
+        assert_eq!(rows.len(), 28);
+        for row in rows {
+            let (i, j) = (row[0] as usize, row[1] as usize);
+            let (x, y): (Vec<f64>, Vec<f64>) = columns[i]
+                .iter()
+                .zip(&columns[j])
+                .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+                .map(|(a, b)| (*a, *b))
+                .unzip();
+            assert_eq!(row[2], x.len() as f64);
+            assert_eq!(
+                row[3].to_bits(),
+                pearson(&x, &y).to_bits(),
+                "pair ({i}, {j})"
+            );
+        }
+    }
+
+    #[test]
     fn degenerate_inputs() {
         assert!(correlation_stats(&[], 0.5).unwrap().is_empty());
         assert!(correlation_stats(&[&[1.0]], 0.5).unwrap().is_empty());

@@ -930,6 +930,25 @@ mod tests {
     }
 
     #[test]
+    fn deadline_passing_mid_work_stops_it() {
+        // 300k points in a small square, a radius joining everything: ~0.1 s of work here.
+        // The deadline passes while the tree is built; the join stops at its first check.
+        let mut rng = SplitMix64::new(8);
+        let x: Vec<f64> = (0..300_000).map(|_| rng.next_f64()).collect();
+        let y: Vec<f64> = (0..300_000).map(|_| rng.next_f64()).collect();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(1);
+        let result = cluster_components(&[&x, &y], 0.05, Some(deadline));
+        assert_eq!(
+            result,
+            Err(CoreError::Timeout {
+                stage: "clustering"
+            })
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
     fn squared_threshold_is_the_exact_sqrt_boundary() {
         let mut rng = SplitMix64::new(3);
         for _ in 0..2000 {

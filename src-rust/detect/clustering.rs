@@ -89,7 +89,12 @@ pub fn cluster_components(
     let (groups, group_of) = group_by_metrics(columns, n);
     let union_find = ConcurrentUnionFind::new(n);
     let sink = UnionSink::new(&union_find, deadline);
-    let spreads = metric_spreads(columns);
+    // Only trees over more than MAX_INDEXED_DIMS metrics choose among them.
+    let spreads = if groups.iter().any(|g| g.dims.len() > MAX_INDEXED_DIMS) {
+        metric_spreads(columns)
+    } else {
+        Vec::new()
+    };
 
     // Pairs inside each group.
     let mut trees = Vec::with_capacity(groups.len());
@@ -204,9 +209,11 @@ fn metric_spreads(columns: &[&[f64]]) -> Vec<f64> {
     columns
         .par_iter()
         .map(|column| {
-            let values: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-            let (_, sum_of_squares) = crate::stats::mean_and_sum_of_squares(&values);
-            (sum_of_squares / values.len() as f64).sqrt()
+            let present = || column.iter().copied().filter(|v| !v.is_nan());
+            let (count, sum) = present().fold((0usize, 0.0), |(c, s), v| (c + 1, s + v));
+            let mean = sum / count as f64;
+            let sum_of_squares = present().fold(0.0, |s, v| s + (v - mean) * (v - mean));
+            (sum_of_squares / count as f64).sqrt()
         })
         .collect()
 }

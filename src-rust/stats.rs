@@ -90,7 +90,7 @@ fn stirling_remainder(x: f64) -> f64 {
 /// - `small < 10 <= large`: `ln_gamma(small) - D` with
 ///   `D = ln Γ(large + small) - ln Γ(large)
 ///      = (large - 1/2) ln1p(small / large) + small ln(large + small) - small
-///        + R(large + small) - R(large)` (R = [`stirling_remainder`]);
+///        + R(large + small) - R(large)` (R = the Stirling remainder, `stirling_remainder`);
 /// - both >= 10: `ln(2π)/2 + (small - 1/2) ln(small / (small + large))
 ///      - (large - 1/2) ln1p(small / large) - ln(small + large) / 2
 ///      + R(small) + R(large) - R(small + large)`.
@@ -323,8 +323,9 @@ pub(crate) fn mean_and_sum_of_squares(values: &[f64]) -> (f64, f64) {
 
 /// Two-sided p-value of Welch's t-test between samples `a` and `b`.
 ///
-/// Sample variances (ddof 1) from [`mean_and_sum_of_squares`]; with wₐ = varₐ/nₐ,
-/// w_b = var_b/n_b, s = wₐ + w_b: t = (meanₐ - mean_b) / √s and the Welch–Satterthwaite
+/// Sample variances (ddof 1), two-pass centered (a constant sample has exactly 0); with
+/// wₐ = varₐ/nₐ, w_b = var_b/n_b, s = wₐ + w_b: t = (meanₐ - mean_b) / √s and the
+/// Welch–Satterthwaite
 /// df = 1 / ((wₐ/s)²/(nₐ-1) + (w_b/s)²/(n_b-1)) (scale-free, so tiny variances do not
 /// underflow). Both samples of zero variance: 0.0 when the means differ, else 1.0. NaN when
 /// either sample has fewer than 2 values.

@@ -89,7 +89,12 @@ pub fn cluster_components(
     let (groups, group_of) = group_by_metrics(columns, n);
     let union_find = ConcurrentUnionFind::new(n);
     let sink = UnionSink::new(&union_find, deadline);
-    let spreads = metric_spreads(columns);
+    // Only trees over more than MAX_INDEXED_DIMS metrics choose among them.
+    let spreads = if groups.iter().any(|g| g.dims.len() > MAX_INDEXED_DIMS) {
+        metric_spreads(columns)
+    } else {
+        Vec::new()
+    };
 
     // Pairs inside each group.
     let mut trees = Vec::with_capacity(groups.len());
@@ -204,9 +209,11 @@ fn metric_spreads(columns: &[&[f64]]) -> Vec<f64> {
     columns
         .par_iter()
         .map(|column| {
-            let values: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-            let (_, sum_of_squares) = crate::stats::mean_and_sum_of_squares(&values);
-            (sum_of_squares / values.len() as f64).sqrt()
+            let present = || column.iter().copied().filter(|v| !v.is_nan());
+            let (count, sum) = present().fold((0usize, 0.0), |(c, s), v| (c + 1, s + v));
+            let mean = sum / count as f64;
+            let sum_of_squares = present().fold(0.0, |s, v| s + (v - mean) * (v - mean));
+            (sum_of_squares / count as f64).sqrt()
         })
         .collect()
 }
@@ -322,12 +329,13 @@ fn cross_join_all(
         let (larger, ref shared, _) = jobs[start];
         let projected_larger = project(larger, shared);
         let tree_larger = projected_larger.as_ref().unwrap_or(&trees[larger]);
+        // Units found now stay valid (components only merge): once per tree is enough.
+        tree_larger.refresh_units(sink);
         while start < jobs.len() && jobs[start].0 == larger && jobs[start].1 == *shared {
             sink.check()?;
             let smaller = jobs[start].2;
             let projected_smaller = project(smaller, shared);
             let tree_smaller = projected_smaller.as_ref().unwrap_or(&trees[smaller]);
-            tree_larger.refresh_units(sink);
             tree_smaller.refresh_units(sink);
             tree_larger.cross_join(tree_smaller, t2, sink);
             start += 1;
@@ -929,6 +937,25 @@ mod tests {
     }
 
     #[test]
+    fn deadline_passing_mid_work_stops_it() {
+        // 300k points in a small square, a radius joining everything: ~0.1 s of work here.
+        // The deadline passes while the tree is built; the join stops at its first check.
+        let mut rng = SplitMix64::new(8);
+        let x: Vec<f64> = (0..300_000).map(|_| rng.next_f64()).collect();
+        let y: Vec<f64> = (0..300_000).map(|_| rng.next_f64()).collect();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(1);
+        let result = cluster_components(&[&x, &y], 0.05, Some(deadline));
+        assert_eq!(
+            result,
+            Err(CoreError::Timeout {
+                stage: "clustering"
+            })
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
     fn squared_threshold_is_the_exact_sqrt_boundary() {
         let mut rng = SplitMix64::new(3);
         for _ in 0..2000 {
@@ -998,6 +1025,43 @@ mod tests {
             let labels = cluster(&views, threshold).labels;
             assert!(labels.iter().any(|&l| l < 0) && labels.iter().any(|&l| l >= 1));
         }
+    }
+
+    #[test]
+    fn odd_values_and_over_64_metrics_do_not_panic() {
+        // 70 metrics (two mask words), absent values everywhere, infinities, overflowing
+        // squares, signed zeros: the labels still follow the contract's definition.
+        let (n, m) = (120, 70);
+        let mut rng = SplitMix64::new(77);
+        let odd = [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            -1e300,
+            -0.0,
+            0.0,
+            5e-324,
+        ];
+        let columns: Vec<Vec<f64>> = (0..m)
+            .map(|_| {
+                (0..n)
+                    .map(|_| match rng.next_below(10) {
+                        0..=5 => NAN,
+                        6 => odd[rng.next_below(odd.len() as u64) as usize],
+                        _ => rng.next_f64() * 0.5,
+                    })
+                    .collect()
+            })
+            .collect();
+        let views: Vec<&[f64]> = columns.iter().map(|c| c.as_slice()).collect();
+        for threshold in [1e-300, 0.5, 2.0, 1e150] {
+            let result = cluster(&views, threshold);
+            assert_eq!(result.labels, reference(&views, threshold).0);
+        }
+        // The per-metric kernels take the same input without panicking.
+        crate::detect::phase_transition_stats(&views, 0.5).unwrap();
+        crate::detect::conservation_stats(&views, 0.3).unwrap();
+        crate::detect::correlation_stats(&views, 0.7).unwrap();
     }
 
     #[test]
@@ -1165,13 +1229,15 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
-    /// P5 timing (run with `cargo test --release -- --ignored p5 --nocapture`): 100k tasks ×
-    /// 4 metrics of Gaussian blobs. Environment: CRACKLE_P5_CENTERS (20), CRACKLE_P5_BOX
-    /// (half-width of the centers' box, 20), CRACKLE_P5_RADIUS (0.3), CRACKLE_P5_DIR (if set,
-    /// X.npy and labels.npy are written there for the scipy / scikit-learn comparison).
+    /// P5 timing (run with `cargo test --release -- --ignored p5 --nocapture`): by default
+    /// 100k tasks × 4 metrics of Gaussian blobs. Environment: CRACKLE_P5_INPUT (a C-ordered
+    /// (n, m) float64 .npy file to use instead, e.g. the benches' `gaussian_blobs`),
+    /// CRACKLE_P5_CENTERS (20), CRACKLE_P5_BOX (half-width of the centers' box, 20),
+    /// CRACKLE_P5_RADIUS (0.3), CRACKLE_P5_REPEATS (7), CRACKLE_P5_DIR (if set, X.npy and
+    /// labels.npy are written there for the scipy / scikit-learn comparison).
     #[test]
     #[ignore]
-    fn p5_timing_100k_by_4() {
+    fn p5_clustering_timing() {
         let env = |name: &str, default: f64| {
             std::env::var(name)
                 .ok()
@@ -1248,7 +1314,8 @@ mod tests {
         // The partition alone (labels), to separate it from the average distances.
         let t2 = squared_threshold(radius);
         let mut best_partition = f64::INFINITY;
-        for _ in 0..7 {
+        let mut stages = String::new();
+        for _ in 0..repeats {
             let start = Instant::now();
             let (groups, _) = group_by_metrics(&views, n);
             let spreads = metric_spreads(&views);
@@ -1266,14 +1333,17 @@ mod tests {
             }
             let s2 = Instant::now();
             let (labels, _) = components(&union_find, n);
-            println!(
-                "group {:.1} build {:.1} join {:.1} components {:.1} ms",
-                t_group * 1e3,
-                t_build * 1e3,
-                t_join * 1e3,
-                s2.elapsed().as_secs_f64() * 1e3
-            );
-            best_partition = best_partition.min(start.elapsed().as_secs_f64());
+            let elapsed = start.elapsed().as_secs_f64();
+            if elapsed < best_partition {
+                best_partition = elapsed;
+                stages = format!(
+                    "grouping {:.1} ms, tree build {:.1} ms, join {:.1} ms, components {:.1} ms",
+                    t_group * 1e3,
+                    t_build * 1e3,
+                    t_join * 1e3,
+                    s2.elapsed().as_secs_f64() * 1e3
+                );
+            }
             assert_eq!(labels, result.labels);
         }
         let in_clusters = result.labels.iter().filter(|&&l| l >= 0).count();
@@ -1296,6 +1366,7 @@ mod tests {
             result.sampled.iter().filter(|&&s| s).count(),
             rayon::current_num_threads()
         );
+        println!("  partition stages (best run): {stages}");
         if let Ok(dir) = std::env::var("CRACKLE_P5_DIR") {
             let dir = std::path::Path::new(&dir);
             let x: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -1,8 +1,10 @@
 //! A static kd-tree and a dual-tree fixed-radius join (the clustering's spatial index).
 //!
-//! Points are split at the median of their widest dimension down to small leaves; every node
-//! keeps the tight bounding box of its points. The join walks pairs of nodes, skipping pairs
-//! of boxes that are out of range, and compares points only in pairs of leaves.
+//! Points are split in place, at the median of a sample of rows along the sample's widest
+//! dimension, down to small leaves; every node then gets the tight bounding box of its points
+//! (fitted bottom-up). The join walks pairs of nodes, skipping pairs of boxes that are out of
+//! range, and compares points only in pairs of leaves (skipping those out of range of the
+//! other leaf's box).
 //!
 //! Exactness: every test against the radius uses squared distances accumulated sequentially
 //! over the dimensions in order (the same expression as the clustering's edge test), and the

@@ -34,40 +34,44 @@ fn added_detectors_timing() {
     let seed = 0x5EED_CAFE;
     let cpu = cpu_time();
     let total = Instant::now();
-    let start = Instant::now();
-    let outliers = outlier_scores(&columns, 3.5).unwrap();
-    let outlier_time = start.elapsed();
-    let start = Instant::now();
-    let shift = distribution_shift_stats(&columns, 20, 199, seed, 10_000).unwrap();
-    let shift_time = start.elapsed();
-    let start = Instant::now();
-    let dependence = dependence_stats(&columns, 0.7, 30, 199, seed, 10_000).unwrap();
-    let dependence_time = start.elapsed();
-    let start = Instant::now();
-    let flow = information_flow_stats(&columns, 50, 199, seed, 10_000, 3).unwrap();
-    let flow_time = start.elapsed();
-    let start = Instant::now();
-    let laws = conservation_laws(&columns, &vec![false; m], 1e-4, seed, 4, 2000).unwrap();
-    let laws_time = start.elapsed();
-    let total_time = total.elapsed();
-    let cpu = cpu_time() - cpu;
-    let perms = |rows: &[f64]| rows.iter().sum::<f64>();
+    let mut report = Vec::new();
+    let mut timed = |name: &str, run: &mut dyn FnMut() -> String| {
+        let (cpu, start) = (cpu_time(), Instant::now());
+        let detail = run();
+        report.push(format!(
+            "{name} {:.0?} (CPU {:.0?}, {detail})",
+            start.elapsed(),
+            cpu_time() - cpu
+        ));
+    };
+    timed("outliers", &mut || {
+        format!(
+            "{} flagged",
+            outlier_scores(&columns, 3.5).unwrap().task.len()
+        )
+    });
+    timed("shift", &mut || {
+        let rows = distribution_shift_stats(&columns, 20, 199, seed, 10_000).unwrap();
+        format!("{} perms", rows.iter().map(|r| r[5]).sum::<f64>())
+    });
+    timed("dependence", &mut || {
+        let rows = dependence_stats(&columns, 0.7, 30, 199, seed, 10_000).unwrap();
+        format!("{} perms", rows.iter().map(|r| r[7]).sum::<f64>())
+    });
+    timed("flow", &mut || {
+        let rows = information_flow_stats(&columns, 50, 199, seed, 10_000, 3).unwrap();
+        format!("{} perms", rows.iter().map(|r| r[7]).sum::<f64>())
+    });
+    timed("laws", &mut || {
+        let laws = conservation_laws(&columns, &vec![false; m], 1e-4, seed, 4, 2000).unwrap();
+        format!("{} laws", laws.len())
+    });
     println!(
-        "threads {}: outliers {:?} ({} flagged), shift {:?} ({} perms), dependence {:?} \
-         ({} perms), flow {:?} ({} perms), laws {:?} ({} laws), total {:?} (CPU {:?})",
+        "threads {}: {}; total {:.3?} (CPU {:.2?})",
         rayon::current_num_threads(),
-        outlier_time,
-        outliers.task.len(),
-        shift_time,
-        perms(&shift.iter().map(|r| r[5]).collect::<Vec<_>>()),
-        dependence_time,
-        perms(&dependence.iter().map(|r| r[7]).collect::<Vec<_>>()),
-        flow_time,
-        perms(&flow.iter().map(|r| r[7]).collect::<Vec<_>>()),
-        laws_time,
-        laws.len(),
-        total_time,
-        cpu,
+        report.join(", "),
+        total.elapsed(),
+        cpu_time() - cpu
     );
 }
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::column_length;
-use super::permutation::permutation_test;
+use super::permutation::permutation_test_gather;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::{all_equal, pearson};
@@ -246,20 +246,15 @@ fn pair_row(
     };
     let observed = observed_parts.plug_in();
     let marginals = observed_parts.h_x + observed_parts.h_y;
-    let size = test_x.len();
-    let mut permuted = vec![0u8; size];
     let mut table = vec![0u64; test_bins * test_bins];
-    let outcome = permutation_test(
+    let outcome = permutation_test_gather(
         observed,
         context.permutations,
         context.seed,
         DEPENDENCE_TEST_ID_BASE + pair_index,
-        size,
-        |perm| {
-            for (slot, &index) in permuted.iter_mut().zip(perm) {
-                *slot = test_y[index];
-            }
-            let h_xy = joint_entropy(test_x, &permuted, test_bins, &mut table);
+        test_y,
+        |permuted| {
+            let h_xy = joint_entropy(test_x, permuted, test_bins, &mut table);
             (marginals - h_xy).max(0.0)
         },
     );

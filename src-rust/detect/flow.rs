@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::column_length;
 use super::dependence::check_test_arguments;
-use super::permutation::permutation_test;
+use super::permutation::permutation_test_gather;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::all_equal;
@@ -235,20 +235,14 @@ fn pair_rows(
             observed.max(0.0)
         };
         let surrogate = SurrogateTest::new(test_target, test_bins, test_lags);
-        let mut permuted = vec![0u8; size];
         let test_id = FLOW_TEST_ID_BASE + ordered_index(source, target, context.metrics) as u64;
-        let outcome = permutation_test(
+        let outcome = permutation_test_gather(
             observed,
             context.permutations,
             context.seed,
             test_id,
-            size,
-            |perm| {
-                for (slot, &index) in permuted.iter_mut().zip(perm) {
-                    *slot = test_source[index];
-                }
-                surrogate.max_transfer_entropy(&permuted, &mut scratch)
-            },
+            test_source,
+            |permuted| surrogate.max_transfer_entropy(permuted, &mut scratch),
         );
         row[3] = best_lag as f64;
         row[4] = te;

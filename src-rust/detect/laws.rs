@@ -258,7 +258,7 @@ pub fn conservation_laws(
         for (&column, &c) in candidate.subset.iter().zip(&candidate.coefficients) {
             vector[metrics[column].metric] = c * metrics[column].std;
         }
-        let Some(direction) = outside_span(&vector, &basis) else {
+        let Some(direction) = outside_span(&vector, &basis, SPAN_RELATIVE) else {
             continue;
         };
         let terms: Vec<&[f64]> = candidate
@@ -743,8 +743,9 @@ fn residual_at(terms: &[&[f64]], coefficients: &[f64], task: usize) -> (f64, f64
 }
 
 /// The part of `vector` orthogonal to the orthonormal `basis` (modified Gram–Schmidt, one
-/// pass), normalized; None when its norm is below 1e-6 × the vector's norm (in the span).
-fn outside_span(vector: &[f64], basis: &[Vec<f64>]) -> Option<Vec<f64>> {
+/// pass), normalized; None when its norm is below `relative` (1e-6) × the vector's norm (in
+/// the span).
+fn outside_span(vector: &[f64], basis: &[Vec<f64>], relative: f64) -> Option<Vec<f64>> {
     let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt();
     let mut residual = vector.to_vec();
     for direction in basis {
@@ -754,7 +755,7 @@ fn outside_span(vector: &[f64], basis: &[Vec<f64>]) -> Option<Vec<f64>> {
         }
     }
     let remaining = residual.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let independent = remaining >= SPAN_RELATIVE * norm && remaining > 0.0;
+    let independent = remaining >= relative * norm && remaining > 0.0;
     if !independent {
         return None;
     }

@@ -1,4 +1,6 @@
-//! The detector kernels (SPEC §6, kernels.md "Detector kernels").
+//! The detector kernels (SPEC §6, kernels.md "Detector kernels", kernels5.md for the added
+//! detectors: `outlier`, `shift`, `dependence`, `flow`, `laws`, with their building blocks
+//! `permutation`, `ranks` and `eigen`).
 //!
 //! Every kernel takes `columns: &[&[f64]]`: one slice per metric, all of the same length n
 //! (the tasks in recording order), NaN where a task lacks the metric. Pure Rust; the

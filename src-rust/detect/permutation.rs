@@ -71,20 +71,7 @@ impl PermutationBuffer {
                 .extend(pairs.into_iter().map(|(_, index)| index));
             return &self.indices;
         }
-        // key in the high half, index in the low half: sorting by the high half stably (or
-        // by the whole word, the words being distinct) is the stable argsort of the keys.
-        self.packed.clear();
-        self.packed.extend((0..n).map(|i| {
-            let key = splitmix64_output(seed, i as u64) >> 32;
-            (key << 32) | i as u64
-        }));
-        if n < BUCKET_MIN_LEN {
-            self.packed.sort_unstable();
-        } else if n <= BUCKET_MAX_LEN {
-            bucket_sort_words(&mut self.packed, &mut self.scratch, &mut self.counts);
-        } else {
-            radix_sort_high_half(&mut self.packed, &mut self.scratch);
-        }
+        self.sort_words(seed, n);
         self.indices.extend(
             self.packed
                 .iter()
@@ -92,20 +79,64 @@ impl PermutationBuffer {
         );
         &self.indices
     }
+
+    /// `out = source[permutation(seed, source.len())]` (the gather `out[i] =
+    /// source[perm[i]]`) without materializing the permutation.
+    pub fn gather<T: Copy>(&mut self, seed: u64, source: &[T], out: &mut Vec<T>) {
+        out.clear();
+        if source.len() > u32::MAX as usize {
+            self.fill(seed, source.len());
+            out.extend(self.indices.iter().map(|&index| source[index]));
+            return;
+        }
+        self.sort_words(seed, source.len());
+        out.extend(
+            self.packed
+                .iter()
+                .map(|&word| source[(word & 0xFFFF_FFFF) as usize]),
+        );
+    }
+
+    /// Leaves in `packed` the words `(key_i << 32) | i` sorted ascending (n <= u32::MAX):
+    /// sorting the distinct words is the stable argsort of the keys.
+    fn sort_words(&mut self, seed: u64, n: usize) {
+        let word = |i: usize| ((splitmix64_output(seed, i as u64) >> 32) << 32) | i as u64;
+        self.packed.clear();
+        if n < BUCKET_MIN_LEN {
+            self.packed.extend((0..n).map(word));
+            self.packed.sort_unstable();
+        } else if n <= BUCKET_MAX_LEN {
+            // One stable scatter into 2^⌈log2 n⌉ buckets by the top key bits (uniform keys:
+            // ~1 word per bucket), counted while the words are drawn, then one insertion pass
+            // fixes the order inside buckets.
+            let bits = usize::BITS - (n - 1).leading_zeros();
+            let shift = 64 - bits;
+            let counts = &mut self.counts;
+            counts.clear();
+            counts.resize((1 << bits) + 1, 0);
+            self.packed.extend((0..n).map(|i| {
+                let w = word(i);
+                counts[(w >> shift) as usize + 1] += 1;
+                w
+            }));
+            bucket_scatter_sort(&mut self.packed, &mut self.scratch, counts, shift);
+        } else {
+            self.packed.extend((0..n).map(word));
+            radix_sort_high_half(&mut self.packed, &mut self.scratch);
+        }
+    }
 }
 
-/// Sorts distinct words ascending: a stable scatter into 2^⌈log2 n⌉ buckets by the top key
-/// bits (the words being uniformly spread, buckets hold ~1 word), then one insertion pass
-/// fixes the order inside buckets.
-fn bucket_sort_words(words: &mut Vec<u64>, scratch: &mut Vec<u64>, counts: &mut Vec<u32>) {
+/// Sorts distinct words ascending given `counts[b + 1]` = number of words in bucket b
+/// (bucket = word >> shift): exclusive prefix sums, a stable scatter, then one insertion
+/// pass for the order inside buckets.
+fn bucket_scatter_sort(
+    words: &mut Vec<u64>,
+    scratch: &mut Vec<u64>,
+    counts: &mut [u32],
+    shift: u32,
+) {
     let n = words.len();
-    let bits = usize::BITS - (n - 1).leading_zeros(); // 2^bits >= n
-    let shift = 64 - bits;
-    counts.clear();
-    counts.resize((1 << bits) + 1, 0);
-    for &word in words.iter() {
-        counts[(word >> shift) as usize + 1] += 1;
-    }
     for bucket in 1..counts.len() {
         counts[bucket] += counts[bucket - 1];
     }
@@ -126,6 +157,20 @@ fn bucket_sort_words(words: &mut Vec<u64>, scratch: &mut Vec<u64>, counts: &mut 
         scratch[j] = word;
     }
     std::mem::swap(words, scratch);
+}
+
+/// [`bucket_scatter_sort`] with its own counts (2^⌈log2 n⌉ buckets).
+#[cfg(test)]
+fn bucket_sort_words(words: &mut Vec<u64>, scratch: &mut Vec<u64>, counts: &mut Vec<u32>) {
+    let n = words.len();
+    let bits = usize::BITS - (n - 1).leading_zeros();
+    let shift = 64 - bits;
+    counts.clear();
+    counts.resize((1 << bits) + 1, 0);
+    for &word in words.iter() {
+        counts[(word >> shift) as usize + 1] += 1;
+    }
+    bucket_scatter_sort(words, scratch, counts, shift);
 }
 
 /// Stable LSD radix sort of the words by their high 32 bits (three passes of 11, 11 and 10
@@ -240,6 +285,28 @@ pub fn permutation_test(
     })
 }
 
+/// [`sequential_rule`] where round r evaluates `statistic(permuted)` with
+/// `permuted = source[permutation(round_seed(seed, test_id, r), source.len())]`.
+pub fn permutation_test_gather<T: Copy>(
+    observed: f64,
+    budget: usize,
+    seed: u64,
+    test_id: u64,
+    source: &[T],
+    mut statistic: impl FnMut(&[T]) -> f64,
+) -> PermutationTest {
+    let mut buffer = PermutationBuffer::default();
+    let mut permuted = Vec::with_capacity(source.len());
+    sequential_rule(observed, budget, |round| {
+        buffer.gather(
+            round_seed(seed, test_id, round as u64),
+            source,
+            &mut permuted,
+        );
+        statistic(&permuted)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +331,27 @@ mod tests {
                 assert!(sorted.iter().copied().eq(0..n));
             }
         }
+    }
+
+    #[test]
+    fn gather_applies_the_permutation() {
+        let source: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
+        let mut buffer = PermutationBuffer::default();
+        let mut out = Vec::new();
+        for seed in [3u64, 4] {
+            for n in [0usize, 5, 300, 1000] {
+                buffer.gather(seed, &source[..n], &mut out);
+                let expected: Vec<u8> = permutation(seed, n).iter().map(|&i| source[i]).collect();
+                assert_eq!(out, expected);
+            }
+        }
+        let mut seen = Vec::new();
+        let _ = permutation_test_gather(f64::INFINITY, 2, 9, 4, &source[..300], |p| {
+            seen.push(p.to_vec());
+            0.0
+        });
+        let perm = permutation(round_seed(9, 4, 1), 300);
+        assert_eq!(seen[1], perm.iter().map(|&i| source[i]).collect::<Vec<_>>());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::permutation::permutation_test;
+use super::permutation::permutation_test_gather;
 use super::ranks::{equal_width_bins, floor_twice_cbrt, median, range};
 use super::{column_length, present_values};
 use crate::error::{CoreError, CoreResult};
@@ -126,20 +126,10 @@ fn metric_row(
         let (_, observed) = best_split(&thinned, bins, min_segment, &flog);
         (&thinned[..], observed)
     };
-    let mut permuted = vec![0u8; tested.len()];
-    let outcome = permutation_test(
-        observed,
-        permutations,
-        seed,
-        test_id,
-        tested.len(),
-        |perm| {
-            for (slot, &index) in permuted.iter_mut().zip(perm) {
-                *slot = tested[index];
-            }
-            best_split(&permuted, bins, min_segment, &flog).1
-        },
-    );
+    let outcome =
+        permutation_test_gather(observed, permutations, seed, test_id, tested, |permuted| {
+            best_split(permuted, bins, min_segment, &flog).1
+        });
 
     let (before, after) = values.split_at(change);
     let (mean_before, ss_before) = mean_and_sum_of_squares(before);

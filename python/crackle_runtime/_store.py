@@ -31,6 +31,9 @@ def _bad_value(label: str, name: object, value: object) -> InvalidMetricError:
     )
 
 
+_PLAIN_SUMS = frozenset({float, int, np.float64})
+
+
 def _is_real(value: object) -> bool:
     return isinstance(value, Real | np.bool_ | np.integer | np.floating)
 
@@ -56,13 +59,12 @@ def validate_metrics(
                 )
         known_keys.add(names)
     try:
-        if math.isfinite(sum(values)):
-            if all(type(v) is float for v in values):
-                return names, values
-            for name, value in zip(names, values, strict=True):
-                if not _is_real(value):
-                    raise _bad_value(label, name, value)
-            return names, [float(v) for v in values]
+        total = sum(values)
+        # A finite float/int sum of plain numbers proves each one finite (an inf or NaN makes
+        # any sum non-finite); any other sum type (an array, a Decimal, a complex) takes the
+        # careful path below.
+        if type(total) in _PLAIN_SUMS and math.isfinite(total):
+            return names, values
     except (TypeError, OverflowError, ValueError, ArithmeticError):
         pass
     for name, value in zip(names, values, strict=True):
@@ -164,6 +166,24 @@ class MetricStore:
             column[: old.shape[0]] = old
             setattr(self, attribute, column)
 
+    FLUSH_EVERY = _FLUSH_EVERY
+
+    @property
+    def pending_names(self) -> list[tuple[str, ...]]:
+        """The pending tasks' name tuples (one per task not yet flushed)."""
+        return self._pending_keys
+
+    def appenders(self) -> tuple[Any, Any, Any, Any, Any]:
+        """The append methods of (labels, names, values, fired_at, duration) for a tight
+        recording loop, which flushes once ``len(pending_names) >= FLUSH_EVERY``."""
+        return (
+            self.labels.append,
+            self._pending_keys.append,
+            self._pending_values.append,
+            self._pending_fired_at.append,
+            self._pending_duration.append,
+        )
+
     def flush(self) -> None:
         """Move the pending tasks into the column buffers, grouped by their name tuples."""
         pending = len(self._pending_keys)
@@ -192,10 +212,11 @@ class MetricStore:
         self._fired_at[start : start + pending] = self._pending_fired_at
         self._duration[start : start + pending] = self._pending_duration
         self._count += pending
-        self._pending_keys = []
-        self._pending_values = []
-        self._pending_fired_at = []
-        self._pending_duration = []
+        # cleared in place: Kiln.fire_all keeps the lists' append methods across flushes
+        self._pending_keys.clear()
+        self._pending_values.clear()
+        self._pending_fired_at.clear()
+        self._pending_duration.clear()
 
     # --- reading ------------------------------------------------------------------------
     def columns(self) -> NDArray[np.float64]:

@@ -29,7 +29,7 @@ from crackle_runtime.errors import (
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
-from crackle_runtime.task import TaskOutput, fire_function, overrides_cool, task_label
+from crackle_runtime.task import TaskOutput, fire_function, fixed_label, overrides_cool, task_label
 
 __all__ = ["Kiln", "MetricMatrix", "TaskEntry", "TaskMetadata", "Timestamp"]
 
@@ -291,14 +291,24 @@ class Kiln:
     def _fire_serial(self, tasks: Iterable[object], on_error: str, bar: Any) -> list[TaskOutput]:
         outputs: list[TaskOutput] = []
         append_output = outputs.append
-        store_append = self._store.append
-        known_keys = self._store.known_keys
+        store = self._store
+        add_label, add_names, add_values, add_fired_at, add_duration = store.appenders()
+        known_keys = store.known_keys
         hooks = self._hooks
         perf_counter = time.perf_counter
         # One wall-clock reading; per-task firing times follow the monotonic clock.
         wall_zero = time.time() * 1000.0 - perf_counter() * 1000.0
+        pending_names = store.pending_names
+        flush_at = store.FLUSH_EVERY
+        # Per task class: its fixed label (None: call label()) and whether it has a cool hook.
+        classes: dict[type, tuple[str | None, bool]] = {}
         for task in tasks:
-            label = task_label(task)
+            kind = type(task)
+            known = classes.get(kind)
+            if known is None:
+                fixed = task_label(task) if fixed_label(kind) else None
+                known = classes[kind] = (fixed, overrides_cool(task))
+            label = known[0] or task_label(task)
             fire = fire_function(task)
             start = perf_counter()
             try:
@@ -316,10 +326,15 @@ class Kiln:
             if type(output) is not TaskOutput:
                 output = _as_output(label, output)
             names, values = validate_metrics(label, output.metrics, known_keys)
-            position = len(self._store)
-            store_append(label, names, values, wall_zero + start * 1000.0, duration)
-            if overrides_cool(task):
-                hooks[position] = _Hook(task, output)
+            if known[1]:
+                hooks[len(store)] = _Hook(task, output)
+            add_label(label)
+            add_names(names)
+            add_values(values)
+            add_fired_at(wall_zero + start * 1000.0)
+            add_duration(duration)
+            if len(pending_names) >= flush_at:
+                store.flush()
             append_output(output)
             if bar is not None:
                 bar.update(1)

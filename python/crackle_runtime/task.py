@@ -92,8 +92,29 @@ def overrides_cool(task: object) -> bool:
     return known
 
 
+_FIXED_LABEL: dict[type, str | None] = {}
+
+
+def fixed_label(kind: type) -> bool:
+    """Whether every task of this class has the default label (a CrackleTask subclass that
+    does not override label())."""
+    return issubclass(kind, CrackleTask) and getattr(kind, "label", None) is CrackleTask.label
+
+
 def task_label(task: object) -> str:
     """The label of a task: its ``label()``, a callable's ``__name__``, else the default."""
+    kind = type(task)
+    fixed = _FIXED_LABEL.get(kind, "")
+    if fixed is None:
+        pass  # the class overrides label(): call it below
+    elif fixed:
+        return fixed
+    elif isinstance(task, CrackleTask):
+        # a CrackleTask that does not override label() has the default label
+        fixed = ANONYMOUS_LABEL if fixed_label(kind) else None
+        _FIXED_LABEL[kind] = fixed
+        if fixed:
+            return fixed
     label_method = getattr(task, "label", None)
     if callable(label_method):
         label = label_method()

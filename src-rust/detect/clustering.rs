@@ -900,9 +900,12 @@ mod tests {
         let result = cluster(&[&[2.0; 5]], 1e-300);
         assert_eq!(result.labels, vec![0; 5]);
         assert_eq!(result.avg_distance, vec![0.0]);
-        // Infinite values are never within range of anything.
+        // Infinite values are invalid input (NaN marks absence), refused with an error.
         let x = [f64::INFINITY, f64::INFINITY, 1.0, f64::NEG_INFINITY];
-        assert_eq!(cluster(&[&x], 1.0).labels, vec![-1, -1, -1, -1]);
+        match cluster_components(&[&x], 1.0, None) {
+            Err(CoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, "columns"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -1029,19 +1032,12 @@ mod tests {
 
     #[test]
     fn odd_values_and_over_64_metrics_do_not_panic() {
-        // 70 metrics (two mask words), absent values everywhere, infinities, overflowing
-        // squares, signed zeros: the labels still follow the contract's definition.
+        // 70 metrics (two mask words), absent values everywhere, overflowing squares,
+        // signed zeros: the labels still follow the contract's definition. (Infinities are
+        // refused as input: see degenerate_inputs_do_not_panic.)
         let (n, m) = (120, 70);
         let mut rng = SplitMix64::new(77);
-        let odd = [
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            1e300,
-            -1e300,
-            -0.0,
-            0.0,
-            5e-324,
-        ];
+        let odd = [f64::MAX, f64::MIN, 1e300, -1e300, -0.0, 0.0, 5e-324];
         let columns: Vec<Vec<f64>> = (0..m)
             .map(|_| {
                 (0..n)

@@ -258,7 +258,10 @@ pub fn conservation_laws(
         for (&column, &c) in candidate.subset.iter().zip(&candidate.coefficients) {
             vector[metrics[column].metric] = c * metrics[column].std;
         }
-        let Some(direction) = outside_span(&vector, &basis, SPAN_RELATIVE) else {
+        // A noisy law's supersets (the law plus a tiny multiple of an unrelated metric) sit
+        // within about sqrt(λ) of its span: such candidates are implied too.
+        let relative = SPAN_RELATIVE.max(candidate.lambda.max(0.0).sqrt());
+        let Some(direction) = outside_span(&vector, &basis, relative) else {
             continue;
         };
         let terms: Vec<&[f64]> = candidate

@@ -67,6 +67,7 @@ LAW_IDENTIFIABLE_GAP = 1e-9  # relative eigenvalue gap of a determined smallest 
 LAW_SNAP_DENOMINATORS = 12
 LAW_SNAP_TOLERANCE = 1e-6
 LAW_SPAN_TOLERANCE = 1e-6
+LAW_ZERO_EIGENVALUE = 1e-12  # eigenvalues this small order as 0 (exact laws)
 LAW_MIN_SUPPORT = 0.9
 _LN2 = math.log(2.0)
 _MAX_SEED = 1 << 64
@@ -653,7 +654,7 @@ def _law_candidates(
     return candidates, complete
 
 
-def _first_best(values: Float64Array) -> int:
+def _first_best(values: list[float]) -> int:
     """Index of the largest value, where values within FLOW_LAG_TIE of the best so far tie
     and the first wins (rounding differs between implementations and must not decide)."""
     best = 0
@@ -899,11 +900,13 @@ def conservation_laws(
                     )
                 )
         rank += len(subsets)
-    found.sort(key=lambda law: (law[0], law[1], law[2]))
+    # size, then the eigenvalue (<= LAW_ZERO_EIGENVALUE counts as 0: exact laws differ only
+    # by rounding there), then the subset rank
+    found.sort(key=lambda law: (law[0], 0.0 if law[1] <= LAW_ZERO_EIGENVALUE else law[1], law[2]))
 
     laws: list[dict[str, Any]] = []
     basis: list[Float64Array] = []
-    for _, _, _, subset, weights, mask in found:
+    for _, eigenvalue, _, subset, weights, mask in found:
         columns_of_law = list(subset)
         trimmed_rows = sample_rows[mask]
         law_raw = raw[:, columns_of_law]
@@ -917,7 +920,8 @@ def conservation_laws(
             remainder -= float(vector @ remainder) * vector
         norm = float(np.linalg.norm(direction))
         remainder_norm = float(np.linalg.norm(remainder))
-        if remainder_norm < LAW_SPAN_TOLERANCE * norm:
+        # a noisy law's supersets sit within about sqrt(eigenvalue) of its span: implied too
+        if remainder_norm < max(LAW_SPAN_TOLERANCE, math.sqrt(max(eigenvalue, 0.0))) * norm:
             continue
         residual = _combination(coefficients, law_raw)
         magnitude = _absolute_combination(coefficients, law_raw)

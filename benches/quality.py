@@ -702,9 +702,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.make(args.quick)
     judge = not args.quick
     started = time.perf_counter()
+    backend: str = _backend.name
+    if backend == "native":
+        backend += f" ({_backend.build_profile()} build)"
     print(
-        f"crackle_runtime {crackle_runtime.__version__}, backend {_backend.name} "
-        f"({_backend.build_profile()}), {'quick' if args.quick else 'full'} mode, {seeds} seeds, "
+        f"crackle_runtime {crackle_runtime.__version__}, backend {backend}, "
+        f"{'quick' if args.quick else 'full'} mode, {seeds} seeds, "
         f"fdr {PROFILE.fdr:g}, outlier_z {PROFILE.outlier_z:g}, permutations "
         f"{PROFILE.permutations}"
     )

@@ -25,6 +25,8 @@ pub const C_STEPS: usize = 2;
 pub const MIN_TERM_WEIGHT: f64 = 1e-6;
 /// Minimum variance (standardized units) of every term over a law's trimmed rows.
 pub const MIN_TRIMMED_VARIANCE: f64 = 1e-3;
+/// Subsets whose full-sample fit ends above this eigenvalue skip the elemental starts.
+pub const SCREEN_EIGENVALUE: f64 = 0.05;
 /// Largest denominator a coefficient snaps to.
 pub const MAX_SNAP_DENOMINATOR: u32 = 12;
 /// A coefficient snaps to p/q when within this distance.
@@ -415,14 +417,35 @@ fn fit_fixed<const D: usize>(
         })
         .collect();
     let keep = (9 * rows).div_ceil(10);
-    let mut starts: Vec<Vec<f64>> = Vec::with_capacity(1 + ELEMENTAL_STARTS as usize);
-    // The covariance of all rows is a submatrix of the sample's covariance (same sums).
+    let mut scratch = CStepScratch::default();
+    let run = |start: Vec<f64>, scratch: &mut CStepScratch| {
+        let mut weights: [f64; D] = std::array::from_fn(|a| start[a]);
+        let mut lambda = f64::NAN;
+        for _ in 0..C_STEPS {
+            (lambda, weights) = c_step(&z, &weights, keep, scratch);
+            if lambda.is_infinite() {
+                break; // an undetermined fit: this start is abandoned
+            }
+        }
+        SubsetFit {
+            lambda,
+            weights: weights.to_vec(),
+            kept: scratch.kept.clone(),
+        }
+    };
+    // The full-sample start: the covariance of all rows is a submatrix of the sample's
+    // covariance (same sums). An undetermined smallest eigenvector there means no law.
     let full: Vec<f64> = (0..D * D)
         .map(|cell| sample.covariance[subset[cell / D] * sample.columns + subset[cell % D]])
         .collect();
-    // Starts whose smallest eigenvector is undetermined (identical elemental rows, a zero
-    // matrix) are skipped: any vector there would be arbitrary.
-    starts.extend(identifiable_smallest_eigenpair(&full, D).map(|pair| pair.1));
+    let (_, full_start) = identifiable_smallest_eigenpair(&full, D)?;
+    let mut best = run(full_start, &mut scratch);
+    // Screen: a subset whose full-sample fit stays far from a law (λ > SCREEN_EIGENVALUE after
+    // its C-steps) is not one; the elemental starts only rescue laws hidden by a few gross
+    // violators, whose trimmed full-sample fit is already close.
+    if !(best.lambda <= SCREEN_EIGENVALUE) {
+        return Some(best);
+    }
     let stream = seed ^ subset_rank;
     for e in 0..ELEMENTAL_STARTS {
         let chosen = first_positions(splitmix64_output(stream, e), rows, D);
@@ -441,28 +464,17 @@ fn fit_fixed<const D: usize>(
                 gram[a * D + b] = sum;
             }
         }
-        starts.extend(identifiable_smallest_eigenpair(&gram, D).map(|pair| pair.1));
-    }
-    let mut best: Option<SubsetFit> = None;
-    let mut scratch = CStepScratch::default();
-    for start in starts {
-        let mut weights: [f64; D] = std::array::from_fn(|a| start[a]);
-        let mut lambda = f64::NAN;
-        for _ in 0..C_STEPS {
-            (lambda, weights) = c_step(&z, &weights, keep, &mut scratch);
-            if lambda.is_infinite() {
-                break; // an undetermined fit: this start is abandoned
-            }
-        }
-        if best.as_ref().is_none_or(|current| lambda < current.lambda) {
-            best = Some(SubsetFit {
-                lambda,
-                weights: weights.to_vec(),
-                kept: scratch.kept.clone(),
-            });
+        // Starts whose smallest eigenvector is undetermined (identical elemental rows) are
+        // skipped: any vector there would be arbitrary.
+        let Some((_, start)) = identifiable_smallest_eigenpair(&gram, D) else {
+            continue;
+        };
+        let fit = run(start, &mut scratch);
+        if fit.lambda < best.lambda {
+            best = fit;
         }
     }
-    best
+    Some(best)
 }
 
 /// The first `count` positions of `permutation(seed, n)` (the `count` smallest (key, index)

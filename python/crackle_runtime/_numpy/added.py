@@ -63,6 +63,7 @@ LAW_MIN_WEIGHT = 1e-6  # every term of a law has |w_k| >= this (standardized, un
 LAW_MIN_TRIMMED_VARIANCE = 1e-3  # every term varies over the trimmed rows (standardized)
 FLOW_LAG_TIE = 1e-12  # transfer entropies (bits) this close tie when choosing the lag
 LAW_TRIM_QUANTUM = 1e-12  # residual distances this close tie when trimming
+LAW_SCREEN_EIGENVALUE = 0.05  # full-sample fits above this skip the elemental starts
 LAW_IDENTIFIABLE_GAP = 1e-9  # relative eigenvalue gap of a determined smallest eigenvector
 LAW_SNAP_DENOMINATORS = 12
 LAW_SNAP_TOLERANCE = 1e-6
@@ -757,6 +758,9 @@ def _fit_subsets(
         abandoned |= ~identifiable
     eigenvalues = np.where(abandoned, np.inf, eigenvalues)
     best = np.argmin(eigenvalues, axis=1)
+    # Screen: a subset whose full-sample fit ends above LAW_SCREEN_EIGENVALUE is not a law and
+    # keeps that fit (the elemental starts only rescue laws hidden by a few gross violators).
+    best[~(eigenvalues[:, 0] <= LAW_SCREEN_EIGENVALUE)] = 0
     chosen = np.arange(count)
     return eigenvalues[chosen, best], weights[chosen, best], mask[chosen, best]
 

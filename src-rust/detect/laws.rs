@@ -443,7 +443,8 @@ fn fit_fixed<const D: usize>(
     // Screen: a subset whose full-sample fit stays far from a law (λ > SCREEN_EIGENVALUE after
     // its C-steps) is not one; the elemental starts only rescue laws hidden by a few gross
     // violators, whose trimmed full-sample fit is already close.
-    if !(best.lambda <= SCREEN_EIGENVALUE) {
+    // (NaN and +inf fail the screen too.)
+    if best.lambda.is_nan() || best.lambda > SCREEN_EIGENVALUE {
         return Some(best);
     }
     let stream = seed ^ subset_rank;

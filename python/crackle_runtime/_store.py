@@ -8,6 +8,7 @@ and cooling hands Rust one buffer with no per-value Python objects.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
@@ -207,7 +208,12 @@ class MetricStore:
                 columns = np.asarray(positions) + start
                 self._data[np.ix_(np.asarray(rows), columns)] = block.T
             else:
-                block = np.array(self._pending_values, dtype=np.float64)
+                # one flat pass over the values (much cheaper than np.array of nested lists)
+                block = np.fromiter(
+                    itertools.chain.from_iterable(self._pending_values),
+                    dtype=np.float64,
+                    count=pending * len(key),
+                ).reshape(pending, len(key))
                 self._data[rows, start : start + pending] = block.T
         self._fired_at[start : start + pending] = self._pending_fired_at
         self._duration[start : start + pending] = self._pending_duration

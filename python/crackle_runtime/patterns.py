@@ -72,7 +72,7 @@ def _clamp_confidence(confidence: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=True, slots=True)
 class CracklePattern:
     """One pattern: an immutable value. ``confidence`` is clamped to [0, 1]."""
 

@@ -3,6 +3,8 @@
 //! across the complete tasks, found robustly (trimmed C-steps from several starts) in the
 //! near-null space of the standardized covariance.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::column_length;
@@ -159,7 +161,12 @@ pub fn conservation_laws(
     // 2. Standardization.
     let mut metrics = Vec::with_capacity(candidates.len());
     for &k in &candidates {
-        let values: Vec<f64> = complete.iter().map(|&task| columns[k][task]).collect();
+        // Every task complete (the common case): read the column in place, no copy.
+        let values: Cow<'_, [f64]> = if n_complete == n {
+            Cow::Borrowed(columns[k])
+        } else {
+            Cow::Owned(complete.iter().map(|&task| columns[k][task]).collect())
+        };
         let (mean, sum_of_squares) = mean_and_sum_of_squares(&values);
         let std = (sum_of_squares / n_complete as f64).sqrt();
         if std.is_finite() && std > 0.0 && mean.is_finite() {
@@ -295,11 +302,11 @@ pub fn conservation_laws(
 }
 
 /// A candidate metric over the complete tasks.
-struct Standardized {
+struct Standardized<'a> {
     metric: usize,
     mean: f64,
     std: f64,
-    values: Vec<f64>,
+    values: Cow<'a, [f64]>,
 }
 
 /// The sample's z-values, row-major, and their population covariance.

@@ -35,6 +35,7 @@ from crackle_runtime._numpy._stats import (
     pearson,
     sequential_sum,
 )
+from crackle_runtime._numpy.detect import as_columns
 
 __all__ = [
     "conservation_laws",
@@ -78,22 +79,6 @@ _BATCH_ELEMENTS = 1 << 20
 
 
 # --- argument checks ------------------------------------------------------------------------
-
-
-def _as_columns(columns: Float64Array) -> Float64Array:
-    array = np.ascontiguousarray(columns, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(
-            f"columns must be a 2-D array (metrics x tasks), got {array.ndim} dimension(s)"
-        )
-    infinite = np.isinf(array)
-    if infinite.any():
-        metric, task = np.argwhere(infinite)[0]
-        raise ValueError(
-            f"columns contains an infinite value ({array[metric, task]}) at metric {metric}, "
-            f"task {task}; absent values are NaN, present ones must be finite"
-        )
-    return array
 
 
 def _integer(value: int, name: str, low: int) -> int:
@@ -165,7 +150,7 @@ def outlier_scores(
     ``z_threshold`` (metrics with >= 3 values; MAD = 0: z = inf off the median, else 0),
     sorted by task then metric: ``(task, metric, z, deviation = x - median)``."""
     threshold = _finite(z_threshold, "z_threshold", 0.0, inclusive=False)
-    values = _as_columns(columns)
+    values = as_columns(columns)
     found_tasks: list[Int64Array] = []
     found_metrics: list[Int64Array] = []
     found_z: list[Float64Array] = []
@@ -299,7 +284,7 @@ def distribution_shift_stats(
     budget = _integer(permutations, "permutations", 1)
     seed = _seed(seed)
     max_test_n = _integer(max_test_n, "max_test_n", 4 * min_segment)
-    values_by_metric = _as_columns(columns)
+    values_by_metric = as_columns(columns)
     metrics = values_by_metric.shape[0]
     stats = np.full((metrics, SHIFT_FIELDS), np.nan)
     stats[:, 12] = 0.0
@@ -432,7 +417,7 @@ def dependence_stats(
     budget = _integer(permutations, "permutations", 1)
     seed = _seed(seed)
     max_test_n = _integer(max_test_n, "max_test_n", 1)
-    values = _as_columns(columns)
+    values = as_columns(columns)
     metrics = values.shape[0]
     present = ~np.isnan(values)
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
@@ -555,7 +540,7 @@ def information_flow_stats(
     seed = _seed(seed)
     max_test_n = _integer(max_test_n, "max_test_n", 1)
     max_lag = _integer(max_lag, "max_lag", 1)
-    values = _as_columns(columns)
+    values = as_columns(columns)
     metrics = values.shape[0]
     present = ~np.isnan(values)
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
@@ -840,7 +825,7 @@ def conservation_laws(
     """Linear laws sum_k c_k x_k = constant of 2..max_terms metrics (design/kernels5.md):
     dicts with "metrics", "coefficients", "constant", "residual_std", "satisfied" (over the
     complete tasks), "tasks" (the complete tasks) and "support"."""
-    values = _as_columns(columns)
+    values = as_columns(columns)
     metrics, _ = values.shape
     excluded_array = np.asarray(excluded)
     if excluded_array.dtype != np.bool_ or excluded_array.shape != (metrics,):

@@ -60,7 +60,9 @@ _QUIET_FLOATS = np.errstate(over="ignore", invalid="ignore")
 # --- argument checks ---------------------------------------------------------------------------
 
 
-def _as_columns(columns: Float64Array) -> Float64Array:
+def as_columns(columns: Float64Array) -> Float64Array:
+    """``columns`` as a contiguous float64 (metrics, tasks) array; ValueError for another
+    shape or an infinity (NaN marks an absent value)."""
     array = np.ascontiguousarray(columns, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(
@@ -489,7 +491,7 @@ def cluster_components(
     deadline = float(deadline)
     if math.isnan(deadline):
         raise ValueError("deadline must be a number of seconds (inf for no limit), got nan")
-    values = _as_columns(columns)
+    values = as_columns(columns)
     budget = _Budget(deadline)
     budget.check()  # a budget spent already (0 s left) fails at once, as in the Rust core
     present = ~np.isnan(values)
@@ -516,7 +518,7 @@ def phase_transition_stats(columns: Float64Array, sensitivity: float) -> Float64
     """Per metric: [count, first_avg, second_avg, mean_all, shift, p_value, change_index,
     delta, detected] (design/kernels.md)."""
     sensitivity = _check_non_negative("sensitivity", sensitivity)
-    values_by_metric = _as_columns(columns)
+    values_by_metric = as_columns(columns)
     metrics = values_by_metric.shape[0]
     stats = np.full((metrics, 9), np.nan)
     stats[:, 8] = 0.0
@@ -564,7 +566,7 @@ def phase_transition_stats(columns: Float64Array, sensitivity: float) -> Float64
 def conservation_stats(columns: Float64Array, tolerance: float) -> Float64Array:
     """Per metric: [count, total, mean, std, cv, is_counter, detected] (design/kernels.md)."""
     tolerance = _check_non_negative("tolerance", tolerance)
-    values_by_metric = _as_columns(columns)
+    values_by_metric = as_columns(columns)
     metrics = values_by_metric.shape[0]
     stats = np.full((metrics, 7), np.nan)
     stats[:, 5:] = 0.0
@@ -599,7 +601,7 @@ def correlation_stats(columns: Float64Array, threshold: float) -> Float64Array:
     threshold = float(threshold)
     if not (0.0 < threshold <= 1.0):
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    values = _as_columns(columns)
+    values = as_columns(columns)
     metrics, tasks = values.shape
     present = ~np.isnan(values)
     complete: BoolArray = np.all(present, axis=1)

@@ -238,10 +238,11 @@ class MetricStore:
         self.flush()
         return self._duration[: self._count]
 
-    def row_metrics(self, task: int) -> dict[str, float]:
-        column = self.columns()[:, task]
-        return {
-            name: float(value)
-            for name, value in zip(self.names, column.tolist(), strict=True)
-            if value == value
-        }
+    def metric_dicts(self) -> list[dict[str, float]]:
+        """Every task's metrics as a ``{name: value}`` dict (absent metrics left out), built
+        from one conversion of the matrix."""
+        names = self.names
+        return [
+            {name: value for name, value in zip(names, row, strict=True) if value == value}
+            for row in self.columns().T.tolist()
+        ]

@@ -194,16 +194,15 @@ class Kiln:
     def entries(self) -> list[TaskEntry]:
         with self._lock:
             store = self._store
-            columns = store.columns()
-            rows = columns.T.tolist()
             fired = store.fired_at().tolist()
             durations = store.durations().tolist()
-            names = store.names
             cooled_at = self._cooled.cooled_at if self._cooled else None
             overrides = self._cooled.overrides if self._cooled else {}
             entries = []
-            for position, (label, row) in enumerate(zip(store.labels, rows, strict=True)):
-                metrics = {n: v for n, v in zip(names, row, strict=True) if v == v}
+            all_metrics = store.metric_dicts()
+            for position, (label, metrics) in enumerate(
+                zip(store.labels, all_metrics, strict=True)
+            ):
                 entries.append(
                     TaskEntry(
                         label,
@@ -522,7 +521,7 @@ class Kiln:
         if not self._hooks:
             return {}
         labels = self._store.labels
-        snapshot = [(labels[i], self._store.row_metrics(i)) for i in range(len(labels))]
+        snapshot = list(zip(labels, self._store.metric_dicts(), strict=True))
         overrides: dict[int, dict[str, float]] = {}
         for position, hook in self._hooks.items():
             label = labels[position]

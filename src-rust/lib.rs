@@ -33,6 +33,9 @@ mod _native {
         cluster_components, conservation_stats, correlation_stats, phase_transition_stats,
     };
 
+    #[pymodule_export]
+    use crate::py::record::fire_chunk;
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -20,6 +20,7 @@ __all__ = [
     "dependence_stats",
     "distribution_shift_stats",
     "entropy",
+    "fire_chunk",
     "information_flow_stats",
     "joint_entropy",
     "jsd",
@@ -76,6 +77,10 @@ def conservation_stats(columns: NDArray[np.float64], tolerance: float) -> NDArra
 
 def correlation_stats(columns: NDArray[np.float64], threshold: float) -> NDArray[np.float64]:
     """Per metric pair: i, j, n, r, p_value, detected."""
+
+def fire_chunk(tasks: Any, limit: int, skip: bool, recorder: Any) -> tuple[Any, ...]:
+    """Fire at most ``limit`` tasks of an iterator and return the recorded chunk (holds the
+    GIL: it calls Python); see ``crackle_runtime._numpy.record.fire_chunk``."""
 
 def outlier_scores(
     columns: NDArray[np.float64], z_threshold: float

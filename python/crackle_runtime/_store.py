@@ -1,9 +1,10 @@
 """The columnar metric store behind a kiln.
 
 One float64 row per metric name (first-seen order) in one 2-D buffer ``(metrics, tasks)``;
-NaN means the task lacks that metric. Tasks are appended to a pending batch (one small
-tuple per task) and flushed into the buffer in bulk, so recording costs a few list appends
-and cooling hands Rust one buffer with no per-value Python objects.
+NaN means the task lacks that metric. ``Kiln.fire_all`` appends whole chunks (one flat
+value buffer per chunk, from the backend's ``fire_chunk``); single tasks go to a pending
+batch (one small tuple per task) that is flushed into the buffer in bulk. Cooling hands
+Rust one buffer with no per-value Python objects.
 """
 
 from __future__ import annotations
@@ -167,23 +168,43 @@ class MetricStore:
             column[: old.shape[0]] = old
             setattr(self, attribute, column)
 
-    FLUSH_EVERY = _FLUSH_EVERY
-
-    @property
-    def pending_names(self) -> list[tuple[str, ...]]:
-        """The pending tasks' name tuples (one per task not yet flushed)."""
-        return self._pending_keys
-
-    def appenders(self) -> tuple[Any, Any, Any, Any, Any]:
-        """The append methods of (labels, names, values, fired_at, duration) for a tight
-        recording loop, which flushes once ``len(pending_names) >= FLUSH_EVERY``."""
-        return (
-            self.labels.append,
-            self._pending_keys.append,
-            self._pending_values.append,
-            self._pending_fired_at.append,
-            self._pending_duration.append,
-        )
+    def append_chunk(
+        self,
+        labels: list[str],
+        layouts: list[tuple[str, ...]],
+        layout_of: NDArray[np.int64],
+        values: NDArray[np.float64],
+        fired_at_ms: NDArray[np.float64],
+        duration: NDArray[np.float64],
+    ) -> None:
+        """Append a chunk of validated tasks (a backend's ``fire_chunk``): ``values`` holds
+        every task's values one task after another, in the order of its layout
+        ``layouts[layout_of[task]]``."""
+        n = len(labels)
+        if not n:
+            return
+        self.flush()
+        start = self._count
+        self._reserve(start + n)
+        if len(layouts) == 1:
+            if layouts[0]:
+                rows = self._metric_rows(layouts[0])
+                block = values.reshape(n, len(layouts[0]))
+                self._data[rows, start : start + n] = block.T
+        else:
+            widths = np.array([len(names) for names in layouts], dtype=np.int64)[layout_of]
+            offsets = np.cumsum(widths) - widths
+            for layout, names in enumerate(layouts):
+                if not names:
+                    continue
+                rows = self._metric_rows(names)
+                tasks = np.flatnonzero(layout_of == layout)
+                block = values[offsets[tasks, None] + np.arange(len(names))]
+                self._data[np.ix_(np.asarray(rows), start + tasks)] = block.T
+        self._fired_at[start : start + n] = fired_at_ms
+        self._duration[start : start + n] = duration
+        self._count += n
+        self.labels.extend(labels)
 
     def flush(self) -> None:
         """Move the pending tasks into the column buffers, grouped by their name tuples."""
@@ -218,7 +239,6 @@ class MetricStore:
         self._fired_at[start : start + pending] = self._pending_fired_at
         self._duration[start : start + pending] = self._pending_duration
         self._count += pending
-        # cleared in place: Kiln.fire_all keeps the lists' append methods across flushes
         self._pending_keys.clear()
         self._pending_values.clear()
         self._pending_fired_at.clear()

@@ -138,6 +138,39 @@ def _as_output(label: str, output: Any) -> TaskOutput:
     )
 
 
+_CHUNK = 8192  # tasks per fire_chunk call: the unit of progress updates and of storing
+
+
+class _Recorder:
+    """The Python side of the backends' ``fire_chunk``: everything beyond the common case
+    (a TaskOutput whose metrics are a dict of str to float/int) calls back into these."""
+
+    __slots__ = ("known_keys",)
+    output_type = TaskOutput
+
+    def __init__(self, known_keys: set[tuple[str, ...]]) -> None:
+        self.known_keys = known_keys
+
+    @staticmethod
+    def classify(task: object) -> tuple[str | None, bool]:
+        """(the label every task of this class has, or None; whether it has a cool hook)."""
+        return (task_label(task) if fixed_label(type(task)) else None), overrides_cool(task)
+
+    @staticmethod
+    def label_of(task: object) -> str:
+        return task_label(task)
+
+    @staticmethod
+    def fire_function(task: object) -> Callable[[], Any]:
+        return fire_function(task)
+
+    def slow_record(self, label: str, output: Any) -> tuple[Any, tuple[str, ...], list[Any]]:
+        if type(output) is not TaskOutput:
+            output = _as_output(label, output)
+        names, values = validate_metrics(label, output.metrics, self.known_keys)
+        return output, names, values
+
+
 class Kiln:
     """Fires tasks, records their metrics, and cools to find cross-task patterns."""
 
@@ -288,56 +321,35 @@ class Kiln:
                     bar.close()
 
     def _fire_serial(self, tasks: Iterable[object], on_error: str, bar: Any) -> list[TaskOutput]:
+        """Fire in chunks through the backend's ``fire_chunk`` and store each chunk in one
+        columnar append; a chunk that stops on an error is stored before raising."""
         outputs: list[TaskOutput] = []
-        append_output = outputs.append
         store = self._store
-        add_label, add_names, add_values, add_fired_at, add_duration = store.appenders()
-        known_keys = store.known_keys
-        hooks = self._hooks
-        perf_counter = time.perf_counter
-        # One wall-clock reading; per-task firing times follow the monotonic clock.
-        wall_zero = time.time() * 1000.0 - perf_counter() * 1000.0
-        pending_names = store.pending_names
-        flush_at = store.FLUSH_EVERY
-        # Per task class: its fixed label (None: call label()) and whether it has a cool hook.
-        classes: dict[type, tuple[str | None, bool]] = {}
-        for task in tasks:
-            kind = type(task)
-            known = classes.get(kind)
-            if known is None:
-                fixed = task_label(task) if fixed_label(kind) else None
-                known = classes[kind] = (fixed, overrides_cool(task))
-            label = known[0] or task_label(task)
-            fire = fire_function(task)
-            start = perf_counter()
-            try:
-                output = fire()
-            except Exception as exc:
+        recorder = _Recorder(store.known_keys)
+        fire_chunk = _backend.kernels().fire_chunk
+        iterator = iter(tasks)
+        skip = on_error == "skip"
+        while True:
+            (count, done, labels, fired, layouts, layout_of, values, fired_at, duration, hooks,
+             failures, stop) = fire_chunk(iterator, _CHUNK, skip, recorder)  # fmt: skip
+            base = len(store)
+            store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+            for index, task, output in hooks:
+                self._hooks[base + index] = _Hook(task, output)
+            for label, exc in failures:
                 failure = TaskPanickedError(label)
                 failure.__cause__ = exc
-                if on_error == "raise":
-                    raise failure from exc
                 self._failures.append((label, failure))
-                if bar is not None:
-                    bar.update(1)
-                continue
-            duration = perf_counter() - start
-            if type(output) is not TaskOutput:
-                output = _as_output(label, output)
-            names, values = validate_metrics(label, output.metrics, known_keys)
-            if known[1]:
-                hooks[len(store)] = _Hook(task, output)
-            add_label(label)
-            add_names(names)
-            add_values(values)
-            add_fired_at(wall_zero + start * 1000.0)
-            add_duration(duration)
-            if len(pending_names) >= flush_at:
-                store.flush()
-            append_output(output)
+            outputs.extend(fired)
             if bar is not None:
-                bar.update(1)
-        return outputs
+                bar.update(count)
+            if stop is not None:
+                label, exc, task_failure = stop
+                if task_failure:
+                    raise TaskPanickedError(label) from exc
+                raise exc
+            if done:
+                return outputs
 
     def _fire_executor(
         self, tasks: Iterable[object], executor: Executor, on_error: str, bar: Any

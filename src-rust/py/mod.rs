@@ -5,3 +5,4 @@ pub mod added;
 pub mod detect;
 pub mod errors;
 pub mod info;
+pub mod record;

@@ -28,6 +28,7 @@ from crackle_runtime._numpy.info import (
     permutation_entropy,
     transfer_entropy,
 )
+from crackle_runtime._numpy.record import fire_chunk
 
 build_profile = "numpy"
 
@@ -40,6 +41,7 @@ __all__ = [
     "dependence_stats",
     "distribution_shift_stats",
     "entropy",
+    "fire_chunk",
     "information_flow_stats",
     "joint_entropy",
     "jsd",

@@ -1,0 +1,369 @@
+//! The serial recording loop of `Kiln.fire_all`, run natively.
+//!
+//! `fire_chunk` pulls up to `limit` tasks from a Python iterator, fires each one, times it
+//! and checks its metrics, and hands back one chunk in columnar form: labels, outputs, the
+//! distinct metric-name layouts, each recorded task's layout, one flat float64 buffer of
+//! values, firing times and durations. The common case (a `TaskOutput` whose metrics are a
+//! dict of str -> float/int) never leaves Rust; everything else goes through the
+//! recorder's Python methods, so labels, errors and messages are exactly those of the
+//! NumPy backend's `fire_chunk` (`crackle_runtime/_numpy/record.py`).
+//!
+//! Nothing fired is lost: a failure that stops the loop is returned with the chunk (the
+//! `stop` field), so the kiln stores every earlier task before raising.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use numpy::IntoPyArray;
+use pyo3::exceptions::PyException;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+
+/// What the loop caches per task class: the class, its fixed label (None: call the
+/// recorder's `label_of` per task) and whether the class has a `cool` hook.
+struct Kind<'py> {
+    class: Bound<'py, PyType>,
+    fixed: Option<Bound<'py, PyAny>>,
+    hook: bool,
+}
+
+fn same_names(a: &[Bound<'_, PyAny>], b: &[Bound<'_, PyAny>]) -> PyResult<bool> {
+    for (x, y) in a.iter().zip(b) {
+        if !(x.is(y) || x.eq(y)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A metric value the fast path accepts: a float (subclasses such as `numpy.float64`
+/// included) or an exact int or bool that converts to a finite f64. None of these
+/// conversions runs Python code. Anything else (NumPy integers, Decimal, inf, huge ints)
+/// returns None and the task goes through the recorder's validation, which accepts or
+/// raises.
+fn fast_value(value: &Bound<'_, PyAny>) -> Option<f64> {
+    let number = if let Ok(float) = value.cast::<PyFloat>() {
+        float.value()
+    } else if value.is_exact_instance_of::<PyInt>() || value.is_exact_instance_of::<PyBool>() {
+        value.extract::<f64>().ok()?
+    } else {
+        return None;
+    };
+    number.is_finite().then_some(number)
+}
+
+/// The values of a dict of metrics if every key is a non-empty str and every value passes
+/// `fast_value`, appended to `values`; the keys match `layout` by identity when `same` is
+/// returned true.
+fn fast_metrics<'py>(
+    metrics: &Bound<'py, PyDict>,
+    layout: Option<&Vec<Bound<'py, PyAny>>>,
+    values: &mut Vec<f64>,
+) -> Option<bool> {
+    let start = values.len();
+    let mut same = layout.is_some_and(|names| names.len() == metrics.len());
+    for (position, (key, value)) in metrics.iter().enumerate() {
+        if same {
+            same = layout.is_some_and(|names| key.is(&names[position]));
+        }
+        if !same {
+            match key.cast_exact::<PyString>() {
+                Ok(name) if name.to_str().is_ok_and(|text| !text.is_empty()) => {}
+                _ => {
+                    values.truncate(start);
+                    return None;
+                }
+            }
+        }
+        match fast_value(&value) {
+            Some(number) => values.push(number),
+            None => {
+                values.truncate(start);
+                return None;
+            }
+        }
+    }
+    Some(same)
+}
+
+/// Fire the next at most `limit` tasks of `tasks` and return the recorded chunk:
+/// `(count, done, labels, outputs, layouts, layout_of, values, fired_at, duration,
+/// hooks, failures, stop)`; see `crackle_runtime._numpy.record.fire_chunk`.
+#[pyfunction]
+pub fn fire_chunk<'py>(
+    py: Python<'py>,
+    tasks: &Bound<'py, PyAny>,
+    limit: usize,
+    skip: bool,
+    recorder: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut iterator = tasks.try_iter()?;
+    let mut state = Recorder::new(py, recorder, skip)?;
+    let labels = PyList::empty(py);
+    let outputs = PyList::empty(py);
+    let hooks = PyList::empty(py);
+    let failures = PyList::empty(py);
+    let mut layout_of: Vec<i64> = Vec::new();
+    let mut fired_at: Vec<f64> = Vec::new();
+    let mut duration: Vec<f64> = Vec::new();
+    let mut stop: Option<Stop<'py>> = None;
+    let mut count = 0usize;
+    let mut done = false;
+
+    // one wall-clock reading per chunk; firing times follow the monotonic clock from it
+    let wall_zero_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64() * 1000.0);
+    let clock_zero = Instant::now();
+
+    while count < limit {
+        let task = match iterator.next() {
+            None => {
+                done = true;
+                break;
+            }
+            Some(Ok(task)) => task,
+            Some(Err(error)) => {
+                stop = Some(Stop::raw(py, None, error));
+                break;
+            }
+        };
+        count += 1;
+        match state.record_one(&task) {
+            Ok(Step::Recorded(fired)) => {
+                if fired.hook {
+                    hooks.append((labels.len(), &task, &fired.output))?;
+                }
+                labels.append(fired.label)?;
+                outputs.append(fired.output)?;
+                layout_of.push(fired.layout as i64);
+                fired_at.push(wall_zero_ms + (fired.started - clock_zero).as_secs_f64() * 1000.0);
+                duration.push(fired.seconds);
+            }
+            Ok(Step::Failed { label, error }) => failures.append((label, error))?,
+            Err(reason) => {
+                stop = Some(reason);
+                break;
+            }
+        }
+    }
+
+    let layouts = PyList::empty(py);
+    for names in &state.layouts {
+        layouts.append(PyTuple::new(py, names)?)?;
+    }
+    let stop = match stop {
+        Some(Stop {
+            label,
+            error,
+            task_failure,
+        }) => (label, error, task_failure).into_pyobject(py)?.into_any(),
+        None => py.None().into_bound(py),
+    };
+    PyTuple::new(
+        py,
+        [
+            count.into_pyobject(py)?.into_any(),
+            PyBool::new(py, done).to_owned().into_any(),
+            labels.into_any(),
+            outputs.into_any(),
+            layouts.into_any(),
+            layout_of.into_pyarray(py).into_any(),
+            state.values.into_pyarray(py).into_any(),
+            fired_at.into_pyarray(py).into_any(),
+            duration.into_pyarray(py).into_any(),
+            hooks.into_any(),
+            failures.into_any(),
+            stop,
+        ],
+    )
+}
+
+/// One recorded task.
+struct Fired<'py> {
+    label: Bound<'py, PyAny>,
+    output: Bound<'py, PyAny>,
+    layout: usize,
+    started: Instant,
+    seconds: f64,
+    hook: bool,
+}
+
+enum Step<'py> {
+    Recorded(Fired<'py>),
+    /// `fire()` raised an Exception and the mode is skip.
+    Failed {
+        label: Bound<'py, PyAny>,
+        error: Py<PyAny>,
+    },
+}
+
+/// Why the loop stops: `task_failure` is true when the task's `fire()` raised (the kiln
+/// wraps it in TaskPanickedError); otherwise `error` is raised as it is.
+struct Stop<'py> {
+    label: Bound<'py, PyAny>,
+    error: Py<PyAny>,
+    task_failure: bool,
+}
+
+impl<'py> Stop<'py> {
+    fn raw(py: Python<'py>, label: Option<&Bound<'py, PyAny>>, error: PyErr) -> Self {
+        Stop {
+            label: label.map_or_else(|| py.None().into_bound(py), Clone::clone),
+            error: error.into_value(py).into_any(),
+            task_failure: false,
+        }
+    }
+}
+
+/// The recorder's Python methods, the error mode, the per-class cache, the layouts met
+/// so far and the chunk's flat value buffer.
+struct Recorder<'py> {
+    py: Python<'py>,
+    skip: bool,
+    output_type: Bound<'py, PyAny>,
+    classify: Bound<'py, PyAny>,
+    label_of: Bound<'py, PyAny>,
+    fire_function: Bound<'py, PyAny>,
+    slow_record: Bound<'py, PyAny>,
+    kinds: Vec<Kind<'py>>,
+    last_kind: usize,
+    /// the distinct metric-name layouts (validated str objects), in first-seen order
+    layouts: Vec<Vec<Bound<'py, PyAny>>>,
+    current_layout: usize,
+    values: Vec<f64>,
+}
+
+impl<'py> Recorder<'py> {
+    fn new(py: Python<'py>, recorder: &Bound<'py, PyAny>, skip: bool) -> PyResult<Self> {
+        Ok(Recorder {
+            py,
+            skip,
+            output_type: recorder.getattr(intern!(py, "output_type"))?,
+            classify: recorder.getattr(intern!(py, "classify"))?,
+            label_of: recorder.getattr(intern!(py, "label_of"))?,
+            fire_function: recorder.getattr(intern!(py, "fire_function"))?,
+            slow_record: recorder.getattr(intern!(py, "slow_record"))?,
+            kinds: Vec::new(),
+            last_kind: 0,
+            layouts: Vec::new(),
+            current_layout: 0,
+            values: Vec::new(),
+        })
+    }
+
+    /// The index of the layout equal to `keys` (by identity first, then by value), adding
+    /// it when new.
+    fn layout_of(&mut self, keys: Vec<Bound<'py, PyAny>>) -> PyResult<usize> {
+        for (index, layout) in self.layouts.iter().enumerate() {
+            if layout.len() == keys.len() && same_names(layout, &keys)? {
+                self.current_layout = index;
+                return Ok(index);
+            }
+        }
+        self.layouts.push(keys);
+        self.current_layout = self.layouts.len() - 1;
+        Ok(self.current_layout)
+    }
+
+    /// The class's fixed label (or None) and hook flag, cached per chunk.
+    fn kind(&mut self, task: &Bound<'py, PyAny>) -> PyResult<usize> {
+        let class = task.get_type();
+        let last = self.kinds.get(self.last_kind);
+        if !last.is_some_and(|kind| kind.class.is(&class)) {
+            self.last_kind = match self.kinds.iter().position(|kind| kind.class.is(&class)) {
+                Some(index) => index,
+                None => {
+                    let (fixed, hook) = self.classify.call1((task,))?.extract()?;
+                    self.kinds.push(Kind { class, fixed, hook });
+                    self.kinds.len() - 1
+                }
+            };
+        }
+        Ok(self.last_kind)
+    }
+
+    fn record_one(&mut self, task: &Bound<'py, PyAny>) -> Result<Step<'py>, Stop<'py>> {
+        let py = self.py;
+        let kind = self
+            .kind(task)
+            .map_err(|error| Stop::raw(py, None, error))?;
+        let hook = self.kinds[kind].hook;
+        let label = match &self.kinds[kind].fixed {
+            Some(label) => label.clone(),
+            None => self
+                .label_of
+                .call1((task,))
+                .map_err(|error| Stop::raw(py, None, error))?,
+        };
+        let fire = match task.getattr_opt(intern!(py, "fire")) {
+            Ok(Some(fire)) if fire.is_callable() => fire,
+            Ok(_) => self
+                .fire_function
+                .call1((task,))
+                .map_err(|error| Stop::raw(py, Some(&label), error))?,
+            Err(error) => return Err(Stop::raw(py, Some(&label), error)),
+        };
+
+        let started = Instant::now();
+        let fired = fire.call0();
+        let seconds = started.elapsed().as_secs_f64();
+        let output = match fired {
+            Ok(output) => output,
+            Err(error) if error.is_instance_of::<PyException>(py) => {
+                let error = error.into_value(py).into_any();
+                if self.skip {
+                    return Ok(Step::Failed { label, error });
+                }
+                return Err(Stop {
+                    label,
+                    error,
+                    task_failure: true,
+                });
+            }
+            Err(error) => return Err(Stop::raw(py, Some(&label), error)),
+        };
+        let (output, layout) = self
+            .store(&label, output)
+            .map_err(|error| Stop::raw(py, Some(&label), error))?;
+        Ok(Step::Recorded(Fired {
+            label,
+            output,
+            layout,
+            started,
+            seconds,
+            hook,
+        }))
+    }
+
+    /// Append the output's values and return (output, layout). The fast path takes a
+    /// TaskOutput holding a plain dict of plain numbers; anything else goes through the
+    /// recorder's `slow_record(label, output) -> (output, names, values)`, which validates
+    /// (raising InvalidMetricError or TaskPanickedError).
+    fn store(
+        &mut self,
+        label: &Bound<'py, PyAny>,
+        output: Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        if output.get_type().is(&self.output_type) {
+            let metrics = output.getattr(intern!(self.py, "metrics"))?;
+            if let Ok(metrics) = metrics.cast_exact::<PyDict>() {
+                let current = self.layouts.get(self.current_layout);
+                if let Some(same) = fast_metrics(metrics, current, &mut self.values) {
+                    let layout = if same {
+                        self.current_layout
+                    } else {
+                        self.layout_of(metrics.keys().iter().collect())?
+                    };
+                    return Ok((output, layout));
+                }
+            }
+        }
+        let checked = self.slow_record.call1((label, output))?;
+        let (output, names, numbers): (Bound<'py, PyAny>, Bound<'py, PyTuple>, Vec<f64>) =
+            checked.extract()?;
+        let layout = self.layout_of(names.iter().collect())?;
+        self.values.extend_from_slice(&numbers);
+        Ok((output, layout))
+    }
+}

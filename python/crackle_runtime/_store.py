@@ -101,6 +101,26 @@ class MetricStore:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @classmethod
+    def from_columns(
+        cls,
+        names: list[str],
+        labels: list[str],
+        columns: NDArray[np.float64],
+        fired_at_ms: NDArray[np.float64],
+        duration: NDArray[np.float64],
+    ) -> MetricStore:
+        """A store holding ``columns`` (``(metrics, tasks)``, NaN = absent) as its buffer."""
+        store = cls()
+        store.names = list(names)
+        store.index = {name: row for row, name in enumerate(store.names)}
+        store.labels = list(labels)
+        store._data = np.ascontiguousarray(columns, dtype=np.float64)
+        store._fired_at = np.ascontiguousarray(fired_at_ms, dtype=np.float64)
+        store._duration = np.ascontiguousarray(duration, dtype=np.float64)
+        store._count = len(store.labels)
+        return store
+
     # --- appending ----------------------------------------------------------------------
     def append(
         self,

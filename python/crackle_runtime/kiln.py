@@ -6,6 +6,7 @@ import datetime as _dt
 import functools
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crackle_runtime import _backend, detectors, info
+from crackle_runtime import _backend, _persist, detectors, info
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.added import run_added
 from crackle_runtime.errors import (
@@ -497,6 +498,41 @@ class Kiln:
             numeric = numeric.drop(columns=[label])
         kiln.add_matrix(
             numeric.to_numpy(dtype=np.float64), [str(c) for c in numeric.columns], labels
+        )
+        return kiln
+
+    # --- saving -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the recorded tasks and the profile to one file, atomically, without pickle.
+
+        Labels, metric names, values (bit-identical), firing times and durations round-trip
+        exactly. Cool hooks, the metrics they returned, the cooled state and ``failures``
+        are not saved.
+        """
+        from crackle_runtime import __version__
+
+        with self._lock:
+            store = self._store
+            store.flush()
+            saved = _persist.Saved(
+                self._profile,
+                list(store.names),
+                list(store.labels),
+                store.columns(),
+                store.fired_at(),
+                store.durations(),
+            )
+            _persist.write(path, saved, __version__)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], profile: ThermalProfile | None = None) -> Kiln:
+        """The kiln ``save()`` wrote to ``path``, open for recording, with the saved profile
+        (or ``profile``). Raises CrackleError for a truncated, corrupted, foreign or newer
+        file."""
+        saved = _persist.read(path)
+        kiln = cls(saved.profile if profile is None else profile)
+        kiln._store = MetricStore.from_columns(
+            saved.names, saved.labels, saved.values, saved.fired_at, saved.duration
         )
         return kiln
 

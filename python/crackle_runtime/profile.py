@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crackle_runtime.errors import InvalidProfileError
@@ -167,10 +167,21 @@ class ThermalProfile:
         return kind in self.detectors
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-safe values (``from_dict`` is the inverse)."""
         values = dataclasses.asdict(self)
         values["rate"] = self.rate.value
         values["detectors"] = [kind.value for kind in DETECTOR_ORDER if kind in self.detectors]
         return values
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> ThermalProfile:
+        """The profile ``to_dict()`` described; missing fields take their defaults, unknown
+        ones raise InvalidProfileError, and the values are validated as usual."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(str(name) for name in fields if name not in known)
+        if unknown:
+            raise InvalidProfileError(f"unknown profile fields: {', '.join(unknown)}")
+        return cls(**fields)
 
 
 def _kinds(kinds: Iterable[PatternKind | str]) -> frozenset[PatternKind]:

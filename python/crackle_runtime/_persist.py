@@ -1,0 +1,197 @@
+"""``Kiln.save`` / ``Kiln.load``: one binary file, written atomically, no pickle.
+
+Layout (all numbers little-endian)::
+
+    magic        10 bytes  b"\\x89CRACKLE\\r\\n"
+    version      u32       FORMAT_VERSION
+    header size  u64
+    header       JSON (UTF-8): tasks, metric names, label bytes, the profile, the library
+                 version, the CRC-32 of the body
+    body         values   float64 (metrics, tasks), one metric after another (NaN = absent)
+                 fired_at float64 (tasks,), ms since the epoch
+                 duration float64 (tasks,), s
+                 ends     int64 (tasks,), the end of each label in the label bytes
+                 labels   UTF-8 ("surrogatepass": every str round-trips)
+
+Floats are written as their bytes, so a round trip is bit-identical. What is saved is what
+was recorded: labels, metric names and values, firing times and durations, and the profile.
+Cool hooks, the metrics they returned, the cooled state and ``kiln.failures`` are not saved;
+a loaded kiln is open for recording, and cooling it gives the report the original gave when
+no cool hooks were involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from io import BufferedReader
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime.errors import CrackleError, InvalidProfileError
+from crackle_runtime.profile import ThermalProfile
+
+__all__ = ["FORMAT_VERSION", "Saved", "read", "write"]
+
+MAGIC = b"\x89CRACKLE\r\n"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<IQ")
+_MAX_HEADER = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a kiln file holds; ``values`` is ``(metrics, tasks)``."""
+
+    profile: ThermalProfile
+    names: list[str]
+    labels: list[str]
+    values: NDArray[np.float64]
+    fired_at: NDArray[np.float64]
+    duration: NDArray[np.float64]
+
+
+def _little(array: NDArray[Any]) -> NDArray[Any]:
+    """A C-contiguous little-endian view (a copy only on big-endian machines)."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def _view(piece: NDArray[Any] | bytes) -> memoryview:
+    """The bytes of a contiguous array (or of bytes), without a copy."""
+    if isinstance(piece, bytes):
+        return memoryview(piece)
+    return piece.data.cast("B") if piece.size else memoryview(b"")
+
+
+def write(path: str | os.PathLike[str], saved: Saved, library_version: str) -> None:
+    """Write ``saved`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename): ``path`` holds either the old content or the whole new file."""
+    target = Path(path)
+    encoded = [label.encode("utf-8", "surrogatepass") for label in saved.labels]
+    ends = np.cumsum([len(label) for label in encoded], dtype=np.int64)
+    label_bytes = b"".join(encoded)
+    # metric rows of the (metrics, tasks) matrix are written one by one: no full copy
+    pieces: list[NDArray[Any] | bytes] = [_little(row) for row in saved.values]
+    pieces += [_little(saved.fired_at), _little(saved.duration), _little(ends), label_bytes]
+    crc = 0
+    for piece in pieces:
+        crc = zlib.crc32(_view(piece), crc)
+    header = json.dumps(
+        {
+            "tasks": len(saved.labels),
+            "names": saved.names,
+            "label_bytes": len(label_bytes),
+            "profile": saved.profile.to_dict(),
+            "library": library_version,
+            "crc32": crc,
+        }
+    ).encode("utf-8")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(MAGIC + _PREFIX.pack(FORMAT_VERSION, len(header)) + header)
+            for piece in pieces:
+                handle.write(_view(piece))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fail(path: Path, reason: str) -> CrackleError:
+    return CrackleError(f"cannot load {str(path)!r}: {reason}")
+
+
+def _read_exact(handle: BufferedReader, count: int, path: Path, what: str) -> bytes:
+    data = handle.read(count)
+    if len(data) != count:
+        raise _fail(path, f"the file is truncated (in the {what})")
+    return data
+
+
+def _read_array(
+    handle: BufferedReader, shape: tuple[int, ...], dtype: str, path: Path, what: str
+) -> NDArray[Any]:
+    array = np.empty(shape, dtype=dtype)
+    if array.size and handle.readinto(_view(array)) != array.nbytes:
+        raise _fail(path, f"the file is truncated (in the {what})")
+    return array
+
+
+def read(path: str | os.PathLike[str]) -> Saved:
+    """Read a kiln file; raise CrackleError when it is truncated, corrupted, not a kiln
+    file or written by a newer format version."""
+    source = Path(path)
+    with source.open("rb") as handle:
+        magic = handle.read(len(MAGIC))
+        if magic != MAGIC:
+            raise _fail(source, "not a crackle_runtime kiln file")
+        version, header_size = _PREFIX.unpack(_read_exact(handle, _PREFIX.size, source, "prefix"))
+        if version > FORMAT_VERSION:
+            raise _fail(
+                source,
+                f"written in kiln file format {version}; this version of crackle_runtime "
+                f"reads format {FORMAT_VERSION} and older (upgrade crackle_runtime)",
+            )
+        if version < 1 or header_size > _MAX_HEADER:
+            raise _fail(source, "the file header is corrupted")
+        try:
+            header = json.loads(_read_exact(handle, header_size, source, "header"))
+            tasks, names = int(header["tasks"]), [str(name) for name in header["names"]]
+            label_bytes, crc = int(header["label_bytes"]), int(header["crc32"])
+            profile = _profile(header["profile"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _fail(source, f"the file header is corrupted ({exc})") from None
+        if tasks < 0 or label_bytes < 0 or len(set(names)) != len(names) or "" in names:
+            raise _fail(source, "the file header is corrupted")
+        body = 8 * (len(names) * tasks + 3 * tasks) + label_bytes
+        remaining = os.fstat(handle.fileno()).st_size - handle.tell()
+        if remaining < body:
+            raise _fail(source, "the file is truncated")
+        if remaining > body:
+            raise _fail(source, "unexpected data after the end of the kiln")
+        values = _read_array(handle, (len(names), tasks), "<f8", source, "metric values")
+        fired_at = _read_array(handle, (tasks,), "<f8", source, "firing times")
+        duration = _read_array(handle, (tasks,), "<f8", source, "durations")
+        ends = _read_array(handle, (tasks,), "<i8", source, "labels")
+        text = _read_exact(handle, label_bytes, source, "labels")
+    check = 0
+    for piece in (values, fired_at, duration, ends):
+        check = zlib.crc32(_view(piece), check)
+    if zlib.crc32(text, check) != crc:
+        raise _fail(source, "the checksum does not match (the file is corrupted)")
+    starts = np.concatenate((np.zeros(1, dtype=np.int64), ends))[:-1]
+    if tasks and (starts[0] != 0 or ends[-1] != label_bytes or bool(np.any(ends < starts))):
+        raise _fail(source, "the label table is corrupted")
+    try:
+        labels = [
+            text[start:end].decode("utf-8", "surrogatepass")
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+    except UnicodeDecodeError as exc:
+        raise _fail(source, f"a label is not valid UTF-8 ({exc})") from None
+    native = "=f8"
+    return Saved(
+        profile,
+        names,
+        labels,
+        values.astype(native, copy=False),
+        fired_at.astype(native, copy=False),
+        duration.astype(native, copy=False),
+    )
+
+
+def _profile(fields: dict[str, Any]) -> ThermalProfile:
+    try:
+        return ThermalProfile.from_dict(fields)
+    except InvalidProfileError as exc:
+        raise ValueError(f"invalid profile: {exc}") from None

@@ -146,7 +146,7 @@ def _outliers(data: DetectionData, profile: ThermalProfile, result: AddedResult)
                 (label,),
                 min(top / (2 * profile.outlier_z), 1.0),
                 metric_values,
-                {"metrics": names, "task": label},
+                {"metrics": names, "task": label, "task_index": task},
             )
         )
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crackle_runtime import _backend, _persist, detectors, info
+from crackle_runtime import _backend, _optional, _persist, detectors, info
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.added import run_added
 from crackle_runtime.errors import (
@@ -481,6 +481,64 @@ class Kiln:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
         labels, names, values = self.metric_matrix()
         return pd.DataFrame(values, index=pd.Index(labels, name="label"), columns=names)
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The recorded tasks as an Arrow stream (the Arrow PyCapsule interface, so
+        ``polars.DataFrame(kiln)`` or ``pyarrow.table(kiln)`` read it; needs pyarrow): a
+        ``label`` column (``task_label`` when a metric is named ``label``) and one float64
+        column per metric, null where a task lacks it."""
+        pa = _optional.pyarrow()
+        with self._lock:
+            names, columns = self._detection_columns()
+            labels = list(self._store.labels)
+        label_name = "task_label" if "label" in names else "label"
+        arrays = [pa.array(labels, type=pa.string())]
+        arrays += [pa.array(row, type=pa.float64(), mask=np.isnan(row)) for row in columns]
+        table = pa.Table.from_arrays(arrays, names=[label_name, *names])
+        return table.__arrow_c_stream__(requested_schema)
+
+    def plot(self, *metrics: str, ax: Any = None) -> Any:
+        """Metric values against the tasks' recording order (matplotlib); returns the Axes.
+
+        ``metrics`` names the metrics to draw (default: the first 8). With more than one,
+        each is drawn as robust z-scores ((value - median) / (1.4826 MAD)) so they share an
+        axis. Once the kiln is cooled, change points of phase transitions and distribution
+        shifts on the drawn metrics are dashed vertical lines and outlier values are
+        circled.
+        """
+        plt = _optional.pyplot()
+        with self._lock:
+            names, columns = self._detection_columns()
+            report = self._cooled.report if self._cooled else None
+        unknown = [name for name in metrics if name not in names]
+        if unknown:
+            raise ValueError(f"metrics: no recorded metric named {', '.join(map(repr, unknown))}")
+        chosen = list(metrics) if metrics else names[:8]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(10, 4))
+        scaled = len(chosen) > 1
+        for name in chosen:
+            row = columns[names.index(name)]
+            positions = np.flatnonzero(~np.isnan(row))
+            values = row[positions]
+            if scaled and values.size:
+                median = float(np.median(values))
+                spread = 1.4826 * float(np.median(np.abs(values - median)))
+                values = (values - median) / (spread if spread > 0 else 1.0)
+            (line,) = ax.plot(positions, values, lw=0.8, label=name)
+            for pattern in report or []:
+                if pattern.details.get("metric") == name and "change_index" in pattern.metrics:
+                    change = positions[int(pattern.metrics["change_index"])]
+                    ax.axvline(change, color=line.get_color(), ls="--", lw=1.0)
+                elif pattern.kind is PatternKind.OUTLIER and name in pattern.details["metrics"]:
+                    task = int(pattern.details["task_index"])
+                    at = int(np.searchsorted(positions, task))
+                    ax.scatter([task], [values[at]], s=60, facecolors="none", edgecolors="red")
+        ax.set_xlabel("task (recording order)")
+        ax.set_ylabel("robust z-score" if scaled else chosen[0] if chosen else "value")
+        if chosen:
+            ax.legend(loc="best", fontsize="small")
+        return ax
 
     @classmethod
     def from_pandas(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -9,6 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from crackle_runtime import _optional
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
 
 __all__ = ["PatternReport"]
@@ -111,6 +113,29 @@ class PatternReport(list[CracklePattern]):
             columns=["kind", "description", "confidence", "involved_tasks", "metrics", "details"],
         )
 
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The patterns as an Arrow stream (the Arrow PyCapsule interface; needs pyarrow):
+        kind, description, confidence, involved_tasks (a list of labels), and metrics and
+        details as JSON text (NaN and inf as null)."""
+        pa = _optional.pyarrow()
+        table = pa.table(
+            {
+                "kind": pa.array([pattern.kind.value for pattern in self], pa.string()),
+                "description": pa.array([pattern.description for pattern in self], pa.string()),
+                "confidence": pa.array([pattern.confidence for pattern in self], pa.float64()),
+                "involved_tasks": pa.array(
+                    [list(pattern.involved_tasks) for pattern in self], pa.list_(pa.string())
+                ),
+                "metrics": pa.array(
+                    [json.dumps(json_safe(pattern.metrics)) for pattern in self], pa.string()
+                ),
+                "details": pa.array(
+                    [json.dumps(json_safe(pattern.details)) for pattern in self], pa.string()
+                ),
+            }
+        )
+        return table.__arrow_c_stream__(requested_schema)
+
     def to_table(self, width: int | None = None, max_per_kind: int | None = None) -> str:
         """A plain-text table, one pattern per row, then the summary; rows longer than
         ``width`` characters are cut (None: never); with ``max_per_kind``, only the first
@@ -166,15 +191,30 @@ class PatternReport(list[CracklePattern]):
             )
         return buffer.getvalue()
 
-    def to_html(self) -> str:
-        """A standalone HTML page with the summary and the pattern table."""
+    def to_html(self, figures: bool = True) -> str:
+        """A standalone HTML page with the summary and the pattern table, plus (when
+        ``figures`` and matplotlib is installed) the confidence chart as an inline SVG."""
         body = self._repr_html_()
+        if figures and len(self):
+            body = self._figure_html() + body
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>crackle report</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
             f"<body><h1>crackle_runtime report</h1>{body}</body></html>"
         )
+
+    def _figure_html(self) -> str:
+        try:
+            plt = _optional.pyplot()
+        except ImportError:
+            return ""
+        ax = self.plot()
+        buffer = io.BytesIO()
+        ax.figure.savefig(buffer, format="svg", bbox_inches="tight")
+        plt.close(ax.figure)
+        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return f"<p><img alt='pattern confidences' src='data:image/svg+xml;base64,{encoded}'></p>"
 
     def _repr_html_(self) -> str:
         summary = "<br>".join(html.escape(line) for line in self.summary().splitlines())
@@ -190,12 +230,7 @@ class PatternReport(list[CracklePattern]):
 
     def plot(self, ax: Any = None) -> Any:
         """Bar chart of pattern confidences by kind (matplotlib); returns the Axes."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:
-            raise ImportError(
-                "plot() needs matplotlib: pip install 'crackle_runtime[plot]'"
-            ) from exc
+        plt = _optional.pyplot()
         if ax is None:
             _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(self) + 1)))
         labels = [f"{p.kind.value}: {p.description[:50]}" for p in self]

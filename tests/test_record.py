@@ -377,3 +377,35 @@ def test_fire_all_backends_record_identically(
     native_values = native_side.pop("values")
     assert numpy_side == native_side
     np.testing.assert_array_equal(numpy_values, native_values)
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+
+    def update(self, count: int) -> None:
+        self.updates.append(count)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_fire_all_chunks_end_on_time_so_progress_moves(
+    monkeypatch: pytest.MonkeyPatch, on_error: str
+) -> None:
+    bar = _Bar()
+    monkeypatch.setattr(kiln_module, "_progress_bar", lambda tasks, progress: bar)
+    monkeypatch.setattr(kiln_module, "_CHUNK_SECONDS", 0.0)  # every task ends its chunk
+    tasks: list[object] = [Named({"i": float(i)}, f"t{i}") for i in range(5)]
+    if on_error == "skip":
+        tasks.insert(2, Raising(ValueError("no")))
+    kiln = Kiln()
+    kiln.fire_all(tasks, progress=True, on_error=on_error)  # type: ignore[arg-type]
+    assert [count for count in bar.updates if count] == [1] * len(tasks)
+    assert kiln.labels == [f"t{i}" for i in range(5)]
+
+    bar.updates.clear()
+    monkeypatch.setattr(kiln_module, "_CHUNK_SECONDS", 60.0)
+    Kiln().fire_all(tasks, progress=True, on_error=on_error)  # type: ignore[arg-type]
+    assert bar.updates == [len(tasks)]

@@ -78,7 +78,9 @@ def conservation_stats(columns: NDArray[np.float64], tolerance: float) -> NDArra
 def correlation_stats(columns: NDArray[np.float64], threshold: float) -> NDArray[np.float64]:
     """Per metric pair: i, j, n, r, p_value, detected."""
 
-def fire_chunk(tasks: Any, limit: int, skip: bool, recorder: Any) -> tuple[Any, ...]:
+def fire_chunk(
+    tasks: Any, limit: int, skip: bool, recorder: Any, max_seconds: float
+) -> tuple[Any, ...]:
     """Fire at most ``limit`` tasks of an iterator and return the recorded chunk (holds the
     GIL: it calls Python); see ``crackle_runtime._numpy.record.fire_chunk``."""
 

@@ -139,7 +139,8 @@ def _as_output(label: str, output: Any) -> TaskOutput:
     )
 
 
-_CHUNK = 8192  # tasks per fire_chunk call: the unit of progress updates and of storing
+_CHUNK = 8192  # at most this many tasks per fire_chunk call (one columnar append each)
+_CHUNK_SECONDS = 0.2  # and at most this long, so a progress bar moves with slow tasks
 
 
 class _Recorder:
@@ -331,8 +332,9 @@ class Kiln:
         iterator = iter(tasks)
         skip = on_error == "skip"
         while True:
+            chunk = fire_chunk(iterator, _CHUNK, skip, recorder, _CHUNK_SECONDS)
             (count, done, labels, fired, layouts, layout_of, values, fired_at, duration, hooks,
-             failures, stop) = fire_chunk(iterator, _CHUNK, skip, recorder)  # fmt: skip
+             failures, stop) = chunk  # fmt: skip
             base = len(store)
             store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
             for index, task, output in hooks:

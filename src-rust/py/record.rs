@@ -86,7 +86,8 @@ fn fast_metrics<'py>(
     Some(same)
 }
 
-/// Fire the next at most `limit` tasks of `tasks` and return the recorded chunk:
+/// Fire the next at most `limit` tasks of `tasks` (stopping early once the chunk has run
+/// for `max_seconds`, so a progress bar moves) and return the recorded chunk:
 /// `(count, done, labels, outputs, layouts, layout_of, values, fired_at, duration,
 /// hooks, failures, stop)`; see `crackle_runtime._numpy.record.fire_chunk`.
 #[pyfunction]
@@ -96,6 +97,7 @@ pub fn fire_chunk<'py>(
     limit: usize,
     skip: bool,
     recorder: &Bound<'py, PyAny>,
+    max_seconds: f64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mut iterator = tasks.try_iter()?;
     let mut state = Recorder::new(py, recorder, skip)?;
@@ -137,10 +139,19 @@ pub fn fire_chunk<'py>(
                 labels.append(fired.label)?;
                 outputs.append(fired.output)?;
                 layout_of.push(fired.layout as i64);
-                fired_at.push(wall_zero_ms + (fired.started - clock_zero).as_secs_f64() * 1000.0);
+                let since_zero = (fired.started - clock_zero).as_secs_f64();
+                fired_at.push(wall_zero_ms + since_zero * 1000.0);
                 duration.push(fired.seconds);
+                if since_zero + fired.seconds >= max_seconds {
+                    break;
+                }
             }
-            Ok(Step::Failed { label, error }) => failures.append((label, error))?,
+            Ok(Step::Failed { label, error }) => {
+                failures.append((label, error))?;
+                if clock_zero.elapsed().as_secs_f64() >= max_seconds {
+                    break;
+                }
+            }
             Err(reason) => {
                 stop = Some(reason);
                 break;

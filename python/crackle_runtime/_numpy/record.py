@@ -52,8 +52,11 @@ Chunk = tuple[
 ]
 
 
-def fire_chunk(tasks: Iterable[object], limit: int, skip: bool, recorder: Recorder) -> Chunk:
-    """Fire at most ``limit`` tasks taken from the iterator ``tasks`` and return the chunk.
+def fire_chunk(
+    tasks: Iterable[object], limit: int, skip: bool, recorder: Recorder, max_seconds: float
+) -> Chunk:
+    """Fire at most ``limit`` tasks taken from the iterator ``tasks`` and return the chunk;
+    the chunk also ends after the task during which it reached ``max_seconds``.
 
     A task whose ``fire()`` raises an ``Exception`` is listed in ``failures`` when ``skip``,
     else it stops the loop with ``stop = (label, error, True)``; any other error (a bad
@@ -64,6 +67,7 @@ def fire_chunk(tasks: Iterable[object], limit: int, skip: bool, recorder: Record
     iterator = iter(tasks)
     perf_counter = time.perf_counter
     wall_zero = time.time() * 1000.0 - perf_counter() * 1000.0
+    deadline = perf_counter() + max_seconds
     classify, label_of, slow_record = recorder.classify, recorder.label_of, recorder.slow_record
     labels: list[str] = []
     outputs: list[Any] = []
@@ -108,6 +112,8 @@ def fire_chunk(tasks: Iterable[object], limit: int, skip: bool, recorder: Record
         except Exception as exc:
             if skip:
                 failures.append((label, exc))
+                if perf_counter() >= deadline:
+                    break
                 continue
             stop = (label, exc, True)
             break
@@ -131,6 +137,8 @@ def fire_chunk(tasks: Iterable[object], limit: int, skip: bool, recorder: Record
         values.extend(numbers)
         fired_at.append(wall_zero + start * 1000.0)
         duration.append(seconds)
+        if start + seconds >= deadline:
+            break
     return (
         count,
         done,

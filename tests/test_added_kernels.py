@@ -1,12 +1,12 @@
 """The added detector kernels (design/kernels5.md): outlier scores, distribution shifts,
 dependence, information flow and conservation laws, plus their building blocks (SplitMix64
-permutations, the sequential permutation p-value, the upper incomplete gamma function).
+permutations, the sequential permutation p-value and its exponential tail).
 
 Kernel tests take a ``kernels`` module: the NumPy backend's ``added`` module under the
 ``python`` parametrisation and the native extension under ``native`` (skipped while the
 extension lacks the kernel), so the same planted truths hold both backends to the contract.
-Reference values come from loops written straight from the contract, from scipy and
-scikit-learn, and from the information kernels of the NumPy backend; a Hypothesis test
+Reference values come from loops written straight from the contract, from
+scikit-learn and the information kernels of the NumPy backend; a Hypothesis test
 compares the two backends on random inputs with the same seed.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import scipy.special
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -107,22 +106,21 @@ def test_round_seeds_follow_the_test_stream() -> None:
 
 
 @pytest.mark.usefixtures("numpy_only")
-@pytest.mark.parametrize("a", [0.05, 0.5, 1.0, 2.5, 7.0, 30.0, 150.0, 1000.0])
-def test_gamma_q_matches_scipy(a: float) -> None:
-    for x in [1e-8, 0.01, 0.3, 1.0, 2.0, 0.5 * a, a, a + 1.0, 1.5 * a + 3.0, 3 * a + 20.0]:
-        expected = float(scipy.special.gammaincc(a, x))
-        # Lanczos ln Gamma carries ~1e-15 of ln Gamma(a), a few 1e-13 of Q at a = 1000.
-        assert _perm.gamma_q(a, x) == pytest.approx(expected, rel=1e-13 * max(1.0, a), abs=1e-300)
-
-
-@pytest.mark.usefixtures("numpy_only")
-def test_gamma_q_edges() -> None:
-    assert _perm.gamma_q(2.0, 0.0) == 1.0
-    assert math.isnan(_perm.gamma_q(2.0, -1.0))
-    assert _perm.gamma_q(2.0, INF) == 0.0
-    assert _perm.gamma_q(1.0, 3.0) == pytest.approx(math.exp(-3.0), rel=1e-15)
-    assert math.isnan(_perm.gamma_q(0.0, 1.0))
-    assert math.isnan(_perm.gamma_q(1.0, NAN))
+def test_exponential_tail_by_hand() -> None:
+    # T_r = 0..99: k = 25, threshold s[25] = 74, excesses 25..1 over it, sigma = 325 / 25 = 13.
+    values = np.arange(100, dtype=np.float64)[::-1].copy()
+    share = 26 / 101
+    assert _perm.exponential_tail(200.0, 0, values) == share * math.exp(-126 / 13)
+    assert _perm.exponential_tail(95.0, 5, values) == pytest.approx(0.05117989017019732, rel=1e-15)
+    # Below the threshold the tail stays at its share (T - u is clipped at 0).
+    assert _perm.exponential_tail(50.0, 9, values) == share
+    # B = 40: k = 10, u = 29, sigma = 5.5; the far tail is floored at 1e-300.
+    forty = np.arange(40, dtype=np.float64)
+    assert _perm.exponential_tail(40.0, 0, forty) == 11 / 41 * math.exp(-11 / 5.5)
+    assert _perm.exponential_tail(1e6, 0, forty) == 1e-300
+    # B < 40 (fewer than 10 exceedances) or no spread above the threshold: (h + 1) / (B + 1).
+    assert _perm.exponential_tail(1e6, 2, np.arange(39, dtype=np.float64)) == 3 / 40
+    assert _perm.exponential_tail(9.0, 0, np.full(99, 4.0)) == 1 / 100
 
 
 @pytest.mark.usefixtures("numpy_only")
@@ -173,17 +171,17 @@ def test_sequential_p_value_rules(batch_limit: int) -> None:
         10 / 25,
         25,
     )
-    # Fewer than 10 hits: gamma tail with shape mu^2/var and scale var/mu.
+    # Fewer than 10 hits: the exponential tail over the top quarter (k = 12). The values
+    # 1.0 + (r % 7) / 4 have seven 2.5s and seven 2.25s at the top: u = 2.25 (the 13th
+    # largest), sigma = 7 * 0.25 / 12.
     values = [1.0 + (r % 7) * 0.25 for r in range(50)]
-    mean, variance = float(np.mean(values)), float(np.var(values))
     p, runs = _perm.sequential_p_value(4.0, seeds, _fixed_statistics(values), batch_limit)
-    expected = float(scipy.special.gammaincc(mean**2 / variance, 4.0 * mean / variance))
     assert runs == 50
-    assert p == pytest.approx(expected, rel=1e-12)
-    # Zero variance: (h + 1) / (B + 1).
+    assert p == pytest.approx(13 / 51 * math.exp(-1.75 / (1.75 / 12)), rel=1e-13)
+    # No spread above the threshold: (h + 1) / (B + 1).
     p, runs = _perm.sequential_p_value(4.0, seeds, _fixed_statistics([1.0] * 50), batch_limit)
     assert (p, runs) == (1 / 51, 50)
-    # The gamma tail never reaches 0.
+    # The tail never reaches 0.
     p, _ = _perm.sequential_p_value(1e6, seeds, _fixed_statistics(values), batch_limit)
     assert p == 1e-300
 
@@ -692,11 +690,15 @@ def sequential_reference(
         hits += value >= observed * (1 - 1e-9)
         if hits == 10:
             return 10 / (r + 1), r + 1
-    mean = sum(values) / budget
-    variance = sum((v - mean) ** 2 for v in values) / budget
-    if variance > 0 and mean > 0:
-        tail = float(scipy.special.gammaincc(mean * mean / variance, observed * mean / variance))
-        return max(tail, 1e-300), budget
+    # The exponential tail over the largest floor(B / 4) values, written out.
+    k = budget // 4
+    ordered = sorted(values, reverse=True)
+    if k >= 10:
+        threshold = ordered[k]
+        scale = sum(v - threshold for v in ordered[:k]) / k
+        if scale > 0:
+            tail = (k + 1) / (budget + 1) * math.exp(-max(observed - threshold, 0.0) / scale)
+            return max(tail, 1e-300), budget
     return (hits + 1) / (budget + 1), budget
 
 
@@ -717,7 +719,7 @@ def mutual_information_reference(x: list[int], y: list[int]) -> float:
 
 @pytest.mark.parametrize(
     ("count", "max_test_n", "mean_after"),
-    [(70, 10_000, 1.5), (130, 40, 0.8)],  # a gamma tail after 60 rounds; a stop after 40
+    [(70, 10_000, 1.5), (130, 40, 0.8)],  # a tail after 60 rounds; a stop after 40
 )
 def test_shift_p_value_is_the_sequential_permutation_test(
     kernels: ModuleType, count: int, max_test_n: int, mean_after: float

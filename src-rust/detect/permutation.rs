@@ -4,12 +4,17 @@
 //! - `permutation(seed, n)`: keys kᵢ = (SplitMix64 output i of stream `seed`) >> 32 (u32),
 //!   i = 0..n-1; the permutation is the STABLE argsort of the keys (ties by index). A
 //!   permuted sequence is the gather `values[perm]` (`permuted[i] = values[perm[i]]`).
-//! - The stream seed of test `t`, round `r`: SplitMix64 output r of stream
+//! - The stream seed of test (family) `t`, round `r`: SplitMix64 output r of stream
 //!   `seed ^ (t * 0x9E3779B9)` (wrapping u64).
 //! - The sequential rule and its tail: see [`SequentialTest`].
+//! - Shared permutations: the tests of one detector share their permutations (see
+//!   [`shared_permutation_tests`]): round r of every test whose permuted sequence has N
+//!   values uses `permutation(round_seed(seed, family, r), N)`.
 //!
-//! The rounds of one test run one after another (each test's result is independent of the
-//! thread count); tests run in parallel.
+//! Every test's result is independent of the thread count; the tests of a round run in
+//! parallel.
+
+use rayon::prelude::*;
 
 use crate::rng::splitmix64_output;
 
@@ -81,23 +86,6 @@ impl PermutationBuffer {
                 .map(|&word| (word & 0xFFFF_FFFF) as usize),
         );
         &self.indices
-    }
-
-    /// `out = source[permutation(seed, source.len())]` (the gather `out[i] =
-    /// source[perm[i]]`) without materializing the permutation.
-    pub fn gather<T: Copy>(&mut self, seed: u64, source: &[T], out: &mut Vec<T>) {
-        out.clear();
-        if source.len() > u32::MAX as usize {
-            self.fill(seed, source.len());
-            out.extend(self.indices.iter().map(|&index| source[index]));
-            return;
-        }
-        self.sort_words(seed, source.len());
-        out.extend(
-            self.packed
-                .iter()
-                .map(|&word| source[(word & 0xFFFF_FFFF) as usize]),
-        );
     }
 
     /// Leaves in `packed` the words `(key_i << 32) | i` sorted ascending (n <= u32::MAX):
@@ -326,43 +314,92 @@ pub fn sequential_rule(
     }
 }
 
-/// [`sequential_rule`] where round r evaluates `statistic(perm)` with
-/// `perm = permutation(round_seed(seed, test_id, r), n)`.
-pub fn permutation_test(
-    observed: f64,
+/// Runs sequential permutation tests round by round with shared permutations: round r of a
+/// test whose permuted sequence has N values evaluates its statistic on
+/// `sequence[permutation(round_seed(seed, family, r), N)]` (the gather), then records it in
+/// its [`SequentialTest`] (budget B = `budget`). `describe(test)` gives the index of the
+/// test's sequence in `sequences` and its observed statistic; tests may share a sequence.
+///
+/// Each permutation is drawn once per round and length, and each sequence still needed is
+/// gathered once per round, so the tests of a detector cost one counting pass per round
+/// each. Sharing permutations keeps every test's p-value valid (each test still sees
+/// uniformly random permutations) and is the usual practice of permutation-based multiple
+/// testing (it keeps the dependence between tests that the data have). Tests run in
+/// parallel within a round; `S` is per-thread scratch for `statistic`.
+pub fn shared_permutation_tests<T, S>(
+    tests: &[T],
+    sequences: &[&[u8]],
     budget: usize,
     seed: u64,
-    test_id: u64,
-    n: usize,
-    mut statistic: impl FnMut(&[usize]) -> f64,
-) -> PermutationTest {
+    family: u64,
+    describe: impl Fn(&T) -> (usize, f64),
+    statistic: impl Fn(&T, &[u8], &mut S) -> f64 + Sync,
+) -> Vec<PermutationTest>
+where
+    T: Sync,
+    S: Default + Send,
+{
+    let keys: Vec<usize> = tests.iter().map(|test| describe(test).0).collect();
+    let mut states: Vec<SequentialTest> = tests
+        .iter()
+        .map(|test| SequentialTest::new(describe(test).1, budget))
+        .collect();
+    let mut outcomes: Vec<PermutationTest> = vec![
+        PermutationTest {
+            p_value: f64::NAN,
+            perms_run: 0
+        };
+        tests.len()
+    ];
+    let mut active: Vec<usize> = (0..tests.len()).collect();
+    let mut gathered: Vec<Vec<u8>> = vec![Vec::new(); sequences.len()];
+    let mut needed = vec![false; sequences.len()];
     let mut buffer = PermutationBuffer::default();
-    sequential_rule(observed, budget, |round| {
-        let perm = buffer.fill(round_seed(seed, test_id, round as u64), n);
-        statistic(perm)
-    })
-}
-
-/// [`sequential_rule`] where round r evaluates `statistic(permuted)` with
-/// `permuted = source[permutation(round_seed(seed, test_id, r), source.len())]`.
-pub fn permutation_test_gather<T: Copy>(
-    observed: f64,
-    budget: usize,
-    seed: u64,
-    test_id: u64,
-    source: &[T],
-    mut statistic: impl FnMut(&[T]) -> f64,
-) -> PermutationTest {
-    let mut buffer = PermutationBuffer::default();
-    let mut permuted = Vec::with_capacity(source.len());
-    sequential_rule(observed, budget, |round| {
-        buffer.gather(
-            round_seed(seed, test_id, round as u64),
-            source,
-            &mut permuted,
-        );
-        statistic(&permuted)
-    })
+    // (length, permutation) of the lengths needed this round.
+    let mut drawn: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut round = 0u64;
+    while !active.is_empty() {
+        let round_stream = round_seed(seed, family, round);
+        needed.fill(false);
+        for &test in &active {
+            needed[keys[test]] = true;
+        }
+        drawn.clear();
+        for (sequence, _) in sequences.iter().zip(&needed).filter(|(_, &n)| n) {
+            if !drawn.iter().any(|(length, _)| *length == sequence.len()) {
+                let perm = buffer.fill(round_stream, sequence.len()).to_vec();
+                drawn.push((sequence.len(), perm));
+            }
+        }
+        gathered
+            .par_iter_mut()
+            .zip(sequences.par_iter())
+            .zip(needed.par_iter())
+            .filter(|(_, &needed)| needed)
+            .for_each(|((out, sequence), _)| {
+                out.clear();
+                if let Some((_, perm)) = drawn.iter().find(|(length, _)| *length == sequence.len())
+                {
+                    out.extend(perm.iter().map(|&index| sequence[index]));
+                }
+            });
+        let values: Vec<f64> = active
+            .par_iter()
+            .map_init(S::default, |scratch, &test| {
+                statistic(&tests[test], &gathered[keys[test]], scratch)
+            })
+            .collect();
+        let mut still = Vec::with_capacity(active.len());
+        for (&test, value) in active.iter().zip(values) {
+            match states[test].record(value) {
+                Some(outcome) => outcomes[test] = outcome,
+                None => still.push(test),
+            }
+        }
+        active = still;
+        round += 1;
+    }
+    outcomes
 }
 
 #[cfg(test)]
@@ -389,27 +426,6 @@ mod tests {
                 assert!(sorted.iter().copied().eq(0..n));
             }
         }
-    }
-
-    #[test]
-    fn gather_applies_the_permutation() {
-        let source: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
-        let mut buffer = PermutationBuffer::default();
-        let mut out = Vec::new();
-        for seed in [3u64, 4] {
-            for n in [0usize, 5, 300, 1000] {
-                buffer.gather(seed, &source[..n], &mut out);
-                let expected: Vec<u8> = permutation(seed, n).iter().map(|&i| source[i]).collect();
-                assert_eq!(out, expected);
-            }
-        }
-        let mut seen = Vec::new();
-        let _ = permutation_test_gather(f64::INFINITY, 2, 9, 4, &source[..300], |p| {
-            seen.push(p.to_vec());
-            0.0
-        });
-        let perm = permutation(round_seed(9, 4, 1), 300);
-        assert_eq!(seen[1], perm.iter().map(|&i| source[i]).collect::<Vec<_>>());
     }
 
     #[test]
@@ -537,15 +553,40 @@ mod tests {
     }
 
     #[test]
-    fn permutation_test_draws_the_contract_permutations() {
-        let mut seen = Vec::new();
-        let outcome = permutation_test(f64::INFINITY, 3, 42, 5, 6, |perm| {
-            seen.push(perm.to_vec());
-            0.0
-        });
-        assert_eq!(outcome.perms_run, 3);
-        for (round, perm) in seen.iter().enumerate() {
-            assert_eq!(*perm, permutation(round_seed(42, 5, round as u64), 6));
+    fn shared_tests_use_the_family_permutation_of_their_length() {
+        let a: Vec<u8> = (0..300).map(|i| (i * 7 % 11) as u8).collect();
+        let b: Vec<u8> = (0..120).map(|i| (i % 5) as u8).collect();
+        let sequences: Vec<&[u8]> = vec![&a, &b];
+        let statistic = |permuted: &[u8]| -> f64 {
+            permuted
+                .iter()
+                .take(50)
+                .enumerate()
+                .map(|(i, &c)| i as f64 * f64::from(c))
+                .sum()
+        };
+        // Two tests share sequence 0 (one far in the tail, one stopping early), one permutes
+        // the shorter sequence 1.
+        let tests = [(0usize, 9000.0), (1, 4000.0), (0, 0.0)];
+        let outcomes = shared_permutation_tests(
+            &tests,
+            &sequences,
+            60,
+            9,
+            1000,
+            |&(key, observed)| (key, observed),
+            |_, permuted, _: &mut ()| statistic(permuted),
+        );
+        for (&(key, observed), outcome) in tests.iter().zip(&outcomes) {
+            let sequence = sequences[key];
+            let expected = sequential_rule(observed, 60, |r| {
+                let perm = permutation(round_seed(9, 1000, r as u64), sequence.len());
+                let permuted: Vec<u8> = perm.iter().map(|&i| sequence[i]).collect();
+                statistic(&permuted)
+            });
+            assert_eq!(*outcome, expected);
         }
+        assert_eq!(outcomes[2].perms_run, 10);
+        assert_eq!(outcomes[0].perms_run, 60);
     }
 }

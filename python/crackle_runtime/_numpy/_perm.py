@@ -21,6 +21,7 @@ from crackle_runtime._numpy._rng import splitmix64
 __all__ = [
     "HIT_TOLERANCE",
     "STOP_HITS",
+    "SharedPermutations",
     "equal_width_bins",
     "exponential_tail",
     "median",
@@ -111,6 +112,27 @@ def round_seeds(seed: int, test_id: int, rounds: int) -> UInt64Array:
     (wrapping u64)."""
     stream = (seed ^ (test_id * _TEST_STRIDE)) & _MASK64
     return splitmix64(stream, rounds)
+
+
+class SharedPermutations:
+    """The permutations shared by the tests of one detector (test family ``family``): round r
+    of every test whose permuted sequence has n values uses
+    ``permutation(round_seed(seed, family, r), n)``. A batch of rounds is drawn once per
+    length and reused by every test of the family (each test still sees uniformly random
+    permutations, so its p-value stays valid)."""
+
+    def __init__(self, seed: int, family: int, budget: int) -> None:
+        self.seeds = round_seeds(seed, family, budget)
+        self._rows: dict[tuple[int, int, int], Int64Array] = {}
+
+    def rows(self, seeds: UInt64Array, n: int) -> Int64Array:
+        """``permutations(seeds, n)`` for a batch ``seeds`` of ``self.seeds``, memoised."""
+        key = (int(seeds[0]) if seeds.size else 0, int(seeds.size), n)
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = permutations(seeds, n)
+            self._rows[key] = rows
+        return rows
 
 
 # --- sequential permutation p-value ---------------------------------------------------------

@@ -77,12 +77,12 @@ pub fn information_flow_stats(
     }
     let n = column_length(columns)?;
     let m = columns.len();
-    let cached: Vec<Option<CachedRanks>> = columns
+    let cached: Vec<Option<CachedCodes>> = columns
         .par_iter()
         .map(|column| {
             let complete = !column.iter().any(|v| v.is_nan());
             (complete && n >= min_values.max(2) && !all_equal(column))
-                .then(|| CachedRanks::new(column, max_test_n))
+                .then(|| CachedCodes::new(column, max_test_n))
         })
         .collect();
     let context = Context {
@@ -108,7 +108,7 @@ pub fn information_flow_stats(
     // then the source codes of each pair binned on its own.
     let mut sequences: Vec<&[u8]> = cached
         .iter()
-        .map(|ranks| ranks.as_ref().map_or(&[][..], |r| &r.test_codes[..]))
+        .map(|codes| codes.as_ref().map_or(&[][..], CachedCodes::tested))
         .collect();
     let mut pending: Vec<(usize, usize, &FlowTest)> = Vec::new();
     for (&(a, b), result) in pairs.iter().zip(&results) {
@@ -155,28 +155,31 @@ struct Context {
     max_lag: usize,
 }
 
-/// Ranks of a complete, non-constant column over all tasks and over the last max_test_n,
-/// and the codes its tests permute (the quantile codes of the tested part).
-struct CachedRanks {
-    full: Vec<usize>,
-    latest: Option<Vec<usize>>,
-    test_codes: Vec<u8>,
+/// Quantile codes of a complete, non-constant column over all tasks (b from the column
+/// length), and the codes its tests permute: those of the last max_test_n values (b from
+/// their count) when the column is longer, else the same codes.
+struct CachedCodes {
+    full: Vec<u8>,
+    latest: Option<Vec<u8>>,
 }
 
-impl CachedRanks {
+impl CachedCodes {
     fn new(column: &[f64], max_test_n: usize) -> Self {
-        let latest =
-            (column.len() > max_test_n).then(|| min_ranks(&column[column.len() - max_test_n..]));
-        let full = min_ranks(column);
-        let test_codes = match &latest {
-            Some(latest) => quantile_codes(latest, flow_bins(latest.len())),
-            None => quantile_codes(&full, flow_bins(full.len())),
-        };
-        CachedRanks {
-            full,
+        let latest = (column.len() > max_test_n).then(|| {
+            quantile_codes(
+                &min_ranks(&column[column.len() - max_test_n..]),
+                flow_bins(max_test_n),
+            )
+        });
+        CachedCodes {
+            full: quantile_codes(&min_ranks(column), flow_bins(column.len())),
             latest,
-            test_codes,
         }
+    }
+
+    /// The codes the tests permute.
+    fn tested(&self) -> &[u8] {
+        self.latest.as_deref().unwrap_or(&self.full)
     }
 }
 
@@ -206,7 +209,7 @@ fn pair_rows(
     b: usize,
     column_a: &[f64],
     column_b: &[f64],
-    cached: Option<(&CachedRanks, &CachedRanks)>,
+    cached: Option<(&CachedCodes, &CachedCodes)>,
 ) -> PairRows {
     let gathered: (Vec<f64>, Vec<f64>);
     let (xa, xb): (&[f64], &[f64]) = if cached.is_some() {
@@ -240,12 +243,13 @@ fn pair_rows(
     if n < context.min_values || all_equal(xa) || all_equal(xb) {
         return result;
     }
-    let (ranks_a, ranks_b) = match cached {
+    let (codes_a, codes_b): (Cow<[u8]>, Cow<[u8]>) = match cached {
         Some((ca, cb)) => (Cow::Borrowed(&ca.full), Cow::Borrowed(&cb.full)),
-        None => (Cow::Owned(min_ranks(xa)), Cow::Owned(min_ranks(xb))),
+        None => (
+            Cow::Owned(quantile_codes(&min_ranks(xa), bins)),
+            Cow::Owned(quantile_codes(&min_ranks(xb), bins)),
+        ),
     };
-    let codes_a = quantile_codes(&ranks_a, bins);
-    let codes_b = quantile_codes(&ranks_b, bins);
     let lags = effective_max_lag(context.max_lag, n);
     let mut scratch = TransferScratch::default();
     let te_ab: Vec<f64> = (1..=lags)
@@ -257,29 +261,31 @@ fn pair_rows(
 
     // The test data: the last N pairs, binned on their own.
     let size = n.min(context.max_test_n);
-    let latest_codes: (Vec<u8>, Vec<u8>);
-    let (test_a, test_b, test_bins) = if size == n {
-        (&codes_a[..], &codes_b[..], bins)
+    let (test_a, test_b, test_bins): (Cow<[u8]>, Cow<[u8]>, usize) = if size == n {
+        (
+            Cow::Borrowed(&codes_a[..]),
+            Cow::Borrowed(&codes_b[..]),
+            bins,
+        )
     } else {
-        let cached_latest = cached.and_then(|(ca, cb)| ca.latest.as_ref().zip(cb.latest.as_ref()));
-        let (la, lb) = match cached_latest {
-            Some((la, lb)) => (Cow::Borrowed(la), Cow::Borrowed(lb)),
-            None => (
-                Cow::Owned(min_ranks(&xa[n - size..])),
-                Cow::Owned(min_ranks(&xb[n - size..])),
-            ),
-        };
         let latest_bins = flow_bins(size);
-        latest_codes = (
-            quantile_codes(&la, latest_bins),
-            quantile_codes(&lb, latest_bins),
-        );
-        (&latest_codes.0[..], &latest_codes.1[..], latest_bins)
+        match cached {
+            Some((ca, cb)) => (
+                Cow::Borrowed(ca.tested()),
+                Cow::Borrowed(cb.tested()),
+                latest_bins,
+            ),
+            None => (
+                Cow::Owned(quantile_codes(&min_ranks(&xa[n - size..]), latest_bins)),
+                Cow::Owned(quantile_codes(&min_ranks(&xb[n - size..]), latest_bins)),
+                latest_bins,
+            ),
+        }
     };
     let test_lags = effective_max_lag(context.max_lag, size);
     let directions = [
-        (a, b, &te_ab, &te_ba, test_a, test_b, &mut result.forward),
-        (b, a, &te_ba, &te_ab, test_b, test_a, &mut result.backward),
+        (a, b, &te_ab, &te_ba, &test_a, &test_b, &mut result.forward),
+        (b, a, &te_ba, &te_ab, &test_b, &test_a, &mut result.backward),
     ];
     for (slot, (source, target, te_forward, te_reverse, test_source, test_target, row)) in
         directions.into_iter().enumerate()

@@ -186,6 +186,23 @@ def test_sequential_p_value_rules(batch_limit: int) -> None:
     assert p == 1e-300
 
 
+@pytest.mark.usefixtures("numpy_only")
+@pytest.mark.parametrize("batch_limit", [1, 7, 40, 1000])
+def test_overwhelming_tests_stop_after_a_quarter_of_the_budget(batch_limit: int) -> None:
+    assert [_perm.decisive_round(b) for b in (199, 160, 159)] == [49, 40, 0]
+    seeds = np.arange(199, dtype=np.uint64)
+    ramp = _fixed_statistics([float(r) for r in range(199)])
+    # After 49 rounds (T_r = 0..48): k = 12, u = 36, sigma = 78 / 12 = 6.5.
+    assert _perm.sequential_p_value(1e6, seeds, ramp, batch_limit) == (1e-300, 49)
+    p, runs = _perm.sequential_p_value(300.0, seeds, ramp, batch_limit)
+    assert runs == 49
+    assert p == 13 / 50 * math.exp(-264 / 6.5)
+    # Not decisive at round 49 (p = 1.4e-5): the 10th hit (T_r = 100..109) stops it.
+    assert _perm.sequential_p_value(100.0, seeds, ramp, batch_limit) == (10 / 110, 110)
+    # B = 159 has no decisive round.
+    assert _perm.sequential_p_value(1e6, seeds[:159], ramp, batch_limit)[1] == 159
+
+
 # --- outliers ---------------------------------------------------------------------------------
 
 

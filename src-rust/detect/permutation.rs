@@ -33,6 +33,12 @@ pub const MIN_P_VALUE: f64 = 1e-300;
 pub const TAIL_SHARE_DIVISOR: usize = 4;
 /// Fewer exceedances than this (B < 40) fit no tail.
 pub const MIN_TAIL_EXCEEDANCES: usize = 10;
+/// A test whose tail p-value after [`decisive_round`] rounds is below this stops there: no
+/// Benjamini–Hochberg threshold of a report (q / m, m tests) comes near it.
+pub const DECISIVE_P_VALUE: f64 = 1e-12;
+/// A round of shared permutation tests runs in parallel from this many permuted values
+/// (summed over its tests) on; smaller rounds run on the calling thread.
+const PARALLEL_ROUND_WORK: usize = 1 << 15;
 
 /// Below this length a comparison sort is used instead of the bucket sort (same result).
 const BUCKET_MIN_LEN: usize = 256;
@@ -211,6 +217,13 @@ pub struct PermutationTest {
 /// p = h / (r + 1), perms_run = r + 1. When all `budget` rounds finish with h < 10, the
 /// p-value comes from the tail of the permutation distribution (see [`exponential_tail`]);
 /// perms_run = B. A `budget` of 0 is treated as 1.
+///
+/// Overwhelmingly significant tests stop early too: after R = [`decisive_round`]`(B)`
+/// rounds (⌊B / 4⌋, for B >= 160) with h < 10, if the tail p-value of those R values is
+/// below 1e-12, p is that value and perms_run = R. The decision of a report's
+/// Benjamini–Hochberg correction (thresholds q·i/m >= 1e-12 for any q >= 0.01 and
+/// m <= 10^10 tests) is the same as with the full budget; only the precision of p-values
+/// below 1e-12 is lower.
 #[derive(Debug, Clone)]
 pub struct SequentialTest {
     observed: f64,
@@ -252,10 +265,34 @@ impl SequentialTest {
                 });
             }
         }
-        (round >= self.budget).then(|| PermutationTest {
-            p_value: exponential_tail(self.observed, self.hits, &mut self.values),
-            perms_run: self.budget,
-        })
+        if round >= self.budget {
+            return Some(PermutationTest {
+                p_value: exponential_tail(self.observed, self.hits, &mut self.values),
+                perms_run: self.budget,
+            });
+        }
+        if round == decisive_round(self.budget) {
+            // The tail fit only needs the values, not their order.
+            let p_value = exponential_tail(self.observed, self.hits, &mut self.values);
+            if p_value < DECISIVE_P_VALUE {
+                return Some(PermutationTest {
+                    p_value,
+                    perms_run: round,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// The round after which an overwhelmingly significant test stops: ⌊B / 4⌋ when that many
+/// rounds fit a tail of at least 10 exceedances (B >= 160), else never (0).
+pub fn decisive_round(budget: usize) -> usize {
+    let round = budget / TAIL_SHARE_DIVISOR;
+    if round / TAIL_SHARE_DIVISOR >= MIN_TAIL_EXCEEDANCES {
+        round
+    } else {
+        0
     }
 }
 
@@ -371,24 +408,42 @@ where
                 drawn.push((sequence.len(), perm));
             }
         }
-        gathered
-            .par_iter_mut()
-            .zip(sequences.par_iter())
-            .zip(needed.par_iter())
-            .filter(|(_, &needed)| needed)
-            .for_each(|((out, sequence), _)| {
-                out.clear();
-                if let Some((_, perm)) = drawn.iter().find(|(length, _)| *length == sequence.len())
-                {
-                    out.extend(perm.iter().map(|&index| sequence[index]));
-                }
-            });
-        let values: Vec<f64> = active
-            .par_iter()
-            .map_init(S::default, |scratch, &test| {
-                statistic(&tests[test], &gathered[keys[test]], scratch)
-            })
-            .collect();
+        // Small rounds run on this thread: a parallel round costs more than it saves.
+        let work: usize = active.iter().map(|&test| sequences[keys[test]].len()).sum();
+        let parallel = work >= PARALLEL_ROUND_WORK;
+        let gather = |((out, sequence), _): ((&mut Vec<u8>, &&[u8]), &bool)| {
+            out.clear();
+            if let Some((_, perm)) = drawn.iter().find(|(length, _)| *length == sequence.len()) {
+                out.extend(perm.iter().map(|&index| sequence[index]));
+            }
+        };
+        if parallel {
+            gathered
+                .par_iter_mut()
+                .zip(sequences.par_iter())
+                .zip(needed.par_iter())
+                .filter(|(_, &needed)| needed)
+                .for_each(gather);
+        } else {
+            gathered
+                .iter_mut()
+                .zip(sequences.iter())
+                .zip(needed.iter())
+                .filter(|(_, &needed)| needed)
+                .for_each(gather);
+        }
+        let evaluate = |scratch: &mut S, &test: &usize| {
+            statistic(&tests[test], &gathered[keys[test]], scratch)
+        };
+        let values: Vec<f64> = if parallel {
+            active.par_iter().map_init(S::default, evaluate).collect()
+        } else {
+            let mut scratch = S::default();
+            active
+                .iter()
+                .map(|test| evaluate(&mut scratch, test))
+                .collect()
+        };
         let mut still = Vec::with_capacity(active.len());
         for (&test, value) in active.iter().zip(values) {
             match states[test].record(value) {
@@ -537,6 +592,27 @@ mod tests {
         assert_eq!(outcome.p_value, 11.0 / 41.0 * (-11.0f64 / 5.5).exp());
         // Budget 0 counts as 1.
         assert_eq!(sequential_rule(5.0, 0, |_| 1.0).perms_run, 1);
+    }
+
+    #[test]
+    fn overwhelming_tests_stop_after_a_quarter_of_the_budget() {
+        assert_eq!(decisive_round(199), 49);
+        assert_eq!(decisive_round(160), 40);
+        assert_eq!(decisive_round(159), 0);
+        // T_r = r: after 49 rounds k = 12, u = 36, σ = 78 / 12 = 6.5.
+        let outcome = sequential_rule(1e6, 199, |r| r as f64);
+        assert_eq!((outcome.p_value, outcome.perms_run), (MIN_P_VALUE, 49));
+        let share = 13.0 / 50.0;
+        let outcome = sequential_rule(300.0, 199, |r| r as f64);
+        assert_eq!(outcome.perms_run, 49);
+        assert_eq!(outcome.p_value, share * (-264.0f64 / 6.5).exp());
+        assert!(outcome.p_value < DECISIVE_P_VALUE);
+        // p = 13/50 · e^(-64/6.5) = 1.4e-5 at round 49 is not decisive: the test goes on
+        // and stops at its 10th hit (T_r = 100..109).
+        let outcome = sequential_rule(100.0, 199, |r| r as f64);
+        assert_eq!((outcome.p_value, outcome.perms_run), (10.0 / 110.0, 110));
+        // B = 159 has no decisive round.
+        assert_eq!(sequential_rule(1e6, 159, |r| r as f64).perms_run, 159);
     }
 
     #[test]

@@ -19,9 +19,11 @@ from numpy.typing import NDArray
 from crackle_runtime._numpy._rng import splitmix64
 
 __all__ = [
+    "DECISIVE_P_VALUE",
     "HIT_TOLERANCE",
     "STOP_HITS",
     "SharedPermutations",
+    "decisive_round",
     "equal_width_bins",
     "exponential_tail",
     "median",
@@ -52,6 +54,7 @@ HIT_ABSOLUTE = 1e-12  # statistics within this of T are ties, whatever the round
 _MIN_P_VALUE = 1e-300
 TAIL_SHARE_DIVISOR = 4  # the tail is fitted to the largest floor(B / 4) permuted statistics
 MIN_TAIL_EXCEEDANCES = 10  # fewer (B < 40) fit no tail
+DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) rounds stops
 
 
 # --- SplitMix64 permutations ------------------------------------------------------------------
@@ -150,6 +153,10 @@ def sequential_p_value(
     the seeds of a batch of rounds to their permuted statistics T_r. The test stops at the
     first round r where the number of hits T_r >= T (1 - 1e-9) - 1e-12 reaches 10:
     p = 10 / (r + 1). After B rounds with fewer hits h, p = :func:`exponential_tail`.
+    Overwhelmingly significant tests stop early too: after R = :func:`decisive_round` rounds
+    (floor(B / 4), for B >= 160) with fewer than 10 hits, when the tail p-value of those R
+    values is below 1e-12, p is that value and perms_run = R (no Benjamini–Hochberg
+    threshold of a report comes near 1e-12, so only the precision of such p-values drops).
 
     Rounds are evaluated in batches (16, then half the rounds run so far, at most
     ``batch_limit``); rounds past the stopping round are discarded, so the result does not
@@ -157,6 +164,7 @@ def sequential_p_value(
     """
     budget = len(seeds)
     threshold = observed * (1.0 - HIT_TOLERANCE) - HIT_ABSOLUTE
+    decisive = decisive_round(budget)
     hits = 0
     done = 0
     values: list[Float64Array] = []
@@ -166,13 +174,25 @@ def sequential_p_value(
         hit = batch >= threshold
         total = np.cumsum(hit) + hits
         reached = np.flatnonzero(total >= STOP_HITS)
-        if reached.size:
-            rounds = done + int(reached[0]) + 1
-            return STOP_HITS / rounds, rounds
+        stop = done + int(reached[0]) + 1 if reached.size else budget + 1
+        if done < decisive <= done + size and decisive < stop:
+            head = np.concatenate([*values, batch[: decisive - done]])
+            p_value = exponential_tail(observed, int(total[decisive - done - 1]), head)
+            if p_value < DECISIVE_P_VALUE:
+                return p_value, decisive
+        if stop <= budget:
+            return STOP_HITS / stop, stop
         hits = int(total[-1])
         values.append(batch)
         done += size
     return exponential_tail(observed, hits, np.concatenate(values)), budget
+
+
+def decisive_round(budget: int) -> int:
+    """The round after which an overwhelmingly significant test stops: floor(B / 4) when
+    that many rounds fit a tail of at least 10 exceedances (B >= 160), else never (0)."""
+    rounds = budget // TAIL_SHARE_DIVISOR
+    return rounds if rounds // TAIL_SHARE_DIVISOR >= MIN_TAIL_EXCEEDANCES else 0
 
 
 def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> float:

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::rng::splitmix64_output;
 
-/// Multiplier of the test id in the per-test stream seed.
+/// Multiplier of the test (family) id in the round stream seed.
 pub const TEST_ID_MULTIPLIER: u64 = 0x9E37_79B9;
 /// Number of exceedances at which the sequential test stops early.
 pub const SEQUENTIAL_HITS: usize = 10;

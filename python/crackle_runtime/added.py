@@ -4,6 +4,15 @@ flow and conservation laws, with one Benjamini–Hochberg correction for the who
 The kernels (Rust or NumPy, same results for the same seed) compute statistics and
 permutation p-values; this module applies the false-discovery correction and words the
 patterns. Permutation tests use :data:`PERMUTATION_SEED`, so a report is reproducible.
+
+A permutation p-value is sequential: a test stops once 10 permuted statistics reach the
+observed one (p = 10 / rounds); otherwise, after ``profile.permutations`` rounds B, p comes
+from an exponential tail fitted to the exceedances of the permuted statistics over their
+upper quarter (k = B // 4, threshold u = the (k + 1)-th largest, sigma = their mean excess
+over u: p = (k + 1) / (B + 1) * exp(-(T - u) / sigma)), which errs on the conservative side
+in the far tail where the Benjamini–Hochberg correction decides; a test whose tail p-value
+is below 1e-12 after B // 4 rounds stops there. The tests of one detector share their
+permutations (the same permutation of each length in a round).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::column_length;
-use super::permutation::permutation_test_gather;
+use super::permutation::shared_permutation_tests;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::{all_equal, pearson};
@@ -31,8 +31,8 @@ pub const DEPENDENCE_FIELDS: [&str; 13] = [
     "_reserved",
 ];
 
-/// Test ids of dependence tests start here (test id = 1000 + pair index).
-pub const DEPENDENCE_TEST_ID_BASE: u64 = 1000;
+/// Test family of the dependence tests (the stream of their shared permutations).
+pub const DEPENDENCE_TEST_FAMILY: u64 = 1000;
 /// Bounds of the number of quantile bins per variable.
 const MIN_DEPENDENCE_BINS: usize = 4;
 const MAX_DEPENDENCE_BINS: usize = 16;
@@ -57,13 +57,17 @@ pub fn dependence_bins(n: usize) -> usize {
 ///   correction that lowers the plug-in MI of independent data);
 ///   `info_coef` = √(1 - 2^(-2·mi_corrected));
 /// - `effect` = max - min over non-empty x-bins of the mean of y in the bin (sequential sums);
-/// - test id 1000 + pair index: the tested subset is all pairs if n <= `max_test_n`, else
-///   every s-th pair (`[::s]`, s = ⌈n / max_test_n⌉) with bins recomputed on it (b from its
-///   own length, quantile codes of the subset); T = its plug-in MI; round r gathers the
-///   subset's y-codes through `permutation(seed_tr, N)`; sequential p with B = permutations.
+/// - the tested subset is all pairs if n <= `max_test_n`, else every s-th pair (`[::s]`,
+///   s = ⌈n / max_test_n⌉) with bins recomputed on it (b from its own length, quantile codes
+///   of the subset); T = its plug-in MI; round r gathers the subset's y-codes through the
+///   shared permutation of test family [`DEPENDENCE_TEST_FAMILY`]
+///   (`permutation(round_seed(seed, 1000, r), N)` for every pair, see
+///   [`shared_permutation_tests`]); sequential p with B = permutations.
 /// - `_reserved` is NaN.
 ///
-/// `threshold_r` in (0, 1], `permutations` >= 1, `max_test_n` >= 1. Pairs run in parallel.
+/// `threshold_r` in (0, 1], `permutations` >= 1, `max_test_n` >= 1. Pairs, and the tests of
+/// a permutation round, run in parallel; a complete metric is binned once and its codes are
+/// permuted once per round for every pair it is the y of.
 pub fn dependence_stats(
     columns: &[&[f64]],
     threshold_r: f64,
@@ -81,13 +85,13 @@ pub fn dependence_stats(
     check_test_arguments(permutations, max_test_n)?;
     let n = column_length(columns)?;
     let m = columns.len();
-    // Complete columns share their ranks across every pair of complete columns.
-    let cached: Vec<Option<CachedRanks>> = columns
+    // Complete columns share their codes across every pair of complete columns.
+    let cached: Vec<Option<CachedCodes>> = columns
         .par_iter()
         .map(|column| {
             let complete = !column.iter().any(|v| v.is_nan());
             (complete && n >= min_pairs.max(2) && !all_equal(column))
-                .then(|| CachedRanks::new(column, max_test_n))
+                .then(|| CachedCodes::new(column, max_test_n))
         })
         .collect();
     let pairs: Vec<(usize, usize)> = (0..m)
@@ -96,28 +100,54 @@ pub fn dependence_stats(
     let context = Context {
         threshold_r,
         min_pairs,
-        permutations,
-        seed,
         max_test_n,
     };
-    Ok(pairs
+    let (mut rows, tests): (Vec<[f64; 13]>, Vec<Option<DependenceTest>>) = pairs
         .par_iter()
-        .enumerate()
-        .map(|(index, &(i, j))| {
+        .map(|&(i, j)| {
             let both_cached = match (&cached[i], &cached[j]) {
                 (Some(x), Some(y)) => Some((x, y)),
                 _ => None,
             };
-            pair_row(
-                &context,
-                index as u64,
-                (i, j),
-                columns[i],
-                columns[j],
-                both_cached,
-            )
+            pair_row(&context, (i, j), columns[i], columns[j], both_cached)
         })
-        .collect())
+        .unzip();
+    // The permuted sequences: the test codes of every metric (empty when not cached), then
+    // the y-codes of each pair binned on its own.
+    let mut sequences: Vec<&[u8]> = cached
+        .iter()
+        .map(|codes| codes.as_ref().map_or(&[][..], |c| c.tested()))
+        .collect();
+    let mut pending: Vec<(usize, usize, &DependenceTest)> = Vec::new();
+    for (pair, test) in tests.iter().enumerate() {
+        if let Some(test) = test {
+            let key = match &test.y {
+                Cow::Borrowed(_) => pairs[pair].1,
+                Cow::Owned(own) => {
+                    sequences.push(own);
+                    sequences.len() - 1
+                }
+            };
+            pending.push((pair, key, test));
+        }
+    }
+    let outcomes = shared_permutation_tests(
+        &pending,
+        &sequences,
+        permutations,
+        seed,
+        DEPENDENCE_TEST_FAMILY,
+        |&(_, key, test)| (key, test.observed),
+        |&(_, _, test), permuted, table: &mut Vec<u64>| {
+            let h_xy = joint_entropy(&test.x, permuted, test.bins, table);
+            (test.marginals - h_xy).max(0.0)
+        },
+    );
+    for (&(pair, _, _), outcome) in pending.iter().zip(outcomes) {
+        rows[pair][6] = outcome.p_value;
+        rows[pair][7] = outcome.perms_run as f64;
+    }
+    Ok(rows)
 }
 
 /// `permutations` >= 1 and `max_test_n` >= 1.
@@ -140,39 +170,55 @@ pub(crate) fn check_test_arguments(permutations: usize, max_test_n: usize) -> Co
 struct Context {
     threshold_r: f64,
     min_pairs: usize,
-    permutations: usize,
-    seed: u64,
     max_test_n: usize,
 }
 
-/// Ranks of a complete, non-constant column: over all tasks and over the thinned subset.
-struct CachedRanks {
-    full: Vec<usize>,
-    thinned: Option<Vec<usize>>,
+/// Quantile codes of a complete, non-constant column: over all tasks (b from the column
+/// length) and over the thinned subset (b from its length) when the column is longer than
+/// max_test_n.
+struct CachedCodes {
+    full: Vec<u8>,
+    thinned: Option<Vec<u8>>,
 }
 
-impl CachedRanks {
+impl CachedCodes {
     fn new(column: &[f64], max_test_n: usize) -> Self {
         let thinned = (column.len() > max_test_n).then(|| {
             let step = column.len().div_ceil(max_test_n);
             let subset: Vec<f64> = column.iter().copied().step_by(step).collect();
-            min_ranks(&subset)
+            quantile_codes(&min_ranks(&subset), dependence_bins(subset.len()))
         });
-        CachedRanks {
-            full: min_ranks(column),
+        CachedCodes {
+            full: quantile_codes(&min_ranks(column), dependence_bins(column.len())),
             thinned,
         }
     }
+
+    /// The codes the test permutes.
+    fn tested(&self) -> &[u8] {
+        self.thinned.as_deref().unwrap_or(&self.full)
+    }
 }
 
-fn pair_row(
+/// The permutation test of one pair: the tested x- and y-codes (borrowed from the cached
+/// metrics or binned for the pair), their bins, H(X) + H(Y) and the observed MI.
+struct DependenceTest<'a> {
+    x: Cow<'a, [u8]>,
+    y: Cow<'a, [u8]>,
+    bins: usize,
+    marginals: f64,
+    observed: f64,
+}
+
+/// A pair's row without its p-value and perms_run (filled by the shared permutation tests),
+/// and its test when the pair is tested.
+fn pair_row<'a>(
     context: &Context,
-    pair_index: u64,
     (i, j): (usize, usize),
     column_x: &[f64],
     column_y: &[f64],
-    cached: Option<(&CachedRanks, &CachedRanks)>,
-) -> [f64; 13] {
+    cached: Option<(&'a CachedCodes, &'a CachedCodes)>,
+) -> ([f64; 13], Option<DependenceTest<'a>>) {
     let gathered: (Vec<f64>, Vec<f64>);
     let (x, y): (&[f64], &[f64]) = if cached.is_some() {
         (column_x, column_y)
@@ -198,14 +244,15 @@ fn pair_row(
     let tested =
         n >= context.min_pairs && r.abs() < context.threshold_r && !all_equal(x) && !all_equal(y);
     if !tested {
-        return row;
+        return (row, None);
     }
-    let (x_ranks, y_ranks) = match cached {
+    let (x_codes, y_codes): (Cow<[u8]>, Cow<[u8]>) = match cached {
         Some((cx, cy)) => (Cow::Borrowed(&cx.full), Cow::Borrowed(&cy.full)),
-        None => (Cow::Owned(min_ranks(x)), Cow::Owned(min_ranks(y))),
+        None => (
+            Cow::Owned(quantile_codes(&min_ranks(x), bins)),
+            Cow::Owned(quantile_codes(&min_ranks(y), bins)),
+        ),
     };
-    let x_codes = quantile_codes(&x_ranks, bins);
-    let y_codes = quantile_codes(&y_ranks, bins);
     let full = MutualInformation::of(&x_codes, &y_codes, bins);
     let mi = full.plug_in();
     let correction = (full.occupied_joint as f64 - full.occupied_x as f64 - full.occupied_y as f64
@@ -216,56 +263,39 @@ fn pair_row(
     let effect = conditional_mean_range(&x_codes, y, bins);
 
     // The test subset.
-    let subset_codes: (Vec<u8>, Vec<u8>, usize);
-    let (test_x, test_y, test_bins) = if n <= context.max_test_n {
-        (&x_codes[..], &y_codes[..], bins)
+    let (test_x, test_y, test_bins, parts) = if n <= context.max_test_n {
+        (x_codes, y_codes, bins, full)
     } else {
-        let step = n.div_ceil(context.max_test_n);
-        let cached_thinned =
-            cached.and_then(|(cx, cy)| cx.thinned.as_ref().zip(cy.thinned.as_ref()));
-        let (sx, sy) = match cached_thinned {
-            Some((tx, ty)) => (Cow::Borrowed(tx), Cow::Borrowed(ty)),
+        let (sx, sy): (Cow<[u8]>, Cow<[u8]>) = match cached {
+            Some((cx, cy)) => (Cow::Borrowed(cx.tested()), Cow::Borrowed(cy.tested())),
             None => {
+                let step = n.div_ceil(context.max_test_n);
                 let xs: Vec<f64> = x.iter().copied().step_by(step).collect();
                 let ys: Vec<f64> = y.iter().copied().step_by(step).collect();
-                (Cow::Owned(min_ranks(&xs)), Cow::Owned(min_ranks(&ys)))
+                let sub_bins = dependence_bins(xs.len());
+                (
+                    Cow::Owned(quantile_codes(&min_ranks(&xs), sub_bins)),
+                    Cow::Owned(quantile_codes(&min_ranks(&ys), sub_bins)),
+                )
             }
         };
         let sub_bins = dependence_bins(sx.len());
-        subset_codes = (
-            quantile_codes(&sx, sub_bins),
-            quantile_codes(&sy, sub_bins),
-            sub_bins,
-        );
-        (&subset_codes.0[..], &subset_codes.1[..], subset_codes.2)
+        let parts = MutualInformation::of(&sx, &sy, sub_bins);
+        (sx, sy, sub_bins, parts)
     };
-    let observed_parts = if n <= context.max_test_n {
-        full
-    } else {
-        MutualInformation::of(test_x, test_y, test_bins)
-    };
-    let observed = observed_parts.plug_in();
-    let marginals = observed_parts.h_x + observed_parts.h_y;
-    let mut table = vec![0u64; test_bins * test_bins];
-    let outcome = permutation_test_gather(
-        observed,
-        context.permutations,
-        context.seed,
-        DEPENDENCE_TEST_ID_BASE + pair_index,
-        test_y,
-        |permuted| {
-            let h_xy = joint_entropy(test_x, permuted, test_bins, &mut table);
-            (marginals - h_xy).max(0.0)
-        },
-    );
     row[4] = mi;
     row[5] = mi_corrected;
-    row[6] = outcome.p_value;
-    row[7] = outcome.perms_run as f64;
     row[8] = info_coef;
     row[9] = effect;
     row[11] = 1.0;
-    row
+    let test = DependenceTest {
+        x: test_x,
+        y: test_y,
+        bins: test_bins,
+        marginals: parts.h_x + parts.h_y,
+        observed: parts.plug_in(),
+    };
+    (row, Some(test))
 }
 
 /// The entropies and occupied-cell counts of a pair of code sequences.
@@ -311,8 +341,9 @@ impl MutualInformation {
 }
 
 /// H(X, Y) in bits of two code sequences (cells xbin·b + ybin ascending); `table` is scratch.
-fn joint_entropy(x_codes: &[u8], y_codes: &[u8], bins: usize, table: &mut [u64]) -> f64 {
-    table.fill(0);
+fn joint_entropy(x_codes: &[u8], y_codes: &[u8], bins: usize, table: &mut Vec<u64>) -> f64 {
+    table.clear();
+    table.resize(bins * bins, 0);
     for (&a, &b) in x_codes.iter().zip(y_codes) {
         table[a as usize * bins + b as usize] += 1;
     }
@@ -341,7 +372,7 @@ fn conditional_mean_range(x_codes: &[u8], y: &[f64], bins: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::permutation::{permutation, round_seed, sequential_rule, DECISIVE_P_VALUE};
     use crate::detect::ranks::quantile_bins;
     use crate::detect::test_data::{normals, uniforms};
 
@@ -397,8 +428,9 @@ mod tests {
         let row = dependence_stats(&[&x, &y], 0.7, 30, 199, SEED, 10_000).unwrap()[0];
         assert!(row[3].abs() < 0.2, "{row:?}");
         assert_eq!(row[11], 1.0);
-        assert!(row[6] < 1e-6, "{row:?}");
-        assert_eq!(row[7], 199.0);
+        // Overwhelmingly significant: decided after a quarter of the budget (49 rounds).
+        assert!(row[6] < DECISIVE_P_VALUE, "{row:?}");
+        assert_eq!(row[7], 49.0);
         assert!(row[5] > 1.0 && row[8] > 0.8, "{row:?}");
         // mean of y runs from ~0 (central x-bins) to ~0.8 (outer x-bins)
         assert!(row[9] > 0.6 && row[9] < 1.0, "{row:?}");
@@ -437,7 +469,7 @@ mod tests {
         let parts = MutualInformation::of(&xc, &yc, b);
         assert_eq!(row[4], parts.plug_in());
         let expected = sequential_rule(parts.plug_in(), 99, |r| {
-            let perm = permutation(round_seed(SEED, 1001, r as u64), 120);
+            let perm = permutation(round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64), 120);
             let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
             MutualInformation::of(&xc, &yp, b).plug_in()
         });
@@ -468,7 +500,7 @@ mod tests {
         let (xc, yc) = (quantile_bins(&xs, b), quantile_bins(&ys, b));
         let observed = MutualInformation::of(&xc, &yc, b).plug_in();
         let expected = sequential_rule(observed, 49, |r| {
-            let perm = permutation(round_seed(SEED, 1000, r as u64), 180);
+            let perm = permutation(round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64), 180);
             let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
             MutualInformation::of(&xc, &yp, b).plug_in()
         });

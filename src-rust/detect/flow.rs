@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::column_length;
 use super::dependence::check_test_arguments;
-use super::permutation::permutation_test_gather;
+use super::permutation::shared_permutation_tests;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::all_equal;
@@ -29,8 +29,8 @@ pub const FLOW_FIELDS: [&str; 12] = [
     "_r2",
 ];
 
-/// Test ids of information-flow tests start here (test id = 100000 + ordered pair index).
-pub const FLOW_TEST_ID_BASE: u64 = 100_000;
+/// Test family of the information-flow tests (the stream of their shared permutations).
+pub const FLOW_TEST_FAMILY: u64 = 100_000;
 /// Bounds of the number of quantile bins per series.
 const MIN_FLOW_BINS: usize = 2;
 const MAX_FLOW_BINS: usize = 8;
@@ -50,14 +50,16 @@ pub fn flow_bins(n: usize) -> usize {
 ///   TE(x→y, lag) = [`transfer_entropy_codes`] in bits;
 /// - `best_lag` = the lag in 1..=max_lag with the largest TE(x→y) (first on ties; lags with
 ///   n <= lag + 1 have TE 0), `te` its TE, `te_reverse` = TE(y→x, best_lag);
-/// - test id 100000 + ordered pair index: tested = the last min(n, max_test_n) pairs with
-///   bins recomputed on them (b from their count, quantile codes of the subset);
-///   T = max over lags of TE(x→y); round r gathers the subset's x codes through
-///   `permutation(seed_tr, N)` and recomputes the max over lags; sequential p with
+/// - tested = the last min(n, max_test_n) pairs with bins recomputed on them (b from their
+///   count, quantile codes of the subset); T = max over lags of TE(x→y); round r gathers the
+///   subset's x codes through the shared permutation of test family [`FLOW_TEST_FAMILY`]
+///   (`permutation(round_seed(seed, 100000, r), N)` for every ordered pair, see
+///   [`shared_permutation_tests`]) and recomputes the max over lags; sequential p with
 ///   B = `permutations`.
 ///
 /// `permutations` >= 1, `max_test_n` >= 1, `max_lag` >= 1. Unordered pairs run in parallel
-/// (both directions of a pair share their binning).
+/// (both directions of a pair share their binning), and so do the tests of a permutation
+/// round; a complete metric's source codes are permuted once per round for every pair.
 pub fn information_flow_stats(
     columns: &[&[f64]],
     min_values: usize,
@@ -75,26 +77,23 @@ pub fn information_flow_stats(
     }
     let n = column_length(columns)?;
     let m = columns.len();
-    let cached: Vec<Option<CachedRanks>> = columns
+    let cached: Vec<Option<CachedCodes>> = columns
         .par_iter()
         .map(|column| {
             let complete = !column.iter().any(|v| v.is_nan());
             (complete && n >= min_values.max(2) && !all_equal(column))
-                .then(|| CachedRanks::new(column, max_test_n))
+                .then(|| CachedCodes::new(column, max_test_n))
         })
         .collect();
     let context = Context {
         min_values,
-        permutations,
-        seed,
         max_test_n,
         max_lag,
-        metrics: m,
     };
     let pairs: Vec<(usize, usize)> = (0..m)
         .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
         .collect();
-    let results: Vec<([f64; 12], [f64; 12])> = pairs
+    let results: Vec<PairRows> = pairs
         .par_iter()
         .map(|&(a, b)| {
             let both_cached = match (&cached[a], &cached[b]) {
@@ -105,9 +104,41 @@ pub fn information_flow_stats(
         })
         .collect();
     let mut rows = vec![[f64::NAN; 12]; m * m.saturating_sub(1)];
-    for (&(a, b), (forward, backward)) in pairs.iter().zip(results) {
-        rows[ordered_index(a, b, m)] = forward;
-        rows[ordered_index(b, a, m)] = backward;
+    // The permuted sequences: each complete metric's test codes (empty when not cached),
+    // then the source codes of each pair binned on its own.
+    let mut sequences: Vec<&[u8]> = cached
+        .iter()
+        .map(|codes| codes.as_ref().map_or(&[][..], CachedCodes::tested))
+        .collect();
+    let mut pending: Vec<(usize, usize, &FlowTest)> = Vec::new();
+    for (&(a, b), result) in pairs.iter().zip(&results) {
+        rows[ordered_index(a, b, m)] = result.forward;
+        rows[ordered_index(b, a, m)] = result.backward;
+        for test in result.tests.iter().flatten() {
+            let key = if result.shared {
+                test.source_metric
+            } else {
+                sequences.push(&test.source);
+                sequences.len() - 1
+            };
+            let index = ordered_index(test.source_metric, test.target_metric, m);
+            pending.push((index, key, test));
+        }
+    }
+    let outcomes = shared_permutation_tests(
+        &pending,
+        &sequences,
+        permutations,
+        seed,
+        FLOW_TEST_FAMILY,
+        |&(_, key, test)| (key, test.observed),
+        |&(_, _, test), permuted, scratch: &mut TransferScratch| {
+            test.surrogate.max_transfer_entropy(permuted, scratch)
+        },
+    );
+    for (&(index, _, _), outcome) in pending.iter().zip(outcomes) {
+        rows[index][6] = outcome.p_value;
+        rows[index][7] = outcome.perms_run as f64;
     }
     Ok(rows)
 }
@@ -120,28 +151,55 @@ fn ordered_index(i: usize, j: usize, m: usize) -> usize {
 
 struct Context {
     min_values: usize,
-    permutations: usize,
-    seed: u64,
     max_test_n: usize,
     max_lag: usize,
-    metrics: usize,
 }
 
-/// Ranks of a complete, non-constant column over all tasks and over the last max_test_n.
-struct CachedRanks {
-    full: Vec<usize>,
-    latest: Option<Vec<usize>>,
+/// Quantile codes of a complete, non-constant column over all tasks (b from the column
+/// length), and the codes its tests permute: those of the last max_test_n values (b from
+/// their count) when the column is longer, else the same codes.
+struct CachedCodes {
+    full: Vec<u8>,
+    latest: Option<Vec<u8>>,
 }
 
-impl CachedRanks {
+impl CachedCodes {
     fn new(column: &[f64], max_test_n: usize) -> Self {
-        let latest =
-            (column.len() > max_test_n).then(|| min_ranks(&column[column.len() - max_test_n..]));
-        CachedRanks {
-            full: min_ranks(column),
+        let latest = (column.len() > max_test_n).then(|| {
+            quantile_codes(
+                &min_ranks(&column[column.len() - max_test_n..]),
+                flow_bins(max_test_n),
+            )
+        });
+        CachedCodes {
+            full: quantile_codes(&min_ranks(column), flow_bins(column.len())),
             latest,
         }
     }
+
+    /// The codes the tests permute.
+    fn tested(&self) -> &[u8] {
+        self.latest.as_deref().unwrap_or(&self.full)
+    }
+}
+
+/// The permutation test of one direction of a pair.
+struct FlowTest {
+    source_metric: usize,
+    target_metric: usize,
+    /// The tested source codes (equal to the cached test codes of a complete metric).
+    source: Vec<u8>,
+    surrogate: SurrogateTest,
+    observed: f64,
+}
+
+/// The rows (a → b) and (b → a) of one unordered pair without their p-values and
+/// perms_run, their tests, and whether the pair's codes are the cached ones.
+struct PairRows {
+    forward: [f64; 12],
+    backward: [f64; 12],
+    tests: [Option<FlowTest>; 2],
+    shared: bool,
 }
 
 /// The rows (a → b) and (b → a) of one unordered pair.
@@ -151,8 +209,8 @@ fn pair_rows(
     b: usize,
     column_a: &[f64],
     column_b: &[f64],
-    cached: Option<(&CachedRanks, &CachedRanks)>,
-) -> ([f64; 12], [f64; 12]) {
+    cached: Option<(&CachedCodes, &CachedCodes)>,
+) -> PairRows {
     let gathered: (Vec<f64>, Vec<f64>);
     let (xa, xb): (&[f64], &[f64]) = if cached.is_some() {
         (column_a, column_b)
@@ -176,16 +234,22 @@ fn pair_rows(
         row[9] = 0.0;
         row
     };
-    let (mut forward, mut backward) = (blank(a, b), blank(b, a));
-    if n < context.min_values || all_equal(xa) || all_equal(xb) {
-        return (forward, backward);
-    }
-    let (ranks_a, ranks_b) = match cached {
-        Some((ca, cb)) => (Cow::Borrowed(&ca.full), Cow::Borrowed(&cb.full)),
-        None => (Cow::Owned(min_ranks(xa)), Cow::Owned(min_ranks(xb))),
+    let mut result = PairRows {
+        forward: blank(a, b),
+        backward: blank(b, a),
+        tests: [None, None],
+        shared: cached.is_some(),
     };
-    let codes_a = quantile_codes(&ranks_a, bins);
-    let codes_b = quantile_codes(&ranks_b, bins);
+    if n < context.min_values || all_equal(xa) || all_equal(xb) {
+        return result;
+    }
+    let (codes_a, codes_b): (Cow<[u8]>, Cow<[u8]>) = match cached {
+        Some((ca, cb)) => (Cow::Borrowed(&ca.full), Cow::Borrowed(&cb.full)),
+        None => (
+            Cow::Owned(quantile_codes(&min_ranks(xa), bins)),
+            Cow::Owned(quantile_codes(&min_ranks(xb), bins)),
+        ),
+    };
     let lags = effective_max_lag(context.max_lag, n);
     let mut scratch = TransferScratch::default();
     let te_ab: Vec<f64> = (1..=lags)
@@ -197,31 +261,35 @@ fn pair_rows(
 
     // The test data: the last N pairs, binned on their own.
     let size = n.min(context.max_test_n);
-    let latest_codes: (Vec<u8>, Vec<u8>);
-    let (test_a, test_b, test_bins) = if size == n {
-        (&codes_a[..], &codes_b[..], bins)
+    let (test_a, test_b, test_bins): (Cow<[u8]>, Cow<[u8]>, usize) = if size == n {
+        (
+            Cow::Borrowed(&codes_a[..]),
+            Cow::Borrowed(&codes_b[..]),
+            bins,
+        )
     } else {
-        let cached_latest = cached.and_then(|(ca, cb)| ca.latest.as_ref().zip(cb.latest.as_ref()));
-        let (la, lb) = match cached_latest {
-            Some((la, lb)) => (Cow::Borrowed(la), Cow::Borrowed(lb)),
-            None => (
-                Cow::Owned(min_ranks(&xa[n - size..])),
-                Cow::Owned(min_ranks(&xb[n - size..])),
-            ),
-        };
         let latest_bins = flow_bins(size);
-        latest_codes = (
-            quantile_codes(&la, latest_bins),
-            quantile_codes(&lb, latest_bins),
-        );
-        (&latest_codes.0[..], &latest_codes.1[..], latest_bins)
+        match cached {
+            Some((ca, cb)) => (
+                Cow::Borrowed(ca.tested()),
+                Cow::Borrowed(cb.tested()),
+                latest_bins,
+            ),
+            None => (
+                Cow::Owned(quantile_codes(&min_ranks(&xa[n - size..]), latest_bins)),
+                Cow::Owned(quantile_codes(&min_ranks(&xb[n - size..]), latest_bins)),
+                latest_bins,
+            ),
+        }
     };
     let test_lags = effective_max_lag(context.max_lag, size);
     let directions = [
-        (a, b, &te_ab, &te_ba, test_a, test_b, &mut forward),
-        (b, a, &te_ba, &te_ab, test_b, test_a, &mut backward),
+        (a, b, &te_ab, &te_ba, &test_a, &test_b, &mut result.forward),
+        (b, a, &te_ba, &te_ab, &test_b, &test_a, &mut result.backward),
     ];
-    for (source, target, te_forward, te_reverse, test_source, test_target, row) in directions {
+    for (slot, (source, target, te_forward, te_reverse, test_source, test_target, row)) in
+        directions.into_iter().enumerate()
+    {
         let (best_lag, te) = best_lag(te_forward);
         let observed = if size == n {
             te
@@ -234,24 +302,19 @@ fn pair_rows(
             }
             observed.max(0.0)
         };
-        let surrogate = SurrogateTest::new(test_target, test_bins, test_lags);
-        let test_id = FLOW_TEST_ID_BASE + ordered_index(source, target, context.metrics) as u64;
-        let outcome = permutation_test_gather(
-            observed,
-            context.permutations,
-            context.seed,
-            test_id,
-            test_source,
-            |permuted| surrogate.max_transfer_entropy(permuted, &mut scratch),
-        );
         row[3] = best_lag as f64;
         row[4] = te;
         row[5] = te_reverse.get(best_lag - 1).copied().unwrap_or(0.0);
-        row[6] = outcome.p_value;
-        row[7] = outcome.perms_run as f64;
         row[9] = 1.0;
+        result.tests[slot] = Some(FlowTest {
+            source_metric: source,
+            target_metric: target,
+            source: test_source.to_vec(),
+            surrogate: SurrogateTest::new(test_target, test_bins, test_lags),
+            observed,
+        });
     }
-    (forward, backward)
+    result
 }
 
 /// The largest lag whose TE can be non-zero: min(max_lag, n - 2) (TE is 0 when
@@ -565,7 +628,7 @@ mod tests {
         };
         let observed = max_te(&cx, &mut scratch);
         let expected = sequential_rule(observed, 99, |r| {
-            let perm = permutation(round_seed(SEED, 100_003, r as u64), 400);
+            let perm = permutation(round_seed(SEED, FLOW_TEST_FAMILY, r as u64), 400);
             let xp: Vec<u8> = perm.iter().map(|&i| cx[i]).collect();
             max_te(&xp, &mut scratch)
         });

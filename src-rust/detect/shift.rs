@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::permutation::permutation_test_gather;
+use super::permutation::shared_permutation_tests;
 use super::ranks::{equal_width_bins, floor_twice_cbrt, median, range};
 use super::{column_length, present_values};
 use crate::error::{CoreError, CoreResult};
@@ -27,6 +27,8 @@ pub const SHIFT_FIELDS: [&str; 13] = [
     "tested",
 ];
 
+/// Test family of the distribution-shift tests (the stream of their shared permutations).
+pub const SHIFT_TEST_FAMILY: u64 = 0;
 /// Bounds of the number of equal-width bins.
 const MIN_SHIFT_BINS: usize = 8;
 const MAX_SHIFT_BINS: usize = 64;
@@ -43,14 +45,16 @@ const MAX_SHIFT_BINS: usize = 64;
 ///   `change_index` are G and k of the full sequence;
 /// - `jsd`: Jensen–Shannon divergence (bits) of the histograms of `values[:k]` and
 ///   `values[k:]` on the b shared bins;
-/// - test id = metric index; tested sequence = the codes, or `codes[::s]` with
-///   s = ⌈count / max_test_n⌉ when count > max_test_n; T = its max G_k; round r gathers
-///   `tested[perm]`; p by the sequential rule with B = `permutations`;
+/// - tested sequence = the codes, or `codes[::s]` with s = ⌈count / max_test_n⌉ when
+///   count > max_test_n; T = its max G_k; round r gathers `tested[perm]` with the shared
+///   permutation of test family [`SHIFT_TEST_FAMILY`] (every metric's round r uses
+///   `permutation(round_seed(seed, 0, r), N)`, see [`shared_permutation_tests`]); p by the
+///   sequential rule with B = `permutations`;
 /// - mean, population std and median of `values[:k]` and `values[k:]`.
 ///
 /// `min_segment` >= 1, `permutations` >= 1 and `max_test_n` >= 4·min_segment (a thinned
-/// sequence keeps more than max_test_n / 2 values, so it still has a valid split); metrics
-/// run in parallel.
+/// sequence keeps more than max_test_n / 2 values, so it still has a valid split); metrics,
+/// and the tests of a permutation round, run in parallel.
 pub fn distribution_shift_stats(
     columns: &[&[f64]],
     min_segment: usize,
@@ -80,56 +84,74 @@ pub fn distribution_shift_stats(
         ));
     }
     column_length(columns)?;
-    Ok(columns
+    let (mut rows, tests): (Vec<[f64; 13]>, Vec<Option<ShiftTest>>) = columns
         .par_iter()
+        .map(|column| metric_row(&present_values(column), min_segment, max_test_n))
+        .unzip();
+    let tests: Vec<(usize, ShiftTest)> = tests
+        .into_iter()
         .enumerate()
-        .map(|(metric, column)| {
-            metric_row(
-                &present_values(column),
-                metric as u64,
-                min_segment,
-                permutations,
-                seed,
-                max_test_n,
-            )
-        })
-        .collect())
+        .filter_map(|(metric, test)| test.map(|test| (metric, test)))
+        .collect();
+    let sequences: Vec<&[u8]> = tests.iter().map(|(_, test)| &test.tested[..]).collect();
+    let indexed: Vec<(usize, &ShiftTest)> = tests
+        .iter()
+        .enumerate()
+        .map(|(index, (_, test))| (index, test))
+        .collect();
+    let outcomes = shared_permutation_tests(
+        &indexed,
+        &sequences,
+        permutations,
+        seed,
+        SHIFT_TEST_FAMILY,
+        |&(index, test)| (index, test.observed),
+        |&(_, test), permuted, _: &mut ()| {
+            best_split(permuted, test.bins, min_segment, &test.flog).1
+        },
+    );
+    for ((metric, _), outcome) in tests.iter().zip(outcomes) {
+        rows[*metric][4] = outcome.p_value;
+        rows[*metric][5] = outcome.perms_run as f64;
+    }
+    Ok(rows)
 }
 
+/// The permutation test of one metric: its tested codes, observed statistic and tables.
+struct ShiftTest {
+    tested: Vec<u8>,
+    observed: f64,
+    bins: usize,
+    flog: Vec<f64>,
+}
+
+/// A metric's row without its p-value and perms_run (filled by the shared permutation
+/// tests), and its test when the metric is tested.
 fn metric_row(
     values: &[f64],
-    test_id: u64,
     min_segment: usize,
-    permutations: usize,
-    seed: u64,
     max_test_n: usize,
-) -> [f64; 13] {
+) -> ([f64; 13], Option<ShiftTest>) {
     let count = values.len();
     let mut row = [f64::NAN; 13];
     row[0] = count as f64;
     row[12] = 0.0;
     let varies = matches!(range(values), Some((min, max)) if max > min);
     if count < min_segment.saturating_mul(2) || !varies {
-        return row;
+        return (row, None);
     }
     let bins = floor_twice_cbrt(count).clamp(MIN_SHIFT_BINS, MAX_SHIFT_BINS);
     let codes = equal_width_bins(values, bins);
     let flog = n_ln_n_table(count);
     let (change, statistic) = best_split(&codes, bins, min_segment, &flog);
-
-    let thinned: Vec<u8>;
     let (tested, observed) = if count <= max_test_n {
-        (&codes[..], statistic)
+        (codes.clone(), statistic)
     } else {
         let step = count.div_ceil(max_test_n);
-        thinned = codes.iter().copied().step_by(step).collect();
+        let thinned: Vec<u8> = codes.iter().copied().step_by(step).collect();
         let (_, observed) = best_split(&thinned, bins, min_segment, &flog);
-        (&thinned[..], observed)
+        (thinned, observed)
     };
-    let outcome =
-        permutation_test_gather(observed, permutations, seed, test_id, tested, |permuted| {
-            best_split(permuted, bins, min_segment, &flog).1
-        });
 
     let (before, after) = values.split_at(change);
     let (mean_before, ss_before) = mean_and_sum_of_squares(before);
@@ -137,8 +159,6 @@ fn metric_row(
     row[1] = change as f64;
     row[2] = statistic;
     row[3] = split_jsd(&codes, bins, change);
-    row[4] = outcome.p_value;
-    row[5] = outcome.perms_run as f64;
     row[6] = mean_before;
     row[7] = mean_after;
     row[8] = (ss_before / before.len() as f64).sqrt();
@@ -146,7 +166,13 @@ fn metric_row(
     row[10] = median(before);
     row[11] = median(after);
     row[12] = 1.0;
-    row
+    let test = ShiftTest {
+        tested,
+        observed,
+        bins,
+        flog,
+    };
+    (row, Some(test))
 }
 
 /// `flog[n] = n · ln n` for n in 0..=max (flog[0] = 0).
@@ -371,8 +397,9 @@ mod tests {
         let row = distribution_shift_stats(&[&values], 20, 199, 0x5EED_CAFE, 10_000).unwrap()[0];
         let change = row[1];
         assert!((change - 300.0).abs() <= 30.0, "{row:?}");
-        assert!(row[4] < 0.001, "{row:?}");
-        assert_eq!(row[5], 199.0);
+        // Overwhelmingly significant: decided after a quarter of the budget (49 rounds).
+        assert!(row[4] < 1e-12, "{row:?}");
+        assert_eq!(row[5], 49.0);
         assert!(row[9] > 2.0 * row[8], "{row:?}");
         assert!(row[3] > 0.05, "{row:?}");
     }

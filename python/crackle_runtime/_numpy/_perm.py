@@ -1,8 +1,8 @@
 """Building blocks of the permutation-tested kernels (design/kernels5.md, "Shared building
 blocks"), mirroring the Rust core operation for operation: SplitMix64 permutations, the
-per-test round seeds, the sequential (Besag–Clifford) permutation p-value with its gamma
-tail, the upper regularized incomplete gamma function, rank (quantile) bins, equal-width
-bins, and the median.
+per-test round seeds, the sequential (Besag–Clifford) permutation p-value with its
+exponential (peaks-over-threshold) tail, rank (quantile) bins, equal-width bins, and the
+median.
 
 Permutations of many rounds are drawn at once: round ``r`` of a test is one row of a
 ``(rounds, n)`` array, so the statistic of a batch of rounds is computed vectorised.
@@ -17,13 +17,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._numpy._rng import splitmix64
-from crackle_runtime._numpy._stats import ln_gamma, mean_and_sum_of_squares
 
 __all__ = [
+    "DECISIVE_P_VALUE",
     "HIT_TOLERANCE",
     "STOP_HITS",
+    "SharedPermutations",
+    "decisive_round",
     "equal_width_bins",
-    "gamma_q",
+    "exponential_tail",
     "median",
     "permutation",
     "permutations",
@@ -50,10 +52,9 @@ STOP_HITS = 10  # the sequential test stops once this many permuted statistics r
 HIT_TOLERANCE = 1e-9  # T_r counts as a hit when T_r >= T * (1 - HIT_TOLERANCE)
 HIT_ABSOLUTE = 1e-12  # statistics within this of T are ties, whatever the rounding near zero
 _MIN_P_VALUE = 1e-300
-
-_GAMMA_EPSILON = 1e-15  # relative precision of the series / continued fraction
-_GAMMA_MAX_ITERATIONS = 100_000  # large shapes need ~8 sqrt(a) series terms
-_LENTZ_TINY = 1e-300
+TAIL_SHARE_DIVISOR = 4  # the tail is fitted to the largest floor(B / 4) permuted statistics
+MIN_TAIL_EXCEEDANCES = 10  # fewer (B < 40) fit no tail
+DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) rounds stops
 
 
 # --- SplitMix64 permutations ------------------------------------------------------------------
@@ -116,6 +117,27 @@ def round_seeds(seed: int, test_id: int, rounds: int) -> UInt64Array:
     return splitmix64(stream, rounds)
 
 
+class SharedPermutations:
+    """The permutations shared by the tests of one detector (test family ``family``): round r
+    of every test whose permuted sequence has n values uses
+    ``permutation(round_seed(seed, family, r), n)``. A batch of rounds is drawn once per
+    length and reused by every test of the family (each test still sees uniformly random
+    permutations, so its p-value stays valid)."""
+
+    def __init__(self, seed: int, family: int, budget: int) -> None:
+        self.seeds = round_seeds(seed, family, budget)
+        self._rows: dict[tuple[int, int, int], Int64Array] = {}
+
+    def rows(self, seeds: UInt64Array, n: int) -> Int64Array:
+        """``permutations(seeds, n)`` for a batch ``seeds`` of ``self.seeds``, memoised."""
+        key = (int(seeds[0]) if seeds.size else 0, int(seeds.size), n)
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = permutations(seeds, n)
+            self._rows[key] = rows
+        return rows
+
+
 # --- sequential permutation p-value ---------------------------------------------------------
 
 
@@ -125,14 +147,16 @@ def sequential_p_value(
     statistics: Callable[[UInt64Array], Float64Array],
     batch_limit: int,
 ) -> tuple[float, int]:
-    """Besag–Clifford sequential p-value with a gamma tail: ``(p_value, perms_run)``.
+    """Besag–Clifford sequential p-value with an exponential tail: ``(p_value, perms_run)``.
 
     ``seeds`` holds seed_tr of every round of the budget B = len(seeds); ``statistics`` maps
     the seeds of a batch of rounds to their permuted statistics T_r. The test stops at the
-    first round r where the number of hits T_r >= T (1 - 1e-9) reaches 10: p = 10 / (r + 1).
-    After B rounds with fewer hits: p = Q(mu^2/var, T / (var/mu)) (at least 1e-300) when the
-    population variance var and the mean mu of the T_r are positive (all T_r equal: var is
-    exactly 0), else (h + 1) / (B + 1).
+    first round r where the number of hits T_r >= T (1 - 1e-9) - 1e-12 reaches 10:
+    p = 10 / (r + 1). After B rounds with fewer hits h, p = :func:`exponential_tail`.
+    Overwhelmingly significant tests stop early too: after R = :func:`decisive_round` rounds
+    (floor(B / 4), for B >= 160) with fewer than 10 hits, when the tail p-value of those R
+    values is below 1e-12, p is that value and perms_run = R (no Benjamini–Hochberg
+    threshold of a report comes near 1e-12, so only the precision of such p-values drops).
 
     Rounds are evaluated in batches (16, then half the rounds run so far, at most
     ``batch_limit``); rounds past the stopping round are discarded, so the result does not
@@ -140,6 +164,7 @@ def sequential_p_value(
     """
     budget = len(seeds)
     threshold = observed * (1.0 - HIT_TOLERANCE) - HIT_ABSOLUTE
+    decisive = decisive_round(budget)
     hits = 0
     done = 0
     values: list[Float64Array] = []
@@ -149,71 +174,56 @@ def sequential_p_value(
         hit = batch >= threshold
         total = np.cumsum(hit) + hits
         reached = np.flatnonzero(total >= STOP_HITS)
-        if reached.size:
-            rounds = done + int(reached[0]) + 1
-            return STOP_HITS / rounds, rounds
+        stop = done + int(reached[0]) + 1 if reached.size else budget + 1
+        if done < decisive <= done + size and decisive < stop:
+            head = np.concatenate([*values, batch[: decisive - done]])
+            p_value = exponential_tail(observed, int(total[decisive - done - 1]), head)
+            if p_value < DECISIVE_P_VALUE:
+                return p_value, decisive
+        if stop <= budget:
+            return STOP_HITS / stop, stop
         hits = int(total[-1])
         values.append(batch)
         done += size
-    permuted = np.concatenate(values)
-    mean, sum_of_squares = mean_and_sum_of_squares(permuted)
-    variance = sum_of_squares / budget
-    if variance > 0.0 and mean > 0.0:
-        shape = mean * mean / variance
-        scale = variance / mean
-        return max(gamma_q(shape, observed / scale), _MIN_P_VALUE), budget
-    return (hits + 1) / (budget + 1), budget
+    return exponential_tail(observed, hits, np.concatenate(values)), budget
 
 
-# --- upper regularized incomplete gamma -----------------------------------------------------
+def decisive_round(budget: int) -> int:
+    """The round after which an overwhelmingly significant test stops: floor(B / 4) when
+    that many rounds fit a tail of at least 10 exceedances (B >= 160), else never (0)."""
+    rounds = budget // TAIL_SHARE_DIVISOR
+    return rounds if rounds // TAIL_SHARE_DIVISOR >= MIN_TAIL_EXCEEDANCES else 0
 
 
-def gamma_q(a: float, x: float) -> float:
-    """Q(a, x) = Gamma(a, x) / Gamma(a), the upper regularized incomplete gamma function.
+def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> float:
+    """The tail p-value of ``observed`` after B = len(permuted) rounds with ``hits`` < 10:
+    an exponential (generalized Pareto, shape 0) tail fitted to the exceedances of the
+    permuted statistics over their upper quarter.
 
-    Series of P(a, x) for x < a + 1 (Q = 1 - P), Lentz's continued fraction otherwise
-    (Numerical Recipes ``gser`` / ``gcf``), each to 1e-15 relative or 100,000 iterations;
-    prefactor exp(a ln x - x - ln Gamma(a)) with the Lanczos ln Gamma; clamped to [0, 1].
-    Q = 1 for x = 0, 0 for x = inf; NaN for NaN or negative x and unless a is finite and
-    positive.
+    k = floor(B / 4); s = the values sorted descending; threshold u = s[k]; mean excess
+    sigma = sum(s[:k] - u) / k (summed left to right). If k >= 10 and sigma > 0:
+    p = (k + 1) / (B + 1) * exp(-max(T - u, 0) / sigma), at least 1e-300; else
+    p = (h + 1) / (B + 1).
+
+    The statistics tested (split G, plug-in mutual information, transfer entropy, and their
+    maxima over split points or lags) have gamma-like permutation distributions: their
+    exceedances over a high threshold tend to an exponential (Gumbel domain, generalized
+    Pareto shape 0), and their mean excess decreases with the threshold, so the exponential
+    fitted at the upper quarter over-states the far tail — the p-value errs on the
+    conservative side, unlike a moment-fitted gamma (too light for maxima, noisy shape).
     """
-    if math.isnan(x) or x < 0.0 or not (0.0 < a < math.inf):
-        return math.nan
-    if x == 0.0:
-        return 1.0
-    if math.isinf(x):
-        return 0.0
-    log_prefactor = a * math.log(x) - x - ln_gamma(a)
-    if x < a + 1.0:
-        denominator = a
-        term = 1.0 / a
-        total = term
-        for _ in range(_GAMMA_MAX_ITERATIONS):
-            denominator += 1.0
-            term *= x / denominator
-            total += term
-            if abs(term) < abs(total) * _GAMMA_EPSILON:
-                break
-        return min(1.0, max(0.0, 1.0 - total * math.exp(log_prefactor)))
-    b = x + 1.0 - a
-    c = 1.0 / _LENTZ_TINY
-    d = 1.0 / b
-    h = d
-    for iteration in range(1, _GAMMA_MAX_ITERATIONS + 1):
-        an = -iteration * (iteration - a)
-        b += 2.0
-        d = an * d + b
-        if abs(d) < _LENTZ_TINY:
-            d = _LENTZ_TINY
-        c = b + an / c
-        if abs(c) < _LENTZ_TINY:
-            c = _LENTZ_TINY
-        d = 1.0 / d
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < _GAMMA_EPSILON:
-            break
-    return min(1.0, max(0.0, math.exp(log_prefactor) * h))
+    budget = permuted.size
+    fallback = (hits + 1) / (budget + 1)
+    exceedances = budget // TAIL_SHARE_DIVISOR
+    if exceedances < MIN_TAIL_EXCEEDANCES:
+        return fallback
+    ordered = np.sort(permuted)[::-1]
+    threshold = float(ordered[exceedances])
+    scale = float(np.cumsum(ordered[:exceedances] - threshold)[-1]) / exceedances
+    if not scale > 0.0:
+        return fallback
+    share = (exceedances + 1) / (budget + 1)
+    return max(share * math.exp(-max(observed - threshold, 0.0) / scale), _MIN_P_VALUE)
 
 
 # --- bins and medians -----------------------------------------------------------------------

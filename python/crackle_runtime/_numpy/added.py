@@ -19,16 +19,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._numpy._perm import (
+    SharedPermutations,
     equal_width_bins,
     median,
     permutation,
     rank_bins,
-    round_seeds,
     sequential_p_value,
     smallest_positions,
     stream_outputs,
 )
-from crackle_runtime._numpy._perm import permutations as permuted_rows
 from crackle_runtime._numpy._stats import (
     all_equal,
     mean_and_sum_of_squares,
@@ -54,8 +53,10 @@ MAD_SCALE = 0.6745  # robust z = 0.6745 |x - median| / MAD
 SHIFT_FIELDS = 13
 DEPENDENCE_FIELDS = 13
 FLOW_FIELDS = 12
-DEPENDENCE_TEST_OFFSET = 1000  # test id of dependence pair p: 1000 + p
-FLOW_TEST_OFFSET = 100_000  # test id of ordered pair q: 100000 + q
+# Test families: the tests of a detector share their permutations (SharedPermutations).
+SHIFT_TEST_FAMILY = 0
+DEPENDENCE_TEST_FAMILY = 1000
+FLOW_TEST_FAMILY = 100_000
 LAW_MAX_CANDIDATES = 16
 LAW_MIN_TASKS = 10
 LAW_ELEMENTAL_STARTS = 6
@@ -288,6 +289,7 @@ def distribution_shift_stats(
     metrics = values_by_metric.shape[0]
     stats = np.full((metrics, SHIFT_FIELDS), np.nan)
     stats[:, 12] = 0.0
+    shared = SharedPermutations(seed, SHIFT_TEST_FAMILY, budget)
     for metric in range(metrics):
         row = values_by_metric[metric]
         values = row[~np.isnan(row)]
@@ -320,14 +322,14 @@ def distribution_shift_stats(
             totals: Int64Array = tested_totals,
             table: Float64Array = table,
         ) -> Float64Array:
-            shuffled = tested[permuted_rows(seeds, tested.size)]
+            shuffled = tested[shared.rows(seeds, tested.size)]
             return np.asarray(
                 _split_gains(shuffled, totals, min_segment, table).max(axis=1), dtype=np.float64
             )
 
         p_value, perms_run = sequential_p_value(
             observed,
-            round_seeds(seed, metric, budget),
+            shared.seeds,
             permuted,
             _batch_limit(tested.size),
         )
@@ -422,6 +424,7 @@ def dependence_stats(
     present = ~np.isnan(values)
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
     ranks = _RankBinCache(values, complete)
+    shared = SharedPermutations(seed, DEPENDENCE_TEST_FAMILY, budget)
     stats = np.full((metrics * (metrics - 1) // 2, DEPENDENCE_FIELDS), np.nan)
     pair = -1
     for i in range(metrics):
@@ -469,14 +472,14 @@ def dependence_stats(
                 tested_bins: int = tested_bins,
                 marginals: float = marginals,
             ) -> Float64Array:
-                shuffled = tested_y[permuted_rows(seeds, tested_y.size)]
+                shuffled = tested_y[shared.rows(seeds, tested_y.size)]
                 joint = tested_x[None, :] * tested_bins + shuffled
                 joint_entropy = _entropy_rows(joint, tested_bins * tested_bins)
                 return np.maximum(marginals - joint_entropy, 0.0)
 
             p_value, perms_run = sequential_p_value(
                 observed,
-                round_seeds(seed, DEPENDENCE_TEST_OFFSET + pair, budget),
+                shared.seeds,
                 permuted,
                 _batch_limit(tested_x.size),
             )
@@ -546,6 +549,7 @@ def information_flow_stats(
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
     ranks = _RankBinCache(values, complete)
     constant = [all_equal(values[k][present[k]]) for k in range(metrics)]
+    shared = SharedPermutations(seed, FLOW_TEST_FAMILY, budget)
     stats = np.full((metrics * (metrics - 1), FLOW_FIELDS), np.nan)
     pair = -1
     for i in range(metrics):
@@ -597,12 +601,12 @@ def information_flow_stats(
                 tested_target: Int64Array = tested_target,
                 tested_bins: int = tested_bins,
             ) -> Float64Array:
-                shuffled = scaled_source[permuted_rows(seeds, scaled_source.size)]
+                shuffled = scaled_source[shared.rows(seeds, scaled_source.size)]
                 return _max_transfer_entropy(shuffled, tested_target, max_lag, tested_bins)
 
             p_value, perms_run = sequential_p_value(
                 observed,
-                round_seeds(seed, FLOW_TEST_OFFSET + pair, budget),
+                shared.seeds,
                 permuted,
                 _batch_limit(tested_source.size),
             )

@@ -13,6 +13,7 @@ compares the two backends on random inputs with the same seed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from types import ModuleType
@@ -137,6 +138,11 @@ def test_equal_width_bins_follow_the_spec_formula() -> None:
     values = np.array([0.0, 0.1, 0.5, 0.99, 1.0])
     assert _perm.equal_width_bins(values, 4).tolist() == [0, 0, 2, 3, 3]
     assert _perm.equal_width_bins(np.full(3, 7.0), 4).tolist() == [0, 0, 0]
+    # degenerate widths, as in the Rust unit test: NaN quotients go to bin 0, inf to the last
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _perm.equal_width_bins(np.array([-1e308, 0.0, 1e308]), 8).tolist() == [0, 0, 0]
+        assert _perm.equal_width_bins(np.array([0.0, 5e-324, 1e-323]), 10).tolist() == [0, 9, 9]
 
 
 @pytest.mark.usefixtures("numpy_only")

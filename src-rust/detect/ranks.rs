@@ -73,8 +73,17 @@ pub fn equal_width_bins(values: &[f64], bins: usize) -> Vec<u8> {
     let last = (bins - 1) as f64;
     values
         .iter()
-        // `as` saturates (NaN → 0), so no float can index out of range.
-        .map(|&value| ((value - min) / width).floor().min(last) as u8)
+        // A NaN quotient (0/0 when the width underflowed to 0, inf/inf when `max - min`
+        // overflowed) fails the comparison and `as` turns it into bin 0, as the information
+        // kernels' binning does; nothing can index out of range.
+        .map(|&value| {
+            let quotient = ((value - min) / width).floor();
+            if quotient >= last {
+                (bins - 1) as u8
+            } else {
+                quotient as u8
+            }
+        })
         .collect()
 }
 
@@ -193,9 +202,11 @@ mod tests {
         assert_eq!(equal_width_bins(&values, 4), vec![0, 1, 2, 3, 3]);
         assert_eq!(equal_width_bins(&[2.0, 2.0], 8), vec![0, 0]);
         assert!(equal_width_bins(&[], 8).is_empty());
-        // A range that overflows (width = inf): no panic, codes stay in range.
-        let codes = equal_width_bins(&[-1e308, 0.0, 1e308], 8);
-        assert!(codes.iter().all(|&code| code < 8), "{codes:?}");
+        // A range that overflows (width = inf): inf / inf is NaN, which goes to bin 0.
+        assert_eq!(equal_width_bins(&[-1e308, 0.0, 1e308], 8), vec![0, 0, 0]);
+        // A width that underflows to 0: 0 / 0 goes to bin 0, x / 0 = inf to the last bin.
+        assert_eq!(equal_width_bins(&[0.0, 5e-324, 1e-323], 10), vec![0, 9, 9]);
+        assert_eq!(equal_width_bins(&[0.0, 1.0], 256), vec![0, 255]);
     }
 
     #[test]

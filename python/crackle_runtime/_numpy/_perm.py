@@ -242,14 +242,15 @@ def rank_bins(values: Float64Array, bins: int) -> Int64Array:
 def equal_width_bins(values: Float64Array, bins: int) -> Int64Array:
     """SPEC §7 bins over [min, max] of ``values`` (finite): width = (max - min) / bins,
     index = min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0.
-    A NaN quotient (inf / inf when max - min overflows) goes to bin 0, like the Rust cast."""
+    A NaN quotient (inf / inf when max - min overflows, 0 / 0 when the width underflows to
+    0) goes to bin 0, like the Rust cast."""
     if values.size == 0:
         return np.zeros(0, dtype=np.int64)
     low, high = float(values.min()), float(values.max())
     if high == low:
         return np.zeros(values.size, dtype=np.int64)
     width = (high - low) / float(bins)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         quotient = np.floor((values - low) / width)
     quotient[np.isnan(quotient)] = 0.0
     np.minimum(quotient, float(bins - 1), out=quotient)

@@ -55,18 +55,19 @@ def reset_peak() -> bool:
 
 def main() -> None:
     tasks, metrics, which = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    profile_name = sys.argv[4] if len(sys.argv) > 4 else "seed"
     import numpy as np  # noqa: F401  (part of the interpreter baseline)
 
     from _data import METRIC_NAMES, task_metric_chunks
     from _harness import Skip, kernels_present
-    from bench_kiln import seed_profile
+    from bench_kiln import default_profile, seed_profile
     from crackle_runtime import Kiln, _backend
 
     _backend.use(which)
     gc.collect()
     baseline = peak_rss()
 
-    kiln = Kiln(seed_profile())
+    kiln = Kiln(seed_profile() if profile_name == "seed" else default_profile())
     names = list(METRIC_NAMES[:metrics])
     for chunk in task_metric_chunks(tasks, metrics, seed=71):
         kiln.add_matrix(chunk, names)

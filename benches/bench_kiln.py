@@ -80,20 +80,36 @@ def _require(which: str, kernels: tuple[str, ...] = DETECTOR_KERNELS) -> None:
         require_kernels(_backend.numpy_module(), kernels, "NumPy")
 
 
+def default_profile() -> Any:
+    """The default profile (every detector) with a budget nothing here reaches."""
+    from crackle_runtime import ThermalProfile
+
+    return ThermalProfile.default().with_max_cooling_duration(COOLING_BUDGET)
+
+
 def _cool_rows(
-    group: Group, values: np.ndarray[Any, Any], names: list[str], which: str, repeats: int
+    group: Group,
+    values: np.ndarray[Any, Any],
+    names: list[str],
+    which: str,
+    repeats: int,
+    profile: Any = None,
+    suffix: str = "",
 ) -> tuple[Row, Any]:
-    """Time ``cool()`` of a freshly filled kiln (filling untimed) under backend ``which``."""
+    """Time ``cool()`` of a freshly filled kiln (filling untimed) under backend ``which``
+    with ``profile`` (default: the seed detectors)."""
     label = "crackle native cool()" if which == "native" else "crackle NumPy backend cool()"
     _require(which)
     with backend(which), kernels_present(_BACKEND_NAMES[which]):
         seconds, report = best_of(
-            lambda kiln: kiln.cool(), repeats, setup=lambda: (filled_kiln(values, names),)
+            lambda kiln: kiln.cool(),
+            repeats,
+            setup=lambda: (filled_kiln(values, names, profile),),
         )
-    row = group.add(label, seconds=seconds, note=_report_note(report))
+    row = group.add(label + suffix, seconds=seconds, note=_report_note(report))
     if which == "native":
         with backend(which):
-            kiln = filled_kiln(values, names)
+            kiln = filled_kiln(values, names, profile)
             row.note += "; " + native_kernel_breakdown(kiln.cool)
     return row, report
 
@@ -159,70 +175,47 @@ def p4(config: Config) -> list[Group]:
 
 
 def p6(config: Config) -> list[Group]:
+    """cool() at 30k x 12, native against the NumPy backend: with the seed detectors (the
+    profile of the kiln issue) and with the whole default profile."""
     n = config.size(30_000, 1_000)
     m = 12
     values, names = task_metrics(n, m, seed=61)
-    group = Group("P6", f"cool() seed detectors, {n:,} x {m}")
-    native: Row | None
-    numpy_row: Row | None
-    try:
-        native, native_report = _cool_rows(group, values, names, "native", config.repeats)
-    except Skip as exc:
-        group.skip("crackle native cool()", str(exc))
-        native = native_report = None
-    try:
-        numpy_row, numpy_report = _cool_rows(group, values, names, "python", min(config.repeats, 2))
-    except Skip as exc:
-        group.skip("crackle NumPy backend cool()", str(exc))
-        numpy_row = numpy_report = None
-    group.skip("seed crate crackle-runtime 0.2", "the Rust seed crate is not available here")
-    if native is not None and numpy_row is not None:
-        agrees, detail = same_report(native_report, numpy_report)
-        native.correct = numpy_row.correct = flag(agrees)
-        if not agrees:
-            native.note += f"; differs from NumPy backend: {detail}"
-        group.compare([native], numpy_row, Target("speedup", 10.0, ">= 10x faster"))
-    if native is not None:
-        _fail_if_incomplete(native, native_report)
-    return [group, _p6_all_detectors(values, names, config)]
-
-
-def _p6_all_detectors(values: np.ndarray[Any, Any], names: list[str], config: Config) -> Group:
-    """Informative: the whole default profile (seed and added detectors), both backends."""
-    from crackle_runtime import ThermalProfile
-
-    n, m = values.shape
-    group = Group("P6", f"cool() default profile, all detectors, {n:,} x {m}")
-    profile = ThermalProfile.default().with_max_cooling_duration(COOLING_BUDGET)
-    rows, reports = [], []
-    for which, repeats in (("native", config.repeats), ("python", 1)):
-        label = f"crackle {'native' if which == 'native' else 'NumPy backend'} cool(), all"
+    groups = []
+    for title, profile, suffix in (
+        ("seed detectors", seed_profile(), ""),
+        ("default profile, all detectors", default_profile(), ", all"),
+    ):
+        group = Group("P6", f"cool() {title}, {n:,} x {m}")
+        groups.append(group)
+        native: Row | None
+        numpy_row: Row | None
         try:
-            if which == "native":
-                native_or_skip()
-            with backend(which), kernels_present(_BACKEND_NAMES[which]):
-                seconds, report = best_of(
-                    lambda kiln: kiln.cool(),
-                    repeats,
-                    setup=lambda: (filled_kiln(values, names, profile),),
-                )
+            native, native_report = _cool_rows(
+                group, values, names, "native", config.repeats, profile, suffix
+            )
         except Skip as exc:
-            group.skip(label, str(exc))
-            continue
-        row = group.add(label, seconds=seconds, note=_report_note(report))
-        if which == "native":
-            with backend(which):
-                kiln = filled_kiln(values, names, profile)
-                row.note += "; " + native_kernel_breakdown(kiln.cool)
-        rows.append(row)
-        reports.append(report)
-    if len(rows) == 2:
-        agrees, detail = same_report(*reports)
-        rows[0].correct = rows[1].correct = flag(agrees)
-        if not agrees:
-            rows[0].note += f"; differs from NumPy backend: {detail}"
-        group.compare(rows[:1], rows[1], kind="speedup")
-    return group
+            group.skip("crackle native cool()" + suffix, str(exc))
+            native = native_report = None
+        try:
+            numpy_row, numpy_report = _cool_rows(
+                group, values, names, "python", min(config.repeats, 2), profile, suffix
+            )
+        except Skip as exc:
+            group.skip("crackle NumPy backend cool()" + suffix, str(exc))
+            numpy_row = numpy_report = None
+        if not suffix:
+            group.skip(
+                "seed crate crackle-runtime 0.2", "the Rust seed crate is not available here"
+            )
+        if native is not None and numpy_row is not None:
+            agrees, detail = same_report(native_report, numpy_report)
+            native.correct = numpy_row.correct = flag(agrees)
+            if not agrees:
+                native.note += f"; differs from NumPy backend: {detail}"
+            group.compare([native], numpy_row, Target("speedup", 10.0, ">= 10x faster"))
+        if native is not None:
+            _fail_if_incomplete(native, native_report)
+    return groups
 
 
 # --- P7 ----------------------------------------------------------------------------------
@@ -231,34 +224,36 @@ def _p6_all_detectors(values: np.ndarray[Any, Any], names: list[str], config: Co
 def p7(config: Config) -> list[Group]:
     small, large = (100_000, 1_000_000) if not config.quick else (2_000, 20_000)
     m = config.size(16, 8)
-    group = Group("P7", f"cool() growth {small:,} -> {large:,} x {m}")
-    try:
-        _require("native")
-    except Skip as exc:
-        group.skip("crackle native cool()", str(exc))
-        return [group]
-    seconds = []
-    complete = True
-    for n, repeats in ((small, config.repeats), (large, min(config.repeats, 3))):
-        values, names = task_metrics(n, m, seed=71)
+    groups = []
+    for title, profile in (
+        ("seed detectors", seed_profile()),
+        ("default profile, all detectors", default_profile()),
+    ):
+        group = Group("P7", f"cool() {title}, growth {small:,} -> {large:,} x {m}")
+        groups.append(group)
         try:
-            row, report = _cool_rows(group, values, names, "native", repeats)
+            _require("native")
         except Skip as exc:
             group.skip("crackle native cool()", str(exc))
-            return [group]
-        row.implementation = f"crackle native cool(), n = {n:,}"
-        seconds.append(row.seconds or math.nan)
-        complete = complete and not report.incomplete
-        del values, report
-    exponent = math.log(seconds[1] / seconds[0]) / math.log(large / small)
-    group.add(
-        f"time exponent log(t_large / t_small) / log({large // small})",
-        ratio=exponent,
-        ratio_label="",
-        target="<= 1.15",
-        verdict=Target("max", 1.15, "").judge(exponent) if complete else FAIL,
-    )
-    return [group]
+            continue
+        seconds = []
+        complete = True
+        for n, repeats in ((small, config.repeats), (large, min(config.repeats, 3))):
+            values, names = task_metrics(n, m, seed=71)
+            row, report = _cool_rows(group, values, names, "native", repeats, profile)
+            row.implementation = f"crackle native cool(), n = {n:,}"
+            seconds.append(row.seconds or math.nan)
+            complete = complete and not report.incomplete
+            del values, report
+        exponent = math.log(seconds[1] / seconds[0]) / math.log(large / small)
+        group.add(
+            f"time exponent log(t_large / t_small) / log({large // small})",
+            ratio=exponent,
+            ratio_label="",
+            target="<= 1.15",
+            verdict=Target("max", 1.15, "").judge(exponent) if complete else FAIL,
+        )
+    return groups
 
 
 # --- P8 ----------------------------------------------------------------------------------
@@ -348,14 +343,22 @@ _CHILD = Path(__file__).with_name("_memory_child.py")
 def p9(config: Config) -> list[Group]:
     n = config.size(1_000_000, 20_000)
     m = config.size(16, 8)
-    group = Group("P9", f"peak memory of cool(), {n:,} x {m}")
     try:
         _require("native")
     except Skip as exc:
+        group = Group("P9", f"peak memory of cool(), {n:,} x {m}")
         group.skip("crackle native cool()", str(exc))
         return [group]
+    return [
+        _p9_group(n, m, "seed", "seed detectors"),
+        _p9_group(n, m, "default", "default profile, all detectors"),
+    ]
+
+
+def _p9_group(n: int, m: int, profile: str, title: str) -> Group:
+    group = Group("P9", f"peak memory of cool() {title}, {n:,} x {m}")
     completed = subprocess.run(
-        [sys.executable, str(_CHILD), str(n), str(m), "native"],
+        [sys.executable, str(_CHILD), str(n), str(m), "native", profile],
         capture_output=True,
         text=True,
         check=False,
@@ -366,7 +369,7 @@ def p9(config: Config) -> list[Group]:
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     if "skip" in result:
         group.skip("crackle native cool()", result["skip"])
-        return [group]
+        return group
     matrix = float(n * m * 8)
     increase = float(result["cool_peak_increase"])
     ratio = increase / matrix
@@ -390,7 +393,7 @@ def p9(config: Config) -> list[Group]:
     if result["incomplete"]:
         row.verdict = FAIL
         row.note += f"; INCOMPLETE: {result['incomplete']}"
-    return [group]
+    return group
 
 
 BENCHMARKS = {"P4": p4, "P6": p6, "P7": p7, "P8": p8, "P9": p9}

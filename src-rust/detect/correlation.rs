@@ -4,7 +4,8 @@ use rayon::prelude::*;
 
 use super::column_length;
 use crate::error::{CoreError, CoreResult};
-use crate::stats::{all_equal, correlation_from_sums, pearson_p_value, sequential_sum};
+use crate::info::simd::{self, Vectors};
+use crate::stats::{correlation_from_sums, pearson_p_value};
 
 /// Fields of a [`correlation_stats`] row, in order.
 pub const CORRELATION_FIELDS: [&str; 6] = ["i", "j", "n", "r", "p_value", "detected"];
@@ -27,26 +28,34 @@ struct ColumnSummary {
 }
 
 fn summarize(column: &[f64]) -> ColumnSummary {
-    let complete = !column.iter().any(|value| value.is_nan());
-    if !complete || column.is_empty() {
+    // One pass for presence, the sequential sum and constancy; a second for the centered
+    // sum of squares (the same sums as `sequential_sum` and the two-pass formula).
+    let first = column.first().copied().unwrap_or(f64::NAN);
+    let (mut sum, mut any_nan, mut constant) = (0.0, false, true);
+    for &value in column {
+        sum += value;
+        any_nan |= value.is_nan();
+        constant &= value == first;
+    }
+    if any_nan || column.is_empty() {
         return ColumnSummary {
-            complete,
+            complete: !any_nan,
             mean: f64::NAN,
             sum_of_squares: 0.0,
             constant: true,
         };
     }
-    let mean = sequential_sum(column) / column.len() as f64;
+    let mean = sum / column.len() as f64;
     let mut sum_of_squares = 0.0;
     for &value in column {
         let deviation = value - mean;
         sum_of_squares += deviation * deviation;
     }
     ColumnSummary {
-        complete,
+        complete: true,
         mean,
         sum_of_squares,
-        constant: all_equal(column),
+        constant,
     }
 }
 
@@ -112,13 +121,16 @@ pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[
 
 /// Rows per block of [`cross_products`] (a block's centered values stay in cache).
 const PRODUCT_BLOCK_ROWS: usize = 1024;
+/// Columns of a register tile (and the padding of a centered block's rows).
+const TILE_COLUMNS: usize = 16;
 
 /// Σ (x - mean_x)(y - mean_y) for every pair a < b of the complete columns `complete`
 /// (q×q row-major, upper triangle), each sum accumulated sequentially in row order exactly
-/// like a pair-by-pair loop, but all pairs advance together block by block: a block is
-/// centered once into task-major order, then each pair row `a` takes a vectorisable update
-/// per task. The pair rows are dealt round-robin to one rayon job per thread (each centers
-/// the blocks itself, so the jobs never synchronise).
+/// like a pair-by-pair loop, but all pairs advance together block by block: each block is
+/// centered once into task-major order (rows padded with zeros to a whole tile; the threads
+/// center disjoint task ranges), then tiles of pair sums held in registers take one update
+/// per task ([`add_block_products`]). The pair rows are dealt round-robin to one job per
+/// thread, each with its own sums, so every sum sees its products in task order.
 fn cross_products(
     columns: &[&[f64]],
     summaries: &[ColumnSummary],
@@ -130,41 +142,179 @@ fn cross_products(
     if q < 2 {
         return products;
     }
-    let jobs = rayon::current_num_threads().clamp(1, q - 1);
-    let partial: Vec<Vec<(usize, Vec<f64>)>> = (0..jobs)
-        .into_par_iter()
+    // room for a whole tile starting at any column
+    let stride = q + TILE_COLUMNS;
+    let threads = rayon::current_num_threads().max(1);
+    let jobs = threads.clamp(1, q - 1);
+    let mut parts: Vec<(Vec<usize>, Vec<f64>)> = (0..jobs)
         .map(|job| {
             let rows: Vec<usize> = (job..q - 1).step_by(jobs).collect();
-            let first = rows[0];
-            let width = q - first;
-            let mut sums: Vec<Vec<f64>> = rows.iter().map(|&a| vec![0.0; q - a - 1]).collect();
-            let mut centered = vec![0.0; PRODUCT_BLOCK_ROWS * width];
-            for block_start in (0..n).step_by(PRODUCT_BLOCK_ROWS) {
-                let block = PRODUCT_BLOCK_ROWS.min(n - block_start);
-                for (offset, &k) in complete[first..].iter().enumerate() {
-                    let mean = summaries[k].mean;
-                    let column = &columns[k][block_start..block_start + block];
-                    for (task, &value) in column.iter().enumerate() {
-                        centered[task * width + offset] = value - mean;
-                    }
-                }
-                for (&a, row_sums) in rows.iter().zip(sums.iter_mut()) {
-                    let at = a - first;
-                    for task in centered[..block * width].chunks_exact(width) {
-                        let x = task[at];
-                        for (sum, &y) in row_sums.iter_mut().zip(&task[at + 1..]) {
-                            *sum += x * y;
-                        }
+            let sums = vec![0.0; rows.len() * stride];
+            (rows, sums)
+        })
+        .collect();
+    let means: Vec<f64> = complete.iter().map(|&k| summaries[k].mean).collect();
+    let mut centered = vec![0.0; PRODUCT_BLOCK_ROWS * stride];
+    let tasks_per_thread = PRODUCT_BLOCK_ROWS.div_ceil(threads);
+    for block_start in (0..n).step_by(PRODUCT_BLOCK_ROWS) {
+        let block = PRODUCT_BLOCK_ROWS.min(n - block_start);
+        centered[..block * stride]
+            .par_chunks_mut(tasks_per_thread * stride)
+            .enumerate()
+            .for_each(|(part, rows)| {
+                let start = block_start + part * tasks_per_thread;
+                center_tasks(columns, complete, &means, start, stride, rows);
+            });
+        let block_values = &centered[..block * stride];
+        parts.par_iter_mut().for_each(|(rows, sums)| {
+            add_block_products(block_values, stride, q, rows, sums);
+        });
+    }
+    for (rows, sums) in parts {
+        for (&a, row_sums) in rows.iter().zip(sums.chunks_exact(stride)) {
+            products[a * q + a + 1..(a + 1) * q].copy_from_slice(&row_sums[a + 1..q]);
+        }
+    }
+    products
+}
+
+/// Centers tasks `start..` (as many as `out` has rows of `stride`) of the complete columns
+/// into task-major rows, eight columns at a time so each task's row is written in whole
+/// cache lines.
+fn center_tasks(
+    columns: &[&[f64]],
+    complete: &[usize],
+    means: &[f64],
+    start: usize,
+    stride: usize,
+    out: &mut [f64],
+) {
+    const GROUP: usize = 8;
+    let tasks = out.len() / stride;
+    for first in (0..complete.len()).step_by(GROUP) {
+        let group = GROUP.min(complete.len() - first);
+        let sources: Vec<&[f64]> = complete[first..first + group]
+            .iter()
+            .map(|&k| &columns[k][start..start + tasks])
+            .collect();
+        for (task, row) in out.chunks_exact_mut(stride).enumerate() {
+            for (slot, (source, &mean)) in row[first..first + group]
+                .iter_mut()
+                .zip(sources.iter().zip(&means[first..first + group]))
+            {
+                *slot = source[task] - mean;
+            }
+        }
+    }
+}
+
+/// For each pair row (a column offset in `offsets`, ascending) and each task of the
+/// task-major block `centered` (rows of `stride` values, `width` of them real, the rest
+/// zero), in task order: `sums[row][b] += x_row * x_b` for every later column b (and
+/// harmless updates of earlier or padding columns). Rows are taken 4 (AVX-512: 8) at a time
+/// and columns 16 at a time, the sums of a tile staying in registers across the block.
+///
+/// Compiled for AVX-512 and AVX2 as well and picked at run time; every variant does the
+/// same separate multiply and add (never fused) in the same order, so all give the same
+/// bits as a plain pair-by-pair loop.
+fn add_block_products(
+    centered: &[f64],
+    stride: usize,
+    width: usize,
+    offsets: &[usize],
+    sums: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    match simd::widest() {
+        // SAFETY: the CPU supports the instructions each variant is compiled for.
+        Vectors::Avx512 => {
+            return unsafe { add_block_products_avx512(centered, stride, width, offsets, sums) };
+        }
+        Vectors::Avx2 => {
+            return unsafe { add_block_products_avx2(centered, stride, width, offsets, sums) };
+        }
+        Vectors::Portable => {}
+    }
+    add_block_products_portable(centered, stride, width, offsets, sums);
+}
+
+#[inline(always)]
+fn add_block_products_portable(
+    centered: &[f64],
+    stride: usize,
+    width: usize,
+    offsets: &[usize],
+    sums: &mut [f64],
+) {
+    add_block_products_tiled::<4>(centered, stride, width, offsets, sums);
+}
+
+/// The tiled loop with `ROWS` rows per tile (8 fit the 32 registers of AVX-512, 4 the 16
+/// of AVX2).
+#[inline(always)]
+fn add_block_products_tiled<const ROWS: usize>(
+    centered: &[f64],
+    stride: usize,
+    width: usize,
+    offsets: &[usize],
+    sums: &mut [f64],
+) {
+    for (group, tile_offsets) in offsets.chunks(ROWS).enumerate() {
+        // a short last group repeats its last row: the copies compute the same bits
+        let mut at = [0usize; ROWS];
+        let mut row = [0usize; ROWS];
+        for i in 0..ROWS {
+            let index = i.min(tile_offsets.len() - 1);
+            at[i] = tile_offsets[index];
+            row[i] = (group * ROWS + index) * stride;
+        }
+        let mut column = at[0] + 1;
+        while column < width {
+            let mut acc = [[0.0f64; TILE_COLUMNS]; ROWS];
+            for i in 0..ROWS {
+                acc[i].copy_from_slice(&sums[row[i] + column..row[i] + column + TILE_COLUMNS]);
+            }
+            for task in centered.chunks_exact(stride) {
+                let y: &[f64; TILE_COLUMNS] = task[column..column + TILE_COLUMNS]
+                    .try_into()
+                    .expect("a tile fits in the padded row");
+                for i in 0..ROWS {
+                    let x = task[at[i]];
+                    for j in 0..TILE_COLUMNS {
+                        acc[i][j] += x * y[j];
                     }
                 }
             }
-            rows.into_iter().zip(sums).collect()
-        })
-        .collect();
-    for (a, row_sums) in partial.into_iter().flatten() {
-        products[a * q + a + 1..(a + 1) * q].copy_from_slice(&row_sums);
+            for i in 0..ROWS {
+                sums[row[i] + column..row[i] + column + TILE_COLUMNS].copy_from_slice(&acc[i]);
+            }
+            column += TILE_COLUMNS;
+        }
     }
-    products
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+fn add_block_products_avx512(
+    centered: &[f64],
+    stride: usize,
+    width: usize,
+    offsets: &[usize],
+    sums: &mut [f64],
+) {
+    add_block_products_tiled::<8>(centered, stride, width, offsets, sums);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_block_products_avx2(
+    centered: &[f64],
+    stride: usize,
+    width: usize,
+    offsets: &[usize],
+    sums: &mut [f64],
+) {
+    add_block_products_portable(centered, stride, width, offsets, sums);
 }
 
 /// (n, r) over the tasks having both metrics.
@@ -312,19 +462,27 @@ mod tests {
 
     #[test]
     fn blocked_products_equal_pairwise_sums_bit_for_bit() {
-        // 7 complete columns over several blocks (one constant), plus one with gaps.
+        for complete in [2, 7, 23, 37] {
+            products_equal_pairwise_sums(complete);
+        }
+    }
+
+    /// `complete` complete columns over several blocks (one constant), plus one with gaps:
+    /// every r equals the pair-by-pair `pearson` to the bit (tiles of 4 or 8 rows and 16
+    /// columns, with short last tiles).
+    fn products_equal_pairwise_sums(complete: usize) {
         let n = 2 * PRODUCT_BLOCK_ROWS + 77;
-        let mut rng = SplitMix64::new(4);
-        let mut columns: Vec<Vec<f64>> = (0..7)
+        let mut rng = SplitMix64::new(4 + complete as u64);
+        let mut columns: Vec<Vec<f64>> = (0..complete)
             .map(|k| (0..n).map(|_| 1e6 * k as f64 + rng.next_f64()).collect())
             .collect();
-        columns[3] = vec![2.5; n];
+        columns[complete / 2] = vec![2.5; n];
         let mut gappy: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
         gappy[5] = f64::NAN;
         columns.push(gappy);
         let views: Vec<&[f64]> = columns.iter().map(|c| c.as_slice()).collect();
         let rows = correlation_stats(&views, 0.5).unwrap();
-        assert_eq!(rows.len(), 28);
+        assert_eq!(rows.len(), (complete + 1) * complete / 2);
         for row in rows {
             let (i, j) = (row[0] as usize, row[1] as usize);
             let (x, y): (Vec<f64>, Vec<f64>) = columns[i]
@@ -401,6 +559,10 @@ mod tests {
             let correlation = time(&|| {
                 correlation_stats(&views, 0.7).unwrap();
             });
+            let summaries = time(&|| {
+                let _: Vec<ColumnSummary> = views.par_iter().map(|c| summarize(c)).collect();
+            });
+            println!("summaries {summaries:.1} ms");
             let phase = time(&|| {
                 phase_transition_stats(&views, 0.5).unwrap();
             });

@@ -11,7 +11,7 @@ mod entropy;
 mod histogram;
 mod parallel;
 mod permutation;
-mod simd;
+pub(crate) mod simd;
 mod sort;
 mod transfer;
 

@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crackle_runtime import (
+    CrackleError,
     CrackleTask,
     InvalidMetricError,
     Kiln,
@@ -409,3 +410,124 @@ def test_fire_all_chunks_end_on_time_so_progress_moves(
     monkeypatch.setattr(kiln_module, "_CHUNK_SECONDS", 60.0)
     Kiln().fire_all(tasks, progress=True, on_error=on_error)  # type: ignore[arg-type]
     assert bar.updates == [len(tasks)]
+
+
+# --- values that only look like numbers, names that misbehave, re-entrancy -----------------
+class _Sneaky:
+    """Not a number, but ``0 + sneaky`` is 0.0."""
+
+    def __radd__(self, other: object) -> float:
+        return 0.0
+
+
+class _Ninety(float):
+    def __float__(self) -> float:
+        return 99.0
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"a": 10**400, "b": -(10**400)}, {"a": 1.0, "b": _Sneaky()}],
+    ids=["cancelling-huge-ints", "radd-object"],
+)
+def test_values_are_checked_one_by_one_not_by_their_sum(metrics: dict[str, object]) -> None:
+    for record in ("fire_all", "fire_and_record", "add_entry"):
+        kiln = Kiln()
+        kiln.add_entry("ok", {"a": 1.0, "b": 2.0})
+        with pytest.raises(InvalidMetricError, match=r"task 'bad'.*must be a finite real"):
+            if record == "fire_all":
+                kiln.fire_all([Named({"a": 0.0, "b": 0.0}, "fine"), Named(metrics, "bad")])
+            elif record == "fire_and_record":
+                kiln.fire_and_record(Named(metrics, "bad"))
+            else:
+                kiln.add_entry("bad", metrics)
+        kept = ["ok", "fine"] if record == "fire_all" else ["ok"]
+        assert kiln.labels == kept
+        assert kiln.metric_matrix()[2].shape == (len(kept), 2)
+
+
+def test_float_subclasses_are_read_through_float() -> None:
+    kiln = Kiln()
+    kiln.fire_all([Emit({"x": _Ninety(1.0), "y": np.float64(2.5)})])
+    kiln.add_entry("t", {"x": _Ninety(1.0), "y": 1.0})
+    assert kiln.metric_matrix()[2].tolist() == [[99.0, 2.5], [99.0, 1.0]]
+
+
+def test_a_value_that_edits_the_metrics_while_converted() -> None:
+    output = TaskOutput(None, {"a": 1.0})
+
+    class Editing(float):
+        def __float__(self) -> float:
+            output.metrics["zz"] = 5.0
+            return 2.0
+
+    output.metrics["b"] = Editing(7.0)
+    kiln = Kiln()
+    kiln.fire_all([lambda: output])
+    # the names are those the output had when it was validated, the value is float(value)
+    assert kiln.metric_names == ["a", "b"]
+    assert kiln.metric_matrix()[2].tolist() == [[1.0, 2.0]]
+
+
+def test_a_name_whose_comparison_raises_stops_keeping_earlier_tasks() -> None:
+    class Touchy(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("eq boom")
+
+    kiln = Kiln()
+    with pytest.raises(RuntimeError, match="eq boom"):
+        kiln.fire_all([Emit({"a": 1.0}), Emit({Touchy("a"): 2.0})])
+    assert kiln.labels == ["anonymous task"] and kiln.metric_names == ["a"]
+
+
+def test_tasks_may_not_call_back_into_the_kiln_while_it_fires() -> None:
+    kiln = Kiln()
+
+    class Meddling(Emit):
+        def __init__(self, action: str) -> None:
+            super().__init__({"x": 1.0})
+            self.action = action
+
+        def fire(self) -> Any:
+            if self.action == "add_entry":
+                kiln.add_entry("inner", {"x": 0.0})
+            elif self.action == "reset":
+                kiln.reset()
+            elif self.action == "cool":
+                kiln.cool()
+            else:
+                kiln.fire_all([Emit({"x": 2.0})])
+            return super().fire()
+
+    for action in ("add_entry", "reset", "cool", "fire_all"):
+        kiln.reset()
+        with pytest.raises(TaskPanickedError) as info:
+            kiln.fire_all([Emit({"x": 0.0}), Meddling(action), Emit({"x": 3.0})])
+        assert isinstance(info.value.__cause__, CrackleError)
+        assert "from inside a task that fire_all() is firing" in str(info.value.__cause__)
+        assert kiln.metric_matrix()[2].tolist() == [[0.0]]
+    kiln.add_entry("after", {"x": 4.0})  # usable again once fire_all returned
+    assert kiln.labels == ["anonymous task", "after"]
+
+
+def test_an_interrupt_while_a_chunk_is_stored_still_stores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crackle_runtime._store import MetricStore
+
+    real = MetricStore.append_chunk
+    calls = []
+
+    def interrupted(self: MetricStore, *chunk: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real(self, *chunk)
+
+    monkeypatch.setattr(MetricStore, "append_chunk", interrupted)
+    kiln = Kiln()
+    with pytest.raises(KeyboardInterrupt):
+        kiln.fire_all([Emit({"x": float(i)}) for i in range(5)])
+    assert kiln.metric_matrix()[2][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -33,7 +33,7 @@ def _bad_value(label: str, name: object, value: object) -> InvalidMetricError:
     )
 
 
-_PLAIN_SUMS = frozenset({float, int, np.float64})
+_EXACT_FLOATS = frozenset({float, np.float64})
 
 
 def _is_real(value: object) -> bool:
@@ -45,9 +45,10 @@ def validate_metrics(
 ) -> tuple[tuple[str, ...], list[Any]]:
     """Check names and values of one task's metrics; return ``(names, values)``.
 
-    Raises InvalidMetricError naming the task and the metric. The fast path sums the
-    values: a finite sum proves every value finite (an inf or NaN makes any sum
-    non-finite); only when that fails are values checked one by one.
+    Raises InvalidMetricError naming the task and the metric. The values returned are
+    floats. The fast path takes values that are all exactly ``float`` (or ``numpy.float64``):
+    their sum is finite only when every one is (an inf or NaN makes any float sum
+    non-finite). Anything else is checked and converted one value at a time.
     """
     names = tuple(metrics)
     values = list(metrics.values())
@@ -60,15 +61,16 @@ def validate_metrics(
                     metric=str(name),
                 )
         known_keys.add(names)
-    try:
-        total = sum(values)
-        # A finite float/int sum of plain numbers proves each one finite (an inf or NaN makes
-        # any sum non-finite); any other sum type (an array, a Decimal, a complex) takes the
-        # careful path below.
-        if type(total) in _PLAIN_SUMS and math.isfinite(total):
+    kinds = set(map(type, values))
+    if kinds <= _EXACT_FLOATS:
+        if float in kinds and len(kinds) == 1:
+            total = sum(values)
+        else:
+            with np.errstate(over="ignore"):  # numpy.float64 sums may overflow to inf
+                total = sum(values)
+        if math.isfinite(total):
             return names, values
-    except (TypeError, OverflowError, ValueError, ArithmeticError):
-        pass
+    numbers = []
     for name, value in zip(names, values, strict=True):
         if not _is_real(value):
             raise _bad_value(label, name, value)
@@ -78,7 +80,8 @@ def validate_metrics(
             raise _bad_value(label, name, value) from None
         if not math.isfinite(number):
             raise _bad_value(label, name, value)
-    return names, [float(v) for v in values]
+        numbers.append(number)
+    return names, numbers
 
 
 class MetricStore:
@@ -199,31 +202,36 @@ class MetricStore:
     ) -> None:
         """Append a chunk of validated tasks (a backend's ``fire_chunk``): ``values`` holds
         every task's values one task after another, in the order of its layout
-        ``layouts[layout_of[task]]``."""
+        ``layouts[layout_of[task]]``. A layout no task uses registers no metric.
+
+        Safe to run again after an interruption (KeyboardInterrupt): the chunk is committed
+        by the last two statements, and until the labels are extended a second run writes
+        the same cells again."""
         n = len(labels)
         if not n:
             return
         self.flush()
-        start = self._count
+        start = len(self.labels)  # == self._count once flushed
         self._reserve(start + n)
-        if len(layouts) == 1:
-            if layouts[0]:
-                rows = self._metric_rows(layouts[0])
-                block = values.reshape(n, len(layouts[0]))
-                self._data[rows, start : start + n] = block.T
-        else:
-            widths = np.array([len(names) for names in layouts], dtype=np.int64)[layout_of]
-            offsets = np.cumsum(widths) - widths
-            for layout, names in enumerate(layouts):
-                if not names:
-                    continue
+        widths = np.array([len(names) for names in layouts], dtype=np.int64)[layout_of]
+        offsets = np.cumsum(widths) - widths
+        for layout, names in enumerate(layouts):
+            if not names:
+                continue
+            if len(layouts) == 1:
                 rows = self._metric_rows(names)
-                tasks = np.flatnonzero(layout_of == layout)
-                block = values[offsets[tasks, None] + np.arange(len(names))]
-                self._data[np.ix_(np.asarray(rows), start + tasks)] = block.T
+                block = values.reshape(n, len(names))
+                self._data[rows, start : start + n] = block.T
+                continue
+            tasks = np.flatnonzero(layout_of == layout)
+            if not tasks.size:
+                continue
+            rows = self._metric_rows(names)
+            block = values[offsets[tasks, None] + np.arange(len(names))]
+            self._data[np.ix_(np.asarray(rows), start + tasks)] = block.T
         self._fired_at[start : start + n] = fired_at_ms
         self._duration[start : start + n] = duration
-        self._count += n
+        self._count = start + n
         self.labels.extend(labels)
 
     def flush(self) -> None:

@@ -23,6 +23,7 @@ from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.added import run_added
 from crackle_runtime.errors import (
     CoolingTimeoutError,
+    CrackleError,
     InvalidMetricError,
     KilnCooledError,
     TaskPanickedError,
@@ -149,6 +150,7 @@ class _Recorder:
 
     __slots__ = ("known_keys",)
     output_type = TaskOutput
+    float64_type = np.float64
 
     def __init__(self, known_keys: set[tuple[str, ...]]) -> None:
         self.known_keys = known_keys
@@ -183,6 +185,7 @@ class Kiln:
             raise TypeError(f"profile must be a ThermalProfile, got {type(profile).__name__}")
         self._profile = profile
         self._lock = threading.RLock()
+        self._firing = False  # fire_all is running (a task may not call back into the kiln)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -251,7 +254,15 @@ class Kiln:
             return entries
 
     # --- recording ----------------------------------------------------------------------
+    def _check_not_firing(self, action: str) -> None:
+        if self._firing:
+            raise CrackleError(
+                f"{action} was called from inside a task that fire_all() is firing; record or "
+                "cool after fire_all() returns"
+            )
+
     def _check_open(self) -> None:
+        self._check_not_firing("recording")
         if self._cooled is not None:
             raise KilnCooledError("the kiln has been cooled; call reset() to record again")
 
@@ -314,11 +325,13 @@ class Kiln:
         with self._lock:
             self._check_open()
             bar = _progress_bar(tasks, progress)
+            self._firing = True
             try:
                 if executor is None:
                     return self._fire_serial(tasks, on_error, bar)
                 return self._fire_executor(tasks, executor, on_error, bar)
             finally:
+                self._firing = False
                 if bar is not None:
                     bar.close()
 
@@ -336,7 +349,13 @@ class Kiln:
             (count, done, labels, fired, layouts, layout_of, values, fired_at, duration, hooks,
              failures, stop) = chunk  # fmt: skip
             base = len(store)
-            store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+            try:
+                store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+            except BaseException:
+                # interrupted while storing (Ctrl-C): what was fired is stored, then raised
+                if len(store) == base:
+                    store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+                raise
             for index, task, output in hooks:
                 self._hooks[base + index] = _Hook(task, output)
             for label, exc in failures:
@@ -609,6 +628,7 @@ class Kiln:
         if on_timeout not in ("skip", "raise"):
             raise ValueError(f"on_timeout must be 'skip' or 'raise', got {on_timeout!r}")
         with self._lock:
+            self._check_not_firing("cool()")
             if self._cooled is not None:
                 return self._cooled.report
             started = time.perf_counter()
@@ -646,6 +666,7 @@ class Kiln:
     def reset(self) -> None:
         """Forget every task, failure and pattern; the kiln records again."""
         with self._lock:
+            self._check_not_firing("reset()")
             self._reset_state()
 
     # --- analyses -----------------------------------------------------------------------

@@ -27,23 +27,14 @@ struct Kind<'py> {
     hook: bool,
 }
 
-fn same_names(a: &[Bound<'_, PyAny>], b: &[Bound<'_, PyAny>]) -> PyResult<bool> {
-    for (x, y) in a.iter().zip(b) {
-        if !(x.is(y) || x.eq(y)?) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// A metric value the fast path accepts: a float (subclasses such as `numpy.float64`
-/// included) or an exact int or bool that converts to a finite f64. None of these
-/// conversions runs Python code. Anything else (NumPy integers, Decimal, inf, huge ints)
-/// returns None and the task goes through the recorder's validation, which accepts or
-/// raises.
-fn fast_value(value: &Bound<'_, PyAny>) -> Option<f64> {
-    let number = if let Ok(float) = value.cast::<PyFloat>() {
-        float.value()
+/// A metric value the fast path accepts: an exact float or `numpy.float64` (`float64`), or
+/// an exact int or bool, that converts to a finite f64 (for ints: correctly rounded, as
+/// `float(value)`). Reading any of these runs no Python code. Anything else (other float
+/// or int subclasses, NumPy integers, Decimal, inf, ints beyond the float range) returns
+/// None and the task goes through the recorder's validation, which converts or raises.
+fn fast_value(value: &Bound<'_, PyAny>, float64: &Bound<'_, PyAny>) -> Option<f64> {
+    let number = if value.is_exact_instance_of::<PyFloat>() || value.get_type().is(float64) {
+        value.cast::<PyFloat>().ok()?.value()
     } else if value.is_exact_instance_of::<PyInt>() || value.is_exact_instance_of::<PyBool>() {
         value.extract::<f64>().ok()?
     } else {
@@ -58,6 +49,7 @@ fn fast_value(value: &Bound<'_, PyAny>) -> Option<f64> {
 fn fast_metrics<'py>(
     metrics: &Bound<'py, PyDict>,
     layout: Option<&Vec<Bound<'py, PyAny>>>,
+    float64: &Bound<'py, PyAny>,
     values: &mut Vec<f64>,
 ) -> Option<bool> {
     let start = values.len();
@@ -75,7 +67,7 @@ fn fast_metrics<'py>(
                 }
             }
         }
-        match fast_value(&value) {
+        match fast_value(&value, float64) {
             Some(number) => values.push(number),
             None => {
                 values.truncate(start);
@@ -159,10 +151,14 @@ pub fn fire_chunk<'py>(
         }
     }
 
-    let layouts = PyList::empty(py);
-    for names in &state.layouts {
-        layouts.append(PyTuple::new(py, names)?)?;
+    // a signal that arrived after the last task's fire() (Ctrl-C) stops the loop here, so
+    // the caller stores the chunk before raising it
+    if let Err(error) = py.check_signals() {
+        if stop.is_none() {
+            stop = Some(Stop::raw(py, None, error));
+        }
     }
+    let layouts = PyList::new(py, &state.layouts)?;
     let stop = match stop {
         Some(Stop {
             label,
@@ -237,10 +233,15 @@ struct Recorder<'py> {
     label_of: Bound<'py, PyAny>,
     fire_function: Bound<'py, PyAny>,
     slow_record: Bound<'py, PyAny>,
+    float64: Bound<'py, PyAny>,
     kinds: Vec<Kind<'py>>,
     last_kind: usize,
-    /// the distinct metric-name layouts (validated str objects), in first-seen order
-    layouts: Vec<Vec<Bound<'py, PyAny>>>,
+    /// the distinct metric-name layouts (tuples of validated names), in first-seen order,
+    /// their key objects (for the identity check of the common case), and a dict from
+    /// layout to index (Python's own tuple hashing and equality)
+    layouts: Vec<Bound<'py, PyTuple>>,
+    layout_keys: Vec<Vec<Bound<'py, PyAny>>>,
+    layout_index: Bound<'py, PyDict>,
     current_layout: usize,
     values: Vec<f64>,
 }
@@ -255,26 +256,32 @@ impl<'py> Recorder<'py> {
             label_of: recorder.getattr(intern!(py, "label_of"))?,
             fire_function: recorder.getattr(intern!(py, "fire_function"))?,
             slow_record: recorder.getattr(intern!(py, "slow_record"))?,
+            float64: recorder.getattr(intern!(py, "float64_type"))?,
             kinds: Vec::new(),
             last_kind: 0,
             layouts: Vec::new(),
+            layout_keys: Vec::new(),
+            layout_index: PyDict::new(py),
             current_layout: 0,
             values: Vec::new(),
         })
     }
 
-    /// The index of the layout equal to `keys` (by identity first, then by value), adding
+    /// The index of the layout `names` (a dict lookup, as the NumPy backend does), adding
     /// it when new.
-    fn layout_of(&mut self, keys: Vec<Bound<'py, PyAny>>) -> PyResult<usize> {
-        for (index, layout) in self.layouts.iter().enumerate() {
-            if layout.len() == keys.len() && same_names(layout, &keys)? {
-                self.current_layout = index;
-                return Ok(index);
+    fn layout_of(&mut self, names: Bound<'py, PyTuple>) -> PyResult<usize> {
+        let index = match self.layout_index.get_item(&names)? {
+            Some(known) => known.extract()?,
+            None => {
+                let index = self.layouts.len();
+                self.layout_index.set_item(&names, index)?;
+                self.layout_keys.push(names.iter().collect());
+                self.layouts.push(names);
+                index
             }
-        }
-        self.layouts.push(keys);
-        self.current_layout = self.layouts.len() - 1;
-        Ok(self.current_layout)
+        };
+        self.current_layout = index;
+        Ok(index)
     }
 
     /// The class's fixed label (or None) and hook flag, cached per chunk.
@@ -359,21 +366,28 @@ impl<'py> Recorder<'py> {
         if output.get_type().is(&self.output_type) {
             let metrics = output.getattr(intern!(self.py, "metrics"))?;
             if let Ok(metrics) = metrics.cast_exact::<PyDict>() {
-                let current = self.layouts.get(self.current_layout);
-                if let Some(same) = fast_metrics(metrics, current, &mut self.values) {
-                    let layout = if same {
-                        self.current_layout
-                    } else {
-                        self.layout_of(metrics.keys().iter().collect())?
+                let start = self.values.len();
+                let current = self.layout_keys.get(self.current_layout);
+                if let Some(same) = fast_metrics(metrics, current, &self.float64, &mut self.values)
+                {
+                    if same {
+                        return Ok((output, self.current_layout));
+                    }
+                    let names = PyTuple::new(self.py, metrics.keys())?;
+                    return match self.layout_of(names) {
+                        Ok(layout) => Ok((output, layout)),
+                        Err(error) => {
+                            self.values.truncate(start);
+                            Err(error)
+                        }
                     };
-                    return Ok((output, layout));
                 }
             }
         }
         let checked = self.slow_record.call1((label, output))?;
         let (output, names, numbers): (Bound<'py, PyAny>, Bound<'py, PyTuple>, Vec<f64>) =
             checked.extract()?;
-        let layout = self.layout_of(names.iter().collect())?;
+        let layout = self.layout_of(names)?;
         self.values.extend_from_slice(&numbers);
         Ok((output, layout))
     }

@@ -8,6 +8,7 @@ call the same recorder methods for everything else, so labels, errors and messag
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ class Recorder(Protocol):
     """What ``fire_chunk`` calls back into (see ``crackle_runtime.kiln``)."""
 
     output_type: type
+    float64_type: type  # numpy.float64: read directly by the native fast path
 
     def classify(self, task: object) -> tuple[str | None, bool]:
         """(the fixed label of the task's class or None, whether it has a cool hook)."""
@@ -69,14 +71,10 @@ def fire_chunk(
     wall_zero = time.time() * 1000.0 - perf_counter() * 1000.0
     deadline = perf_counter() + max_seconds
     classify, label_of, slow_record = recorder.classify, recorder.label_of, recorder.slow_record
-    labels: list[str] = []
-    outputs: list[Any] = []
+    # one tuple per recorded task, appended in one call, so an interrupt (Ctrl-C) between
+    # two statements never leaves a task half recorded
+    records: list[tuple[str, Any, int, list[Any], float, float, object]] = []
     layouts: dict[tuple[str, ...], int] = {}
-    layout_of: list[int] = []
-    values: list[Any] = []
-    fired_at: list[float] = []
-    duration: list[float] = []
-    hooks: list[tuple[int, object, Any]] = []
     failures: list[tuple[str, BaseException]] = []
     stop: tuple[str | None, BaseException, bool] | None = None
     kinds: dict[type, tuple[str | None, bool]] = {}
@@ -85,15 +83,12 @@ def fire_chunk(
     while count < limit:
         label: str | None = None
         try:
-            task = next(iterator)
-        except StopIteration:
-            done = True
-            break
-        except BaseException as exc:
-            stop = (None, exc, False)
-            break
-        count += 1
-        try:
+            try:
+                task = next(iterator)
+            except StopIteration:
+                done = True
+                break
+            count += 1
             known = kinds.get(type(task))
             if known is None:
                 known = kinds[type(task)] = classify(task)
@@ -103,42 +98,33 @@ def fire_chunk(
             fire = getattr(task, "fire", None)
             if not callable(fire):
                 fire = recorder.fire_function(task)
-        except BaseException as exc:
-            stop = (label, exc, False)
-            break
-        start = perf_counter()
-        try:
-            output = fire()
-        except Exception as exc:
-            if skip:
+            start = perf_counter()
+            try:
+                output = fire()
+            except Exception as exc:
+                if not skip:
+                    stop = (label, exc, True)
+                    break
                 failures.append((label, exc))
                 if perf_counter() >= deadline:
                     break
                 continue
-            stop = (label, exc, True)
-            break
-        except BaseException as exc:
-            stop = (label, exc, False)
-            break
-        seconds = perf_counter() - start
-        try:
+            seconds = perf_counter() - start
             output, names, numbers = slow_record(label, output)
+            layout = layouts.get(names)
+            if layout is None:
+                layout = layouts[names] = len(layouts)
+            hooked = task if known[1] else None
+            records.append(
+                (label, output, layout, numbers, wall_zero + start * 1000.0, seconds, hooked)
+            )
+            if start + seconds >= deadline:
+                break
         except BaseException as exc:
             stop = (label, exc, False)
             break
-        layout = layouts.get(names)
-        if layout is None:
-            layout = layouts[names] = len(layouts)
-        if known[1]:
-            hooks.append((len(labels), task, output))
-        labels.append(label)
-        outputs.append(output)
-        layout_of.append(layout)
-        values.extend(numbers)
-        fired_at.append(wall_zero + start * 1000.0)
-        duration.append(seconds)
-        if start + seconds >= deadline:
-            break
+    columns = zip(*records, strict=True) if records else [()] * 7
+    labels, outputs, layout_of, numbers, fired_at, duration, hooked = map(list, columns)
     return (
         count,
         done,
@@ -146,10 +132,10 @@ def fire_chunk(
         outputs,
         list(layouts),
         np.array(layout_of, dtype=np.int64),
-        np.array(values, dtype=np.float64),
+        np.fromiter(itertools.chain.from_iterable(numbers), dtype=np.float64),
         np.array(fired_at, dtype=np.float64),
         np.array(duration, dtype=np.float64),
-        hooks,
+        [(index, task, outputs[index]) for index, task in enumerate(hooked) if task is not None],
         failures,
         stop,
     )

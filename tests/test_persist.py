@@ -6,6 +6,7 @@ import json
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_foreign_corrupted_and_extended_files(saved: Path, tmp_path: Path) -> No
     saved.write_bytes(data + b"\x00")
     with pytest.raises(CrackleError, match="unexpected data after the end"):
         Kiln.load(saved)
-    header_at = len(_persist.MAGIC) + struct.calcsize("<IQ")
+    header_at = len(_persist.MAGIC) + struct.calcsize("<IQI")
     saved.write_bytes(data[:header_at] + b"X" + data[header_at + 1 :])
     with pytest.raises(CrackleError, match="header is corrupted"):
         Kiln.load(saved)
@@ -137,12 +138,12 @@ def test_newer_format_version(saved: Path) -> None:
 
 def test_bad_profile_in_header(saved: Path) -> None:
     data = saved.read_bytes()
-    start = len(_persist.MAGIC) + struct.calcsize("<IQ")
+    start = len(_persist.MAGIC) + struct.calcsize("<IQI")
     (size,) = struct.unpack_from("<Q", data, len(_persist.MAGIC) + 4)
     header = json.loads(data[start : start + size])
     header["profile"]["fdr"] = 7.0
     encoded = json.dumps(header).encode()
-    prefix = struct.pack("<IQ", _persist.FORMAT_VERSION, len(encoded))
+    prefix = struct.pack("<IQI", _persist.FORMAT_VERSION, len(encoded), zlib.crc32(encoded))
     saved.write_bytes(_persist.MAGIC + prefix + encoded + data[start + size :])
     with pytest.raises(CrackleError, match="invalid profile: fdr must be in"):
         Kiln.load(saved)
@@ -169,3 +170,42 @@ def test_profile_dict_round_trip_and_unknown_fields() -> None:
     assert ThermalProfile.from_dict({}) == ThermalProfile.default()
     with pytest.raises(CrackleError, match="unknown profile fields: colour"):
         ThermalProfile.from_dict({"colour": "red"})
+
+
+def _rewrite_header(path: Path, header: bytes) -> None:
+    data = path.read_bytes()
+    start = len(_persist.MAGIC) + struct.calcsize("<IQI")
+    (size,) = struct.unpack_from("<Q", data, len(_persist.MAGIC) + 4)
+    prefix = struct.pack("<IQI", _persist.FORMAT_VERSION, len(header), zlib.crc32(header))
+    path.write_bytes(_persist.MAGIC + prefix + header + data[start + size :])
+
+
+def test_every_header_byte_is_checked(saved: Path) -> None:
+    data = saved.read_bytes()
+    start = len(_persist.MAGIC) + struct.calcsize("<IQI")
+    (size,) = struct.unpack_from("<Q", data, len(_persist.MAGIC) + 4)
+    for at in range(start, start + size, max(1, size // 40)):
+        flipped = bytearray(data)
+        flipped[at] ^= 0x04
+        saved.write_bytes(bytes(flipped))
+        with pytest.raises(CrackleError, match="header is corrupted"):
+            Kiln.load(saved)
+    _rewrite_header(saved, b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(CrackleError, match="header is corrupted"):
+        Kiln.load(saved)
+
+
+def test_saved_files_get_the_usual_permissions_and_long_names_work(tmp_path: Path) -> None:
+    kiln = Kiln()
+    kiln.add_entry("t", {"x": 1.0})
+    fresh = tmp_path / "fresh.kiln"
+    kiln.save(fresh)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    fresh.chmod(0o640)
+    kiln.save(fresh)  # replacing keeps the file's permissions
+    assert fresh.stat().st_mode & 0o777 == 0o640
+    long_name = tmp_path / ("k" * 250)
+    kiln.save(long_name)
+    assert Kiln.load(long_name).labels == ["t"]

@@ -5,6 +5,7 @@ Layout (all numbers little-endian)::
     magic        10 bytes  b"\\x89CRACKLE\\r\\n"
     version      u32       FORMAT_VERSION
     header size  u64
+    header CRC   u32       CRC-32 of the header bytes
     header       JSON (UTF-8): tasks, metric names, label bytes, the profile, the library
                  version, the CRC-32 of the body
     body         values   float64 (metrics, tasks), one metric after another (NaN = absent)
@@ -42,7 +43,7 @@ __all__ = ["FORMAT_VERSION", "Saved", "read", "write"]
 
 MAGIC = b"\x89CRACKLE\r\n"
 FORMAT_VERSION = 1
-_PREFIX = struct.Struct("<IQ")
+_PREFIX = struct.Struct("<IQI")
 _MAX_HEADER = 1 << 30
 
 
@@ -93,18 +94,56 @@ def write(path: str | os.PathLike[str], saved: Saved, library_version: str) -> N
             "crc32": crc,
         }
     ).encode("utf-8")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    prefix = _PREFIX.pack(FORMAT_VERSION, len(header), zlib.crc32(header))
+    mode = _file_mode(target)
+    directory = target.parent
+    descriptor, temporary = tempfile.mkstemp(prefix=".crackle-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(MAGIC + _PREFIX.pack(FORMAT_VERSION, len(header)) + header)
+            handle.write(MAGIC + prefix + header)
             for piece in pieces:
                 handle.write(_view(piece))
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_directory(directory)
+
+
+def _file_mode(target: Path) -> int:
+    """The permissions of the file being replaced, else those a new file gets (0o666 less
+    the umask)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    try:  # Linux reports the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _fail(path: Path, reason: str) -> CrackleError:
@@ -135,7 +174,9 @@ def read(path: str | os.PathLike[str]) -> Saved:
         magic = handle.read(len(MAGIC))
         if magic != MAGIC:
             raise _fail(source, "not a crackle_runtime kiln file")
-        version, header_size = _PREFIX.unpack(_read_exact(handle, _PREFIX.size, source, "prefix"))
+        version, header_size, header_crc = _PREFIX.unpack(
+            _read_exact(handle, _PREFIX.size, source, "prefix")
+        )
         if version > FORMAT_VERSION:
             raise _fail(
                 source,
@@ -144,12 +185,15 @@ def read(path: str | os.PathLike[str]) -> Saved:
             )
         if version < 1 or header_size > _MAX_HEADER:
             raise _fail(source, "the file header is corrupted")
+        header_bytes = _read_exact(handle, header_size, source, "header")
+        if zlib.crc32(header_bytes) != header_crc:
+            raise _fail(source, "the file header is corrupted (its checksum does not match)")
         try:
-            header = json.loads(_read_exact(handle, header_size, source, "header"))
+            header = json.loads(header_bytes)
             tasks, names = int(header["tasks"]), [str(name) for name in header["names"]]
             label_bytes, crc = int(header["label_bytes"]), int(header["crc32"])
             profile = _profile(header["profile"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise _fail(source, f"the file header is corrupted ({exc})") from None
         if tasks < 0 or label_bytes < 0 or len(set(names)) != len(names) or "" in names:
             raise _fail(source, "the file header is corrupted")

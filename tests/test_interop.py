@@ -120,3 +120,17 @@ def test_html_report_embeds_the_figure() -> None:
     assert page.startswith("<!DOCTYPE html>") and "data:image/svg+xml;base64," in page
     assert "data:image" not in report.to_html(figures=False)
     assert report.to_html(figures=False).count("<tr>") == len(report) + 1
+
+
+def test_arrow_tables_and_awkward_names() -> None:
+    kiln = Kiln()
+    kiln.add_entry("t", {"label": 1.0, "task_label": 2.0})
+    table = kiln.to_arrow()
+    assert table.column_names == ["task_label_2", "label", "task_label"]
+    assert table.column("task_label_2").to_pylist() == ["t"]
+    kiln.add_entry("bad \ud800", {"label": 3.0})
+    with pytest.raises(ValueError, match="labels: 'bad \\\\ud800' is not valid Unicode"):
+        kiln.to_arrow()
+    report = _planted_kiln().cool()
+    assert pa.table(report.to_arrow()).num_rows == len(report)
+    assert report.to_arrow().equals(_read(report))

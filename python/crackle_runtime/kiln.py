@@ -503,20 +503,30 @@ class Kiln:
         labels, names, values = self.metric_matrix()
         return pd.DataFrame(values, index=pd.Index(labels, name="label"), columns=names)
 
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """The recorded tasks as an Arrow stream (the Arrow PyCapsule interface, so
-        ``polars.DataFrame(kiln)`` or ``pyarrow.table(kiln)`` read it; needs pyarrow): a
-        ``label`` column (``task_label`` when a metric is named ``label``) and one float64
-        column per metric, null where a task lacks it."""
+    def to_arrow(self) -> Any:
+        """The recorded tasks as a ``pyarrow.Table`` (needs pyarrow): a ``label`` column
+        (``task_label``, ``task_label_2``, … when a metric already has that name) and one
+        float64 column per metric, null where a task lacks it. Labels and names must be
+        valid Unicode (Arrow strings are UTF-8)."""
         pa = _optional.pyarrow()
         with self._lock:
             names, columns = self._detection_columns()
             labels = list(self._store.labels)
-        label_name = "task_label" if "label" in names else "label"
+        label_name = "label"
+        suffix = 1
+        while label_name in names:
+            label_name = "task_label" if suffix == 1 else f"task_label_{suffix}"
+            suffix += 1
+        _optional.require_utf8("metric names", names)
+        _optional.require_utf8("labels", labels)
         arrays = [pa.array(labels, type=pa.string())]
         arrays += [pa.array(row, type=pa.float64(), mask=np.isnan(row)) for row in columns]
-        table = pa.Table.from_arrays(arrays, names=[label_name, *names])
-        return table.__arrow_c_stream__(requested_schema)
+        return pa.Table.from_arrays(arrays, names=[label_name, *names])
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The Arrow PyCapsule stream of ``to_arrow()``: ``polars.DataFrame(kiln)`` and
+        ``pyarrow.table(kiln)`` read the kiln directly."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
 
     def plot(self, *metrics: str, ax: Any = None) -> Any:
         """Metric values against the tasks' recording order (matplotlib); returns the Axes.

@@ -113,11 +113,15 @@ class PatternReport(list[CracklePattern]):
             columns=["kind", "description", "confidence", "involved_tasks", "metrics", "details"],
         )
 
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """The patterns as an Arrow stream (the Arrow PyCapsule interface; needs pyarrow):
-        kind, description, confidence, involved_tasks (a list of labels), and metrics and
-        details as JSON text (NaN and inf as null)."""
+    def to_arrow(self) -> Any:
+        """The patterns as a ``pyarrow.Table`` (needs pyarrow): kind, description,
+        confidence, involved_tasks (a list of labels), and metrics and details as JSON text
+        (NaN and inf as null)."""
         pa = _optional.pyarrow()
+        _optional.require_utf8("descriptions", (pattern.description for pattern in self))
+        _optional.require_utf8(
+            "involved tasks", (label for pattern in self for label in pattern.involved_tasks)
+        )
         table = pa.table(
             {
                 "kind": pa.array([pattern.kind.value for pattern in self], pa.string()),
@@ -134,7 +138,13 @@ class PatternReport(list[CracklePattern]):
                 ),
             }
         )
-        return table.__arrow_c_stream__(requested_schema)
+        return table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The Arrow PyCapsule stream of ``to_arrow()`` (``pyarrow.RecordBatchReader.
+        from_stream(report)``, ``polars.DataFrame(report)``; ``pyarrow.table`` treats a
+        report as the list it is, so use ``report.to_arrow()`` there)."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
 
     def to_table(self, width: int | None = None, max_per_kind: int | None = None) -> str:
         """A plain-text table, one pattern per row, then the summary; rows longer than

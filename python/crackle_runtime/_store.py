@@ -213,22 +213,27 @@ class MetricStore:
         self.flush()
         start = len(self.labels)  # == self._count once flushed
         self._reserve(start + n)
-        widths = np.array([len(names) for names in layouts], dtype=np.int64)[layout_of]
-        offsets = np.cumsum(widths) - widths
-        for layout, names in enumerate(layouts):
-            if not names:
-                continue
-            if len(layouts) == 1:
-                rows = self._metric_rows(names)
-                block = values.reshape(n, len(names))
-                self._data[rows, start : start + n] = block.T
-                continue
-            tasks = np.flatnonzero(layout_of == layout)
-            if not tasks.size:
-                continue
-            rows = self._metric_rows(names)
-            block = values[offsets[tasks, None] + np.arange(len(names))]
-            self._data[np.ix_(np.asarray(rows), start + tasks)] = block.T
+        if len(layouts) == 1:
+            if layouts[0]:
+                rows = self._metric_rows(layouts[0])
+                self._data[rows, start : start + n] = values.reshape(n, len(layouts[0])).T
+        else:
+            # one scatter of every value to (its metric's row, its task's column)
+            used = np.zeros(len(layouts), dtype=bool)
+            used[layout_of] = True
+            layout_rows: list[int] = []
+            for names, in_use in zip(layouts, used.tolist(), strict=True):
+                layout_rows += self._metric_rows(names) if in_use else [0] * len(names)
+            widths = np.array([len(names) for names in layouts], dtype=np.int64)
+            first_row = np.cumsum(widths) - widths
+            task_widths = widths[layout_of]
+            task_offsets = np.cumsum(task_widths) - task_widths
+            value_task = np.repeat(np.arange(n), task_widths)
+            within = np.arange(values.size) - task_offsets[value_task]
+            value_rows = np.asarray(layout_rows, dtype=np.int64)[
+                first_row[layout_of][value_task] + within
+            ]
+            self._data[value_rows, start + value_task] = values
         self._fired_at[start : start + n] = fired_at_ms
         self._duration[start : start + n] = duration
         self._count = start + n

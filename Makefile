@@ -48,6 +48,8 @@ py-test: build
 
 bench-quick: build
 	$(VPY) benches/run.py --quick
+	$(VPY) benches/quality.py --quick
+	$(VPY) benches/added_cost.py --quick
 
 bench: build
 	$(VPY) benches/run.py

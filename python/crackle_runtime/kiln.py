@@ -160,13 +160,8 @@ class _Recorder:
         """(the label every task of this class has, or None; whether it has a cool hook)."""
         return (task_label(task) if fixed_label(type(task)) else None), overrides_cool(task)
 
-    @staticmethod
-    def label_of(task: object) -> str:
-        return task_label(task)
-
-    @staticmethod
-    def fire_function(task: object) -> Callable[[], Any]:
-        return fire_function(task)
+    label_of = staticmethod(task_label)
+    fire_function = staticmethod(fire_function)
 
     def slow_record(self, label: str, output: Any) -> tuple[Any, tuple[str, ...], list[Any]]:
         if type(output) is not TaskOutput:

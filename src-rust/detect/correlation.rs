@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::column_length;
+use super::{column_length, unordered_pairs};
 use crate::error::{CoreError, CoreResult};
 use crate::info::simd::{self, Vectors};
 use crate::stats::{correlation_from_sums, pearson_p_value};
@@ -86,9 +86,7 @@ pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[
         slot[k] = position;
     }
     let products = cross_products(columns, &summaries, &complete, n);
-    let pairs: Vec<(usize, usize)> = (0..m)
-        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-        .collect();
+    let pairs = unordered_pairs(m);
     Ok(pairs
         .par_iter()
         .map(|&(i, j)| {

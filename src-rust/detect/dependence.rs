@@ -8,9 +8,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::column_length;
 use super::permutation::shared_permutation_tests;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::{column_length, prepare_testable, unordered_pairs};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::{all_equal, pearson};
 
@@ -83,20 +83,13 @@ pub fn dependence_stats(
         ));
     }
     check_test_arguments(permutations, max_test_n)?;
-    let n = column_length(columns)?;
+    column_length(columns)?;
     let m = columns.len();
     // Complete columns share their codes across every pair of complete columns.
-    let cached: Vec<Option<CachedCodes>> = columns
-        .par_iter()
-        .map(|column| {
-            let complete = !column.iter().any(|v| v.is_nan());
-            (complete && n >= min_pairs.max(2) && !all_equal(column))
-                .then(|| CachedCodes::new(column, max_test_n))
-        })
-        .collect();
-    let pairs: Vec<(usize, usize)> = (0..m)
-        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-        .collect();
+    let cached = prepare_testable(columns, min_pairs, |column| {
+        CachedCodes::new(column, max_test_n)
+    });
+    let pairs = unordered_pairs(m);
     let context = Context {
         threshold_r,
         min_pairs,
@@ -105,10 +98,7 @@ pub fn dependence_stats(
     let (mut rows, tests): (Vec<[f64; 13]>, Vec<Option<DependenceTest>>) = pairs
         .par_iter()
         .map(|&(i, j)| {
-            let both_cached = match (&cached[i], &cached[j]) {
-                (Some(x), Some(y)) => Some((x, y)),
-                _ => None,
-            };
+            let both_cached = cached[i].as_ref().zip(cached[j].as_ref());
             pair_row(&context, (i, j), columns[i], columns[j], both_cached)
         })
         .unzip();

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::column_length;
 use super::dependence::check_test_arguments;
 use super::permutation::shared_permutation_tests;
 use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::{column_length, prepare_testable, unordered_pairs};
 use crate::error::{CoreError, CoreResult};
 use crate::stats::all_equal;
 
@@ -75,31 +75,21 @@ pub fn information_flow_stats(
             format!("max_lag must be >= 1, got {max_lag}"),
         ));
     }
-    let n = column_length(columns)?;
+    column_length(columns)?;
     let m = columns.len();
-    let cached: Vec<Option<CachedCodes>> = columns
-        .par_iter()
-        .map(|column| {
-            let complete = !column.iter().any(|v| v.is_nan());
-            (complete && n >= min_values.max(2) && !all_equal(column))
-                .then(|| CachedCodes::new(column, max_test_n))
-        })
-        .collect();
+    let cached = prepare_testable(columns, min_values, |column| {
+        CachedCodes::new(column, max_test_n)
+    });
     let context = Context {
         min_values,
         max_test_n,
         max_lag,
     };
-    let pairs: Vec<(usize, usize)> = (0..m)
-        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-        .collect();
+    let pairs = unordered_pairs(m);
     let results: Vec<PairRows> = pairs
         .par_iter()
         .map(|&(a, b)| {
-            let both_cached = match (&cached[a], &cached[b]) {
-                (Some(x), Some(y)) => Some((x, y)),
-                _ => None,
-            };
+            let both_cached = cached[a].as_ref().zip(cached[b].as_ref());
             pair_rows(&context, a, b, columns[a], columns[b], both_cached)
         })
         .collect();

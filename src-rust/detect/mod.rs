@@ -38,7 +38,10 @@ pub use shift::distribution_shift_stats;
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use crate::error::{CoreError, CoreResult};
+use crate::stats::all_equal;
 
 /// The common length n of the columns (0 when there are none), or an error naming the first
 /// column whose length differs from the first one's.
@@ -70,6 +73,30 @@ pub(crate) fn column_length(columns: &[&[f64]]) -> CoreResult<usize> {
         }
     }
     Ok(n)
+}
+
+/// Every unordered metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...
+pub(crate) fn unordered_pairs(m: usize) -> Vec<(usize, usize)> {
+    (0..m)
+        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+        .collect()
+}
+
+/// `prepare(column)` for every column that is complete (no NaN), has at least `min_len`
+/// (and at least 2) values and is not constant; None for the others. In parallel.
+pub(crate) fn prepare_testable<T: Send>(
+    columns: &[&[f64]],
+    min_len: usize,
+    prepare: impl Fn(&[f64]) -> T + Sync,
+) -> Vec<Option<T>> {
+    columns
+        .par_iter()
+        .map(|column| {
+            let complete = !column.iter().any(|v| v.is_nan());
+            (complete && column.len() >= min_len.max(2) && !all_equal(column))
+                .then(|| prepare(column))
+        })
+        .collect()
 }
 
 /// A metric's present (non-NaN) values in recording order.

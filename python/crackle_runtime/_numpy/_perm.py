@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from crackle_runtime._numpy._rng import splitmix64
+from crackle_runtime._numpy._rng import GOLDEN_GAMMA, mix64, splitmix64
 
 __all__ = [
     "DECISIVE_P_VALUE",
@@ -41,9 +41,6 @@ Int64Array = NDArray[np.int64]
 UInt64Array = NDArray[np.uint64]
 
 _MASK64 = (1 << 64) - 1
-_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 _LOW32 = np.uint64(0xFFFF_FFFF)
 _TEST_STRIDE = 0x9E3779B9  # test id t selects the round stream seed ^ (t * 0x9E3779B9)
@@ -63,14 +60,9 @@ DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) ro
 def stream_outputs(seeds: UInt64Array, count: int) -> UInt64Array:
     """``(len(seeds), count)`` array: row r holds outputs 0..count-1 of stream ``seeds[r]``."""
     with np.errstate(over="ignore"):
-        steps = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN_GAMMA
+        steps = np.arange(1, count + 1, dtype=np.uint64) * GOLDEN_GAMMA
         z = seeds[:, None] + steps[None, :]
-        z ^= z >> np.uint64(30)
-        z *= _MIX1
-        z ^= z >> np.uint64(27)
-        z *= _MIX2
-        z ^= z >> np.uint64(31)
-    return z
+    return mix64(z)
 
 
 def _sorted_keys(seeds: UInt64Array, n: int) -> UInt64Array:

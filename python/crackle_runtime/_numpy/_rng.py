@@ -6,12 +6,24 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["splitmix64"]
+__all__ = ["GOLDEN_GAMMA", "mix64", "splitmix64"]
 
 _MASK64 = (1 << 64) - 1
-_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def mix64(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The SplitMix64 output function, applied in place to ``z`` (wrapping u64); returns
+    ``z``."""
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= _MIX1
+        z ^= z >> np.uint64(27)
+        z *= _MIX2
+        z ^= z >> np.uint64(31)
+    return z
 
 
 def splitmix64(seed: int, count: int, start: int = 0) -> NDArray[np.uint64]:
@@ -28,11 +40,6 @@ def splitmix64(seed: int, count: int, start: int = 0) -> NDArray[np.uint64]:
     with np.errstate(over="ignore"):
         steps = np.arange(count, dtype=np.uint64)
         steps += np.uint64((start + 1) & _MASK64)
-        z = steps * _GOLDEN_GAMMA
+        z = steps * GOLDEN_GAMMA
         z += np.uint64(seed & _MASK64)
-        z ^= z >> np.uint64(30)
-        z *= _MIX1
-        z ^= z >> np.uint64(27)
-        z *= _MIX2
-        z ^= z >> np.uint64(31)
-    return z
+    return mix64(z)

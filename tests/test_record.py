@@ -28,10 +28,9 @@ from crackle_runtime import (
     TaskOutput,
     TaskPanickedError,
     _backend,
+    _recording,
 )
-from crackle_runtime import (
-    kiln as kiln_module,
-)
+from crackle_runtime import kiln as kiln_module
 
 
 class Emit(CrackleTask):
@@ -103,7 +102,7 @@ class Name(str):
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 3 tasks, so a few tasks cross several chunk boundaries."""
-    monkeypatch.setattr(kiln_module, "_CHUNK", 3)
+    monkeypatch.setattr(_recording, "CHUNK", 3)
 
 
 def matrix(kiln: Kiln) -> tuple[list[str], list[str], list[list[float]]]:
@@ -355,7 +354,7 @@ def _fire(which: str, spec: list[tuple[str, dict[str, Any]]], on_error: str) -> 
             "names": names,
             "values": values,
             "failures": [label for label, _ in kiln.failures],
-            "hooks": sorted(kiln._hooks),
+            "hooks": sorted(kiln._recording.hooks),
             "durations": len(kiln.entries),
         }
     finally:
@@ -371,7 +370,7 @@ def test_fire_all_backends_record_identically(
     if backend != "python":
         pytest.skip("differential test: runs once, under the python parametrisation")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kiln_module, "_CHUNK", chunk)
+        patch.setattr(_recording, "CHUNK", chunk)
         numpy_side = _fire("python", spec, on_error)
         native_side = _fire("native", spec, on_error)
     numpy_values = numpy_side.pop("values")
@@ -396,8 +395,8 @@ def test_fire_all_chunks_end_on_time_so_progress_moves(
     monkeypatch: pytest.MonkeyPatch, on_error: str
 ) -> None:
     bar = _Bar()
-    monkeypatch.setattr(kiln_module, "_progress_bar", lambda tasks, progress: bar)
-    monkeypatch.setattr(kiln_module, "_CHUNK_SECONDS", 0.0)  # every task ends its chunk
+    monkeypatch.setattr(kiln_module, "progress_bar", lambda tasks, progress: bar)
+    monkeypatch.setattr(_recording, "CHUNK_SECONDS", 0.0)  # every task ends its chunk
     tasks: list[object] = [Named({"i": float(i)}, f"t{i}") for i in range(5)]
     if on_error == "skip":
         tasks.insert(2, Raising(ValueError("no")))
@@ -407,7 +406,7 @@ def test_fire_all_chunks_end_on_time_so_progress_moves(
     assert kiln.labels == [f"t{i}" for i in range(5)]
 
     bar.updates.clear()
-    monkeypatch.setattr(kiln_module, "_CHUNK_SECONDS", 60.0)
+    monkeypatch.setattr(_recording, "CHUNK_SECONDS", 60.0)
     Kiln().fire_all(tasks, progress=True, on_error=on_error)  # type: ignore[arg-type]
     assert bar.updates == [len(tasks)]
 

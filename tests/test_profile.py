@@ -135,3 +135,27 @@ def test_invalid_duration_and_kinds_raise() -> None:
     with pytest.raises(InvalidProfileError, match="unknown cooling rate"):
         ThermalProfile.default().with_rate("lukewarm")
     assert issubclass(InvalidProfileError, ValueError)
+
+
+def test_ignoring_leaves_metrics_out_of_every_detector() -> None:
+    from crackle_runtime import Kiln
+
+    profile = ThermalProfile.fast_cooling().ignoring("run_id")
+    assert profile.ignored == frozenset({"run_id"})
+    assert profile.ignoring("other").ignored == frozenset({"run_id", "other"})
+    assert ThermalProfile.from_dict(profile.to_dict()) == profile
+    kiln = Kiln(profile)
+    for i in range(40):
+        kiln.add_entry(f"t{i}", {"run_id": float(i), "x": float(i % 3), "y": float(i % 3) * 2})
+    report = kiln.cool()
+    assert report, "x and y still give patterns"
+    for pattern in report:
+        assert "run_id" not in pattern.description
+        assert "run_id" not in str(pattern.details)
+    assert any("'run_id' takes part in no detector: ignored" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("bad", ["", 3, None])
+def test_ignoring_needs_names(bad: object) -> None:
+    with pytest.raises(InvalidProfileError, match="ignored"):
+        ThermalProfile.default().ignoring(bad)  # type: ignore[arg-type]

@@ -65,6 +65,9 @@ class Kiln:
     def _reset_state(self) -> None:
         self._recording = Recording()
         self._cooled: _Cooled | None = None
+        # Columns declared an index (e.g. the ``order_by`` column of a DataFrame): name ->
+        # why. They take part in no detector; the report's notes say so.
+        self._index_columns: dict[str, str] = {}
 
     @property
     def _store(self) -> MetricStore:
@@ -343,7 +346,9 @@ class Kiln:
             try:
                 names, columns = self._detection_columns()
                 data = detectors.DetectionData(self._store.labels, names, columns)
-                report = _run_detectors(data, self._profile, started, on_timeout)
+                left_out = {name: "ignored by the profile" for name in self._profile.ignored}
+                left_out.update(self._index_columns)
+                report = _run_detectors(data, self._profile, started, on_timeout, left_out)
             except BaseException:
                 self._cooled = None
                 raise
@@ -429,6 +434,7 @@ def _run_detectors(
     profile: ThermalProfile,
     started: float,
     on_timeout: str,
+    left_out: Mapping[str, str],
 ) -> PatternReport:
     patterns: list[CracklePattern] = []
     incomplete: list[tuple[PatternKind, str]] = []
@@ -436,6 +442,14 @@ def _run_detectors(
     notes: list[str] = []
     tests_run = 0
     n = data.task_count
+    keep = np.array([name not in left_out for name in data.names], dtype=bool)
+    if not keep.all():
+        notes.extend(
+            f"'{name}' takes part in no detector: {left_out[name]}"
+            for name in data.names
+            if name in left_out
+        )
+        data = data.select(keep)
     budget = profile.max_cooling_duration
 
     def time_left() -> float:

@@ -91,6 +91,7 @@ class ThermalProfile:
     permutations: int = _DEFAULT_PERMUTATIONS
     max_cooling_duration: float = 60.0
     detectors: frozenset[PatternKind] = frozenset(DETECTOR_ORDER)
+    ignored: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -151,6 +152,11 @@ class ThermalProfile:
         """This profile with the detectors of ``kinds`` switched on as well."""
         return dataclasses.replace(self, detectors=self.detectors | _kinds(kinds))
 
+    def ignoring(self, *names: str) -> ThermalProfile:
+        """This profile with the metrics ``names`` left out of every detector (as well as
+        those it ignored already); the report's data notes list them."""
+        return dataclasses.replace(self, ignored=self.ignored | _names(names))
+
     def without_clustering(self) -> ThermalProfile:
         return self.without(PatternKind.CLUSTERING)
 
@@ -171,6 +177,7 @@ class ThermalProfile:
         values = dataclasses.asdict(self)
         values["rate"] = self.rate.value
         values["detectors"] = [kind.value for kind in DETECTOR_ORDER if kind in self.detectors]
+        values["ignored"] = sorted(self.ignored)
         return values
 
     @classmethod
@@ -189,6 +196,17 @@ def _kinds(kinds: Iterable[PatternKind | str]) -> frozenset[PatternKind]:
         return frozenset(PatternKind.parse(kind) for kind in kinds)
     except ValueError as exc:
         raise InvalidProfileError(str(exc)) from None
+
+
+def _names(names: Iterable[object]) -> frozenset[str]:
+    if isinstance(names, str):
+        raise InvalidProfileError(f"ignored must be a collection of metric names, got {names!r}")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise InvalidProfileError(
+                f"ignored metric names must be non-empty strings, got {name!r}"
+            )
+    return frozenset(names)  # type: ignore[arg-type]
 
 
 def _number(profile: ThermalProfile, name: str) -> float:
@@ -221,6 +239,10 @@ def _validate(profile: ThermalProfile) -> None:
             if not value.is_integer():
                 raise InvalidProfileError(f"{name} must be a whole number, got {value!r}")
             object.__setattr__(profile, name, int(value))
+    if not isinstance(profile.ignored, frozenset) or not all(
+        isinstance(name, str) and name for name in profile.ignored
+    ):
+        object.__setattr__(profile, "ignored", _names(profile.ignored))
     if not isinstance(profile.detectors, frozenset):
         object.__setattr__(profile, "detectors", _kinds(profile.detectors))
     elif not all(isinstance(kind, PatternKind) for kind in profile.detectors):

@@ -1,17 +1,22 @@
 //! crackle_runtime's native core.
 //!
-//! `info` (information-theory kernels), `detect` (the detectors), `stats` and `rng` are pure
-//! Rust and never mention pyo3; `py` is the thin bindings layer.
+//! `info` (information-theory kernels), `detect` (the detectors and their registry), `args`
+//! (every argument check), `stats` and `rng` are pure Rust and never mention pyo3; `py` is
+//! the thin bindings layer, built with the `python` feature (the default).
 
+pub mod args;
 pub mod detect;
 pub mod error;
 pub mod info;
+#[cfg(feature = "python")]
 pub mod py;
 pub mod rng;
 pub mod stats;
 
+#[cfg(feature = "python")]
 use pyo3::prelude::*;
 
+#[cfg(feature = "python")]
 #[pymodule]
 mod _native {
     use pyo3::prelude::*;
@@ -23,15 +28,7 @@ mod _native {
     };
 
     #[pymodule_export]
-    use crate::py::added::{
-        conservation_laws, dependence_stats, distribution_shift_stats, information_flow_stats,
-        outlier_scores,
-    };
-
-    #[pymodule_export]
-    use crate::py::detect::{
-        cluster_components, conservation_stats, correlation_stats, phase_transition_stats,
-    };
+    use crate::py::detect::{column_roles, run_detector};
 
     #[pymodule_export]
     use crate::py::record::fire_chunk;
@@ -45,6 +42,12 @@ mod _native {
             "release"
         };
         m.add("build_profile", profile)?;
+        m.add(
+            "DETECTORS",
+            crate::py::detect::registry_description(m.py())?,
+        )?;
+        m.add("ROLE_FIELDS", crate::detect::roles::FIELDS.to_vec())?;
+        m.add("PERMUTATION_SEED", crate::detect::PERMUTATION_SEED)?;
         Ok(())
     }
 }

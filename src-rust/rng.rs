@@ -1,4 +1,4 @@
-//! SplitMix64, the only random number generator of the core (kernels.md, "Random numbers").
+//! SplitMix64, the only random number generator of the core (docs/kernels.md, "Random numbers").
 //!
 //! Output `i` (0-based) of stream `seed` is `mix(seed + (i + 1) * GOLDEN_GAMMA)` in wrapping
 //! `u64` arithmetic, so any output can be computed directly and the NumPy backend can draw a

@@ -1,5 +1,5 @@
 //! Statistical helpers shared by the detectors: ln Γ, the regularized incomplete beta
-//! function, Student t and Welch p-values, and Pearson's r (kernels.md, "General numeric
+//! function, Student t and Welch p-values, and Pearson's r (docs/kernels.md, "General numeric
 //! rules"). The NumPy backend (`_numpy/_stats.py`) implements the same algorithms in the same
 //! operation order so the two agree to ~1e-12.
 //!

@@ -2,18 +2,52 @@
 
 use rayon::prelude::*;
 
-use super::{column_length, unordered_pairs};
-use crate::error::{CoreError, CoreResult};
+use super::shared::columns::{column_length, unordered_pairs};
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
+use crate::error::CoreResult;
 use crate::info::simd::{self, Vectors};
 use crate::stats::{correlation_from_sums, pearson_p_value};
 
-/// Fields of a [`correlation_stats`] row, in order.
-pub const CORRELATION_FIELDS: [&str; 6] = ["i", "j", "n", "r", "p_value", "detected"];
+crate::record! {
+    /// One metric pair's correlation (see [`correlation_stats`]).
+    pub struct CorrelationRow {
+        /// The pair's metrics, i < j.
+        i: i64,
+        j: i64,
+        /// Tasks having both metrics.
+        n: i64,
+        /// Pearson's r over those tasks.
+        r: f64,
+        /// Student's t test of r = 0, two-sided.
+        p_value: f64,
+        detected: bool,
+    }
+}
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "correlation",
+    kind: "correlation",
+    fields: CorrelationRow::FIELDS,
+    params: &[ParamSpec {
+        name: "threshold",
+        default: DefaultValue::Float(0.7),
+    }],
+    run,
+};
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let threshold = params.unit_interval("threshold")?;
+    let rows = correlation_stats(columns, threshold, budget)?;
+    Ok(CorrelationRow::table(&rows))
+}
 
 /// From this many pairs on, a correlation must also be significant.
 const MIN_TESTED_PAIRS: usize = 10;
 /// Significance level of a tested correlation.
 const SIGNIFICANCE: f64 = 0.01;
+const STAGE: &str = "correlation";
 
 /// Per-column summary reused by every pair of two complete columns.
 struct ColumnSummary {
@@ -60,22 +94,19 @@ fn summarize(column: &[f64]) -> ColumnSummary {
 }
 
 /// One row per metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...:
-/// `[i, j, n, r, p_value, detected]` (kernels.md):
 /// - over the tasks having both metrics; `n` = their count;
 /// - `r`: Pearson, two-pass centered (sequential sums), clipped to [-1, 1]; 0 when either
 ///   metric is constant over those tasks (zero variance; also n < 2);
 /// - `p_value`: Student t with n - 2 df, two-sided; 0 when |r| == 1; NaN when n < 3;
-/// - `detected` = 1 when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
+/// - `detected` when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
 ///
-/// `threshold` must be finite and in (0, 1]. Pairs run in parallel; complete columns'
+/// `threshold` in (0, 1] (checked by the caller). Pairs run in parallel; complete columns'
 /// means and sums of squares are computed once.
-pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[f64; 6]>> {
-    if !(threshold > 0.0 && threshold <= 1.0) {
-        return Err(CoreError::invalid(
-            "threshold",
-            format!("threshold must be in (0, 1], got {threshold}"),
-        ));
-    }
+pub fn correlation_stats(
+    columns: &[&[f64]],
+    threshold: f64,
+    budget: &Budget,
+) -> CoreResult<Vec<CorrelationRow>> {
     let n = column_length(columns)?;
     let summaries: Vec<ColumnSummary> = columns.par_iter().map(|c| summarize(c)).collect();
     let m = columns.len();
@@ -85,11 +116,12 @@ pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[
     for (position, &k) in complete.iter().enumerate() {
         slot[k] = position;
     }
-    let products = cross_products(columns, &summaries, &complete, n);
+    let products = cross_products(columns, &summaries, &complete, n, budget)?;
     let pairs = unordered_pairs(m);
-    Ok(pairs
+    pairs
         .par_iter()
         .map(|&(i, j)| {
+            budget.check(STAGE)?;
             let (n, r) = if slot[i] != usize::MAX && slot[j] != usize::MAX {
                 let (x, y) = (&summaries[i], &summaries[j]);
                 let r = if x.constant || y.constant {
@@ -103,18 +135,18 @@ pub fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<[
                 pair_correlation(columns[i], columns[j], &summaries[i], &summaries[j])
             };
             let p_value = pearson_p_value(r, n);
-            let detected =
-                n >= 3 && r.abs() >= threshold && (n < MIN_TESTED_PAIRS || p_value < SIGNIFICANCE);
-            [
-                i as f64,
-                j as f64,
-                n as f64,
+            Ok(CorrelationRow {
+                i: i as i64,
+                j: j as i64,
+                n: n as i64,
                 r,
                 p_value,
-                if detected { 1.0 } else { 0.0 },
-            ]
+                detected: n >= 3
+                    && r.abs() >= threshold
+                    && (n < MIN_TESTED_PAIRS || p_value < SIGNIFICANCE),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Rows per block of [`cross_products`] (a block's centered values stay in cache).
@@ -134,11 +166,12 @@ fn cross_products(
     summaries: &[ColumnSummary],
     complete: &[usize],
     n: usize,
-) -> Vec<f64> {
+    budget: &Budget,
+) -> CoreResult<Vec<f64>> {
     let q = complete.len();
     let mut products = vec![0.0; q * q];
     if q < 2 {
-        return products;
+        return Ok(products);
     }
     // room for a whole tile starting at any column
     let stride = q + TILE_COLUMNS;
@@ -155,6 +188,7 @@ fn cross_products(
     let mut centered = vec![0.0; PRODUCT_BLOCK_ROWS * stride];
     let tasks_per_thread = PRODUCT_BLOCK_ROWS.div_ceil(threads);
     for block_start in (0..n).step_by(PRODUCT_BLOCK_ROWS) {
+        budget.check(STAGE)?;
         let block = PRODUCT_BLOCK_ROWS.min(n - block_start);
         centered[..block * stride]
             .par_chunks_mut(tasks_per_thread * stride)
@@ -173,7 +207,7 @@ fn cross_products(
             products[a * q + a + 1..(a + 1) * q].copy_from_slice(&row_sums[a + 1..q]);
         }
     }
-    products
+    Ok(products)
 }
 
 /// Centers tasks `start..` (as many as `out` has rows of `stride`) of the complete columns
@@ -379,8 +413,24 @@ fn pair_correlation(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CoreError;
     use crate::rng::SplitMix64;
     use crate::stats::pearson;
+
+    fn correlation_stats(columns: &[&[f64]], threshold: f64) -> CoreResult<Vec<CorrelationRow>> {
+        super::correlation_stats(columns, threshold, &Budget::unlimited())
+    }
+
+    fn row(i: i64, j: i64, n: i64, r: f64, p_value: f64, detected: bool) -> CorrelationRow {
+        CorrelationRow {
+            i,
+            j,
+            n,
+            r,
+            p_value,
+            detected,
+        }
+    }
 
     #[test]
     fn perfect_correlations_and_pair_order() {
@@ -389,9 +439,9 @@ mod tests {
         let c = [5.0, 4.0, 3.0, 2.0, 1.0];
         let rows = correlation_stats(&[&a, &b, &c], 0.9).unwrap();
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0], [0.0, 1.0, 5.0, 1.0, 0.0, 1.0]);
-        assert_eq!(rows[1], [0.0, 2.0, 5.0, -1.0, 0.0, 1.0]);
-        assert_eq!(rows[2], [1.0, 2.0, 5.0, -1.0, 0.0, 1.0]);
+        assert_eq!(rows[0], row(0, 1, 5, 1.0, 0.0, true));
+        assert_eq!(rows[1], row(0, 2, 5, -1.0, 0.0, true));
+        assert_eq!(rows[2], row(1, 2, 5, -1.0, 0.0, true));
     }
 
     #[test]
@@ -399,14 +449,15 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0];
         let constant = [0.1; 4];
         let rows = correlation_stats(&[&a, &constant], 0.5).unwrap();
-        assert_eq!(rows[0][3], 0.0);
-        assert_eq!(rows[0][4], 1.0);
-        assert_eq!(rows[0][5], 0.0);
+        assert_eq!(
+            (rows[0].r, rows[0].p_value, rows[0].detected),
+            (0.0, 1.0, false)
+        );
         // Constant over the shared tasks only (absent values elsewhere).
         let nan = f64::NAN;
         let partial = [7.0, nan, 7.0, 7.0];
         let rows = correlation_stats(&[&a, &partial], 0.5).unwrap();
-        assert_eq!(rows[0][2..5], [3.0, 0.0, 1.0]);
+        assert_eq!((rows[0].n, rows[0].r, rows[0].p_value), (3, 0.0, 1.0));
     }
 
     #[test]
@@ -417,9 +468,9 @@ mod tests {
         let oy: Vec<f64> = y.iter().map(|v| v + 1e9).collect();
         let rows = correlation_stats(&[&ox, &oy], 0.9).unwrap();
         // scipy.stats.pearsonr(x, y)
-        assert!((rows[0][3] - 0.9400193421607683).abs() < 1e-14);
-        assert!((rows[0][4] - 0.0174744797146396).abs() < 1e-12);
-        assert_eq!(rows[0][5], 1.0); // n < 10: no significance gate
+        assert!((rows[0].r - 0.9400193421607683).abs() < 1e-14);
+        assert!((rows[0].p_value - 0.0174744797146396).abs() < 1e-12);
+        assert!(rows[0].detected); // n < 10: no significance gate
     }
 
     #[test]
@@ -428,18 +479,18 @@ mod tests {
         let x = [1.0, nan, 2.0, 3.0, 4.0, nan];
         let y = [1.5, 9.0, nan, 3.0, 4.5, 2.0];
         let rows = correlation_stats(&[&x, &y], 0.5).unwrap();
-        assert_eq!(rows[0][2], 3.0);
-        assert_eq!(rows[0][3], pearson(&[1.0, 3.0, 4.0], &[1.5, 3.0, 4.5]));
+        assert_eq!(rows[0].n, 3);
+        assert_eq!(rows[0].r, pearson(&[1.0, 3.0, 4.0], &[1.5, 3.0, 4.5]));
         // 12 pairs, r ≈ 0.652 (above the threshold) but p ≈ 0.0215 (scipy) → not detected.
         let a: Vec<f64> = (0..12).map(f64::from).collect();
         let noise = [
             3.0, -4.0, 2.0, 5.0, -3.0, 1.0, -5.0, 4.0, 0.0, -2.0, 3.0, -4.0,
         ];
         let b: Vec<f64> = a.iter().zip(noise).map(|(v, e)| v + e).collect();
-        let row = correlation_stats(&[&a, &b], 0.5).unwrap()[0];
-        assert!(row[3] > 0.5, "{row:?}");
-        assert!(row[4] > 0.01, "{row:?}");
-        assert_eq!(row[5], 0.0);
+        let found = correlation_stats(&[&a, &b], 0.5).unwrap()[0];
+        assert!(found.r > 0.5, "{found:?}");
+        assert!(found.p_value > 0.01, "{found:?}");
+        assert!(!found.detected);
     }
 
     #[test]
@@ -448,14 +499,14 @@ mod tests {
         let x: Vec<f64> = (0..1000).map(|_| rng.next_f64()).collect();
         let y: Vec<f64> = x.iter().map(|v| v * 0.3 + rng.next_f64()).collect();
         let complete = correlation_stats(&[&x, &y], 0.2).unwrap()[0];
-        assert_eq!(complete[3], pearson(&x, &y));
+        assert_eq!(complete.r, pearson(&x, &y));
         let mut y_sparse = y.clone();
         y_sparse.push(f64::NAN);
         let mut x_long = x.clone();
         x_long.push(0.5);
         let sparse = correlation_stats(&[&x_long, &y_sparse], 0.2).unwrap()[0];
         assert_eq!(sparse, complete);
-        assert!(complete[4] < 1e-6 && complete[5] == 1.0);
+        assert!(complete.p_value < 1e-6 && complete.detected);
     }
 
     #[test]
@@ -482,16 +533,16 @@ mod tests {
         let rows = correlation_stats(&views, 0.5).unwrap();
         assert_eq!(rows.len(), (complete + 1) * complete / 2);
         for row in rows {
-            let (i, j) = (row[0] as usize, row[1] as usize);
+            let (i, j) = (row.i as usize, row.j as usize);
             let (x, y): (Vec<f64>, Vec<f64>) = columns[i]
                 .iter()
                 .zip(&columns[j])
                 .filter(|(a, b)| !a.is_nan() && !b.is_nan())
                 .map(|(a, b)| (*a, *b))
                 .unzip();
-            assert_eq!(row[2], x.len() as f64);
+            assert_eq!(row.n, x.len() as i64);
             assert_eq!(
-                row[3].to_bits(),
+                row.r.to_bits(),
                 pearson(&x, &y).to_bits(),
                 "pair ({i}, {j})"
             );
@@ -503,22 +554,21 @@ mod tests {
         assert!(correlation_stats(&[], 0.5).unwrap().is_empty());
         assert!(correlation_stats(&[&[1.0]], 0.5).unwrap().is_empty());
         let rows = correlation_stats(&[&[], &[]], 0.5).unwrap();
-        assert_eq!(rows[0][..4], [0.0, 1.0, 0.0, 0.0]);
-        assert!(rows[0][4].is_nan());
+        assert_eq!((rows[0].i, rows[0].j, rows[0].n, rows[0].r), (0, 1, 0, 0.0));
+        assert!(rows[0].p_value.is_nan());
         let nan = f64::NAN;
         let rows = correlation_stats(&[&[nan, 1.0], &[2.0, nan]], 0.5).unwrap();
-        assert_eq!(rows[0][2..4], [0.0, 0.0]);
-        assert_eq!(rows[0][5], 0.0);
+        assert_eq!((rows[0].n, rows[0].r, rows[0].detected), (0, 0.0, false));
         let rows = correlation_stats(&[&[1.0, 2.0], &[2.0, 1.0]], 0.5).unwrap();
-        assert_eq!(rows[0][2..4], [2.0, -1.0]);
-        assert!(rows[0][4].is_nan());
-        assert_eq!(rows[0][5], 0.0);
+        assert_eq!((rows[0].n, rows[0].r, rows[0].detected), (2, -1.0, false));
+        assert!(rows[0].p_value.is_nan());
     }
 
     #[test]
     fn rejects_bad_threshold_and_ragged_columns() {
         for bad in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
-            match correlation_stats(&[&[1.0]], bad) {
+            let params = Params::new().with("threshold", bad);
+            match run(&[&[1.0]], &params, &Budget::unlimited()) {
                 Err(CoreError::InvalidArgument { argument, message }) => {
                     assert_eq!(argument, "threshold");
                     assert!(message.starts_with("threshold must be in (0, 1]"));
@@ -536,7 +586,8 @@ mod tests {
     #[test]
     #[ignore]
     fn correlation_timing() {
-        use crate::detect::{conservation_stats, phase_transition_stats};
+        use crate::detect::conservation::conservation_stats;
+        use crate::detect::phase_transition::phase_transition_stats;
         use std::time::Instant;
         let n = 1_000_000;
         for m in [16, 64] {
@@ -562,10 +613,10 @@ mod tests {
             });
             println!("summaries {summaries:.1} ms");
             let phase = time(&|| {
-                phase_transition_stats(&views, 0.5).unwrap();
+                phase_transition_stats(&views, 0.5, &Budget::unlimited()).unwrap();
             });
             let conservation = time(&|| {
-                conservation_stats(&views, 0.3).unwrap();
+                conservation_stats(&views, 0.3, &Budget::unlimited()).unwrap();
             });
             let mut sparse = columns.clone();
             for column in sparse.iter_mut().step_by(3) {

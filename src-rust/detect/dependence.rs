@@ -1,6 +1,6 @@
-//! Nonlinear dependence between metric pairs (SPEC §6 `DEPENDENCE`, kernels5.md
-//! `dependence_stats`): bias-corrected mutual information of quantile bins, permutation
-//! tested, for pairs whose linear correlation stays below the correlation threshold.
+//! Nonlinear dependence between metric pairs (SPEC §6 `DEPENDENCE`): bias-corrected mutual
+//! information of quantile bins, permutation tested, for pairs whose linear correlation
+//! stays below the correlation threshold.
 
 use std::f64::consts::LN_2;
 
@@ -8,34 +8,94 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::permutation::shared_permutation_tests;
-use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
-use super::{column_length, prepare_testable, unordered_pairs};
-use crate::error::{CoreError, CoreResult};
+use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
+use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
+use crate::error::CoreResult;
 use crate::stats::{all_equal, pearson};
 
-/// Fields of a [`dependence_stats`] row, in order.
-pub const DEPENDENCE_FIELDS: [&str; 13] = [
-    "i",
-    "j",
-    "n",
-    "r",
-    "mi",
-    "mi_corrected",
-    "p_value",
-    "perms_run",
-    "info_coef",
-    "effect",
-    "bins",
-    "tested",
-    "_reserved",
-];
+crate::record! {
+    /// One metric pair's dependence statistics (see [`dependence_stats`]).
+    pub struct DependenceRow {
+        /// The pair's metrics, i < j.
+        i: i64,
+        j: i64,
+        /// Tasks having both metrics.
+        n: i64,
+        /// Pearson's r over those tasks.
+        r: f64,
+        /// Plug-in mutual information of the quantile bins (bits).
+        mi: f64,
+        /// Miller–Madow corrected mutual information (bits).
+        mi_corrected: f64,
+        p_value: f64,
+        /// Permutation rounds run (0 when untested).
+        perms_run: i64,
+        /// Information coefficient √(1 - 2^(-2·mi_corrected)).
+        info_coef: f64,
+        /// Range of the mean of y over the x-bins, in y's units.
+        effect: f64,
+        /// Quantile bins per variable.
+        bins: i64,
+        tested: bool,
+    }
+}
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "dependence",
+    kind: "dependence",
+    fields: DependenceRow::FIELDS,
+    params: &[
+        ParamSpec {
+            name: "threshold_r",
+            default: DefaultValue::Float(0.7),
+        },
+        ParamSpec {
+            name: "min_pairs",
+            default: DefaultValue::Int(30),
+        },
+        PERMUTATIONS,
+        SEED,
+        MAX_TEST_N,
+    ],
+    run,
+};
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let settings = DependenceSettings {
+        threshold_r: params.unit_interval("threshold_r")?,
+        min_pairs: params.count("min_pairs", 1)?,
+        permutations: params.count("permutations", 1)?,
+        seed: params.seed("seed")?,
+        max_test_n: params.count("max_test_n", 1)?,
+    };
+    let rows = dependence_stats(columns, &settings, budget)?;
+    Ok(DependenceRow::table(&rows))
+}
+
+/// The parameters of [`dependence_stats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DependenceSettings {
+    /// Pairs with |r| at or above this are linear, not tested; in (0, 1].
+    pub threshold_r: f64,
+    /// Pairs with fewer tasks having both metrics are not tested.
+    pub min_pairs: usize,
+    /// Permutation rounds B, >= 1.
+    pub permutations: usize,
+    pub seed: u64,
+    /// Longer pairs are tested on every s-th pair, >= 1.
+    pub max_test_n: usize,
+}
 
 /// Test family of the dependence tests (the stream of their shared permutations).
 pub const DEPENDENCE_TEST_FAMILY: u64 = 1000;
 /// Bounds of the number of quantile bins per variable.
 const MIN_DEPENDENCE_BINS: usize = 4;
 const MAX_DEPENDENCE_BINS: usize = 16;
+const STAGE: &str = "dependence";
 
 /// Quantile bins per variable for n pairs: min(16, max(4, round(√(n / 5)))) (half to even).
 pub fn dependence_bins(n: usize) -> usize {
@@ -43,12 +103,10 @@ pub fn dependence_bins(n: usize) -> usize {
 }
 
 /// One row per metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...:
-/// `[i, j, n, r, mi, mi_corrected, p_value, perms_run, info_coef, effect, bins, tested,
-/// _reserved]` (kernels5.md):
 /// - over the tasks having both metrics (recording order); `r` = Pearson (two-pass centered,
 ///   0 for zero variance); `bins` = [`dependence_bins`]`(n)`;
 /// - tested when n >= `min_pairs`, |r| < `threshold_r` and neither series is constant; an
-///   untested row keeps i, j, n, r, bins and has mi..effect NaN, tested 0;
+///   untested row keeps i, j, n, r, bins and has mi..effect NaN, perms_run 0, tested false;
 /// - quantile bins of x and of y (b = bins each); `mi` = plug-in MI in bits,
 ///   max(0, (H(X) + H(Y)) - H(X,Y)) (entropies -Σ p log2 p, cells ascending, joint cell
 ///   = xbin·b + ybin);
@@ -63,44 +121,36 @@ pub fn dependence_bins(n: usize) -> usize {
 ///   shared permutation of test family [`DEPENDENCE_TEST_FAMILY`]
 ///   (`permutation(round_seed(seed, 1000, r), N)` for every pair, see
 ///   [`shared_permutation_tests`]); sequential p with B = permutations.
-/// - `_reserved` is NaN.
 ///
-/// `threshold_r` in (0, 1], `permutations` >= 1, `max_test_n` >= 1. Pairs, and the tests of
-/// a permutation round, run in parallel; a complete metric is binned once and its codes are
-/// permuted once per round for every pair it is the y of.
+/// Pairs, and the tests of a permutation round, run in parallel; a complete metric is binned
+/// once and its codes are permuted once per round for every pair it is the y of.
 pub fn dependence_stats(
     columns: &[&[f64]],
-    threshold_r: f64,
-    min_pairs: usize,
-    permutations: usize,
-    seed: u64,
-    max_test_n: usize,
-) -> CoreResult<Vec<[f64; 13]>> {
-    if !(threshold_r > 0.0 && threshold_r <= 1.0) {
-        return Err(CoreError::invalid(
-            "threshold_r",
-            format!("threshold_r must be in (0, 1], got {threshold_r}"),
-        ));
-    }
-    check_test_arguments(permutations, max_test_n)?;
+    settings: &DependenceSettings,
+    budget: &Budget,
+) -> CoreResult<Vec<DependenceRow>> {
     column_length(columns)?;
     let m = columns.len();
     // Complete columns share their codes across every pair of complete columns.
-    let cached = prepare_testable(columns, min_pairs, |column| {
-        CachedCodes::new(column, max_test_n)
+    let cached = prepare_testable(columns, settings.min_pairs, |column| {
+        CachedCodes::new(column, settings.max_test_n)
     });
     let pairs = unordered_pairs(m);
-    let context = Context {
-        threshold_r,
-        min_pairs,
-        max_test_n,
-    };
-    let (mut rows, tests): (Vec<[f64; 13]>, Vec<Option<DependenceTest>>) = pairs
+    let (mut rows, tests): (Vec<DependenceRow>, Vec<Option<DependenceTest>>) = pairs
         .par_iter()
         .map(|&(i, j)| {
+            budget.check(STAGE)?;
             let both_cached = cached[i].as_ref().zip(cached[j].as_ref());
-            pair_row(&context, (i, j), columns[i], columns[j], both_cached)
+            Ok(pair_row(
+                settings,
+                (i, j),
+                columns[i],
+                columns[j],
+                both_cached,
+            ))
         })
+        .collect::<CoreResult<Vec<_>>>()?
+        .into_iter()
         .unzip();
     // The permuted sequences: the test codes of every metric (empty when not cached), then
     // the y-codes of each pair binned on its own.
@@ -124,43 +174,21 @@ pub fn dependence_stats(
     let outcomes = shared_permutation_tests(
         &pending,
         &sequences,
-        permutations,
-        seed,
+        settings.permutations,
+        settings.seed,
         DEPENDENCE_TEST_FAMILY,
+        (budget, STAGE),
         |&(_, key, test)| (key, test.observed),
         |&(_, _, test), permuted, table: &mut Vec<u64>| {
             let h_xy = joint_entropy(&test.x, permuted, test.bins, table);
             (test.marginals - h_xy).max(0.0)
         },
-    );
+    )?;
     for (&(pair, _, _), outcome) in pending.iter().zip(outcomes) {
-        rows[pair][6] = outcome.p_value;
-        rows[pair][7] = outcome.perms_run as f64;
+        rows[pair].p_value = outcome.p_value;
+        rows[pair].perms_run = outcome.perms_run as i64;
     }
     Ok(rows)
-}
-
-/// `permutations` >= 1 and `max_test_n` >= 1.
-pub(crate) fn check_test_arguments(permutations: usize, max_test_n: usize) -> CoreResult<()> {
-    if permutations < 1 {
-        return Err(CoreError::invalid(
-            "permutations",
-            format!("permutations must be >= 1, got {permutations}"),
-        ));
-    }
-    if max_test_n < 1 {
-        return Err(CoreError::invalid(
-            "max_test_n",
-            format!("max_test_n must be >= 1, got {max_test_n}"),
-        ));
-    }
-    Ok(())
-}
-
-struct Context {
-    threshold_r: f64,
-    min_pairs: usize,
-    max_test_n: usize,
 }
 
 /// Quantile codes of a complete, non-constant column: over all tasks (b from the column
@@ -203,12 +231,12 @@ struct DependenceTest<'a> {
 /// A pair's row without its p-value and perms_run (filled by the shared permutation tests),
 /// and its test when the pair is tested.
 fn pair_row<'a>(
-    context: &Context,
+    context: &DependenceSettings,
     (i, j): (usize, usize),
     column_x: &[f64],
     column_y: &[f64],
     cached: Option<(&'a CachedCodes, &'a CachedCodes)>,
-) -> ([f64; 13], Option<DependenceTest<'a>>) {
+) -> (DependenceRow, Option<DependenceTest<'a>>) {
     let gathered: (Vec<f64>, Vec<f64>);
     let (x, y): (&[f64], &[f64]) = if cached.is_some() {
         (column_x, column_y)
@@ -224,13 +252,20 @@ fn pair_row<'a>(
     let n = x.len();
     let r = pearson(x, y);
     let bins = dependence_bins(n);
-    let mut row = [f64::NAN; 13];
-    row[0] = i as f64;
-    row[1] = j as f64;
-    row[2] = n as f64;
-    row[3] = r;
-    row[10] = bins as f64;
-    row[11] = 0.0;
+    let mut row = DependenceRow {
+        i: i as i64,
+        j: j as i64,
+        n: n as i64,
+        r,
+        mi: f64::NAN,
+        mi_corrected: f64::NAN,
+        p_value: f64::NAN,
+        perms_run: 0,
+        info_coef: f64::NAN,
+        effect: f64::NAN,
+        bins: bins as i64,
+        tested: false,
+    };
     let tested =
         n >= context.min_pairs && r.abs() < context.threshold_r && !all_equal(x) && !all_equal(y);
     if !tested {
@@ -273,11 +308,11 @@ fn pair_row<'a>(
         let parts = MutualInformation::of(&sx, &sy, sub_bins);
         (sx, sy, sub_bins, parts)
     };
-    row[4] = mi;
-    row[5] = mi_corrected;
-    row[8] = info_coef;
-    row[9] = effect;
-    row[11] = 1.0;
+    row.mi = mi;
+    row.mi_corrected = mi_corrected;
+    row.info_coef = info_coef;
+    row.effect = effect;
+    row.tested = true;
     let test = DependenceTest {
         x: test_x,
         y: test_y,
@@ -362,9 +397,43 @@ fn conditional_mean_range(x_codes: &[u8], y: &[f64], bins: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::permutation::{permutation, round_seed, sequential_rule, DECISIVE_P_VALUE};
-    use crate::detect::ranks::quantile_bins;
-    use crate::detect::test_data::{normals, uniforms};
+    use crate::detect::shared::permutation::{
+        permutation, round_seed, sequential_rule, DECISIVE_P_VALUE,
+    };
+    use crate::detect::shared::ranks::quantile_bins;
+    use crate::detect::shared::test_data::{normals, uniforms};
+
+    /// The kernel through its parameters (checked as the registry checks them).
+    fn dependence_stats(
+        columns: &[&[f64]],
+        threshold_r: f64,
+        min_pairs: usize,
+        permutations: usize,
+        seed: u64,
+        max_test_n: usize,
+    ) -> CoreResult<Vec<DependenceRow>> {
+        let params = Params::new()
+            .with("threshold_r", threshold_r)
+            .with("min_pairs", min_pairs)
+            .with("permutations", permutations)
+            .with("seed", seed)
+            .with("max_test_n", max_test_n);
+        let table = run(columns, &params, &Budget::unlimited())?;
+        let settings = DependenceSettings {
+            threshold_r,
+            min_pairs,
+            permutations,
+            seed,
+            max_test_n,
+        };
+        let rows = super::dependence_stats(columns, &settings, &Budget::unlimited())?;
+        // (compared as text: NaN fields are not equal to themselves)
+        assert_eq!(
+            format!("{table:?}"),
+            format!("{:?}", DependenceRow::table(&rows))
+        );
+        Ok(rows)
+    }
 
     const SEED: u64 = 0x5EED_CAFE;
 
@@ -389,21 +458,29 @@ mod tests {
         let rows = dependence_stats(&[&x, &y, &z], 0.5, 4, 9, SEED, 100).unwrap();
         assert_eq!(rows.len(), 3);
         // (x, y): r = 1 → not tested
-        assert_eq!(rows[0][..4], [0.0, 1.0, 4.0, 1.0]);
-        assert!(rows[0][4..10].iter().all(|v| v.is_nan()));
-        assert_eq!(rows[0][10..12], [4.0, 0.0]);
-        assert!(rows[0][12].is_nan());
+        let untested = rows[0];
+        assert_eq!(
+            (untested.i, untested.j, untested.n, untested.r),
+            (0, 1, 4, 1.0)
+        );
+        assert!(untested.mi.is_nan() && untested.mi_corrected.is_nan());
+        assert!(untested.p_value.is_nan() && untested.info_coef.is_nan());
+        assert!(untested.effect.is_nan());
+        assert_eq!(
+            (untested.perms_run, untested.bins, untested.tested),
+            (0, 4, false)
+        );
         // (x, z): codes x = 2,0,3,1; z: ranks 0,2,2,0 → bins 0,2,2,0
         let row = rows[1];
-        assert_eq!(row[3], 0.0);
-        assert_eq!(row[11], 1.0);
+        assert_eq!(row.r, 0.0);
+        assert!(row.tested);
         // joint cells (2,0), (0,2), (3,2), (1,0): H(X,Y) = 2, H(X) = 2, H(Y) = 1 → MI = 1
-        assert_eq!(row[4], 1.0);
+        assert_eq!(row.mi, 1.0);
         let expected = 1.0 + (4.0 + 2.0 - 4.0 - 1.0) / (2.0 * 4.0 * LN_2);
-        assert!((row[5] - expected).abs() < 1e-15);
-        assert!((row[8] - (1.0 - (-2.0 * expected).exp2()).sqrt()).abs() < 1e-15);
+        assert!((row.mi_corrected - expected).abs() < 1e-15);
+        assert!((row.info_coef - (1.0 - (-2.0 * expected).exp2()).sqrt()).abs() < 1e-15);
         // mean of z per x-bin: bin0 (x=1) → 2, bin1 (x=2) → 1, bin2 (x=3) → 1, bin3 → 2
-        assert_eq!(row[9], 1.0);
+        assert_eq!(row.effect, 1.0);
     }
 
     #[test]
@@ -416,14 +493,14 @@ mod tests {
             .map(|(a, e)| a * a + 0.02 * e)
             .collect();
         let row = dependence_stats(&[&x, &y], 0.7, 30, 199, SEED, 10_000).unwrap()[0];
-        assert!(row[3].abs() < 0.2, "{row:?}");
-        assert_eq!(row[11], 1.0);
+        assert!(row.r.abs() < 0.2, "{row:?}");
+        assert!(row.tested);
         // Overwhelmingly significant: decided after a quarter of the budget (49 rounds).
-        assert!(row[6] < DECISIVE_P_VALUE, "{row:?}");
-        assert_eq!(row[7], 49.0);
-        assert!(row[5] > 1.0 && row[8] > 0.8, "{row:?}");
+        assert!(row.p_value < DECISIVE_P_VALUE, "{row:?}");
+        assert_eq!(row.perms_run, 49);
+        assert!(row.mi_corrected > 1.0 && row.info_coef > 0.8, "{row:?}");
         // mean of y runs from ~0 (central x-bins) to ~0.8 (outer x-bins)
-        assert!(row[9] > 0.6 && row[9] < 1.0, "{row:?}");
+        assert!(row.effect > 0.6 && row.effect < 1.0, "{row:?}");
     }
 
     #[test]
@@ -432,9 +509,9 @@ mod tests {
             let x = normals(seed, 500);
             let y = normals(seed + 1, 500);
             let row = dependence_stats(&[&x, &y], 0.7, 30, 199, SEED, 10_000).unwrap()[0];
-            assert_eq!(row[11], 1.0);
-            assert!(row[6] > 0.01, "seed {seed}: {row:?}");
-            assert!(row[5] < 0.05, "seed {seed}: {row:?}");
+            assert!(row.tested);
+            assert!(row.p_value > 0.01, "seed {seed}: {row:?}");
+            assert!(row.mi_corrected < 0.05, "seed {seed}: {row:?}");
         }
     }
 
@@ -451,20 +528,20 @@ mod tests {
         let rows = dependence_stats(&[&x, &z, &y], 0.9, 30, 99, SEED, 10_000).unwrap();
         // pair (0, 2) has index 1
         let row = rows[1];
-        assert_eq!(row[11], 1.0);
+        assert!(row.tested);
         let b = dependence_bins(120);
         assert_eq!(b, 5);
         let xc = quantile_bins(&x, b);
         let yc = quantile_bins(&y, b);
         let parts = MutualInformation::of(&xc, &yc, b);
-        assert_eq!(row[4], parts.plug_in());
+        assert_eq!(row.mi, parts.plug_in());
         let expected = sequential_rule(parts.plug_in(), 99, |r| {
             let perm = permutation(round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64), 120);
             let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
             MutualInformation::of(&xc, &yp, b).plug_in()
         });
-        assert_eq!(row[6], expected.p_value);
-        assert_eq!(row[7], expected.perms_run as f64);
+        assert_eq!(row.p_value, expected.p_value);
+        assert_eq!(row.perms_run, expected.perms_run as i64);
     }
 
     #[test]
@@ -480,7 +557,7 @@ mod tests {
         let mut y2 = y.clone();
         y2.push(nan);
         let sparse = dependence_stats(&[&x2, &y2], 0.9, 30, 49, SEED, 200).unwrap()[0];
-        assert_eq!(complete[..12], sparse[..12]);
+        assert_eq!(complete, sparse);
         // The test runs on every 5th pair with its own bins: b(180) = 6.
         let xs: Vec<f64> = x.iter().copied().step_by(5).collect();
         let ys: Vec<f64> = y.iter().copied().step_by(5).collect();
@@ -494,8 +571,8 @@ mod tests {
             let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
             MutualInformation::of(&xc, &yp, b).plug_in()
         });
-        assert_eq!(complete[6], expected.p_value);
-        assert_eq!(complete[10], dependence_bins(900) as f64);
+        assert_eq!(complete.p_value, expected.p_value);
+        assert_eq!(complete.bins, dependence_bins(900) as i64);
     }
 
     #[test]
@@ -507,17 +584,19 @@ mod tests {
             .unwrap()
             .is_empty());
         let empty: [f64; 0] = [];
-        let row = dependence_stats(&[&empty, &empty], 0.5, 0, 10, 0, 100).unwrap()[0];
-        assert_eq!(row[..4], [0.0, 1.0, 0.0, 0.0]);
-        assert_eq!(row[11], 0.0);
+        let row = dependence_stats(&[&empty, &empty], 0.5, 1, 10, 0, 100).unwrap()[0];
+        assert_eq!(
+            (row.i, row.j, row.n, row.r, row.tested),
+            (0, 1, 0, 0.0, false)
+        );
         let nan = f64::NAN;
         let constant = [1.0; 40];
         let varying: Vec<f64> = (0..40).map(f64::from).collect();
         let absent = [nan; 40];
-        let rows = dependence_stats(&[&constant, &varying, &absent], 0.5, 0, 10, 0, 100).unwrap();
-        assert!(rows.iter().all(|row| row[11] == 0.0));
-        assert_eq!(rows[0][2], 40.0);
-        assert_eq!(rows[1][2], 0.0);
+        let rows = dependence_stats(&[&constant, &varying, &absent], 0.5, 1, 10, 0, 100).unwrap();
+        assert!(rows.iter().all(|row| !row.tested));
+        assert_eq!(rows[0].n, 40);
+        assert_eq!(rows[1].n, 0);
         for (threshold, permutations, max_test_n, name) in [
             (0.0, 10, 100, "threshold_r"),
             (1.5, 10, 100, "threshold_r"),

@@ -1,10 +1,34 @@
-//! Outlier tasks by the robust z-score (SPEC §6 `OUTLIER`, kernels5.md `outlier_scores`).
+//! Outlier tasks by the robust z-score (SPEC §6 `OUTLIER`).
 
 use rayon::prelude::*;
 
-use super::column_length;
-use super::ranks::median_and_mad;
-use crate::error::{CoreError, CoreResult};
+use super::shared::columns::column_length;
+use super::shared::ranks::median_and_mad;
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
+use crate::error::CoreResult;
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "outlier",
+    kind: "outlier",
+    fields: FIELDS,
+    params: &[ParamSpec {
+        name: "z_threshold",
+        default: DefaultValue::Float(3.5),
+    }],
+    run,
+};
+
+/// The result fields: one entry per flagged (task, metric), see [`Outliers`].
+pub const FIELDS: &[&str] = &["task", "metric", "z", "deviation"];
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let z_threshold = params.finite("z_threshold", 0.0, false)?;
+    Ok(outlier_scores(columns, z_threshold, budget)?.table())
+}
+
+const STAGE: &str = "outlier";
 
 /// The consistency constant of the robust z-score (Φ⁻¹(3/4)).
 pub const ROBUST_Z_FACTOR: f64 = 0.6745;
@@ -25,27 +49,39 @@ pub struct Outliers {
     pub deviation: Vec<f64>,
 }
 
-/// Robust z-scores per metric (kernels5.md):
+impl Outliers {
+    /// The outliers as a table of [`FIELDS`].
+    pub fn table(self) -> Table {
+        Table::new()
+            .with("task", self.task)
+            .with("metric", self.metric)
+            .with("z", self.z)
+            .with("deviation", self.deviation)
+    }
+}
+
+/// Robust z-scores per metric:
 /// - per metric with >= 3 present values: median (the mean `(a + b) / 2` of the two middle
 ///   values for even counts), MAD = median(|x - median|);
 /// - `z = 0.6745 * |x - median| / MAD` (evaluated left to right); MAD == 0 → z = inf where
 ///   x != median, else 0; `deviation = x - median`;
 /// - returns every (task, metric) with z > `z_threshold`, sorted by task then metric.
 ///
-/// `z_threshold` must be finite and > 0. Metrics run in parallel.
-pub fn outlier_scores(columns: &[&[f64]], z_threshold: f64) -> CoreResult<Outliers> {
-    if !(z_threshold.is_finite() && z_threshold > 0.0) {
-        return Err(CoreError::invalid(
-            "z_threshold",
-            format!("z_threshold must be finite and > 0, got {z_threshold}"),
-        ));
-    }
+/// `z_threshold` finite and > 0 (checked by the caller). Metrics run in parallel.
+pub fn outlier_scores(
+    columns: &[&[f64]],
+    z_threshold: f64,
+    budget: &Budget,
+) -> CoreResult<Outliers> {
     column_length(columns)?;
     let per_metric: Vec<Vec<(usize, usize, f64, f64)>> = columns
         .par_iter()
         .enumerate()
-        .map(|(metric, column)| metric_outliers(metric, column, z_threshold))
-        .collect();
+        .map(|(metric, column)| {
+            budget.check(STAGE)?;
+            Ok(metric_outliers(metric, column, z_threshold))
+        })
+        .collect::<CoreResult<_>>()?;
     let mut flagged: Vec<(usize, usize, f64, f64)> = per_metric.into_iter().flatten().collect();
     flagged.sort_unstable_by_key(|&(task, metric, _, _)| (task, metric));
     let mut outliers = Outliers {
@@ -97,6 +133,10 @@ fn metric_outliers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outlier_scores(columns: &[&[f64]], z_threshold: f64) -> CoreResult<Outliers> {
+        super::outlier_scores(columns, z_threshold, &Budget::unlimited())
+    }
 
     #[test]
     fn hand_worked_three_values() {
@@ -166,7 +206,8 @@ mod tests {
             Outliers::default()
         );
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let error = outlier_scores(&[&[1.0]], bad).unwrap_err();
+            let params = Params::new().with("z_threshold", bad);
+            let error = run(&[&[1.0]], &params, &Budget::unlimited()).unwrap_err();
             assert!(
                 error.to_string().starts_with("z_threshold must be"),
                 "{error}"

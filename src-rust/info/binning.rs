@@ -1,5 +1,5 @@
 //! Equal-width binning and the scan that finds its range: the one place the binning formula
-//! of design/kernels.md lives. Every kernel bins through [`Binning::index`].
+//! of docs/kernels.md ("Binning") lives. Every kernel bins through [`Binning::index`].
 
 use rayon::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Information-theory kernels (SPEC §7, design/kernels.md "Information kernels").
+//! Information-theory kernels (SPEC §7, docs/kernels.md "Information kernels").
 //!
 //! Pure Rust: 1-D `f64` slices and `i64` parameters in, bits out. Checks run in a fixed
 //! order — parameters, then equal lengths, then finiteness — and fail with

@@ -156,7 +156,7 @@ mod tests {
         result.unwrap_err().to_string()
     }
 
-    /// SplitMix64 uniforms in [0, 1) (kernels.md's generator), enough for test data.
+    /// SplitMix64 uniforms in [0, 1) (the SplitMix64 of docs/kernels.md), enough for test data.
     fn uniforms(seed: u64, n: usize) -> Vec<f64> {
         (1..=n as u64)
             .map(|i| {

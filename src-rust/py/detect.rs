@@ -1,20 +1,20 @@
-//! Bindings of the detector kernels: one (metrics, tasks) float64 matrix in, statistics out.
+//! The detectors' one binding: `run_detector(name, columns, metrics, params)` runs any
+//! registered detector over a (metrics, tasks) float64 matrix and returns its named fields
+//! as a dict of NumPy arrays. Parameters are converted, not judged (the core's `args` does
+//! that), and the GIL is released while the detector runs. Adding a detector changes
+//! nothing here.
 
-use std::time::{Duration, Instant};
-
-use numpy::ndarray::{Array2, ArrayView2};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
+use numpy::ndarray::ArrayView2;
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 
-use crate::detect;
-use crate::error::CoreError;
+use crate::args::{DefaultValue, Params, Value};
+use crate::detect::{self, roles, Column, Table};
 
 /// The rows of `view` as slices: borrowed when each row is contiguous (also for a view into
 /// a wider buffer), else copied once.
-pub(crate) fn rows_of<'a>(
-    view: &'a ArrayView2<'a, f64>,
-    owned: &'a mut Vec<Vec<f64>>,
-) -> Vec<&'a [f64]> {
+fn rows_of<'a>(view: &'a ArrayView2<'a, f64>, owned: &'a mut Vec<Vec<f64>>) -> Vec<&'a [f64]> {
     if view.rows().into_iter().all(|row| row.as_slice().is_some()) {
         return view
             .rows()
@@ -26,93 +26,129 @@ pub(crate) fn rows_of<'a>(
     owned.iter().map(Vec::as_slice).collect()
 }
 
-pub(crate) fn table<const W: usize>(rows: Vec<[f64; W]>) -> Array2<f64> {
-    let count = rows.len();
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    Array2::from_shape_vec((count, W), flat).unwrap_or_else(|_| Array2::zeros((0, W)))
-}
-
-fn deadline_from(seconds: f64) -> Result<Option<Instant>, CoreError> {
-    if seconds.is_nan() {
-        return Err(CoreError::invalid("deadline", "deadline must not be NaN"));
+/// A Python parameter value as a core [`Value`] (no checks: the core's accessors judge it).
+fn value_of(object: &Bound<'_, PyAny>) -> Value {
+    if object.is_instance_of::<PyBool>() {
+        return Value::Bool(object.is_truthy().unwrap_or(false));
     }
-    if !seconds.is_finite() || seconds > 1e9 {
-        return Ok(None);
+    if object.is_instance_of::<PyInt>() {
+        return Value::Int(object.extract::<i128>().ok());
     }
-    Ok(Some(
-        Instant::now() + Duration::from_secs_f64(seconds.max(0.0)),
-    ))
-}
-
-type ClusterResult<'py> = (
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyArray1<bool>>,
-);
-
-/// Connected components of tasks closer than `threshold`: (labels, avg_distance, sampled).
-#[pyfunction]
-#[pyo3(signature = (columns, threshold, deadline=f64::INFINITY))]
-pub fn cluster_components<'py>(
-    py: Python<'py>,
-    columns: PyReadonlyArray2<'py, f64>,
-    threshold: f64,
-    deadline: f64,
-) -> PyResult<ClusterResult<'py>> {
-    let view = columns.as_array();
-    let mut owned = Vec::new();
-    let rows = rows_of(&view, &mut owned);
-    let deadline = deadline_from(deadline)?;
-    let mut clusters = py.detach(|| detect::cluster_components(&rows, threshold, deadline))?;
-    if rows.is_empty() {
-        // No metric at all: every task is a singleton (the core cannot see n without rows).
-        clusters.labels = vec![-1; view.ncols()];
+    if object.is_instance_of::<PyFloat>() {
+        return object
+            .extract::<f64>()
+            .map_or(Value::Float(f64::NAN), Value::Float);
     }
-    Ok((
-        clusters.labels.into_pyarray(py),
-        clusters.avg_distance.into_pyarray(py),
-        clusters.sampled.into_pyarray(py),
-    ))
+    // NumPy scalars and other numbers: through their index or float conversion.
+    if let Ok(index) = object.call_method0("__index__") {
+        return Value::Int(index.extract::<i128>().ok());
+    }
+    match object.extract::<f64>() {
+        Ok(number) => Value::Float(number),
+        Err(_) => Value::Other(
+            object
+                .get_type()
+                .name()
+                .map_or_else(|_| "object".to_owned(), |name| name.to_string()),
+        ),
+    }
 }
 
-/// Per-metric phase-transition statistics (see the kernel contract for the columns).
+fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<Params> {
+    let mut converted = Params::new();
+    if let Some(params) = params {
+        for (name, value) in params.iter() {
+            converted.insert(name.str()?.to_string(), value_of(&value));
+        }
+    }
+    Ok(converted)
+}
+
+/// The table as a dict of NumPy arrays (moved, not copied).
+fn table_to_dict<'py>(py: Python<'py>, table: Table) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, column) in table.into_columns() {
+        match column {
+            Column::Float(values) => dict.set_item(name, values.into_pyarray(py))?,
+            Column::Int(values) => dict.set_item(name, values.into_pyarray(py))?,
+            Column::Bool(values) => dict.set_item(name, values.into_pyarray(py))?,
+        }
+    }
+    Ok(dict)
+}
+
+/// Run the registered detector `name` over the rows `metrics` (all when None) of
+/// `columns` (metrics × tasks, NaN = absent) with `params` over its defaults; returns its
+/// named fields.
 #[pyfunction]
-pub fn phase_transition_stats<'py>(
+#[pyo3(signature = (name, columns, metrics = None, params = None))]
+pub fn run_detector<'py>(
     py: Python<'py>,
+    name: &str,
     columns: PyReadonlyArray2<'py, f64>,
-    sensitivity: f64,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    metrics: Option<PyReadonlyArray1<'py, i64>>,
+    params: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let params = params_of(params)?;
     let view = columns.as_array();
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
-    let stats = py.detach(|| detect::phase_transition_stats(&rows, sensitivity))?;
-    Ok(table(stats).into_pyarray(py))
+    let selection = metrics.map(|m| m.as_array().to_vec());
+    let table = py.detach(|| {
+        let rows = match &selection {
+            Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
+            None => rows,
+        };
+        detect::run_detector(name, &rows, &params)
+    })?;
+    table_to_dict(py, table)
 }
 
-/// Per-metric conservation statistics.
+/// The roles of the rows `metrics` (all when None) of `columns`: `counter` per metric.
 #[pyfunction]
-pub fn conservation_stats<'py>(
+#[pyo3(signature = (columns, metrics = None))]
+pub fn column_roles<'py>(
     py: Python<'py>,
     columns: PyReadonlyArray2<'py, f64>,
-    tolerance: f64,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    metrics: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.as_array();
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
-    let stats = py.detach(|| detect::conservation_stats(&rows, tolerance))?;
-    Ok(table(stats).into_pyarray(py))
+    let selection = metrics.map(|m| m.as_array().to_vec());
+    let table = py.detach(|| {
+        let rows = match &selection {
+            Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
+            None => rows,
+        };
+        roles::column_roles(&rows, &crate::args::Budget::unlimited())
+    })?;
+    table_to_dict(py, table)
 }
 
-/// Per-pair correlation statistics.
-#[pyfunction]
-pub fn correlation_stats<'py>(
-    py: Python<'py>,
-    columns: PyReadonlyArray2<'py, f64>,
-    threshold: f64,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let view = columns.as_array();
-    let mut owned = Vec::new();
-    let rows = rows_of(&view, &mut owned);
-    let stats = py.detach(|| detect::correlation_stats(&rows, threshold))?;
-    Ok(table(stats).into_pyarray(py))
+fn default_value<'py>(py: Python<'py>, default: DefaultValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match default {
+        DefaultValue::Float(value) => PyFloat::new(py, value).into_any(),
+        DefaultValue::Int(value) => value.into_pyobject(py)?.into_any(),
+        DefaultValue::Seed(value) => value.into_pyobject(py)?.into_any(),
+        DefaultValue::Bool(value) => PyBool::new(py, value).to_owned().into_any(),
+    })
+}
+
+/// `{name: {"kind": str, "fields": tuple[str, ...], "params": {name: default}}}` for every
+/// registered detector, in registry order (the module's `DETECTORS`).
+pub fn registry_description(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let described = PyDict::new(py);
+    for detector in detect::REGISTRY {
+        let entry = PyDict::new(py);
+        entry.set_item("kind", detector.kind)?;
+        entry.set_item("fields", PyTuple::new(py, detector.fields)?)?;
+        let params = PyDict::new(py);
+        for spec in detector.params.iter().chain([&detect::DEADLINE]) {
+            params.set_item(spec.name, default_value(py, spec.default)?)?;
+        }
+        entry.set_item("params", params)?;
+        described.set_item(detector.name, entry)?;
+    }
+    Ok(described)
 }

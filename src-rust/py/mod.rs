@@ -1,7 +1,6 @@
 //! The bindings: NumPy buffers in, the GIL released around core work, errors mapped.
 //! Nothing outside this module mentions pyo3.
 
-pub mod added;
 pub mod detect;
 pub mod errors;
 pub mod info;

@@ -1,39 +1,101 @@
-//! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`, kernels5.md
-//! `information_flow_stats`): transfer entropy of quantile-binned series over lags
-//! 1..=max_lag, with a source-surrogate permutation test.
+//! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`): transfer entropy of
+//! quantile-binned series over lags 1..=max_lag, with a source-surrogate permutation test.
 
 use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::dependence::check_test_arguments;
-use super::permutation::shared_permutation_tests;
-use super::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
-use super::{column_length, prepare_testable, unordered_pairs};
-use crate::error::{CoreError, CoreResult};
+use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
+use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
+use crate::error::CoreResult;
 use crate::stats::all_equal;
 
-/// Fields of an [`information_flow_stats`] row, in order.
-pub const FLOW_FIELDS: [&str; 12] = [
-    "i",
-    "j",
-    "n",
-    "best_lag",
-    "te",
-    "te_reverse",
-    "p_value",
-    "perms_run",
-    "bins",
-    "tested",
-    "_r1",
-    "_r2",
-];
+crate::record! {
+    /// One ordered metric pair's information flow (see [`information_flow_stats`]).
+    pub struct FlowRow {
+        /// Source metric.
+        i: i64,
+        /// Target metric.
+        j: i64,
+        /// Tasks having both metrics.
+        n: i64,
+        /// The lag (1..=max_lag) of the largest transfer entropy i → j (0 when untested).
+        best_lag: i64,
+        /// Transfer entropy i → j at best_lag (bits).
+        te: f64,
+        /// Transfer entropy j → i at best_lag (bits).
+        te_reverse: f64,
+        p_value: f64,
+        /// Permutation rounds run (0 when untested).
+        perms_run: i64,
+        /// Quantile bins per series.
+        bins: i64,
+        tested: bool,
+    }
+}
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "information_flow",
+    kind: "information flow",
+    fields: FlowRow::FIELDS,
+    params: &[
+        ParamSpec {
+            name: "min_values",
+            default: DefaultValue::Int(50),
+        },
+        PERMUTATIONS,
+        SEED,
+        MAX_TEST_N,
+        ParamSpec {
+            name: "max_lag",
+            default: DefaultValue::Int(3),
+        },
+    ],
+    run,
+};
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let settings = FlowSettings::from_params(params)?;
+    let rows = information_flow_stats(columns, &settings, budget)?;
+    Ok(FlowRow::table(&rows))
+}
+
+/// The parameters of [`information_flow_stats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowSettings {
+    /// Pairs with fewer tasks having both metrics are not tested, >= 1.
+    pub min_values: usize,
+    /// Permutation rounds B, >= 1.
+    pub permutations: usize,
+    pub seed: u64,
+    /// Longer pairs are tested on their latest max_test_n values, >= 1.
+    pub max_test_n: usize,
+    /// Lags 1..=max_lag are scanned, >= 1.
+    pub max_lag: usize,
+}
+
+impl FlowSettings {
+    pub fn from_params(params: &Params) -> CoreResult<Self> {
+        Ok(FlowSettings {
+            min_values: params.count("min_values", 1)?,
+            permutations: params.count("permutations", 1)?,
+            seed: params.seed("seed")?,
+            max_test_n: params.count("max_test_n", 1)?,
+            max_lag: params.count("max_lag", 1)?,
+        })
+    }
+}
 
 /// Test family of the information-flow tests (the stream of their shared permutations).
 pub const FLOW_TEST_FAMILY: u64 = 100_000;
 /// Bounds of the number of quantile bins per series.
 const MIN_FLOW_BINS: usize = 2;
 const MAX_FLOW_BINS: usize = 8;
+const STAGE: &str = "information_flow";
 
 /// Quantile bins per series for n values: min(8, max(2, round(∛(n / 10)))) (half to even).
 pub fn flow_bins(n: usize) -> usize {
@@ -41,11 +103,10 @@ pub fn flow_bins(n: usize) -> usize {
 }
 
 /// One row per ordered metric pair (i → j), i != j, in the order (0,1), (0,2), ..., (1,0),
-/// (1,2), ...: `[i, j, n, best_lag, te, te_reverse, p_value, perms_run, bins, tested, _r1,
-/// _r2]` (kernels5.md):
+/// (1,2), ...:
 /// - over the tasks having both metrics, recording order; `bins` = [`flow_bins`]`(n)`;
 ///   tested when n >= `min_values` and neither series is constant; an untested row keeps
-///   i, j, n, bins, has tested 0 and NaN elsewhere; `_r1`, `_r2` are NaN;
+///   i, j, n, bins, has best_lag 0, perms_run 0, tested false and NaN elsewhere;
 /// - quantile bins of the source x (metric i) and the target y (metric j);
 ///   TE(x→y, lag) = [`transfer_entropy_codes`] in bits;
 /// - `best_lag` = the lag in 1..=max_lag with the largest TE(x→y) (first on ties; lags with
@@ -57,43 +118,36 @@ pub fn flow_bins(n: usize) -> usize {
 ///   [`shared_permutation_tests`]) and recomputes the max over lags; sequential p with
 ///   B = `permutations`.
 ///
-/// `permutations` >= 1, `max_test_n` >= 1, `max_lag` >= 1. Unordered pairs run in parallel
-/// (both directions of a pair share their binning), and so do the tests of a permutation
-/// round; a complete metric's source codes are permuted once per round for every pair.
+/// Unordered pairs run in parallel (both directions of a pair share their binning), and so
+/// do the tests of a permutation round; a complete metric's source codes are permuted once
+/// per round for every pair.
 pub fn information_flow_stats(
     columns: &[&[f64]],
-    min_values: usize,
-    permutations: usize,
-    seed: u64,
-    max_test_n: usize,
-    max_lag: usize,
-) -> CoreResult<Vec<[f64; 12]>> {
-    check_test_arguments(permutations, max_test_n)?;
-    if max_lag < 1 {
-        return Err(CoreError::invalid(
-            "max_lag",
-            format!("max_lag must be >= 1, got {max_lag}"),
-        ));
-    }
+    settings: &FlowSettings,
+    budget: &Budget,
+) -> CoreResult<Vec<FlowRow>> {
     column_length(columns)?;
     let m = columns.len();
-    let cached = prepare_testable(columns, min_values, |column| {
-        CachedCodes::new(column, max_test_n)
+    let cached = prepare_testable(columns, settings.min_values, |column| {
+        CachedCodes::new(column, settings.max_test_n)
     });
-    let context = Context {
-        min_values,
-        max_test_n,
-        max_lag,
-    };
     let pairs = unordered_pairs(m);
     let results: Vec<PairRows> = pairs
         .par_iter()
         .map(|&(a, b)| {
+            budget.check(STAGE)?;
             let both_cached = cached[a].as_ref().zip(cached[b].as_ref());
-            pair_rows(&context, a, b, columns[a], columns[b], both_cached)
+            Ok(pair_rows(
+                settings,
+                a,
+                b,
+                columns[a],
+                columns[b],
+                both_cached,
+            ))
         })
-        .collect();
-    let mut rows = vec![[f64::NAN; 12]; m * m.saturating_sub(1)];
+        .collect::<CoreResult<_>>()?;
+    let mut rows = vec![blank_row(0, 0, 0, 0); m * m.saturating_sub(1)];
     // The permuted sequences: each complete metric's test codes (empty when not cached),
     // then the source codes of each pair binned on its own.
     let mut sequences: Vec<&[u8]> = cached
@@ -118,31 +172,42 @@ pub fn information_flow_stats(
     let outcomes = shared_permutation_tests(
         &pending,
         &sequences,
-        permutations,
-        seed,
+        settings.permutations,
+        settings.seed,
         FLOW_TEST_FAMILY,
+        (budget, STAGE),
         |&(_, key, test)| (key, test.observed),
         |&(_, _, test), permuted, scratch: &mut TransferScratch| {
             test.surrogate.max_transfer_entropy(permuted, scratch)
         },
-    );
+    )?;
     for (&(index, _, _), outcome) in pending.iter().zip(outcomes) {
-        rows[index][6] = outcome.p_value;
-        rows[index][7] = outcome.perms_run as f64;
+        rows[index].p_value = outcome.p_value;
+        rows[index].perms_run = outcome.perms_run as i64;
     }
     Ok(rows)
+}
+
+/// The row of an untested pair i → j.
+fn blank_row(i: usize, j: usize, n: usize, bins: usize) -> FlowRow {
+    FlowRow {
+        i: i as i64,
+        j: j as i64,
+        n: n as i64,
+        best_lag: 0,
+        te: f64::NAN,
+        te_reverse: f64::NAN,
+        p_value: f64::NAN,
+        perms_run: 0,
+        bins: bins as i64,
+        tested: false,
+    }
 }
 
 /// Position of (i → j) in the order (0,1), (0,2), ..., (1,0), (1,2), ...
 #[inline]
 fn ordered_index(i: usize, j: usize, m: usize) -> usize {
     i * (m - 1) + if j < i { j } else { j - 1 }
-}
-
-struct Context {
-    min_values: usize,
-    max_test_n: usize,
-    max_lag: usize,
 }
 
 /// Quantile codes of a complete, non-constant column over all tasks (b from the column
@@ -186,15 +251,15 @@ struct FlowTest {
 /// The rows (a → b) and (b → a) of one unordered pair without their p-values and
 /// perms_run, their tests, and whether the pair's codes are the cached ones.
 struct PairRows {
-    forward: [f64; 12],
-    backward: [f64; 12],
+    forward: FlowRow,
+    backward: FlowRow,
     tests: [Option<FlowTest>; 2],
     shared: bool,
 }
 
 /// The rows (a → b) and (b → a) of one unordered pair.
 fn pair_rows(
-    context: &Context,
+    context: &FlowSettings,
     a: usize,
     b: usize,
     column_a: &[f64],
@@ -215,18 +280,9 @@ fn pair_rows(
     };
     let n = xa.len();
     let bins = flow_bins(n);
-    let blank = |i: usize, j: usize| {
-        let mut row = [f64::NAN; 12];
-        row[0] = i as f64;
-        row[1] = j as f64;
-        row[2] = n as f64;
-        row[8] = bins as f64;
-        row[9] = 0.0;
-        row
-    };
     let mut result = PairRows {
-        forward: blank(a, b),
-        backward: blank(b, a),
+        forward: blank_row(a, b, n, bins),
+        backward: blank_row(b, a, n, bins),
         tests: [None, None],
         shared: cached.is_some(),
     };
@@ -292,10 +348,10 @@ fn pair_rows(
             }
             observed.max(0.0)
         };
-        row[3] = best_lag as f64;
-        row[4] = te;
-        row[5] = te_reverse.get(best_lag - 1).copied().unwrap_or(0.0);
-        row[9] = 1.0;
+        row.best_lag = best_lag as i64;
+        row.te = te;
+        row.te_reverse = te_reverse.get(best_lag - 1).copied().unwrap_or(0.0);
+        row.tested = true;
         result.tests[slot] = Some(FlowTest {
             source_metric: source,
             target_metric: target,
@@ -458,10 +514,29 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::detect::permutation::{permutation, round_seed, sequential_rule};
-    use crate::detect::ranks::quantile_bins;
-    use crate::detect::test_data::normals;
+    use crate::detect::shared::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::shared::ranks::quantile_bins;
+    use crate::detect::shared::test_data::normals;
     use crate::rng::SplitMix64;
+
+    /// The kernel with these parameters.
+    fn information_flow_stats(
+        columns: &[&[f64]],
+        min_values: usize,
+        permutations: usize,
+        seed: u64,
+        max_test_n: usize,
+        max_lag: usize,
+    ) -> CoreResult<Vec<FlowRow>> {
+        let settings = FlowSettings {
+            min_values,
+            permutations,
+            seed,
+            max_test_n,
+            max_lag,
+        };
+        super::information_flow_stats(columns, &settings, &Budget::unlimited())
+    }
 
     const SEED: u64 = 0x5EED_CAFE;
 
@@ -567,29 +642,28 @@ mod tests {
         let rows = information_flow_stats(&[&x, &y], 50, 199, SEED, 10_000, 3).unwrap();
         let forward = rows[0];
         let backward = rows[1];
-        assert_eq!(forward[..3], [0.0, 1.0, n as f64]);
-        assert_eq!(forward[3], 2.0, "{forward:?}");
-        assert!(forward[4] > forward[5], "{forward:?}");
-        assert!(forward[6] < 1e-6, "{forward:?}");
-        assert_eq!(forward[8], flow_bins(n) as f64);
-        assert_eq!(forward[9], 1.0);
-        assert!(forward[10].is_nan() && forward[11].is_nan());
-        assert_eq!(backward[..2], [1.0, 0.0]);
-        assert!(backward[4] < forward[4], "{backward:?}");
+        assert_eq!((forward.i, forward.j, forward.n), (0, 1, n as i64));
+        assert_eq!(forward.best_lag, 2, "{forward:?}");
+        assert!(forward.te > forward.te_reverse, "{forward:?}");
+        assert!(forward.p_value < 1e-6, "{forward:?}");
+        assert_eq!(forward.bins, flow_bins(n) as i64);
+        assert!(forward.tested);
+        assert_eq!((backward.i, backward.j), (1, 0));
+        assert!(backward.te < forward.te, "{backward:?}");
         // te_reverse of one direction at a lag is the te of the other at that lag
         let mut scratch = TransferScratch::default();
         let b = flow_bins(n);
         let (cx, cy) = (quantile_bins(&x, b), quantile_bins(&y, b));
-        let lag = backward[3] as usize;
+        let lag = backward.best_lag as usize;
         assert_eq!(
-            backward[4],
+            backward.te,
             transfer_entropy_codes(&cy, &cx, b, lag, &mut scratch)
         );
         assert_eq!(
-            backward[5],
+            backward.te_reverse,
             transfer_entropy_codes(&cx, &cy, b, lag, &mut scratch)
         );
-        assert!(backward[6] > 0.01, "{backward:?}");
+        assert!(backward.p_value > 0.01, "{backward:?}");
     }
 
     #[test]
@@ -605,7 +679,7 @@ mod tests {
         let rows = information_flow_stats(&[&z, &x, &y], 50, 99, SEED, 400, 3).unwrap();
         // (1 → 2) is ordered pair index 3
         let row = rows[3];
-        assert_eq!(row[..2], [1.0, 2.0]);
+        assert_eq!((row.i, row.j), (1, 2));
         let b = flow_bins(400);
         assert_eq!(b, 3);
         let cx = quantile_bins(&x[200..], b);
@@ -622,14 +696,14 @@ mod tests {
             let xp: Vec<u8> = perm.iter().map(|&i| cx[i]).collect();
             max_te(&xp, &mut scratch)
         });
-        assert_eq!(row[6], expected.p_value);
-        assert_eq!(row[7], expected.perms_run as f64);
+        assert_eq!(row.p_value, expected.p_value);
+        assert_eq!(row.perms_run, expected.perms_run as i64);
         // te over all 600 pairs with b(600) = 4
-        assert_eq!(row[8], 4.0);
+        assert_eq!(row.bins, 4);
         let (fx, fy) = (quantile_bins(&x, 4), quantile_bins(&y, 4));
-        let lag = row[3] as usize;
+        let lag = row.best_lag as usize;
         assert_eq!(
-            row[4],
+            row.te,
             transfer_entropy_codes(&fx, &fy, 4, lag, &mut scratch)
         );
         // The sparse path (gathering) gives the same rows.
@@ -641,7 +715,7 @@ mod tests {
         };
         let (z2, x2, y2) = (extend(&z, 1.0), extend(&x, nan), extend(&y, 2.0));
         let sparse = information_flow_stats(&[&z2, &x2, &y2], 50, 99, SEED, 400, 3).unwrap();
-        assert_eq!(sparse[3][2..10], row[2..10]);
+        assert_eq!(sparse[3], row);
     }
 
     #[test]
@@ -660,28 +734,37 @@ mod tests {
             information_flow_stats(&[&constant, &varying, &absent], 50, 10, 0, 100, 3).unwrap();
         assert_eq!(rows.len(), 6);
         for row in &rows {
-            assert_eq!(row[9], 0.0);
-            assert!(row[3..8].iter().all(|v| v.is_nan()));
+            assert!(!row.tested);
+            assert_eq!((row.best_lag, row.perms_run), (0, 0));
+            assert!(row.te.is_nan() && row.te_reverse.is_nan() && row.p_value.is_nan());
         }
-        assert_eq!(rows[0][..3], [0.0, 1.0, 60.0]);
-        assert_eq!(rows[2][..3], [1.0, 0.0, 60.0]);
-        assert_eq!(rows[3][..3], [1.0, 2.0, 0.0]);
+        assert_eq!((rows[0].i, rows[0].j, rows[0].n), (0, 1, 60));
+        assert_eq!((rows[2].i, rows[2].j, rows[2].n), (1, 0, 60));
+        assert_eq!((rows[3].i, rows[3].j, rows[3].n), (1, 2, 0));
         // Tiny tested series: lags beyond n - 2 have TE 0, best lag 1.
         let a = [1.0, 2.0, 3.0];
         let b = [3.0, 1.0, 2.0];
         let rows = information_flow_stats(&[&a, &b], 2, 10, 0, 100, 5).unwrap();
-        assert_eq!(rows[0][9], 1.0);
-        assert_eq!(rows[0][3], 1.0);
+        assert!(rows[0].tested);
+        assert_eq!(rows[0].best_lag, 1);
         let rows = information_flow_stats(&[&a[..2], &b[..2]], 2, 10, 0, 1, 5).unwrap();
-        assert_eq!(rows[0][3..6], [1.0, 0.0, 0.0]);
-        assert_eq!(rows[0][6], 1.0);
+        assert_eq!(
+            (rows[0].best_lag, rows[0].te, rows[0].te_reverse),
+            (1, 0.0, 0.0)
+        );
+        assert_eq!(rows[0].p_value, 1.0);
         for (permutations, max_test_n, max_lag, name) in [
-            (0, 100, 3, "permutations"),
+            (0i64, 100i64, 3i64, "permutations"),
             (10, 0, 3, "max_test_n"),
             (10, 100, 0, "max_lag"),
         ] {
-            let error = information_flow_stats(&[&a], 50, permutations, 0, max_test_n, max_lag)
-                .unwrap_err();
+            let params = Params::new()
+                .with("min_values", 50i64)
+                .with("permutations", permutations)
+                .with("seed", 0u64)
+                .with("max_test_n", max_test_n)
+                .with("max_lag", max_lag);
+            let error = run(&[&a], &params, &Budget::unlimited()).unwrap_err();
             assert!(error.to_string().starts_with(name), "{error}");
         }
         // A huge max_lag costs nothing.

@@ -1,4 +1,4 @@
-//! Order statistics and binning shared by the added detectors (kernels5.md): quantile (rank)
+//! Order statistics and binning shared by the detectors: quantile (rank)
 //! bins, equal-width bins, medians and the median absolute deviation.
 
 /// Maps a float to a u64 whose unsigned order is the float order (-0.0 and 0.0 map alike,

@@ -3,22 +3,50 @@
 
 use rayon::prelude::*;
 
-use super::{column_length, max_abs, present_values, require_finite_non_negative};
+use super::shared::columns::{column_length, max_abs, present_values};
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
 use crate::stats::{sequential_sum, welch_t_test};
 
-/// Fields of a [`phase_transition_stats`] row, in order.
-pub const PHASE_FIELDS: [&str; 9] = [
-    "count",
-    "first_avg",
-    "second_avg",
-    "mean_all",
-    "shift",
-    "p_value",
-    "change_index",
-    "delta",
-    "detected",
-];
+crate::record! {
+    /// One metric's phase-transition statistics (see [`phase_transition_stats`]).
+    pub struct PhaseRow {
+        /// Present values of the metric.
+        count: i64,
+        first_avg: f64,
+        second_avg: f64,
+        mean_all: f64,
+        /// |second_avg - first_avg| / |mean_all| (NaN when the mean is ~0).
+        shift: f64,
+        /// Welch's test of the halves.
+        p_value: f64,
+        /// Position, among the present values, of the first value after the best change
+        /// point (-1 with fewer than 2 values).
+        change_index: i64,
+        /// second_avg - first_avg, in the metric's units.
+        delta: f64,
+        detected: bool,
+    }
+}
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "phase_transition",
+    kind: "phase transition",
+    fields: PhaseRow::FIELDS,
+    params: &[ParamSpec {
+        name: "sensitivity",
+        default: DefaultValue::Float(0.5),
+    }],
+    run,
+};
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let sensitivity = params.finite("sensitivity", 0.0, true)?;
+    let rows = phase_transition_stats(columns, sensitivity, budget)?;
+    Ok(PhaseRow::table(&rows))
+}
 
 /// Below this many values per half the shift is not tested for significance.
 const MIN_TESTED_HALF: usize = 4;
@@ -26,35 +54,48 @@ const MIN_TESTED_HALF: usize = 4;
 const SIGNIFICANCE: f64 = 0.01;
 /// |mean_all| at or below this times max|x| counts as zero (no relative shift).
 const ZERO_MEAN_RELATIVE: f64 = 1e-12;
+const STAGE: &str = "phase_transition";
 
-/// One row per metric: `[count, first_avg, second_avg, mean_all, shift, p_value,
-/// change_index, delta, detected]` (kernels.md):
+/// One row per metric:
 /// - over the metric's present values in recording order, split at h = count / 2;
 /// - `shift = |second_avg - first_avg| / |mean_all|`, NaN when |mean_all| <= 1e-12·max|x|;
 /// - `p_value`: Welch's test of the halves ([`welch_t_test`]);
 /// - `change_index`: the k in 1..count-1 maximising `S_k·S_k·count / (k·(count-k))` with
 ///   S_k the sequential prefix sum of `values - mean_all` (first k on ties);
-/// - `detected` = 1 when shift > sensitivity and, if both halves have >= 4 values,
+/// - `detected` when shift > sensitivity and, if both halves have >= 4 values,
 ///   p_value < 0.01.
 ///
-/// A metric with fewer than 2 values gives `[count, NaN × 7, 0]`. `sensitivity` must be
-/// finite and >= 0.
-pub fn phase_transition_stats(columns: &[&[f64]], sensitivity: f64) -> CoreResult<Vec<[f64; 9]>> {
-    require_finite_non_negative(sensitivity, "sensitivity")?;
+/// A metric with fewer than 2 values gives `count`, NaN statistics, change_index -1 and
+/// detected false. `sensitivity` must be finite and >= 0 (checked by the caller).
+pub fn phase_transition_stats(
+    columns: &[&[f64]],
+    sensitivity: f64,
+    budget: &Budget,
+) -> CoreResult<Vec<PhaseRow>> {
     column_length(columns)?;
-    Ok(columns
+    columns
         .par_iter()
-        .map(|column| metric_row(&present_values(column), sensitivity))
-        .collect())
+        .map(|column| {
+            budget.check(STAGE)?;
+            Ok(metric_row(&present_values(column), sensitivity))
+        })
+        .collect()
 }
 
-fn metric_row(values: &[f64], sensitivity: f64) -> [f64; 9] {
+fn metric_row(values: &[f64], sensitivity: f64) -> PhaseRow {
     let count = values.len();
     if count < 2 {
-        let mut row = [f64::NAN; 9];
-        row[0] = count as f64;
-        row[8] = 0.0;
-        return row;
+        return PhaseRow {
+            count: count as i64,
+            first_avg: f64::NAN,
+            second_avg: f64::NAN,
+            mean_all: f64::NAN,
+            shift: f64::NAN,
+            p_value: f64::NAN,
+            change_index: -1,
+            delta: f64::NAN,
+            detected: false,
+        };
     }
     let half = count / 2;
     let (first, second) = values.split_at(half);
@@ -68,20 +109,18 @@ fn metric_row(values: &[f64], sensitivity: f64) -> [f64; 9] {
         delta.abs() / mean_all.abs()
     };
     let p_value = welch_t_test(first, second);
-    let change_index = best_change_index(values, mean_all);
     let tested = first.len() >= MIN_TESTED_HALF && second.len() >= MIN_TESTED_HALF;
-    let detected = shift > sensitivity && (!tested || p_value < SIGNIFICANCE);
-    [
-        count as f64,
+    PhaseRow {
+        count: count as i64,
         first_avg,
         second_avg,
         mean_all,
         shift,
         p_value,
-        change_index as f64,
+        change_index: best_change_index(values, mean_all) as i64,
         delta,
-        if detected { 1.0 } else { 0.0 },
-    ]
+        detected: shift > sensitivity && (!tested || p_value < SIGNIFICANCE),
+    }
 }
 
 /// The k in 1..n-1 maximising the between-segment sum-of-squares reduction
@@ -110,8 +149,8 @@ mod tests {
     use crate::error::CoreError;
     use crate::rng::SplitMix64;
 
-    fn row(values: &[f64], sensitivity: f64) -> [f64; 9] {
-        phase_transition_stats(&[values], sensitivity).unwrap()[0]
+    fn row(values: &[f64], sensitivity: f64) -> PhaseRow {
+        phase_transition_stats(&[values], sensitivity, &Budget::unlimited()).unwrap()[0]
     }
 
     /// Approximately standard normal noise (sum of 12 uniforms - 6), deterministic.
@@ -131,36 +170,39 @@ mod tests {
             *value += if i % 2 == 0 { 0.1 } else { -0.1 };
         }
         let r = row(&values, 0.1);
-        assert_eq!(r[0], 80.0);
-        assert!((r[1] - (30.0 * 10.0 + 10.0 * 20.0) / 40.0).abs() < 1e-12);
-        assert!((r[2] - 20.0).abs() < 1e-12);
-        assert!((r[3] - (30.0 * 10.0 + 50.0 * 20.0) / 80.0).abs() < 1e-12);
-        assert!((r[4] - 7.5 / 16.25).abs() < 1e-12);
-        assert!(r[5] < 1e-6);
-        assert_eq!(r[6], 30.0);
-        assert!((r[7] - 7.5).abs() < 1e-12);
-        assert_eq!(r[8], 1.0);
+        assert_eq!(r.count, 80);
+        assert!((r.first_avg - (30.0 * 10.0 + 10.0 * 20.0) / 40.0).abs() < 1e-12);
+        assert!((r.second_avg - 20.0).abs() < 1e-12);
+        assert!((r.mean_all - (30.0 * 10.0 + 50.0 * 20.0) / 80.0).abs() < 1e-12);
+        assert!((r.shift - 7.5 / 16.25).abs() < 1e-12);
+        assert!(r.p_value < 1e-6);
+        assert_eq!(r.change_index, 30);
+        assert!((r.delta - 7.5).abs() < 1e-12);
+        assert!(r.detected);
     }
 
     #[test]
     fn hand_worked_small_case() {
         // values 1, 1, 3, 3: halves [1,1] and [3,3], both constant with different means.
         let r = row(&[1.0, 1.0, 3.0, 3.0], 0.5);
-        assert_eq!(r[..4], [4.0, 1.0, 3.0, 2.0]);
-        assert_eq!(r[4], 1.0); // |3 - 1| / 2
-        assert_eq!(r[5], 0.0); // zero variance, means differ
-        assert_eq!(r[6], 2.0);
-        assert_eq!(r[7], 2.0);
-        assert_eq!(r[8], 1.0); // halves have < 4 values: no significance gate
-        assert_eq!(row(&[1.0, 1.0, 3.0, 3.0], 1.0)[8], 0.0); // shift must exceed sensitivity
+        assert_eq!(
+            (r.count, r.first_avg, r.second_avg, r.mean_all),
+            (4, 1.0, 3.0, 2.0)
+        );
+        assert_eq!(r.shift, 1.0); // |3 - 1| / 2
+        assert_eq!(r.p_value, 0.0); // zero variance, means differ
+        assert_eq!(r.change_index, 2);
+        assert_eq!(r.delta, 2.0);
+        assert!(r.detected); // halves have < 4 values: no significance gate
+        assert!(!row(&[1.0, 1.0, 3.0, 3.0], 1.0).detected); // shift must exceed sensitivity
     }
 
     #[test]
     fn no_shift_not_detected() {
         let values: Vec<f64> = noise(7, 200).iter().map(|v| 100.0 + v).collect();
         let r = row(&values, 0.1);
-        assert!(r[4] < 0.1);
-        assert_eq!(r[8], 0.0);
+        assert!(r.shift < 0.1);
+        assert!(!r.detected);
     }
 
     #[test]
@@ -170,12 +212,12 @@ mod tests {
         for seed in 0..20 {
             let values = noise(seed, 100);
             let r = row(&values, 0.1);
-            if r[4] > 0.1 && r[5] >= 0.01 {
-                assert_eq!(r[8], 0.0, "seed {seed}: {r:?}");
+            if r.shift > 0.1 && r.p_value >= 0.01 {
+                assert!(!r.detected, "seed {seed}: {r:?}");
                 checked += 1;
             }
-            if r[5] >= 0.01 {
-                assert_eq!(r[8], 0.0);
+            if r.p_value >= 0.01 {
+                assert!(!r.detected);
             }
         }
         assert!(
@@ -187,20 +229,20 @@ mod tests {
     #[test]
     fn zero_mean_gives_nan_shift() {
         let r = row(&[-1.0, 1.0, -1.0, 1.0], 0.1);
-        assert!(r[4].is_nan());
-        assert_eq!(r[8], 0.0);
+        assert!(r.shift.is_nan());
+        assert!(!r.detected);
         let zeros = row(&[0.0; 10], 0.1);
-        assert!(zeros[4].is_nan());
-        assert_eq!(zeros[5], 1.0);
-        assert_eq!(zeros[6], 1.0);
-        assert_eq!(zeros[8], 0.0);
+        assert!(zeros.shift.is_nan());
+        assert_eq!(zeros.p_value, 1.0);
+        assert_eq!(zeros.change_index, 1);
+        assert!(!zeros.detected);
     }
 
     #[test]
     fn change_index_ties_take_the_first_k() {
         // S_k = -0.5, 0, 0.5: k = 1 and k = 3 both score 1/3; the first wins.
         let r = row(&[0.0, 1.0, 1.0, 0.0], 0.1);
-        assert_eq!(r[6], 1.0);
+        assert_eq!(r.change_index, 1);
     }
 
     #[test]
@@ -208,32 +250,52 @@ mod tests {
         let nan = f64::NAN;
         let column = [nan, 1.0, nan, 1.0, 3.0, nan, 3.0];
         let r = row(&column, 0.5);
-        assert_eq!(r[..4], [4.0, 1.0, 3.0, 2.0]);
-        assert_eq!(r[6], 2.0);
+        assert_eq!(
+            (r.count, r.first_avg, r.second_avg, r.mean_all),
+            (4, 1.0, 3.0, 2.0)
+        );
+        assert_eq!(r.change_index, 2);
         for values in [&[][..], &[5.0][..], &[nan, nan][..]] {
             let r = row(values, 0.1);
-            assert_eq!(r[0], values.iter().filter(|v| !v.is_nan()).count() as f64);
-            assert!(r[1..8].iter().all(|v| v.is_nan()));
-            assert_eq!(r[8], 0.0);
+            assert_eq!(
+                r.count,
+                values.iter().filter(|v| !v.is_nan()).count() as i64
+            );
+            assert!([
+                r.first_avg,
+                r.second_avg,
+                r.mean_all,
+                r.shift,
+                r.p_value,
+                r.delta
+            ]
+            .iter()
+            .all(|v| v.is_nan()));
+            assert_eq!(r.change_index, -1);
+            assert!(!r.detected);
         }
         // Two values: halves of one value each → p NaN, shift tested without the gate.
         let r = row(&[1.0, 2.0], 0.1);
-        assert!(r[5].is_nan());
-        assert_eq!(r[6], 1.0);
-        assert_eq!(r[8], 1.0);
+        assert!(r.p_value.is_nan());
+        assert_eq!(r.change_index, 1);
+        assert!(r.detected);
     }
 
     #[test]
     fn rejects_bad_sensitivity_and_ragged_columns() {
         for bad in [-0.1, f64::NAN, f64::INFINITY] {
-            match phase_transition_stats(&[&[1.0]], bad) {
+            let params = Params::new().with("sensitivity", bad);
+            match run(&[&[1.0]], &params, &Budget::unlimited()) {
                 Err(CoreError::InvalidArgument { argument, .. }) => {
                     assert_eq!(argument, "sensitivity")
                 }
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(phase_transition_stats(&[&[1.0], &[]], 0.1).is_err());
-        assert!(phase_transition_stats(&[], 0.1).unwrap().is_empty());
+        let budget = Budget::unlimited();
+        assert!(phase_transition_stats(&[&[1.0], &[]], 0.1, &budget).is_err());
+        assert!(phase_transition_stats(&[], 0.1, &budget)
+            .unwrap()
+            .is_empty());
     }
 }

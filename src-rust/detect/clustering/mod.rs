@@ -9,16 +9,22 @@
 //! materialised; tree nodes whose bounding box is narrower than the threshold are cliques,
 //! connected once and then treated as units.
 
+mod average;
+mod join;
+pub mod kdtree;
+mod union_find;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::kdtree::{KdTree, PairSink};
-use super::{check_deadline, column_length};
+use super::shared::columns::column_length;
+use super::{Detector, Table};
+use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::{CoreError, CoreResult};
-use crate::rng::{Modulo, SplitMix64};
+use average::average_distance;
+use join::{build_tree, cross_join_all, metric_spreads};
+use union_find::{components, ConcurrentUnionFind, UnionSink};
 
 /// The clusters found by [`cluster_components`].
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +37,37 @@ pub struct Clusters {
     pub sampled: Vec<bool>,
 }
 
+impl Clusters {
+    /// The clusters as a table of [`FIELDS`].
+    pub fn table(self) -> Table {
+        Table::new()
+            .with("label", self.labels)
+            .with("avg_distance", self.avg_distance)
+            .with("sampled", self.sampled)
+    }
+}
+
+/// The registry entry.
+pub const DETECTOR: Detector = Detector {
+    name: "clustering",
+    kind: "clustering",
+    fields: FIELDS,
+    params: &[ParamSpec {
+        name: "threshold",
+        default: DefaultValue::Float(2.5),
+    }],
+    run,
+};
+
+/// The result fields: `label` per task (empty when there are no columns), `avg_distance`
+/// and `sampled` per cluster (see [`Clusters`]).
+pub const FIELDS: &[&str] = &["label", "avg_distance", "sampled"];
+
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let threshold = params.finite("threshold", 0.0, false)?;
+    Ok(cluster_components(columns, threshold, budget)?.table())
+}
+
 /// Clusters up to this size get an exact average pairwise distance.
 pub const EXACT_AVERAGE_MAX_MEMBERS: usize = 4096;
 /// Base of the SplitMix64 seed of a larger cluster's pair sample (plus the cluster number).
@@ -38,21 +75,21 @@ pub const SAMPLE_SEED_BASE: u64 = 0x5EED_C1A5_7E00_0000;
 /// Outputs drawn for a cluster's pair sample (two per pair).
 pub const SAMPLE_DRAWS: usize = 240_000;
 
-const STAGE: &str = "clustering";
+pub(crate) const STAGE: &str = "clustering";
 /// Two groups with at most this many cross pairs are compared pair by pair.
-const BRUTE_FORCE_MAX_PAIRS: usize = 4096;
+pub(crate) const BRUTE_FORCE_MAX_PAIRS: usize = 4096;
 /// A kd-tree's boxes cover at most this many metrics (the most spread out): in more
 /// dimensions boxes prune poorly and cost memory, while the leaves still compare tasks over
 /// every metric. (On the benches' 1M × 16 workload, 4 ran ~1.7× faster than 8.)
-const MAX_INDEXED_DIMS: usize = 4;
+pub(crate) const MAX_INDEXED_DIMS: usize = 4;
 /// A sampled cluster's rows are copied together when they hold at most this many values.
-const GATHER_MAX_VALUES: usize = 1 << 22;
+pub(crate) const GATHER_MAX_VALUES: usize = 1 << 22;
 /// Clusters up to this size compute their exact average on one worker.
-const SEQUENTIAL_AVERAGE_MAX_MEMBERS: usize = 256;
+pub(crate) const SEQUENTIAL_AVERAGE_MAX_MEMBERS: usize = 256;
 /// Marks a task that has no metric.
-const NO_GROUP: u32 = u32::MAX;
+pub(crate) const NO_GROUP: u32 = u32::MAX;
 
-/// Connected components of the "distance < threshold" graph (kernels.md):
+/// Connected components of the "distance < threshold" graph:
 /// - tasks i, j are joined when they share >= 1 metric and `sqrt(d2) < threshold`, d2 the
 ///   sum over the shared metrics, in column order, of (a - b)², accumulated sequentially;
 /// - clusters are the components with >= 2 tasks, numbered in order of their first member;
@@ -61,19 +98,13 @@ const NO_GROUP: u32 = u32::MAX;
 ///   `0x5EED_C1A5_7E00_0000 + c`, pair s = (u₂ₛ % k, u₂ₛ₊₁ % k) over the members in recording
 ///   order for s < 120,000, skipping a == b and pairs sharing no metric (NaN if none is left).
 ///
-/// `threshold` must be finite and > 0. `deadline`: past it, the work stops with
-/// `CoreError::Timeout { stage: "clustering" }`. With no columns, n is 0.
+/// `threshold` finite and > 0 (checked by the caller). Past the budget's deadline the work
+/// stops with `CoreError::Timeout { stage: "clustering" }`. With no columns, n is 0.
 pub fn cluster_components(
     columns: &[&[f64]],
     threshold: f64,
-    deadline: Option<Instant>,
+    budget: &Budget,
 ) -> CoreResult<Clusters> {
-    if !(threshold.is_finite() && threshold > 0.0) {
-        return Err(CoreError::invalid(
-            "threshold",
-            format!("threshold must be finite and > 0, got {threshold}"),
-        ));
-    }
     let n = column_length(columns)?;
     if n >= NO_GROUP as usize {
         return Err(CoreError::invalid(
@@ -84,11 +115,11 @@ pub fn cluster_components(
             ),
         ));
     }
-    check_deadline(deadline, STAGE)?;
+    budget.check(STAGE)?;
     let t2 = squared_threshold(threshold);
     let (groups, group_of) = group_by_metrics(columns, n);
     let union_find = ConcurrentUnionFind::new(n);
-    let sink = UnionSink::new(&union_find, deadline);
+    let sink = UnionSink::new(&union_find, *budget);
     // Only trees over more than MAX_INDEXED_DIMS metrics choose among them.
     let spreads = if groups.iter().any(|g| g.dims.len() > MAX_INDEXED_DIMS) {
         metric_spreads(columns)
@@ -99,7 +130,7 @@ pub fn cluster_components(
     // Pairs inside each group.
     let mut trees = Vec::with_capacity(groups.len());
     for group in &groups {
-        check_deadline(deadline, STAGE)?;
+        budget.check(STAGE)?;
         let tree = build_tree(columns, &group.dims, &group.members, &spreads, Some(t2));
         tree.self_join(t2, &sink);
         sink.check()?;
@@ -109,13 +140,13 @@ pub fn cluster_components(
     cross_join_all(columns, &groups, &trees, &spreads, &sink, t2)?;
     drop(trees);
 
-    check_deadline(deadline, STAGE)?;
+    budget.check(STAGE)?;
     let (labels, members) = components(&union_find, n);
     let averages: Vec<(f64, bool)> = members
         .par_iter()
         .enumerate()
         .map(|(cluster, members)| {
-            average_distance(columns, &groups, &group_of, cluster, members, deadline)
+            average_distance(columns, &groups, &group_of, cluster, members, budget)
         })
         .collect::<CoreResult<_>>()?;
     let (avg_distance, sampled) = averages.into_iter().unzip();
@@ -151,13 +182,13 @@ fn squared_threshold(threshold: f64) -> f64 {
 }
 
 /// Tasks having exactly the same metrics.
-struct Group {
+pub(crate) struct Group {
     /// Presence bitset (bit k = metric k).
-    mask: Vec<u64>,
+    pub(crate) mask: Vec<u64>,
     /// The metrics, in column order.
-    dims: Vec<usize>,
+    pub(crate) dims: Vec<usize>,
     /// The tasks, in recording order.
-    members: Vec<u32>,
+    pub(crate) members: Vec<u32>,
 }
 
 /// Groups the tasks that have at least one metric by their metric set (groups in order of
@@ -203,531 +234,17 @@ fn group_by_metrics(columns: &[&[f64]], n: usize) -> (Vec<Group>, Vec<u32>) {
     (groups, group_of)
 }
 
-/// Per metric, the standard deviation of its present values (NaN when it has none): how
-/// well a metric separates tasks, to pick the ones a kd-tree's boxes cover.
-fn metric_spreads(columns: &[&[f64]]) -> Vec<f64> {
-    columns
-        .par_iter()
-        .map(|column| {
-            let present = || column.iter().copied().filter(|v| !v.is_nan());
-            let (count, sum) = present().fold((0usize, 0.0), |(c, s), v| (c + 1, s + v));
-            let mean = sum / count as f64;
-            let sum_of_squares = present().fold(0.0, |s, v| s + (v - mean) * (v - mean));
-            (sum_of_squares / count as f64).sqrt()
-        })
-        .collect()
-}
-
-/// Positions within `dims` of the metrics a tree over `dims` indexes: all of them up to
-/// `MAX_INDEXED_DIMS`, else the ones of largest spread (ties: column order), ascending.
-/// The same metric set always gives the same choice, so trees over it can be joined.
-fn indexed_positions(dims: &[usize], spreads: &[f64]) -> Vec<usize> {
-    let mut positions: Vec<usize> = (0..dims.len()).collect();
-    if dims.len() > MAX_INDEXED_DIMS {
-        let rank = |position: usize| {
-            let spread = spreads[dims[position]];
-            if spread.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                spread
-            }
-        };
-        positions.sort_by(|&a, &b| rank(b).total_cmp(&rank(a)).then(a.cmp(&b)));
-        positions.truncate(MAX_INDEXED_DIMS);
-        positions.sort_unstable();
-    }
-    positions
-}
-
-/// A kd-tree over `tasks` projected onto the metrics `dims`.
-fn build_tree(
-    columns: &[&[f64]],
-    dims: &[usize],
-    tasks: &[u32],
-    spreads: &[f64],
-    clique_below: Option<f64>,
-) -> KdTree {
-    let points = gather_points(columns, dims, tasks);
-    let indexed = indexed_positions(dims, spreads);
-    KdTree::build_indexed(points, tasks.to_vec(), dims.len(), indexed, clique_below)
-}
-
-/// Row-major coordinates of `tasks` over the metrics `dims`.
-fn gather_points(columns: &[&[f64]], dims: &[usize], tasks: &[u32]) -> Vec<f64> {
-    let width = dims.len();
-    let mut points = vec![0.0; tasks.len() * width];
-    for (k, &dim) in dims.iter().enumerate() {
-        let column = columns[dim];
-        for (row, &task) in tasks.iter().enumerate() {
-            points[row * width + k] = column[task as usize];
-        }
-    }
-    points
-}
-
-/// Joins close pairs across every two groups that share metrics.
-///
-/// For groups g, h sharing the metrics S, a tree over each group's points projected onto S
-/// (the group's own tree, cliques included, when S is all its metrics) and the two trees are
-/// joined. Pairs are processed by (larger group, S) so that group's projection is built once
-/// per S and dropped after use. Small pairs of groups are compared directly.
-fn cross_join_all(
-    columns: &[&[f64]],
-    groups: &[Group],
-    trees: &[KdTree],
-    spreads: &[f64],
-    sink: &UnionSink<'_>,
-    t2: f64,
-) -> CoreResult<()> {
-    // (larger group, shared mask, smaller group)
-    let mut jobs: Vec<(usize, Vec<u64>, usize)> = Vec::new();
-    for g in 0..groups.len() {
-        sink.check()?;
-        for h in g + 1..groups.len() {
-            let shared: Vec<u64> = groups[g]
-                .mask
-                .iter()
-                .zip(&groups[h].mask)
-                .map(|(a, b)| a & b)
-                .collect();
-            if shared.iter().all(|&word| word == 0) {
-                continue;
-            }
-            let (size_g, size_h) = (groups[g].members.len(), groups[h].members.len());
-            if size_g.saturating_mul(size_h) <= BRUTE_FORCE_MAX_PAIRS {
-                brute_force_join(
-                    columns,
-                    &shared,
-                    &groups[g],
-                    &groups[h],
-                    sink.union_find,
-                    t2,
-                );
-            } else if size_h > size_g {
-                jobs.push((h, shared, g));
-            } else {
-                jobs.push((g, shared, h));
-            }
-        }
-    }
-    jobs.sort();
-    let project = |group: usize, shared: &[u64]| -> Option<KdTree> {
-        if groups[group].mask == shared {
-            return None;
-        }
-        let dims = mask_dims(shared, columns.len());
-        Some(build_tree(
-            columns,
-            &dims,
-            &groups[group].members,
-            spreads,
-            None,
-        ))
-    };
-    let mut start = 0;
-    while start < jobs.len() {
-        let (larger, ref shared, _) = jobs[start];
-        let projected_larger = project(larger, shared);
-        let tree_larger = projected_larger.as_ref().unwrap_or(&trees[larger]);
-        // Units found now stay valid (components only merge): once per tree is enough.
-        tree_larger.refresh_units(sink);
-        while start < jobs.len() && jobs[start].0 == larger && jobs[start].1 == *shared {
-            sink.check()?;
-            let smaller = jobs[start].2;
-            let projected_smaller = project(smaller, shared);
-            let tree_smaller = projected_smaller.as_ref().unwrap_or(&trees[smaller]);
-            tree_smaller.refresh_units(sink);
-            tree_larger.cross_join(tree_smaller, t2, sink);
-            start += 1;
-        }
-    }
-    sink.check()
-}
-
-/// The metrics of a presence bitset, in column order.
-fn mask_dims(mask: &[u64], metrics: usize) -> Vec<usize> {
-    (0..metrics)
-        .filter(|&metric| mask[metric / 64] & (1u64 << (metric % 64)) != 0)
-        .collect()
-}
-
-/// Compares every task of `a` with every task of `b` over the metrics in `shared`.
-fn brute_force_join(
-    columns: &[&[f64]],
-    shared: &[u64],
-    a: &Group,
-    b: &Group,
-    union_find: &ConcurrentUnionFind,
-    t2: f64,
-) {
-    let dims = mask_dims(shared, columns.len());
-    for &i in &a.members {
-        for &j in &b.members {
-            let mut d2 = 0.0;
-            for &dim in &dims {
-                let difference = columns[dim][i as usize] - columns[dim][j as usize];
-                d2 += difference * difference;
-            }
-            if d2 < t2 {
-                union_find.union(i, j);
-            }
-        }
-    }
-}
-
-/// Per task its cluster label (-1 outside clusters), and each cluster's members in
-/// recording order; clusters numbered in order of their first member.
-fn components(union_find: &ConcurrentUnionFind, n: usize) -> (Vec<i64>, Vec<Vec<u32>>) {
-    let roots: Vec<u32> = (0..n as u32)
-        .into_par_iter()
-        .map(|task| union_find.find(task))
-        .collect();
-    let mut sizes = vec![0u32; n];
-    for &root in &roots {
-        sizes[root as usize] += 1;
-    }
-    let mut label_of_root = vec![-1i64; n];
-    let mut labels = vec![-1i64; n];
-    let mut members: Vec<Vec<u32>> = Vec::new();
-    for (task, &root) in roots.iter().enumerate() {
-        if sizes[root as usize] < 2 {
-            continue;
-        }
-        if label_of_root[root as usize] < 0 {
-            label_of_root[root as usize] = members.len() as i64;
-            members.push(Vec::with_capacity(sizes[root as usize] as usize));
-        }
-        let label = label_of_root[root as usize];
-        labels[task] = label;
-        members[label as usize].push(task as u32);
-    }
-    (labels, members)
-}
-
-/// (avg_distance, sampled) of one cluster.
-fn average_distance(
-    columns: &[&[f64]],
-    groups: &[Group],
-    group_of: &[u32],
-    cluster: usize,
-    members: &[u32],
-    deadline: Option<Instant>,
-) -> CoreResult<(f64, bool)> {
-    check_deadline(deadline, STAGE)?;
-    if members.len() > EXACT_AVERAGE_MAX_MEMBERS {
-        return Ok((sampled_average(columns, cluster, members), true));
-    }
-    let group = group_of[members[0] as usize];
-    let uniform = members.iter().all(|&task| group_of[task as usize] == group);
-    let average = if uniform {
-        exact_average_uniform(columns, &groups[group as usize].dims, members, deadline)?
-    } else {
-        exact_average_mixed(columns, members, deadline)?
-    };
-    Ok((average, false))
-}
-
-/// Rows of a cluster's exact average per rayon job: all of them for small clusters.
-fn min_rows_per_job(members: usize) -> usize {
-    if members <= SEQUENTIAL_AVERAGE_MAX_MEMBERS {
-        members.max(1)
-    } else {
-        16
-    }
-}
-
-/// Exact mean distance when every member has the same metrics `dims` (all pairs count).
-fn exact_average_uniform(
-    columns: &[&[f64]],
-    dims: &[usize],
-    members: &[u32],
-    deadline: Option<Instant>,
-) -> CoreResult<f64> {
-    let k = members.len();
-    let coordinates: Vec<Vec<f64>> = dims
-        .iter()
-        .map(|&dim| {
-            members
-                .iter()
-                .map(|&task| columns[dim][task as usize])
-                .collect()
-        })
-        .collect();
-    let row_sums: Vec<f64> = (0..k.saturating_sub(1))
-        .into_par_iter()
-        .with_min_len(min_rows_per_job(k))
-        .map_init(Vec::new, |squared, a| {
-            if a % 64 == 0 {
-                check_deadline(deadline, STAGE)?;
-            }
-            // squared[b - a - 1] = d2(a, b), accumulated metric by metric (column order).
-            squared.clear();
-            squared.resize(k - a - 1, 0.0);
-            for column in &coordinates {
-                let origin = column[a];
-                for (d2, &value) in squared.iter_mut().zip(&column[a + 1..]) {
-                    let difference = value - origin;
-                    *d2 += difference * difference;
-                }
-            }
-            // Four independent partial sums let the square roots vectorise.
-            let mut lanes = [0.0f64; 4];
-            let chunks = squared.chunks_exact(4);
-            let remainder = chunks.remainder();
-            for chunk in chunks {
-                for (lane, &d2) in lanes.iter_mut().zip(chunk) {
-                    *lane += d2.sqrt();
-                }
-            }
-            let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-            for &d2 in remainder {
-                sum += d2.sqrt();
-            }
-            Ok(sum)
-        })
-        .collect::<CoreResult<_>>()?;
-    let pairs = (k * (k - 1) / 2) as f64;
-    Ok(row_sums.iter().sum::<f64>() / pairs)
-}
-
-/// Exact mean distance over the member pairs that share a metric (members with different
-/// metric sets).
-fn exact_average_mixed(
-    columns: &[&[f64]],
-    members: &[u32],
-    deadline: Option<Instant>,
-) -> CoreResult<f64> {
-    let m = columns.len();
-    let k = members.len();
-    let rows = gather_rows(columns, members);
-    let row_totals: Vec<(f64, usize)> = (0..k.saturating_sub(1))
-        .into_par_iter()
-        .with_min_len(min_rows_per_job(k))
-        .map(|a| {
-            if a % 64 == 0 {
-                check_deadline(deadline, STAGE)?;
-            }
-            let origin = &rows[a * m..(a + 1) * m];
-            let mut sum = 0.0;
-            let mut count = 0usize;
-            for b in a + 1..k {
-                if let Some(distance) = shared_distance(origin, &rows[b * m..(b + 1) * m]) {
-                    sum += distance;
-                    count += 1;
-                }
-            }
-            Ok((sum, count))
-        })
-        .collect::<CoreResult<_>>()?;
-    let (sum, count) = row_totals
-        .iter()
-        .fold((0.0, 0usize), |(s, c), &(rs, rc)| (s + rs, c + rc));
-    Ok(if count == 0 {
-        f64::NAN
-    } else {
-        sum / count as f64
-    })
-}
-
-/// Estimated mean distance of a large cluster from its fixed-seed pair sample.
-fn sampled_average(columns: &[&[f64]], cluster: usize, members: &[u32]) -> f64 {
-    let k = members.len();
-    let modulo = Modulo::new(k as u64);
-    let mut rng = SplitMix64::new(SAMPLE_SEED_BASE.wrapping_add(cluster as u64));
-    let mut draw = || modulo.reduce(rng.next_u64()) as usize;
-    let mut sum = 0.0;
-    let mut count = 0usize;
-    let mut add = |distance: Option<f64>| {
-        if let Some(distance) = distance {
-            sum += distance;
-            count += 1;
-        }
-    };
-    let m = columns.len();
-    if k.saturating_mul(m) <= GATHER_MAX_VALUES {
-        // The members' rows side by side: the random pairs then hit the cache.
-        let rows = gather_rows(columns, members);
-        for _ in 0..SAMPLE_DRAWS / 2 {
-            let (a, b) = (draw(), draw());
-            if a != b {
-                add(shared_distance(
-                    &rows[a * m..(a + 1) * m],
-                    &rows[b * m..(b + 1) * m],
-                ));
-            }
-        }
-    } else {
-        let mut row_a = vec![0.0; m];
-        let mut row_b = vec![0.0; m];
-        for _ in 0..SAMPLE_DRAWS / 2 {
-            let (a, b) = (draw(), draw());
-            if a != b {
-                for (metric, column) in columns.iter().enumerate() {
-                    row_a[metric] = column[members[a] as usize];
-                    row_b[metric] = column[members[b] as usize];
-                }
-                add(shared_distance(&row_a, &row_b));
-            }
-        }
-    }
-    if count == 0 {
-        f64::NAN
-    } else {
-        sum / count as f64
-    }
-}
-
-/// Row-major (task × metric) copy of the tasks' values.
-fn gather_rows(columns: &[&[f64]], tasks: &[u32]) -> Vec<f64> {
-    let m = columns.len();
-    let mut rows = vec![0.0; tasks.len() * m];
-    for (metric, column) in columns.iter().enumerate() {
-        for (row, &task) in tasks.iter().enumerate() {
-            rows[row * m + metric] = column[task as usize];
-        }
-    }
-    rows
-}
-
-/// Distance over the metrics both rows have (NaN = absent), None when they share none.
-#[inline]
-fn shared_distance(a: &[f64], b: &[f64]) -> Option<f64> {
-    let mut shared = false;
-    let mut d2 = 0.0;
-    for (&x, &y) in a.iter().zip(b) {
-        if !x.is_nan() && !y.is_nan() {
-            shared = true;
-            let difference = x - y;
-            d2 += difference * difference;
-        }
-    }
-    shared.then(|| d2.sqrt())
-}
-
-/// A union-find that many threads may update at once: roots are linked by compare-and-swap
-/// (the larger index under the smaller, so no cycle can form) and paths are halved on the
-/// way up. Components only ever merge, so a "same root" answer is always final.
-struct ConcurrentUnionFind {
-    parent: Vec<AtomicU32>,
-}
-
-impl ConcurrentUnionFind {
-    fn new(n: usize) -> Self {
-        ConcurrentUnionFind {
-            parent: (0..n as u32).map(AtomicU32::new).collect(),
-        }
-    }
-
-    /// The current root of `x`'s component.
-    #[inline]
-    fn find(&self, mut x: u32) -> u32 {
-        loop {
-            let parent = self.parent[x as usize].load(Ordering::Acquire);
-            if parent == x {
-                return x;
-            }
-            let grandparent = self.parent[parent as usize].load(Ordering::Acquire);
-            if grandparent != parent {
-                // Path halving; losing the race only means someone else moved x up first.
-                let _ = self.parent[x as usize].compare_exchange_weak(
-                    parent,
-                    grandparent,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
-            x = grandparent;
-        }
-    }
-
-    /// Merges the components of `a` and `b`; returns the merged component's root.
-    #[inline]
-    fn union(&self, a: u32, b: u32) -> u32 {
-        let (mut root_a, mut root_b) = (self.find(a), self.find(b));
-        loop {
-            if root_a == root_b {
-                return root_a;
-            }
-            let (child, root) = if root_a > root_b {
-                (root_a, root_b)
-            } else {
-                (root_b, root_a)
-            };
-            match self.parent[child as usize].compare_exchange(
-                child,
-                root,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return root,
-                Err(_) => {
-                    root_a = self.find(root_a);
-                    root_b = self.find(root_b);
-                }
-            }
-        }
-    }
-}
-
-/// Feeds the joins' pairs into the union-find and watches the deadline.
-struct UnionSink<'a> {
-    union_find: &'a ConcurrentUnionFind,
-    deadline: Option<Instant>,
-    timed_out: AtomicBool,
-}
-
-impl<'a> UnionSink<'a> {
-    fn new(union_find: &'a ConcurrentUnionFind, deadline: Option<Instant>) -> Self {
-        UnionSink {
-            union_find,
-            deadline,
-            timed_out: AtomicBool::new(false),
-        }
-    }
-
-    /// Err(Timeout) once the deadline has passed (remembered for the workers).
-    fn check(&self) -> CoreResult<()> {
-        if self.cancelled() {
-            Err(CoreError::Timeout { stage: STAGE })
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl PairSink for UnionSink<'_> {
-    #[inline]
-    fn connected(&self, a: u32, b: u32) -> bool {
-        self.union_find.find(a) == self.union_find.find(b)
-    }
-
-    #[inline]
-    fn pair(&self, a: u32, b: u32) {
-        self.union_find.union(a, b);
-    }
-
-    fn cancelled(&self) -> bool {
-        if self.timed_out.load(Ordering::Relaxed) {
-            return true;
-        }
-        if check_deadline(self.deadline, STAGE).is_err() {
-            self.timed_out.store(true, Ordering::Relaxed);
-            return true;
-        }
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::join::indexed_positions;
     use super::*;
     use crate::rng::{splitmix64_output, SplitMix64};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     const NAN: f64 = f64::NAN;
 
     fn cluster(columns: &[&[f64]], threshold: f64) -> Clusters {
-        cluster_components(columns, threshold, None).unwrap()
+        cluster_components(columns, threshold, &Budget::unlimited()).unwrap()
     }
 
     /// The contract's distance over shared metrics (None when none is shared).
@@ -902,7 +419,7 @@ mod tests {
         assert_eq!(result.avg_distance, vec![0.0]);
         // Infinite values are invalid input (NaN marks absence), refused with an error.
         let x = [f64::INFINITY, f64::INFINITY, 1.0, f64::NEG_INFINITY];
-        match cluster_components(&[&x], 1.0, None) {
+        match cluster_components(&[&x], 1.0, &Budget::unlimited()) {
             Err(CoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, "columns"),
             other => panic!("unexpected {other:?}"),
         }
@@ -911,7 +428,8 @@ mod tests {
     #[test]
     fn rejects_bad_threshold_and_ragged_columns() {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            match cluster_components(&[&[1.0]], bad, None) {
+            let params = Params::new().with("threshold", bad);
+            match run(&[&[1.0]], &params, &Budget::unlimited()) {
                 Err(CoreError::InvalidArgument { argument, message }) => {
                     assert_eq!(argument, "threshold");
                     assert!(message.starts_with("threshold must be finite and > 0"));
@@ -919,7 +437,7 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        match cluster_components(&[&[1.0, 2.0], &[1.0]], 1.0, None) {
+        match cluster_components(&[&[1.0, 2.0], &[1.0]], 1.0, &Budget::unlimited()) {
             Err(CoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, "columns"),
             other => panic!("unexpected {other:?}"),
         }
@@ -930,13 +448,13 @@ mod tests {
         let x: Vec<f64> = (0..1000).map(f64::from).collect();
         let past = Instant::now() - Duration::from_millis(1);
         assert_eq!(
-            cluster_components(&[&x], 1.5, Some(past)),
+            cluster_components(&[&x], 1.5, &Budget::until(past)),
             Err(CoreError::Timeout {
                 stage: "clustering"
             })
         );
         let future = Instant::now() + Duration::from_secs(3600);
-        assert!(cluster_components(&[&x], 1.5, Some(future)).is_ok());
+        assert!(cluster_components(&[&x], 1.5, &Budget::until(future)).is_ok());
     }
 
     #[test]
@@ -948,7 +466,7 @@ mod tests {
         let y: Vec<f64> = (0..300_000).map(|_| rng.next_f64()).collect();
         let start = Instant::now();
         let deadline = start + Duration::from_millis(1);
-        let result = cluster_components(&[&x, &y], 0.05, Some(deadline));
+        let result = cluster_components(&[&x, &y], 0.05, &Budget::until(deadline));
         assert_eq!(
             result,
             Err(CoreError::Timeout {
@@ -1054,10 +572,10 @@ mod tests {
             let result = cluster(&views, threshold);
             assert_eq!(result.labels, reference(&views, threshold).0);
         }
-        // The per-metric kernels take the same input without panicking.
-        crate::detect::phase_transition_stats(&views, 0.5).unwrap();
-        crate::detect::conservation_stats(&views, 0.3).unwrap();
-        crate::detect::correlation_stats(&views, 0.7).unwrap();
+        // Every detector takes the same input without panicking.
+        for detector in crate::detect::REGISTRY {
+            crate::detect::run_detector(detector.name, &views, &Params::new()).unwrap();
+        }
     }
 
     #[test]
@@ -1324,7 +842,7 @@ mod tests {
                 let tree = build_tree(&views, &group.dims, &group.members, &spreads, Some(t2));
                 t_build += s0.elapsed().as_secs_f64();
                 let s1 = Instant::now();
-                tree.self_join(t2, &UnionSink::new(&union_find, None));
+                tree.self_join(t2, &UnionSink::new(&union_find, Budget::unlimited()));
                 t_join += s1.elapsed().as_secs_f64();
             }
             let s2 = Instant::now();

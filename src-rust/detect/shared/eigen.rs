@@ -1,4 +1,4 @@
-//! Symmetric eigen decomposition by cyclic Jacobi rotations (kernels5.md, conservation
+//! Symmetric eigen decomposition by cyclic Jacobi rotations (conservation
 //! laws): small matrices (at most 16 × 16), exact enough that the NumPy backend's
 //! `np.linalg.eigh` agrees to ~1e-9.
 

@@ -1,5 +1,5 @@
 //! Seeded permutations and the sequential (Besag–Clifford) permutation p-value with an
-//! exponential (peaks-over-threshold) tail (kernels5.md, "Shared building blocks").
+//! exponential (peaks-over-threshold) tail.
 //!
 //! - `permutation(seed, n)`: keys kᵢ = (SplitMix64 output i of stream `seed`) >> 32 (u32),
 //!   i = 0..n-1; the permutation is the STABLE argsort of the keys (ties by index). A
@@ -16,6 +16,9 @@
 
 use rayon::prelude::*;
 
+use crate::args::{Budget, DefaultValue, ParamSpec};
+use crate::detect::PERMUTATION_SEED;
+use crate::error::CoreResult;
 use crate::rng::splitmix64_output;
 
 /// Multiplier of the test (family) id in the round stream seed.
@@ -45,6 +48,22 @@ const BUCKET_MIN_LEN: usize = 256;
 /// Up to this length one bucket pass by the top key bits plus an insertion pass sorts the
 /// keys; longer inputs use the three-pass LSD radix sort (same result).
 const BUCKET_MAX_LEN: usize = 1 << 20;
+
+/// The permutation rounds B of a test (`permutations`, default 199).
+pub const PERMUTATIONS: ParamSpec = ParamSpec {
+    name: "permutations",
+    default: DefaultValue::Int(199),
+};
+/// The seed of a detector's permutations (`seed`, default [`PERMUTATION_SEED`]).
+pub const SEED: ParamSpec = ParamSpec {
+    name: "seed",
+    default: DefaultValue::Seed(PERMUTATION_SEED),
+};
+/// Longer series are tested on a subset of this many values (`max_test_n`, default 10,000).
+pub const MAX_TEST_N: ParamSpec = ParamSpec {
+    name: "max_test_n",
+    default: DefaultValue::Int(10_000),
+};
 
 /// The stream seed of round `round` of test `test_id`: SplitMix64 output `round` of stream
 /// `seed ^ (test_id * 0x9E3779B9)` (wrapping).
@@ -362,16 +381,19 @@ pub fn sequential_rule(
 /// each. Sharing permutations keeps every test's p-value valid (each test still sees
 /// uniformly random permutations) and is the usual practice of permutation-based multiple
 /// testing (it keeps the dependence between tests that the data have). Tests run in
-/// parallel within a round; `S` is per-thread scratch for `statistic`.
+/// parallel within a round; `S` is per-thread scratch for `statistic`. The deadline of
+/// `deadline` is checked before every round (a Timeout error names `stage`).
+#[allow(clippy::too_many_arguments)]
 pub fn shared_permutation_tests<T, S>(
     tests: &[T],
     sequences: &[&[u8]],
     budget: usize,
     seed: u64,
     family: u64,
+    (deadline, stage): (&Budget, &'static str),
     describe: impl Fn(&T) -> (usize, f64),
     statistic: impl Fn(&T, &[u8], &mut S) -> f64 + Sync,
-) -> Vec<PermutationTest>
+) -> CoreResult<Vec<PermutationTest>>
 where
     T: Sync,
     S: Default + Send,
@@ -396,6 +418,7 @@ where
     let mut drawn: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut round = 0u64;
     while !active.is_empty() {
+        deadline.check(stage)?;
         let round_stream = round_seed(seed, family, round);
         needed.fill(false);
         for &test in &active {
@@ -454,7 +477,7 @@ where
         active = still;
         round += 1;
     }
-    outcomes
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -650,9 +673,11 @@ mod tests {
             60,
             9,
             1000,
+            (&Budget::unlimited(), "test"),
             |&(key, observed)| (key, observed),
             |_, permuted, _: &mut ()| statistic(permuted),
-        );
+        )
+        .unwrap();
         for (&(key, observed), outcome) in tests.iter().zip(&outcomes) {
             let sequence = sequences[key];
             let expected = sequential_rule(observed, 60, |r| {

@@ -12,11 +12,8 @@ compare with (the reference itself, a pure timing baseline, a memory reading).
 from __future__ import annotations
 
 import contextlib
-import cProfile
 import gc
 import math
-import pstats
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -281,24 +278,12 @@ def kernels_present(which: str) -> Iterator[None]:
         raise
 
 
-_NATIVE_CALL = re.compile(r"crackle_runtime\._native\.(\w+)")
-
-
-def native_kernel_breakdown(function: Callable[[], Any]) -> str:
-    """Run ``function`` once under cProfile and say where its time went among the native
-    kernels, e.g. "conservation_laws 4.1 s, cluster_components 0.2 s of 4.6 s"."""
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.runcall(function)
-    total = time.perf_counter() - start
-    spent: dict[str, float] = {}
-    for (_file, _line, name), entry in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
-        match = _NATIVE_CALL.search(name)
-        if match:
-            spent[match.group(1)] = spent.get(match.group(1), 0.0) + entry[3]
-    top = sorted(spent.items(), key=lambda item: -item[1])[:4]
+def detector_breakdown(report: Any) -> str:
+    """Where a cooling's time went among the detectors, from ``report.timings``, e.g.
+    "conservation_laws 4.1 s, clustering 0.2 s of 4.6 s"."""
+    top = sorted(report.timings.items(), key=lambda item: -item[1])[:4]
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in top)
-    return f"profiled run: {parts or 'no native kernel'} of {total:.2f} s"
+    return f"{parts or 'no detector ran'} of {report.elapsed:.2f} s"
 
 
 def error_rows(group_id: str, workload: str, exc: BaseException) -> list[Row]:

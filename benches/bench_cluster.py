@@ -33,18 +33,13 @@ from _harness import (
 DIMS = 4
 SPREAD = 1.0
 THRESHOLD = 0.8
-KERNEL = ("cluster_components",)
+KERNEL = ("run_detector",)
 
 
-def p5(config: Config) -> list[Group]:
-    from crackle_runtime import _backend
-
-    n = config.size(100_000, 4_000)
-    blobs = 20 if not config.quick else 5
-    points, _ = gaussian_blobs(n, DIMS, blobs, SPREAD, seed=51)
-    columns = np.ascontiguousarray(points.T)  # the kernels read (metrics, tasks)
-    group = Group("P5", f"clustering {n:,} x {DIMS}, {blobs} blobs, threshold {THRESHOLD}")
-
+def _peers(
+    group: Group, points: np.ndarray[Any, Any], n: int, config: Config
+) -> tuple[list[Any], np.ndarray[Any, Any] | None]:
+    """Time DBSCAN and cKDTree + connected components; the rows and the reference partition."""
     peers = []
     reference: np.ndarray[Any, Any] | None = None
     try:
@@ -79,6 +74,18 @@ def p5(config: Config) -> list[Group]:
         peers.append(row)
     except ImportError:
         group.skip("scipy cKDTree", "scipy not installed")
+    return peers, reference
+
+
+def p5(config: Config) -> list[Group]:
+    from crackle_runtime import _backend
+
+    n = config.size(100_000, 4_000)
+    blobs = 20 if not config.quick else 5
+    points, _ = gaussian_blobs(n, DIMS, blobs, SPREAD, seed=51)
+    columns = np.ascontiguousarray(points.T)  # the kernels read (metrics, tasks)
+    group = Group("P5", f"clustering {n:,} x {DIMS}, {blobs} blobs, threshold {THRESHOLD}")
+    peers, reference = _peers(group, points, n, config)
 
     if reference is not None:
         group.rows[0].note = (
@@ -87,7 +94,11 @@ def p5(config: Config) -> list[Group]:
         )
 
     def run(module: Any) -> Any:
-        return lambda: module.cluster_components(columns, THRESHOLD, math.inf)
+        def cluster() -> tuple[Any, Any, Any]:
+            result = module.run_detector("clustering", columns, None, {"threshold": THRESHOLD})
+            return result["label"], result["avg_distance"], result["sampled"]
+
+        return cluster
 
     native_row = numpy_row = None
     native_result: Any = None
@@ -96,7 +107,7 @@ def p5(config: Config) -> list[Group]:
         require_kernels(native, KERNEL, "native")
         seconds, native_result = best_of(run(native), config.repeats)
         native_row = group.add(
-            "crackle native cluster_components",
+            "crackle native clustering",
             seconds=seconds,
             note=f"{len(native_result[1])} clusters; the kernel also computes each cluster's "
             "average distance, which the peers do not",
@@ -104,7 +115,7 @@ def p5(config: Config) -> list[Group]:
         if reference is not None:
             native_row.correct = flag(same_partition(native_result[0], reference))
     except Skip as exc:
-        group.skip("crackle native cluster_components", str(exc))
+        group.skip("crackle native clustering", str(exc))
     try:
         numpy_module = _backend.numpy_module()
         require_kernels(numpy_module, KERNEL, "NumPy")
@@ -118,10 +129,10 @@ def p5(config: Config) -> list[Group]:
         else:
             agrees = reference is None or same_partition(labels, reference)
         numpy_row = group.add(
-            "crackle NumPy backend cluster_components", seconds=seconds, correct=flag(agrees)
+            "crackle NumPy backend clustering", seconds=seconds, correct=flag(agrees)
         )
     except Skip as exc:
-        group.skip("crackle NumPy backend cluster_components", str(exc))
+        group.skip("crackle NumPy backend clustering", str(exc))
     if peers:
         best = min(peers, key=lambda peer: peer.seconds or math.inf)
         group.compare([peer for peer in peers if peer is not best], best, kind="speedup")

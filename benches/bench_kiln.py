@@ -28,21 +28,16 @@ from _harness import (
     Target,
     backend,
     best_of,
+    detector_breakdown,
     flag,
     kernels_present,
-    native_kernel_breakdown,
     native_or_skip,
     require_kernels,
     same_arrays,
     same_report,
 )
 
-DETECTOR_KERNELS = (
-    "cluster_components",
-    "phase_transition_stats",
-    "conservation_stats",
-    "correlation_stats",
-)
+DETECTOR_KERNELS = ("run_detector",)
 _BACKEND_NAMES = {"native": "native", "python": "NumPy"}
 COOLING_BUDGET = 900.0  # seconds: far above any run here, so nothing is skipped
 
@@ -107,10 +102,8 @@ def _cool_rows(
             setup=lambda: (filled_kiln(values, names, profile),),
         )
     row = group.add(label + suffix, seconds=seconds, note=_report_note(report))
-    if which == "native":
-        with backend(which):
-            kiln = filled_kiln(values, names, profile)
-            row.note += "; " + native_kernel_breakdown(kiln.cool)
+    if which == "native" and report is not None:
+        row.note += "; " + detector_breakdown(report)
     return row, report
 
 
@@ -154,7 +147,7 @@ def p4(config: Config) -> list[Group]:
             else "crackle NumPy backend correlation_matrix"
         )
         try:
-            _require(which, ("correlation_stats",))
+            _require(which)
             with backend(which), kernels_present(_BACKEND_NAMES[which]):
                 seconds, matrix = best_of(kiln.correlation_matrix, repeats)
         except Skip as exc:

@@ -1,11 +1,11 @@
-"""Statistical quality of the added detectors (SPEC §6 "Added detectors", "Conservation laws").
+"""Statistical quality of the tested detectors, outliers and laws (SPEC §6, "Conservation laws").
 
     python benches/quality.py                     # 100 seeds, full sizes
     python benches/quality.py --seeds 500 --json quality.json
     python benches/quality.py --quick             # 5 seeds, small sizes: a smoke test
 
 For every seed and case a kiln is filled from ``numpy.random.default_rng([seed, case_id])``
-and cooled with only the added detectors switched on (OUTLIER, DISTRIBUTION_SHIFT,
+and cooled with only these detectors switched on (OUTLIER, DISTRIBUTION_SHIFT,
 DEPENDENCE, INFORMATION_FLOW, CONSERVATION — the last also runs the seed's single-metric
 conservation rule, which is reported apart from the laws).
 
@@ -80,8 +80,8 @@ TESTED_KINDS = (
     PatternKind.DEPENDENCE,
     PatternKind.INFORMATION_FLOW,
 )
-ADDED_KINDS = (PatternKind.OUTLIER, *TESTED_KINDS, PatternKind.CONSERVATION)
-PROFILE = ThermalProfile.default().only(*ADDED_KINDS)
+QUALITY_KINDS = (PatternKind.OUTLIER, *TESTED_KINDS, PatternKind.CONSERVATION)
+PROFILE = ThermalProfile.default().only(*QUALITY_KINDS)
 MAX_EXAMPLES = 5  # misses described in the printed diagnosis (all of them go to --json)
 
 
@@ -512,7 +512,7 @@ class NullSummary:
     outlier_seed_rate: float
     mean_outliers_per_seed: float
     nothing_but_outliers_rate: float  # share of seeds with no pattern but OUTLIER
-    nothing_rate: float  # share of seeds with no added pattern at all
+    nothing_rate: float  # share of seeds with no pattern of these kinds at all
     mean_cool_ms: float
     verdict: str
     examples: list[NullSeed]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from importlib import metadata as _metadata
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from crackle_runtime.profile import CoolingRate, ThermalProfile
 from crackle_runtime.report import PatternReport
 from crackle_runtime.task import CrackleTask, TaskOutput
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("crackle_runtime")  # from Cargo.toml, the one version source
 
 __all__ = [
     "ClusteringPattern",

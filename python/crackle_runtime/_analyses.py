@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,20 +113,27 @@ def correlation_matrix(
     values = np.eye(m)
     if m < 2:
         return MetricMatrix(list(names), values)
-    kernels = _backend.kernels()
     if method == "pearson":
-        stats = np.asarray(kernels.correlation_stats(columns, 1.0))
-        for i, j, _n, r, _p, _d in stats.tolist():
-            values[int(i), int(j)] = values[int(j), int(i)] = r
+        result = _correlations(columns)
+        i, j, r = result["i"], result["j"], result["r"]
+        values[i, j] = r
+        values[j, i] = r
         return MetricMatrix(list(names), values)
     present = ~np.isnan(columns)
-    for i in range(m):
-        for j in range(i + 1, m):
-            both = present[i] & present[j]
-            pair = np.vstack([rank(columns[i][both]), rank(columns[j][both])])
-            r = float(np.asarray(kernels.correlation_stats(pair, 1.0))[0, 3])
-            values[i, j] = values[j, i] = r
+    for a in range(m):
+        for b in range(a + 1, m):
+            both = present[a] & present[b]
+            pair = np.vstack([rank(columns[a][both]), rank(columns[b][both])])
+            values[a, b] = values[b, a] = float(_correlations(pair)["r"][0])
     return MetricMatrix(list(names), values)
+
+
+def _correlations(columns: Columns) -> dict[str, NDArray[Any]]:
+    """The correlation detector's fields (Pearson r of every pair, computed stably)."""
+    result: dict[str, NDArray[Any]] = _backend.kernels().run_detector(
+        "correlation", columns, None, {"threshold": 1.0}
+    )
+    return result
 
 
 def rank(values: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -11,24 +11,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "DETECTORS",
+    "PERMUTATION_SEED",
+    "ROLE_FIELDS",
     "__version__",
     "build_profile",
-    "cluster_components",
-    "conservation_laws",
-    "conservation_stats",
-    "correlation_stats",
-    "dependence_stats",
-    "distribution_shift_stats",
+    "column_roles",
     "entropy",
     "fire_chunk",
-    "information_flow_stats",
     "joint_entropy",
     "jsd",
     "kl_divergence",
     "mutual_information",
-    "outlier_scores",
     "permutation_entropy",
-    "phase_transition_stats",
+    "run_detector",
     "transfer_entropy",
 ]
 
@@ -61,65 +57,30 @@ def transfer_entropy(
 def permutation_entropy(values: NDArray[np.float64], order: int = 3) -> float:
     """Normalized Bandt–Pompe permutation entropy (delay 1, ties broken by position)."""
 
-# --- detector kernels: columns is a float64 (metrics, tasks) array, NaN = absent -----------
-def cluster_components(
-    columns: NDArray[np.float64], threshold: float, deadline: float = ...
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_]]:
-    """Connected components of tasks closer than ``threshold``:
-    (labels, avg_distance, sampled)."""
+# --- detectors: columns is a float64 (metrics, tasks) array, NaN = absent ---------------
+DETECTORS: dict[str, dict[str, Any]]
+"""``{name: {"kind": str, "fields": tuple[str, ...], "params": {name: default}}}`` for every
+registered detector, in the order of the pattern kinds."""
 
-def phase_transition_stats(columns: NDArray[np.float64], sensitivity: float) -> NDArray[np.float64]:
-    """Per metric: count, first_avg, second_avg, mean_all, shift, p_value, change_index,
-    delta, detected."""
+ROLE_FIELDS: list[str]
+PERMUTATION_SEED: int
 
-def conservation_stats(columns: NDArray[np.float64], tolerance: float) -> NDArray[np.float64]:
-    """Per metric: count, total, mean, std, cv, is_counter, detected."""
+def run_detector(
+    name: str,
+    columns: NDArray[np.float64],
+    metrics: NDArray[np.int64] | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, NDArray[Any]]:
+    """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
+    ``columns`` with ``params`` over its defaults; returns its named fields."""
 
-def correlation_stats(columns: NDArray[np.float64], threshold: float) -> NDArray[np.float64]:
-    """Per metric pair: i, j, n, r, p_value, detected."""
+def column_roles(
+    columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None
+) -> dict[str, NDArray[Any]]:
+    """The roles of the rows ``metrics`` (all when None): ``counter`` per metric."""
 
 def fire_chunk(
     tasks: Any, limit: int, skip: bool, recorder: Any, max_seconds: float
 ) -> tuple[Any, ...]:
     """Fire at most ``limit`` tasks of an iterator and return the recorded chunk (holds the
     GIL: it calls Python); see ``crackle_runtime._numpy.record.fire_chunk``."""
-
-def outlier_scores(
-    columns: NDArray[np.float64], z_threshold: float
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """(task, metric, z, deviation) of every value whose robust z-score exceeds the threshold."""
-
-def distribution_shift_stats(
-    columns: NDArray[np.float64], min_segment: int, permutations: int, seed: int, max_test_n: int
-) -> NDArray[np.float64]:
-    """Per metric: the best change point, its JSD and a permutation p-value (13 columns)."""
-
-def dependence_stats(
-    columns: NDArray[np.float64],
-    threshold_r: float,
-    min_pairs: int,
-    permutations: int,
-    seed: int,
-    max_test_n: int,
-) -> NDArray[np.float64]:
-    """Per metric pair: bias-corrected mutual information with a permutation p-value."""
-
-def information_flow_stats(
-    columns: NDArray[np.float64],
-    min_values: int,
-    permutations: int,
-    seed: int,
-    max_test_n: int,
-    max_lag: int,
-) -> NDArray[np.float64]:
-    """Per ordered metric pair: transfer entropy with a source-surrogate p-value."""
-
-def conservation_laws(
-    columns: NDArray[np.float64],
-    excluded: NDArray[np.bool_],
-    tolerance_eig: float,
-    seed: int,
-    max_terms: int,
-    sample_size: int,
-) -> list[dict[str, Any]]:
-    """Linear laws among 2..max_terms metrics that hold for most complete tasks."""

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,18 +21,17 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crackle_runtime import _analyses, _frames, _persist, _plotting, detectors
+from crackle_runtime import _analyses, _frames, _persist, _plotting
 from crackle_runtime._entries import MetricMatrix, TaskEntry, TaskMetadata, Timestamp
 from crackle_runtime._recording import Recording, as_output, progress_bar
 from crackle_runtime._store import MetricStore, validate_metrics
-from crackle_runtime.added import run_added
+from crackle_runtime.detectors import _cooling
+from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.errors import (
-    CoolingTimeoutError,
     CrackleError,
     KilnCooledError,
     TaskPanickedError,
 )
-from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 from crackle_runtime.task import TaskOutput, fire_function, task_label
@@ -345,10 +344,10 @@ class Kiln:
             self._cooled = _Cooled(PatternReport(), Timestamp.now(), overrides)
             try:
                 names, columns = self._detection_columns()
-                data = detectors.DetectionData(self._store.labels, names, columns)
+                data = DetectionData(self._store.labels, names, columns)
                 left_out = {name: "ignored by the profile" for name in self._profile.ignored}
                 left_out.update(self._index_columns)
-                report = _run_detectors(data, self._profile, started, on_timeout, left_out)
+                report = _cooling.cool(data, self._profile, started, on_timeout, left_out)
             except BaseException:
                 self._cooled = None
                 raise
@@ -415,106 +414,3 @@ class Kiln:
     def __repr__(self) -> str:
         state = "cooled" if self.is_cooled else "open"
         return f"Kiln({self.task_count} tasks, {len(self._store.names)} metrics, {state})"
-
-
-_SEED_DETECTORS: tuple[tuple[PatternKind, Callable[..., list[CracklePattern]], str], ...] = (
-    (PatternKind.CLUSTERING, detectors.detect_clustering, "cluster_threshold"),
-    (
-        PatternKind.PHASE_TRANSITION,
-        detectors.detect_phase_transitions,
-        "phase_transition_sensitivity",
-    ),
-    (PatternKind.CONSERVATION, detectors.detect_conservation, "conservation_tolerance"),
-    (PatternKind.CORRELATION, detectors.detect_correlations, "correlation_threshold"),
-)
-
-
-def _run_detectors(
-    data: detectors.DetectionData,
-    profile: ThermalProfile,
-    started: float,
-    on_timeout: str,
-    left_out: Mapping[str, str],
-) -> PatternReport:
-    patterns: list[CracklePattern] = []
-    incomplete: list[tuple[PatternKind, str]] = []
-    skipped: list[tuple[PatternKind, str]] = []
-    notes: list[str] = []
-    tests_run = 0
-    n = data.task_count
-    keep = np.array([name not in left_out for name in data.names], dtype=bool)
-    if not keep.all():
-        notes.extend(
-            f"'{name}' takes part in no detector: {left_out[name]}"
-            for name in data.names
-            if name in left_out
-        )
-        data = data.select(keep)
-    budget = profile.max_cooling_duration
-
-    def time_left() -> float:
-        return budget - (time.perf_counter() - started)
-
-    def timed_out(kind: PatternKind, exc: CoolingTimeoutError) -> None:
-        if on_timeout == "raise":
-            raise exc
-        incomplete.append((kind, f"not finished within {budget:g} s"))
-
-    if n < profile.min_tasks_for_detection:
-        reason = (
-            f"{n} task(s) recorded, fewer than min_tasks_for_detection = "
-            f"{profile.min_tasks_for_detection}"
-        )
-        skipped.extend((kind, reason) for kind in DETECTOR_ORDER if kind in profile.detectors)
-    else:
-        for kind, detect, threshold_name in _SEED_DETECTORS:
-            if kind not in profile.detectors:
-                continue
-            try:
-                remaining = time_left()
-                if remaining <= 0:
-                    raise CoolingTimeoutError(f"time budget exhausted before {kind}")
-                threshold = getattr(profile, threshold_name)
-                if kind is PatternKind.CLUSTERING:
-                    patterns.extend(detect(data, threshold, remaining))
-                else:
-                    patterns.extend(detect(data, threshold))
-            except CoolingTimeoutError as exc:
-                timed_out(kind, exc)
-        if profile.detectors & _ADDED_KINDS and len(data.names):
-            counters = detectors.counter_mask(data)
-            try:
-                added = run_added(data, profile, counters, time_left, incomplete)
-            except CoolingTimeoutError as exc:
-                timed_out(PatternKind.OUTLIER, exc)
-            else:
-                if on_timeout == "raise" and incomplete:
-                    raise CoolingTimeoutError(
-                        f"cooling exceeded max_cooling_duration = {budget:g} s"
-                    )
-                patterns.extend(added.patterns)
-                skipped.extend(added.skipped)
-                notes.extend(added.notes)
-                tests_run = added.tests_run
-    return PatternReport(
-        patterns,
-        task_count=n,
-        metric_count=len(data.names),
-        skipped=skipped,
-        incomplete=incomplete,
-        tests_run=tests_run,
-        fdr=profile.fdr,
-        elapsed=time.perf_counter() - started,
-        notes=notes,
-    )
-
-
-_ADDED_KINDS = frozenset(
-    {
-        PatternKind.OUTLIER,
-        PatternKind.CONSERVATION,
-        PatternKind.DISTRIBUTION_SHIFT,
-        PatternKind.DEPENDENCE,
-        PatternKind.INFORMATION_FLOW,
-    }
-)

@@ -219,6 +219,16 @@ def _number(profile: ThermalProfile, name: str) -> float:
     return value
 
 
+def _whole_numbers(profile: ThermalProfile) -> None:
+    """The counts of a profile as ints (a float must be a whole number)."""
+    for name in ("min_tasks_for_detection", "permutations"):
+        value = getattr(profile, name)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidProfileError(f"{name} must be a whole number, got {value!r}")
+            object.__setattr__(profile, name, int(value))
+
+
 def _validate(profile: ThermalProfile) -> None:
     if not isinstance(profile.rate, CoolingRate):
         object.__setattr__(profile, "rate", CoolingRate.parse(profile.rate))
@@ -233,12 +243,7 @@ def _validate(profile: ThermalProfile) -> None:
             raise InvalidProfileError(f"{name} must be > 0, got {getattr(profile, name)!r}")
     if math.isinf(profile.cluster_threshold):
         raise InvalidProfileError("cluster_threshold must be finite")
-    for name in ("min_tasks_for_detection", "permutations"):
-        value = getattr(profile, name)
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise InvalidProfileError(f"{name} must be a whole number, got {value!r}")
-            object.__setattr__(profile, name, int(value))
+    _whole_numbers(profile)
     if not isinstance(profile.ignored, frozenset) or not all(
         isinstance(name, str) and name for name in profile.ignored
     ):

@@ -35,6 +35,7 @@ class PatternReport(list[CracklePattern]):
         fdr: float = 0.01,
         elapsed: float = 0.0,
         notes: Iterable[str] = (),
+        timings: dict[str, float] | None = None,
     ) -> None:
         indexed = list(enumerate(patterns))
         indexed.sort(key=lambda item: (-item[1].confidence, _RANK[item[1].kind], item[0]))
@@ -47,6 +48,8 @@ class PatternReport(list[CracklePattern]):
         self.fdr = fdr
         self.elapsed = elapsed
         self.notes: list[str] = list(notes)
+        # seconds each detector's kernel took, by detector name, in the order they ran
+        self.timings: dict[str, float] = dict(timings or {})
 
     # --- views --------------------------------------------------------------------------
     def by_kind(self, kind: PatternKind | str) -> list[CracklePattern]:

@@ -6,18 +6,12 @@ benchmarked against, so it is written vectorised: no Python loop over values.
 
 from __future__ import annotations
 
-from crackle_runtime._numpy.added import (
-    conservation_laws,
-    dependence_stats,
-    distribution_shift_stats,
-    information_flow_stats,
-    outlier_scores,
-)
 from crackle_runtime._numpy.detect import (
-    cluster_components,
-    conservation_stats,
-    correlation_stats,
-    phase_transition_stats,
+    DETECTORS,
+    PERMUTATION_SEED,
+    ROLE_FIELDS,
+    column_roles,
+    run_detector,
 )
 from crackle_runtime._numpy.info import (
     entropy,
@@ -33,22 +27,18 @@ from crackle_runtime._numpy.record import fire_chunk
 build_profile = "numpy"
 
 __all__ = [
+    "DETECTORS",
+    "PERMUTATION_SEED",
+    "ROLE_FIELDS",
     "build_profile",
-    "cluster_components",
-    "conservation_laws",
-    "conservation_stats",
-    "correlation_stats",
-    "dependence_stats",
-    "distribution_shift_stats",
+    "column_roles",
     "entropy",
     "fire_chunk",
-    "information_flow_stats",
     "joint_entropy",
     "jsd",
     "kl_divergence",
     "mutual_information",
-    "outlier_scores",
     "permutation_entropy",
-    "phase_transition_stats",
+    "run_detector",
     "transfer_entropy",
 ]

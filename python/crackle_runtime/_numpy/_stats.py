@@ -30,6 +30,7 @@ __all__ = [
     "pearson",
     "pearson_from_sums",
     "pearson_p_value",
+    "population_std",
     "regularized_incomplete_beta",
     "sequential_sum",
     "student_t_two_sided_p",
@@ -102,6 +103,12 @@ def mean_and_sum_of_squares(values: Float64Array) -> tuple[float, float]:
 
 
 # --- ln Gamma, ln Beta ----------------------------------------------------------------------
+
+
+def population_std(values: Float64Array) -> float:
+    """Population standard deviation (two-pass, centered, sequential sums)."""
+    _, sum_of_squares = mean_and_sum_of_squares(values)
+    return math.sqrt(sum_of_squares / values.size)
 
 
 def ln_gamma(x: float) -> float:

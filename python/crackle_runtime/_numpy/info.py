@@ -1,4 +1,4 @@
-"""The information-theory kernels of the NumPy backend (SPEC §7, design/kernels.md).
+"""The information-theory kernels of the NumPy backend (SPEC §7, docs/kernels.md).
 
 Same names, arguments and results as the native kernels: 1-D float64 arrays and Python ints
 in, a float out. Arguments are first converted as the native binding converts them (arrays,

@@ -1,42 +1,34 @@
-"""The detector kernels of the NumPy backend (design/kernels.md, "Detector kernels").
-
-``columns`` is a float64 array (metrics x tasks): row k holds metric k over the tasks in
-recording order, NaN where a task lacks the metric. Every kernel mirrors the Rust core
-(``src-rust/detect``) name for name; sums that feed a discrete decision are accumulated left
-to right (``np.cumsum``), as the Rust core does, so both backends take the same decisions.
+"""Clustering (SPEC §6), the twin of the Rust core's ``detect::clustering``: the connected
+components of the graph joining two tasks when they share at least one metric and their
+Euclidean distance over the shared metrics is below the threshold, with each cluster's
+average pairwise distance (exact up to 4,096 members, else from a fixed SplitMix64 sample).
 """
 
 from __future__ import annotations
 
 import math
-import time
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._rng import splitmix64
-from crackle_runtime._numpy._stats import (
-    all_equal,
-    mean_and_sum_of_squares,
-    pearson,
-    pearson_from_sums,
-    pearson_p_value,
-    sequential_sum,
-    welch_t_test,
-)
-from crackle_runtime.errors import CoolingTimeoutError
+from crackle_runtime._numpy._stats import sequential_sum
+from crackle_runtime._numpy.detect.shared.columns import as_columns
 
-__all__ = [
-    "cluster_components",
-    "conservation_stats",
-    "correlation_stats",
-    "phase_transition_stats",
-]
+__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "cluster_components", "run"]
+
+NAME = "clustering"
+KIND = "clustering"
+FIELDS = ("label", "avg_distance", "sampled")
+PARAMS: dict[str, Any] = {"threshold": 2.5}
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
+STAGE = "clustering"
 # Clustering: exact average distance up to this many members, else sampled.
 EXACT_AVERAGE_MAX_MEMBERS = 4096
 DENSE_MIN_MEMBERS = 64  # from this size on, a cluster's pairs are computed as dense blocks
@@ -57,49 +49,10 @@ _MASK64 = (1 << 64) - 1
 _QUIET_FLOATS = np.errstate(over="ignore", invalid="ignore")
 
 
-# --- argument checks ---------------------------------------------------------------------------
-
-
-def as_columns(columns: Float64Array) -> Float64Array:
-    """``columns`` as a contiguous float64 (metrics, tasks) array; ValueError for another
-    shape or an infinity (NaN marks an absent value)."""
-    array = np.ascontiguousarray(columns, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(
-            f"columns must be a 2-D array (metrics x tasks), got {array.ndim} dimension(s)"
-        )
-    infinite = np.isinf(array)
-    if infinite.any():
-        metric, task = np.argwhere(infinite)[0]
-        raise ValueError(
-            f"columns contains an infinite value ({array[metric, task]}) at metric {metric}, "
-            f"task {task}; absent values are NaN, present ones must be finite"
-        )
-    return array
-
-
-def _check_non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return value
-
-
-class _Budget:
-    """The time left for a kernel; ``check`` raises CoolingTimeoutError once it is spent."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def check(self) -> None:
-        if time.monotonic() >= self.end:
-            raise CoolingTimeoutError(
-                f"clustering exceeded its time budget of {self.seconds:.3g} s"
-            )
-
-
-# --- clustering --------------------------------------------------------------------------------
+def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
+    threshold = params.finite("threshold", 0.0, inclusive=False)
+    labels, average, sampled = cluster_components(columns, threshold, budget)
+    return {"label": labels, "avg_distance": average, "sampled": sampled}
 
 
 def _union(parent: Int64Array, u: Int64Array, v: Int64Array) -> None:
@@ -294,14 +247,14 @@ class _PairIndex:
             certain[undecided] = shared & (np.sqrt(d2) < self.threshold)
         return first[certain], second[certain]
 
-    def join(self, parent: Int64Array, budget: _Budget) -> None:
+    def join(self, parent: Int64Array, budget: Budget) -> None:
         """Union every edge of the graph into ``parent``, block by block."""
         total = self.order.size
         swept = self.swept
         block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
         start = 0
         while start < swept:
-            budget.check()
+            budget.check(STAGE)
             stop = min(swept, start + block_rows)
             reach = int(
                 np.searchsorted(
@@ -323,7 +276,7 @@ class _PairIndex:
         block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
         start = swept
         while start < total:
-            budget.check()
+            budget.check(STAGE)
             stop = min(total, start + block_rows)
             columns = np.concatenate([np.arange(0, swept), np.arange(start, total)])
             first, second = self._edges(parent, slice(start, stop), columns)
@@ -343,7 +296,7 @@ def _average_distances(
     present: BoolArray,
     labels: Int64Array,
     clusters: int,
-    budget: _Budget,
+    budget: Budget,
 ) -> tuple[Float64Array, BoolArray]:
     """Mean distance over the member pairs sharing a metric, per cluster: exact (pairs a < b
     in recording order, summed in that order) up to EXACT_AVERAGE_MAX_MEMBERS members, else
@@ -367,7 +320,7 @@ def _average_distances(
             _exact_batch(values, present, members, sizes, offsets, np.array(batch), average)
             batch.clear()
             batch_pairs = 0
-            budget.check()
+            budget.check(STAGE)
 
     for cluster in range(clusters):
         size = int(sizes[cluster])
@@ -376,7 +329,7 @@ def _average_distances(
                 values, present, members[offsets[cluster] : offsets[cluster] + size], cluster
             )
             sampled[cluster] = True
-            budget.check()
+            budget.check(STAGE)
         elif size >= DENSE_MIN_MEMBERS:
             average[cluster] = _exact_dense(
                 values, present, members[offsets[cluster] : offsets[cluster] + size], budget
@@ -420,7 +373,7 @@ def _exact_batch(
 
 
 def _exact_dense(
-    values: Float64Array, present: BoolArray, members: Int64Array, budget: _Budget
+    values: Float64Array, present: BoolArray, members: Int64Array, budget: Budget
 ) -> float:
     """Exact mean pairwise distance of one cluster from dense row blocks of its members'
     coordinates (pairs a < b in recording order, summed sequentially in that order)."""
@@ -452,7 +405,7 @@ def _exact_dense(
         if distances.size:
             total = float(np.cumsum(np.concatenate([[total], distances]))[-1])
             count += distances.size
-        budget.check()
+        budget.check(STAGE)
     return total / count if count else math.nan
 
 
@@ -473,29 +426,22 @@ def _sampled_average(
 
 @_QUIET_FLOATS
 def cluster_components(
-    columns: Float64Array, threshold: float, deadline: float
+    columns: Float64Array, threshold: float, budget: Budget
 ) -> tuple[Int64Array, Float64Array, BoolArray]:
     """Connected components of the graph joining tasks closer than ``threshold``.
 
     Tasks i and j are joined when they share at least one metric and the Euclidean distance
     over their shared metrics is below ``threshold``. Returns ``(labels, avg_distance,
     sampled)``: labels[i] is the cluster of task i (components of >= 2 tasks, numbered in
-    order of their first member) or -1; avg_distance[c] is the mean distance over the
-    member pairs sharing a metric (estimated from a fixed SplitMix64 sample above 4,096
-    members, then sampled[c] is True). ``deadline`` is the time budget left, in seconds
-    (``math.inf`` for none): exceeding it raises CoolingTimeoutError.
+    order of their first member) or -1 (no labels at all when there are no metrics);
+    avg_distance[c] is the mean distance over the member pairs sharing a metric (estimated
+    from a fixed SplitMix64 sample above 4,096 members, then sampled[c] is True). Past the
+    budget's deadline, CoolingTimeoutError.
     """
-    threshold = float(threshold)
-    if not (math.isfinite(threshold) and threshold > 0.0):
-        raise ValueError(f"threshold must be finite and > 0, got {threshold}")
-    deadline = float(deadline)
-    if math.isnan(deadline):
-        raise ValueError("deadline must be a number of seconds (inf for no limit), got nan")
     values = as_columns(columns)
-    budget = _Budget(deadline)
-    budget.check()  # a budget spent already (0 s left) fails at once, as in the Rust core
+    budget.check(STAGE)
     present = ~np.isnan(values)
-    tasks = values.shape[1]
+    tasks = values.shape[1] if values.shape[0] else 0
 
     parent = np.arange(tasks, dtype=np.int64)
     if tasks >= 2:
@@ -508,126 +454,3 @@ def cluster_components(
     clusters = int(is_first.sum())
     average, sampled = _average_distances(values, present, labels, clusters, budget)
     return labels, average, sampled
-
-
-# --- phase transition ------------------------------------------------------------------------
-
-
-@_QUIET_FLOATS
-def phase_transition_stats(columns: Float64Array, sensitivity: float) -> Float64Array:
-    """Per metric: [count, first_avg, second_avg, mean_all, shift, p_value, change_index,
-    delta, detected] (design/kernels.md)."""
-    sensitivity = _check_non_negative("sensitivity", sensitivity)
-    values_by_metric = as_columns(columns)
-    metrics = values_by_metric.shape[0]
-    stats = np.full((metrics, 9), np.nan)
-    stats[:, 8] = 0.0
-    for metric in range(metrics):
-        row = values_by_metric[metric]
-        values = row[~np.isnan(row)]
-        count = values.size
-        stats[metric, 0] = count
-        if count < 2:
-            continue
-        half = count // 2
-        first, second = values[:half], values[half:]
-        first_avg = sequential_sum(first) / half
-        second_avg = sequential_sum(second) / (count - half)
-        mean_all = sequential_sum(values) / count
-        delta = second_avg - first_avg
-        largest = float(np.abs(values).max())
-        shift = abs(delta) / abs(mean_all) if abs(mean_all) > 1e-12 * largest else math.nan
-        _, p_value = welch_t_test(first, second)
-        # Best single change point: k maximising S_k^2 * n / (k (n - k)), S_k the prefix
-        # sum of the centered values; argmax keeps the first k on ties.
-        centered_prefix = np.cumsum(values - mean_all)[:-1]
-        k = np.arange(1, count, dtype=np.float64)
-        reduction = centered_prefix * centered_prefix * float(count) / (k * (count - k))
-        change_index = float(np.argmax(reduction) + 1)
-        significant = half < 4 or p_value < 0.01
-        detected = shift > sensitivity and significant
-        stats[metric, 1:] = (
-            first_avg,
-            second_avg,
-            mean_all,
-            shift,
-            p_value,
-            change_index,
-            delta,
-            float(detected),
-        )
-    return stats
-
-
-# --- conservation ---------------------------------------------------------------------------
-
-
-@_QUIET_FLOATS
-def conservation_stats(columns: Float64Array, tolerance: float) -> Float64Array:
-    """Per metric: [count, total, mean, std, cv, is_counter, detected] (design/kernels.md)."""
-    tolerance = _check_non_negative("tolerance", tolerance)
-    values_by_metric = as_columns(columns)
-    metrics = values_by_metric.shape[0]
-    stats = np.full((metrics, 7), np.nan)
-    stats[:, 5:] = 0.0
-    for metric in range(metrics):
-        row = values_by_metric[metric]
-        values = row[~np.isnan(row)]
-        count = values.size
-        total = sequential_sum(values)
-        stats[metric, 0:2] = (count, total)
-        if count == 0:
-            continue
-        mean, sum_of_squares = mean_and_sum_of_squares(values)
-        std = math.sqrt(sum_of_squares / count)
-        cv = std / abs(mean) if mean != 0.0 else math.nan
-        steps = np.diff(values)
-        monotonic = bool((steps >= 0.0).all() or (steps <= 0.0).all())
-        distinct = 1 + int(np.count_nonzero(steps))  # for a monotonic sequence
-        is_counter = count >= 8 and monotonic and distinct >= 3
-        largest = float(np.abs(values).max())
-        detected = count >= 2 and abs(mean) > 1e-12 * largest and cv < tolerance and not is_counter
-        stats[metric, 2:] = (mean, std, cv, float(is_counter), float(detected))
-    return stats
-
-
-# --- correlation ------------------------------------------------------------------------------
-
-
-@_QUIET_FLOATS
-def correlation_stats(columns: Float64Array, threshold: float) -> Float64Array:
-    """Per metric pair (i < j, row-major order): [i, j, n, r, p_value, detected]
-    (design/kernels.md)."""
-    threshold = float(threshold)
-    if not (0.0 < threshold <= 1.0):
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    values = as_columns(columns)
-    metrics, tasks = values.shape
-    present = ~np.isnan(values)
-    complete: BoolArray = np.all(present, axis=1)
-    # A metric every task has is centered once, for all its pairs with such metrics.
-    centered: dict[int, tuple[Float64Array, float, bool]] = {}
-    for metric in np.flatnonzero(complete).tolist():
-        column = values[metric]
-        mean, sum_of_squares = mean_and_sum_of_squares(column)
-        centered[metric] = (column - mean, sum_of_squares, all_equal(column))
-    stats = np.empty((metrics * (metrics - 1) // 2, 6), dtype=np.float64)
-    row = 0
-    for i in range(metrics):
-        for j in range(i + 1, metrics):
-            if complete[i] and complete[j]:
-                n = tasks
-                (dx, sxx, x_constant), (dy, syy, y_constant) = centered[i], centered[j]
-                if x_constant or y_constant:
-                    r = 0.0
-                else:
-                    r = pearson_from_sums(sequential_sum(dx * dy), sxx, syy)
-            else:
-                both = present[i] & present[j]
-                n = int(np.count_nonzero(both))
-                r = pearson(values[i][both], values[j][both])
-            p_value = pearson_p_value(r, n)
-            detected = n >= 3 and abs(r) >= threshold and (n < 10 or p_value < 0.01)
-            stats[row] = (i, j, n, r, p_value, float(detected))
-            row += 1
-    return stats

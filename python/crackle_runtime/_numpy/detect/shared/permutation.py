@@ -1,8 +1,7 @@
-"""Building blocks of the permutation-tested kernels (design/kernels5.md, "Shared building
-blocks"), mirroring the Rust core operation for operation: SplitMix64 permutations, the
+"""Seeded permutations and the sequential permutation p-value (the twin of the Rust core's
+``detect::shared::permutation``), operation for operation: SplitMix64 permutations, the
 per-test round seeds, the sequential (Besag–Clifford) permutation p-value with its
-exponential (peaks-over-threshold) tail, rank (quantile) bins, equal-width bins, and the
-median.
+exponential (peaks-over-threshold) tail.
 
 Permutations of many rounds are drawn at once: round ``r`` of a test is one row of a
 ``(rounds, n)`` array, so the statistic of a batch of rounds is computed vectorised.
@@ -16,20 +15,20 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from crackle_runtime._args import Budget
 from crackle_runtime._numpy._rng import GOLDEN_GAMMA, mix64, splitmix64
 
 __all__ = [
     "DECISIVE_P_VALUE",
     "HIT_TOLERANCE",
+    "PERMUTATION_SEED",
     "STOP_HITS",
     "SharedPermutations",
+    "batch_limit",
     "decisive_round",
-    "equal_width_bins",
     "exponential_tail",
-    "median",
     "permutation",
     "permutations",
-    "rank_bins",
     "round_seeds",
     "sequential_p_value",
     "smallest_positions",
@@ -52,6 +51,15 @@ _MIN_P_VALUE = 1e-300
 TAIL_SHARE_DIVISOR = 4  # the tail is fitted to the largest floor(B / 4) permuted statistics
 MIN_TAIL_EXCEEDANCES = 10  # fewer (B < 40) fit no tail
 DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) rounds stops
+PERMUTATION_SEED = 0x5EED_CAFE  # the seed of every randomized detector: reproducible reports
+# Elements of the per-batch work arrays (rounds x series length): bounds the memory of a
+# batch of permutation rounds to a few arrays of this many values.
+_BATCH_ELEMENTS = 1 << 20
+
+
+def batch_limit(length: int) -> int:
+    """Permutation rounds evaluated at once for sequences of ``length`` values."""
+    return max(1, _BATCH_ELEMENTS // max(length, 1))
 
 
 # --- SplitMix64 permutations ------------------------------------------------------------------
@@ -138,6 +146,7 @@ def sequential_p_value(
     seeds: UInt64Array,
     statistics: Callable[[UInt64Array], Float64Array],
     batch_limit: int,
+    deadline: tuple[Budget, str],
 ) -> tuple[float, int]:
     """Besag–Clifford sequential p-value with an exponential tail: ``(p_value, perms_run)``.
 
@@ -152,8 +161,9 @@ def sequential_p_value(
 
     Rounds are evaluated in batches (16, then half the rounds run so far, at most
     ``batch_limit``); rounds past the stopping round are discarded, so the result does not
-    depend on the batching.
+    depend on the batching. ``deadline`` is ``(budget, stage)``: checked before every batch.
     """
+    time_budget, stage = deadline
     budget = len(seeds)
     threshold = observed * (1.0 - HIT_TOLERANCE) - HIT_ABSOLUTE
     decisive = decisive_round(budget)
@@ -161,6 +171,7 @@ def sequential_p_value(
     done = 0
     values: list[Float64Array] = []
     while done < budget:
+        time_budget.check(stage)
         size = min(budget - done, max(1, batch_limit), max(16, done // 2))
         batch = np.asarray(statistics(seeds[done : done + size]), dtype=np.float64)
         hit = batch >= threshold
@@ -216,50 +227,3 @@ def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> floa
         return fallback
     share = (exceedances + 1) / (budget + 1)
     return max(share * math.exp(-max(observed - threshold, 0.0) / scale), _MIN_P_VALUE)
-
-
-# --- bins and medians -----------------------------------------------------------------------
-
-
-def rank_bins(values: Float64Array, bins: int) -> Int64Array:
-    """Quantile bins: ``floor(minrank * bins / n)``, minrank the 0-based position in the
-    ascending sort of the first value equal to x (ties share a bin)."""
-    n = values.size
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    minrank = np.searchsorted(np.sort(values), values, side="left").astype(np.int64)
-    return (minrank * bins) // n
-
-
-def equal_width_bins(values: Float64Array, bins: int) -> Int64Array:
-    """SPEC §7 bins over [min, max] of ``values`` (finite): width = (max - min) / bins,
-    index = min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0.
-    A NaN quotient (inf / inf when max - min overflows, 0 / 0 when the width underflows to
-    0) goes to bin 0, like the Rust cast."""
-    if values.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    low, high = float(values.min()), float(values.max())
-    if high == low:
-        return np.zeros(values.size, dtype=np.int64)
-    width = (high - low) / float(bins)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        quotient = np.floor((values - low) / width)
-    quotient[np.isnan(quotient)] = 0.0
-    np.minimum(quotient, float(bins - 1), out=quotient)
-    return quotient.astype(np.int64)
-
-
-def median(values: Float64Array, axis: int = -1) -> Float64Array:
-    """Median along ``axis``: the middle value, or (a + b) / 2 of the two middle values for
-    an even count (not np.median's mean, so the arithmetic is spelled out)."""
-    values = np.moveaxis(values, axis, -1)
-    count = values.shape[-1]
-    if count == 0:
-        raise ValueError("median of an empty sample")
-    half = count // 2
-    if count % 2:
-        return np.asarray(np.partition(values, half, axis=-1)[..., half], dtype=np.float64)
-    # After partitioning at ``half`` the lower middle value is the largest of the first half.
-    middle = np.partition(values, half, axis=-1)
-    lower = middle[..., :half].max(axis=-1)
-    return np.asarray((lower + middle[..., half]) / 2.0, dtype=np.float64)

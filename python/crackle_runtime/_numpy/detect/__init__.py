@@ -1,0 +1,108 @@
+"""The NumPy backend's detectors: one module per detector (the twin of each module of the
+Rust core's ``detect``), one registry line each.
+
+Every detector module has ``NAME``, ``KIND`` (the ``PatternKind`` value of its patterns),
+``FIELDS`` (its result fields, in order), ``PARAMS`` (its parameters and their defaults)
+and ``run(columns, params, budget)`` returning a dict of NumPy arrays named by ``FIELDS``.
+:func:`run_detector` runs one by name, exactly as the native ``run_detector`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from crackle_runtime._args import Params
+from crackle_runtime._numpy.detect import (
+    clustering,
+    conservation,
+    conservation_laws,
+    correlation,
+    dependence,
+    distribution_shift,
+    information_flow,
+    outlier,
+    phase_transition,
+    roles,
+)
+from crackle_runtime._numpy.detect.shared.columns import as_columns, select_rows
+from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
+
+__all__ = [
+    "DETECTORS",
+    "PERMUTATION_SEED",
+    "REGISTRY",
+    "ROLE_FIELDS",
+    "column_roles",
+    "run_detector",
+]
+
+# Every detector, in the order of the pattern kinds (SPEC §6).
+REGISTRY: tuple[ModuleType, ...] = (
+    clustering,
+    phase_transition,
+    conservation,
+    conservation_laws,
+    correlation,
+    outlier,
+    distribution_shift,
+    dependence,
+    information_flow,
+)
+
+_DEADLINE = {"deadline": float("inf")}
+_BY_NAME = {module.NAME: module for module in REGISTRY}
+
+DETECTORS: dict[str, dict[str, Any]] = {
+    module.NAME: {
+        "kind": module.KIND,
+        "fields": tuple(module.FIELDS),
+        "params": {**module.PARAMS, **_DEADLINE},
+    }
+    for module in REGISTRY
+}
+"""``{name: {"kind", "fields", "params"}}``, as the native module's ``DETECTORS``."""
+
+ROLE_FIELDS = list(roles.FIELDS)
+
+
+def _rows(columns: ArrayLike, metrics: ArrayLike | None) -> Any:
+    """The rows to read (checked for infinities by the detector itself, as natively)."""
+    array = np.asarray(columns, dtype=np.float64)
+    if array.ndim != 2:
+        return as_columns(array)  # the error naming ``columns``
+    return array if metrics is None else select_rows(array, metrics)
+
+
+def run_detector(
+    name: str,
+    columns: ArrayLike,
+    metrics: ArrayLike | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
+    ``columns`` (metrics x tasks, NaN = absent) with ``params`` over its defaults; returns
+    its named fields."""
+    rows = _rows(columns, metrics)
+    module = _BY_NAME.get(name)
+    if module is None:
+        raise ValueError(f"name: no detector {name!r} (known: {', '.join(_BY_NAME)})")
+    resolved = Params(params).resolve(name, {**module.PARAMS, **_DEADLINE})
+    budget = resolved.deadline("deadline")
+    budget.check(name)
+    # Values near the float64 range overflow in sums and differences exactly as they do in
+    # the native kernels, which the detectors then treat as untestable; NumPy's warnings
+    # about it carry no information for the caller.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result: dict[str, Any] = module.run(rows, resolved, budget)
+    return result
+
+
+def column_roles(columns: ArrayLike, metrics: ArrayLike | None = None) -> dict[str, Any]:
+    """The roles of the rows ``metrics`` (all when None) of ``columns``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return roles.column_roles(_rows(columns, metrics))

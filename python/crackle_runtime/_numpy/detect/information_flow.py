@@ -1,0 +1,199 @@
+"""Information flow between metric pairs (SPEC §6 ``INFORMATION_FLOW``), the twin of the
+Rust core's ``detect::information_flow``: transfer entropy of quantile-binned series over
+lags 1..max_lag, with a source-surrogate permutation test."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime._args import Budget, Params
+from crackle_runtime._numpy._stats import all_equal
+from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
+from crackle_runtime._numpy.detect.shared.permutation import (
+    PERMUTATION_SEED,
+    SharedPermutations,
+    batch_limit,
+    sequential_p_value,
+)
+from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy, entropy_of_counts
+
+__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
+
+NAME = "information_flow"
+KIND = "information flow"
+FIELDS = (
+    "i",
+    "j",
+    "n",
+    "best_lag",
+    "te",
+    "te_reverse",
+    "p_value",
+    "perms_run",
+    "bins",
+    "tested",
+)
+PARAMS: dict[str, Any] = {
+    "min_values": 50,
+    "permutations": 199,
+    "seed": PERMUTATION_SEED,
+    "max_test_n": 10_000,
+    "max_lag": 3,
+}
+
+STAGE = "information_flow"
+FLOW_TEST_FAMILY = 100_000  # the stream of the flow tests' shared permutations
+LAG_TIE = 1e-12  # transfer entropies (bits) this close tie when choosing the lag
+_INT_FIELDS = ("i", "j", "n", "best_lag", "perms_run", "bins")
+
+Float64Array = NDArray[np.float64]
+Int64Array = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+UInt64Array = NDArray[np.uint64]
+
+
+def _flow_bins(n: int) -> int:
+    """min(8, max(2, round(cbrt(n / 10)))), round half to even (no exact half occurs)."""
+    return min(8, max(2, round(math.cbrt(n / 10.0))))
+
+
+def _transfer_entropy_rows(
+    scaled_source: Int64Array, target: Int64Array, lag: int, bins: int
+) -> Float64Array:
+    """TE source -> target (bits, clipped at 0) at ``lag`` for every row of
+    ``scaled_source`` (rounds x N, the source codes times ``bins``) against one ``target``
+    series: H(Y+, Y) - H(Y) - H(Y+, X, Y) + H(X, Y) over t = 0..N-1-lag, cells numbered
+    y+ b + y, (y+ b + x) b + y and x b + y; 0 when N <= lag + 1."""
+    length = target.size
+    rows = scaled_source.shape[0]
+    if length <= lag + 1:
+        return np.zeros(rows)
+    steps = length - lag
+    future, past = target[lag:], target[:steps]
+    square = bins * bins
+    cube = square * bins
+    future_and_past = entropy(future * bins + past, square)
+    past_only = entropy(past, bins)
+    # cell (y+ b + x) b + y = x b + (y+ b^2 + y), offset by the row so one bincount counts
+    # every row; summing the (Y+, X, Y) counts over y+ gives the (X, Y) counts.
+    codes = scaled_source[:, :steps] + (future * square + past)
+    codes += (np.arange(rows, dtype=np.int64) * cube)[:, None]
+    counts = np.bincount(codes.ravel(), minlength=rows * cube).reshape(rows, cube)
+    with_source = entropy_of_counts(counts, steps)
+    source_and_past = entropy_of_counts(counts.reshape(rows, bins, square).sum(axis=1), steps)
+    transfer = ((future_and_past - past_only) - with_source) + source_and_past
+    return np.maximum(transfer, 0.0)
+
+
+def _max_transfer_entropy(
+    scaled_source: Int64Array, target: Int64Array, max_lag: int, bins: int
+) -> Float64Array:
+    best = _transfer_entropy_rows(scaled_source, target, 1, bins)
+    for lag in range(2, max_lag + 1):
+        best = np.maximum(best, _transfer_entropy_rows(scaled_source, target, lag, bins))
+    return best
+
+
+def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
+    """Per ordered metric pair (i -> j, i != j, row-major order) over the tasks having both:
+    n, quantile bins; when tested (n >= min_values, neither constant), the lag 1..max_lag of
+    the largest transfer entropy i -> j, that TE, the reverse TE at that lag, and a
+    sequential source-surrogate p-value of the maximum over lags (shared permutations of
+    test family 100000; pairs longer than ``max_test_n`` tested on their latest values)."""
+    min_values = params.count("min_values", 1)
+    permutations = params.count("permutations", 1)
+    seed = params.seed("seed")
+    max_test_n = params.count("max_test_n", 1)
+    max_lag = params.count("max_lag", 1)
+    values = as_columns(columns)
+    metrics = values.shape[0]
+    present = ~np.isnan(values)
+    complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
+    ranks = RankBinCache(values, complete)
+    constant = [all_equal(values[k][present[k]]) for k in range(metrics)]
+    shared = SharedPermutations(seed, FLOW_TEST_FAMILY, permutations)
+    pairs = metrics * (metrics - 1)
+    result = empty_result(FIELDS, pairs, ints=_INT_FIELDS, bools=("tested",))
+    pair = -1
+    for i in range(metrics):
+        for j in range(metrics):
+            if i == j:
+                continue
+            budget.check(STAGE)
+            pair += 1
+            both = present[i] & present[j]
+            n = int(np.count_nonzero(both))
+            bins = _flow_bins(n)
+            store(result, pair, {"i": i, "j": j, "n": n, "bins": bins})
+            if n < min_values:
+                continue
+            if (constant[i] or constant[j]) or (
+                all_equal(values[i][both]) or all_equal(values[j][both])
+            ):
+                continue
+            every = slice(None)
+            source = ranks.get(i, j, both, every, "all", bins)
+            target = ranks.get(j, i, both, every, "all", bins)
+            transfer = [
+                float(_transfer_entropy_rows(source[None, :] * bins, target, lag, bins)[0])
+                for lag in range(1, max_lag + 1)
+            ]
+            best_lag = _first_best(transfer) + 1
+            te = transfer[best_lag - 1]
+            te_reverse = float(
+                _transfer_entropy_rows(target[None, :] * bins, source, best_lag, bins)[0]
+            )
+            if n <= max_test_n:
+                tested_source, tested_target, tested_bins = source, target, bins
+                observed = max(transfer)
+            else:
+                part = slice(n - max_test_n, None)
+                tested_bins = _flow_bins(max_test_n)
+                tested_source = ranks.get(i, j, both, part, "latest", tested_bins)
+                tested_target = ranks.get(j, i, both, part, "latest", tested_bins)
+                observed = float(
+                    _max_transfer_entropy(
+                        tested_source[None, :] * tested_bins, tested_target, max_lag, tested_bins
+                    )[0]
+                )
+            scaled_source = tested_source * tested_bins
+
+            def permuted(
+                seeds: UInt64Array,
+                scaled_source: Int64Array = scaled_source,
+                tested_target: Int64Array = tested_target,
+                tested_bins: int = tested_bins,
+            ) -> Float64Array:
+                shuffled = scaled_source[shared.rows(seeds, scaled_source.size)]
+                return _max_transfer_entropy(shuffled, tested_target, max_lag, tested_bins)
+
+            p_value, perms_run = sequential_p_value(
+                observed, shared.seeds, permuted, batch_limit(tested_source.size), (budget, STAGE)
+            )
+            store(
+                result,
+                pair,
+                {
+                    "best_lag": best_lag,
+                    "te": te,
+                    "te_reverse": te_reverse,
+                    "p_value": p_value,
+                    "perms_run": perms_run,
+                    "tested": True,
+                },
+            )
+    return result
+
+
+def _first_best(values: list[float]) -> int:
+    """Index of the largest value, where values within LAG_TIE of the best so far tie
+    and the first wins (rounding differs between implementations and must not decide)."""
+    best = 0
+    for index in range(1, len(values)):
+        if values[index] > values[best] + LAG_TIE:
+            best = index
+    return best

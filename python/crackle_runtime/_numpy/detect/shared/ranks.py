@@ -1,0 +1,120 @@
+"""Order statistics, binning and entropies of codes shared by the detectors (the twin of
+the Rust core's ``detect::shared::ranks``): quantile (rank) bins, equal-width bins, the
+median, and the entropy of the counts of codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "RankBinCache",
+    "entropy",
+    "entropy_of_counts",
+    "entropy_rows",
+    "equal_width_bins",
+    "median",
+    "rank_bins",
+    "row_counts",
+]
+
+Float64Array = NDArray[np.float64]
+Int64Array = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+
+def rank_bins(values: Float64Array, bins: int) -> Int64Array:
+    """Quantile bins: ``floor(minrank * bins / n)``, minrank the 0-based position in the
+    ascending sort of the first value equal to x (ties share a bin)."""
+    n = values.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    minrank = np.searchsorted(np.sort(values), values, side="left").astype(np.int64)
+    return (minrank * bins) // n
+
+
+def equal_width_bins(values: Float64Array, bins: int) -> Int64Array:
+    """SPEC §7 bins over [min, max] of ``values`` (finite): width = (max - min) / bins,
+    index = min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0.
+    A NaN quotient (inf / inf when max - min overflows, 0 / 0 when the width underflows to
+    0) goes to bin 0, like the Rust cast."""
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        return np.zeros(values.size, dtype=np.int64)
+    width = (high - low) / float(bins)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        quotient = np.floor((values - low) / width)
+    quotient[np.isnan(quotient)] = 0.0
+    np.minimum(quotient, float(bins - 1), out=quotient)
+    return quotient.astype(np.int64)
+
+
+def median(values: Float64Array, axis: int = -1) -> Float64Array:
+    """Median along ``axis``: the middle value, or (a + b) / 2 of the two middle values for
+    an even count (not np.median's mean, so the arithmetic is spelled out)."""
+    values = np.moveaxis(values, axis, -1)
+    count = values.shape[-1]
+    if count == 0:
+        raise ValueError("median of an empty sample")
+    half = count // 2
+    if count % 2:
+        return np.asarray(np.partition(values, half, axis=-1)[..., half], dtype=np.float64)
+    # After partitioning at ``half`` the lower middle value is the largest of the first half.
+    middle = np.partition(values, half, axis=-1)
+    lower = middle[..., :half].max(axis=-1)
+    return np.asarray((lower + middle[..., half]) / 2.0, dtype=np.float64)
+
+
+def row_counts(codes: Int64Array, cells: int) -> Int64Array:
+    """Counts of the codes (each in [0, cells)) of every row of a 2-D array: rows x cells."""
+    rows = codes.shape[0]
+    offsets = (np.arange(rows, dtype=np.int64) * cells)[:, None]
+    counts = np.bincount((codes + offsets).ravel(), minlength=rows * cells)
+    return counts.reshape(rows, cells)
+
+
+def entropy_of_counts(counts: Int64Array, total: int) -> Float64Array:
+    """Entropy (bits) of each row of counts summing to ``total``: -sum p log2 p with
+    p = count / total over the non-empty cells in increasing cell order, left to right."""
+    if total == 0:
+        return np.zeros(counts.shape[0])
+    probabilities = counts / float(total)
+    terms = np.zeros_like(probabilities)
+    np.log2(probabilities, out=terms, where=counts > 0)
+    terms *= probabilities
+    return np.asarray(0.0 - np.cumsum(terms, axis=1)[:, -1], dtype=np.float64)
+
+
+def entropy_rows(codes: Int64Array, cells: int) -> Float64Array:
+    """Entropy (bits) of the codes of every row of a 2-D array."""
+    return entropy_of_counts(row_counts(codes, cells), codes.shape[1])
+
+
+def entropy(codes: Int64Array, cells: int) -> float:
+    return float(entropy_rows(codes[None, :], cells)[0])
+
+
+class RankBinCache:
+    """Rank bins of a metric's values over a task subset, computed once per (metric,
+    subset, bins) for the subsets shared by many pairs (every task, or a thinned / latest
+    part of every task), so complete metrics are sorted once, not once per pair."""
+
+    def __init__(self, values: Float64Array, complete: BoolArray) -> None:
+        self.values = values
+        self.complete = complete
+        self.cache: dict[tuple[int, str, int], Int64Array] = {}
+
+    def get(
+        self, metric: int, other: int, mask: BoolArray, part: slice, key: str, bins: int
+    ) -> Int64Array:
+        shared = bool(self.complete[metric] and self.complete[other])
+        if shared and (metric, key, bins) in self.cache:
+            return self.cache[(metric, key, bins)]
+        series = self.values[metric][mask][part]
+        codes = rank_bins(series, bins)
+        if shared:
+            self.cache[(metric, key, bins)] = codes
+        return codes

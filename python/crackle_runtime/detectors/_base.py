@@ -1,0 +1,77 @@
+"""What a detector's wording module declares, and what it hands the cooling loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime import _backend
+from crackle_runtime.detectors._data import DetectionData
+from crackle_runtime.patterns import CracklePattern, PatternKind
+from crackle_runtime.profile import ThermalProfile
+
+__all__ = ["Detector", "Findings", "Result", "Test", "detect_with", "flagged"]
+
+Result = Mapping[str, NDArray[Any]]
+"""A kernel's named fields (``run_detector``'s dict)."""
+
+
+@dataclass
+class Test:
+    """One p-valued hypothesis: the report-wide Benjamini–Hochberg pass decides it, and only
+    a rejected one is worded (``build`` may still decline, returning None)."""
+
+    kind: PatternKind
+    p_value: float
+    build: Callable[[], CracklePattern | None]
+
+
+@dataclass
+class Findings:
+    """What one detector found: patterns kept by rule, tests for the FDR pass, why it had
+    nothing to test (``skipped``), and notes for the report."""
+
+    patterns: list[CracklePattern] = field(default_factory=list)
+    tests: list[Test] = field(default_factory=list)
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _always(data: DetectionData) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A detector's wording: the kernel it runs (``name``, a key of the backends'
+    ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
+    result becomes patterns and tests. ``measured_only``: ids and counters take no part
+    (the kernel reads only the measured metrics). ``applies(data)``: whether there is
+    anything for it to read at all (else it neither runs nor counts as skipped)."""
+
+    name: str
+    kind: PatternKind
+    params: Callable[[ThermalProfile], dict[str, Any]]
+    findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
+    measured_only: bool = True
+    applies: Callable[[DetectionData], bool] = _always
+
+
+def flagged(result: Result, flag: str) -> list[int]:
+    """Indices of the rows whose bool field ``flag`` is set."""
+    return np.flatnonzero(np.asarray(result[flag])).tolist()
+
+
+def detect_with(
+    detector: Detector, data: DetectionData, params: dict[str, Any]
+) -> list[CracklePattern]:
+    """The patterns ``detector`` finds in ``data`` with ``params``, outside a cooling (the
+    seed's static ``detect`` methods: no time budget; these detectors have no tests)."""
+    if not detector.applies(data):
+        return []
+    result = _backend.kernels().run_detector(detector.name, data.matrix, data.rows, params)
+    return detector.findings(data, result, params).patterns

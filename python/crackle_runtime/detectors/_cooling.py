@@ -1,0 +1,177 @@
+"""The cooling loop: every registered detector in pattern-kind order, within one time
+budget, then one Benjamini–Hochberg pass over every p-valued test of the report.
+
+The loop owns what is common to all detectors: which ones the profile enables, the minimum
+number of tasks, the metrics left out (ignored by the profile, declared an index), the ids
+and counters that measured-only detectors do not read, the deadline each kernel gets
+(the budget left), ``skipped`` and ``incomplete``, and the false-discovery control. Each
+detector's module only words its own patterns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime import _backend
+from crackle_runtime.detectors._base import Findings, Test
+from crackle_runtime.detectors._data import DetectionData
+from crackle_runtime.detectors._registry import REGISTRY
+from crackle_runtime.errors import CoolingTimeoutError
+from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
+from crackle_runtime.profile import ThermalProfile
+from crackle_runtime.report import PatternReport
+
+__all__ = ["benjamini_hochberg", "cool"]
+
+
+def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
+    """Which hypotheses the Benjamini–Hochberg step-up procedure rejects at level ``q``
+    (Benjamini & Hochberg 1995): the k smallest p-values, k the largest i with
+    p_(i) <= q i / m."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    rejected = np.zeros(m, dtype=bool)
+    if m == 0:
+        return rejected
+    order = np.argsort(p, kind="stable")
+    below = p[order] <= q * np.arange(1, m + 1) / m
+    if below.any():
+        last = int(np.flatnonzero(below)[-1])
+        rejected[order[: last + 1]] = True
+    return rejected
+
+
+class _Cooling:
+    """The state of one cooling pass."""
+
+    def __init__(self, profile: ThermalProfile, started: float, on_timeout: str) -> None:
+        self.profile = profile
+        self.started = started
+        self.on_timeout = on_timeout
+        self.patterns: list[CracklePattern] = []
+        self.tests: list[Test] = []
+        self.skipped: list[tuple[PatternKind, str]] = []
+        self.incomplete: list[tuple[PatternKind, str]] = []
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def time_left(self) -> float:
+        return self.profile.max_cooling_duration - (time.perf_counter() - self.started)
+
+    def timed_out(self, kind: PatternKind, reason: str, error: CoolingTimeoutError) -> None:
+        if self.on_timeout == "raise":
+            raise error
+        self.incomplete.append((kind, reason))
+
+    def take(self, kind: PatternKind, found: Findings) -> None:
+        self.patterns.extend(found.patterns)
+        self.tests.extend(found.tests)
+        self.notes.extend(found.notes)
+        if found.skipped is not None:
+            self.skipped.append((kind, found.skipped))
+
+    def decide(self) -> None:
+        """The report-wide false-discovery control: a test's pattern is worded only when
+        Benjamini–Hochberg at the profile's ``fdr`` rejects it."""
+        if not self.tests:
+            return
+        rejected = benjamini_hochberg(
+            np.array([test.p_value for test in self.tests]), self.profile.fdr
+        )
+        for test, significant in zip(self.tests, rejected.tolist(), strict=True):
+            if significant:
+                pattern = test.build()
+                if pattern is not None:
+                    self.patterns.append(pattern)
+
+
+def _measured(data: DetectionData) -> DetectionData:
+    """``data`` without its ids and counters (an index, not a measurement: they take no
+    part in the measured-only detectors, which they would otherwise all "drive")."""
+    roles = _backend.kernels().column_roles(data.matrix, data.rows)
+    return data.select(~np.asarray(roles["counter"], dtype=bool))
+
+
+def cool(
+    data: DetectionData,
+    profile: ThermalProfile,
+    started: float,
+    on_timeout: str,
+    left_out: Mapping[str, str],
+) -> PatternReport:
+    """Run every enabled detector over ``data`` (minus the metrics ``left_out``, name ->
+    why) and return the report. ``started`` is the ``time.perf_counter()`` the budget
+    counts from; ``on_timeout`` "raise" turns a detector cut by the budget into
+    CoolingTimeoutError."""
+    state = _Cooling(profile, started, on_timeout)
+    keep = np.array([name not in left_out for name in data.names], dtype=bool)
+    if not keep.all():
+        state.notes.extend(
+            f"'{name}' takes part in no detector: {left_out[name]}"
+            for name in data.names
+            if name in left_out
+        )
+        data = data.select(keep)
+    n = data.task_count
+    if n < profile.min_tasks_for_detection:
+        reason = (
+            f"{n} task(s) recorded, fewer than min_tasks_for_detection = "
+            f"{profile.min_tasks_for_detection}"
+        )
+        state.skipped.extend((kind, reason) for kind in DETECTOR_ORDER if kind in profile.detectors)
+    elif len(data.names):
+        _run(state, data)
+    state.decide()
+    return PatternReport(
+        state.patterns,
+        task_count=n,
+        metric_count=len(data.names),
+        skipped=state.skipped,
+        incomplete=state.incomplete,
+        tests_run=len(state.tests),
+        fdr=profile.fdr,
+        elapsed=time.perf_counter() - started,
+        notes=state.notes,
+        timings=state.timings,
+    )
+
+
+def _run(state: _Cooling, data: DetectionData) -> None:
+    profile = state.profile
+    kernels = _backend.kernels()
+    measured: DetectionData | None = None
+    for detector in REGISTRY:
+        if detector.kind not in profile.detectors:
+            continue
+        if detector.measured_only:
+            measured = _measured(data) if measured is None else measured
+            view = measured
+        else:
+            view = data
+        if not detector.applies(view):
+            continue
+        remaining = state.time_left()
+        if remaining <= 0:
+            state.timed_out(
+                detector.kind,
+                "time budget exhausted before it started",
+                CoolingTimeoutError(f"time budget exhausted before {detector.name}"),
+            )
+            continue
+        params = detector.params(profile)
+        began = time.perf_counter()
+        try:
+            result = kernels.run_detector(
+                detector.name, view.matrix, view.rows, {**params, "deadline": remaining}
+            )
+        except CoolingTimeoutError as error:
+            budget = profile.max_cooling_duration
+            state.timed_out(detector.kind, f"not finished within {budget:g} s", error)
+            continue
+        finally:
+            state.timings[detector.name] = time.perf_counter() - began
+        state.take(detector.kind, detector.findings(view, result, params))

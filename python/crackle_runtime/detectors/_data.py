@@ -1,0 +1,97 @@
+"""What every detector reads: the task labels, the metric names and the (metrics, tasks)
+matrix, seen through a selection of its rows (no copy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime._store import MetricStore, validate_metrics
+
+__all__ = ["DetectionData"]
+
+
+@dataclass
+class DetectionData:
+    """Labels, the names of the selected metrics, and the full matrix with the rows that
+    hold them (``rows`` None: every row). Kernels read the rows in place."""
+
+    labels: Sequence[str]
+    names: Sequence[str]
+    matrix: NDArray[np.float64]
+    rows: NDArray[np.int64] | None = None
+    _label_array: NDArray[Any] | None = field(default=None, repr=False)
+    _all: tuple[str, ...] | None = field(default=None, repr=False)
+    _present: dict[int, NDArray[np.bool_]] = field(default_factory=dict, repr=False)
+
+    @property
+    def task_count(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def column(self, metric: int) -> NDArray[np.float64]:
+        """The values of the selected metric ``metric`` (a view)."""
+        row = metric if self.rows is None else int(self.rows[metric])
+        return np.asarray(self.matrix[row], dtype=np.float64)
+
+    @property
+    def columns(self) -> NDArray[np.float64]:
+        """The selected rows as one array (a view when every row is selected)."""
+        return self.matrix if self.rows is None else self.matrix[self.rows]
+
+    def present(self, metric: int) -> NDArray[np.bool_]:
+        """Mask of the tasks having ``metric`` (cached)."""
+        mask = self._present.get(metric)
+        if mask is None:
+            mask = ~np.isnan(self.column(metric))
+            self._present[metric] = mask
+        return mask
+
+    def tasks(self, mask: NDArray[np.bool_] | None = None) -> tuple[str, ...]:
+        """Labels of the tasks in ``mask`` (all when None) in recording order."""
+        if self._all is None:
+            self._all = tuple(self.labels)
+        if mask is None or bool(mask.all()):
+            return self._all
+        if self._label_array is None:
+            self._label_array = np.array(self._all, dtype=object)
+        return tuple(self._label_array[mask].tolist())
+
+    def pair_tasks(self, i: int, j: int) -> tuple[str, ...]:
+        """Labels of the tasks having both metrics ``i`` and ``j``."""
+        return self.tasks(self.present(i) & self.present(j))
+
+    def select(self, keep: NDArray[np.bool_]) -> DetectionData:
+        """The same tasks with only the selected metrics in ``keep`` (no copy)."""
+        if bool(keep.all()):
+            return self
+        chosen = np.flatnonzero(keep)
+        rows = chosen if self.rows is None else self.rows[chosen]
+        return DetectionData(
+            self.labels,
+            [self.names[k] for k in chosen.tolist()],
+            self.matrix,
+            np.asarray(rows, dtype=np.int64),
+            self._label_array,
+            self._all,
+        )
+
+    @classmethod
+    def from_records(
+        cls, labels: Sequence[str], metrics: Sequence[Mapping[str, Any] | Iterable[Any]]
+    ) -> DetectionData:
+        """Validate per-task metric mappings (or pair lists) into a column matrix."""
+        if len(labels) != len(metrics):
+            raise ValueError(
+                f"labels and metrics must have the same length ({len(labels)} != {len(metrics)})"
+            )
+        store = MetricStore()
+        for label, record in zip(labels, metrics, strict=True):
+            mapping = record if isinstance(record, Mapping) else dict(record)
+            names, values = validate_metrics(str(label), mapping, store.known_keys)
+            store.append(str(label), names, values, 0.0, 0.0)
+        columns = store.columns()  # flushes: names are known after this
+        return cls(list(store.labels), list(store.names), columns)

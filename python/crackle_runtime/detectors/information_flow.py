@@ -1,0 +1,70 @@
+"""Information flow (SPEC §6 ``INFORMATION_FLOW``): transfer entropy from one metric to
+another at lag 1..3 significantly above the reverse direction; source-surrogate tested, in
+the report's FDR pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crackle_runtime import _backend
+from crackle_runtime.detectors._base import Detector, Findings, Result, Test, flagged
+from crackle_runtime.detectors._data import DetectionData
+from crackle_runtime.patterns import CracklePattern, PatternKind
+from crackle_runtime.profile import ThermalProfile
+
+__all__ = ["DETECTOR"]
+
+
+def _params(profile: ThermalProfile) -> dict[str, Any]:
+    return {"permutations": int(profile.permutations)}
+
+
+def _pattern(data: DetectionData, result: Result, row: int) -> CracklePattern | None:
+    def field(name: str) -> float:
+        return float(result[name][row])
+
+    te, te_reverse = field("te"), field("te_reverse")
+    if not te > te_reverse:
+        return None
+    i, j = int(result["i"][row]), int(result["j"][row])
+    lag = int(result["best_lag"][row])
+    source, target = data.names[i], data.names[j]
+    return CracklePattern(
+        PatternKind.INFORMATION_FLOW,
+        f"'{source}' leads '{target}' by {lag} task(s): transfer entropy "
+        f"{te:.3f} bits vs {te_reverse:.3f} bits in reverse",
+        data.pair_tasks(i, j),
+        te / (te + te_reverse) if te + te_reverse > 0 else 0.0,
+        {
+            "transfer_entropy": te,
+            "reverse_transfer_entropy": te_reverse,
+            "net_transfer_entropy": te - te_reverse,
+            "lag": float(lag),
+            "p_value": field("p_value"),
+            "bins": field("bins"),
+            "permutations": field("perms_run"),
+            "n": field("n"),
+        },
+        {"source": source, "target": target, "lag": lag, "metrics": [source, target]},
+    )
+
+
+def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Findings:
+    found = Findings()
+    tested = flagged(result, "tested")
+    if not tested:
+        min_values = _backend.kernels().DETECTORS["information_flow"]["params"]["min_values"]
+        found.skipped = f"no metric pair has {min_values} or more tasks with both"
+        return found
+    found.tests = [
+        Test(
+            PatternKind.INFORMATION_FLOW,
+            float(result["p_value"][row]),
+            lambda row=row: _pattern(data, result, row),  # type: ignore[misc]
+        )
+        for row in tested
+    ]
+    return found
+
+
+DETECTOR = Detector("information_flow", PatternKind.INFORMATION_FLOW, _params, _findings)

@@ -1,0 +1,66 @@
+"""References written straight from the kernel contract (docs/kernels.md), with Python
+integers and loops: the SplitMix64 stream, the seeded permutations, the per-test round
+seeds and the sequential permutation p-value with its exponential tail. The detector tests
+hold both backends to these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+MASK64 = (1 << 64) - 1
+
+Columns = NDArray[np.float64]
+
+
+def columns_of(*rows: list[float]) -> Columns:
+    """A (metrics, tasks) float64 matrix from one list of values per metric."""
+    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+
+
+def splitmix64_reference(seed: int, index: int) -> int:
+    """Output ``index`` of the SplitMix64 stream ``seed``, in Python integers."""
+    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def permutation_reference(seed: int, n: int) -> list[int]:
+    """The stable argsort of the high 32 bits of outputs 0..n-1 of stream ``seed``."""
+    keys = [splitmix64_reference(seed, i) >> 32 for i in range(n)]
+    return sorted(range(n), key=lambda i: (keys[i], i))
+
+
+def round_permutation(seed: int, test_id: int, r: int, n: int) -> list[int]:
+    """The permutation of round ``r`` of test (family) ``test_id``: its seed is output r of
+    the stream ``seed ^ (test_id * 0x9E3779B9)``."""
+    stream = (seed ^ (test_id * 0x9E3779B9)) & MASK64
+    return permutation_reference(splitmix64_reference(stream, r), n)
+
+
+def sequential_reference(
+    observed: float, statistic_of_round: Callable[[int], float], budget: int
+) -> tuple[float, int]:
+    """The sequential p-value of the contract, one round at a time: ``(p, rounds run)``."""
+    hits, values = 0, []
+    for r in range(budget):
+        value = statistic_of_round(r)
+        values.append(value)
+        hits += value >= observed * (1 - 1e-9)
+        if hits == 10:
+            return 10 / (r + 1), r + 1
+    # The exponential tail over the largest floor(B / 4) values, written out.
+    k = budget // 4
+    ordered = sorted(values, reverse=True)
+    if k >= 10:
+        threshold = ordered[k]
+        scale = sum(v - threshold for v in ordered[:k]) / k
+        if scale > 0:
+            tail = (k + 1) / (budget + 1) * math.exp(-max(observed - threshold, 0.0) / scale)
+            return max(tail, 1e-300), budget
+    return (hits + 1) / (budget + 1), budget

@@ -1,0 +1,528 @@
+"""The cooling loop (``crackle_runtime.detectors._cooling``): one pass over the detector
+registry within one time budget, then one Benjamini–Hochberg pass over every p-valued test.
+
+- ``benjamini_hochberg`` against scipy's ``false_discovery_control`` and by hand.
+- The report: ``tests_run`` counts every p-valued test, ``skipped`` (too few tasks, a
+  detector lacking data) and ``incomplete`` (a spent budget, a kernel cut by its deadline,
+  or CoolingTimeoutError with ``on_timeout="raise"``); metrics left out, and ids and
+  counters for the measured-only detectors, take part in no pattern.
+- For every pattern kind, a kiln with a planted signal gives patterns of that kind worded
+  as SPEC §6 documents, with exactly the ``details`` keys the kind's wording module sets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats
+from numpy.typing import NDArray
+
+from crackle_runtime import Kiln, ThermalProfile, _backend
+from crackle_runtime.detectors._cooling import benjamini_hochberg, cool
+from crackle_runtime.detectors._data import DetectionData
+from crackle_runtime.detectors._registry import REGISTRY
+from crackle_runtime.errors import CoolingTimeoutError
+from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
+from crackle_runtime.report import PatternReport
+
+NAN = math.nan
+TESTED_KINDS = (
+    PatternKind.DISTRIBUTION_SHIFT,
+    PatternKind.DEPENDENCE,
+    PatternKind.INFORMATION_FLOW,
+)
+
+
+def data_of(columns: NDArray[np.float64], names: list[str]) -> DetectionData:
+    """Detection data of a (metrics, tasks) matrix, tasks labelled t0, t1, ..."""
+    labels = [f"t{i}" for i in range(columns.shape[1])]
+    return DetectionData(labels, names, np.ascontiguousarray(columns, dtype=np.float64))
+
+
+def cool_now(
+    data: DetectionData,
+    profile: ThermalProfile | None = None,
+    on_timeout: str = "skip",
+    left_out: dict[str, str] | None = None,
+    started: float | None = None,
+) -> PatternReport:
+    return cool(
+        data,
+        profile or ThermalProfile.default(),
+        time.perf_counter() if started is None else started,
+        on_timeout,
+        left_out or {},
+    )
+
+
+def named_metrics(pattern: CracklePattern) -> set[str]:
+    """Every metric name a pattern's details mention."""
+    details = pattern.details
+    names = set(details.get("metrics", []))
+    names.update(details[key] for key in ("metric", "source", "target") if key in details)
+    return names
+
+
+# --- Benjamini–Hochberg ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 10, 100, 1000])
+@pytest.mark.parametrize("q", [0.01, 0.05, 0.2])
+def test_benjamini_hochberg_matches_scipy(size: int, q: float) -> None:
+    rng = np.random.default_rng([size, int(q * 100)])
+    for _ in range(20):
+        # a mixture of null (uniform) and signal (near 0) p-values, in random order
+        signal = rng.random(size) < rng.uniform(0.0, 0.5)
+        p = np.where(signal, rng.beta(0.1, 10.0, size), rng.random(size))
+        adjusted = scipy.stats.false_discovery_control(p, method="bh")
+        rejected = benjamini_hochberg(p, q)
+        assert rejected.dtype == np.bool_
+        assert rejected.tolist() == (adjusted <= q).tolist()
+
+
+@pytest.mark.parametrize(
+    ("p_values", "q", "expected"),
+    [
+        ([], 0.05, []),
+        # all below their step: every one rejected
+        ([1e-6, 1e-5, 1e-4], 0.05, [True, True, True]),
+        # none below: 0.2 > 0.05 / 3, 0.5 > 0.1 / 3, 0.9 > 0.05
+        ([0.9, 0.2, 0.5], 0.05, [False, False, False]),
+        # ties: steps 0.0125, 0.025, 0.0375, 0.05; the three 0.01s are all rejected
+        ([0.01, 0.5, 0.01, 0.01], 0.05, [True, False, True, True]),
+        # ties above their own step are rejected with a larger p below its step (step-up):
+        # sorted 0.03 x 4 against 0.0125 .. 0.05, the 4th is below 0.05
+        ([0.03, 0.03, 0.03, 0.03], 0.05, [True, True, True, True]),
+        # step-up: 0.04 and 0.045 exceed their steps (0.025, 0.0375) but 0.049 <= 0.05
+        ([0.04, 0.045, 0.001, 0.049], 0.05, [True, True, True, True]),
+        ([0.04, 0.045, 0.001, 0.9], 0.05, [False, False, True, False]),
+        # a p-value equal to its step is rejected
+        ([0.05], 0.05, [True]),
+        ([0.05000000000000001], 0.05, [False]),
+    ],
+)
+def test_benjamini_hochberg_by_hand(p_values: list[float], q: float, expected: list[bool]) -> None:
+    assert benjamini_hochberg(np.array(p_values, dtype=np.float64), q).tolist() == expected
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def test_tests_run_counts_every_p_valued_test(kernels: ModuleType) -> None:
+    # Three independent metrics of 200 tasks: 3 shift tests (one per metric), 3 dependence
+    # tests (every pair: |r| < 0.7) and 6 flow tests (every ordered pair).
+    columns = np.random.default_rng(3).normal(size=(3, 200))
+    profile = ThermalProfile.default()
+    report = cool_now(data_of(columns, ["a", "b", "c"]), profile)
+    assert report.tests_run == 3 + 3 + 6
+    # the same count from the kernels' own ``tested`` flags
+    counted = 0
+    for detector in REGISTRY:
+        result = kernels.run_detector(detector.name, columns, None, detector.params(profile))
+        counted += int(np.count_nonzero(result.get("tested", [])))
+    assert counted == report.tests_run
+    assert report.skipped == [] and report.incomplete == []
+    assert list(report.timings) == [detector.name for detector in REGISTRY]
+
+
+@pytest.mark.parametrize("tasks", [0, 1, 2])
+def test_too_few_tasks_skip_every_enabled_detector(tasks: int) -> None:
+    columns = np.arange(2.0 * tasks).reshape(2, tasks)
+    report = cool_now(data_of(columns, ["a", "b"]))
+    reason = f"{tasks} task(s) recorded, fewer than min_tasks_for_detection = 3"
+    assert report.skipped == [(kind, reason) for kind in DETECTOR_ORDER]
+    assert list(report) == [] and report.incomplete == [] and report.tests_run == 0
+    assert report.timings == {}
+    only = ThermalProfile.default().only(PatternKind.OUTLIER, PatternKind.CLUSTERING)
+    report = cool_now(data_of(columns, ["a", "b"]), only)
+    assert report.skipped == [
+        (PatternKind.CLUSTERING, reason),
+        (PatternKind.OUTLIER, reason),
+    ]
+
+
+def test_detectors_lacking_data_are_skipped_with_the_reason() -> None:
+    # 10 tasks: too few for a shift (2 x 20), dependence (30 pairs) or flow (50 values).
+    columns = np.random.default_rng(4).normal(size=(2, 10))
+    report = cool_now(data_of(columns, ["a", "b"]))
+    assert report.skipped == [
+        (
+            PatternKind.DISTRIBUTION_SHIFT,
+            "no metric has 40 or more varying values (20 per segment)",
+        ),
+        (PatternKind.DEPENDENCE, "no metric pair has 30 or more tasks with both and |r| below 0.7"),
+        (PatternKind.INFORMATION_FLOW, "no metric pair has 50 or more tasks with both"),
+    ]
+    assert report.incomplete == [] and report.tests_run == 0
+    # Every metric with fewer than 3 values: no outlier can be scored.
+    sparse = np.full((2, 6), NAN)
+    sparse[0, :2] = [1.0, 2.0]
+    sparse[1, 3:5] = [5.0, 9.0]
+    report = cool_now(data_of(sparse, ["a", "b"]), ThermalProfile.default().only("outlier"))
+    assert report.skipped == [(PatternKind.OUTLIER, "no metric has 3 or more values")]
+
+
+def test_a_detector_with_nothing_to_read_is_neither_run_nor_skipped() -> None:
+    # One metric: correlation has no pair to read (it does not apply); dependence and flow
+    # run and find no pair to test.
+    report = cool_now(data_of(np.random.default_rng(5).normal(size=(1, 60)), ["a"]))
+    assert PatternKind.CORRELATION not in {kind for kind, _ in report.skipped}
+    assert "correlation" not in report.timings
+    assert [kind for kind, _ in report.skipped] == [
+        PatternKind.DEPENDENCE,
+        PatternKind.INFORMATION_FLOW,
+    ]
+    assert report.tests_run == 1  # the shift test of the one metric
+
+
+def test_a_spent_budget_leaves_every_detector_incomplete() -> None:
+    profile = ThermalProfile.default()
+    data = data_of(np.random.default_rng(6).normal(size=(2, 60)), ["a", "b"])
+    spent = time.perf_counter() - profile.max_cooling_duration  # 0 seconds left
+    report = cool_now(data, profile, started=spent)
+    assert report.incomplete == [
+        (detector.kind, "time budget exhausted before it started") for detector in REGISTRY
+    ]
+    assert list(report) == [] and report.tests_run == 0 and report.skipped == []
+    assert report.timings == {}
+    with pytest.raises(CoolingTimeoutError, match="time budget exhausted before clustering"):
+        cool_now(data, profile, on_timeout="raise", started=spent)
+
+
+@dataclass
+class DeadlineRecorder:
+    """A kernel module whose ``run_detector`` records each detector's deadline and raises
+    CoolingTimeoutError for the detectors in ``cut``."""
+
+    kernels: ModuleType
+    cut: set[str]
+    deadlines: dict[str, float] = field(default_factory=dict)
+
+    def run_detector(
+        self, name: str, columns: Any, metrics: Any = None, params: Any = None
+    ) -> dict[str, Any]:
+        self.deadlines[name] = float((params or {})["deadline"])
+        if name in self.cut:
+            raise CoolingTimeoutError(f"time budget exhausted during {name}")
+        result: dict[str, Any] = self.kernels.run_detector(name, columns, metrics, params)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kernels, name)
+
+
+def test_a_kernel_cut_by_its_deadline_is_incomplete(
+    kernels: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = DeadlineRecorder(kernels, cut={"dependence"})
+    monkeypatch.setattr(_backend, "kernels", lambda: recorder)
+    profile = ThermalProfile.default()
+    data = data_of(np.random.default_rng(7).normal(size=(3, 120)), ["a", "b", "c"])
+    report = cool_now(data, profile)
+    assert report.incomplete == [(PatternKind.DEPENDENCE, "not finished within 60 s")]
+    assert report.skipped == []
+    assert report.tests_run == 3 + 6  # the shift and flow tests still count
+    # each kernel gets the budget left, which only shrinks
+    deadlines = [recorder.deadlines[detector.name] for detector in REGISTRY]
+    assert all(0.0 < d <= profile.max_cooling_duration for d in deadlines)
+    assert deadlines == sorted(deadlines, reverse=True)
+    with pytest.raises(CoolingTimeoutError, match="during dependence"):
+        cool_now(data, profile, on_timeout="raise")
+
+
+def test_left_out_metrics_take_part_in_no_pattern_and_are_noted() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=60)
+    columns = np.vstack([x, rng.normal(size=60), x + 0.01 * rng.normal(size=60)])
+    names = ["x", "y", "shadow"]
+    profile = ThermalProfile.fast_cooling()
+    # Without leaving it out, 'shadow' (a copy of x) correlates with x: the test can fail.
+    everything = cool_now(data_of(columns, names), profile)
+    assert any("shadow" in named_metrics(pattern) for pattern in everything)
+    report = cool_now(data_of(columns, names), profile, left_out={"shadow": "declared an index"})
+    assert report.notes[0] == "'shadow' takes part in no detector: declared an index"
+    assert report.metric_count == 2
+    for pattern in report:
+        assert "shadow" not in named_metrics(pattern)
+        assert "shadow" not in pattern.description
+        assert not any("shadow" in key for key in pattern.metrics)
+    # through a kiln, with the profile's ignored metrics
+    kiln = Kiln(profile.ignoring("shadow"))
+    kiln.add_matrix(columns.T, names)
+    report = kiln.cool()
+    assert "'shadow' takes part in no detector: ignored by the profile" in report.notes
+    assert all("shadow" not in named_metrics(pattern) for pattern in report)
+
+
+def test_ids_and_counters_take_no_part_in_the_measured_only_detectors() -> None:
+    rng = np.random.default_rng(9)
+    step = np.r_[rng.normal(0.0, 1.0, 100), rng.normal(3.0, 1.0, 100)]
+    columns = np.vstack([np.arange(200.0), step])  # 'row' is a counter
+    report = cool_now(data_of(columns, ["row", "level"]))
+    # one shift test (of 'level'); no pair of measured metrics for dependence or flow
+    assert report.tests_run == 1
+    assert [kind for kind, _ in report.skipped] == [
+        PatternKind.DEPENDENCE,
+        PatternKind.INFORMATION_FLOW,
+    ]
+    measured_only = {detector.kind for detector in REGISTRY if detector.measured_only}
+    assert measured_only == {PatternKind.OUTLIER, *TESTED_KINDS}
+    shifts = report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
+    assert [pattern.details["metric"] for pattern in shifts] == ["level"]
+    for pattern in report:
+        if pattern.kind in measured_only:
+            assert "row" not in named_metrics(pattern)
+
+
+# --- the wording of every kind ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A kiln with one planted signal, the detector that must find it, the wording its
+    patterns must have (SPEC §6) and the ``details`` keys its wording module sets."""
+
+    detector: str
+    names: list[str]
+    columns: Callable[[np.random.Generator], NDArray[np.float64]]
+    wording: str
+    details: frozenset[str]
+    check: Callable[[CracklePattern, re.Match[str]], None]
+
+
+def _clusters(rng: np.random.Generator) -> NDArray[np.float64]:
+    near, far = rng.normal(0.0, 0.1, (2, 20)), rng.normal(50.0, 0.1, (2, 20))
+    return np.hstack([near, far])
+
+
+def _check_cluster(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert int(match["k"]) == len(pattern.involved_tasks) == 20
+    assert match["avg"] == f"{pattern.metrics['avg_distance']:.3f}"
+
+
+def _step(rng: np.random.Generator) -> NDArray[np.float64]:
+    step = np.concatenate([10.0 + rng.normal(0, 0.1, 20), 20.0 + rng.normal(0, 0.1, 20)])
+    return step[None, :]
+
+
+def _check_step(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["metric"] == pattern.details["metric"] == "latency"
+    assert match["shift"] == f"{pattern.metrics['shift_magnitude'] * 100:.1f}"
+    assert pattern.details["change_label"] == "t20"
+
+
+def _conserved(rng: np.random.Generator) -> NDArray[np.float64]:
+    return np.vstack([100.0 + rng.normal(0.0, 0.5, 40), rng.normal(size=40)])
+
+
+def _check_conserved(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["metric"] == pattern.details["metric"] == "energy"
+    assert int(match["n"]) == len(pattern.involved_tasks) == 40
+    assert match["sum"] == f"{pattern.metrics['total']:.3f}"
+
+
+def _records(rng: np.random.Generator) -> NDArray[np.float64]:
+    records_in = rng.integers(100, 1000, 200).astype(float)
+    dropped = rng.integers(0, 50, 200).astype(float)
+    records_out = records_in - dropped
+    records_out[[3, 77]] -= 150.0  # two violators
+    return np.vstack([records_in, records_out, dropped])
+
+
+def _check_law(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["law"] == pattern.details["law"] == "records_in - records_out - dropped = 0"
+    assert pattern.details["metrics"] == ["records_in", "records_out", "dropped"]
+    assert pattern.details["violations"] == ["t3", "t77"]
+    assert (int(match["k"]), int(match["n"])) == (198, 200) == (len(pattern.involved_tasks), 200)
+
+
+def _correlated(rng: np.random.Generator) -> NDArray[np.float64]:
+    a = rng.normal(size=50)
+    return np.vstack([a, -2.0 * a + 0.1 * rng.normal(size=50)])
+
+
+def _check_correlated(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["sign"] == "negative"
+    assert [match["a"], match["b"]] == pattern.details["metrics"] == ["a", "b"]
+    assert match["r"] == f"{pattern.metrics['correlation']:.3f}"
+
+
+def _spike(rng: np.random.Generator) -> NDArray[np.float64]:
+    latency = rng.normal(100.0, 1.0, 50)
+    latency[17] = 1100.0
+    return latency[None, :]
+
+
+def _check_spike(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["task"] == pattern.details["task"] == "t17" and pattern.details["task_index"] == 17
+    assert [match["metric"]] == pattern.details["metrics"] == ["latency"]
+    assert pattern.involved_tasks == ("t17",)
+    assert math.isnan(pattern.metrics["p_value"])  # a rule, not a test
+
+
+def _spread(rng: np.random.Generator) -> NDArray[np.float64]:
+    spread = np.concatenate([rng.normal(0.0, 1.0, 150), rng.normal(0.0, 3.0, 150)])
+    return spread[None, :]
+
+
+def _check_spread(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert match["metric"] == pattern.details["metric"] == "build_s"
+    assert match["change"] == pattern.details["change_label"]
+    assert abs(int(pattern.details["change_label"][1:]) - 150) <= 15
+
+
+def _square(rng: np.random.Generator) -> NDArray[np.float64]:
+    x = rng.normal(size=300)
+    return np.vstack([x, x**2 + 0.1 * rng.normal(size=300)])
+
+
+def _check_square(pattern: CracklePattern, match: re.Match[str]) -> None:
+    assert (match["a"], match["b"]) == ("x", "y") and pattern.details["metrics"] == ["x", "y"]
+    assert match["info"] == f"{pattern.metrics['information_coefficient']:.2f}"
+
+
+def _lagged(rng: np.random.Generator) -> NDArray[np.float64]:
+    cause = rng.normal(size=300)
+    return np.vstack([cause, np.r_[0.0, cause[:-1]] + 0.3 * rng.normal(size=300)])
+
+
+def _check_lagged(pattern: CracklePattern, match: re.Match[str]) -> None:
+    details = pattern.details
+    assert (match["source"], match["target"]) == (details["source"], details["target"])
+    assert (details["source"], details["target"]) == ("cause", "effect")
+    assert int(match["lag"]) == details["lag"] == 1
+    assert details["metrics"] == ["cause", "effect"]
+
+
+PLANTED = [
+    Planted(
+        "clustering",
+        ["x", "y"],
+        _clusters,
+        r"(?P<k>\d+) tasks clustered together in metric space "
+        r"\(avg distance: (?P<avg>\d+\.\d{3})\)",
+        frozenset(),
+        check=_check_cluster,
+    ),
+    Planted(
+        "phase_transition",
+        ["latency"],
+        _step,
+        r"metric '(?P<metric>[^']+)' shifted by (?P<shift>\d+\.\d)% between first and second "
+        r"half of tasks",
+        frozenset({"metric", "change_label"}),
+        check=_check_step,
+    ),
+    Planted(
+        "conservation",
+        ["energy", "noise"],
+        _conserved,
+        r"metric '(?P<metric>[^']+)' is conserved across (?P<n>\d+) tasks "
+        r"\(sum: (?P<sum>-?\d+\.\d{3}), std_dev: \d+\.\d{3}\)",
+        frozenset({"metric"}),
+        check=_check_conserved,
+    ),
+    Planted(
+        "conservation_laws",
+        ["records_in", "records_out", "dropped"],
+        _records,
+        r"law '(?P<law>.+ = -?[\d.e+-]+)' holds across (?P<k>\d+) of (?P<n>\d+) tasks "
+        r"\(residual std: \S+\)",
+        frozenset({"metrics", "law", "violations"}),
+        check=_check_law,
+    ),
+    Planted(
+        "correlation",
+        ["a", "b"],
+        _correlated,
+        r"strong (?P<sign>positive|negative) correlation between '(?P<a>[^']+)' and "
+        r"'(?P<b>[^']+)' \(r = (?P<r>-?\d\.\d{3})\)",
+        frozenset({"metrics"}),
+        check=_check_correlated,
+    ),
+    Planted(
+        "outlier",
+        ["latency"],
+        _spike,
+        r"task '(?P<task>[^']+)' is an outlier on '(?P<metric>[^']+)' "
+        r"\(z = (?:\d+\.\d|inf), [+-]\S+ from the median\)",
+        frozenset({"metrics", "task", "task_index"}),
+        check=_check_spike,
+    ),
+    Planted(
+        "distribution_shift",
+        ["build_s"],
+        _spread,
+        r"distribution of '(?P<metric>[^']+)' changed at task '(?P<change>[^']+)' "
+        r"\(JSD \d\.\d{3}; median \S+ → \S+, std \S+ → \S+\)",
+        frozenset({"metric", "change_label"}),
+        check=_check_spread,
+    ),
+    Planted(
+        "dependence",
+        ["x", "y"],
+        _square,
+        r"'(?P<b>[^']+)' depends on '(?P<a>[^']+)' nonlinearly \(information coefficient "
+        r"(?P<info>\d\.\d{2}) vs \|r\| = \d\.\d{2}, MI \d+\.\d{3} bits; mean of '(?P=b)' "
+        r"varies by \S+ across '(?P=a)'\)",
+        frozenset({"metrics"}),
+        check=_check_square,
+    ),
+    Planted(
+        "information_flow",
+        ["cause", "effect"],
+        _lagged,
+        r"'(?P<source>[^']+)' leads '(?P<target>[^']+)' by (?P<lag>\d+) task\(s\): transfer "
+        r"entropy \d+\.\d{3} bits vs \d+\.\d{3} bits in reverse",
+        frozenset({"source", "target", "lag", "metrics"}),
+        check=_check_lagged,
+    ),
+]
+BY_DETECTOR = {planted.detector: planted for planted in PLANTED}
+
+
+def test_every_detector_and_kind_has_a_planted_kiln() -> None:
+    assert list(BY_DETECTOR) == [detector.name for detector in REGISTRY]
+    kinds = {detector.kind for detector in REGISTRY if detector.name in BY_DETECTOR}
+    assert kinds == set(PatternKind)
+
+
+def test_the_documented_shift_example() -> None:
+    # SPEC §6 / the seed's README: "metric 'value' shifted by 38.5% ..."
+    kiln = Kiln(ThermalProfile.fast_cooling().only(PatternKind.PHASE_TRANSITION))
+    for reading, sensor in [(22.5, "sensor-1"), (23.1, "sensor-2"), (45.2, "sensor-3")]:
+        kiln.add_entry(sensor, {"value": reading})
+    (pattern,) = kiln.cool()
+    assert pattern.description == (
+        "metric 'value' shifted by 38.5% between first and second half of tasks"
+    )
+    assert pattern.details == {"metric": "value", "change_label": "sensor-3"}
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=[planted.detector for planted in PLANTED])
+def test_a_planted_signal_is_worded_as_documented(planted: Planted) -> None:
+    detector = next(detector for detector in REGISTRY if detector.name == planted.detector)
+    columns = planted.columns(np.random.default_rng(10))
+    kiln = Kiln(ThermalProfile.default().only(detector.kind))
+    kiln.add_matrix(columns.T, planted.names, [f"t{i}" for i in range(columns.shape[1])])
+    report = kiln.cool()
+    assert report.incomplete == []
+    patterns = report.by_kind(detector.kind)
+    assert patterns, f"{planted.detector} found nothing in its planted kiln"
+    for pattern in patterns:
+        match = re.fullmatch(planted.wording, pattern.description)
+        assert match is not None, pattern.description
+        assert set(pattern.details) == planted.details, pattern.details
+        planted.check(pattern, match)
+        if detector.kind in TESTED_KINDS:
+            # kept by the report's Benjamini–Hochberg pass: p <= q k / m <= q
+            assert pattern.metrics["p_value"] <= report.fdr
+            assert report.tests_run >= 1

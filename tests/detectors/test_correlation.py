@@ -1,0 +1,124 @@
+"""The correlation detector (SPEC §6 "Correlation", docs/kernels.md): per metric pair, over
+the tasks having both, n, Pearson r (centered, exact for offset data), Student's t p-value
+and ``detected``. References: scipy.stats.pearsonr and hand-worked sums."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats
+from numpy.typing import NDArray
+from references import Columns, columns_of
+
+NAN, INF = math.nan, math.inf
+
+Result = dict[str, NDArray[Any]]
+
+
+def correlation(kernels: ModuleType, columns: Columns, threshold: float) -> Result:
+    result: Result = kernels.run_detector("correlation", columns, params={"threshold": threshold})
+    return result
+
+
+def rows(result: Result) -> list[dict[str, Any]]:
+    """One dict of Python numbers per pair, in the result's order."""
+    count = len(result["i"])
+    return [{name: values[k].item() for name, values in result.items()} for k in range(count)]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e9])
+def test_correlation_matches_scipy(kernels: ModuleType, offset: float) -> None:
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=60)
+    columns = np.vstack(
+        [
+            base,
+            0.5 * base + rng.normal(scale=1.5, size=60),
+            -0.3 * base + rng.normal(size=60),
+            rng.normal(size=60),
+        ]
+    )
+    columns[2, rng.random(60) < 0.3] = NAN
+    columns[3, :25] = NAN
+    columns += offset
+    result = correlation(kernels, columns, 0.5)
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert list(zip(result["i"].tolist(), result["j"].tolist(), strict=True)) == pairs
+    for stats, (i, j) in zip(rows(result), pairs, strict=True):
+        both = ~np.isnan(columns[i]) & ~np.isnan(columns[j])
+        expected = scipy.stats.pearsonr(columns[i][both], columns[j][both])
+        assert stats["n"] == both.sum()
+        assert stats["r"] == pytest.approx(float(expected.statistic), rel=1e-12)
+        assert stats["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-12)
+        # detected: |r| >= 0.5 and (n < 10 or p < 0.01)
+        assert stats["detected"] == (abs(stats["r"]) >= 0.5 and stats["p_value"] < 0.01)
+
+
+def test_correlation_of_data_offset_by_1e9_is_exact(kernels: ModuleType) -> None:
+    # Deviations from the mean are exact for these integers + 1e9, so r equals the r of the
+    # plain integers; raw sums (n Σxy - Σx Σy) would lose everything at this offset.
+    x = np.array([1.0, 2.0, 4.0, 7.0, 11.0])
+    y = np.array([2.0, 1.0, 5.0, 8.0, 9.0])
+    (plain,) = rows(correlation(kernels, np.vstack([x, y]), 0.9))
+    (offset,) = rows(correlation(kernels, np.vstack([x, y]) + 1e9, 0.9))
+    # means 5 and 5: dx = -4, -3, -1, 2, 6; dy = -3, -4, 0, 3, 4
+    # Σdxdy = 54, Σdx² = 66, Σdy² = 50 → r = 54 / sqrt(3300)
+    assert plain["r"] == pytest.approx(54 / math.sqrt(3300), rel=1e-14)
+    assert offset["r"] == pytest.approx(plain["r"], rel=1e-14)
+    assert offset["p_value"] == pytest.approx(plain["p_value"], rel=1e-12)
+
+
+def test_correlation_zero_variance_short_and_perfect(kernels: ModuleType) -> None:
+    columns = columns_of(
+        [1.0, 2.0, 3.0, 4.0, 5.0],
+        [0.1, 0.1, 0.1, 0.1, 0.1],  # zero variance
+        [2.0, 4.0, 6.0, NAN, NAN],  # 3 shared values, on a line with metric 0
+        [NAN, NAN, NAN, 7.0, 1.0],  # 2 shared with metric 0
+    )
+    result = correlation(kernels, columns, 0.9)
+    by_pair = {(stats.pop("i"), stats.pop("j")): stats for stats in rows(result)}
+    # r = 0, t = 0 → p = 1
+    assert by_pair[0, 1] == {"n": 5, "r": 0.0, "p_value": 1.0, "detected": False}
+    # |r| = 1 → p = 0; n < 10 needs no p
+    assert by_pair[0, 2] == {"n": 3, "r": 1.0, "p_value": 0.0, "detected": True}
+    # two points: r = -1 but n < 3
+    assert (by_pair[0, 3]["n"], by_pair[0, 3]["r"]) == (2, -1.0)
+    assert math.isnan(by_pair[0, 3]["p_value"]) and by_pair[0, 3]["detected"] is False
+    assert (by_pair[1, 3]["n"], by_pair[1, 3]["r"]) == (2, 0.0)
+    # no shared task: nothing varies, r = 0
+    assert (by_pair[2, 3]["n"], by_pair[2, 3]["r"]) == (0, 0.0)
+    assert math.isnan(by_pair[2, 3]["p_value"]) and by_pair[2, 3]["detected"] is False
+
+
+def test_correlation_needs_significance_from_10_pairs(kernels: ModuleType) -> None:
+    # |r| >= 0.3 with 20 pairs but p > 0.01: not detected; the same r with 8 pairs is.
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        x, y = rng.normal(size=20), rng.normal(size=20)
+        result = scipy.stats.pearsonr(x, y)
+        if 0.35 <= abs(result.statistic) and result.pvalue > 0.05:
+            break
+    else:  # pragma: no cover - the seed is fixed
+        pytest.fail("no suitable sample")
+    (stats,) = rows(correlation(kernels, np.vstack([x, y]), 0.3))
+    assert stats["n"] == 20 and abs(stats["r"]) >= 0.35 and stats["p_value"] > 0.05
+    assert stats["detected"] is False
+    (stats,) = rows(correlation(kernels, np.vstack([x[:8], y[:8]]), 0.01))
+    assert stats["n"] == 8 and stats["detected"] is True
+
+
+def test_correlation_of_fewer_than_two_metrics(kernels: ModuleType) -> None:
+    result = correlation(kernels, columns_of([1.0, 2.0, 3.0]), 0.5)
+    assert all(values.shape == (0,) for values in result.values())
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.5, 1.5, NAN])
+def test_correlation_threshold_is_validated(kernels: ModuleType, threshold: float) -> None:
+    with pytest.raises(ValueError, match=r"^threshold"):
+        correlation(kernels, columns_of([1.0, 2.0], [2.0, 1.0]), threshold)
+    result = correlation(kernels, columns_of([1.0, 2.0], [2.0, 1.0]), 1.0)
+    assert all(values.shape == (1,) for values in result.values())

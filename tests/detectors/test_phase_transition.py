@@ -1,0 +1,125 @@
+"""The phase transition detector (SPEC §6 "Phase transition", docs/kernels.md): per metric,
+the halves' means split at count // 2, the relative shift, Welch's p-value of the halves and
+the best single change point. Expected values are worked out by hand or come from scipy."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats
+from numpy.typing import NDArray
+from references import Columns, columns_of
+
+NAN, INF = math.nan, math.inf
+
+Result = dict[str, NDArray[Any]]
+FLOAT_FIELDS = ("first_avg", "second_avg", "mean_all", "shift", "p_value", "delta")
+
+
+def phase(kernels: ModuleType, columns: Columns, sensitivity: float) -> Result:
+    result: Result = kernels.run_detector(
+        "phase_transition", columns, params={"sensitivity": sensitivity}
+    )
+    return result
+
+
+def row(result: Result, metric: int) -> dict[str, Any]:
+    """The fields of one metric, as Python numbers."""
+    return {name: values[metric].item() for name, values in result.items()}
+
+
+def test_phase_transition_hand_worked(kernels: ModuleType) -> None:
+    first, second = [10.0, 12.0, 11.0, 13.0], [20.0, 22.0, 21.0, 24.0, 23.0]
+    result = phase(kernels, columns_of(first + second), 0.5)
+    assert all(values.shape == (1,) for values in result.values())
+    stats = row(result, 0)
+    # halves split at 9 // 2 = 4: means 46/4 = 11.5 and 110/5 = 22; all: 156/9 = 52/3
+    assert stats["count"] == 9
+    assert stats["first_avg"] == 11.5
+    assert stats["second_avg"] == 22.0
+    assert stats["mean_all"] == pytest.approx(52 / 3, rel=1e-15)
+    assert stats["delta"] == 10.5
+    assert stats["shift"] == pytest.approx(10.5 / (52 / 3), rel=1e-14)  # 0.6058
+    welch = scipy.stats.ttest_ind(first, second, equal_var=False)
+    assert stats["p_value"] == pytest.approx(float(welch.pvalue), rel=1e-12)
+    # S_k = prefix sums of x - 52/3: -22/3, -38/3, -19, -70/3, -62/3, -16, -40/3, -20/3;
+    # S_k^2 * 9 / (k (9 - k)) peaks at k = 4: (70/3)^2 * 9 / 20 = 245 (k = 5: 192.2).
+    assert stats["change_index"] == 4
+    assert stats["detected"] is True  # shift 0.61 > 0.5 and p = 1.6e-5 < 0.01
+
+
+def test_phase_transition_change_index_at_a_planted_step(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(3)
+    values = np.where(np.arange(200) < 130, 10.0, 13.0) + rng.normal(scale=0.1, size=200)
+    stats = row(phase(kernels, values[None, :], 0.1), 0)
+    assert stats["change_index"] == 130
+    # halves: 100 values near 10; 30 near 10 and 70 near 13 → means ≈ 10 and 12.1
+    assert stats["delta"] == pytest.approx(2.1, abs=0.05)
+    assert stats["p_value"] < 1e-10
+    assert stats["detected"] is True
+
+
+def test_phase_transition_change_index_takes_the_first_of_equal_scores(kernels: ModuleType) -> None:
+    # [0, 2, 0, 2], mean 1: S = -1, 0, -1 → scores 4/3, 0, 4/3 (exact) → k = 1
+    stats = row(phase(kernels, columns_of([0.0, 2.0, 0.0, 2.0]), 0.1), 0)
+    assert stats["change_index"] == 1
+
+
+def test_phase_transition_significance_gate(kernels: ModuleType) -> None:
+    # Halves of 4: shift (2.75 - 2.525) / 2.6375 = 0.085 > 0.01, but Welch p ≈ 0.95: no.
+    noisy = [0.1, 5.0, 0.2, 4.8, 5.1, 0.3, 5.2, 0.4]
+    stats = row(phase(kernels, columns_of(noisy), 0.01), 0)
+    assert stats["shift"] == pytest.approx(0.225 / 2.6375, rel=1e-12)
+    assert stats["p_value"] > 0.9
+    assert stats["detected"] is False
+    # Halves of 3: no test required; shift (10/3 - 2) / (8/3) = 0.5 > 0.3 → detected.
+    short = [1.0, 3.0, 2.0, 2.5, 6.0, 1.5]
+    stats = row(phase(kernels, columns_of(short), 0.3), 0)
+    assert stats["shift"] == pytest.approx(0.5, rel=1e-12)
+    assert stats["p_value"] > 0.3
+    assert stats["detected"] is True
+    # Zero-variance halves whose means differ: p = 0.
+    stats = row(phase(kernels, columns_of([1.0] * 4 + [3.0] * 4), 0.5), 0)
+    assert (stats["shift"], stats["p_value"], stats["change_index"]) == (1.0, 0.0, 4)
+    assert stats["detected"] is True
+
+
+def test_phase_transition_zero_mean_short_and_absent(kernels: ModuleType) -> None:
+    columns = columns_of(
+        [-1.0, 1.0, -1.0, 1.0, NAN],  # mean 0: shift undefined
+        [NAN, 5.0, NAN, NAN, NAN],  # one value
+        [NAN] * 5,  # none
+        [1.0, NAN, 3.0, NAN, NAN],  # two values: halves of 1, no p-value
+    )
+    result = phase(kernels, columns, 0.1)
+    assert all(values.shape == (4,) for values in result.values())
+    zero_mean = row(result, 0)
+    assert math.isnan(zero_mean["shift"]) and zero_mean["detected"] is False
+    for metric, count in [(1, 1), (2, 0)]:
+        stats = row(result, metric)
+        assert stats["count"] == count
+        assert all(math.isnan(stats[name]) for name in FLOAT_FIELDS)
+        assert stats["change_index"] == -1  # fewer than 2 values
+        assert stats["detected"] is False
+    two = row(result, 3)
+    assert math.isnan(two.pop("p_value"))
+    assert two == {
+        "count": 2,
+        "first_avg": 1.0,
+        "second_avg": 3.0,
+        "mean_all": 2.0,
+        "shift": 1.0,
+        "change_index": 1,
+        "delta": 2.0,
+        "detected": True,
+    }
+
+
+@pytest.mark.parametrize("sensitivity", [-0.1, NAN, INF])
+def test_phase_transition_sensitivity_is_validated(kernels: ModuleType, sensitivity: float) -> None:
+    with pytest.raises(ValueError, match=r"^sensitivity"):
+        phase(kernels, columns_of([1.0, 2.0]), sensitivity)

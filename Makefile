@@ -8,7 +8,7 @@ export PYO3_PYTHON := $(VPY)
 PY_SOURCES := python/crackle_runtime tests benches
 RUST_SOURCES := $(shell find src-rust -name '*.rs') Cargo.toml
 
-.PHONY: demo test build lint rust-test py-test bench-quick bench clean
+.PHONY: demo test build lint format rust-test py-test bench-quick bench fuzz clean
 
 demo: build
 	$(VENV)/bin/crackle demo
@@ -34,14 +34,21 @@ build: $(VENV)/.built
 lint: $(VENV)/.deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -q -- -D warnings
+	cargo clippy --all-targets --no-default-features -q -- -D warnings
 	$(VENV)/bin/ruff check $(PY_SOURCES) tools
 	$(VENV)/bin/ruff format --check $(PY_SOURCES) tools
 	$(VENV)/bin/mypy --strict python/crackle_runtime
 	$(VPY) -m mypy.stubtest crackle_runtime._native --allowlist tools/stubtest-allowlist.txt
 
-rust-test: $(VENV)/.deps
-	LD_LIBRARY_PATH="$$($(VPY) -c 'import sysconfig;print(sysconfig.get_config_var("LIBDIR"))')" \
-		cargo test --release -q
+# Rewrites the sources in place: cargo fmt, ruff's import order and formatting.
+format: $(VENV)/.deps
+	cargo fmt --all
+	$(VENV)/bin/ruff check --fix-only -q $(PY_SOURCES) tools
+	$(VENV)/bin/ruff format -q $(PY_SOURCES) tools
+
+# The core needs no interpreter: its tests build without the `python` feature.
+rust-test:
+	cargo test --release -q --no-default-features
 
 py-test: build
 	CRACKLE_REQUIRE_NATIVE=1 $(VPY) -m pytest -q -p no:cacheprovider
@@ -49,7 +56,7 @@ py-test: build
 bench-quick: build
 	$(VPY) benches/run.py --quick
 	$(VPY) benches/quality.py --quick
-	$(VPY) benches/added_cost.py --quick
+	$(VPY) benches/detector_cost.py --quick
 
 bench: build
 	$(VPY) benches/run.py

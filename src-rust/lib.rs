@@ -48,6 +48,7 @@ mod _native {
         )?;
         m.add("ROLE_FIELDS", crate::detect::roles::FIELDS.to_vec())?;
         m.add("PERMUTATION_SEED", crate::detect::PERMUTATION_SEED)?;
+        m.add("CHUNK_FIELDS", crate::py::record::CHUNK_FIELDS.to_vec())?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "CHUNK_FIELDS",
     "DETECTORS",
     "PERMUTATION_SEED",
     "ROLE_FIELDS",
@@ -64,6 +65,7 @@ registered detector, in the order of the pattern kinds."""
 
 ROLE_FIELDS: list[str]
 PERMUTATION_SEED: int
+CHUNK_FIELDS: list[str]
 
 def run_detector(
     name: str,
@@ -81,6 +83,7 @@ def column_roles(
 
 def fire_chunk(
     tasks: Any, limit: int, skip: bool, recorder: Any, max_seconds: float
-) -> tuple[Any, ...]:
-    """Fire at most ``limit`` tasks of an iterator and return the recorded chunk (holds the
+) -> dict[str, Any]:
+    """Fire at most ``limit`` tasks of an iterator and return the recorded chunk, a dict
+    with the keys ``CHUNK_FIELDS`` (also left on ``recorder.pending``; holds the
     GIL: it calls Python); see ``crackle_runtime._numpy.record.fire_chunk``."""

@@ -10,6 +10,7 @@ submission order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.errors import InvalidMetricError, TaskPanickedError
 from crackle_runtime.task import TaskOutput, fire_function, fixed_label, overrides_cool, task_label
 
-__all__ = ["Hook", "Recording", "as_output", "progress_bar"]
+__all__ = ["Hook", "Recording", "as_output", "firing_in_this_thread", "progress_bar"]
 
 log = logging.getLogger("crackle_runtime")
 
@@ -41,12 +42,28 @@ class Hook:
     output: TaskOutput
 
 
-def fire_timed(task: object) -> tuple[Any, float, float]:
-    """Fire one task: ``(output, fired_at_ms, duration_s)`` (module level: picklable)."""
-    fired_at = time.time() * 1000.0
-    start = time.perf_counter()
-    output = fire_function(task)()
-    return output, fired_at, time.perf_counter() - start
+_END = object()  # the end of a task iterator
+_this_thread = threading.local()  # .kiln: the token of the kiln whose task this thread runs
+
+
+def firing_in_this_thread(kiln_token: int) -> bool:
+    """Whether this thread is running a task that the kiln ``kiln_token`` fires through an
+    executor (the kiln is then locked by the thread waiting for that task)."""
+    return getattr(_this_thread, "kiln", None) == kiln_token
+
+
+def fire_timed(task: object, kiln_token: int = 0) -> tuple[Any, float, float]:
+    """Fire one task: ``(output, fired_at_ms, duration_s)`` (module level: picklable). While
+    it runs, this thread is marked as running a task of the kiln ``kiln_token``."""
+    outer = getattr(_this_thread, "kiln", None)
+    _this_thread.kiln = kiln_token
+    try:
+        fired_at = time.time() * 1000.0
+        start = time.perf_counter()
+        output = fire_function(task)()
+        return output, fired_at, time.perf_counter() - start
+    finally:
+        _this_thread.kiln = outer
 
 
 def as_output(label: str, output: Any) -> TaskOutput:
@@ -64,12 +81,14 @@ class Recorder:
     """The Python side of the backends' ``fire_chunk``: everything beyond the common case
     (a TaskOutput whose metrics are a dict of str to float/int) calls back into these."""
 
-    __slots__ = ("known_keys",)
+    __slots__ = ("known_keys", "pending")
     output_type = TaskOutput
     float64_type = np.float64
 
     def __init__(self, known_keys: set[tuple[str, ...]]) -> None:
         self.known_keys = known_keys
+        # the chunk fire_chunk is returning: set before it returns, cleared once stored
+        self.pending: dict[str, Any] | None = None
 
     @staticmethod
     def classify(task: object) -> tuple[str | None, bool]:
@@ -184,39 +203,64 @@ class Recording:
         iterator = iter(tasks)
         skip = on_error == "skip"
         while True:
-            chunk = fire_chunk(iterator, CHUNK, skip, recorder, CHUNK_SECONDS)
-            (count, done, labels, fired, layouts, layout_of, values, fired_at, duration, hooks,
-             failures, stop) = chunk  # fmt: skip
             base = len(store)
             try:
-                store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+                fire_chunk(iterator, CHUNK, skip, recorder, CHUNK_SECONDS)
+                chunk = self._store_chunk(recorder, base)
             except BaseException:
-                # interrupted while storing (Ctrl-C): what was fired is stored, then raised
-                if len(store) == base:
-                    store.append_chunk(labels, layouts, layout_of, values, fired_at, duration)
+                # interrupted (Ctrl-C) as the chunk came back or while it was stored: what
+                # was fired is stored, then the interrupt is raised
+                if recorder.pending is not None:
+                    self._store_chunk(recorder, base)
                 raise
-            for index, task, output in hooks:
-                self.hooks[base + index] = Hook(task, output)
-            for label, exc in failures:
-                failure = TaskPanickedError(label)
-                failure.__cause__ = exc
-                self.failures.append((label, failure))
-            outputs.extend(fired)
+            outputs.extend(chunk["outputs"])
             if bar is not None:
-                bar.update(count)
+                bar.update(chunk["count"])
+            stop = chunk["stop"]
             if stop is not None:
                 label, exc, task_failure = stop
                 if task_failure:
                     raise TaskPanickedError(label) from exc
                 raise exc
-            if done:
+            if chunk["done"]:
                 return outputs
 
+    def _store_chunk(self, recorder: Recorder, base: int) -> dict[str, Any]:
+        """Store ``recorder.pending`` (the chunk fire_chunk returned) unless a first,
+        interrupted call already did, with its hooks and failures; clear it."""
+        chunk = recorder.pending
+        assert chunk is not None
+        store = self.store
+        if len(store) == base:  # append_chunk commits in its last two statements
+            store.append_chunk(
+                chunk["labels"],
+                chunk["layouts"],
+                chunk["layout_of"],
+                chunk["values"],
+                chunk["fired_at"],
+                chunk["duration"],
+            )
+            for label, exc in chunk["failures"]:
+                failure = TaskPanickedError(label)
+                failure.__cause__ = exc
+                self.failures.append((label, failure))
+        for index, task, output in chunk["hooks"]:
+            self.hooks[base + index] = Hook(task, output)
+        recorder.pending = None
+        return chunk
+
     def fire_executor(
-        self, tasks: Iterable[object], executor: Executor, on_error: str, bar: Any
+        self,
+        tasks: Iterable[object],
+        executor: Executor,
+        on_error: str,
+        bar: Any,
+        kiln_token: int = 0,
     ) -> list[TaskOutput]:
         """Submit tasks to ``executor`` with a bounded number in flight; record the results
-        in submission order."""
+        in submission order. When the task iterator or a task's ``label()`` raises, the
+        tasks already submitted are still recorded (an Exception waits for them; an
+        interrupt such as Ctrl-C records those already done and cancels the rest)."""
         outputs: list[TaskOutput] = []
         limit = 4 * (getattr(executor, "_max_workers", None) or 4)
         in_flight: deque[tuple[object, str, Future[tuple[Any, float, float]]]] = deque()
@@ -239,9 +283,19 @@ class Recording:
                 bar.update(1)
 
         try:
-            for task in iterator:
-                label = task_label(task)
-                in_flight.append((task, label, executor.submit(fire_timed, task)))
+            while True:
+                try:
+                    task = next(iterator, _END)
+                    if task is _END:
+                        break
+                    label = task_label(task)
+                except BaseException as exc:
+                    # record what was submitted (an interrupt: what is done), then raise
+                    wait = isinstance(exc, Exception)
+                    while in_flight and (wait or in_flight[0][2].done()):
+                        collect(*in_flight.popleft())
+                    raise
+                in_flight.append((task, label, executor.submit(fire_timed, task, kiln_token)))
                 if len(in_flight) >= limit:
                     collect(*in_flight.popleft())
             while in_flight:

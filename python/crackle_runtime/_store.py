@@ -184,12 +184,12 @@ class MetricStore:
         data = np.full((metrics, tasks), np.nan)
         old_m, old_n = self._data.shape
         data[:old_m, : min(old_n, tasks)] = self._data[:, : min(old_n, tasks)]
-        self._data = data
-        for attribute in ("_fired_at", "_duration"):
-            column = np.zeros(tasks)
-            old = getattr(self, attribute)
-            column[: old.shape[0]] = old
-            setattr(self, attribute, column)
+        fired_at, duration = np.zeros(tasks), np.zeros(tasks)
+        fired_at[: self._fired_at.shape[0]] = self._fired_at
+        duration[: self._duration.shape[0]] = self._duration
+        # one statement swaps all three (no interrupt can land between the assignments),
+        # so a Ctrl-C while growing leaves the old buffers or the new ones, never a mix
+        self._data, self._fired_at, self._duration = data, fired_at, duration
 
     def append_chunk(
         self,
@@ -248,7 +248,10 @@ class MetricStore:
         self._reserve(start + pending)
         keys = self._pending_keys
         groups: dict[tuple[str, ...], list[int]] = {}
-        if keys[0] is keys[-1] or keys.count(keys[0]) == pending:
+        # list.count compares by identity first, so the common case costs one pass; an
+        # identity test of the first and last keys alone is not enough (the empty tuple
+        # is a singleton, and other tasks may sit between two equal keys)
+        if keys.count(keys[0]) == pending:
             groups[keys[0]] = []  # the common case: every task has the same names
         else:
             for position, key in enumerate(keys):

@@ -9,12 +9,14 @@ state.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,7 +25,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from crackle_runtime import _analyses, _frames, _persist, _plotting
 from crackle_runtime._entries import MetricMatrix, TaskEntry, TaskMetadata, Timestamp
-from crackle_runtime._recording import Recording, as_output, progress_bar
+from crackle_runtime._recording import (
+    Recording,
+    as_output,
+    firing_in_this_thread,
+    progress_bar,
+)
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.detectors import _cooling
 from crackle_runtime.detectors._data import DetectionData
@@ -39,6 +46,7 @@ from crackle_runtime.task import TaskOutput, fire_function, task_label
 __all__ = ["Kiln", "MetricMatrix", "TaskEntry", "TaskMetadata", "Timestamp"]
 
 log = logging.getLogger("crackle_runtime")
+_TOKENS = itertools.count(1)
 
 
 @dataclass
@@ -58,7 +66,10 @@ class Kiln:
             raise TypeError(f"profile must be a ThermalProfile, got {type(profile).__name__}")
         self._profile = profile
         self._lock = threading.RLock()
-        self._firing = False  # fire_all is running (a task may not call back into the kiln)
+        self._token = next(_TOKENS)  # names this kiln to the tasks it fires in other threads
+        # what runs user code right now ("fire_all()", "fire_and_record()", "cool()"): the
+        # code it runs (a task, a cool hook) may not record, cool or reset this kiln
+        self._busy: str | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -90,7 +101,7 @@ class Kiln:
 
     @property
     def metric_names(self) -> list[str]:
-        with self._lock:
+        with self._guard("metric_names"):
             self._store.flush()
             names = list(self._store.names)
             if self._cooled is not None:
@@ -108,7 +119,7 @@ class Kiln:
 
     @property
     def entries(self) -> list[TaskEntry]:
-        with self._lock:
+        with self._guard("entries"):
             store = self._store
             fired = store.fired_at().tolist()
             durations = store.durations().tolist()
@@ -127,15 +138,42 @@ class Kiln:
             ]
 
     # --- recording ----------------------------------------------------------------------
-    def _check_not_firing(self, action: str) -> None:
-        if self._firing:
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Hold the kiln's lock for ``action``. A task that ``fire_all(executor=...)`` runs
+        in another thread cannot wait for the lock (fire_all holds it until that very task
+        is done): it gets a CrackleError instead of a deadlock."""
+        if firing_in_this_thread(self._token):
+            raise CrackleError(
+                f"{action} was called from inside a task that fire_all() is firing; record, "
+                "read or cool the kiln after fire_all() returns"
+            )
+        with self._lock:
+            yield
+
+    def _check_idle(self, action: str) -> None:
+        if self._busy == "fire_all()":
             raise CrackleError(
                 f"{action} was called from inside a task that fire_all() is firing; record or "
                 "cool after fire_all() returns"
             )
+        if self._busy is not None:
+            raise CrackleError(
+                f"{action} was called from inside a task or cool hook that {self._busy} is "
+                f"running; call it after {self._busy} returns"
+            )
+
+    @contextmanager
+    def _running_user_code(self, action: str) -> Iterator[None]:
+        """Mark the kiln busy with ``action`` while it runs tasks or hooks (lock held)."""
+        self._busy = action
+        try:
+            yield
+        finally:
+            self._busy = None
 
     def _check_open(self) -> None:
-        self._check_not_firing("recording")
+        self._check_idle("recording")
         if self._cooled is not None:
             raise KilnCooledError("the kiln has been cooled; call reset() to record again")
 
@@ -150,14 +188,15 @@ class Kiln:
 
     def fire_and_record(self, task: object) -> TaskOutput:
         """Fire ``task``, time it and record its metrics; returns its output."""
-        with self._lock:
+        with self._guard("fire_and_record()"):
             self._check_open()
             label = task_label(task)
             fire = fire_function(task)
             fired_at = time.time() * 1000.0
             start = time.perf_counter()
             try:
-                output = fire()
+                with self._running_user_code("fire_and_record()"):
+                    output = fire()
             except Exception as exc:
                 raise TaskPanickedError(label) from exc
             duration = time.perf_counter() - start
@@ -181,22 +220,23 @@ class Kiln:
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        with self._lock:
+        with self._guard("fire_all()"):
             self._check_open()
             bar = progress_bar(tasks, progress)
-            self._firing = True
             try:
-                if executor is None:
-                    return self._recording.fire_serial(tasks, on_error, bar)
-                return self._recording.fire_executor(tasks, executor, on_error, bar)
+                with self._running_user_code("fire_all()"):
+                    if executor is None:
+                        return self._recording.fire_serial(tasks, on_error, bar)
+                    return self._recording.fire_executor(
+                        tasks, executor, on_error, bar, self._token
+                    )
             finally:
-                self._firing = False
                 if bar is not None:
                     bar.close()
 
     def add_entry(self, label: str, metrics: Mapping[str, Any] | Iterable[Any]) -> None:
         """Record precomputed metrics for a task labelled ``label``."""
-        with self._lock:
+        with self._guard("add_entry()"):
             self._check_open()
             self._recording.add_entry(label, metrics)
 
@@ -208,7 +248,7 @@ class Kiln:
     ) -> None:
         """Record many tasks at once: ``values`` is ``(n, m)``, NaN where a task lacks a
         metric; labels default to ``task-<index>``. All or nothing."""
-        with self._lock:
+        with self._guard("add_matrix()"):
             self._check_open()
             self._recording.add_matrix(values, names, labels)
 
@@ -216,7 +256,7 @@ class Kiln:
     def metric_matrix(self) -> tuple[list[str], list[str], NDArray[np.float64]]:
         """``(labels, names, values)`` with ``values`` a ``(tasks, metrics)`` float64 array,
         NaN where a task lacks a metric (cooled metrics override firing ones once cooled)."""
-        with self._lock:
+        with self._guard("metric_matrix()"):
             names, columns = self._detection_columns()
             return list(self._store.labels), names, np.ascontiguousarray(columns.T)
 
@@ -241,7 +281,7 @@ class Kiln:
 
     def to_pandas(self) -> Any:
         """One row per task (index = labels), one column per metric, NaN where absent."""
-        with self._lock:
+        with self._guard("to_pandas()"):
             names, columns = self._detection_columns()
             labels = list(self._store.labels)
         return _frames.to_pandas(labels, names, columns)
@@ -251,7 +291,7 @@ class Kiln:
         (``task_label``, ``task_label_2``, … when a metric already has that name) and one
         float64 column per metric, null where a task lacks it. Labels and names must be
         valid Unicode (Arrow strings are UTF-8)."""
-        with self._lock:
+        with self._guard("to_arrow()"):
             names, columns = self._detection_columns()
             labels = list(self._store.labels)
         return _frames.to_arrow(labels, names, columns)
@@ -270,7 +310,7 @@ class Kiln:
         shifts on the drawn metrics are dashed vertical lines and outlier values are
         circled.
         """
-        with self._lock:
+        with self._guard("plot()"):
             names, columns = self._detection_columns()
             report = self._cooled.report if self._cooled else None
         return _plotting.plot_metrics(names, columns, report, metrics, ax)
@@ -295,7 +335,7 @@ class Kiln:
         """
         from crackle_runtime import __version__
 
-        with self._lock:
+        with self._guard("save()"):
             store = self._store
             store.flush()
             saved = _persist.Saved(
@@ -334,13 +374,14 @@ class Kiln:
         """
         if on_timeout not in ("skip", "raise"):
             raise ValueError(f"on_timeout must be 'skip' or 'raise', got {on_timeout!r}")
-        with self._lock:
-            self._check_not_firing("cool()")
+        with self._guard("cool()"):
+            self._check_idle("cool()")
             if self._cooled is not None:
                 return self._cooled.report
             started = time.perf_counter()
             self._store.flush()
-            overrides = self._run_hooks()
+            with self._running_user_code("cool()"):
+                overrides = self._run_hooks()
             self._cooled = _Cooled(PatternReport(), Timestamp.now(), overrides)
             try:
                 names, columns = self._detection_columns()
@@ -375,13 +416,13 @@ class Kiln:
 
     def reset(self) -> None:
         """Forget every task, failure and pattern; the kiln records again."""
-        with self._lock:
-            self._check_not_firing("reset()")
+        with self._guard("reset()"):
+            self._check_idle("reset()")
             self._reset_state()
 
     # --- analyses -----------------------------------------------------------------------
     def _names_and_columns(self) -> tuple[list[str], NDArray[np.float64]]:
-        with self._lock:
+        with self._guard("an analysis"):
             return self._detection_columns()
 
     def mi_matrix(self, bins: int = 10) -> MetricMatrix:

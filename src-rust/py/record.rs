@@ -79,9 +79,8 @@ fn fast_metrics<'py>(
 }
 
 /// Fire the next at most `limit` tasks of `tasks` (stopping early once the chunk has run
-/// for `max_seconds`, so a progress bar moves) and return the recorded chunk:
-/// `(count, done, labels, outputs, layouts, layout_of, values, fired_at, duration,
-/// hooks, failures, stop)`; see `crackle_runtime._numpy.record.fire_chunk`.
+/// for `max_seconds`, so a progress bar moves) and return the recorded chunk, a dict with
+/// the keys `CHUNK_FIELDS`; see `crackle_runtime._numpy.record.fire_chunk`.
 #[pyfunction]
 pub fn fire_chunk<'py>(
     py: Python<'py>,
@@ -90,7 +89,7 @@ pub fn fire_chunk<'py>(
     skip: bool,
     recorder: &Bound<'py, PyAny>,
     max_seconds: f64,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Bound<'py, PyDict>> {
     let mut iterator = tasks.try_iter()?;
     let mut state = Recorder::new(py, recorder, skip)?;
     let labels = PyList::empty(py);
@@ -128,12 +127,16 @@ pub fn fire_chunk<'py>(
                 if fired.hook {
                     hooks.append((labels.len(), &task, &fired.output))?;
                 }
-                labels.append(fired.label)?;
-                outputs.append(fired.output)?;
+                labels.append(&fired.label)?;
+                outputs.append(&fired.output)?;
                 layout_of.push(fired.layout as i64);
                 let since_zero = (fired.started - clock_zero).as_secs_f64();
                 fired_at.push(wall_zero_ms + since_zero * 1000.0);
                 duration.push(fired.seconds);
+                if let Some(error) = fired.interrupt {
+                    stop = Some(Stop::raw(py, Some(&fired.label), error));
+                    break;
+                }
                 if since_zero + fired.seconds >= max_seconds {
                     break;
                 }
@@ -167,24 +170,46 @@ pub fn fire_chunk<'py>(
         }) => (label, error, task_failure).into_pyobject(py)?.into_any(),
         None => py.None().into_bound(py),
     };
-    PyTuple::new(
-        py,
-        [
-            count.into_pyobject(py)?.into_any(),
-            PyBool::new(py, done).to_owned().into_any(),
-            labels.into_any(),
-            outputs.into_any(),
-            layouts.into_any(),
-            layout_of.into_pyarray(py).into_any(),
-            state.values.into_pyarray(py).into_any(),
-            fired_at.into_pyarray(py).into_any(),
-            duration.into_pyarray(py).into_any(),
-            hooks.into_any(),
-            failures.into_any(),
-            stop,
-        ],
-    )
+    let chunk = PyDict::new(py);
+    let fields: [(&str, Bound<'py, PyAny>); 12] = [
+        ("count", count.into_pyobject(py)?.into_any()),
+        ("done", PyBool::new(py, done).to_owned().into_any()),
+        ("labels", labels.into_any()),
+        ("outputs", outputs.into_any()),
+        ("layouts", layouts.into_any()),
+        ("layout_of", layout_of.into_pyarray(py).into_any()),
+        ("values", state.values.into_pyarray(py).into_any()),
+        ("fired_at", fired_at.into_pyarray(py).into_any()),
+        ("duration", duration.into_pyarray(py).into_any()),
+        ("hooks", hooks.into_any()),
+        ("failures", failures.into_any()),
+        ("stop", stop),
+    ];
+    debug_assert!(fields.iter().map(|(name, _)| *name).eq(CHUNK_FIELDS));
+    for (name, value) in fields {
+        chunk.set_item(name, value)?;
+    }
+    // left on the recorder too, so that a Ctrl-C handled as this call returns (before the
+    // caller holds the chunk) loses nothing: the caller finds it there
+    recorder.setattr(intern!(py, "pending"), &chunk)?;
+    Ok(chunk)
 }
+
+/// The names of `fire_chunk`'s result, in order (exported as `_native.CHUNK_FIELDS`).
+pub const CHUNK_FIELDS: [&str; 12] = [
+    "count",
+    "done",
+    "labels",
+    "outputs",
+    "layouts",
+    "layout_of",
+    "values",
+    "fired_at",
+    "duration",
+    "hooks",
+    "failures",
+    "stop",
+];
 
 /// One recorded task.
 struct Fired<'py> {
@@ -194,6 +219,9 @@ struct Fired<'py> {
     started: Instant,
     seconds: f64,
     hook: bool,
+    /// a non-Exception error (Ctrl-C) raised while the output was checked; the output was
+    /// checked again and recorded, and the loop stops with this error
+    interrupt: Option<PyErr>,
 }
 
 enum Step<'py> {
@@ -341,9 +369,13 @@ impl<'py> Recorder<'py> {
             }
             Err(error) => return Err(Stop::raw(py, Some(&label), error)),
         };
-        let (output, layout) = self
-            .store(&label, output)
-            .map_err(|error| Stop::raw(py, Some(&label), error))?;
+        let (stored, interrupt) = match self.store(&label, output.clone()) {
+            Err(error) if !error.is_instance_of::<PyException>(py) => {
+                (self.store(&label, output), Some(error))
+            }
+            stored => (stored, None),
+        };
+        let (output, layout) = stored.map_err(|error| Stop::raw(py, Some(&label), error))?;
         Ok(Step::Recorded(Fired {
             label,
             output,
@@ -351,6 +383,7 @@ impl<'py> Recorder<'py> {
             started,
             seconds,
             hook,
+            interrupt,
         }))
     }
 

@@ -138,6 +138,8 @@ def test_both_backends_describe_the_same_registry(
     assert native.DETECTORS == numpy_backend.DETECTORS
     assert native.PERMUTATION_SEED == numpy_backend.PERMUTATION_SEED
     assert native.ROLE_FIELDS == numpy_backend.ROLE_FIELDS == ["counter"]
+    assert native.CHUNK_FIELDS == numpy_backend.CHUNK_FIELDS
+    assert native.CHUNK_FIELDS[:3] == ["count", "done", "labels"]
     # the same order, and defaults of the same types (they decide what a bad value is)
     assert list(native.DETECTORS) == list(numpy_backend.DETECTORS)
     for name, described in native.DETECTORS.items():

@@ -22,11 +22,14 @@ from crackle_runtime._numpy.info import (
     permutation_entropy,
     transfer_entropy,
 )
+from crackle_runtime._numpy.record import CHUNK_FIELDS as _CHUNK_FIELDS
 from crackle_runtime._numpy.record import fire_chunk
 
 build_profile = "numpy"
+CHUNK_FIELDS = list(_CHUNK_FIELDS)
 
 __all__ = [
+    "CHUNK_FIELDS",
     "DETECTORS",
     "PERMUTATION_SEED",
     "ROLE_FIELDS",

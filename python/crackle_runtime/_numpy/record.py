@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Recorder", "fire_chunk"]
+__all__ = ["CHUNK_FIELDS", "Chunk", "Recorder", "fire_chunk"]
 
 
 class Recorder(Protocol):
@@ -37,21 +37,40 @@ class Recorder(Protocol):
     def slow_record(self, label: str, output: Any) -> tuple[Any, tuple[str, ...], list[Any]]:
         """(output, names, values) of a validated output, or raise."""
 
+    pending: Chunk | None  # set to the chunk before fire_chunk returns it
 
-Chunk = tuple[
-    int,  # count: tasks taken from the iterator (recorded and failed)
-    bool,  # done: the iterator is exhausted
-    list[str],  # labels of the recorded tasks
-    list[Any],  # their outputs
-    list[tuple[str, ...]],  # the distinct metric-name layouts, in first-seen order
-    NDArray[np.int64],  # each recorded task's layout
-    NDArray[np.float64],  # every recorded value, task after task, in layout order
-    NDArray[np.float64],  # firing times, ms since the epoch
-    NDArray[np.float64],  # firing durations, s
-    list[tuple[int, object, Any]],  # (index in chunk, task, output) of tasks with cool hooks
-    list[tuple[str, BaseException]],  # (label, error) of failed tasks when skip is true
-    tuple[str | None, BaseException, bool] | None,  # stop: (label, error, fire raised)
-]
+
+CHUNK_FIELDS = (
+    "count",  # tasks taken from the iterator (recorded and failed)
+    "done",  # the iterator is exhausted
+    "labels",  # labels of the recorded tasks
+    "outputs",  # their outputs
+    "layouts",  # the distinct metric-name layouts, in first-seen order
+    "layout_of",  # each recorded task's layout (int64)
+    "values",  # every recorded value, task after task, in layout order (float64)
+    "fired_at",  # firing times, ms since the epoch (float64)
+    "duration",  # firing durations, s (float64)
+    "hooks",  # (index in chunk, task, output) of tasks with cool hooks
+    "failures",  # (label, error) of failed tasks when skip is true
+    "stop",  # None, or (label or None, error, whether the task's fire() raised)
+)
+
+
+class Chunk(TypedDict):
+    """One chunk of fired tasks, as ``fire_chunk`` returns it (fields: ``CHUNK_FIELDS``)."""
+
+    count: int
+    done: bool
+    labels: list[str]
+    outputs: list[Any]
+    layouts: list[tuple[str, ...]]
+    layout_of: NDArray[np.int64]
+    values: NDArray[np.float64]
+    fired_at: NDArray[np.float64]
+    duration: NDArray[np.float64]
+    hooks: list[tuple[int, object, Any]]
+    failures: list[tuple[str, BaseException]]
+    stop: tuple[str | None, BaseException, bool] | None
 
 
 def fire_chunk(
@@ -70,7 +89,6 @@ def fire_chunk(
     perf_counter = time.perf_counter
     wall_zero = time.time() * 1000.0 - perf_counter() * 1000.0
     deadline = perf_counter() + max_seconds
-    classify, label_of, slow_record = recorder.classify, recorder.label_of, recorder.slow_record
     # one tuple per recorded task, appended in one call, so an interrupt (Ctrl-C) between
     # two statements never leaves a task half recorded
     records: list[tuple[str, Any, int, list[Any], float, float, object]] = []
@@ -80,24 +98,19 @@ def fire_chunk(
     kinds: dict[type, tuple[str | None, bool]] = {}
     count = 0
     done = False
-    while count < limit:
-        label: str | None = None
-        try:
+    label: str | None = None
+    interrupt: BaseException | None = None
+    try:
+        while count < limit:
+            label = None
             try:
                 task = next(iterator)
             except StopIteration:
                 done = True
                 break
             count += 1
-            known = kinds.get(type(task))
-            if known is None:
-                known = kinds[type(task)] = classify(task)
-            label = known[0]
-            if label is None:
-                label = label_of(task)
-            fire = getattr(task, "fire", None)
-            if not callable(fire):
-                fire = recorder.fire_function(task)
+            label, hook = _label_and_hook(task, kinds, recorder)
+            fire = _fire_of(task, recorder)
             start = perf_counter()
             try:
                 output = fire()
@@ -110,32 +123,85 @@ def fire_chunk(
                     break
                 continue
             seconds = perf_counter() - start
-            output, names, numbers = slow_record(label, output)
-            layout = layouts.get(names)
-            if layout is None:
-                layout = layouts[names] = len(layouts)
-            hooked = task if known[1] else None
+            output, names, numbers, interrupt = _checked(recorder, label, output)
+            layout = layouts.setdefault(names, len(layouts))
+            hooked = task if hook else None
             records.append(
                 (label, output, layout, numbers, wall_zero + start * 1000.0, seconds, hooked)
             )
+            if interrupt is not None:
+                stop = (label, interrupt, False)
+                break
             if start + seconds >= deadline:
                 break
-        except BaseException as exc:
-            stop = (label, exc, False)
-            break
+    except BaseException as exc:  # a bad output or label, an interrupt (Ctrl-C): stop
+        stop = (label, exc, False)
+    # the chunk is also left on the recorder before returning, so an interrupt (Ctrl-C)
+    # that arrives while it is assembled or returned loses nothing: the caller finds it there
+    while True:
+        try:
+            chunk = _assemble(count, done, records, layouts, failures, stop)
+            recorder.pending = chunk
+            return chunk
+        except BaseException as exc:  # interrupted while assembling: assemble again
+            if stop is None:
+                stop = (None, exc, False)
+
+
+def _label_and_hook(
+    task: object, kinds: dict[type, tuple[str | None, bool]], recorder: Recorder
+) -> tuple[str, bool]:
+    """The task's label and whether it has a cool hook (the class's answer is cached)."""
+    known = kinds.get(type(task))
+    if known is None:
+        known = kinds[type(task)] = recorder.classify(task)
+    fixed, hook = known
+    return (recorder.label_of(task) if fixed is None else fixed), hook
+
+
+def _fire_of(task: object, recorder: Recorder) -> Any:
+    """The task's ``fire`` method, or the recorder's callable for tasks without one."""
+    fire = getattr(task, "fire", None)
+    return fire if callable(fire) else recorder.fire_function(task)
+
+
+def _checked(
+    recorder: Recorder, label: str, output: Any
+) -> tuple[Any, tuple[str, ...], list[Any], BaseException | None]:
+    """``slow_record`` of a fired task's output, and the interrupt (Ctrl-C) that arrived
+    while it was checked, if one did: the output is then checked again, so the task is
+    recorded before the loop stops."""
+    try:
+        return (*recorder.slow_record(label, output), None)
+    except Exception:
+        raise
+    except BaseException as exc:
+        return (*recorder.slow_record(label, output), exc)
+
+
+def _assemble(
+    count: int,
+    done: bool,
+    records: list[tuple[str, Any, int, list[Any], float, float, object]],
+    layouts: dict[tuple[str, ...], int],
+    failures: list[tuple[str, BaseException]],
+    stop: tuple[str | None, BaseException, bool] | None,
+) -> Chunk:
     columns = zip(*records, strict=True) if records else [()] * 7
     labels, outputs, layout_of, numbers, fired_at, duration, hooked = map(list, columns)
-    return (
-        count,
-        done,
-        labels,
-        outputs,
-        list(layouts),
-        np.array(layout_of, dtype=np.int64),
-        np.fromiter(itertools.chain.from_iterable(numbers), dtype=np.float64),
-        np.array(fired_at, dtype=np.float64),
-        np.array(duration, dtype=np.float64),
-        [(index, task, outputs[index]) for index, task in enumerate(hooked) if task is not None],
-        failures,
-        stop,
+    return Chunk(
+        count=count,
+        done=done,
+        labels=labels,
+        outputs=outputs,
+        layouts=list(layouts),
+        layout_of=np.array(layout_of, dtype=np.int64),
+        values=np.fromiter(itertools.chain.from_iterable(numbers), dtype=np.float64),
+        fired_at=np.array(fired_at, dtype=np.float64),
+        duration=np.array(duration, dtype=np.float64),
+        hooks=[
+            (index, task, outputs[index]) for index, task in enumerate(hooked) if task is not None
+        ],
+        failures=failures,
+        stop=stop,
     )

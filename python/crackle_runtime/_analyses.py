@@ -60,6 +60,7 @@ def _pairwise(
 
 def mi_matrix(names: Sequence[str], columns: Columns, bins: int) -> MetricMatrix:
     """Mutual information between metrics (bits); entropy on the diagonal."""
+    bins = info.integer_argument(bins, "bins")
     kernels = _backend.kernels()
     return _pairwise(
         names,
@@ -73,6 +74,8 @@ def transfer_entropy_matrix(
     names: Sequence[str], columns: Columns, lag: int, bins: int
 ) -> MetricMatrix:
     """``[i, j]`` = transfer entropy from metric i to metric j (bits)."""
+    lag = info.integer_argument(lag, "lag")
+    bins = info.integer_argument(bins, "bins")
     kernels = _backend.kernels()
     return _pairwise(names, columns, lambda x, y: kernels.transfer_entropy(x, y, lag, bins), None)
 
@@ -81,6 +84,7 @@ def distribution_shift(
     names: Sequence[str], columns: Columns, bins: int
 ) -> list[tuple[str, float]]:
     """``KL(second half ‖ first half)`` per metric, descending."""
+    bins = info.integer_argument(bins, "bins")
     shifts = [
         (name, info.kl_divergence(x[len(x) // 2 :], x[: len(x) // 2], bins))
         for name, x in _series(names, columns)
@@ -90,6 +94,7 @@ def distribution_shift(
 
 def jsd_shift(names: Sequence[str], columns: Columns, bins: int) -> list[tuple[str, float]]:
     """``JSD(first half, second half)`` per metric, descending."""
+    bins = info.integer_argument(bins, "bins")
     shifts = [
         (name, info.jsd(x[: len(x) // 2], x[len(x) // 2 :], bins))
         for name, x in _series(names, columns)
@@ -100,6 +105,7 @@ def jsd_shift(names: Sequence[str], columns: Columns, bins: int) -> list[tuple[s
 def permutation_entropies(
     names: Sequence[str], columns: Columns, order: int
 ) -> list[tuple[str, float]]:
+    order = info.integer_argument(order, "order")
     return [(name, info.permutation_entropy(x, order)) for name, x in _series(names, columns)]
 
 

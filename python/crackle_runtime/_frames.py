@@ -9,13 +9,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _optional
+from crackle_runtime.errors import InvalidMetricError
 
 __all__ = ["from_pandas", "to_arrow", "to_pandas"]
 
 
 def from_pandas(frame: Any, label: str | None) -> tuple[NDArray[np.float64], list[str], list[str]]:
     """``(values, names, labels)`` of a DataFrame: one task per row, numeric and bool
-    columns are metrics, labels from the ``label`` column or the index."""
+    columns are metrics (timedeltas in seconds; complex columns are an error), labels from
+    the ``label`` column or the index."""
     labels = (
         [str(v) for v in frame[label].tolist()]
         if label is not None
@@ -24,7 +26,19 @@ def from_pandas(frame: Any, label: str | None) -> tuple[NDArray[np.float64], lis
     numeric = frame.select_dtypes(include=["number", "bool"])
     if label is not None and label in numeric.columns:
         numeric = numeric.drop(columns=[label])
-    return numeric.to_numpy(dtype=np.float64), [str(c) for c in numeric.columns], labels
+    kinds = [dtype.kind for dtype in numeric.dtypes]
+    if "c" in kinds:
+        name = numeric.columns[kinds.index("c")]
+        raise InvalidMetricError(
+            f"column {name!r} holds complex numbers; pass a real column (e.g. its .real or "
+            "abs()) as the metric",
+            metric=str(name),
+        )
+    values = numeric.to_numpy(dtype=np.float64)
+    for position, kind in enumerate(kinds):
+        if kind == "m":  # durations are metrics in seconds (NaT: absent)
+            values[:, position] = numeric.iloc[:, position].dt.total_seconds().to_numpy()
+    return values, [str(c) for c in numeric.columns], labels
 
 
 def to_pandas(labels: Sequence[str], names: Sequence[str], columns: NDArray[np.float64]) -> Any:

@@ -23,14 +23,22 @@ no cool hooks were involved.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import struct
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporaries are recognised by their age
+    fcntl = None  # type: ignore[assignment]
 from typing import Any
 
 import numpy as np
@@ -97,9 +105,13 @@ def write(path: str | os.PathLike[str], saved: Saved, library_version: str) -> N
     prefix = _PREFIX.pack(FORMAT_VERSION, len(header), zlib.crc32(header))
     mode = _file_mode(target)
     directory = target.parent
-    descriptor, temporary = tempfile.mkstemp(prefix=".crackle-", suffix=".tmp", dir=directory)
+    _remove_stale_temporaries(target)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=temporary_prefix(target), suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            _lock(handle)  # held while this save is alive (see _remove_stale_temporaries)
             handle.write(MAGIC + prefix + header)
             for piece in pieces:
                 handle.write(_view(piece))
@@ -111,6 +123,51 @@ def write(path: str | os.PathLike[str], saved: Saved, library_version: str) -> N
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(directory)
+
+
+_TEMPORARY_PREFIX = ".crackle-"
+# Without advisory locks (Windows), a temporary older than this is taken as stale.
+_STALE_AFTER_SECONDS = 3600.0
+
+
+def temporary_prefix(target: Path) -> str:
+    """The name prefix of ``target``'s temporaries: a hash of its name, so that any name
+    length fits and the temporaries of one file are told from another's."""
+    name = target.name.encode("utf-8", "surrogatepass")
+    return f"{_TEMPORARY_PREFIX}{hashlib.blake2b(name, digest_size=8).hexdigest()}."
+
+
+def _lock(handle: Any) -> bool:
+    """Take an exclusive advisory lock on an open file without waiting; False when another
+    process holds it. A killed process's locks are released by the system, so the
+    temporary of a live save is locked and the one of a killed save is not."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporaries that killed saves of ``target`` left behind (best effort)."""
+    pattern = f"{glob.escape(temporary_prefix(target))}*.tmp"
+    try:
+        candidates = list(target.parent.glob(pattern))
+    except OSError:
+        return
+    for candidate in candidates:
+        try:
+            with open(candidate, "rb") as handle:
+                stale = _lock(handle) and (
+                    fcntl is not None
+                    or time.time() - os.fstat(handle.fileno()).st_mtime > _STALE_AFTER_SECONDS
+                )
+            if stale:
+                candidate.unlink()
+        except OSError:
+            continue
 
 
 def _file_mode(target: Path) -> int:
@@ -193,7 +250,14 @@ def read(path: str | os.PathLike[str]) -> Saved:
             tasks, names = int(header["tasks"]), [str(name) for name in header["names"]]
             label_bytes, crc = int(header["label_bytes"]), int(header["crc32"])
             profile = _profile(header["profile"])
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            OverflowError,  # int(1e999)
+        ) as exc:
             raise _fail(source, f"the file header is corrupted ({exc})") from None
         if tasks < 0 or label_bytes < 0 or len(set(names)) != len(names) or "" in names:
             raise _fail(source, "the file header is corrupted")
@@ -213,16 +277,14 @@ def read(path: str | os.PathLike[str]) -> Saved:
         check = zlib.crc32(_view(piece), check)
     if zlib.crc32(text, check) != crc:
         raise _fail(source, "the checksum does not match (the file is corrupted)")
-    starts = np.concatenate((np.zeros(1, dtype=np.int64), ends))[:-1]
-    if tasks and (starts[0] != 0 or ends[-1] != label_bytes or bool(np.any(ends < starts))):
-        raise _fail(source, "the label table is corrupted")
-    try:
-        labels = [
-            text[start:end].decode("utf-8", "surrogatepass")
-            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
-        ]
-    except UnicodeDecodeError as exc:
-        raise _fail(source, f"a label is not valid UTF-8 ({exc})") from None
+    labels = _labels(text, ends, label_bytes, source)
+    # the checksum guards against damage, not against a crafted file: check what recording
+    # guarantees (finite values or NaN for absent ones, finite times), so a bad file fails
+    # here and not later in cool()
+    if np.isinf(values).any():
+        raise _fail(source, "a metric value is infinite (a kiln records finite values only)")
+    if not (np.isfinite(fired_at).all() and np.isfinite(duration).all()):
+        raise _fail(source, "a firing time or duration is not finite")
     native = "=f8"
     return Saved(
         profile,
@@ -232,6 +294,20 @@ def read(path: str | os.PathLike[str]) -> Saved:
         fired_at.astype(native, copy=False),
         duration.astype(native, copy=False),
     )
+
+
+def _labels(text: bytes, ends: NDArray[np.int64], label_bytes: int, source: Path) -> list[str]:
+    """The labels of the label table (each label's end offset in ``text``)."""
+    starts = np.concatenate((np.zeros(1, dtype=np.int64), ends))[:-1]
+    if len(ends) and (starts[0] != 0 or ends[-1] != label_bytes or bool(np.any(ends < starts))):
+        raise _fail(source, "the label table is corrupted")
+    try:
+        return [
+            text[start:end].decode("utf-8", "surrogatepass")
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+    except UnicodeDecodeError as exc:
+        raise _fail(source, f"a label is not valid UTF-8 ({exc})") from None
 
 
 def _profile(fields: dict[str, Any]) -> ThermalProfile:

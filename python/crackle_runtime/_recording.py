@@ -24,7 +24,14 @@ from numpy.typing import ArrayLike
 from crackle_runtime import _backend
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.errors import InvalidMetricError, TaskPanickedError
-from crackle_runtime.task import TaskOutput, fire_function, fixed_label, overrides_cool, task_label
+from crackle_runtime.task import (
+    TaskOutput,
+    fire_function,
+    fixed_label,
+    metric_dict,
+    overrides_cool,
+    task_label,
+)
 
 __all__ = ["Hook", "Recording", "as_output", "firing_in_this_thread", "progress_bar"]
 
@@ -146,14 +153,23 @@ class Recording:
             self.hooks[position] = Hook(task, output)
 
     def add_entry(self, label: str, metrics: Mapping[str, Any] | Iterable[Any]) -> None:
-        mapping = metrics if isinstance(metrics, Mapping) else dict(metrics)
+        mapping = metrics if isinstance(metrics, Mapping) else metric_dict(metrics)
         names, values = validate_metrics(str(label), mapping, self.store.known_keys)
         self.store.append(str(label), names, values, time.time() * 1000.0, 0.0)
 
     def add_matrix(
         self, values: ArrayLike, names: Sequence[str], labels: Sequence[str] | None
     ) -> None:
-        """Validate a ``(tasks, metrics)`` block and store it whole, or nothing."""
+        """Validate a ``(tasks, metrics)`` block and store it whole, or nothing. Masked
+        cells of a masked array are absent values (NaN)."""
+        for argument, given in (("names", names), ("labels", labels)):
+            if isinstance(given, str | bytes):
+                raise TypeError(
+                    f"{argument} must be a sequence of strings, got one {type(given).__name__} "
+                    f"({given!r}); pass a list such as [{given!r}]"
+                )
+        if isinstance(values, np.ma.MaskedArray):
+            values = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
         matrix = np.asarray(values)
         if matrix.dtype.kind not in "biuf":
             raise InvalidMetricError(f"values must be numeric, got dtype {matrix.dtype}")

@@ -27,6 +27,11 @@ __all__ = [
 
 def as_series(values: ArrayLike, argument: str) -> NDArray[np.float64]:
     """``values`` as a contiguous 1-D float64 array; TypeError/ValueError name ``argument``."""
+    if isinstance(values, np.ma.MaskedArray):
+        raise TypeError(
+            f"{argument} is a masked array and its mask would be ignored: pass "
+            f"{argument}.compressed() (drop the masked values) or {argument}.filled(value)"
+        )
     if isinstance(values, np.ndarray):
         array = values
     else:
@@ -40,6 +45,10 @@ def as_series(values: ArrayLike, argument: str) -> NDArray[np.float64]:
                 raise TypeError(f"{argument} must contain real numbers, got None")
             try:
                 array = array.astype(np.float64)
+            except OverflowError:
+                raise ValueError(
+                    f"{argument} holds an integer too large for a float64 (beyond ~1.8e308)"
+                ) from None
             except (TypeError, ValueError):
                 raise TypeError(
                     f"{argument} must contain real numbers, got values of type "
@@ -52,13 +61,28 @@ def as_series(values: ArrayLike, argument: str) -> NDArray[np.float64]:
     return np.ascontiguousarray(array, dtype=np.float64)
 
 
-def _integer(value: int, argument: str) -> int:
+_I64_MAX = 2**63 - 1
+
+
+def integer_argument(value: int, argument: str) -> int:
+    """``value`` as an int the kernels take: TypeError naming ``argument`` for bools and
+    non-integers, ValueError beyond the signed 64-bit range (a kernel would refuse it with
+    an OverflowError that names nothing)."""
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{argument} must be an integer, got bool")
     try:
-        return operator.index(value)
+        number = operator.index(value)
     except TypeError:
         raise TypeError(f"{argument} must be an integer, got {type(value).__name__}") from None
+    if not -_I64_MAX - 1 <= number <= _I64_MAX:
+        raise ValueError(
+            f"{argument} must be within the signed 64-bit range, got an integer of "
+            f"{number.bit_length()} bits"
+        )
+    return number
+
+
+_integer = integer_argument
 
 
 def entropy(values: ArrayLike, bins: int = 10) -> float:

@@ -6,7 +6,10 @@ import dataclasses
 import enum
 import math
 from collections.abc import Iterable, Mapping
+from numbers import Real
 from typing import Any
+
+import numpy as np
 
 from crackle_runtime.errors import InvalidProfileError
 from crackle_runtime.patterns import DETECTOR_ORDER, PatternKind
@@ -210,30 +213,52 @@ def _names(names: Iterable[object]) -> frozenset[str]:
 
 
 def _number(profile: ThermalProfile, name: str) -> float:
+    """The field ``name`` as a non-negative float (Python or NumPy numbers alike)."""
     value = getattr(profile, name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
         raise InvalidProfileError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or value < 0:
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidProfileError(f"{name} is too large for a float (beyond ~1.8e308)") from None
+    if math.isnan(number) or number < 0:
         raise InvalidProfileError(f"{name} must be a non-negative number, got {value!r}")
-    return value
+    return number
 
 
-def _whole_numbers(profile: ThermalProfile) -> None:
-    """The counts of a profile as ints (a float must be a whole number)."""
-    for name in ("min_tasks_for_detection", "permutations"):
-        value = getattr(profile, name)
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise InvalidProfileError(f"{name} must be a whole number, got {value!r}")
-            object.__setattr__(profile, name, int(value))
+# Fields a detector needs finite (max_cooling_duration may be inf: no time limit).
+_FINITE = (
+    "cluster_threshold",
+    "phase_transition_sensitivity",
+    "conservation_tolerance",
+    "outlier_z",
+)
+_COUNTS = ("min_tasks_for_detection", "permutations")
+
+
+def _normalise_numbers(profile: ThermalProfile) -> None:
+    """Counts as ints (a float must be a whole number), every other number as a float."""
+    for name in (*_TUNABLE, "max_cooling_duration"):
+        number = _number(profile, name)
+        if name in _COUNTS:
+            if not number.is_integer():
+                raise InvalidProfileError(
+                    f"{name} must be a whole number, got {getattr(profile, name)!r}"
+                )
+            object.__setattr__(profile, name, int(number))
+        else:
+            object.__setattr__(profile, name, number)
 
 
 def _validate(profile: ThermalProfile) -> None:
     if not isinstance(profile.rate, CoolingRate):
         object.__setattr__(profile, "rate", CoolingRate.parse(profile.rate))
-    for name in (*_TUNABLE, "max_cooling_duration"):
-        _number(profile, name)
+    _normalise_numbers(profile)
+    for name in _FINITE:
+        if math.isinf(getattr(profile, name)):
+            raise InvalidProfileError(f"{name} must be finite, got {getattr(profile, name)!r}")
+    if profile.permutations < 1:
+        raise InvalidProfileError(f"permutations must be >= 1, got {profile.permutations!r}")
     for name in ("correlation_threshold", "fdr"):
         value = float(getattr(profile, name))
         if not 0.0 < value <= 1.0:
@@ -241,9 +266,6 @@ def _validate(profile: ThermalProfile) -> None:
     for name in ("cluster_threshold", "outlier_z", "max_cooling_duration"):
         if float(getattr(profile, name)) <= 0.0:
             raise InvalidProfileError(f"{name} must be > 0, got {getattr(profile, name)!r}")
-    if math.isinf(profile.cluster_threshold):
-        raise InvalidProfileError("cluster_threshold must be finite")
-    _whole_numbers(profile)
     if not isinstance(profile.ignored, frozenset) or not all(
         isinstance(name, str) and name for name in profile.ignored
     ):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+
+from crackle_runtime.errors import InvalidMetricError
 
 __all__ = [
     "ANONYMOUS_LABEL",
@@ -11,6 +16,7 @@ __all__ = [
     "MetricsLike",
     "TaskLike",
     "TaskOutput",
+    "metric_dict",
     "overrides_cool",
     "task_label",
 ]
@@ -20,19 +26,51 @@ ANONYMOUS_LABEL = "anonymous task"
 MetricsLike: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
 
+# integral types stored as floats (exact types: subclasses such as enums go through the
+# kiln's validation, which reads them with float())
+_INTEGRAL = frozenset(
+    {int, bool, np.bool_, *(np.dtype(code).type for code in np.typecodes["AllInteger"])}
+)
+
+
+def metric_dict(metrics: MetricsLike) -> dict[str, Any]:
+    """``metrics`` (a mapping or ``(name, value)`` pairs) as a dict, ints and bools as
+    floats; InvalidMetricError when pairs repeat a name."""
+    if isinstance(metrics, Mapping):
+        result = dict(metrics)
+    else:
+        pairs = list(metrics)
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            counts = collections.Counter(name for name, _ in pairs)
+            repeated = next(name for name, count in counts.items() if count > 1)
+            raise InvalidMetricError(
+                f"metric {repeated!r} is given more than once", metric=str(repeated)
+            )
+    if not _INTEGRAL.isdisjoint(map(type, result.values())):
+        for name, number in result.items():
+            if type(number) in _INTEGRAL:
+                try:
+                    result[name] = float(number)
+                except OverflowError:
+                    pass  # beyond the float range: the kiln's validation names it
+    return result
+
+
 class TaskOutput:
     """What a task's ``fire()`` returns: a value plus named numeric metrics.
 
     ``metrics`` is a mapping or an iterable of ``(name, value)`` pairs, stored as an
-    insertion-ordered dict. Values are not validated here; the kiln validates them when it
-    records the output.
+    insertion-ordered dict; a name given twice in pairs is an InvalidMetricError. Python and
+    NumPy ints and bools are stored as floats (``True`` as ``1.0``); other values are not
+    validated here: the kiln validates them when it records the output.
     """
 
     __slots__ = ("metrics", "value")
 
     def __init__(self, value: Any = None, metrics: MetricsLike | None = None) -> None:
         self.value = value
-        self.metrics: dict[str, Any] = {} if metrics is None else dict(metrics)
+        self.metrics: dict[str, Any] = {} if metrics is None else metric_dict(metrics)
 
     @classmethod
     def simple(cls, value: Any) -> TaskOutput:
@@ -41,7 +79,7 @@ class TaskOutput:
 
     def with_metric(self, name: str, value: Any) -> TaskOutput:
         """Add (or replace) one metric in place and return this same output."""
-        self.metrics[name] = value
+        self.metrics[name] = float(value) if type(value) in _INTEGRAL else value
         return self
 
     def __repr__(self) -> str:

@@ -12,8 +12,16 @@ const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// Equal-width bins over `[min, max]`: `width = (max - min) / bins`, computed once, and
 /// `index = min(floor((v - min) / width), bins - 1)`; every value in bin 0 when `max == min`.
+///
+/// When `max - min` overflows (a range wider than `f64::MAX`, e.g. `[-1e308, 1e308]`) the
+/// formula is evaluated on the halved values, `(v/2 - min/2) / ((max/2 - min/2) / bins)`:
+/// halving is exact for such magnitudes and equal-width bins do not change under scaling, so
+/// the bins are those of the same data divided by two. Otherwise `scale` is 1 and the
+/// multiplication by it is exact.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Binning {
+    scale: f64,
+    /// `min * scale`
     min: f64,
     width: f64,
     last: i64,
@@ -25,9 +33,11 @@ impl Binning {
     /// Bins over `[min, max]` (finite, `min <= max`); `bins >= 1`.
     pub(crate) fn new(min: f64, max: f64, bins: u64) -> Binning {
         let last = i64::try_from(bins.saturating_sub(1)).unwrap_or(i64::MAX);
+        let scale = if (max - min).is_finite() { 1.0 } else { 0.5 };
         Binning {
-            min,
-            width: (max - min) / bins as f64,
+            scale,
+            min: min * scale,
+            width: (max * scale - min * scale) / bins as f64,
             last,
             constant: max == min,
             bins,
@@ -52,14 +62,14 @@ impl Binning {
     /// The bin of `value`, a value inside the range.
     ///
     /// `value - min >= 0`, so truncation is the floor. The cast saturates: a NaN quotient
-    /// (0/0 when the width underflowed to 0, inf/inf when `max - min` overflowed) gives bin 0
-    /// and a quotient past the end (including +inf) the last bin; nothing can overflow.
+    /// (0/0 when the width underflowed to 0) gives bin 0 and a quotient past the end
+    /// (including +inf) the last bin; nothing can overflow.
     #[inline(always)]
     pub(crate) fn index(&self, value: f64) -> u64 {
         if self.constant {
             return 0;
         }
-        let quotient = (value - self.min) / self.width;
+        let quotient = (value * self.scale - self.min) / self.width;
         // `(quotient as i64).min(self.last).max(0)`, spelled so that it vectorises: convert
         // only values known to fit, then pick 0 for NaN and i64::MAX past 2**63 as the
         // saturating cast would.
@@ -296,6 +306,19 @@ mod tests {
     }
 
     #[test]
+    fn a_range_wider_than_the_float_range_bins_like_the_halved_values() {
+        let values = [-1e308, 0.0, 1e307, 1e308, f64::MAX, -f64::MAX];
+        let (min, max) = (-f64::MAX, f64::MAX);
+        let wide = Binning::new(min, max, 4);
+        let halved = Binning::new(min / 2.0, max / 2.0, 4);
+        for value in values {
+            assert_eq!(wide.index(value), halved.index(value / 2.0));
+        }
+        let got: Vec<u64> = values.iter().map(|&v| wide.index(v)).collect();
+        assert_eq!(got, vec![0, 2, 2, 3, 3, 0]);
+    }
+
+    #[test]
     fn constant_range_is_bin_zero() {
         let binning = Binning::new(5.0, 5.0, 7);
         assert_eq!(binning.index(5.0), 0);
@@ -307,10 +330,11 @@ mod tests {
         let tiny = Binning::new(0.0, f64::from_bits(1), 10);
         assert_eq!(tiny.index(0.0), 0);
         assert_eq!(tiny.index(f64::from_bits(1)), 9);
-        // max - min overflows to inf: quotients are 0 or inf/inf = NaN, all bin 0.
+        // max - min overflows: the halved range, so the ends are the first and last bins.
         let wide = Binning::new(-f64::MAX, f64::MAX, 10);
         assert_eq!(wide.index(-f64::MAX), 0);
-        assert_eq!(wide.index(f64::MAX), 0);
+        assert_eq!(wide.index(0.0), 5);
+        assert_eq!(wide.index(f64::MAX), 9);
         // The largest bin count keeps the last index representable.
         let huge = Binning::new(0.0, 1.0, i64::MAX as u64);
         assert_eq!(huge.index(1.0), i64::MAX as u64 - 1);

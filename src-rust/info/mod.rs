@@ -5,7 +5,7 @@
 //! [`CoreError::InvalidArgument`] whose message starts with the argument name. Every
 //! histogram bins through [`binning::Binning`].
 
-mod binning;
+pub(crate) mod binning;
 mod divergence;
 mod entropy;
 mod histogram;

@@ -338,10 +338,11 @@ def test_equal_width_bins_follow_the_spec_formula() -> None:
     values = np.array([0.0, 0.1, 0.5, 0.99, 1.0])
     assert ranks.equal_width_bins(values, 4).tolist() == [0, 0, 2, 3, 3]
     assert ranks.equal_width_bins(np.full(3, 7.0), 4).tolist() == [0, 0, 0]
-    # degenerate widths, as in the Rust unit test: NaN quotients go to bin 0, inf to the last
+    # a range wider than the float range bins as the halved values do (no overflow); a width
+    # that underflows to 0 gives NaN quotients (bin 0) and inf ones (the last bin)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert ranks.equal_width_bins(np.array([-1e308, 0.0, 1e308]), 8).tolist() == [0, 0, 0]
+        assert ranks.equal_width_bins(np.array([-1e308, 0.0, 1e308]), 8).tolist() == [0, 4, 7]
         assert ranks.equal_width_bins(np.array([0.0, 5e-324, 1e-323]), 10).tolist() == [0, 9, 9]
 
 

@@ -6,7 +6,7 @@ then ints: TypeError, OverflowError); then checks run in a fixed order — param
 lengths, finiteness — and fail with a ``ValueError`` whose message starts with the argument
 name.
 
-Every histogram goes through :func:`_bin_indices` (the one binning expression) and
+Every histogram goes through :func:`bin_indices` (the one binning expression) and
 :func:`_cell_counts` / :func:`_aligned_counts`, which count densely only when the number of
 cells is small, so any ``bins`` up to ``2**63 - 1`` works in memory proportional to the data.
 """
@@ -93,7 +93,7 @@ def _check_finite(values: FloatArray, argument: str) -> None:
 # --- histograms -----------------------------------------------------------------------------
 
 
-def _bin_indices(values: FloatArray, bins: int, low: float, high: float) -> IndexArray:
+def bin_indices(values: FloatArray, bins: int, low: float, high: float) -> IndexArray:
     """Equal-width bin of each value over ``[low, high]``: ``min(floor((v - low) / width),
     bins - 1)`` with ``width = (high - low) / bins``; everything in bin 0 when ``high == low``.
 
@@ -103,15 +103,21 @@ def _bin_indices(values: FloatArray, bins: int, low: float, high: float) -> Inde
     """
     if high == low:
         return np.zeros(len(values), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        wide = not math.isfinite(high - low)
+    if wide:
+        # a range wider than the float range: bin the halved values (exact for such
+        # magnitudes; equal-width bins do not change under scaling), as the native code does
+        values, low, high = values * 0.5, low * 0.5, high * 0.5
     width = (high - low) / float(bins)
     # One temporary, updated in place: (values - low) / width, floored.
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         quotient = np.subtract(values, low)
         np.divide(quotient, width, out=quotient)
     np.floor(quotient, out=quotient)
-    if not (math.isfinite(width) and width > 0.0):
-        # (high - low) overflowed to inf, or width underflowed to 0: quotients are 0, inf
-        # or NaN (0/0, inf/inf); NaN goes to bin 0, as in the native code.
+    if not width > 0.0:
+        # width underflowed to 0: quotients are inf or NaN (0/0); NaN goes to bin 0, as in
+        # the native code
         quotient[np.isnan(quotient)] = 0.0
     last = bins - 1
     if last <= 2**53:  # exactly representable: clip in floating point, then cast
@@ -128,7 +134,7 @@ def _bin_indices(values: FloatArray, bins: int, low: float, high: float) -> Inde
 def _own_range_indices(values: FloatArray, bins: int) -> IndexArray:
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    return _bin_indices(values, bins, float(values.min()), float(values.max()))
+    return bin_indices(values, bins, float(values.min()), float(values.max()))
 
 
 def _is_dense(cells: int, samples: int) -> bool:
@@ -271,7 +277,7 @@ def kl_divergence(current: FloatArray, baseline: FloatArray, bins: int) -> float
         return 0.0
     low, high = _shared_range(current, baseline)
     current_counts, baseline_counts = _aligned_counts(
-        _bin_indices(current, bins, low, high), _bin_indices(baseline, bins, low, high), bins
+        bin_indices(current, bins, low, high), bin_indices(baseline, bins, low, high), bins
     )
     return _relative_entropy(
         current_counts / float(len(current)), baseline_counts / float(len(baseline))
@@ -289,7 +295,7 @@ def jsd(p: FloatArray, q: FloatArray, bins: int) -> float:
         return 0.0
     low, high = _shared_range(p, q)
     p_counts, q_counts = _aligned_counts(
-        _bin_indices(p, bins, low, high), _bin_indices(q, bins, low, high), bins
+        bin_indices(p, bins, low, high), bin_indices(q, bins, low, high), bins
     )
     p_probabilities = p_counts / float(len(p))
     q_probabilities = q_counts / float(len(q))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from crackle_runtime.detectors._base import Detector, Findings, Result, detect_w
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
+from crackle_runtime.task import MetricsLike, metric_dict
 
 __all__ = ["DETECTOR", "ClusteringPattern"]
 
@@ -74,8 +75,10 @@ class ClusteringPattern:
         return detect_with(DETECTOR, data, {"threshold": threshold})
 
     @staticmethod
-    def metric_distance(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-        """Euclidean distance over the metrics both have; ``inf`` when they share none."""
+    def metric_distance(a: MetricsLike, b: MetricsLike) -> float:
+        """Euclidean distance over the metrics both have; ``inf`` when they share none.
+        ``a`` and ``b`` are mappings or ``(name, value)`` pairs."""
+        a, b = metric_dict(a), metric_dict(b)
         shared = [name for name in a if name in b]
         if not shared:
             return math.inf

@@ -52,6 +52,13 @@ pub fn symmetric_eigen(matrix: &[f64], n: usize) -> SymmetricEigen {
         .chain(std::iter::repeat(0.0))
         .take(n * n)
         .collect();
+    // Scaled by a power of two so that the largest |entry| is in [0.5, 1): exact for
+    // entries in the normal range, and the squares below neither underflow (subnormal
+    // entries) nor overflow (entries near f64::MAX). The eigenvalues are scaled back.
+    let exponent = power_of_two_exponent(a.iter().fold(0.0f64, |peak, x| peak.max(x.abs())));
+    for entry in a.iter_mut() {
+        *entry = scale_by_power_of_two(*entry, -exponent);
+    }
     let mut v = vec![0.0; n * n];
     for i in 0..n {
         v[i * n + i] = 1.0;
@@ -109,9 +116,41 @@ pub fn symmetric_eigen(matrix: &[f64], n: usize) -> SymmetricEigen {
     }
     SymmetricEigen {
         n,
-        values: (0..n).map(|i| a[i * n + i]).collect(),
+        values: (0..n)
+            .map(|i| scale_by_power_of_two(a[i * n + i], exponent))
+            .collect(),
         vectors: v,
     }
+}
+
+/// The exponent e with `peak = m · 2^e`, m in [0.5, 1) (as C's `frexp`); 0 for 0 and
+/// non-finite peaks (nothing to scale).
+pub fn power_of_two_exponent(peak: f64) -> i32 {
+    if peak == 0.0 || !peak.is_finite() {
+        return 0;
+    }
+    let mut exponent = 0i32;
+    let mut scaled = peak;
+    // a subnormal peak: bring it into the normal range first (2^64 is exact)
+    if scaled < f64::MIN_POSITIVE {
+        scaled *= 18_446_744_073_709_551_616.0;
+        exponent -= 64;
+    }
+    let biased = ((scaled.to_bits() >> 52) & 0x7ff) as i32;
+    exponent + biased - 1022
+}
+
+/// `value · 2^exponent`, exact unless the result leaves the normal range (as C's `ldexp`,
+/// computed in steps so that no intermediate power of two overflows).
+pub fn scale_by_power_of_two(value: f64, exponent: i32) -> f64 {
+    let mut result = value;
+    let mut remaining = exponent;
+    while remaining != 0 {
+        let step = remaining.clamp(-1000, 1000);
+        result *= f64::from_bits(((1023 + step) as u64) << 52);
+        remaining -= step;
+    }
+    result
 }
 
 /// (λ_min, unit eigenvector) of a symmetric n × n row-major matrix (n >= 1).
@@ -161,6 +200,38 @@ mod tests {
                     .map(|(a, b)| a * b)
                     .sum();
                 assert!(dot.abs() < 1e-13);
+            }
+        }
+    }
+
+    #[test]
+    fn powers_of_two_match_frexp_and_ldexp() {
+        assert_eq!(power_of_two_exponent(1.0), 1);
+        assert_eq!(power_of_two_exponent(0.75), 0);
+        assert_eq!(power_of_two_exponent(f64::MAX), 1024);
+        assert_eq!(power_of_two_exponent(5e-324), -1073);
+        assert_eq!(power_of_two_exponent(0.0), 0);
+        assert_eq!(scale_by_power_of_two(5e-324, 1073), 0.5);
+        assert_eq!(
+            scale_by_power_of_two(f64::MAX, -1024),
+            f64::MAX / 2f64.powi(1023) / 2.0
+        );
+        assert_eq!(scale_by_power_of_two(3.0, 0), 3.0);
+    }
+
+    #[test]
+    fn tiny_and_huge_matrices_decompose_like_their_scaled_copies() {
+        let unit = [2.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 4.0];
+        let reference = symmetric_eigen(&unit, 3);
+        for factor in [2f64.powi(-1060), 2f64.powi(-1030), 2f64.powi(1000)] {
+            let scaled: Vec<f64> = unit.iter().map(|x| x * factor).collect();
+            let eigen = symmetric_eigen(&scaled, 3);
+            assert_eq!(eigen.vectors, reference.vectors);
+            for (value, expected) in eigen.values.iter().zip(&reference.values) {
+                // subnormal eigenvalues keep only the precision of 2^-1074
+                let error = (value - expected * factor).abs();
+                let allowed = 1e-12 * (expected * factor).abs() + f64::from_bits(1);
+                assert!(error <= allowed, "{value:e} vs {expected} x {factor:e}");
             }
         }
     }

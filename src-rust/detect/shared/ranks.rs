@@ -1,6 +1,8 @@
 //! Order statistics and binning shared by the detectors: quantile (rank)
 //! bins, equal-width bins, medians and the median absolute deviation.
 
+use crate::info::binning::Binning;
+
 /// Maps a float to a u64 whose unsigned order is the float order (-0.0 and 0.0 map alike,
 /// so equal values get equal keys). NaN must not occur.
 #[inline]
@@ -58,7 +60,8 @@ pub fn quantile_bins(values: &[f64], bins: usize) -> Vec<u8> {
     quantile_codes(&min_ranks(values), bins)
 }
 
-/// Equal-width bins (SPEC §7): width = (max - min) / bins, index =
+/// Equal-width bins (SPEC §7) through the one binning of the crate,
+/// [`crate::info::binning::Binning`]: width = (max - min) / bins, index =
 /// min(floor((v - min) / width), bins - 1); max == min → every value in bin 0. `bins` must be
 /// in 1..=256; values finite.
 pub fn equal_width_bins(values: &[f64], bins: usize) -> Vec<u8> {
@@ -66,24 +69,11 @@ pub fn equal_width_bins(values: &[f64], bins: usize) -> Vec<u8> {
     let Some((min, max)) = range(values) else {
         return Vec::new();
     };
-    if max == min {
-        return vec![0; values.len()];
-    }
-    let width = (max - min) / bins as f64;
-    let last = (bins - 1) as f64;
+    let binning = Binning::new(min, max, bins as u64);
+    // indices are below `bins` <= 256
     values
         .iter()
-        // A NaN quotient (0/0 when the width underflowed to 0, inf/inf when `max - min`
-        // overflowed) fails the comparison and `as` turns it into bin 0, as the information
-        // kernels' binning does; nothing can index out of range.
-        .map(|&value| {
-            let quotient = ((value - min) / width).floor();
-            if quotient >= last {
-                (bins - 1) as u8
-            } else {
-                quotient as u8
-            }
-        })
+        .map(|&value| binning.index(value) as u8)
         .collect()
 }
 
@@ -202,8 +192,8 @@ mod tests {
         assert_eq!(equal_width_bins(&values, 4), vec![0, 1, 2, 3, 3]);
         assert_eq!(equal_width_bins(&[2.0, 2.0], 8), vec![0, 0]);
         assert!(equal_width_bins(&[], 8).is_empty());
-        // A range that overflows (width = inf): inf / inf is NaN, which goes to bin 0.
-        assert_eq!(equal_width_bins(&[-1e308, 0.0, 1e308], 8), vec![0, 0, 0]);
+        // A range wider than the float range: the bins of the halved values.
+        assert_eq!(equal_width_bins(&[-1e308, 0.0, 1e308], 8), vec![0, 4, 7]);
         // A width that underflows to 0: 0 / 0 goes to bin 0, x / 0 = inf to the last bin.
         assert_eq!(equal_width_bins(&[0.0, 5e-324, 1e-323], 10), vec![0, 9, 9]);
         assert_eq!(equal_width_bins(&[0.0, 1.0], 256), vec![0, 255]);

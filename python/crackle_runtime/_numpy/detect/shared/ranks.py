@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from crackle_runtime._numpy.info import bin_indices
+
 __all__ = [
     "RankBinCache",
     "entropy",
@@ -35,21 +37,12 @@ def rank_bins(values: Float64Array, bins: int) -> Int64Array:
 
 
 def equal_width_bins(values: Float64Array, bins: int) -> Int64Array:
-    """SPEC §7 bins over [min, max] of ``values`` (finite): width = (max - min) / bins,
-    index = min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0.
-    A NaN quotient (inf / inf when max - min overflows, 0 / 0 when the width underflows to
-    0) goes to bin 0, like the Rust cast."""
+    """SPEC §7 bins over [min, max] of ``values`` (finite) through the backend's one binning
+    (``crackle_runtime._numpy.info.bin_indices``): width = (max - min) / bins, index =
+    min(floor((v - min) / width), bins - 1); max == min puts everything in bin 0."""
     if values.size == 0:
         return np.zeros(0, dtype=np.int64)
-    low, high = float(values.min()), float(values.max())
-    if high == low:
-        return np.zeros(values.size, dtype=np.int64)
-    width = (high - low) / float(bins)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        quotient = np.floor((values - low) / width)
-    quotient[np.isnan(quotient)] = 0.0
-    np.minimum(quotient, float(bins - 1), out=quotient)
-    return quotient.astype(np.int64)
+    return bin_indices(values, bins, float(values.min()), float(values.max()))
 
 
 def median(values: Float64Array, axis: int = -1) -> Float64Array:

@@ -61,5 +61,11 @@ bench-quick: build
 bench: build
 	$(VPY) benches/run.py
 
+# Longer fuzzing of the native kernels (make test runs the same tests briefly);
+# CRACKLE_INTERRUPT_TRIALS adds SIGINT fault-injection trials.
+fuzz: build
+	CRACKLE_REQUIRE_NATIVE=1 HYPOTHESIS_PROFILE=fuzz CRACKLE_INTERRUPT_TRIALS=300 \
+		$(VPY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py tests/test_interrupts.py
+
 clean:
 	rm -rf $(VENV) target python/crackle_runtime/*.so

@@ -32,6 +32,13 @@ settings.register_profile(
     parent=settings.get_profile("crackle"),
     max_examples=2000,
 )
+# make fuzz: many more examples for the fuzz tests (tests/test_fuzz.py)
+settings.register_profile(
+    "fuzz",
+    parent=settings.get_profile("crackle"),
+    max_examples=20_000,
+    suppress_health_check=list(HealthCheck),
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "crackle"))
 
 

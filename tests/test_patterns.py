@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -73,9 +74,78 @@ def test_report_sorts_by_confidence_then_detector_order_then_discovery() -> None
     summary = report.summary()
     assert "4 pattern(s) across 4 task(s)" in summary
     assert "q = 0.01 over 3 test(s)" in summary
+    # the renderings list patterns ranked: relationships, clusters, then outliers
     parsed = json.loads(report.to_json())
-    assert [p["description"] for p in parsed["patterns"]] == ["out", "clu", "corr-1", "corr-2"]
+    assert [p["description"] for p in parsed["patterns"]] == ["corr-1", "corr-2", "clu", "out"]
     assert parsed["tests_run"] == 3
+
+
+def _change(metric: str, label: str, index: int, before: float, after: float, p: float) -> Any:
+    return CracklePattern(
+        PatternKind.DISTRIBUTION_SHIFT,
+        f"distribution of {metric!r} changed at task {label!r}",
+        (),
+        0.3,
+        {"median_before": before, "median_after": after, "change_index": index, "p_value": p},
+        {"metric": metric, "change_label": label},
+    )
+
+
+def test_a_significant_regression_outranks_every_outlier_and_leads_the_overview() -> None:
+    outliers = [
+        CracklePattern(
+            PatternKind.OUTLIER,
+            f"task 't{i}' is an outlier",
+            (f"t{i}",),
+            1.0,
+            {"z:x": 10.0 + i, "p_value": 1e-12},
+            {"task": f"t{i}"},
+        )
+        for i in range(15)
+    ]
+    regression = _change("build_s", "t3000", 3000, 100.0, 125.0, 1e-84)
+    fix = _change("queue", "t3002", 3002, 10.0, 5.0, 1e-6)
+    later = _change("tests", "t4000", 4000, 812.0, 830.0, 1e-3)
+    law = CracklePattern(
+        PatternKind.CONSERVATION,
+        "law 'a - b = 0' holds across 4990 of 5000 tasks",
+        (),
+        0.99,
+        {"p_value": 1e-30},
+        {"law": "a - b = 0", "violations": ["t7", "t8"]},
+    )
+    report = PatternReport(
+        [*outliers, later, law, regression, fix],
+        task_count=5000,
+        change_positions={id(regression): 3000, id(fix): 3002, id(later): 4000},
+    )
+    assert report.ranked()[0] is regression
+    assert all(report.ranked().index(o) > report.ranked().index(later) for o in outliers)
+    overview = report.overview()
+    first, second = overview.incidents
+    assert [c.metric for c in first.changes] == ["build_s", "queue"]
+    assert first.label == "t3000" and first.position == 3000
+    assert math.isclose(first.changes[0].relative, 0.25)
+    assert [c.metric for c in second.changes] == ["tests"]
+    assert overview.laws[0].violators == ("t7", "t8")
+    assert overview.outlier_count == 15 and len(overview.outliers) == 10
+    assert overview.outliers[0].details["task"] == "t14"  # the most severe first
+    lines = report.summary().splitlines()
+    assert lines[0] == "incident 1: at task 't3000': build_s 100 → 125 (+25%), queue 10 → 5 (-50%)"
+    assert lines[1] == "incident 2: at task 't4000': tests 812 → 830 (+2%)"
+    assert lines[2] == "law: a - b = 0; violated by 2 task(s): 't7', 't8'"
+    assert lines[3].startswith("outliers: 15 task(s); most severe: 't14', 't13'")
+    assert report.to_table().splitlines()[0] == lines[0]
+    parsed = json.loads(report.to_json())
+    assert parsed["overview"]["incidents"][0]["changes"][0]["relative"] == 0.25
+    assert parsed["overview"]["outliers"]["count"] == 15
+    assert parsed["patterns"][0]["description"] == regression.description
+    page = report.to_html(figures=False)
+    assert page.index("incident 1") < page.index("<table>")
+
+
+def test_an_empty_report_says_nothing_was_found() -> None:
+    assert PatternReport().summary().splitlines()[0] == "nothing found"
 
 
 def test_report_to_pandas_columns() -> None:

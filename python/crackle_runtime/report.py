@@ -7,10 +7,11 @@ import csv
 import html
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crackle_runtime import _optional
+from crackle_runtime._overview import Overview, build_overview, rank_key
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
 
 __all__ = ["PatternReport"]
@@ -36,6 +37,7 @@ class PatternReport(list[CracklePattern]):
         elapsed: float = 0.0,
         notes: Iterable[str] = (),
         timings: dict[str, float] | None = None,
+        change_positions: Mapping[int, int] | None = None,
     ) -> None:
         indexed = list(enumerate(patterns))
         indexed.sort(key=lambda item: (-item[1].confidence, _RANK[item[1].kind], item[0]))
@@ -50,6 +52,9 @@ class PatternReport(list[CracklePattern]):
         self.notes: list[str] = list(notes)
         # seconds each detector's kernel took, by detector name, in the order they ran
         self.timings: dict[str, float] = dict(timings or {})
+        # id(pattern) -> the task position of a change pattern's change (from cooling)
+        self._change_positions = dict(change_positions or {})
+        self._overview: Overview | None = None
 
     # --- views --------------------------------------------------------------------------
     def by_kind(self, kind: PatternKind | str) -> list[CracklePattern]:
@@ -62,8 +67,33 @@ class PatternReport(list[CracklePattern]):
             counts[pattern.kind.value] = counts.get(pattern.kind.value, 0) + 1
         return counts
 
+    def overview(self) -> Overview:
+        """What to read first (SPEC §13): incidents (changes of several metrics at about the
+        same task, each metric's before → after), laws with their violators, the strongest
+        relationships, the most severe outliers and largest clusters (top ten and a count)
+        and the data notes. ``overview().lines()`` words it."""
+        if self._overview is None:
+            self._overview = build_overview(
+                self,
+                task_count=self.task_count,
+                notes=self.notes,
+                skipped=self.skipped,
+                incomplete=self.incomplete,
+                positions=self._change_positions,
+            )
+        return self._overview
+
+    def ranked(self) -> list[CracklePattern]:
+        """The patterns by evidence and size: changes, laws, relationships, clusters, then
+        outliers; within each, the smallest p-value, the highest confidence, the most tasks
+        first. The renderings (table, CSV, JSON, HTML) list patterns in this order."""
+        return sorted(self, key=rank_key)
+
     def summary(self) -> str:
-        """A few lines: what was cooled, what was found, what was skipped or cut short."""
+        """The overview, then what was cooled, what was found and how it was tested."""
+        return "\n".join([*self.overview().lines(), "", self._statistics()])
+
+    def _statistics(self) -> str:
         lines = [
             f"{len(self)} pattern(s) across {self.task_count} task(s) and "
             f"{self.metric_count} metric(s) in {self.elapsed:.3f} s"
@@ -75,16 +105,12 @@ class PatternReport(list[CracklePattern]):
         lines.append(
             f"significance: Benjamini-Hochberg at q = {self.fdr:g} over {self.tests_run} test(s)"
         )
-        for kind, reason in self.skipped:
-            lines.append(f"skipped {kind}: {reason}")
-        for kind, reason in self.incomplete:
-            lines.append(f"incomplete {kind}: {reason}")
-        lines.extend(self.notes)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "patterns": [pattern.to_dict() for pattern in self],
+            "overview": self.overview().to_dict(),
+            "patterns": [pattern.to_dict() for pattern in self.ranked()],
             "task_count": self.task_count,
             "metric_count": self.metric_count,
             "tests_run": self.tests_run,
@@ -155,7 +181,7 @@ class PatternReport(list[CracklePattern]):
         patterns of each kind are listed and a line counts the rest."""
         rows: list[tuple[str, str, str, str]] = [("kind", "conf", "tasks", "description")]
         shown: dict[PatternKind, int] = {}
-        for pattern in self:
+        for pattern in self.ranked():
             shown[pattern.kind] = shown.get(pattern.kind, 0) + 1
             if max_per_kind is not None and shown[pattern.kind] > max_per_kind:
                 continue
@@ -180,19 +206,19 @@ class PatternReport(list[CracklePattern]):
                     )
         kind_w = max(len(row[0]) for row in rows)
         task_w = max(len(row[2]) for row in rows)
-        lines = []
+        lines = [*self.overview().lines(), ""]
         for kind_text, confidence, tasks, description in rows:
             line = f"{kind_text:<{kind_w}}  {confidence:>4}  {tasks:>{task_w}}  {description}"
             lines.append(line if width is None or len(line) <= width else line[: width - 1] + "…")
         lines.append("")
-        lines.append(self.summary())
+        lines.append(self._statistics())
         return "\n".join(lines)
 
     def to_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["kind", "confidence", "description", "involved_tasks", "metrics"])
-        for pattern in self:
+        for pattern in self.ranked():
             writer.writerow(
                 [
                     pattern.kind.value,
@@ -209,7 +235,7 @@ class PatternReport(list[CracklePattern]):
         ``figures`` and matplotlib is installed) the confidence chart as an inline SVG."""
         body = self._repr_html_()
         if figures and len(self):
-            body = self._figure_html() + body
+            body += self._figure_html()
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>crackle report</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -230,25 +256,29 @@ class PatternReport(list[CracklePattern]):
         return f"<p><img alt='pattern confidences' src='data:image/svg+xml;base64,{encoded}'></p>"
 
     def _repr_html_(self) -> str:
-        summary = "<br>".join(html.escape(line) for line in self.summary().splitlines())
+        overview = "".join(f"<li>{html.escape(line)}</li>" for line in self.overview().lines())
+        statistics = "<br>".join(html.escape(line) for line in self._statistics().splitlines())
         rows = "".join(
             f"<tr><td>{html.escape(pattern.kind.value)}</td><td>{pattern.confidence:.2f}</td>"
             f"<td>{len(pattern.involved_tasks)}</td><td>{html.escape(pattern.description)}</td></tr>"
-            for pattern in self
+            for pattern in self.ranked()
         )
         return (
-            f"<p>{summary}</p><table><thead><tr><th>kind</th><th>confidence</th>"
+            f"<section class='overview'><h2>Overview</h2><ul>{overview}</ul></section>"
+            f"<p>{statistics}</p><table><thead><tr><th>kind</th><th>confidence</th>"
             f"<th>tasks</th><th>description</th></tr></thead><tbody>{rows}</tbody></table>"
         )
 
-    def plot(self, ax: Any = None) -> Any:
-        """Bar chart of pattern confidences by kind (matplotlib); returns the Axes."""
+    def plot(self, ax: Any = None, top: int = 20) -> Any:
+        """Bar chart of the confidences of the ``top`` first findings in ranked order
+        (matplotlib); returns the Axes."""
         plt = _optional.pyplot()
+        shown = self.ranked()[:top]
         if ax is None:
-            _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(self) + 1)))
-        labels = [f"{p.kind.value}: {p.description[:50]}" for p in self]
-        ax.barh(range(len(self)), [p.confidence for p in self])
-        ax.set_yticks(range(len(self)), labels)
+            _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(shown) + 1)))
+        labels = [f"{p.kind.value}: {p.description[:50]}" for p in shown]
+        ax.barh(range(len(shown)), [p.confidence for p in shown])
+        ax.set_yticks(range(len(shown)), labels)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("confidence")

@@ -137,7 +137,24 @@ def cool(
         elapsed=time.perf_counter() - started,
         notes=state.notes,
         timings=state.timings,
+        change_positions=_change_positions(state.patterns, data),
     )
+
+
+def _change_positions(patterns: list[CracklePattern], data: DetectionData) -> dict[int, int]:
+    """``id(pattern)`` -> the task position (recording order) of each change pattern's
+    change: its ``change_index`` counts the tasks having the metric."""
+    index = {name: row for row, name in enumerate(data.names)}
+    positions: dict[int, int] = {}
+    for pattern in patterns:
+        metric = index.get(pattern.details.get("metric"))  # type: ignore[arg-type]
+        change = pattern.metrics.get("change_index")
+        if metric is None or change is None or change != change:
+            continue
+        having = data.present(metric).nonzero()[0]
+        if 0 <= int(change) < having.size:
+            positions[id(pattern)] = int(having[int(change)])
+    return positions
 
 
 def _run(state: _Cooling, data: DetectionData) -> None:

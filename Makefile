@@ -8,7 +8,7 @@ export PYO3_PYTHON := $(VPY)
 PY_SOURCES := python/crackle_runtime tests benches
 RUST_SOURCES := $(shell find src-rust -name '*.rs') Cargo.toml
 
-.PHONY: demo test build lint format rust-test py-test bench-quick bench fuzz clean
+.PHONY: demo test build lint format rust-test py-test browser bench-quick bench fuzz clean
 
 demo: build
 	$(VENV)/bin/crackle demo
@@ -50,8 +50,16 @@ format: $(VENV)/.deps
 rust-test:
 	cargo test --release -q --no-default-features
 
-py-test: build
-	CRACKLE_REQUIRE_NATIVE=1 $(VPY) -m pytest -q -p no:cacheprovider
+py-test: build browser
+	CRACKLE_REQUIRE_NATIVE=1 CRACKLE_REQUIRE_BROWSER=1 $(VPY) -m pytest -q -p no:cacheprovider
+
+# Chromium and its driver from Debian's packages, for the HTML report's browser test.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver; }
 
 bench-quick: build
 	$(VPY) benches/run.py --quick

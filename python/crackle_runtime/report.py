@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crackle_runtime import _optional
+from crackle_runtime import _html, _optional
 from crackle_runtime._overview import Overview, build_overview, rank_key
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
+
+if TYPE_CHECKING:
+    from crackle_runtime.detectors._data import DetectionData
 
 __all__ = ["PatternReport"]
 
@@ -38,6 +40,7 @@ class PatternReport(list[CracklePattern]):
         notes: Iterable[str] = (),
         timings: dict[str, float] | None = None,
         change_positions: Mapping[int, int] | None = None,
+        source: DetectionData | None = None,
     ) -> None:
         indexed = list(enumerate(patterns))
         indexed.sort(key=lambda item: (-item[1].confidence, _RANK[item[1].kind], item[0]))
@@ -55,6 +58,8 @@ class PatternReport(list[CracklePattern]):
         # id(pattern) -> the task position of a change pattern's change (from cooling)
         self._change_positions = dict(change_positions or {})
         self._overview: Overview | None = None
+        # the metrics the report was cooled from (no copy), for the HTML page's figures
+        self._source = source
 
     # --- views --------------------------------------------------------------------------
     def by_kind(self, kind: PatternKind | str) -> list[CracklePattern]:
@@ -231,29 +236,10 @@ class PatternReport(list[CracklePattern]):
         return buffer.getvalue()
 
     def to_html(self, figures: bool = True) -> str:
-        """A standalone HTML page with the summary and the pattern table, plus (when
-        ``figures`` and matplotlib is installed) the confidence chart as an inline SVG."""
-        body = self._repr_html_()
-        if figures and len(self):
-            body += self._figure_html()
-        return (
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>crackle report</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
-            f"<body><h1>crackle_runtime report</h1>{body}</body></html>"
-        )
-
-    def _figure_html(self) -> str:
-        try:
-            plt = _optional.pyplot()
-        except ImportError:
-            return ""
-        ax = self.plot()
-        buffer = io.BytesIO()
-        ax.figure.savefig(buffer, format="svg", bbox_inches="tight")
-        plt.close(ax.figure)
-        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-        return f"<p><img alt='pattern confidences' src='data:image/svg+xml;base64,{encoded}'></p>"
+        """A standalone HTML page (no external resource): the overview, then one block per
+        top finding with a small inline SVG figure of its metrics (when ``figures`` and the
+        report comes from ``cool()``), then a table of every pattern."""
+        return _html.page(self, figures)
 
     def _repr_html_(self) -> str:
         overview = "".join(f"<li>{html.escape(line)}</li>" for line in self.overview().lines())

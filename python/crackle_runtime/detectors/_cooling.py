@@ -138,6 +138,7 @@ def cool(
         notes=state.notes,
         timings=state.timings,
         change_positions=_change_positions(state.patterns, data),
+        source=data,
     )
 
 

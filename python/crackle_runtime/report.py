@@ -13,9 +13,15 @@ from typing import Any
 from crackle_runtime import _optional
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
 
-__all__ = ["PatternReport"]
+__all__ = ["PatternReport", "printable"]
 
 _RANK = {kind: rank for rank, kind in enumerate(DETECTOR_ORDER)}
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (from a label or a metric name that came
+    through ``surrogateescape`` or a JSON escape) becomes its backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class PatternReport(list[CracklePattern]):
@@ -210,7 +216,7 @@ class PatternReport(list[CracklePattern]):
         body = self._repr_html_()
         if figures and len(self):
             body = self._figure_html() + body
-        return (
+        return printable(
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>crackle report</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>"
@@ -246,7 +252,7 @@ class PatternReport(list[CracklePattern]):
         plt = _optional.pyplot()
         if ax is None:
             _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(self) + 1)))
-        labels = [f"{p.kind.value}: {p.description[:50]}" for p in self]
+        labels = [printable(f"{p.kind.value}: {p.description[:50]}") for p in self]
         ax.barh(range(len(self)), [p.confidence for p in self])
         ax.set_yticks(range(len(self)), labels)
         ax.invert_yaxis()

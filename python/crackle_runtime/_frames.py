@@ -104,9 +104,9 @@ def _check_arguments(
 ) -> list[str]:
     """Unique column names, and ``label``, ``order_by`` and ``ignore`` naming columns;
     returns the ignored names."""
-    duplicates = sorted({name for name in columns.names if columns.names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"{where}: duplicate column name {duplicates[0]!r}")
+    duplicate = first_duplicate(columns.names)
+    if duplicate is not None:
+        raise ValueError(f"{where}: duplicate column name {duplicate!r}")
     known = set(columns.names)
     ignored = _names_argument(ignore, spell("ignore"))
     for argument, wanted in (("label", [label]), ("order_by", [order_by]), ("ignore", ignored)):
@@ -149,6 +149,16 @@ def _roles(
         else:
             notes.append(f"'{name}' takes part in no detector: {why}")
     return index_columns, notes
+
+
+def first_duplicate(names: Sequence[str]) -> str | None:
+    """The first name that appears twice in ``names``, or None."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _names_argument(names: Iterable[str] | str | None, argument: str) -> list[str]:
@@ -199,8 +209,8 @@ def _require_finite(values: NDArray[np.float64], names: Sequence[str], where: st
     if infinite.any():
         row, column = np.argwhere(infinite)[0].tolist()
         raise ValueError(
-            f"{where}: row {row + 1}, column {names[column]!r} is not finite "
-            f"({values[row, column]!r})"
+            f"{where}: row {row + 1}, column {names[column]!r} is not finite or too large "
+            f"for a float64 ({float(values[row, column])!r})"
         )
 
 
@@ -254,6 +264,7 @@ def columns_from_arrow(table: Any) -> Columns:
     numeric: dict[str, NDArray[np.float64]] = {}
     kinds: dict[str, str] = {}
     times: dict[str, NDArray[np.float64]] = {}
+    cells: dict[str, list[Any]] = {}
     for position, name in enumerate(names):
         column = table.column(position)
         kind = column.type
@@ -268,8 +279,9 @@ def columns_from_arrow(table: Any) -> Columns:
             times[name] = _arrow_floats(micros) / 1e6
         elif types.is_null(kind) or column.null_count == len(column):
             kinds[name] = EMPTY
-        elif types.is_string(kind) or types.is_large_string(kind):
-            seconds = iso_seconds(column.to_pylist()) if _looks_iso(column) else None
+        elif _is_text(types, kind):
+            cells[name] = column.to_pylist()  # every layout converts; not every one casts
+            seconds = iso_seconds(cells[name]) if _looks_iso(cells[name]) else None
             if seconds is None:
                 kinds[name] = TEXT
             else:
@@ -280,20 +292,27 @@ def columns_from_arrow(table: Any) -> Columns:
             kinds[name] = str(kind)
 
     def texts(name: str) -> list[str]:
-        column = table.column(names.index(name))
-        try:
-            column = column.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return ["" if value is None else str(value) for value in column.to_pylist()]
-        return ["" if value is None else value for value in column.to_pylist()]
+        if name not in cells:
+            cells[name] = table.column(names.index(name)).to_pylist()
+        return ["" if value is None else str(value) for value in cells[name]]
 
     return Columns(table.num_rows, names, numeric, kinds, texts, times)
 
 
-def _looks_iso(column: Any) -> bool:
-    """Whether the first present cell of an Arrow text column reads as an ISO timestamp."""
-    chunk = column.drop_null().slice(0, 1).to_pylist()
-    return bool(chunk) and iso_seconds(chunk) is not None
+def _is_text(types: Any, kind: Any) -> bool:
+    """Strings of any Arrow layout (polars exports ``string_view``) and categoricals."""
+    return bool(
+        types.is_string(kind)
+        or types.is_large_string(kind)
+        or getattr(types, "is_string_view", lambda _: False)(kind)
+        or types.is_dictionary(kind)
+    )
+
+
+def _looks_iso(cells: list[Any]) -> bool:
+    """Whether the first present cell of a text column reads as an ISO timestamp."""
+    first = next((cell for cell in cells if cell is not None and cell != ""), None)
+    return first is not None and iso_seconds([first]) is not None
 
 
 def _is_blank(cell: Any) -> bool:
@@ -324,8 +343,12 @@ def iso_seconds(
 
 
 def _arrow_floats(column: Any) -> NDArray[np.float64]:
-    """A float64 Arrow column as a NumPy array, NaN where null."""
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    """A float64 Arrow column as a NumPy array, NaN where null (without the conversion
+    path through pandas that ``to_numpy`` takes for arrays with nulls)."""
+    filled = column.fill_null(np.nan) if column.null_count else column
+    if filled.num_chunks == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.asarray(filled.combine_chunks().to_numpy(zero_copy_only=True), dtype=np.float64)
 
 
 def arrow_table(source: Any) -> Any:

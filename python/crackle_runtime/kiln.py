@@ -34,7 +34,7 @@ from crackle_runtime.errors import (
     TaskPanickedError,
 )
 from crackle_runtime.profile import ThermalProfile
-from crackle_runtime.report import PatternReport
+from crackle_runtime.report import PatternReport, printable
 from crackle_runtime.task import TaskOutput, fire_function, task_label
 
 __all__ = ["Kiln", "MetricMatrix", "TaskEntry", "TaskMetadata", "Timestamp"]
@@ -473,7 +473,7 @@ class Kiln:
         found = ""
         if self._cooled is not None:
             found = f"<br>{len(self._cooled.report)} pattern(s) found"
-        return (
+        return printable(
             f"<div><b>Kiln</b>: {tasks} task(s), {len(names)} metric(s), {state}"
             f"<br>metrics: {shown or '(none)'}{more}{found}</div>"
         )

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crackle_runtime import _backend
+from crackle_runtime._executors import in_flight_limit
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.errors import InvalidMetricError, TaskPanickedError
 from crackle_runtime.task import TaskOutput, fire_function, fixed_label, overrides_cool, task_label
@@ -218,7 +219,7 @@ class Recording:
         """Submit tasks to ``executor`` with a bounded number in flight; record the results
         in submission order."""
         outputs: list[TaskOutput] = []
-        limit = 4 * (getattr(executor, "_max_workers", None) or 4)
+        limit = in_flight_limit(executor)
         in_flight: deque[tuple[object, str, Future[tuple[Any, float, float]]]] = deque()
         iterator = iter(tasks)
 

@@ -146,3 +146,11 @@ def test_kiln_repr_html_and_report_html_with_a_lone_surrogate() -> None:
     html = report.to_html()  # was TypeError from matplotlib
     assert "metric &#x27;&lt;x\\udc80&gt;&#x27; shifted" in html
     html.encode("utf-8")
+
+
+def test_from_arrow_reads_sliced_chunks_with_nulls() -> None:
+    first = pa.array([1.0, None, 3.0, None, 5.0, 6.0, 7.0, 8.0, None, 10.0]).slice(1, 9)
+    column = pa.chunked_array([first, pa.array([], pa.float64()), pa.array([None, 2.5])])
+    kiln = Kiln.from_arrow(pa.table({"x": column}))
+    values = kiln.metric_matrix()[2][:, 0]
+    assert [None if math.isnan(v) else v for v in values] == column.to_pylist()

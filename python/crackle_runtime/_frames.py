@@ -343,12 +343,21 @@ def iso_seconds(
 
 
 def _arrow_floats(column: Any) -> NDArray[np.float64]:
-    """A float64 Arrow column as a NumPy array, NaN where null (without the conversion
-    path through pandas that ``to_numpy`` takes for arrays with nulls)."""
-    filled = column.fill_null(np.nan) if column.null_count else column
-    if filled.num_chunks == 0:
-        return np.empty(0, dtype=np.float64)
-    return np.asarray(filled.combine_chunks().to_numpy(zero_copy_only=True), dtype=np.float64)
+    """A float64 Arrow column as a NumPy array, NaN where null: read from the buffers, since
+    pyarrow's own conversions of arrays with nulls import pandas (0.6 s)."""
+    out = np.empty(len(column), dtype=np.float64)
+    start = 0
+    for chunk in column.chunks:
+        size, offset = len(chunk), chunk.offset
+        if size == 0:
+            continue
+        validity, data = chunk.buffers()[:2]
+        out[start : start + size] = np.frombuffer(data, np.float64, offset + size)[offset:]
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+            out[start : start + size][bits[offset : offset + size] == 0] = np.nan
+        start += size
+    return out
 
 
 def arrow_table(source: Any) -> Any:

@@ -80,7 +80,7 @@ def test_prepare_orders_by_a_timestamp_and_notes_other_columns(tmp_path: Path, r
 
 
 def test_gzip_jsonl_and_stdin(tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = [{"id": i, "x": i * 0.5, "tag": "a", "nested": {"k": i}} for i in range(5)]
+    rows = [{"id": i, "x": i * 0.5, "tag": "7", "nested": {"k": i}} for i in range(5)]
     rows[2]["x"] = None
     text = "\n".join(json.dumps(row) for row in rows) + "\n"
     path = tmp_path / "runs.jsonl.gz"
@@ -88,7 +88,7 @@ def test_gzip_jsonl_and_stdin(tmp_path: Path, reader: str, monkeypatch: pytest.M
     columns, _ = _readers.read_columns(str(path))
     assert list(columns.numeric) == ["id", "x"]
     assert _nan_list(columns.numeric["x"]) == [0.0, 0.5, None, 1.5, 2.0]
-    assert columns.kinds == {"tag": "text", "nested": "nested values"}
+    assert columns.kinds == {"tag": "text", "nested": "nested values"}  # JSON text stays text
     assert columns.texts("id") == ["0", "1", "2", "3", "4"]
 
     class Stdin:
@@ -97,6 +97,13 @@ def test_gzip_jsonl_and_stdin(tmp_path: Path, reader: str, monkeypatch: pytest.M
     monkeypatch.setattr(sys, "stdin", Stdin)
     columns, where = _readers.read_columns("-")
     assert where == "<stdin>" and columns.names[0] == "run"
+
+
+def test_header_only_csv_has_empty_columns(tmp_path: Path, reader: str) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("a,b\n")
+    columns, _ = _readers.read_columns(str(path))
+    assert columns.rows == 0 and columns.kinds == {"a": "empty", "b": "empty"}
 
 
 def test_parquet_needs_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

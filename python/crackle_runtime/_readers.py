@@ -14,7 +14,7 @@ import io
 import json
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ def _stdlib_csv(data: bytes, where: str) -> Columns:
                 f"the header has {width}"
             )
     cells: list[Sequence[str]] = list(zip(*body, strict=True)) if body else [()] * width
-    return _typed(header, cells, len(body))
+    return _typed(header, cells, len(body), _csv_numbers, _na)
 
 
 def _stdlib_jsonl(data: bytes, where: str) -> Columns:
@@ -225,23 +225,30 @@ def _stdlib_jsonl(data: bytes, where: str) -> Columns:
         records.append(record)
         names.update(dict.fromkeys(record))
     columns = [[record.get(name) for record in records] for name in names]
-    return _typed(list(names), columns, len(records))
+    return _typed(list(names), columns, len(records), _json_numbers, _is_none)
 
 
-def _typed(names: list[str], cells: Sequence[Sequence[Any]], rows: int) -> Columns:
-    """``Columns`` from cells by column (text from CSV, JSON values from JSON Lines)."""
+def _typed(
+    names: list[str],
+    cells: Sequence[Sequence[Any]],
+    rows: int,
+    numbers: Callable[[Sequence[Any]], NDArray[np.float64] | None],
+    absent: Callable[[Any], bool],
+) -> Columns:
+    """``Columns`` from cells by column: ``numbers`` converts a numeric column (None for
+    any other), ``absent`` says which cells hold no value."""
     numeric: dict[str, NDArray[np.float64]] = {}
     kinds: dict[str, str] = {}
     times: dict[str, NDArray[np.float64]] = {}
     for name, column in zip(names, cells, strict=True):
-        values = _numbers(column)
+        values = numbers(column)
         if values is not None:
             numeric[name] = values
             continue
-        seconds = iso_seconds(column, _absent)
+        seconds = iso_seconds(column, absent)
         if seconds is not None:
             kinds[name], times[name] = TIMESTAMP, seconds
-        elif all(_absent(cell) for cell in column):
+        elif all(absent(cell) for cell in column):
             kinds[name] = EMPTY
         elif any(isinstance(cell, dict | list) for cell in column):
             kinds[name] = NESTED
@@ -250,54 +257,65 @@ def _typed(names: list[str], cells: Sequence[Sequence[Any]], rows: int) -> Colum
     by_name = dict(zip(names, cells, strict=True))
 
     def texts(name: str) -> list[str]:
-        return ["" if _absent(cell) else _text(cell) for cell in by_name[name]]
+        return ["" if absent(cell) else _text(cell) for cell in by_name[name]]
 
     return Columns(rows, names, numeric, kinds, texts, times)
 
 
-def _absent(cell: Any) -> bool:
-    return cell is None or (isinstance(cell, str) and cell.strip() in _NA)
+def _na(cell: str) -> bool:
+    """A CSV cell that means "absent"."""
+    return cell.strip() in _NA
+
+
+def _is_none(cell: Any) -> bool:
+    return cell is None
 
 
 def _text(cell: Any) -> str:
-    return (
-        cell
-        if isinstance(cell, str)
-        else json.dumps(cell)
-        if isinstance(cell, dict | list)
-        else str(cell)
-    )
+    if isinstance(cell, str):
+        return cell
+    return json.dumps(cell) if isinstance(cell, dict | list) else str(cell)
 
 
-def _numbers(column: Sequence[Any]) -> NDArray[np.float64] | None:
-    """The column as float64 (NaN where absent), or None when a cell is not a number. An
-    integer too large for a float64 becomes inf (rejected later with the row named)."""
-    if column and all(isinstance(cell, str) for cell in column):
-        try:
-            return np.array(column, dtype=np.float64)  # the fast path: every cell a number
-        except ValueError:
-            pass
-    values = np.empty(len(column), dtype=np.float64)
+def _csv_numbers(column: Sequence[str]) -> NDArray[np.float64] | None:
+    """A CSV column as float64 (NaN where absent; true/false as 1/0), or None when a cell is
+    not a number."""
+    if not column:
+        return None
+    try:
+        return np.array(column, dtype=np.float64)  # the fast path: every cell a number
+    except ValueError:
+        pass
+    values = np.full(len(column), np.nan)
     present = False
     for row, cell in enumerate(column):
-        if _absent(cell):
-            values[row] = np.nan
+        stripped = cell.strip()
+        if stripped in _NA:
             continue
-        if isinstance(cell, str):
-            stripped = cell.strip()
-            if stripped in _BOOLS:
-                values[row] = _BOOLS[stripped]
-            else:
-                try:
-                    values[row] = float(stripped)
-                except ValueError:
-                    return None
-        elif isinstance(cell, bool | int | float):
-            try:
-                values[row] = float(cell)
-            except OverflowError:
-                values[row] = np.inf
+        if stripped in _BOOLS:
+            values[row] = _BOOLS[stripped]
         else:
+            try:
+                values[row] = float(stripped)
+            except ValueError:
+                return None
+        present = True
+    return values if present else None
+
+
+def _json_numbers(column: Sequence[Any]) -> NDArray[np.float64] | None:
+    """A JSON column of numbers, booleans and nulls as float64 (NaN where null), or None. An
+    integer too large for a float64 becomes inf (rejected later with the row named)."""
+    values = np.full(len(column), np.nan)
+    present = False
+    for row, cell in enumerate(column):
+        if cell is None:
+            continue
+        if not isinstance(cell, bool | int | float):
             return None
+        try:
+            values[row] = float(cell)
+        except OverflowError:
+            values[row] = np.inf
         present = True
     return values if present else None

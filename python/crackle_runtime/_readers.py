@@ -279,28 +279,25 @@ def _text(cell: Any) -> str:
 
 def _csv_numbers(column: Sequence[str]) -> NDArray[np.float64] | None:
     """A CSV column as float64 (NaN where absent; true/false as 1/0), or None when a cell is
-    not a number."""
-    if not column:
-        return None
-    try:
-        return np.array(column, dtype=np.float64)  # the fast path: every cell a number
-    except ValueError:
-        pass
-    values = np.full(len(column), np.nan)
-    present = False
-    for row, cell in enumerate(column):
-        stripped = cell.strip()
-        if stripped in _NA:
+    not a number. Python's ``float`` parses text faster than NumPy does; ``map`` keeps the
+    common cases (all numbers, numbers and NA tokens) out of a Python loop."""
+    for cells in (column, ["nan" if cell in _NA else cell for cell in column]):
+        try:
+            array = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+        except ValueError:
             continue
+        return None if np.isnan(array).all() else array
+    values = np.full(len(column), np.nan)
+    for row, cell in enumerate(column):  # padded NA tokens, true/false, or not numbers
+        stripped = cell.strip()
         if stripped in _BOOLS:
             values[row] = _BOOLS[stripped]
-        else:
+        elif stripped not in _NA:
             try:
                 values[row] = float(stripped)
             except ValueError:
                 return None
-        present = True
-    return values if present else None
+    return None if np.isnan(values).all() else values
 
 
 def _json_numbers(column: Sequence[Any]) -> NDArray[np.float64] | None:

@@ -290,3 +290,14 @@ def test_wide_csv_is_bounded(wide_csv: Path) -> None:
         "detectors take; leave them out with --without correlation,dependence,"
         "information_flow or name fewer columns (--ignore)\n"
     )
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "jobs.csv", 60)
+    command = [sys.executable, "-m", "crackle_runtime", "cool", str(path), "--fail-on", "any"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # like `| head` that has read enough
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 1  # patterns were found
+    assert err == b""

@@ -26,6 +26,7 @@ __all__ = [
     "columns_from_pandas",
     "iso_seconds",
     "prepare",
+    "prepare_pandas",
     "row_order",
     "to_arrow",
     "to_pandas",
@@ -253,6 +254,19 @@ def columns_from_pandas(frame: Any) -> tuple[Columns, list[str]]:
 
     index = [str(value) for value in frame.index.tolist()]
     return Columns(len(frame), names, numeric, kinds, texts, times), index
+
+
+def prepare_pandas(
+    frame: Any, label: str | None, order_by: str | None, ignore: Iterable[str] | str | None
+) -> Prepared:
+    """``prepare`` for a pandas DataFrame, whose index gives the labels when ``label`` is
+    None (sorted with the rows)."""
+    columns, index = columns_from_pandas(frame)
+    prepared = prepare(columns, label, order_by, ignore)
+    if label is None:
+        order = row_order(columns, order_by)
+        prepared.labels = index if order is None else [index[i] for i in order.tolist()]
+    return prepared
 
 
 # --- Arrow ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ message on standard error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -242,8 +243,13 @@ def _render(report: PatternReport, fmt: str) -> str:
 def _emit(text: str, output: Path | None) -> None:
     text = printable(text if text.endswith("\n") else text + "\n")
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `crackle cool … | head`: the reader has gone
+            # Point stdout at /dev/null so the interpreter's final flush cannot fail again;
+            # the exit status still says what was found.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     try:
         output.write_text(text, encoding="utf-8")

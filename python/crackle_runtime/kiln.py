@@ -301,12 +301,7 @@ class Kiln:
                     frame, label=label, order_by=order_by, ignore=ignore, profile=profile
                 )
             raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
-        columns, index = _frames.columns_from_pandas(frame)
-        prepared = _frames.prepare(columns, label, order_by, ignore)
-        if label is None:
-            order = _frames.row_order(columns, order_by)
-            prepared.labels = index if order is None else [index[i] for i in order.tolist()]
-        return cls._from_prepared(prepared, profile)
+        return cls._from_prepared(_frames.prepare_pandas(frame, label, order_by, ignore), profile)
 
     @classmethod
     def from_arrow(

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
+import bench_cli
 import bench_cluster
 import bench_info
 import bench_kiln
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Group]]] = {
     **bench_info.BENCHMARKS,
     **bench_kiln.BENCHMARKS,
     **bench_cluster.BENCHMARKS,
+    **bench_cli.BENCHMARKS,
 }
 ORDER = sorted(BENCHMARKS, key=lambda name: int(name[1:]))
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -85,3 +87,14 @@ def native() -> ModuleType:
 def numpy_backend() -> ModuleType:
     """The NumPy backend's kernel module."""
     return _backend.numpy_module()
+
+
+@pytest.fixture
+def wide_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV of 3 rows x 20,000 numeric columns (c0 … c19999)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("wide") / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(20_000))
+    body = "\n".join(",".join(f"{v:.3f}" for v in row) for row in rng.normal(size=(3, 20_000)))
+    path.write_text(header + "\n" + body + "\n")
+    return path

@@ -232,10 +232,11 @@ def test_a_metric_named_twice_in_pairs_is_an_error() -> None:
     assert len(kiln) == 0
 
 
-def test_dataframe_complex_columns_are_refused_and_timedeltas_are_seconds() -> None:
+def test_dataframe_complex_columns_are_named_in_the_notes_and_timedeltas_are_seconds() -> None:
     pd = pytest.importorskip("pandas")
-    with pytest.raises(InvalidMetricError, match="column 'c' holds complex numbers"):
-        Kiln.from_pandas(pd.DataFrame({"c": [1 + 2j, 3 + 0j], "d": [1.0, 2.0]}))
+    kiln = Kiln.from_pandas(pd.DataFrame({"c": [1 + 2j, 3 + 0j, 1j], "d": [1.0, 2.0, 3.0]}))
+    assert kiln.metric_names == ["d"]
+    assert kiln.cool().notes == ["'c' takes part in no detector: it is not numeric (complex)"]
     frame = pd.DataFrame({"t": pd.to_timedelta([1.5, None], unit="s"), "d": [1.0, 2.0]})
     matrix = Kiln.from_pandas(frame).metric_matrix()[2]
     assert matrix[0].tolist() == [1.5, 1.0] and np.isnan(matrix[1, 0])

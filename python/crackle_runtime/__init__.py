@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import platform
 import sys
+import types
 from importlib import metadata as _metadata
-from typing import Any
 
 import numpy as np
 
@@ -83,11 +83,21 @@ __all__ = [
 ]
 
 
-def __getattr__(attribute: str) -> Any:
-    # `backend` follows the backend in use ("native" or "python").
-    if attribute == "backend":
+class _Package(types.ModuleType):
+    """The package module's class: ``crackle_runtime.backend`` is a property that follows
+    the backend in use ("native" or "python"). A property rather than a module
+    ``__getattr__``, so a misspelt attribute (``cr.Klin``) still fails the type checker."""
+
+    @property
+    def backend(self) -> str:
         return _backend.name
-    raise AttributeError(f"module 'crackle_runtime' has no attribute {attribute!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), "backend"})
+
+
+sys.modules[__name__].__class__ = _Package
+backend: str  # declared for type checkers; the property above answers at run time
 
 
 def show_versions() -> None:

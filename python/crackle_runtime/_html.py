@@ -45,9 +45,9 @@ _STYLE = (
 
 
 def _text(value: str) -> str:
-    """HTML-escaped text that is valid UTF-8 whatever the labels hold (lone surrogates
-    become U+FFFD)."""
-    return html.escape(value.encode("utf-8", "replace").decode("utf-8"))
+    """HTML-escaped text that is valid UTF-8 whatever the labels hold (a lone surrogate
+    becomes its backslash escape, as in every rendering)."""
+    return html.escape(value.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def page(report: PatternReport, figures: bool = True) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crackle_runtime import _backend
+from crackle_runtime._executors import in_flight_limit
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.errors import InvalidMetricError, TaskPanickedError
 from crackle_runtime.task import (
@@ -278,7 +279,7 @@ class Recording:
         tasks already submitted are still recorded (an Exception waits for them; an
         interrupt such as Ctrl-C records those already done and cancels the rest)."""
         outputs: list[TaskOutput] = []
-        limit = 4 * (getattr(executor, "_max_workers", None) or 4)
+        limit = in_flight_limit(executor)
         in_flight: deque[tuple[object, str, Future[tuple[Any, float, float]]]] = deque()
         iterator = iter(tasks)
 

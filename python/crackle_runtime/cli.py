@@ -1,22 +1,25 @@
-"""The ``crackle`` command: ``crackle demo`` and ``crackle cool FILE``."""
+"""The ``crackle`` command: ``crackle demo`` and ``crackle cool FILE|-`` (SPEC §10, §13).
+
+Exit status: 0 when the command ran (and, with ``--fail-on``, found no pattern of those
+kinds), 1 when ``--fail-on`` kinds were found, 2 on bad usage or bad input with a one-line
+message on standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
-
+from crackle_runtime import _frames, _readers
 from crackle_runtime.errors import CrackleError
 from crackle_runtime.kiln import Kiln
+from crackle_runtime.patterns import PatternKind
 from crackle_runtime.profile import ThermalProfile
-from crackle_runtime.report import PatternReport
+from crackle_runtime.report import PatternReport, printable
 
 __all__ = ["main"]
 
@@ -25,9 +28,32 @@ _PROFILES = {
     "normal": ThermalProfile.default,
     "slow": ThermalProfile.slow_cooling,
 }
-
+_KIND_NAMES = ", ".join(kind.name.lower() for kind in PatternKind)
+ANY = "any"
 
 TABLE_ROWS_PER_KIND = 12  # the table lists this many patterns per kind; json/csv list all
+
+FOUND, NOT_FOUND, BAD_USAGE = 1, 0, 2
+
+# The pairwise detectors' work grows with the square of the metric count and does not yet
+# stop at the time budget (on 2 cores: 1,000 metrics x 3 tasks took 13 s to cool, 2,000 took
+# 71 s): beyond this many metrics the CLI asks for them to be left out rather than hang.
+PAIRWISE = frozenset(
+    {PatternKind.CORRELATION, PatternKind.DEPENDENCE, PatternKind.INFORMATION_FLOW}
+)
+MAX_PAIRWISE_METRICS = 1000
+
+_COOL_EXAMPLES = """\
+examples:
+  crackle cool runs.csv --label run_id --order-by started_at
+  crackle cool builds.jsonl.gz --ignore build_number,commit --format json --output report.json
+  crackle cool metrics.parquet --only distribution_shift,outlier --fdr 0.05
+  crackle cool runs.csv --fail-on distribution_shift,conservation   # exit 1 if found (CI gate)
+  zcat runs.csv.gz | crackle cool - --format html > report.html
+
+exit status: 0 ran (no --fail-on pattern found), 1 a --fail-on pattern was found,
+2 bad usage or bad input (one line on standard error).
+"""
 
 
 class UsageError(Exception):
@@ -39,28 +65,169 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _kinds(text: str) -> frozenset[PatternKind]:
+    """``KIND[,KIND]``: kinds by name (``phase_transition``) or value (``phase transition``)."""
+    kinds = set()
+    for part in text.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"empty kind in {text!r} (kinds: {_KIND_NAMES})")
+        try:
+            kinds.add(PatternKind.parse(part.strip().replace("-", "_")))
+        except ValueError:
+            try:
+                kinds.add(PatternKind.parse(part.strip().replace("_", " ").replace("-", " ")))
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"unknown pattern kind {part.strip()!r} (kinds: {_KIND_NAMES})"
+                ) from None
+    return frozenset(kinds)
+
+
+def _fail_on(text: str) -> frozenset[PatternKind]:
+    return frozenset(PatternKind) if text.strip().lower() == ANY else _kinds(text)
+
+
+def _columns(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+    return names
+
+
+def _in_range(convert: Callable[[str], float], low: float, high: float, what: str) -> Any:
+    """An argparse type: ``convert`` the text, then require ``low < value < high``
+    (``low <= value <= high`` for whole numbers)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        inside = low <= value <= high if convert is int else low < value < high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return parse
+
+
+_fdr = _in_range(float, 0.0, 1.0, "a number")
+_tasks = _in_range(int, 1, 10_000_000, "a whole number")
+
+
 def _parser() -> argparse.ArgumentParser:
+    from crackle_runtime import __version__
+
     parser = _Parser(
         prog="crackle",
         description="Record the metrics of many tasks and find what no single task shows.",
+        epilog="examples:\n  crackle demo\n  crackle cool runs.csv --label run_id\n"
+        "  crackle cool --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"crackle {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = commands.add_parser("demo", help="fire and cool the built-in event-stream scenario")
-    demo.add_argument("--tasks", type=int, default=1000, help="number of batches (default 1000)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo = commands.add_parser(
+        "demo",
+        help="fire and cool the built-in event-stream scenario",
+        description="Fire the built-in event-stream scenario (healthy batches, a degrading "
+        "system, a records-in/records-out check), cool it and print the report.",
+        epilog="examples:\n  crackle demo\n  crackle demo --tasks 5000 --seed 1 --format html "
+        "--output demo.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--tasks", type=_tasks, default=1000, help="number of batches, e.g. --tasks 5000 "
+        "(default 1000)"
+    )  # fmt: skip
+    demo.add_argument("--seed", type=int, default=7, help="random seed, e.g. --seed 1 (default 7)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _output_options(demo)
-    cool = commands.add_parser("cool", help="cool the tasks of a CSV, JSON Lines or Parquet file")
-    cool.add_argument("file", type=Path)
-    cool.add_argument("--label", help="column holding the task labels (default: row number)")
+    cool = commands.add_parser(
+        "cool",
+        help="cool the tasks of a CSV, JSON Lines or Parquet file",
+        description="Cool the tasks of a file, one row per task: numeric columns are metrics; "
+        "other columns are named in the report's notes. CSV (also .gz), JSON Lines and Parquet "
+        "are read through pyarrow when it is installed; NA, empty and nan cells are absent.",
+        epilog=_COOL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cool.add_argument(
+        "file",
+        metavar="FILE|-",
+        help="the tasks: a .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet file, or - for "
+        "standard input (format sniffed), e.g. runs.csv",
+    )
+    cool.add_argument(
+        "--label",
+        metavar="COLUMN",
+        help="column holding the task labels, e.g. --label run_id (default: row-1, row-2, …)",
+    )
+    cool.add_argument(
+        "--order-by",
+        metavar="COLUMN",
+        help="column that orders the tasks in time (numbers or ISO timestamps); rows are "
+        "sorted by it and it takes part in no detector, e.g. --order-by started_at",
+    )
+    cool.add_argument(
+        "--ignore",
+        metavar="COL[,COL]",
+        type=_columns,
+        default=[],
+        help="columns to leave out of every detector (ids, counters), e.g. --ignore "
+        "build_number,commit",
+    )
+    cool.add_argument(
+        "--only",
+        metavar="KIND[,KIND]",
+        type=_kinds,
+        help=f"run only these detectors, e.g. --only distribution_shift,outlier (kinds: "
+        f"{_KIND_NAMES})",
+    )
+    cool.add_argument(
+        "--without",
+        metavar="KIND[,KIND]",
+        type=_kinds,
+        help="switch these detectors off, e.g. --without clustering",
+    )
+    cool.add_argument(
+        "--fdr",
+        metavar="Q",
+        type=_fdr,
+        help="false discovery rate of the Benjamini-Hochberg correction, e.g. --fdr 0.05 "
+        "(default: the profile's, 0.01)",
+    )
+    cool.add_argument(
+        "--fail-on",
+        metavar="KIND[,KIND]|any",
+        type=_fail_on,
+        help="exit with status 1 when a pattern of these kinds is found (a CI gate), e.g. "
+        "--fail-on distribution_shift or --fail-on any",
+    )
     _output_options(cool)
     return parser
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=sorted(_PROFILES), default="normal")
-    parser.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
-    parser.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(_PROFILES),
+        default="normal",
+        help="detector thresholds: fast (coarse, quick), normal or slow (finer), e.g. "
+        "--profile fast (default normal)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "html"],
+        default="table",
+        help="report format, e.g. --format json (default table)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        type=Path,
+        help="write the report here instead of standard output, e.g. --output report.html",
+    )
 
 
 def _render(report: PatternReport, fmt: str) -> str:
@@ -74,138 +241,30 @@ def _render(report: PatternReport, fmt: str) -> str:
 
 
 def _emit(text: str, output: Path | None) -> None:
+    text = printable(text if text.endswith("\n") else text + "\n")
     if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `crackle cool … | head`: the reader has gone
+            # Point stdout at /dev/null so the interpreter's final flush cannot fail again;
+            # the exit status still says what was found.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     try:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-# --- reading task files -----------------------------------------------------------------
-def _number(text: str) -> float | None:
-    """A metric value from a text cell; None when the cell is empty."""
-    stripped = text.strip()
-    if not stripped:
-        return None
-    return float(stripped)
-
-
-def read_tasks(path: Path, label: str | None) -> tuple[list[str], list[str], np.ndarray]:
-    """``(labels, metric names, values)`` from a CSV, JSON Lines or Parquet file."""
-    if not path.exists():
-        raise UsageError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return _read_parquet(path, label)
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return _read_jsonl(path, label)
-    return _read_csv(path, label)
-
-
-def _table(
-    rows: list[dict[str, Any]], columns: list[str], label: str | None, where: str
-) -> tuple[list[str], list[str], np.ndarray]:
-    if label is not None and label not in columns:
-        raise UsageError(f"--label {label!r}: no such column in {where}")
-    metric_columns = []
-    for column in columns:
-        if column == label:
-            continue
-        cells = [row.get(column) for row in rows]
-        if all(_is_number_cell(cell) for cell in cells) and any(
-            cell not in (None, "") for cell in cells
-        ):
-            metric_columns.append(column)
-    values = np.full((len(rows), len(metric_columns)), np.nan)
-    for i, row in enumerate(rows):
-        for j, column in enumerate(metric_columns):
-            cell = row.get(column)
-            if cell is None or cell == "":
-                continue
-            value = float(cell)
-            if not math.isfinite(value):
-                raise UsageError(f"{where}: row {i + 1}, column {column!r} is not finite ({cell})")
-            values[i, j] = value
-    labels = (
-        [str(row.get(label, "")) for row in rows]
-        if label is not None
-        else [f"row-{i + 1}" for i in range(len(rows))]
-    )
-    return labels, metric_columns, values
-
-
-def _is_number_cell(cell: Any) -> bool:
-    if cell is None or cell == "":
-        return True
-    if isinstance(cell, bool):
-        return True
-    if isinstance(cell, int | float):
-        return True
-    if isinstance(cell, str):
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-    return False
-
-
-def _read_csv(path: Path, label: str | None) -> tuple[list[str], list[str], np.ndarray]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"cannot read {path} as CSV: {exc}") from None
-    if not columns:
-        raise UsageError(f"{path} has no header row")
-    return _table(rows, columns, label, str(path))
-
-
-def _read_jsonl(path: Path, label: str | None) -> tuple[list[str], list[str], np.ndarray]:
-    rows: list[dict[str, Any]] = []
-    columns: dict[str, None] = {}
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise UsageError(f"{path}: line {number} is not a JSON object")
-                rows.append(record)
-                columns.update(dict.fromkeys(record))
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{path}: line {exc.lineno if hasattr(exc, 'lineno') else '?'} is not JSON: {exc.msg}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    return _table(rows, list(columns), label, str(path))
-
-
-def _read_parquet(path: Path, label: str | None) -> tuple[list[str], list[str], np.ndarray]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError("reading Parquet needs pyarrow: pip install pyarrow") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise UsageError(f"cannot read {path} as Parquet: {exc}") from None
-    rows = table.to_pylist()
-    return _table(rows, list(table.column_names), label, str(path))
+def _option(argument: str) -> str:
+    return "--" + argument.replace("_", "-")
 
 
 # --- commands ---------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
     from crackle_runtime.scenarios import event_stream
 
-    if args.tasks < 1:
-        raise UsageError("--tasks must be at least 1")
     kiln = Kiln(_PROFILES[args.profile]())
     kiln.fire_all(event_stream(args.tasks, args.seed), progress=not args.no_progress)
     report = kiln.cool()
@@ -213,32 +272,65 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cool_profile(args: argparse.Namespace) -> ThermalProfile:
+    profile = _PROFILES[args.profile]()
+    if args.only is not None:
+        profile = profile.only(*args.only)
+    if args.without is not None:
+        profile = profile.without(*args.without)
+    if args.fdr is not None:
+        profile = profile.with_thresholds(fdr=args.fdr)
+    return profile
+
+
 def _cool(args: argparse.Namespace) -> int:
-    labels, names, values = read_tasks(args.file, args.label)
-    if not names:
-        raise UsageError(f"{args.file}: no numeric columns to use as metrics")
-    kiln = Kiln(_PROFILES[args.profile]())
-    kiln.add_matrix(values, names, labels)
-    report = kiln.cool()
+    profile = _cool_profile(args)
+    columns, where = _readers.read_columns(args.file)
+    prepared = _frames.prepare(
+        columns, args.label, args.order_by, args.ignore, where=where, spell=_option
+    )
+    if not prepared.names:
+        raise UsageError(f"{where}: no numeric columns to use as metrics")
+    _check_width(prepared, profile, where)
+    report = Kiln._from_prepared(prepared, profile).cool()
     _emit(_render(report, args.format), args.output)
-    return 0
+    if args.fail_on is not None and any(pattern.kind in args.fail_on for pattern in report):
+        return FOUND
+    return NOT_FOUND
+
+
+def _check_width(prepared: _frames.Prepared, profile: ThermalProfile, where: str) -> None:
+    metrics = sum(name not in prepared.index_columns for name in prepared.names)
+    pairwise = sorted(kind.name.lower() for kind in PAIRWISE & profile.detectors)
+    if metrics > MAX_PAIRWISE_METRICS and pairwise:
+        raise UsageError(
+            f"{where}: {metrics:,} metric columns, more than the {MAX_PAIRWISE_METRICS:,} the "
+            f"pairwise detectors take; leave them out with --without {','.join(pairwise)} "
+            "or name fewer columns (--ignore)"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return printable(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
     try:
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and stop
+            return exc.code if isinstance(exc.code, int) else 0
         if args.command == "demo":
             return _demo(args)
         return _cool(args)
-    except UsageError as exc:
-        print(f"crackle: error: {exc}", file=sys.stderr)
-        return 2
-    except (CrackleError, ValueError) as exc:
-        print(
-            f"crackle: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-            file=sys.stderr,
-        )
-        return 2
+    except (UsageError, CrackleError, ValueError, TypeError, OverflowError) as exc:
+        message = _one_line(exc)
+    except (RecursionError, MemoryError) as exc:
+        message = f"the input is too large or too deeply nested ({type(exc).__name__})"
+    print(f"crackle: error: {message}", file=sys.stderr)
+    return BAD_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

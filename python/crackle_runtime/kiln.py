@@ -9,6 +9,7 @@ state.
 
 from __future__ import annotations
 
+import html
 import itertools
 import logging
 import os
@@ -40,7 +41,7 @@ from crackle_runtime.errors import (
     TaskPanickedError,
 )
 from crackle_runtime.profile import ThermalProfile
-from crackle_runtime.report import PatternReport
+from crackle_runtime.report import PatternReport, printable
 from crackle_runtime.task import TaskOutput, fire_function, task_label
 
 __all__ = ["Kiln", "MetricMatrix", "TaskEntry", "TaskMetadata", "Timestamp"]
@@ -78,6 +79,8 @@ class Kiln:
         # Columns declared an index (e.g. the ``order_by`` column of a DataFrame): name ->
         # why. They take part in no detector; the report's notes say so.
         self._index_columns: dict[str, str] = {}
+        # Notes on the columns of a DataFrame or file that are not metrics (SPEC §13).
+        self._column_notes: list[str] = []
 
     @property
     def _store(self) -> MetricStore:
@@ -317,12 +320,54 @@ class Kiln:
 
     @classmethod
     def from_pandas(
-        cls, frame: Any, label: str | None = None, profile: ThermalProfile | None = None
+        cls,
+        frame: Any,
+        label: str | None = None,
+        profile: ThermalProfile | None = None,
+        *,
+        order_by: str | None = None,
+        ignore: Iterable[str] | str | None = None,
     ) -> Kiln:
-        """A kiln holding one task per row of ``frame``; numeric columns are metrics."""
+        """A kiln holding one task per row of ``frame``: bool, integer and float columns
+        are metrics (NA absent), labels come from the ``label`` column or the index.
+
+        ``order_by`` names the column that orders the tasks in time (rows are sorted by
+        it, stably, and it takes part in no detector); ``ignore`` names columns to leave
+        out. Columns that are not numeric are named in the report's notes. A polars (or any
+        Arrow) frame goes to ``from_arrow``."""
+        if not _frames.is_pandas(frame):
+            if hasattr(frame, "__arrow_c_stream__"):
+                return cls.from_arrow(
+                    frame, label=label, order_by=order_by, ignore=ignore, profile=profile
+                )
+            raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+        return cls._from_prepared(_frames.prepare_pandas(frame, label, order_by, ignore), profile)
+
+    @classmethod
+    def from_arrow(
+        cls,
+        obj: Any,
+        label: str | None = None,
+        *,
+        order_by: str | None = None,
+        ignore: Iterable[str] | str | None = None,
+        profile: ThermalProfile | None = None,
+    ) -> Kiln:
+        """A kiln holding one task per row of ``obj``, anything with ``__arrow_c_stream__``
+        (a polars DataFrame, a pyarrow Table, a DuckDB result; needs pyarrow). Arguments
+        as in ``from_pandas``; labels default to ``row-1``, ``row-2``, …"""
+        table = _frames.arrow_table(obj)
+        prepared = _frames.prepare(_frames.columns_from_arrow(table), label, order_by, ignore)
+        return cls._from_prepared(prepared, profile)
+
+    @classmethod
+    def _from_prepared(cls, prepared: _frames.Prepared, profile: ThermalProfile | None) -> Kiln:
+        """A kiln recording ``prepared`` (from ``_frames.prepare``), its index columns
+        declared and its notes kept for the report."""
         kiln = cls(profile)
-        values, names, labels = _frames.from_pandas(frame, label)
-        kiln.add_matrix(values, names, labels)
+        kiln.add_matrix(prepared.values, prepared.names, prepared.labels)
+        kiln._index_columns.update(prepared.index_columns)
+        kiln._column_notes.extend(prepared.notes)
         return kiln
 
     # --- saving -------------------------------------------------------------------------
@@ -389,6 +434,7 @@ class Kiln:
                 left_out = {name: "ignored by the profile" for name in self._profile.ignored}
                 left_out.update(self._index_columns)
                 report = _cooling.cool(data, self._profile, started, on_timeout, left_out)
+                report.notes.extend(self._column_notes)
             except BaseException:
                 self._cooled = None
                 raise
@@ -451,6 +497,22 @@ class Kiln:
         if method not in ("pearson", "spearman"):
             raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
         return _analyses.correlation_matrix(*self._names_and_columns(), method)
+
+    def _repr_html_(self) -> str:
+        """The kiln in a notebook: counts, state and the first metrics."""
+        with self._lock:
+            names = self.metric_names
+            state = "cooled" if self._cooled is not None else "open"
+            tasks = len(self._store)
+        shown = ", ".join(html.escape(name) for name in names[:12])
+        more = f", … ({len(names)} in all)" if len(names) > 12 else ""
+        found = ""
+        if self._cooled is not None:
+            found = f"<br>{len(self._cooled.report)} pattern(s) found"
+        return printable(
+            f"<div><b>Kiln</b>: {tasks} task(s), {len(names)} metric(s), {state}"
+            f"<br>metrics: {shown or '(none)'}{more}{found}</div>"
+        )
 
     def __repr__(self) -> str:
         state = "cooled" if self.is_cooled else "open"

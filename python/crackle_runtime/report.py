@@ -16,9 +16,15 @@ from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 if TYPE_CHECKING:
     from crackle_runtime.detectors._data import DetectionData
 
-__all__ = ["PatternReport"]
+__all__ = ["PatternReport", "printable"]
 
 _RANK = {kind: rank for rank, kind in enumerate(DETECTOR_ORDER)}
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (from a label or a metric name that came
+    through ``surrogateescape`` or a JSON escape) becomes its backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class PatternReport(list[CracklePattern]):
@@ -262,7 +268,7 @@ class PatternReport(list[CracklePattern]):
         shown = self.ranked()[:top]
         if ax is None:
             _, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(shown) + 1)))
-        labels = [f"{p.kind.value}: {p.description[:50]}" for p in shown]
+        labels = [printable(f"{p.kind.value}: {p.description[:50]}") for p in shown]
         ax.barh(range(len(shown)), [p.confidence for p in shown])
         ax.set_yticks(range(len(shown)), labels)
         ax.invert_yaxis()

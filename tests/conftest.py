@@ -38,7 +38,7 @@ settings.register_profile(
 settings.register_profile(
     "fuzz",
     parent=settings.get_profile("crackle"),
-    max_examples=20_000,
+    max_examples=5_000,
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "crackle"))

@@ -27,8 +27,8 @@ __all__ = ["Change", "Incident", "Law", "Overview", "build_overview", "rank_key"
 TOP = 10  # outliers and clusters listed by name; the rest are counted
 TOP_RELATIONSHIPS = 5
 # changes at most this share of the tasks apart (and at least this many tasks) are one
-# incident
-INCIDENT_SHARE = 0.01
+# incident: a degradation that builds up over a few dozen tasks of a thousand is one event
+INCIDENT_SHARE = 0.03
 INCIDENT_MIN_TASKS = 3
 
 _CHANGES = (PatternKind.DISTRIBUTION_SHIFT, PatternKind.PHASE_TRANSITION)
@@ -226,7 +226,8 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
 def _incidents(changes: list[Change], task_count: int) -> tuple[Incident, ...]:
     """Changes grouped by position: consecutive changes at most a window apart join one
     incident (changes without a position group by label); each metric once per incident
-    (its smallest p-value), incidents ordered by their smallest p-value."""
+    (its smallest p-value), incidents ordered by their smallest p-value, then by their
+    number of metrics."""
     window = max(INCIDENT_MIN_TASKS, int(INCIDENT_SHARE * task_count))
     placed = sorted((c for c in changes if c.position is not None), key=lambda c: c.position or 0)
     groups: list[list[Change]] = []
@@ -250,7 +251,8 @@ def _incidents(changes: list[Change], task_count: int) -> tuple[Incident, ...]:
         ordered = tuple(sorted(best.values(), key=lambda c: (c.p_value, -abs(c.relative))))
         first = min(group, key=lambda c: -1 if c.position is None else c.position)
         incidents.append(Incident(first.label, first.position, ordered))
-    incidents.sort(key=lambda incident: (incident.p_value, incident.position or 0))
+    # permutation p-values often tie at their floor: then the incident with more metrics
+    incidents.sort(key=lambda i: (i.p_value, -len(i.changes), i.position or 0))
     return tuple(incidents)
 
 
@@ -267,10 +269,22 @@ def build_overview(
     to the task position of their change (the cooling loop knows it)."""
     patterns = list(patterns)
     positions = positions or {}
+    located = {
+        pattern.details.get("metric")
+        for pattern in patterns
+        if pattern.kind is PatternKind.DISTRIBUTION_SHIFT
+    }
+    # a phase transition compares halves of the tasks: it names an incident only for
+    # metrics the change-point detector did not locate
     changes = [
         change
         for pattern in patterns
-        if pattern.kind in _CHANGES and (change := _change(pattern, positions)) is not None
+        if pattern.kind in _CHANGES
+        and not (
+            pattern.kind is PatternKind.PHASE_TRANSITION
+            and pattern.details.get("metric") in located
+        )
+        and (change := _change(pattern, positions)) is not None
     ]
     laws = tuple(
         Law(

@@ -14,7 +14,22 @@ from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
-__all__ = ["Detector", "Findings", "Result", "Test", "detect_with", "flagged"]
+__all__ = [
+    "MAX_PATTERNS_PER_KIND",
+    "Detector",
+    "Findings",
+    "Result",
+    "Test",
+    "detect_with",
+    "flagged",
+    "strongest",
+]
+
+MAX_PATTERNS_PER_KIND = 1000
+"""A report words at most this many patterns of one pairwise kind (correlation,
+dependence, information flow): m metrics have m(m - 1) / 2 pairs, and wide data (5,000
+metrics over 3 tasks) would otherwise word millions. The strongest are kept; the report's
+notes give the total."""
 
 Result = Mapping[str, NDArray[Any]]
 """A kernel's named fields (``run_detector``'s dict)."""
@@ -75,3 +90,18 @@ def detect_with(
         return []
     result = _backend.kernels().run_detector(detector.name, data.matrix, data.rows, params)
     return detector.findings(data, result, params).patterns
+
+
+def strongest(
+    rows: list[int], strength: NDArray[np.float64], what: str
+) -> tuple[list[int], str | None]:
+    """The ``rows`` to word: all of them up to MAX_PATTERNS_PER_KIND, else that many of the
+    largest ``strength[row]`` (ties: the earlier row), in row order; and the note saying so
+    (None when nothing was left out). ``what`` names the findings ("strong correlations")."""
+    if len(rows) <= MAX_PATTERNS_PER_KIND:
+        return rows, None
+    candidates = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(-np.asarray(strength, dtype=np.float64)[candidates], kind="stable")
+    kept = np.sort(candidates[order[:MAX_PATTERNS_PER_KIND]])
+    note = f"{len(rows)} {what} found; the {MAX_PATTERNS_PER_KIND} strongest are reported"
+    return kept.tolist(), note

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend
-from crackle_runtime.detectors._base import Findings, Test
+from crackle_runtime.detectors._base import MAX_PATTERNS_PER_KIND, Findings, Test
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.errors import CoolingTimeoutError
@@ -82,8 +82,21 @@ class _Cooling:
         rejected = benjamini_hochberg(
             np.array([test.p_value for test in self.tests]), self.profile.fdr
         )
+        by_kind: dict[PatternKind, list[Test]] = {}
         for test, significant in zip(self.tests, rejected.tolist(), strict=True):
             if significant:
+                by_kind.setdefault(test.kind, []).append(test)
+        for kind, tests in by_kind.items():
+            if len(tests) > MAX_PATTERNS_PER_KIND:
+                # Only the strongest evidence is worded (ties: discovery order).
+                p_values = np.array([test.p_value for test in tests])
+                kept = np.sort(np.argsort(p_values, kind="stable")[:MAX_PATTERNS_PER_KIND])
+                tests = [tests[index] for index in kept.tolist()]
+                self.notes.append(
+                    f"{len(p_values)} significant {kind.value} findings; the "
+                    f"{MAX_PATTERNS_PER_KIND} with the smallest p-values are reported"
+                )
+            for test in tests:
                 pattern = test.build()
                 if pattern is not None:
                     self.patterns.append(pattern)

@@ -15,6 +15,7 @@ from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
 __all__ = [
+    "MAX_PAIR_METRICS",
     "MAX_PATTERNS_PER_KIND",
     "Detector",
     "Findings",
@@ -30,6 +31,11 @@ MAX_PATTERNS_PER_KIND = 1000
 dependence, information flow): m metrics have m(m - 1) / 2 pairs, and wide data (5,000
 metrics over 3 tasks) would otherwise word millions. The strongest are kept; the report's
 notes give the total."""
+
+MAX_PAIR_METRICS = 2000
+"""A pairwise detector compares the pairs among at most this many metrics (the first, in
+first-seen order; 1,999,000 pairs): 5,000 metrics would be 12.5 million pairs. The report
+lists the detector as incomplete and says which metrics took part."""
 
 Result = Mapping[str, NDArray[Any]]
 """A kernel's named fields (``run_detector``'s dict)."""
@@ -66,7 +72,11 @@ class Detector:
     ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
     result becomes patterns and tests. ``measured_only``: ids and counters take no part
     (the kernel reads only the measured metrics). ``applies(data)``: whether there is
-    anything for it to read at all (else it neither runs nor counts as skipped)."""
+    anything for it to read at all (else it neither runs nor counts as skipped).
+    ``pairwise``: it compares metric pairs (at most MAX_PAIR_METRICS metrics take part).
+    ``min_tasks``: the kernel parameter giving the fewest tasks a row can be tested on; with
+    fewer tasks the kernel does not run and ``findings`` sees a result without rows (it
+    words why nothing was tested)."""
 
     name: str
     kind: PatternKind
@@ -74,6 +84,8 @@ class Detector:
     findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
     measured_only: bool = True
     applies: Callable[[DetectionData], bool] = _always
+    pairwise: bool = False
+    min_tasks: str | None = None
 
 
 def flagged(result: Result, flag: str) -> list[int]:

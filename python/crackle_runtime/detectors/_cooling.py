@@ -17,7 +17,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend
-from crackle_runtime.detectors._base import MAX_PATTERNS_PER_KIND, Findings, Test
+from crackle_runtime.detectors._base import (
+    MAX_PAIR_METRICS,
+    MAX_PATTERNS_PER_KIND,
+    Detector,
+    Findings,
+    Test,
+)
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.errors import CoolingTimeoutError
@@ -167,6 +173,17 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             view = data
         if not detector.applies(view):
             continue
+        params = detector.params(profile)
+        if detector.min_tasks is not None:
+            fewest = kernels.DETECTORS[detector.name]["params"][detector.min_tasks]
+            if view.task_count < int(params.get(detector.min_tasks, fewest)):
+                # No row can be tested: nothing to run, the wording says why.
+                fields = kernels.DETECTORS[detector.name]["fields"]
+                untested = {field: np.empty(0) for field in fields}
+                state.take(detector.kind, detector.findings(view, untested, params))
+                continue
+        if detector.pairwise:
+            view = _bounded_pairs(state, detector, view)
         remaining = state.time_left()
         if remaining <= 0:
             state.timed_out(
@@ -175,7 +192,6 @@ def _run(state: _Cooling, data: DetectionData) -> None:
                 CoolingTimeoutError(f"time budget exhausted before {detector.name}"),
             )
             continue
-        params = detector.params(profile)
         began = time.perf_counter()
         try:
             result = kernels.run_detector(
@@ -188,3 +204,19 @@ def _run(state: _Cooling, data: DetectionData) -> None:
         finally:
             state.timings[detector.name] = time.perf_counter() - began
         state.take(detector.kind, detector.findings(view, result, params))
+
+
+def _bounded_pairs(state: _Cooling, detector: Detector, view: DetectionData) -> DetectionData:
+    """``view`` with at most MAX_PAIR_METRICS metrics (the first) for a pairwise detector;
+    when some were left out, the detector is listed as incomplete and a note says so."""
+    metrics = len(view.names)
+    if metrics <= MAX_PAIR_METRICS:
+        return view
+    reason = (
+        f"compared the pairs of the first {MAX_PAIR_METRICS} of {metrics} metrics "
+        f"({MAX_PAIR_METRICS * (MAX_PAIR_METRICS - 1) // 2} of "
+        f"{metrics * (metrics - 1) // 2} pairs)"
+    )
+    state.incomplete.append((detector.kind, reason))
+    state.notes.append(f"{detector.kind.value}: {reason}")
+    return view.select(np.arange(metrics) < MAX_PAIR_METRICS)

@@ -61,6 +61,7 @@ DETECTOR = Detector(
     _findings,
     measured_only=False,
     applies=lambda data: len(data.names) >= 2,
+    pairwise=True,
 )
 
 

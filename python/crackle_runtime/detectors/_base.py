@@ -27,10 +27,11 @@ __all__ = [
 ]
 
 MAX_PATTERNS_PER_KIND = 1000
-"""A report words at most this many patterns of one pairwise kind (correlation,
-dependence, information flow): m metrics have m(m - 1) / 2 pairs, and wide data (5,000
-metrics over 3 tasks) would otherwise word millions. The strongest are kept; the report's
-notes give the total."""
+"""A report words at most this many patterns of one kind: m metrics have m(m - 1) / 2
+pairs, and wide data (5,000 metrics over 3 tasks) would otherwise word millions of
+correlations. The strongest are kept (largest |r| for correlations, :func:`strongest`;
+smallest p-values after Benjamini–Hochberg for tested kinds, in the cooling loop); the
+report's notes give the total."""
 
 MAX_PAIR_METRICS = 2000
 """A pairwise detector compares the pairs among at most this many metrics (the first, in

@@ -4,8 +4,10 @@ budget, then one Benjamini–Hochberg pass over every p-valued test of the repor
 The loop owns what is common to all detectors: which ones the profile enables, the minimum
 number of tasks, the metrics left out (ignored by the profile, declared an index), the ids
 and counters that measured-only detectors do not read, the deadline each kernel gets
-(the budget left), ``skipped`` and ``incomplete``, and the false-discovery control. Each
-detector's module only words its own patterns.
+(the budget left), ``skipped`` and ``incomplete``, the bounds on wide data (pairs of at
+most MAX_PAIR_METRICS metrics, at most MAX_PATTERNS_PER_KIND worded findings of a tested
+kind, no run with fewer tasks than a detector can test), and the false-discovery
+control. Each detector's module only words its own patterns.
 """
 
 from __future__ import annotations

@@ -147,6 +147,7 @@ pub fn information_flow_stats(
             ))
         })
         .collect::<CoreResult<_>>()?;
+    budget.check(STAGE)?;
     let mut rows = vec![blank_row(0, 0, 0, 0); m * m.saturating_sub(1)];
     // The permuted sequences: each complete metric's test codes (empty when not cached),
     // then the source codes of each pair binned on its own.

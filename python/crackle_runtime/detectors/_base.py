@@ -14,7 +14,29 @@ from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
-__all__ = ["Detector", "Findings", "Result", "Test", "detect_with", "flagged"]
+__all__ = [
+    "MAX_PAIR_METRICS",
+    "MAX_PATTERNS_PER_KIND",
+    "Detector",
+    "Findings",
+    "Result",
+    "Test",
+    "detect_with",
+    "flagged",
+    "strongest",
+]
+
+MAX_PATTERNS_PER_KIND = 1000
+"""A report words at most this many patterns of one kind: m metrics have m(m - 1) / 2
+pairs, and wide data (5,000 metrics over 3 tasks) would otherwise word millions of
+correlations. The strongest are kept (largest |r| for correlations, :func:`strongest`;
+smallest p-values after Benjamini–Hochberg for tested kinds, in the cooling loop); the
+report's notes give the total."""
+
+MAX_PAIR_METRICS = 2000
+"""A pairwise detector compares the pairs among at most this many metrics (the first, in
+first-seen order; 1,999,000 pairs): 5,000 metrics would be 12.5 million pairs. The report
+lists the detector as incomplete and says which metrics took part."""
 
 Result = Mapping[str, NDArray[Any]]
 """A kernel's named fields (``run_detector``'s dict)."""
@@ -51,7 +73,11 @@ class Detector:
     ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
     result becomes patterns and tests. ``measured_only``: ids and counters take no part
     (the kernel reads only the measured metrics). ``applies(data)``: whether there is
-    anything for it to read at all (else it neither runs nor counts as skipped)."""
+    anything for it to read at all (else it neither runs nor counts as skipped).
+    ``pairwise``: it compares metric pairs (at most MAX_PAIR_METRICS metrics take part).
+    ``min_tasks``: the kernel parameter giving the fewest tasks a row can be tested on; with
+    fewer tasks the kernel does not run and ``findings`` sees a result without rows (it
+    words why nothing was tested)."""
 
     name: str
     kind: PatternKind
@@ -59,6 +85,8 @@ class Detector:
     findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
     measured_only: bool = True
     applies: Callable[[DetectionData], bool] = _always
+    pairwise: bool = False
+    min_tasks: str | None = None
 
 
 def flagged(result: Result, flag: str) -> list[int]:
@@ -75,3 +103,18 @@ def detect_with(
         return []
     result = _backend.kernels().run_detector(detector.name, data.matrix, data.rows, params)
     return detector.findings(data, result, params).patterns
+
+
+def strongest(
+    rows: list[int], strength: NDArray[np.float64], what: str
+) -> tuple[list[int], str | None]:
+    """The ``rows`` to word: all of them up to MAX_PATTERNS_PER_KIND, else that many of the
+    largest ``strength[row]`` (ties: the earlier row), in row order; and the note saying so
+    (None when nothing was left out). ``what`` names the findings ("strong correlations")."""
+    if len(rows) <= MAX_PATTERNS_PER_KIND:
+        return rows, None
+    candidates = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(-np.asarray(strength, dtype=np.float64)[candidates], kind="stable")
+    kept = np.sort(candidates[order[:MAX_PATTERNS_PER_KIND]])
+    note = f"{len(rows)} {what} found; the {MAX_PATTERNS_PER_KIND} strongest are reported"
+    return kept.tolist(), note

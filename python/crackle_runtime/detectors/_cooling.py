@@ -4,8 +4,10 @@ budget, then one Benjamini–Hochberg pass over every p-valued test of the repor
 The loop owns what is common to all detectors: which ones the profile enables, the minimum
 number of tasks, the metrics left out (ignored by the profile, declared an index), the ids
 and counters that measured-only detectors do not read, the deadline each kernel gets
-(the budget left), ``skipped`` and ``incomplete``, and the false-discovery control. Each
-detector's module only words its own patterns.
+(the budget left), ``skipped`` and ``incomplete``, the bounds on wide data (pairs of at
+most MAX_PAIR_METRICS metrics, at most MAX_PATTERNS_PER_KIND worded findings of a tested
+kind, no run with fewer tasks than a detector can test), and the false-discovery
+control. Each detector's module only words its own patterns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend
-from crackle_runtime.detectors._base import Findings, Test
+from crackle_runtime.detectors._base import (
+    MAX_PAIR_METRICS,
+    MAX_PATTERNS_PER_KIND,
+    Detector,
+    Findings,
+    Test,
+)
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.errors import CoolingTimeoutError
@@ -82,8 +90,21 @@ class _Cooling:
         rejected = benjamini_hochberg(
             np.array([test.p_value for test in self.tests]), self.profile.fdr
         )
+        by_kind: dict[PatternKind, list[Test]] = {}
         for test, significant in zip(self.tests, rejected.tolist(), strict=True):
             if significant:
+                by_kind.setdefault(test.kind, []).append(test)
+        for kind, tests in by_kind.items():
+            if len(tests) > MAX_PATTERNS_PER_KIND:
+                # Only the strongest evidence is worded (ties: discovery order).
+                p_values = np.array([test.p_value for test in tests])
+                kept = np.sort(np.argsort(p_values, kind="stable")[:MAX_PATTERNS_PER_KIND])
+                tests = [tests[index] for index in kept.tolist()]
+                self.notes.append(
+                    f"{len(p_values)} significant {kind.value} findings; the "
+                    f"{MAX_PATTERNS_PER_KIND} with the smallest p-values are reported"
+                )
+            for test in tests:
                 pattern = test.build()
                 if pattern is not None:
                     self.patterns.append(pattern)
@@ -172,6 +193,17 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             view = data
         if not detector.applies(view):
             continue
+        params = detector.params(profile)
+        if detector.min_tasks is not None:
+            fewest = kernels.DETECTORS[detector.name]["params"][detector.min_tasks]
+            if view.task_count < int(params.get(detector.min_tasks, fewest)):
+                # No row can be tested: nothing to run, the wording says why.
+                fields = kernels.DETECTORS[detector.name]["fields"]
+                untested = {field: np.empty(0) for field in fields}
+                state.take(detector.kind, detector.findings(view, untested, params))
+                continue
+        if detector.pairwise:
+            view = _bounded_pairs(state, detector, view)
         remaining = state.time_left()
         if remaining <= 0:
             state.timed_out(
@@ -180,7 +212,6 @@ def _run(state: _Cooling, data: DetectionData) -> None:
                 CoolingTimeoutError(f"time budget exhausted before {detector.name}"),
             )
             continue
-        params = detector.params(profile)
         began = time.perf_counter()
         try:
             result = kernels.run_detector(
@@ -193,3 +224,19 @@ def _run(state: _Cooling, data: DetectionData) -> None:
         finally:
             state.timings[detector.name] = time.perf_counter() - began
         state.take(detector.kind, detector.findings(view, result, params))
+
+
+def _bounded_pairs(state: _Cooling, detector: Detector, view: DetectionData) -> DetectionData:
+    """``view`` with at most MAX_PAIR_METRICS metrics (the first) for a pairwise detector;
+    when some were left out, the detector is listed as incomplete and a note says so."""
+    metrics = len(view.names)
+    if metrics <= MAX_PAIR_METRICS:
+        return view
+    reason = (
+        f"compared the pairs of the first {MAX_PAIR_METRICS} of {metrics} metrics "
+        f"({MAX_PAIR_METRICS * (MAX_PAIR_METRICS - 1) // 2} of "
+        f"{metrics * (metrics - 1) // 2} pairs)"
+    )
+    state.incomplete.append((detector.kind, reason))
+    state.notes.append(f"{detector.kind.value}: {reason}")
+    return view.select(np.arange(metrics) < MAX_PAIR_METRICS)

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from crackle_runtime import _backend
-from crackle_runtime.detectors._base import Detector, Findings, Result, detect_with, flagged
+from crackle_runtime.detectors._base import (
+    Detector,
+    Findings,
+    Result,
+    detect_with,
+    flagged,
+    strongest,
+)
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
@@ -23,7 +30,9 @@ def _params(profile: ThermalProfile) -> dict[str, Any]:
 
 def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Findings:
     found = Findings()
-    for row in flagged(result, "detected"):
+    rows, note = strongest(flagged(result, "detected"), np.abs(result["r"]), "strong correlations")
+    found.notes.extend([note] if note else [])
+    for row in rows:
         i, j = int(result["i"][row]), int(result["j"][row])
         r = float(result["r"][row])
         a, b = data.names[i], data.names[j]
@@ -52,6 +61,7 @@ DETECTOR = Detector(
     _findings,
     measured_only=False,
     applies=lambda data: len(data.names) >= 2,
+    pairwise=True,
 )
 
 

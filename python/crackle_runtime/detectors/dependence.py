@@ -84,4 +84,11 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     return found
 
 
-DETECTOR = Detector("dependence", PatternKind.DEPENDENCE, _params, _findings)
+DETECTOR = Detector(
+    "dependence",
+    PatternKind.DEPENDENCE,
+    _params,
+    _findings,
+    pairwise=True,
+    min_tasks="min_pairs",
+)

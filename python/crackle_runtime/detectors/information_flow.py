@@ -67,4 +67,11 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     return found
 
 
-DETECTOR = Detector("information_flow", PatternKind.INFORMATION_FLOW, _params, _findings)
+DETECTOR = Detector(
+    "information_flow",
+    PatternKind.INFORMATION_FLOW,
+    _params,
+    _findings,
+    pairwise=True,
+    min_tasks="min_values",
+)

@@ -303,28 +303,38 @@ impl KdTree {
             .all(|&id| sink.connected(first, id))
     }
 
+    /// Whether node `index` is a unit, marking it when `sink` now connects its points: a
+    /// leaf whose points share a root, or a node whose children are units connected to each
+    /// other (one check, no descent: units rise as the joins visit the children). Components
+    /// only merge, so a unit stays one.
+    #[inline]
+    fn settle_unit<S: PairSink>(&self, index: u32, sink: &S) -> bool {
+        if self.is_unit(index) {
+            return true;
+        }
+        let node = self.nodes[index as usize];
+        let united = if node.is_leaf() {
+            self.leaf_connected(node, sink)
+        } else {
+            self.is_unit(node.left)
+                && self.is_unit(node.right)
+                && sink.connected(
+                    self.representative(node.left),
+                    self.representative(node.right),
+                )
+        };
+        if united {
+            self.mark_unit(index);
+        }
+        united
+    }
+
     /// Marks as units the nodes whose points `sink` now connects (bottom-up), so that a
     /// following [`KdTree::cross_join`] can treat them as such.
     pub fn refresh_units<S: PairSink>(&self, sink: &S) {
         // Children come after their parent in `nodes`: walk backwards.
-        for (index, node) in self.nodes.iter().enumerate().rev() {
-            let index = index as u32;
-            if self.is_unit(index) {
-                continue;
-            }
-            let united = if node.is_leaf() {
-                self.leaf_connected(*node, sink)
-            } else {
-                self.is_unit(node.left)
-                    && self.is_unit(node.right)
-                    && sink.connected(
-                        self.representative(node.left),
-                        self.representative(node.right),
-                    )
-            };
-            if united {
-                self.mark_unit(index);
-            }
+        for index in (0..self.nodes.len() as u32).rev() {
+            self.settle_unit(index, sink);
         }
     }
 
@@ -621,8 +631,10 @@ fn join_nodes<S: PairSink>(first: &KdTree, a: u32, second: &KdTree, b: u32, t2: 
     }
     let node_a = first.nodes[a as usize];
     let node_b = second.nodes[b as usize];
-    let unit_a = first.is_unit(a);
-    let unit_b = second.is_unit(b);
+    // Settled on every visit: once a giant component has formed, most node pairs inside
+    // it end here after one root comparison instead of comparing their points.
+    let unit_a = first.settle_unit(a, sink);
+    let unit_b = second.settle_unit(b, sink);
     if unit_a && unit_b {
         let member_a = first.ids[node_a.start as usize];
         let member_b = second.ids[node_b.start as usize];

@@ -37,6 +37,8 @@ SAMPLE_SEED = 0x5EED_C1A5_7E00_0000
 # Elements of one pairwise block (rows x columns); bounds the memory of a block to a few
 # arrays of this many float64s.
 BLOCK_ELEMENTS = 1 << 21
+# Values per block of tasks when the coordinates are prepared (a deadline check each).
+PREPARE_ELEMENTS = 1 << 18
 # Below this share of a block's pairs still to decide, pairs are checked one by one.
 SPARSE_FRACTION = 0.05
 # Up to this many distinct metric-presence patterns, which pairs share a metric is looked up.
@@ -93,6 +95,25 @@ def _pair_squared_distances(
     return d2, shared
 
 
+def _presence_patterns(task_present: BoolArray) -> tuple[BoolArray, Int64Array]:
+    """The distinct rows of ``task_present`` (tasks x metrics) and each task's row among
+    them. Rows are packed to bytes first (``np.unique(axis=0)`` on the bools sorts n rows
+    of m void bytes, seconds for 100k x 64); the order of the patterns does not matter."""
+    tasks, metrics = task_present.shape
+    if task_present.all():
+        return np.ones((1, metrics), dtype=np.bool_), np.zeros(tasks, dtype=np.int64)
+    packed = np.packbits(task_present, axis=1)
+    if packed.shape[1] <= 8:
+        keys = np.zeros((tasks, 8), dtype=np.uint8)
+        keys[:, : packed.shape[1]] = packed
+        words = keys.view(np.uint64).reshape(-1)
+        _, first, pattern_of = np.unique(words, return_index=True, return_inverse=True)
+    else:
+        rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))
+        _, first, pattern_of = np.unique(rows.reshape(-1), return_index=True, return_inverse=True)
+    return task_present[first], pattern_of.reshape(-1).astype(np.int64)
+
+
 class _PairIndex:
     """Candidate generation for the clustering graph: blocked pairwise squared distances by
     one matrix product per block, over a 1-D sweep along one metric.
@@ -108,35 +129,48 @@ class _PairIndex:
     Every per-task array is kept in sweep order, so a block's rows and columns are slices.
     """
 
-    def __init__(self, values: Float64Array, present: BoolArray, threshold: float) -> None:
+    def __init__(
+        self, values: Float64Array, present: BoolArray, threshold: float, budget: Budget
+    ) -> None:
         self.values = values
         self.present = present
         self.threshold = threshold
         self.threshold2 = threshold * threshold
         metrics = values.shape[0]
-        self._sweep(np.flatnonzero(present.any(axis=0)))  # tasks having >= 1 metric
+        self._sweep(np.flatnonzero(present.any(axis=0)), budget)  # tasks having >= 1 metric
+        budget.check(STAGE)
 
-        # Task-major masked, centered coordinates, in sweep order.
-        task_present = present[:, self.order].T
-        task_values = values[:, self.order].T
-        counts = task_present.sum(axis=0)
-        centers = np.where(task_present, task_values, 0.0).sum(axis=0) / np.maximum(counts, 1)
-        centered = np.where(task_present, task_values - centers, 0.0)
-        squares = centered * centered
-        self.norms = squares.sum(axis=1)
-        self.complete = bool(task_present.all())
-        if self.complete:
-            self.left = np.ascontiguousarray(centered)
-            self.right = np.ascontiguousarray(-2.0 * centered)
-        else:
-            mask = task_present.astype(np.float64)
-            self.left = np.ascontiguousarray(np.hstack([squares, mask, centered]))
-            self.right = np.ascontiguousarray(np.hstack([mask, squares, -2.0 * centered]))
+        # Task-major masked, centered coordinates, in sweep order, filled in blocks of
+        # tasks (the deadline is checked between blocks).
+        tasks = self.order.size
+        counts = present.sum(axis=1)
+        centers = np.where(present, values, 0.0).sum(axis=1) / np.maximum(counts, 1)
+        self.complete = bool((counts == tasks).all())
+        width = metrics if self.complete else 3 * metrics
+        task_present = np.empty((tasks, metrics), dtype=np.bool_)
+        self.norms = np.empty(tasks)
+        self.left = np.empty((tasks, width))
+        self.right = np.empty((tasks, width))
+        block = max(1, PREPARE_ELEMENTS // max(metrics, 1))
+        for start in range(0, tasks, block):
+            budget.check(STAGE)
+            rows = slice(start, min(tasks, start + block))
+            block_present = present[:, self.order[rows]].T
+            centered = np.where(block_present, values[:, self.order[rows]].T - centers, 0.0)
+            squares = centered * centered
+            self.norms[rows] = squares.sum(axis=1)
+            task_present[rows] = block_present
+            if self.complete:
+                self.left[rows] = centered
+                self.right[rows] = -2.0 * centered
+            else:
+                self.left[rows] = np.hstack([squares, block_present, centered])
+                self.right[rows] = np.hstack([block_present, squares, -2.0 * centered])
+        budget.check(STAGE)
         # Pairs sharing no metric are never joined. Which presence patterns overlap is known
         # from the distinct patterns; only when some pair of them is disjoint does a block
         # need the test, by pattern lookup (or a GEMM of the masks if patterns abound).
-        patterns, pattern_of = np.unique(task_present, axis=0, return_inverse=True)
-        self.pattern_of = pattern_of.reshape(-1)
+        patterns, self.pattern_of = _presence_patterns(task_present)
         self.overlap: BoolArray | None = None
         self.mask: Float64Array | None = None
         if patterns.shape[0] <= MAX_PATTERNS:
@@ -154,11 +188,12 @@ class _PairIndex:
         largest_norm = float(self.norms.max()) if self.norms.size else 0.0
         self.approximate = largest_norm < 1e300 and 0.0 < self.threshold2 < 1e300
 
-    def _sweep(self, active: Int64Array) -> None:
+    def _sweep(self, active: Int64Array, budget: Budget) -> None:
         """Sort the active tasks along the metric that prunes the most pairs; tasks lacking
         it go last (``self.order``: task indices in sweep order)."""
         best_cost, best_metric = math.inf, -1
         for metric in range(self.values.shape[0]):
+            budget.check(STAGE)
             has = self.present[metric, active]
             count = int(has.sum())
             if count == 0:
@@ -445,7 +480,9 @@ def cluster_components(
 
     parent = np.arange(tasks, dtype=np.int64)
     if tasks >= 2:
-        _PairIndex(values, present, threshold).join(parent, budget)
+        index = _PairIndex(values, present, threshold, budget)
+        budget.check(STAGE)
+        index.join(parent, budget)
     # parent[i] is the lowest index of i's component: the numbering by first member.
     sizes = np.bincount(parent, minlength=tasks)
     is_first = (parent == np.arange(tasks)) & (sizes >= 2)

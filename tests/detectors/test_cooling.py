@@ -4,8 +4,8 @@ registry within one time budget, then one Benjamini–Hochberg pass over every p
 - ``benjamini_hochberg`` against scipy's ``false_discovery_control`` and by hand.
 - The report: ``tests_run`` counts every p-valued test, ``skipped`` (too few tasks, a
   detector lacking data) and ``incomplete`` (a spent budget, a kernel cut by its deadline,
-  or CoolingTimeoutError with ``on_timeout="raise"``); metrics left out, and ids and
-  counters for the measured-only detectors, take part in no pattern.
+  or CoolingTimeoutError with ``on_timeout="raise"``); metrics left out, and index
+  columns (ids, counters, row numbers, timestamps), take part in no pattern, with a note.
 - For every pattern kind, a kiln with a planted signal gives patterns of that kind worded
   as SPEC §6 documents, with exactly the ``details`` keys the kind's wording module sets.
 """
@@ -262,24 +262,39 @@ def test_left_out_metrics_take_part_in_no_pattern_and_are_noted() -> None:
     assert all("shadow" not in named_metrics(pattern) for pattern in report)
 
 
-def test_ids_and_counters_take_no_part_in_the_measured_only_detectors() -> None:
+def test_index_columns_take_part_in_no_detector() -> None:
     rng = np.random.default_rng(9)
+    n = 200
     step = np.r_[rng.normal(0.0, 1.0, 100), rng.normal(3.0, 1.0, 100)]
-    columns = np.vstack([np.arange(200.0), step])  # 'row' is a counter
-    report = cool_now(data_of(columns, ["row", "level"]))
+    # a start timestamp recorded in completion order: not monotone, rho ~ 1 with the row
+    started = 1.7e9 + 10.0 * np.arange(n) + rng.uniform(0.0, 25.0, n)
+    columns = np.vstack([np.arange(float(n)), started, 2.0 * np.arange(float(n)), step])
+    names = ["row", "started", "bytes_total", "level"]
+    roles = _backend.kernels().column_roles(columns)
+    assert roles["index"].tolist() == [True, True, True, False]
+    assert roles["counter"].tolist() == [True, False, True, False]
+    report = cool_now(data_of(columns, names))
     # one shift test (of 'level'); no pair of measured metrics for dependence or flow
     assert report.tests_run == 1
     assert [kind for kind, _ in report.skipped] == [
         PatternKind.DEPENDENCE,
         PatternKind.INFORMATION_FLOW,
     ]
-    measured_only = {detector.kind for detector in REGISTRY if detector.measured_only}
-    assert measured_only == {PatternKind.OUTLIER, *TESTED_KINDS}
     shifts = report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
     assert [pattern.details["metric"] for pattern in shifts] == ["level"]
     for pattern in report:
-        if pattern.kind in measured_only:
-            assert "row" not in named_metrics(pattern)
+        assert not {"row", "started", "bytes_total"} & set(named_metrics(pattern))
+    assert (
+        "'row' takes part in no detector: an index column (it never decreases or never "
+        "increases: an id or a counter)"
+    ) in report.notes
+    rho = float(roles["spearman"][1])
+    assert (
+        f"'started' takes part in no detector: an index column (it moves with the task "
+        f"order: Spearman rho = {rho:.3f} with the row position, 100% distinct values)"
+    ) in report.notes
+    # the same ids in clustering, correlation and phase transition: no pattern names them
+    assert not report.by_kind(PatternKind.CORRELATION)
 
 
 # --- the wording of every kind ------------------------------------------------------------------

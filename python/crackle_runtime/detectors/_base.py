@@ -49,15 +49,14 @@ def _always(data: DetectionData) -> bool:
 class Detector:
     """A detector's wording: the kernel it runs (``name``, a key of the backends'
     ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
-    result becomes patterns and tests. ``measured_only``: ids and counters take no part
-    (the kernel reads only the measured metrics). ``applies(data)``: whether there is
+    result becomes patterns and tests (index columns never reach it: the cooling loop leaves
+    them out). ``applies(data)``: whether there is
     anything for it to read at all (else it neither runs nor counts as skipped)."""
 
     name: str
     kind: PatternKind
     params: Callable[[ThermalProfile], dict[str, Any]]
     findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
-    measured_only: bool = True
     applies: Callable[[DetectionData], bool] = _always
 
 

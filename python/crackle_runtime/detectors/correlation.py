@@ -50,7 +50,6 @@ DETECTOR = Detector(
     PatternKind.CORRELATION,
     _params,
     _findings,
-    measured_only=False,
     applies=lambda data: len(data.names) >= 2,
 )
 

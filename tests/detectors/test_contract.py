@@ -63,6 +63,7 @@ INT_FIELDS = frozenset(
         "term_law",
         "term_metric",
         "tasks",
+        "scale",
     }
 )
 BOOL_FIELDS = frozenset({"sampled", "detected", "is_counter", "tested", "satisfied"})

@@ -50,7 +50,9 @@ class Detector:
     """A detector's wording: the kernel it runs (``name``, a key of the backends'
     ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
     result becomes patterns and tests (index columns never reach it: the cooling loop leaves
-    them out). ``applies(data)``: whether there is
+    them out). ``prepare(data)``: the data the kernel reads instead of ``data`` (the same
+    tasks and metrics, e.g. prewhitened; the wording still reads ``data``). ``applies(data)``:
+    whether there is
     anything for it to read at all (else it neither runs nor counts as skipped)."""
 
     name: str
@@ -58,6 +60,7 @@ class Detector:
     params: Callable[[ThermalProfile], dict[str, Any]]
     findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
     applies: Callable[[DetectionData], bool] = _always
+    prepare: Callable[[DetectionData], DetectionData] | None = None
 
 
 def flagged(result: Result, flag: str) -> list[int]:

@@ -182,9 +182,10 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             continue
         params = detector.params(profile)
         began = time.perf_counter()
+        read = view if detector.prepare is None else detector.prepare(view)
         try:
             result = kernels.run_detector(
-                detector.name, view.matrix, view.rows, {**params, "deadline": remaining}
+                detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
             )
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration

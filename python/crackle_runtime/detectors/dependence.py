@@ -1,6 +1,9 @@
 """Nonlinear dependence (SPEC §6 ``DEPENDENCE``): strong mutual information between two
 metrics whose linear correlation stays below the threshold (e.g. y = x²); permutation
-tested, in the report's FDR pass."""
+tested, in the report's FDR pass. The kernel reads each metric AR(1)-prewhitened
+(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend or step give
+no dependence (SPEC §12); r, MI and the conditional-mean range are those of the
+prewhitened series."""
 
 from __future__ import annotations
 
@@ -84,4 +87,10 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     return found
 
 
-DETECTOR = Detector("dependence", PatternKind.DEPENDENCE, _params, _findings)
+DETECTOR = Detector(
+    "dependence",
+    PatternKind.DEPENDENCE,
+    _params,
+    _findings,
+    prepare=DetectionData.prewhitened,
+)

@@ -21,12 +21,13 @@
 //! The skew-adjusted modified z (Iglewicz & Hoaglin 1993; skew adjustment of Hubert &
 //! Vandervieren 2008): `z = 0.6745 · |y − median| / (MAD · f)` with the side factor f from
 //! the medcouple MC (Brys, Hubert & Struyf 2004) of y, clipped to ±0.6 (0 below
-//! [`MIN_MEDCOUPLE_VALUES`] values): on the heavy side (above the median for MC > 0, below
+//! [`MIN_MEDCOUPLE_VALUES`] values, and when |MC| < [`MIN_SKEW_MEDCOUPLE`]): on the heavy side (above the median for MC > 0, below
 //! it for MC < 0) `f = e^{3 |MC|}`, the widening of the adjusted boxplot's fences; on the
-//! light side f = 1 (see [`side_factors`]). The medcouple is computed exactly on
-//! at most [`MEDCOUPLE_SAMPLE`] evenly spaced order statistics (`sorted[i · m / k]`), over the
-//! pairs x_i <= median <= x_j with x_i < x_j (pairs of values both equal to the median
-//! are left out; the sign kernel of Brys et al. is symmetric over them).
+//! light side f = 1 (see [`side_factors`]). The medcouple is computed exactly on a
+//! systematic sample of at most [`MEDCOUPLE_SAMPLE`] present values (positions `i · m / k`
+//! in task order), over the pairs x_i <= median <= x_j with x_i < x_j (pairs of values
+//! both equal to the median are left out; the sign kernel of Brys et al. is symmetric over
+//! them). No full sort: the medians are selections, so a metric costs O(m).
 //!
 //! Every (task, metric) with `severity > z_threshold` (scales raw, log, mean deviation) or
 //! with the Bonferroni tail below [`COUNT_FAMILY_ALPHA`] (counts) is returned; `deviation`
@@ -35,10 +36,13 @@
 use rayon::prelude::*;
 
 use super::shared::columns::column_length;
-use super::shared::ranks::median_in_place;
+use std::borrow::Cow;
+
+use super::shared::ranks::{median_and_mad, median_in_place};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
+use crate::stats::sequential_sum;
 
 /// The registry entry.
 pub const DETECTOR: Detector = Detector {
@@ -75,11 +79,14 @@ pub const COUNT_MAX_DISTINCT: usize = 16;
 pub const COUNT_FAMILY_ALPHA: f64 = 0.01;
 /// Positive values with a medcouple above this are scored on the log scale.
 pub const LOG_SCALE_MEDCOUPLE: f64 = 0.1;
-/// The medcouple is computed on at most this many evenly spaced order statistics.
+/// The medcouple is computed on a systematic sample of at most this many values.
 pub const MEDCOUPLE_SAMPLE: usize = 512;
 /// Below this many values the medcouple is not computed (taken as 0: no log scale, no
 /// skew adjustment): with a handful of values it is decided by the outlier itself.
 pub const MIN_MEDCOUPLE_VALUES: usize = 20;
+/// |MC| below this is taken as 0 (no skew adjustment): the sampling noise of the medcouple
+/// of a symmetric metric on 512 values is about ±0.04.
+pub const MIN_SKEW_MEDCOUPLE: f64 = 0.1;
 /// |MC| is clipped to this (the range the adjusted boxplot was calibrated on).
 pub const MAX_MEDCOUPLE: f64 = 0.6;
 
@@ -154,17 +161,12 @@ pub fn outlier_scores(
 
 /// One metric's scale and its outliers in task order.
 fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec<Flag>) {
-    let mut sorted: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-    let m = sorted.len();
+    let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+    let m = present.len();
     if m < MIN_OUTLIER_VALUES {
         return (SCALE_NONE, Vec::new());
     }
-    sorted.sort_unstable_by(f64::total_cmp);
-    let center = sorted_median(&sorted);
-    let mad = {
-        let mut distance: Vec<f64> = sorted.iter().map(|&v| (v - center).abs()).collect();
-        median_in_place(&mut distance)
-    };
+    let (center, mad) = median_and_mad(&present);
     let flags = |score: &dyn Fn(f64) -> Option<f64>| -> Vec<Flag> {
         column
             .iter()
@@ -175,8 +177,8 @@ fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec
             })
             .collect()
     };
-    if is_count(&sorted, mad) {
-        let mean = sorted.iter().sum::<f64>() / m as f64;
+    if is_count(&present, mad) {
+        let mean = sequential_sum(&present) / m as f64;
         if mean <= 0.0 {
             return (SCALE_COUNT, Vec::new());
         }
@@ -190,31 +192,37 @@ fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec
     }
     // Skewness needs enough values to be judged: fewer, the plain modified z on x.
     let skew_known = m >= MIN_MEDCOUPLE_VALUES;
-    let log_scale = skew_known && sorted[0] > 0.0 && medcouple(&sorted) > LOG_SCALE_MEDCOUPLE;
-    let (scale, transformed) = if log_scale {
+    let sample = systematic_sample(&present);
+    let positive = present.iter().all(|&v| v > 0.0);
+    let log_scale = skew_known && positive && medcouple(&sample) > LOG_SCALE_MEDCOUPLE;
+    let transform = |value: f64| if log_scale { value.ln() } else { value };
+    let (scale, transformed): (i64, Cow<[f64]>) = if log_scale {
         (
             SCALE_LOG,
-            sorted.iter().map(|v| v.ln()).collect::<Vec<f64>>(),
+            Cow::Owned(present.iter().map(|v| v.ln()).collect()),
         )
     } else {
-        (SCALE_RAW, sorted.clone())
+        (SCALE_RAW, Cow::Borrowed(present.as_slice()))
     };
-    let y_center = sorted_median(&transformed);
-    let mut distance: Vec<f64> = transformed.iter().map(|&v| (v - y_center).abs()).collect();
-    let y_mad = median_in_place(&mut distance);
-    let transform = |value: f64| if log_scale { value.ln() } else { value };
+    let (y_center, y_mad) = median_and_mad(&transformed);
     let (scale, y_mad, (upper, lower)) = if y_mad > 0.0 {
         let mc = if skew_known {
-            medcouple(&transformed).clamp(-MAX_MEDCOUPLE, MAX_MEDCOUPLE)
+            let sample: Vec<f64> = sample.iter().map(|&v| transform(v)).collect();
+            medcouple(&sample).clamp(-MAX_MEDCOUPLE, MAX_MEDCOUPLE)
         } else {
             0.0
+        };
+        // Within the medcouple's sampling noise of a symmetric metric: no adjustment.
+        let mc = if mc.abs() < MIN_SKEW_MEDCOUPLE {
+            0.0
+        } else {
+            mc
         };
         (scale, y_mad, side_factors(mc))
     } else {
         // MAD = 0: the mean absolute deviation in its place, no skew adjustment.
-        // (in sorted order: `distance` was reordered by the median)
-        let total: f64 = transformed.iter().map(|&v| (v - y_center).abs()).sum();
-        let mean_deviation = total / m as f64;
+        let distance: Vec<f64> = transformed.iter().map(|&v| (v - y_center).abs()).collect();
+        let mean_deviation = sequential_sum(&distance) / m as f64;
         let spread = MEAN_DEVIATION_FACTOR * ROBUST_Z_FACTOR * mean_deviation;
         (SCALE_MEAN_DEVIATION, spread, (1.0, 1.0))
     };
@@ -245,13 +253,33 @@ fn sorted_median(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Counts: non-negative integers with few distinct values or MAD = 0.
-fn is_count(sorted: &[f64], mad: f64) -> bool {
-    if sorted[0] < 0.0 || sorted.iter().any(|v| v.fract() != 0.0) {
+/// Counts: non-negative integers with at most [`COUNT_MAX_DISTINCT`] distinct values, or
+/// with MAD = 0.
+fn is_count(values: &[f64], mad: f64) -> bool {
+    if values.iter().any(|&v| v < 0.0 || v.fract() != 0.0) {
         return false;
     }
-    let distinct = 1 + sorted.windows(2).filter(|pair| pair[1] != pair[0]).count();
-    distinct <= COUNT_MAX_DISTINCT || mad == 0.0
+    if mad == 0.0 {
+        return true;
+    }
+    let mut distinct: Vec<f64> = Vec::with_capacity(COUNT_MAX_DISTINCT + 1);
+    for &value in values {
+        if !distinct.contains(&value) {
+            distinct.push(value);
+            if distinct.len() > COUNT_MAX_DISTINCT {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// At most [`MEDCOUPLE_SAMPLE`] values at the evenly spaced positions `i * m / k` of the
+/// present values in task order (a systematic sample; all of them when m <= 512).
+fn systematic_sample(values: &[f64]) -> Vec<f64> {
+    let m = values.len();
+    let k = m.min(MEDCOUPLE_SAMPLE);
+    (0..k).map(|i| values[i * m / k]).collect()
 }
 
 /// The (upper, lower) factors for the medcouple `mc`: the adjusted boxplot's widening of
@@ -266,13 +294,13 @@ pub fn side_factors(mc: f64) -> (f64, f64) {
     }
 }
 
-/// The medcouple (Brys, Hubert & Struyf 2004) of sorted values, exactly, over at most
-/// [`MEDCOUPLE_SAMPLE`] evenly spaced order statistics `sorted[i * m / k]`; pairs with
-/// x_i == x_j (both at the median) are left out; 0 when no pair remains.
-pub fn medcouple(sorted: &[f64]) -> f64 {
-    let m = sorted.len();
-    let k = m.min(MEDCOUPLE_SAMPLE);
-    let sample: Vec<f64> = (0..k).map(|i| sorted[i * m / k]).collect();
+/// The medcouple (Brys, Hubert & Struyf 2004) of `values`, exactly (quadratic: callers pass
+/// at most [`MEDCOUPLE_SAMPLE`] values): the median of `((x_j - Q2) - (Q2 - x_i)) / (x_j -
+/// x_i)` over x_i <= Q2 <= x_j with x_i < x_j (pairs of values both equal to the median are
+/// left out); 0 when no pair remains.
+pub fn medcouple(values: &[f64]) -> f64 {
+    let mut sample = values.to_vec();
+    sample.sort_unstable_by(f64::total_cmp);
     let center = sorted_median(&sample);
     let below = sample.iter().copied().filter(|&v| v <= center);
     let mut kernel = Vec::new();

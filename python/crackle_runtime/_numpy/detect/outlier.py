@@ -17,8 +17,9 @@ Per metric with >= 3 present values, one of four scales (the ``scale`` field):
 The skew-adjusted modified z (Iglewicz & Hoaglin 1993; Hubert & Vandervieren 2008):
 ``0.6745 |y - median| / (MAD f)`` with ``f = e^{3 |MC|}`` on the heavy side (above the
 median for MC > 0) and 1 on the light side, MC the medcouple (Brys,
-Hubert & Struyf 2004) clipped to +-0.6 (0 below 20 values), computed exactly on <= 512
-evenly spaced order statistics ``sorted[i * m // k]``, pairs x_i == x_j left out.
+Hubert & Struyf 2004) clipped to +-0.6 (0 below 20 values or when |MC| < 0.1), computed exactly on a
+systematic sample of <= 512 present values (positions ``i * m // k``, task order), pairs
+x_i == x_j left out.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "medcouple",
     "outlier_scores",
     "run",
+    "systematic_sample",
     "upper_tail_z",
 ]
 
@@ -59,6 +61,7 @@ COUNT_FAMILY_ALPHA = 0.01
 LOG_SCALE_MEDCOUPLE = 0.1
 MEDCOUPLE_SAMPLE = 512
 MAX_MEDCOUPLE = 0.6
+MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's MC noise)
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 
@@ -91,11 +94,10 @@ def upper_tail_z(log_tail: Float64Array) -> Float64Array:
     return np.asarray(-numerator / denominator, dtype=np.float64)
 
 
-def medcouple(sorted_values: Float64Array) -> float:
-    """The medcouple of sorted values over <= 512 evenly spaced order statistics."""
-    m = sorted_values.size
-    k = min(m, MEDCOUPLE_SAMPLE)
-    sample = sorted_values[np.arange(k, dtype=np.int64) * m // k]
+def medcouple(values: Float64Array) -> float:
+    """The medcouple of ``values`` exactly (callers pass <= 512 values): the median of
+    ``((x_j - Q2) - (Q2 - x_i)) / (x_j - x_i)`` over x_i <= Q2 <= x_j with x_i < x_j."""
+    sample = np.sort(values)
     center = float(median(sample))
     low = sample[sample <= center][:, None]
     high = sample[sample >= center][None, :]
@@ -103,6 +105,13 @@ def medcouple(sorted_values: Float64Array) -> float:
         kernel = ((high - center) - (center - low)) / (high - low)
     kernel = kernel[np.broadcast_to(high > low, kernel.shape)]
     return 0.0 if kernel.size == 0 else float(median(kernel))
+
+
+def systematic_sample(values: Float64Array) -> Float64Array:
+    """At most 512 values at the positions ``i * m // k`` (task order)."""
+    m = values.size
+    k = min(m, MEDCOUPLE_SAMPLE)
+    return values[np.arange(k, dtype=np.int64) * m // k]
 
 
 def _side_factors(mc: float) -> tuple[float, float]:
@@ -113,16 +122,15 @@ def _side_factors(mc: float) -> tuple[float, float]:
     return 1.0, math.exp(-3.0 * mc)
 
 
-def _is_count(sorted_values: Float64Array, mad: float) -> bool:
-    if sorted_values[0] < 0.0 or bool(np.any(np.mod(sorted_values, 1.0) != 0.0)):
+def _is_count(values: Float64Array, mad: float) -> bool:
+    if bool(np.any(values < 0.0)) or bool(np.any(np.mod(values, 1.0) != 0.0)):
         return False
-    distinct = 1 + int(np.count_nonzero(np.diff(sorted_values)))
-    return distinct <= COUNT_MAX_DISTINCT or mad == 0.0
+    return mad == 0.0 or np.unique(values).size <= COUNT_MAX_DISTINCT
 
 
 def _count_flags(present: Float64Array, center: float) -> Flags:
     m = present.size
-    mean = sequential_sum(np.sort(present)) / m
+    mean = sequential_sum(present) / m
     if mean <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     log_tail = present * math.log(mean / (1.0 + mean))
@@ -136,20 +144,25 @@ def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Fl
     m = present.size
     if m < MIN_OUTLIER_VALUES:
         return SCALE_NONE, none, math.nan
-    ordered = np.sort(present)
-    center = float(median(ordered))
-    mad = float(median(np.abs(ordered - center)))
-    if _is_count(ordered, mad):
+    center = float(median(present))
+    mad = float(median(np.abs(present - center)))
+    if _is_count(present, mad):
         return SCALE_COUNT, _count_flags(present, center), center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
-    log_scale = skew_known and bool(ordered[0] > 0.0) and medcouple(ordered) > LOG_SCALE_MEDCOUPLE
+    sample = systematic_sample(present)
+    positive = bool(np.all(present > 0.0))
+    log_scale = skew_known and positive and medcouple(sample) > LOG_SCALE_MEDCOUPLE
     scale = SCALE_LOG if log_scale else SCALE_RAW
-    transformed = np.log(ordered) if log_scale else ordered
+    transformed = np.log(present) if log_scale else present
     y_center = float(median(transformed))
     distance = np.abs(transformed - y_center)
     y_mad = float(median(distance))
     if y_mad > 0.0:
-        mc = min(max(medcouple(transformed), -MAX_MEDCOUPLE), MAX_MEDCOUPLE) if skew_known else 0.0
+        mc = 0.0
+        if skew_known:
+            mc = medcouple(np.log(sample) if log_scale else sample)
+            mc = min(max(mc, -MAX_MEDCOUPLE), MAX_MEDCOUPLE)
+            mc = 0.0 if abs(mc) < MIN_SKEW_MEDCOUPLE else mc  # within the sampling noise
         upper, lower = _side_factors(mc)
     else:
         scale = SCALE_MEAN_DEVIATION

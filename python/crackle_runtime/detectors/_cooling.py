@@ -167,6 +167,9 @@ def _run(state: _Cooling, data: DetectionData) -> None:
     profile = state.profile
     kernels = _backend.kernels()
     view = data
+    # A prepared copy (e.g. prewhitened) is made once for the detectors sharing its
+    # ``prepare`` and dropped after the last of them: at most one copy of the matrix lives.
+    prepared: dict[object, DetectionData] = {}
     for detector in REGISTRY:
         if detector.kind not in profile.detectors:
             continue
@@ -182,7 +185,14 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             continue
         params = detector.params(profile)
         began = time.perf_counter()
-        read = view if detector.prepare is None else detector.prepare(view)
+        if detector.prepare is None:
+            prepared.clear()
+            read = view
+        else:
+            if detector.prepare not in prepared:
+                prepared.clear()
+                prepared[detector.prepare] = detector.prepare(view)
+            read = prepared[detector.prepare]
         try:
             result = kernels.run_detector(
                 detector.name, read.matrix, read.rows, {**params, "deadline": remaining}

@@ -65,6 +65,7 @@ bench-quick: build
 	$(VPY) benches/run.py --quick
 	$(VPY) benches/quality.py --quick
 	$(VPY) benches/detector_cost.py --quick
+	$(VPY) benches/telemetry.py --quick
 
 bench: build
 	$(VPY) benches/run.py

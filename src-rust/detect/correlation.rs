@@ -1,4 +1,12 @@
-//! Pairwise Pearson correlation between metrics (SPEC §6).
+//! Pairwise Pearson correlation between metrics (SPEC §6; its p-value as SPEC §12 amends
+//! it: valid on autocorrelated and drifting series).
+//!
+//! r and the threshold are §6's. The p-value tests the pair's first differences (over the
+//! tasks having both, consecutive in that order), which removes shared trends, steps and
+//! random-walk drift, with an effective sample size for the autocorrelation that remains
+//! (Bartlett 1935; Bretherton et al. 1999): `n_eff = n_d (1 - a b) / (1 + a b)`, a and b the
+//! lag-1 autocorrelations of the two differenced series and n_d their length, clipped to
+//! [3, n_d]; Student's t with `n_eff - 2` degrees of freedom, two-sided.
 
 use rayon::prelude::*;
 
@@ -7,7 +15,7 @@ use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
 use crate::info::simd::{self, Vectors};
-use crate::stats::{correlation_from_sums, pearson_p_value};
+use crate::stats::{correlation_from_sums, pearson, student_t_two_sided_p};
 
 crate::record! {
     /// One metric pair's correlation (see [`correlation_stats`]).
@@ -19,7 +27,7 @@ crate::record! {
         n: i64,
         /// Pearson's r over those tasks.
         r: f64,
-        /// Student's t test of r = 0, two-sided.
+        /// The test of no association on first differences with an effective sample size.
         p_value: f64,
         detected: bool,
     }
@@ -97,7 +105,8 @@ fn summarize(column: &[f64]) -> ColumnSummary {
 /// - over the tasks having both metrics; `n` = their count;
 /// - `r`: Pearson, two-pass centered (sequential sums), clipped to [-1, 1]; 0 when either
 ///   metric is constant over those tasks (zero variance; also n < 2);
-/// - `p_value`: Student t with n - 2 df, two-sided; 0 when |r| == 1; NaN when n < 3;
+/// - `p_value`: [`differenced_p_value`] of the pair over those tasks when |r| >= threshold
+///   (NaN below it, where it would decide nothing, and when n < 4);
 /// - `detected` when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
 ///
 /// `threshold` in (0, 1] (checked by the caller). Pairs run in parallel; complete columns'
@@ -134,7 +143,12 @@ pub fn correlation_stats(
             } else {
                 pair_correlation(columns[i], columns[j], &summaries[i], &summaries[j])
             };
-            let p_value = pearson_p_value(r, n);
+            // Only a pair at the threshold needs its p-value (it decides nothing below).
+            let p_value = if r.abs() >= threshold {
+                differenced_p_value(columns[i], columns[j])
+            } else {
+                f64::NAN
+            };
             Ok(CorrelationRow {
                 i: i as i64,
                 j: j as i64,
@@ -147,6 +161,60 @@ pub fn correlation_stats(
             })
         })
         .collect()
+}
+
+/// Fewer tasks having both metrics than this: no differenced p-value (NaN).
+pub const MIN_DIFFERENCED_PAIRS: usize = 4;
+
+/// The p-value of no association between x and y over the tasks having both: Pearson's r
+/// of their first differences `d_t = v_{t+1} - v_t` (consecutive among those tasks) with
+/// Student's t on `n_eff - 2` degrees of freedom, `n_eff = n_d (1 - a b) / (1 + a b)`
+/// clipped to [3, n_d], a and b the lag-1 autocorrelations `Σ (d_t - d̄)(d_{t+1} - d̄) /
+/// Σ (d_t - d̄)²` of the differences (0 for a constant series). 0 when |r_d| == 1; 1 when
+/// either difference series is constant; NaN below [`MIN_DIFFERENCED_PAIRS`] pairs.
+pub fn differenced_p_value(x: &[f64], y: &[f64]) -> f64 {
+    let (xs, ys): (Vec<f64>, Vec<f64>) = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+        .map(|(&a, &b)| (a, b))
+        .unzip();
+    if xs.len() < MIN_DIFFERENCED_PAIRS {
+        return f64::NAN;
+    }
+    let dx: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
+    let dy: Vec<f64> = ys.windows(2).map(|w| w[1] - w[0]).collect();
+    let r = pearson(&dx, &dy);
+    let n_d = dx.len() as f64;
+    let product = lag1_autocorrelation(&dx) * lag1_autocorrelation(&dy);
+    let n_eff = (n_d * (1.0 - product) / (1.0 + product)).clamp(3.0, n_d);
+    if r.abs() >= 1.0 {
+        return 0.0;
+    }
+    let df = n_eff - 2.0;
+    student_t_two_sided_p(r * (df / (1.0 - r * r)).sqrt(), df)
+}
+
+/// `Σ (d_t - d̄)(d_{t+1} - d̄) / Σ (d_t - d̄)²` (the ACF estimator at lag 1); 0 when the
+/// sum of squares is 0 or fewer than 2 values.
+pub fn lag1_autocorrelation(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let (mut lagged, mut squares) = (0.0, 0.0);
+    for (t, &value) in values.iter().enumerate() {
+        let centered = value - mean;
+        squares += centered * centered;
+        if t + 1 < values.len() {
+            lagged += centered * (values[t + 1] - mean);
+        }
+    }
+    if squares == 0.0 {
+        0.0
+    } else {
+        lagged / squares
+    }
 }
 
 /// Rows per block of [`cross_products`] (a block's centered values stay in cache).
@@ -439,9 +507,16 @@ mod tests {
         let c = [5.0, 4.0, 3.0, 2.0, 1.0];
         let rows = correlation_stats(&[&a, &b, &c], 0.9).unwrap();
         assert_eq!(rows.len(), 3);
+        // ramps: their differences are constant, so the differenced test finds nothing
+        // (a shared trend); n < 10: detected by r alone
+        assert_eq!(rows[0], row(0, 1, 5, 1.0, 1.0, true));
+        assert_eq!(rows[1], row(0, 2, 5, -1.0, 1.0, true));
+        assert_eq!(rows[2], row(1, 2, 5, -1.0, 1.0, true));
+        // exactly proportional noise: differences perfectly correlated too, p = 0
+        let noise = [3.0, -1.0, 4.0, 1.0, -5.0];
+        let double = noise.map(|v| 2.0 * v);
+        let rows = correlation_stats(&[&noise, &double], 0.9).unwrap();
         assert_eq!(rows[0], row(0, 1, 5, 1.0, 0.0, true));
-        assert_eq!(rows[1], row(0, 2, 5, -1.0, 0.0, true));
-        assert_eq!(rows[2], row(1, 2, 5, -1.0, 0.0, true));
     }
 
     #[test]
@@ -449,15 +524,14 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0];
         let constant = [0.1; 4];
         let rows = correlation_stats(&[&a, &constant], 0.5).unwrap();
-        assert_eq!(
-            (rows[0].r, rows[0].p_value, rows[0].detected),
-            (0.0, 1.0, false)
-        );
+        // below the threshold the p-value decides nothing: NaN
+        assert_eq!((rows[0].r, rows[0].detected), (0.0, false));
+        assert!(rows[0].p_value.is_nan());
         // Constant over the shared tasks only (absent values elsewhere).
         let nan = f64::NAN;
         let partial = [7.0, nan, 7.0, 7.0];
         let rows = correlation_stats(&[&a, &partial], 0.5).unwrap();
-        assert_eq!((rows[0].n, rows[0].r, rows[0].p_value), (3, 0.0, 1.0));
+        assert_eq!((rows[0].n, rows[0].r), (3, 0.0));
     }
 
     #[test]
@@ -469,7 +543,9 @@ mod tests {
         let rows = correlation_stats(&[&ox, &oy], 0.9).unwrap();
         // scipy.stats.pearsonr(x, y)
         assert!((rows[0].r - 0.9400193421607683).abs() < 1e-14);
-        assert!((rows[0].p_value - 0.0174744797146396).abs() < 1e-12);
+        // differences (1, 2, 3, 4), (-1, 4, 3, 1): r_d = 0.29111, lag-1 ACF 0.25 and
+        // -0.2924 → n_eff = 4.63 clipped to 4; 2 * scipy.stats.t.sf(t, 2)
+        assert!((rows[0].p_value - 0.708888745130209).abs() < 1e-12);
         assert!(rows[0].detected); // n < 10: no significance gate
     }
 
@@ -481,7 +557,8 @@ mod tests {
         let rows = correlation_stats(&[&x, &y], 0.5).unwrap();
         assert_eq!(rows[0].n, 3);
         assert_eq!(rows[0].r, pearson(&[1.0, 3.0, 4.0], &[1.5, 3.0, 4.5]));
-        // 12 pairs, r ≈ 0.652 (above the threshold) but p ≈ 0.0215 (scipy) → not detected.
+        // 12 pairs, r ≈ 0.652 (above the threshold), but a ramp plus noise: the
+        // differences carry no association (p > 0.01) → not detected.
         let a: Vec<f64> = (0..12).map(f64::from).collect();
         let noise = [
             3.0, -4.0, 2.0, 5.0, -3.0, 1.0, -5.0, 4.0, 0.0, -2.0, 3.0, -4.0,

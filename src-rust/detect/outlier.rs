@@ -1,12 +1,48 @@
-//! Outlier tasks by the robust z-score (SPEC §6 `OUTLIER`).
+//! Outlier tasks (SPEC §6 `OUTLIER`, amended by §12): the scale is chosen per metric, every
+//! outlier has a finite `severity` (an equivalent Gaussian z).
+//!
+//! Per metric with >= [`MIN_OUTLIER_VALUES`] present values, one of four scales:
+//! - [`SCALE_COUNT`] — non-negative integers with at most [`COUNT_MAX_DISTINCT`] distinct
+//!   values, or with MAD = 0 (retry counts, flags): the geometric tail probability
+//!   `P(X >= x) = (μ / (1 + μ))^x` with μ the mean (a geometric law has a heavier tail than
+//!   the Poisson of the same mean, so it errs on the quiet side), Bonferroni-corrected over
+//!   the metric's m values: an outlier when `m · P(X >= x) < COUNT_FAMILY_ALPHA`, upper
+//!   side only; `severity` = the Gaussian z of the same upper tail, `Φ⁻¹(1 − P)` by
+//!   Acklam's (2003) rational approximation of the normal quantile.
+//! - [`SCALE_LOG`] — every value > 0 and right-skewed (>= [`MIN_MEDCOUPLE_VALUES`] values
+//!   and their medcouple > [`LOG_SCALE_MEDCOUPLE`]): the skew-adjusted modified z below on `ln x`, upper side
+//!   only (a latency cannot be "too fast" by a log-normal's spread).
+//! - [`SCALE_RAW`] — otherwise: the skew-adjusted modified z on x, both sides.
+//! - [`SCALE_MEAN_DEVIATION`] — MAD = 0 but not counts (raw or log scale as above): the
+//!   modified z with `1.253314 · 0.6745 · MeanAD` in place of the MAD and no skew
+//!   adjustment, i.e. `|y − median| / (1.253314 · MeanAD)` (the mean absolute deviation's
+//!   fallback of the modified z; Iglewicz & Hoaglin 1993).
+//!
+//! The skew-adjusted modified z (Iglewicz & Hoaglin 1993; skew adjustment of Hubert &
+//! Vandervieren 2008): `z = 0.6745 · |y − median| / (MAD · f)` with the side factor f from
+//! the medcouple MC (Brys, Hubert & Struyf 2004) of y, clipped to ±0.6 (0 below
+//! [`MIN_MEDCOUPLE_VALUES`] values, and when |MC| < [`MIN_SKEW_MEDCOUPLE`]): on the heavy side (above the median for MC > 0, below
+//! it for MC < 0) `f = e^{3 |MC|}`, the widening of the adjusted boxplot's fences; on the
+//! light side f = 1 (see [`side_factors`]). The medcouple is computed exactly on a
+//! systematic sample of at most [`MEDCOUPLE_SAMPLE`] present values (positions `i · m / k`
+//! in task order), over the pairs x_i <= median <= x_j with x_i < x_j (pairs of values
+//! both equal to the median are left out; the sign kernel of Brys et al. is symmetric over
+//! them). No full sort: the medians are selections, so a metric costs O(m).
+//!
+//! Every (task, metric) with `severity > z_threshold` (scales raw, log, mean deviation) or
+//! with the Bonferroni tail below [`COUNT_FAMILY_ALPHA`] (counts) is returned; `deviation`
+//! is `x − median(x)` in the metric's units.
 
 use rayon::prelude::*;
 
 use super::shared::columns::column_length;
-use super::shared::ranks::median_and_mad;
+use std::borrow::Cow;
+
+use super::shared::ranks::{median_and_mad, median_in_place};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
+use crate::stats::sequential_sum;
 
 /// The registry entry.
 pub const DETECTOR: Detector = Detector {
@@ -20,8 +56,9 @@ pub const DETECTOR: Detector = Detector {
     run,
 };
 
-/// The result fields: one entry per flagged (task, metric), see [`Outliers`].
-pub const FIELDS: &[&str] = &["task", "metric", "z", "deviation"];
+/// The result fields: one entry per flagged (task, metric) (`task`, `metric`, `severity`,
+/// `deviation`), and one per metric (`scale`), see [`Outliers`].
+pub const FIELDS: &[&str] = &["task", "metric", "severity", "deviation", "scale"];
 
 fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
     let z_threshold = params.finite("z_threshold", 0.0, false)?;
@@ -32,21 +69,48 @@ const STAGE: &str = "outlier";
 
 /// The consistency constant of the robust z-score (Φ⁻¹(3/4)).
 pub const ROBUST_Z_FACTOR: f64 = 0.6745;
+/// The consistency constant of the mean absolute deviation (√(π/2)).
+pub const MEAN_DEVIATION_FACTOR: f64 = 1.253314;
 /// A metric needs this many present values to be scored.
 pub const MIN_OUTLIER_VALUES: usize = 3;
+/// Non-negative integers with at most this many distinct values are counts.
+pub const COUNT_MAX_DISTINCT: usize = 16;
+/// The family-wise level of the count tail test (Bonferroni over the metric's values).
+pub const COUNT_FAMILY_ALPHA: f64 = 0.01;
+/// Positive values with a medcouple above this are scored on the log scale.
+pub const LOG_SCALE_MEDCOUPLE: f64 = 0.1;
+/// The medcouple is computed on a systematic sample of at most this many values.
+pub const MEDCOUPLE_SAMPLE: usize = 512;
+/// Below this many values the medcouple is not computed (taken as 0: no log scale, no
+/// skew adjustment): with a handful of values it is decided by the outlier itself.
+pub const MIN_MEDCOUPLE_VALUES: usize = 20;
+/// |MC| below this is taken as 0 (no skew adjustment): the sampling noise of the medcouple
+/// of a symmetric metric on 512 values is about ±0.04.
+pub const MIN_SKEW_MEDCOUPLE: f64 = 0.1;
+/// |MC| is clipped to this (the range the adjusted boxplot was calibrated on).
+pub const MAX_MEDCOUPLE: f64 = 0.6;
 
-/// Every (task, metric) whose robust z-score exceeds the threshold, sorted by task then
-/// metric; the four vectors are parallel.
+/// Scale codes of the `scale` field (-1: fewer than 3 values, not scored).
+pub const SCALE_RAW: i64 = 0;
+pub const SCALE_LOG: i64 = 1;
+pub const SCALE_COUNT: i64 = 2;
+pub const SCALE_MEAN_DEVIATION: i64 = 3;
+pub const SCALE_NONE: i64 = -1;
+
+/// Every flagged (task, metric), sorted by task then metric (the four vectors are
+/// parallel), and each metric's scale.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outliers {
     /// Task index (position in recording order).
     pub task: Vec<i64>,
     /// Metric index (row of `columns`).
     pub metric: Vec<i64>,
-    /// Robust z-score `0.6745 * |x - median| / MAD` (inf when MAD = 0 and x != median).
-    pub z: Vec<f64>,
+    /// The equivalent Gaussian z (finite).
+    pub severity: Vec<f64>,
     /// `x - median`, in the metric's units.
     pub deviation: Vec<f64>,
+    /// Per metric: the scale code it was scored on.
+    pub scale: Vec<i64>,
 }
 
 impl Outliers {
@@ -55,26 +119,23 @@ impl Outliers {
         Table::new()
             .with("task", self.task)
             .with("metric", self.metric)
-            .with("z", self.z)
+            .with("severity", self.severity)
             .with("deviation", self.deviation)
+            .with("scale", self.scale)
     }
 }
 
-/// Robust z-scores per metric:
-/// - per metric with >= 3 present values: median (the mean `(a + b) / 2` of the two middle
-///   values for even counts), MAD = median(|x - median|);
-/// - `z = 0.6745 * |x - median| / MAD` (evaluated left to right); MAD == 0 → z = inf where
-///   x != median, else 0; `deviation = x - median`;
-/// - returns every (task, metric) with z > `z_threshold`, sorted by task then metric.
-///
-/// `z_threshold` finite and > 0 (checked by the caller). Metrics run in parallel.
+type Flag = (usize, usize, f64, f64);
+
+/// The outliers of every metric (see the module documentation). `z_threshold` finite and
+/// > 0 (checked by the caller). Metrics run in parallel.
 pub fn outlier_scores(
     columns: &[&[f64]],
     z_threshold: f64,
     budget: &Budget,
 ) -> CoreResult<Outliers> {
     column_length(columns)?;
-    let per_metric: Vec<Vec<(usize, usize, f64, f64)>> = columns
+    let per_metric: Vec<(i64, Vec<Flag>)> = columns
         .par_iter()
         .enumerate()
         .map(|(metric, column)| {
@@ -82,52 +143,202 @@ pub fn outlier_scores(
             Ok(metric_outliers(metric, column, z_threshold))
         })
         .collect::<CoreResult<_>>()?;
-    let mut flagged: Vec<(usize, usize, f64, f64)> = per_metric.into_iter().flatten().collect();
+    let scale = per_metric.iter().map(|(scale, _)| *scale).collect();
+    let mut flagged: Vec<Flag> = per_metric.into_iter().flat_map(|(_, f)| f).collect();
     flagged.sort_unstable_by_key(|&(task, metric, _, _)| (task, metric));
     let mut outliers = Outliers {
-        task: Vec::with_capacity(flagged.len()),
-        metric: Vec::with_capacity(flagged.len()),
-        z: Vec::with_capacity(flagged.len()),
-        deviation: Vec::with_capacity(flagged.len()),
+        scale,
+        ..Outliers::default()
     };
-    for (task, metric, z, deviation) in flagged {
+    for (task, metric, severity, deviation) in flagged {
         outliers.task.push(task as i64);
         outliers.metric.push(metric as i64);
-        outliers.z.push(z);
+        outliers.severity.push(severity);
         outliers.deviation.push(deviation);
     }
     Ok(outliers)
 }
 
-/// (task, metric, z, deviation) of one metric's outliers, in task order.
-fn metric_outliers(
-    metric: usize,
-    column: &[f64],
-    z_threshold: f64,
-) -> Vec<(usize, usize, f64, f64)> {
+/// One metric's scale and its outliers in task order.
+fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec<Flag>) {
     let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-    if present.len() < MIN_OUTLIER_VALUES {
-        return Vec::new();
+    let m = present.len();
+    if m < MIN_OUTLIER_VALUES {
+        return (SCALE_NONE, Vec::new());
     }
     let (center, mad) = median_and_mad(&present);
-    column
-        .iter()
-        .enumerate()
-        .filter(|(_, value)| !value.is_nan())
-        .filter_map(|(task, &value)| {
-            let deviation = value - center;
-            let z = if mad == 0.0 {
-                if value != center {
-                    f64::INFINITY
-                } else {
-                    0.0
-                }
-            } else {
-                ROBUST_Z_FACTOR * deviation.abs() / mad
-            };
-            (z > z_threshold).then_some((task, metric, z, deviation))
-        })
-        .collect()
+    let flags = |score: &dyn Fn(f64) -> Option<f64>| -> Vec<Flag> {
+        column
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| !value.is_nan())
+            .filter_map(|(task, &value)| {
+                score(value).map(|severity| (task, metric, severity, value - center))
+            })
+            .collect()
+    };
+    if is_count(&present, mad) {
+        let mean = sequential_sum(&present) / m as f64;
+        if mean <= 0.0 {
+            return (SCALE_COUNT, Vec::new());
+        }
+        let log_ratio = (mean / (1.0 + mean)).ln();
+        let log_limit = (COUNT_FAMILY_ALPHA / m as f64).ln();
+        let found = flags(&|value| {
+            let log_tail = value * log_ratio; // ln P(X >= value)
+            (value > center && log_tail < log_limit).then(|| upper_tail_z(log_tail))
+        });
+        return (SCALE_COUNT, found);
+    }
+    // Skewness needs enough values to be judged: fewer, the plain modified z on x.
+    let skew_known = m >= MIN_MEDCOUPLE_VALUES;
+    let sample = systematic_sample(&present);
+    let positive = present.iter().all(|&v| v > 0.0);
+    let log_scale = skew_known && positive && medcouple(&sample) > LOG_SCALE_MEDCOUPLE;
+    let transform = |value: f64| if log_scale { value.ln() } else { value };
+    let (scale, transformed): (i64, Cow<[f64]>) = if log_scale {
+        (
+            SCALE_LOG,
+            Cow::Owned(present.iter().map(|v| v.ln()).collect()),
+        )
+    } else {
+        (SCALE_RAW, Cow::Borrowed(present.as_slice()))
+    };
+    let (y_center, y_mad) = median_and_mad(&transformed);
+    let (scale, y_mad, (upper, lower)) = if y_mad > 0.0 {
+        let mc = if skew_known {
+            let sample: Vec<f64> = sample.iter().map(|&v| transform(v)).collect();
+            medcouple(&sample).clamp(-MAX_MEDCOUPLE, MAX_MEDCOUPLE)
+        } else {
+            0.0
+        };
+        // Within the medcouple's sampling noise of a symmetric metric: no adjustment.
+        let mc = if mc.abs() < MIN_SKEW_MEDCOUPLE {
+            0.0
+        } else {
+            mc
+        };
+        (scale, y_mad, side_factors(mc))
+    } else {
+        // MAD = 0: the mean absolute deviation in its place, no skew adjustment.
+        let distance: Vec<f64> = transformed.iter().map(|&v| (v - y_center).abs()).collect();
+        let mean_deviation = sequential_sum(&distance) / m as f64;
+        let spread = MEAN_DEVIATION_FACTOR * ROBUST_Z_FACTOR * mean_deviation;
+        (SCALE_MEAN_DEVIATION, spread, (1.0, 1.0))
+    };
+    if y_mad == 0.0 {
+        return (scale, Vec::new());
+    }
+    let found = flags(&|value| {
+        let offset = transform(value) - y_center;
+        let z = if offset > 0.0 {
+            ROBUST_Z_FACTOR * offset / (y_mad * upper)
+        } else if log_scale {
+            return None;
+        } else {
+            ROBUST_Z_FACTOR * -offset / (y_mad * lower)
+        };
+        (z > z_threshold).then_some(z)
+    });
+    (scale, found)
+}
+
+/// The median of sorted values (the mean of the middle pair for even counts).
+fn sorted_median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Counts: non-negative integers with at most [`COUNT_MAX_DISTINCT`] distinct values, or
+/// with MAD = 0.
+fn is_count(values: &[f64], mad: f64) -> bool {
+    if values.iter().any(|&v| v < 0.0 || v.fract() != 0.0) {
+        return false;
+    }
+    if mad == 0.0 {
+        return true;
+    }
+    let mut distinct: Vec<f64> = Vec::with_capacity(COUNT_MAX_DISTINCT + 1);
+    for &value in values {
+        if !distinct.contains(&value) {
+            distinct.push(value);
+            if distinct.len() > COUNT_MAX_DISTINCT {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// At most [`MEDCOUPLE_SAMPLE`] values at the evenly spaced positions `i * m / k` of the
+/// present values in task order (a systematic sample; all of them when m <= 512).
+fn systematic_sample(values: &[f64]) -> Vec<f64> {
+    let m = values.len();
+    let k = m.min(MEDCOUPLE_SAMPLE);
+    (0..k).map(|i| values[i * m / k]).collect()
+}
+
+/// The (upper, lower) factors for the medcouple `mc`: the adjusted boxplot's widening of
+/// the heavy side, `e^{3 |MC|}` (Hubert & Vandervieren 2008); the light side keeps 1 (its
+/// narrowing, `e^{-4 |MC|}`, would let the medcouple's sampling noise — about ±0.06 at
+/// n = 400 — flag ordinary values of a symmetric metric at 3.5 robust z).
+pub fn side_factors(mc: f64) -> (f64, f64) {
+    if mc >= 0.0 {
+        ((3.0 * mc).exp(), 1.0)
+    } else {
+        (1.0, (-3.0 * mc).exp())
+    }
+}
+
+/// The medcouple (Brys, Hubert & Struyf 2004) of `values`, exactly (quadratic: callers pass
+/// at most [`MEDCOUPLE_SAMPLE`] values): the median of `((x_j - Q2) - (Q2 - x_i)) / (x_j -
+/// x_i)` over x_i <= Q2 <= x_j with x_i < x_j (pairs of values both equal to the median are
+/// left out); 0 when no pair remains.
+pub fn medcouple(values: &[f64]) -> f64 {
+    let mut sample = values.to_vec();
+    sample.sort_unstable_by(f64::total_cmp);
+    let center = sorted_median(&sample);
+    let below = sample.iter().copied().filter(|&v| v <= center);
+    let mut kernel = Vec::new();
+    for low in below {
+        for &high in sample.iter().filter(|&&v| v >= center) {
+            if high > low {
+                kernel.push(((high - center) - (center - low)) / (high - low));
+            }
+        }
+    }
+    if kernel.is_empty() {
+        return 0.0;
+    }
+    median_in_place(&mut kernel)
+}
+
+/// Φ⁻¹(1 − P) for an upper tail probability P < 0.02425 given as `ln P`: Acklam's (2003)
+/// rational approximation of the normal quantile in its tail region (relative error below
+/// 1.2e-9), finite for every finite `ln P`.
+pub fn upper_tail_z(log_tail: f64) -> f64 {
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let q = (-2.0 * log_tail).sqrt();
+    let numerator = ((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5];
+    let denominator = (((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0;
+    -numerator / denominator
 }
 
 #[cfg(test)]
@@ -139,72 +350,113 @@ mod tests {
     }
 
     #[test]
-    fn hand_worked_three_values() {
-        // median 23.1, |x - median| = 0.6, 0, 22.1 → MAD 0.6.
-        let column = [22.5, 23.1, 45.2];
+    fn hand_worked_symmetric_metric() {
+        // median 0.5, MAD = median(|x - 0.5|) = (1.5 + 2.5) / 2 = 2; the 16 medcouple
+        // kernels (x_j + x_i - 1) / (x_j - x_i) have the middle pair 0, 0: MC = 0.
+        let column = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 30.0];
+        let mut sorted = column.to_vec();
+        sorted.sort_unstable_by(f64::total_cmp);
+        assert_eq!(medcouple(&sorted), 0.0);
         let result = outlier_scores(&[&column], 3.5).unwrap();
-        assert_eq!(result.task, vec![2]);
-        assert_eq!(result.metric, vec![0]);
-        let expected = 0.6745 * 22.1 / 0.6;
-        assert!(
-            (result.z[0] - expected).abs() <= 1e-12 * expected,
-            "{result:?}"
-        );
-        assert!((result.deviation[0] - 22.1).abs() < 1e-12);
-        // 22.5 has z = 0.6745 exactly as computed: below any threshold above it.
-        let low = outlier_scores(&[&column], 0.6).unwrap();
-        assert_eq!(low.task, vec![0, 2]);
-        assert_eq!(
-            low.z[0],
-            0.6745 * (22.5f64 - 23.1).abs() / (22.5f64 - 23.1).abs()
-        );
+        assert_eq!(result.task, vec![7]);
+        assert_eq!(result.scale, vec![SCALE_RAW]);
+        assert_eq!(result.severity, vec![ROBUST_Z_FACTOR * 29.5 / 2.0]);
+        assert_eq!(result.deviation, vec![29.5]);
+        // below the threshold of 1.0: -3 has z = 0.6745 * 3.5 / 2 = 1.18
+        let low = outlier_scores(&[&column], 1.0).unwrap();
+        assert_eq!(low.task, vec![0, 7]);
     }
 
     #[test]
-    fn mad_zero_flags_only_differing_values() {
-        let column = [5.0, 5.0, 5.0, 5.0, 6.0, 5.0];
+    fn counts_are_tested_by_their_geometric_tail() {
+        let mut column = vec![0.0; 100];
+        column[10..19].fill(1.0);
+        column[50] = 12.0;
         let result = outlier_scores(&[&column], 3.5).unwrap();
+        assert_eq!(result.scale, vec![SCALE_COUNT]);
+        assert_eq!(result.task, vec![50]);
+        let mean: f64 = 21.0 / 100.0;
+        let log_tail = 12.0 * (mean / (1.0 + mean)).ln();
+        assert_eq!(result.severity, vec![upper_tail_z(log_tail)]);
+        assert!(result.severity[0].is_finite() && result.severity[0] > 6.0);
+        // flags: nothing (P(X >= 1) is far from rare)
+        let flags: Vec<f64> = (0..100).map(|i| f64::from(i % 7 == 0)).collect();
+        assert!(outlier_scores(&[&flags], 3.5).unwrap().task.is_empty());
+    }
+
+    #[test]
+    fn normal_quantile_in_the_tail() {
+        // scipy.stats.norm.isf(1e-10), norm.isf(1e-3), norm.isf(1e-300)
+        let cases = [
+            (1e-10f64, 6.361_340_902_404_056),
+            (1e-3, 3.090_232_306_167_813_5),
+            (1e-300, 37.047_096_299_361_2),
+        ];
+        for (p, z) in cases {
+            let got = upper_tail_z(p.ln());
+            assert!((got - z).abs() <= 2e-9 * z, "{p}: {got} vs {z}");
+        }
+        assert!(upper_tail_z(-1e6).is_finite());
+    }
+
+    #[test]
+    fn zero_mad_uses_the_mean_absolute_deviation() {
+        // 7 values (too few to judge skew): raw scale; MAD 0 -> MeanAD = (0.5 + 4.5) / 7
+        let column = [5.0, 5.0, 5.0, 5.0, 9.5, 5.0, 4.5];
+        let result = outlier_scores(&[&column], 3.5).unwrap();
+        assert_eq!(result.scale, vec![SCALE_MEAN_DEVIATION]);
         assert_eq!(result.task, vec![4]);
-        assert_eq!(result.z, vec![f64::INFINITY]);
-        assert_eq!(result.deviation, vec![1.0]);
-        // All equal: nothing.
-        let result = outlier_scores(&[&[2.0; 10]], 3.5).unwrap();
+        let spread = MEAN_DEVIATION_FACTOR * ROBUST_Z_FACTOR * (5.0 / 7.0);
+        let expected = ROBUST_Z_FACTOR * 4.5 / spread;
+        assert!((result.severity[0] - expected).abs() < 1e-12 * expected);
+        assert!((expected - 4.5 / (1.253_314 * 5.0 / 7.0)).abs() < 1e-12);
+        assert_eq!(result.deviation, vec![4.5]);
+        // all equal: nothing
+        let result = outlier_scores(&[&[2.5; 10]], 3.5).unwrap();
         assert!(result.task.is_empty());
+    }
+
+    #[test]
+    fn log_scale_flags_only_the_upper_side() {
+        // log-normal-like: 1, 2, 4, ... the logs are symmetric; 1/1000 is far below
+        let mut column: Vec<f64> = (0..40).map(|i| (f64::from(i % 10) * 0.3).exp()).collect();
+        column[3] = 1e-3;
+        column[7] = 1e4;
+        let result = outlier_scores(&[&column], 3.5).unwrap();
+        assert_eq!(result.scale, vec![SCALE_LOG]);
+        assert_eq!(result.task, vec![7]);
     }
 
     #[test]
     fn sorted_by_task_then_metric_with_absent_values() {
         let nan = f64::NAN;
-        let a = [1.0, 1.1, 0.9, 1.0, 50.0, nan, 1.05];
-        let b = [nan, 10.0, 10.5, 9.5, -40.0, 10.0, 10.2];
-        let c = [nan, nan, 1.0, 2.0, nan, nan, nan]; // 2 values: not scored
+        let a = [1.0, 1.1, 0.9, 1.0, 50.0, nan, 1.05, -1.0, 1.02];
+        let b = [nan, 10.0, 10.5, 9.5, -40.0, 10.0, 10.2, 10.1, -9.9];
+        let c = [nan, nan, 1.0, 2.0, nan, nan, nan, nan, nan]; // 2 values: not scored
         let result = outlier_scores(&[&a, &b, &c], 3.5).unwrap();
-        assert_eq!(result.task, vec![4, 4]);
-        assert_eq!(result.metric, vec![0, 1]);
-        // b: present 10, 10.5, 9.5, -40, 10, 10.2 → median 10, MAD median(0,.5,.5,50,0,.2)=0.35
-        assert!((result.deviation[1] + 50.0).abs() < 1e-12);
-        assert!((result.z[1] - 0.6745 * 50.0 / 0.35).abs() < 1e-9);
-    }
-
-    #[test]
-    fn even_count_median_is_the_mean_of_the_middle_pair() {
-        // median (2 + 4) / 2 = 3; |x - 3| = 2, 1, 1, 97 → MAD (1 + 2) / 2 = 1.5
-        let column = [1.0, 2.0, 4.0, 100.0];
-        let result = outlier_scores(&[&column], 3.5).unwrap();
-        assert_eq!(result.task, vec![3]);
-        assert_eq!(result.deviation, vec![97.0]);
-        assert_eq!(result.z, vec![0.6745 * 97.0 / 1.5]);
+        assert_eq!(result.scale, vec![SCALE_RAW, SCALE_RAW, SCALE_NONE]);
+        let pairs: Vec<(i64, i64)> = result
+            .task
+            .iter()
+            .copied()
+            .zip(result.metric.clone())
+            .collect();
+        let mut sorted_pairs = pairs.clone();
+        sorted_pairs.sort_unstable();
+        assert_eq!(pairs, sorted_pairs);
+        assert!(
+            pairs.contains(&(4, 0)) && pairs.contains(&(4, 1)),
+            "{pairs:?}"
+        );
+        assert!(result.severity.iter().all(|z| z.is_finite() && *z > 3.5));
     }
 
     #[test]
     fn degenerate_inputs_and_arguments() {
         assert_eq!(outlier_scores(&[], 3.5).unwrap(), Outliers::default());
-        assert_eq!(outlier_scores(&[&[]], 3.5).unwrap(), Outliers::default());
         let nan = f64::NAN;
-        assert_eq!(
-            outlier_scores(&[&[nan, nan, nan, nan]], 3.5).unwrap(),
-            Outliers::default()
-        );
+        let empty = outlier_scores(&[&[nan, nan, nan, nan]], 3.5).unwrap();
+        assert!(empty.task.is_empty() && empty.scale == vec![SCALE_NONE]);
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let params = Params::new().with("z_threshold", bad);
             let error = run(&[&[1.0]], &params, &Budget::unlimited()).unwrap_err();

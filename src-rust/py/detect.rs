@@ -104,7 +104,8 @@ pub fn run_detector<'py>(
     table_to_dict(py, table)
 }
 
-/// The roles of the rows `metrics` (all when None) of `columns`: `counter` per metric.
+/// The roles of the rows `metrics` (all when None) of `columns`: `counter`, `spearman`,
+/// `distinct_share` and `index` per metric (`detect::roles`).
 #[pyfunction]
 #[pyo3(signature = (columns, metrics = None))]
 pub fn column_roles<'py>(

@@ -76,11 +76,16 @@ def test_clustering_of_noise_is_not_quadratic(backend: str) -> None:
         assert cluster.metrics["cluster_size"] > 59_000
         assert elapsed < 1.5
     else:
-        # The NumPy twin's blocked sweep is still quadratic here: it keeps the budget.
+        # The NumPy twin's blocked sweep is still quadratic here: it finishes or keeps the
+        # budget and says so, depending on the machine's speed.
         assert elapsed < budget + SLACK
-        assert report.incomplete == [  # type: ignore[attr-defined]
-            (PatternKind.CLUSTERING, f"not finished within {budget:g} s")
-        ]
+        if report.incomplete:  # type: ignore[attr-defined]
+            assert report.incomplete == [  # type: ignore[attr-defined]
+                (PatternKind.CLUSTERING, f"not finished within {budget:g} s")
+            ]
+        else:
+            (cluster,) = list(report)  # type: ignore[call-overload]
+            assert cluster.metrics["cluster_size"] > 59_000
 
 
 def test_wide_data_bounds_the_pairwise_work(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -62,6 +63,7 @@ INT_FIELDS = frozenset(
         "term_law",
         "term_metric",
         "tasks",
+        "scale",
     }
 )
 BOOL_FIELDS = frozenset({"sampled", "detected", "is_counter", "tested", "satisfied"})
@@ -137,7 +139,8 @@ def test_both_backends_describe_the_same_registry(
 ) -> None:
     assert native.DETECTORS == numpy_backend.DETECTORS
     assert native.PERMUTATION_SEED == numpy_backend.PERMUTATION_SEED
-    assert native.ROLE_FIELDS == numpy_backend.ROLE_FIELDS == ["counter"]
+    assert native.ROLE_FIELDS == numpy_backend.ROLE_FIELDS
+    assert native.ROLE_FIELDS == ["counter", "spearman", "distinct_share", "index"]
     assert native.CHUNK_FIELDS == numpy_backend.CHUNK_FIELDS
     assert native.CHUNK_FIELDS[:3] == ["count", "done", "labels"]
     # the same order, and defaults of the same types (they decide what a bad value is)
@@ -323,8 +326,10 @@ def test_column_roles_select_rows_too(kernels: ModuleType, rows: list[int]) -> N
     roles = kernels.column_roles(columns, metrics)
     assert list(roles) == kernels.ROLE_FIELDS
     assert roles["counter"].dtype == np.bool_
-    expected = kernels.column_roles(np.ascontiguousarray(columns[metrics]))["counter"]
-    assert roles["counter"].tolist() == expected.tolist() == [False] * len(rows) + [True]
+    expected = kernels.column_roles(np.ascontiguousarray(columns[metrics]))
+    assert roles["counter"].tolist() == expected["counter"].tolist() == [False] * len(rows) + [True]
+    assert roles["index"].tolist() == expected["index"].tolist()
+    np.testing.assert_array_equal(roles["spearman"], expected["spearman"])
 
 
 # --- the two backends agree ----------------------------------------------------------------------
@@ -442,3 +447,27 @@ def test_the_seed_detectors_agree_to_1e_12(
     ours = run(numpy_backend, name, columns, **params)
     theirs = run(native, name, columns, **params)
     assert_same_result(name, ours, theirs, rtol=1e-12, atol=1e-300)
+
+
+# --- column roles --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [8, 50, 5000])
+def test_column_roles_spearman_matches_scipy(kernels: ModuleType, n: int) -> None:
+    rng = np.random.default_rng(n)
+    trend = np.arange(float(n)) + rng.normal(0.0, 0.3 * max(n, 8) ** 0.5, n)
+    ties = np.round(rng.normal(size=n))  # many ties: average ranks
+    stamps = np.arange(float(n)) + rng.uniform(0.0, 3.0, n)  # completion order
+    columns = np.vstack([trend, ties, stamps, -stamps])
+    roles = kernels.column_roles(columns)
+    position = np.arange(n)
+    for k in (0, 2, 3):  # ranks correlated enough for the full check at every n
+        expected = scipy.stats.spearmanr(columns[k], position).statistic
+        assert roles["spearman"][k] == pytest.approx(expected, rel=1e-12)
+    if n <= 4096:  # the tied column's rho is over every value below the precheck size
+        expected = scipy.stats.spearmanr(ties, position).statistic
+        assert roles["spearman"][1] == pytest.approx(expected, rel=1e-12, abs=1e-14)
+    if n < 50:  # one swap of neighbours in 8 values already gives rho = 0.976
+        return
+    assert roles["index"].tolist() == [abs(roles["spearman"][0]) >= 0.99, False, True, True]
+    assert roles["distinct_share"][2] == 1.0

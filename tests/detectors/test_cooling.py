@@ -4,8 +4,8 @@ registry within one time budget, then one Benjamini–Hochberg pass over every p
 - ``benjamini_hochberg`` against scipy's ``false_discovery_control`` and by hand.
 - The report: ``tests_run`` counts every p-valued test, ``skipped`` (too few tasks, a
   detector lacking data) and ``incomplete`` (a spent budget, a kernel cut by its deadline,
-  or CoolingTimeoutError with ``on_timeout="raise"``); metrics left out, and ids and
-  counters for the measured-only detectors, take part in no pattern.
+  or CoolingTimeoutError with ``on_timeout="raise"``); metrics left out, and index
+  columns (ids, counters, row numbers, timestamps), take part in no pattern, with a note.
 - For every pattern kind, a kiln with a planted signal gives patterns of that kind worded
   as SPEC §6 documents, with exactly the ``details`` keys the kind's wording module sets.
 """
@@ -262,24 +262,39 @@ def test_left_out_metrics_take_part_in_no_pattern_and_are_noted() -> None:
     assert all("shadow" not in named_metrics(pattern) for pattern in report)
 
 
-def test_ids_and_counters_take_no_part_in_the_measured_only_detectors() -> None:
+def test_index_columns_take_part_in_no_detector() -> None:
     rng = np.random.default_rng(9)
+    n = 200
     step = np.r_[rng.normal(0.0, 1.0, 100), rng.normal(3.0, 1.0, 100)]
-    columns = np.vstack([np.arange(200.0), step])  # 'row' is a counter
-    report = cool_now(data_of(columns, ["row", "level"]))
+    # a start timestamp recorded in completion order: not monotone, rho ~ 1 with the row
+    started = 1.7e9 + 10.0 * np.arange(n) + rng.uniform(0.0, 25.0, n)
+    columns = np.vstack([np.arange(float(n)), started, 2.0 * np.arange(float(n)), step])
+    names = ["row", "started", "bytes_total", "level"]
+    roles = _backend.kernels().column_roles(columns)
+    assert roles["index"].tolist() == [True, True, True, False]
+    assert roles["counter"].tolist() == [True, False, True, False]
+    report = cool_now(data_of(columns, names))
     # one shift test (of 'level'); no pair of measured metrics for dependence or flow
     assert report.tests_run == 1
     assert [kind for kind, _ in report.skipped] == [
         PatternKind.DEPENDENCE,
         PatternKind.INFORMATION_FLOW,
     ]
-    measured_only = {detector.kind for detector in REGISTRY if detector.measured_only}
-    assert measured_only == {PatternKind.OUTLIER, *TESTED_KINDS}
     shifts = report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
     assert [pattern.details["metric"] for pattern in shifts] == ["level"]
     for pattern in report:
-        if pattern.kind in measured_only:
-            assert "row" not in named_metrics(pattern)
+        assert not {"row", "started", "bytes_total"} & set(named_metrics(pattern))
+    assert (
+        "'row' takes part in no detector: an index column (it never decreases or never "
+        "increases: an id or a counter)"
+    ) in report.notes
+    rho = float(roles["spearman"][1])
+    assert (
+        f"'started' takes part in no detector: an index column (it moves with the task "
+        f"order: Spearman rho = {rho:.3f} with the row position, 100% distinct values)"
+    ) in report.notes
+    # the same ids in clustering, correlation and phase transition: no pattern names them
+    assert not report.by_kind(PatternKind.CORRELATION)
 
 
 # --- the wording of every kind ------------------------------------------------------------------
@@ -366,6 +381,8 @@ def _check_spike(pattern: CracklePattern, match: re.Match[str]) -> None:
     assert [match["metric"]] == pattern.details["metrics"] == ["latency"]
     assert pattern.involved_tasks == ("t17",)
     assert math.isnan(pattern.metrics["p_value"])  # a rule, not a test
+    assert match["severity"] == f"{pattern.metrics['severity']:.1f}"
+    assert math.isfinite(pattern.metrics["severity:latency"])
 
 
 def _spread(rng: np.random.Generator) -> NDArray[np.float64]:
@@ -453,7 +470,7 @@ PLANTED = [
         ["latency"],
         _spike,
         r"task '(?P<task>[^']+)' is an outlier on '(?P<metric>[^']+)' "
-        r"\(z = (?:\d+\.\d|inf), [+-]\S+ from the median\)",
+        r"\(severity (?P<severity>\d+\.\d), [+-]\S+ from the median, (?P<scale>[a-z ]+)\)",
         frozenset({"metrics", "task", "task_index"}),
         check=_check_spike,
     ),
@@ -526,3 +543,59 @@ def test_a_planted_signal_is_worded_as_documented(planted: Planted) -> None:
             # kept by the report's Benjamini–Hochberg pass: p <= q k / m <= q
             assert pattern.metrics["p_value"] <= report.fdr
             assert report.tests_run >= 1
+
+
+# --- dependence and flow read prewhitened series ------------------------------------------------
+
+
+def test_prewhitened_is_the_ar1_residual_over_present_values() -> None:
+    column = np.array([1.0, NAN, 3.0, 2.0, 5.0])
+    data = data_of(np.vstack([column, [1.0, 2.0, NAN, NAN, NAN]]), ["x", "short"])
+    white = data.prewhitened()
+    # present values 1, 3, 2, 5: mean 2.75, centered -1.75, .25, -.75, 2.25
+    phi = (-1.75 * 0.25 + 0.25 * -0.75 + -0.75 * 2.25) / (1.75**2 + 0.25**2 + 0.75**2 + 2.25**2)
+    expected = [NAN, NAN, 3.0 - phi * 1.0, 2.0 - phi * 3.0, 5.0 - phi * 2.0]
+    np.testing.assert_allclose(white.column(0), expected, rtol=1e-14)
+    assert np.isnan(white.column(1)).all()  # fewer than 3 values: nothing to test
+    assert list(white.names) == ["x", "short"] and white.task_count == 5
+
+
+def _ar1_pair(rng: np.random.Generator, phi: float, n: int) -> NDArray[np.float64]:
+    series = np.zeros((2, n))
+    noise = rng.normal(size=(2, n))
+    for t in range(1, n):
+        series[:, t] = phi * series[:, t - 1] + noise[:, t]
+    return series
+
+
+@pytest.mark.parametrize("case", ["ar1 0.9", "random walks", "shared trend"])
+def test_no_dependence_or_flow_from_autocorrelation_or_drift(case: str) -> None:
+    """Independent autocorrelated or drifting pairs (20 seeds, n = 300): at most one run
+    with a DEPENDENCE or INFORMATION_FLOW pattern (on the raw series: 27-100%)."""
+    profile = ThermalProfile.default().only(PatternKind.DEPENDENCE, PatternKind.INFORMATION_FLOW)
+    false = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        if case == "ar1 0.9":
+            columns = _ar1_pair(rng, 0.9, 300)
+        elif case == "random walks":
+            columns = np.cumsum(rng.normal(size=(2, 300)), axis=1)
+        else:
+            columns = np.linspace(0.0, 8.0, 300) + _ar1_pair(rng, 0.5, 300)
+        false += len(cool_now(data_of(columns, ["a", "b"]), profile)) > 0
+    assert false <= 1
+
+
+def test_lead_lag_flow_is_found_in_the_right_direction_on_prewhitened_series() -> None:
+    profile = ThermalProfile.default().only(PatternKind.INFORMATION_FLOW)
+    right = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x = _ar1_pair(rng, 0.5, 300)[0]
+        y = np.zeros(300)
+        noise = rng.normal(size=300)
+        for t in range(1, 300):
+            y[t] = 0.5 * y[t - 1] + 0.8 * x[t - 1] + noise[t]
+        flows = cool_now(data_of(np.vstack([x, y]), ["cause", "effect"]), profile)
+        right += [(p.details["source"], p.details["lag"]) for p in flows] == [("cause", 1)]
+    assert right >= 9

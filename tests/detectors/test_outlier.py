@@ -1,7 +1,9 @@
-"""The outlier detector (SPEC §6 ``OUTLIER``, docs/kernels.md): every (task, metric) whose
-robust z = 0.6745 |x - median| / MAD exceeds ``z_threshold`` (metrics with >= 3 values;
-MAD = 0: z = inf off the median), sorted by task then metric. Expected values are worked out
-by hand; a Hypothesis test checks the invariants on random input."""
+"""The outlier detector (SPEC §6 ``OUTLIER`` amended by §12, docs/kernels.md): the scale is
+chosen per metric (skew-adjusted modified z, the log scale for positive right-skewed metrics,
+a Bonferroni-corrected geometric tail for counts, the mean absolute deviation when MAD = 0),
+and every outlier has a finite severity. Hand-worked cases, scipy references (the normal
+quantile, the medcouple by brute force, the geometric tail), null calibration on seeded
+skewed and discrete data, and a Hypothesis test of the invariants."""
 
 from __future__ import annotations
 
@@ -11,60 +13,163 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from numpy.typing import NDArray
 from references import Columns
 from strategies import small_matrices
 
+from crackle_runtime._numpy.detect import outlier as numpy_outlier
+
 NAN, INF = math.nan, math.inf
+RAW, LOG, COUNT, MEAN_DEVIATION, NONE = 0, 1, 2, 3, -1
 
 Result = dict[str, NDArray[Any]]
 
 
-def outliers(kernels: ModuleType, columns: Columns, z_threshold: float) -> Result:
+def outliers(kernels: ModuleType, columns: Columns, z_threshold: float = 3.5) -> Result:
     result: Result = kernels.run_detector("outlier", columns, params={"z_threshold": z_threshold})
     return result
 
 
-def test_outlier_z_is_the_robust_score(kernels: ModuleType) -> None:
-    result = outliers(kernels, np.array([[22.5, 23.1, 45.2]]), 3.5)
-    assert result["task"].tolist() == [2]
-    assert result["metric"].tolist() == [0]
-    # median 23.1, MAD = median(0.6, 0, 22.1) = 0.6 (in floats: 23.1 - 22.5)
-    z = result["z"][0].item()
-    assert z == 0.6745 * (45.2 - 23.1) / (23.1 - 22.5)
-    assert z == pytest.approx(0.6745 * 22.1 / 0.6, rel=1e-13)
-    assert result["deviation"].tolist() == [45.2 - 23.1]
+def brute_medcouple(values: NDArray[np.float64]) -> float:
+    """The medcouple by its definition (Brys, Hubert & Struyf 2004), pairs x_i < x_j."""
+    center = float(np.median(values))
+    kernel = [
+        ((high - center) - (center - low)) / (high - low)
+        for low in values[values <= center]
+        for high in values[values >= center]
+        if high > low
+    ]
+    return float(np.median(kernel)) if kernel else 0.0
 
 
-def test_outlier_with_zero_mad_flags_every_value_off_the_median(kernels: ModuleType) -> None:
-    columns = np.array([[5.0, 5.0, 5.0, 5.0, 9.0, 5.0, 4.0]])
-    result = outliers(kernels, columns, 100.0)
-    assert result["task"].tolist() == [4, 6]
-    assert result["z"].tolist() == [INF, INF]
-    assert result["deviation"].tolist() == [4.0, -1.0]
-    # every value equal: nothing
-    assert outliers(kernels, np.full((1, 6), 3.0), 1.0)["task"].size == 0
+def test_hand_worked_symmetric_metric(kernels: ModuleType) -> None:
+    # median 0.5, MAD = (1.5 + 2.5) / 2 = 2; medcouple 0 (middle kernels 0, 0)
+    columns = np.array([[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 30.0]])
+    result = outliers(kernels, columns)
+    assert result["scale"].tolist() == [RAW]
+    assert result["task"].tolist() == [7]
+    assert result["severity"].tolist() == [0.6745 * 29.5 / 2.0]
+    assert result["deviation"].tolist() == [29.5]
+    assert outliers(kernels, columns, 1.0)["task"].tolist() == [0, 7]
+
+
+def test_counts_use_the_geometric_tail_with_bonferroni(kernels: ModuleType) -> None:
+    column = np.zeros(100)
+    column[10:19] = 1.0
+    column[50] = 12.0
+    result = outliers(kernels, column[None, :])
+    assert result["scale"].tolist() == [COUNT]
+    assert result["task"].tolist() == [50]
+    mean = 21.0 / 100.0
+    tail = scipy.stats.geom(1.0 / (1.0 + mean), loc=-1).sf(11)  # P(X >= 12), X >= 0
+    assert tail == pytest.approx((mean / (1 + mean)) ** 12, rel=1e-12)
+    assert 100 * tail < 0.01
+    assert result["severity"][0] == pytest.approx(scipy.stats.norm.isf(tail), rel=1e-8)
+    # an 8 among Poisson-like retries: 100 * P(X >= 8) = 0.0007 -> flagged; a 3: not
+    column[50] = 3.0
+    assert outliers(kernels, column[None, :])["task"].size == 0
+
+
+def test_zero_mad_uses_the_mean_absolute_deviation(kernels: ModuleType) -> None:
+    # 7 values, too few to judge skew: raw scale; MAD 0 -> MeanAD = (0.5 + 4.5) / 7
+    columns = np.array([[5.0, 5.0, 5.0, 5.0, 9.5, 5.0, 4.5]])
+    result = outliers(kernels, columns)
+    assert result["scale"].tolist() == [MEAN_DEVIATION]
+    assert result["task"].tolist() == [4]
+    assert result["severity"][0] == pytest.approx(4.5 / (1.253314 * 5 / 7), rel=1e-12)
+    assert outliers(kernels, np.full((1, 6), 3.25))["task"].size == 0
+
+
+def test_log_scale_flags_only_the_upper_side(kernels: ModuleType) -> None:
+    column = np.exp(0.3 * (np.arange(40) % 10))
+    column[3], column[7] = 1e-3, 1e4
+    result = outliers(kernels, column[None, :])
+    assert result["scale"].tolist() == [LOG]
+    assert result["task"].tolist() == [7]
+
+
+def test_medcouple_matches_its_definition() -> None:
+    rng = np.random.default_rng(3)
+    for values in (rng.lognormal(0, 1, 301), rng.normal(size=200), rng.exponential(size=64)):
+        assert numpy_outlier.medcouple(values) == pytest.approx(brute_medcouple(values), abs=1e-12)
+    # above 512 values the kernel reads the systematic sample i * m // 512 in task order
+    values = rng.lognormal(0, 1, 2000)
+    sample = numpy_outlier.systematic_sample(values)
+    np.testing.assert_array_equal(sample, values[np.arange(512) * 2000 // 512])
+    assert numpy_outlier.medcouple(sample) == pytest.approx(brute_medcouple(sample), abs=1e-12)
+
+
+def test_normal_quantile_matches_scipy() -> None:
+    p = np.array([1e-3, 1e-6, 1e-10, 1e-50, 1e-300])
+    np.testing.assert_allclose(
+        numpy_outlier.upper_tail_z(np.log(p)), scipy.stats.norm.isf(p), rtol=2e-9
+    )
+
+
+def _clean(case: str, rng: np.random.Generator) -> NDArray[np.float64]:
+    if case.startswith("lognormal"):
+        return rng.lognormal(3.0, float(case.split()[1]), 1000)
+    if case == "pareto 2":
+        return 1.0 + rng.pareto(2.0, 1000)
+    if case == "poisson 0.3":
+        return rng.poisson(0.3, 1000).astype(float)
+    if case == "bernoulli 0.5":
+        return (rng.random(1000) < 0.5).astype(float)
+    return rng.normal(100.0, 5.0, 1000)
+
+
+@pytest.mark.parametrize(
+    ("case", "share"),
+    [
+        ("lognormal 0.5", 0.005),
+        ("lognormal 1", 0.005),
+        ("pareto 2", 0.01),
+        ("poisson 0.3", 0.005),
+        ("bernoulli 0.5", 0.005),
+        ("normal", 0.005),
+    ],
+)
+def test_clean_data_has_few_outliers(kernels: ModuleType, case: str, share: float) -> None:
+    """Null calibration over 20 seeded series of 1,000 values: the share of flagged values
+    stays under the goal of SPEC §12 / issue 11."""
+    flagged = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        values = _clean(case, rng)
+        flagged += outliers(kernels, values[None, :])["task"].size
+    assert flagged / 20_000 <= share
+
+
+def test_planted_bursts_in_lognormal_are_found(kernels: ModuleType) -> None:
+    # x10 is 7.7 sigma on the log scale at sigma = 0.3 (at sigma = 0.5 only 4.6: a burst on
+    # a value 1.1 sigma below the median stays under 3.5; see benches/RESULTS.md)
+    found_all = 0
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        values = rng.lognormal(3.0, 0.3, 1000)
+        planted = rng.choice(1000, 5, replace=False)
+        values[planted] *= 10.0
+        tasks = set(outliers(kernels, values[None, :])["task"].tolist())
+        found_all += set(planted.tolist()) <= tasks
+    assert found_all >= 19
 
 
 def test_outliers_sorted_by_task_then_metric_with_absent_values(kernels: ModuleType) -> None:
     columns = np.array(
         [
-            [1.0, 2.0, 1.5, 50.0, 1.2, 1.1, NAN],
-            [NAN, 10.0, 11.0, 90.0, 10.5, -40.0, 10.2],
-            [1.0, 99.0, NAN, NAN, NAN, NAN, NAN],  # 2 values: never scored
+            [1.0, 2.0, 1.5, 50.0, 1.2, 1.1, NAN, -0.5],
+            [NAN, 10.0, 11.0, 90.0, 10.5, -40.0, 10.2, 9.9],
+            [1.0, 99.0, NAN, NAN, NAN, NAN, NAN, NAN],  # 2 values: never scored
         ]
     )
-    result = outliers(kernels, columns, 3.5)
-    assert list(zip(result["task"].tolist(), result["metric"].tolist(), strict=True)) == [
-        (3, 0),
-        (3, 1),
-        (5, 1),
-    ]
-    # metric 1 over tasks 1..6: median 10.35, deviations from it
-    assert result["deviation"][1].item() == 90.0 - 10.35
-    assert result["deviation"][2].item() == -40.0 - 10.35
-    assert np.all(result["z"] > 3.5)
+    result = outliers(kernels, columns)
+    pairs = list(zip(result["task"].tolist(), result["metric"].tolist(), strict=True))
+    assert pairs == sorted(pairs)
+    assert {(3, 0), (3, 1), (5, 1)} <= set(pairs)
+    assert result["scale"].tolist()[2] == NONE
+    assert np.all(np.isfinite(result["severity"])) and np.all(result["severity"] > 3.5)
 
 
 @pytest.mark.parametrize("threshold", [0.0, -1.0, NAN, INF])
@@ -85,12 +190,14 @@ def test_outliers_keep_their_invariants_on_random_input(
 ) -> None:
     present = ~np.isnan(columns)
     result = outliers(kernels, columns, 1.0)
-    task, metric, z = result["task"], result["metric"], result["z"]
-    assert np.all(z > 1.0)
+    task, metric, severity = result["task"], result["metric"], result["severity"]
+    assert np.all(np.isfinite(severity))
     assert np.all(present[metric, task])
     pairs = list(zip(task.tolist(), metric.tolist(), strict=True))
     assert pairs == sorted(pairs)
-    # z is the robust score of the deviation from the metric's median
+    assert result["scale"].size == columns.shape[0]
     for k, (t, m) in enumerate(pairs):
         values = columns[m][present[m]]
         assert result["deviation"][k].item() == columns[m, t] - np.median(values)
+        if result["scale"][m] != COUNT:
+            assert severity[k] > 1.0

@@ -71,22 +71,23 @@ def _always(data: DetectionData) -> bool:
 class Detector:
     """A detector's wording: the kernel it runs (``name``, a key of the backends'
     ``DETECTORS``), the kind of its patterns, its parameters from a profile, and how its
-    result becomes patterns and tests. ``measured_only``: ids and counters take no part
-    (the kernel reads only the measured metrics). ``applies(data)``: whether there is
-    anything for it to read at all (else it neither runs nor counts as skipped).
-    ``pairwise``: it compares metric pairs (at most MAX_PAIR_METRICS metrics take part).
-    ``min_tasks``: the kernel parameter giving the fewest tasks a row can be tested on; with
-    fewer tasks the kernel does not run and ``findings`` sees a result without rows (it
-    words why nothing was tested)."""
+    result becomes patterns and tests (index columns never reach it: the cooling loop leaves
+    them out). ``prepare(data)``: the data the kernel reads instead of ``data`` (the same
+    tasks and metrics, e.g. prewhitened; the wording still reads ``data``). ``applies(data)``:
+    whether there is anything for it to read at all (else it neither runs nor counts as
+    skipped). ``pairwise``: it compares metric pairs (at most MAX_PAIR_METRICS metrics take
+    part). ``min_tasks``: the kernel parameter giving the fewest tasks a row can be tested
+    on; with fewer tasks the kernel does not run and ``findings`` sees a result without rows
+    (it words why nothing was tested)."""
 
     name: str
     kind: PatternKind
     params: Callable[[ThermalProfile], dict[str, Any]]
     findings: Callable[[DetectionData, Result, dict[str, Any]], Findings]
-    measured_only: bool = True
     applies: Callable[[DetectionData], bool] = _always
     pairwise: bool = False
     min_tasks: str | None = None
+    prepare: Callable[[DetectionData], DetectionData] | None = None
 
 
 def flagged(result: Result, flag: str) -> list[int]:

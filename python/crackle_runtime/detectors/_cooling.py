@@ -2,12 +2,13 @@
 budget, then one Benjamini–Hochberg pass over every p-valued test of the report.
 
 The loop owns what is common to all detectors: which ones the profile enables, the minimum
-number of tasks, the metrics left out (ignored by the profile, declared an index), the ids
-and counters that measured-only detectors do not read, the deadline each kernel gets
-(the budget left), ``skipped`` and ``incomplete``, the bounds on wide data (pairs of at
-most MAX_PAIR_METRICS metrics, at most MAX_PATTERNS_PER_KIND worded findings of a tested
-kind, no run with fewer tasks than a detector can test), and the false-discovery
-control. Each detector's module only words its own patterns.
+number of tasks, the metrics left out (ignored by the profile, declared an index, or found
+to be an index column: ids, counters, row numbers, timestamps — SPEC §12 column roles; no
+detector reads them), the deadline each kernel gets (the budget left), ``skipped`` and
+``incomplete``, the bounds on wide data (pairs of at most MAX_PAIR_METRICS metrics, at most
+MAX_PATTERNS_PER_KIND worded findings of a tested kind, no run with fewer tasks than a
+detector can test), and the false-discovery control. Each detector's module only words its
+own patterns.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
-__all__ = ["benjamini_hochberg", "cool"]
+__all__ = ["benjamini_hochberg", "cool", "index_columns"]
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
@@ -110,11 +111,25 @@ class _Cooling:
                     self.patterns.append(pattern)
 
 
-def _measured(data: DetectionData) -> DetectionData:
-    """``data`` without its ids and counters (an index, not a measurement: they take no
-    part in the measured-only detectors, which they would otherwise all "drive")."""
+def index_columns(data: DetectionData) -> dict[str, str]:
+    """The metrics of ``data`` whose role is ``index`` (SPEC §12), name -> why, in words
+    for the report's data notes."""
     roles = _backend.kernels().column_roles(data.matrix, data.rows)
-    return data.select(~np.asarray(roles["counter"], dtype=bool))
+    found: dict[str, str] = {}
+    for k, name in enumerate(data.names):
+        if not bool(roles["index"][k]):
+            continue
+        if bool(roles["counter"][k]):
+            found[name] = (
+                "an index column (it never decreases or never increases: an id or a counter)"
+            )
+        else:
+            rho, share = float(roles["spearman"][k]), float(roles["distinct_share"][k])
+            found[name] = (
+                f"an index column (it moves with the task order: Spearman rho = {rho:.3f} "
+                f"with the row position, {share:.0%} distinct values)"
+            )
+    return found
 
 
 def cool(
@@ -129,14 +144,9 @@ def cool(
     counts from; ``on_timeout`` "raise" turns a detector cut by the budget into
     CoolingTimeoutError."""
     state = _Cooling(profile, started, on_timeout)
-    keep = np.array([name not in left_out for name in data.names], dtype=bool)
-    if not keep.all():
-        state.notes.extend(
-            f"'{name}' takes part in no detector: {left_out[name]}"
-            for name in data.names
-            if name in left_out
-        )
-        data = data.select(keep)
+    data = _leave_out(state, data, left_out)
+    if data.task_count >= profile.min_tasks_for_detection and len(data.names):
+        data = _leave_out(state, data, index_columns(data))
     n = data.task_count
     if n < profile.min_tasks_for_detection:
         reason = (
@@ -179,18 +189,29 @@ def _change_positions(patterns: list[CracklePattern], data: DetectionData) -> di
     return positions
 
 
+def _leave_out(state: _Cooling, data: DetectionData, left_out: Mapping[str, str]) -> DetectionData:
+    """``data`` without the metrics ``left_out`` (name -> why), each noted with its reason."""
+    keep = np.array([name not in left_out for name in data.names], dtype=bool)
+    if keep.all():
+        return data
+    state.notes.extend(
+        f"'{name}' takes part in no detector: {left_out[name]}"
+        for name in data.names
+        if name in left_out
+    )
+    return data.select(keep)
+
+
 def _run(state: _Cooling, data: DetectionData) -> None:
     profile = state.profile
     kernels = _backend.kernels()
-    measured: DetectionData | None = None
+    # A prepared copy (e.g. prewhitened) is made once for the detectors sharing its
+    # ``prepare`` and dropped after the last of them: at most one copy of the matrix lives.
+    prepared: dict[object, DetectionData] = {}
     for detector in REGISTRY:
         if detector.kind not in profile.detectors:
             continue
-        if detector.measured_only:
-            measured = _measured(data) if measured is None else measured
-            view = measured
-        else:
-            view = data
+        view = data
         if not detector.applies(view):
             continue
         params = detector.params(profile)
@@ -213,9 +234,17 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             )
             continue
         began = time.perf_counter()
+        if detector.prepare is None:
+            prepared.clear()
+            read = view
+        else:
+            if detector.prepare not in prepared:
+                prepared.clear()
+                prepared[detector.prepare] = detector.prepare(view)
+            read = prepared[detector.prepare]
         try:
             result = kernels.run_detector(
-                detector.name, view.matrix, view.rows, {**params, "deadline": remaining}
+                detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
             )
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration

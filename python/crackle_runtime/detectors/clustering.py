@@ -59,7 +59,6 @@ DETECTOR = Detector(
     PatternKind.CLUSTERING,
     _params,
     _findings,
-    measured_only=False,
     applies=lambda data: data.task_count >= 2 and len(data.names) > 0,
 )
 

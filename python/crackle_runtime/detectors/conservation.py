@@ -45,7 +45,6 @@ DETECTOR = Detector(
     PatternKind.CONSERVATION,
     _params,
     _findings,
-    measured_only=False,
     applies=lambda data: len(data.names) > 0,
 )
 

@@ -1,5 +1,7 @@
-"""Correlation (SPEC §6): metric pairs whose Pearson |r| reaches ``correlation_threshold``
-(and, from 10 pairs on, with p < 0.01)."""
+"""Correlation (SPEC §6, §12): metric pairs whose Pearson |r| reaches
+``correlation_threshold`` and, from 10 pairs on, whose first differences are associated too
+(p < 0.01 with an effective sample size, Bretherton et al. 1999): two random walks, two
+autocorrelated series or a shared trend or step give a high r but no pattern."""
 
 from __future__ import annotations
 
@@ -59,7 +61,6 @@ DETECTOR = Detector(
     PatternKind.CORRELATION,
     _params,
     _findings,
-    measured_only=False,
     applies=lambda data: len(data.names) >= 2,
     pairwise=True,
 )

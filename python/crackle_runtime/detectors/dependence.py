@@ -1,6 +1,9 @@
 """Nonlinear dependence (SPEC §6 ``DEPENDENCE``): strong mutual information between two
 metrics whose linear correlation stays below the threshold (e.g. y = x²); permutation
-tested, in the report's FDR pass."""
+tested, in the report's FDR pass. The kernel reads each metric AR(1)-prewhitened
+(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend or step give
+no dependence (SPEC §12); r, MI and the conditional-mean range are those of the
+prewhitened series."""
 
 from __future__ import annotations
 
@@ -91,4 +94,5 @@ DETECTOR = Detector(
     _findings,
     pairwise=True,
     min_tasks="min_pairs",
+    prepare=DetectionData.prewhitened,
 )

@@ -1,6 +1,8 @@
 """Information flow (SPEC §6 ``INFORMATION_FLOW``): transfer entropy from one metric to
 another at lag 1..3 significantly above the reverse direction; source-surrogate tested, in
-the report's FDR pass."""
+the report's FDR pass. The kernel reads each metric AR(1)-prewhitened
+(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend or step give
+no flow (SPEC §12); the transfer entropies are those of the prewhitened series."""
 
 from __future__ import annotations
 
@@ -74,4 +76,5 @@ DETECTOR = Detector(
     _findings,
     pairwise=True,
     min_tasks="min_values",
+    prepare=DetectionData.prewhitened,
 )

@@ -1,5 +1,10 @@
-"""Outliers (SPEC §6 ``OUTLIER``): tasks whose robust z-score exceeds ``outlier_z`` on some
-metric, one pattern per task; a rule, not a test (no p-value, not in the FDR pass)."""
+"""Outliers (SPEC §6 ``OUTLIER`` as amended by §12): tasks that stand out on some metric, on
+the scale the kernel chose for it (modified z, skew-adjusted; the log scale for positive
+right-skewed metrics; a Bonferroni-corrected geometric tail for counts and flags), each with
+a finite ``severity`` (an equivalent Gaussian z). One pattern per task; a rule, not a test
+(no p-value, not in the FDR pass). The report keeps the most severe: at most
+``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
+total."""
 
 from __future__ import annotations
 
@@ -13,13 +18,26 @@ from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
-__all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS"]
+__all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS", "MAX_PER_METRIC", "SCALE_WORDS"]
 
-MAX_OUTLIER_PATTERNS = 200  # a report lists at most this many outlier tasks, the most extreme
+MAX_OUTLIER_PATTERNS = 200  # a report lists at most this many outlier tasks, the most severe
+MAX_PER_METRIC = 50  # ... and at most this many (task, metric) outliers of one metric
+SCALE_WORDS = {0: "robust z", 1: "log scale", 2: "count tail", 3: "mean deviation"}
 
 
 def _params(profile: ThermalProfile) -> dict[str, Any]:
     return {"z_threshold": float(profile.outlier_z)}
+
+
+def _most_severe(metrics: np.ndarray[Any, Any], severity: np.ndarray[Any, Any]) -> Any:
+    """Mask of the flagged (task, metric) rows kept: each metric's ``MAX_PER_METRIC`` most
+    severe (ties in task order)."""
+    order = np.lexsort((-severity, metrics))  # by metric, most severe first
+    sorted_metrics = metrics[order]
+    starts = np.searchsorted(sorted_metrics, sorted_metrics, side="left")
+    keep = np.zeros(metrics.size, dtype=bool)
+    keep[order[np.arange(metrics.size) - starts < MAX_PER_METRIC]] = True
+    return keep
 
 
 def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Findings:
@@ -32,42 +50,68 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     tasks = np.asarray(result["task"])
     if not tasks.size:
         return found
-    metrics, zs, deviations = result["metric"], result["z"], result["deviation"]
+    metrics = np.asarray(result["metric"])
+    severity = np.asarray(result["severity"], dtype=np.float64)
+    deviations, scales = np.asarray(result["deviation"]), np.asarray(result["scale"])
+    flagged_tasks = np.unique(tasks).size
+    kept = _most_severe(metrics, severity)
+    tasks, metrics, severity, deviations = (
+        tasks[kept],
+        metrics[kept],
+        severity[kept],
+        deviations[kept],
+    )
     boundaries = np.flatnonzero(np.diff(tasks)) + 1
     groups = np.split(np.arange(tasks.size), boundaries)
-    worst = np.array([np.max(np.asarray(zs)[g]) for g in groups])
-    order = np.argsort(-worst, kind="stable")
-    if len(groups) > MAX_OUTLIER_PATTERNS:
+    worst = np.array([np.max(severity[g]) for g in groups])
+    order = np.argsort(-worst, kind="stable")[:MAX_OUTLIER_PATTERNS]
+    if len(groups) < flagged_tasks or order.size < len(groups):
         found.notes.append(
-            f"outlier: {len(groups)} tasks exceed z = {z_threshold:g}; the "
-            f"{MAX_OUTLIER_PATTERNS} most extreme are reported"
+            f"outlier: {flagged_tasks} tasks stand out (severity > {z_threshold:g}); the "
+            f"{order.size} most severe are reported (at most {MAX_PER_METRIC} per metric)"
         )
-        order = order[:MAX_OUTLIER_PATTERNS]
-    for group_index in sorted(order.tolist()):
-        group = groups[group_index]
-        task = int(tasks[group[0]])
-        label = data.labels[task]
-        names = [data.names[int(metrics[k])] for k in group]
-        z_values = [float(zs[k]) for k in group]
-        metric_values: dict[str, float] = {"p_value": math.nan}
-        for name, k in zip(names, group, strict=True):
-            metric_values[f"z:{name}"] = float(zs[k])
-            metric_values[f"deviation:{name}"] = float(deviations[k])
-        described = ", ".join(
-            f"'{name}' (z = {z:.1f}, {float(deviations[k]):+.4g} from the median)"
-            for name, z, k in zip(names, z_values, group, strict=True)
-        )
+    for group_index in order.tolist():
         found.patterns.append(
-            CracklePattern(
-                PatternKind.OUTLIER,
-                f"task '{label}' is an outlier on {described}",
-                (label,),
-                min(max(z_values) / (2 * z_threshold), 1.0),
-                metric_values,
-                {"metrics": names, "task": label, "task_index": task},
+            _pattern(
+                data,
+                groups[group_index],
+                (tasks, metrics, severity, deviations),
+                scales,
+                z_threshold,
             )
         )
     return found
+
+
+def _pattern(
+    data: DetectionData,
+    group: np.ndarray[Any, Any],
+    flagged: tuple[np.ndarray[Any, Any], ...],
+    scales: np.ndarray[Any, Any],
+    z_threshold: float,
+) -> CracklePattern:
+    tasks, metrics, severity, deviations = flagged
+    task = int(tasks[group[0]])
+    label = data.labels[task]
+    names = [data.names[int(metrics[k])] for k in group]
+    worst = float(np.max(severity[group]))
+    values: dict[str, float] = {"p_value": math.nan, "severity": worst}
+    for name, k in zip(names, group, strict=True):
+        values[f"severity:{name}"] = float(severity[k])
+        values[f"deviation:{name}"] = float(deviations[k])
+    described = ", ".join(
+        f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
+        f"median, {SCALE_WORDS[int(scales[int(metrics[k])])]})"
+        for name, k in zip(names, group, strict=True)
+    )
+    return CracklePattern(
+        PatternKind.OUTLIER,
+        f"task '{label}' is an outlier on {described}",
+        (label,),
+        min(worst / (2 * z_threshold), 1.0),
+        values,
+        {"metrics": names, "task": label, "task_index": task},
+    )
 
 
 DETECTOR = Detector("outlier", PatternKind.OUTLIER, _params, _findings)

@@ -1,8 +1,15 @@
-"""Pairwise Pearson correlation between metrics (SPEC §6), the twin of the Rust core's
-``detect::correlation``."""
+"""Pairwise Pearson correlation between metrics (SPEC §6; the p-value as §12 amends it), the
+twin of the Rust core's ``detect::correlation``.
+
+r and the threshold are §6's. The p-value tests the pair's first differences (over the
+tasks having both), which removes shared trends, steps and random-walk drift, with an
+effective sample size for the autocorrelation left (Bartlett 1935; Bretherton et al. 1999):
+``n_eff = n_d (1 - a b) / (1 + a b)`` clipped to [3, n_d], a and b the lag-1
+autocorrelations of the differenced series; Student's t with ``n_eff - 2`` df, two-sided."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,12 +21,12 @@ from crackle_runtime._numpy._stats import (
     mean_and_sum_of_squares,
     pearson,
     pearson_from_sums,
-    pearson_p_value,
     sequential_sum,
+    student_t_two_sided_p,
 )
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 
-__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
+__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "differenced_p_value", "lag1_autocorrelation", "run"]
 
 NAME = "correlation"
 KIND = "correlation"
@@ -29,16 +36,48 @@ PARAMS: dict[str, Any] = {"threshold": 0.7}
 STAGE = "correlation"
 MIN_TESTED_PAIRS = 10  # from this many pairs on, a correlation must also be significant
 SIGNIFICANCE = 0.01
+MIN_DIFFERENCED_PAIRS = 4  # fewer tasks having both: no differenced p-value (NaN)
 
 Float64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 
+def lag1_autocorrelation(values: Float64Array) -> float:
+    """``sum (d_t - mean)(d_{t+1} - mean) / sum (d_t - mean)^2``; 0 for a constant series or
+    fewer than 2 values."""
+    if values.size < 2:
+        return 0.0
+    centered = values - sequential_sum(values) / values.size
+    squares = sequential_sum(centered * centered)
+    if squares == 0.0:
+        return 0.0
+    return sequential_sum(centered[:-1] * centered[1:]) / squares
+
+
+def differenced_p_value(x: Float64Array, y: Float64Array) -> float:
+    """The p-value of no association over the tasks having both: Pearson's r of the first
+    differences with Student's t on ``n_eff - 2`` df (see the module docstring); 0 when
+    |r_d| == 1, NaN below 4 pairs."""
+    both = ~np.isnan(x) & ~np.isnan(y)
+    if int(np.count_nonzero(both)) < MIN_DIFFERENCED_PAIRS:
+        return math.nan
+    dx, dy = np.diff(x[both]), np.diff(y[both])
+    r = pearson(dx, dy)
+    product = lag1_autocorrelation(dx) * lag1_autocorrelation(dy)
+    n_d = float(dx.size)
+    n_eff = min(max(n_d * (1.0 - product) / (1.0 + product), 3.0), n_d)
+    if abs(r) >= 1.0:
+        return 0.0
+    df = n_eff - 2.0
+    return student_t_two_sided_p(r * math.sqrt(df / (1.0 - r * r)), df)
+
+
 @np.errstate(over="ignore", invalid="ignore")
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Per metric pair (i < j, row-major order), over the tasks having both: n, Pearson r
-    (two-pass centered, sequential sums; 0 when either is constant there), Student's t
-    p-value (n - 2 df, two-sided) and ``detected`` = n >= 3, |r| >= threshold and
+    (two-pass centered, sequential sums; 0 when either is constant there), the
+    p-value (:func:`differenced_p_value`, when |r| >= threshold; NaN below it, where it
+    decides nothing) and ``detected`` = n >= 3, |r| >= threshold and
     (n < 10 or p < 0.01)."""
     threshold = params.unit_interval("threshold")
     values = as_columns(columns)
@@ -68,7 +107,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 both = present[i] & present[j]
                 n = int(np.count_nonzero(both))
                 r = pearson(values[i][both], values[j][both])
-            p_value = pearson_p_value(r, n)
+            p_value = differenced_p_value(values[i], values[j]) if abs(r) >= threshold else math.nan
             detected = abs(r) >= threshold and (n < MIN_TESTED_PAIRS or p_value < SIGNIFICANCE)
             store(
                 result,

@@ -1,5 +1,26 @@
-"""Outlier tasks by the robust z-score (SPEC §6 ``OUTLIER``), the twin of the Rust core's
-``detect::outlier``."""
+"""Outlier tasks (SPEC §6 ``OUTLIER``, amended by §12), the twin of the Rust core's
+``detect::outlier``: the scale is chosen per metric and every outlier has a finite
+``severity`` (an equivalent Gaussian z).
+
+Per metric with >= 3 present values, one of four scales (the ``scale`` field):
+
+- ``SCALE_COUNT`` (2): non-negative integers with <= 16 distinct values, or MAD = 0: the
+  geometric tail ``P(X >= x) = (mu / (1 + mu))^x``, mu the mean, Bonferroni-corrected over
+  the metric's m values (an outlier when ``m P < 0.01``), upper side only; ``severity`` =
+  ``Phi^-1(1 - P)`` by Acklam's (2003) rational approximation in the tail region.
+- ``SCALE_LOG`` (1): every value > 0, >= 20 values and medcouple > 0.1: the skew-adjusted
+  modified z on ``ln x``, upper side only.
+- ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
+- ``SCALE_MEAN_DEVIATION`` (3): MAD = 0 (not counts): ``1.253314 * 0.6745 * MeanAD`` in
+  place of the MAD, no skew adjustment (Iglewicz & Hoaglin 1993).
+
+The skew-adjusted modified z (Iglewicz & Hoaglin 1993; Hubert & Vandervieren 2008):
+``0.6745 |y - median| / (MAD f)`` with ``f = e^{3 |MC|}`` on the heavy side (above the
+median for MC > 0) and 1 on the light side, MC the medcouple (Brys,
+Hubert & Struyf 2004) clipped to +-0.6 (0 below 20 values or when |MC| < 0.1), computed exactly on a
+systematic sample of <= 512 present values (positions ``i * m // k``, task order), pairs
+x_i == x_j left out.
+"""
 
 from __future__ import annotations
 
@@ -10,74 +31,184 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
+from crackle_runtime._numpy._stats import sequential_sum
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import median
 
-__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "outlier_scores", "run"]
+__all__ = [
+    "FIELDS",
+    "KIND",
+    "NAME",
+    "PARAMS",
+    "medcouple",
+    "outlier_scores",
+    "run",
+    "systematic_sample",
+    "upper_tail_z",
+]
 
 NAME = "outlier"
 KIND = "outlier"
-FIELDS = ("task", "metric", "z", "deviation")
+FIELDS = ("task", "metric", "severity", "deviation", "scale")
 PARAMS: dict[str, Any] = {"z_threshold": 3.5}
 
 STAGE = "outlier"
-MAD_SCALE = 0.6745  # robust z = 0.6745 |x - median| / MAD
+ROBUST_Z_FACTOR = 0.6745  # Phi^-1(3/4)
+MEAN_DEVIATION_FACTOR = 1.253314  # sqrt(pi / 2)
+MIN_OUTLIER_VALUES = 3
+COUNT_MAX_DISTINCT = 16
+COUNT_FAMILY_ALPHA = 0.01
+LOG_SCALE_MEDCOUPLE = 0.1
+MEDCOUPLE_SAMPLE = 512
+MAX_MEDCOUPLE = 0.6
+MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's MC noise)
+MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
+SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
+
+# Acklam's coefficients of the normal quantile's tail region.
+_C = (
+    -7.784894002430293e-3,
+    -3.223964580411365e-1,
+    -2.400758277161838,
+    -2.549732539343734,
+    4.374664141464968,
+    2.938163982698783,
+)
+_D = (7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416)
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
+Flags = tuple[Int64Array, Float64Array]
 
 
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     z_threshold = params.finite("z_threshold", 0.0, inclusive=False)
-    task, metric, z, deviation = outlier_scores(columns, z_threshold, budget)
-    return {"task": task, "metric": metric, "z": z, "deviation": deviation}
+    return outlier_scores(columns, z_threshold, budget)
 
 
-def outlier_scores(
-    columns: Float64Array, z_threshold: float, budget: Budget
-) -> tuple[Int64Array, Int64Array, Float64Array, Float64Array]:
-    """Every (task, metric) whose robust z = 0.6745 |x - median| / MAD exceeds
-    ``z_threshold`` (metrics with >= 3 values; MAD = 0: z = inf off the median, else 0),
-    sorted by task then metric: ``(task, metric, z, deviation = x - median)``."""
-    threshold = z_threshold
+def upper_tail_z(log_tail: Float64Array) -> Float64Array:
+    """``Phi^-1(1 - P)`` for upper tail probabilities P < 0.02425 given as ``ln P``."""
+    q = np.sqrt(-2.0 * np.asarray(log_tail, dtype=np.float64))
+    numerator = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
+    denominator = (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
+    return np.asarray(-numerator / denominator, dtype=np.float64)
+
+
+def medcouple(values: Float64Array) -> float:
+    """The medcouple of ``values`` exactly (callers pass <= 512 values): the median of
+    ``((x_j - Q2) - (Q2 - x_i)) / (x_j - x_i)`` over x_i <= Q2 <= x_j with x_i < x_j."""
+    sample = np.sort(values)
+    center = float(median(sample))
+    low = sample[sample <= center][:, None]
+    high = sample[sample >= center][None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = ((high - center) - (center - low)) / (high - low)
+    kernel = kernel[np.broadcast_to(high > low, kernel.shape)]
+    return 0.0 if kernel.size == 0 else float(median(kernel))
+
+
+def systematic_sample(values: Float64Array) -> Float64Array:
+    """At most 512 values at the positions ``i * m // k`` (task order)."""
+    m = values.size
+    k = min(m, MEDCOUPLE_SAMPLE)
+    return values[np.arange(k, dtype=np.int64) * m // k]
+
+
+def _side_factors(mc: float) -> tuple[float, float]:
+    """(upper, lower): ``e^{3 |MC|}`` on the heavy side, 1 on the light side (narrowing it
+    would let the medcouple's sampling noise flag ordinary values of symmetric data)."""
+    if mc >= 0.0:
+        return math.exp(3.0 * mc), 1.0
+    return 1.0, math.exp(-3.0 * mc)
+
+
+def _is_count(values: Float64Array, mad: float) -> bool:
+    if bool(np.any(values < 0.0)) or bool(np.any(np.mod(values, 1.0) != 0.0)):
+        return False
+    return mad == 0.0 or np.unique(values).size <= COUNT_MAX_DISTINCT
+
+
+def _count_flags(present: Float64Array, center: float) -> Flags:
+    m = present.size
+    mean = sequential_sum(present) / m
+    if mean <= 0.0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    log_tail = present * math.log(mean / (1.0 + mean))
+    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / m))
+    return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
+
+
+def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Flags, float]:
+    """The scale, the (positions among the present values, severities) and the median."""
+    none: Flags = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    m = present.size
+    if m < MIN_OUTLIER_VALUES:
+        return SCALE_NONE, none, math.nan
+    center = float(median(present))
+    mad = float(median(np.abs(present - center)))
+    if _is_count(present, mad):
+        return SCALE_COUNT, _count_flags(present, center), center
+    skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
+    sample = systematic_sample(present)
+    positive = bool(np.all(present > 0.0))
+    log_scale = skew_known and positive and medcouple(sample) > LOG_SCALE_MEDCOUPLE
+    scale = SCALE_LOG if log_scale else SCALE_RAW
+    transformed = np.log(present) if log_scale else present
+    y_center = float(median(transformed))
+    distance = np.abs(transformed - y_center)
+    y_mad = float(median(distance))
+    if y_mad > 0.0:
+        mc = 0.0
+        if skew_known:
+            mc = medcouple(np.log(sample) if log_scale else sample)
+            mc = min(max(mc, -MAX_MEDCOUPLE), MAX_MEDCOUPLE)
+            mc = 0.0 if abs(mc) < MIN_SKEW_MEDCOUPLE else mc  # within the sampling noise
+        upper, lower = _side_factors(mc)
+    else:
+        scale = SCALE_MEAN_DEVIATION
+        y_mad = MEAN_DEVIATION_FACTOR * ROBUST_Z_FACTOR * (sequential_sum(distance) / m)
+        upper, lower = 1.0, 1.0
+    if y_mad == 0.0:
+        return scale, none, center
+    offset = (np.log(present) if log_scale else present) - y_center
+    z = np.where(
+        offset > 0.0,
+        ROBUST_Z_FACTOR * offset / (y_mad * upper),
+        ROBUST_Z_FACTOR * -offset / (y_mad * lower),
+    )
+    selected = z > z_threshold
+    if log_scale:
+        selected &= offset > 0.0
+    return scale, (np.flatnonzero(selected), z[selected]), center
+
+
+def outlier_scores(columns: Float64Array, z_threshold: float, budget: Budget) -> dict[str, Any]:
+    """Every flagged (task, metric) sorted by task then metric (``task``, ``metric``,
+    ``severity``, ``deviation`` = x - median) and each metric's ``scale``."""
     values = as_columns(columns)
-    found_tasks: list[Int64Array] = []
-    found_metrics: list[Int64Array] = []
-    found_z: list[Float64Array] = []
-    found_deviations: list[Float64Array] = []
+    scales = np.full(values.shape[0], SCALE_NONE, dtype=np.int64)
+    tasks: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
+    metrics: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
+    severities: list[Float64Array] = [np.zeros(0)]
+    deviations: list[Float64Array] = [np.zeros(0)]
     for metric in range(values.shape[0]):
         budget.check(STAGE)
         row = values[metric]
-        tasks = np.flatnonzero(~np.isnan(row))
-        if tasks.size < 3:
-            continue
-        present = row[tasks]
-        center = float(median(present))
-        deviation = present - center
-        distance = np.abs(deviation)
-        spread = float(median(distance))
-        if spread == 0.0:
-            z = np.where(distance != 0.0, math.inf, 0.0)
-        else:
-            z = MAD_SCALE * distance / spread
-        selected = z > threshold
-        found_tasks.append(tasks[selected].astype(np.int64))
-        found_metrics.append(np.full(int(selected.sum()), metric, dtype=np.int64))
-        found_z.append(z[selected])
-        found_deviations.append(deviation[selected])
-    if not found_tasks:
-        return (
-            np.zeros(0, dtype=np.int64),
-            np.zeros(0, dtype=np.int64),
-            np.zeros(0),
-            np.zeros(0),
-        )
-    task = np.concatenate(found_tasks)
-    metric_index = np.concatenate(found_metrics)
+        present_tasks = np.flatnonzero(~np.isnan(row))
+        present = row[present_tasks]
+        scale, (positions, severity), center = _metric_outliers(present, z_threshold)
+        scales[metric] = scale
+        tasks.append(present_tasks[positions].astype(np.int64))
+        metrics.append(np.full(positions.size, metric, dtype=np.int64))
+        severities.append(np.asarray(severity, dtype=np.float64))
+        deviations.append(present[positions] - center)
+    task = np.concatenate(tasks)
+    metric_index = np.concatenate(metrics)
     order = np.lexsort((metric_index, task))
-    return (
-        task[order],
-        metric_index[order],
-        np.concatenate(found_z)[order],
-        np.concatenate(found_deviations)[order],
-    )
+    return {
+        "task": task[order],
+        "metric": metric_index[order],
+        "severity": np.concatenate(severities)[order],
+        "deviation": np.concatenate(deviations)[order],
+        "scale": scales,
+    }

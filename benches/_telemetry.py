@@ -1,0 +1,138 @@
+"""Seeded generators of realistic telemetry (SPEC §12, issue 11): the nulls every detector
+must stay quiet on and the signals it must find and locate. Every generator takes a
+``numpy.random.Generator`` and returns ``(names, columns)`` with columns ``(metrics, tasks)``
+plus, for signals, what was planted.
+
+Nulls: log-normal latencies (σ 0.5, 1), Pareto tails (α 2), retry counts (Poisson 0.3) and
+flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent random walks,
+a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
+columns beside two measured metrics. Signals: ×10 bursts on five tasks of a log-normal
+metric, runner hiccups (3–8× build time) in a CI-like series with a slow drift, a lead-lag
+pair of AR(1) series, and y = x² dependence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Matrix = NDArray[np.float64]
+
+__all__ = ["CASES", "Case", "ar1"]
+
+
+def ar1(rng: np.random.Generator, phi: float, n: int, count: int = 1) -> Matrix:
+    """``count`` independent stationary AR(1) series of unit innovation variance."""
+    noise = rng.normal(size=(count, n))
+    series = np.empty((count, n))
+    series[:, 0] = noise[:, 0] / np.sqrt(1.0 - phi * phi)
+    for t in range(1, n):
+        series[:, t] = phi * series[:, t - 1] + noise[:, t]
+    return series
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: a generator of ``(names, columns, planted)``."""
+
+    name: str
+    kind: str  # "null" or the kind of the planted signal
+    n: int
+    make: Callable[[np.random.Generator, int], tuple[list[str], Matrix, dict[str, Any]]]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _pair(values: Matrix) -> tuple[list[str], Matrix, dict[str, Any]]:
+    return ["a", "b"], values, {}
+
+
+def _lognormal(sigma: float) -> Callable[..., Any]:
+    return lambda rng, n: _pair(rng.lognormal(3.0, sigma, (2, n)))
+
+
+def _daily_cycle(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    cycle = np.sin(2 * np.pi * np.arange(n) / 24.0)
+    return _pair(np.vstack([3 * cycle, 2 * cycle]) + ar1(rng, 0.5, n, 2))
+
+
+def _trend(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    return _pair(np.linspace(0.0, 8.0, n) + ar1(rng, 0.5, n, 2))
+
+
+def _step(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    return _pair(np.where(np.arange(n) < n // 2, 0.0, 4.0) + ar1(rng, 0.5, n, 2))
+
+
+def _index_columns(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    ids = np.arange(n, dtype=float) + 1000.0
+    started = 1.7e9 + 30.0 * np.arange(n) + rng.uniform(0.0, 90.0, n)  # completion order
+    bytes_total = np.cumsum(rng.integers(1, 1000, n)).astype(float)
+    measured = np.vstack([rng.lognormal(3.0, 0.5, n), ar1(rng, 0.5, n)[0]])
+    names = ["task_id", "started_at", "bytes_total", "latency", "load"]
+    return names, np.vstack([ids, started, bytes_total, measured]), {"index": names[:3]}
+
+
+def _bursts(sigma: float) -> Callable[..., Any]:
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        values = rng.lognormal(3.0, sigma, n)
+        planted = np.sort(rng.choice(n, 5, replace=False))
+        values[planted] *= 10.0
+        return ["latency"], values[None, :], {"tasks": planted.tolist()}
+
+    return make
+
+
+def _hiccups(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """A CI export: build time log-normal (σ 0.12) around a slow drift (+30% over the
+    export) with 0.6% runner hiccups 3–8× the build time."""
+    drift = np.linspace(0.0, np.log(1.3), n)
+    build = np.exp(np.log(240.0) + drift + rng.normal(0.0, 0.12, n))
+    planted = np.sort(rng.choice(n, max(1, round(0.006 * n)), replace=False))
+    build[planted] *= rng.uniform(3.0, 8.0, planted.size)
+    tests = rng.poisson(2.0, n).astype(float)
+    return ["build_s", "flaky_tests"], np.vstack([build, tests]), {"tasks": planted.tolist()}
+
+
+def _lead_lag(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    x = ar1(rng, 0.5, n)[0]
+    y = np.empty(n)
+    y[0] = rng.normal()
+    noise = rng.normal(size=n)
+    for t in range(1, n):
+        y[t] = 0.5 * y[t - 1] + 0.8 * x[t - 1] + noise[t]
+    return ["cause", "effect"], np.vstack([x, y]), {"source": "cause", "lag": 1}
+
+
+def _square(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    x = rng.uniform(-1.0, 1.0, n)
+    return ["x", "y"], np.vstack([x, x**2 + rng.normal(0.0, 0.05, n)]), {}
+
+
+CASES: tuple[Case, ...] = (
+    Case("lognormal σ=0.5", "null", 1000, _lognormal(0.5)),
+    Case("lognormal σ=1", "null", 1000, _lognormal(1.0)),
+    Case("pareto α=2", "null", 1000, lambda rng, n: _pair(1.0 + rng.pareto(2.0, (2, n)))),
+    Case(
+        "counts/flags",
+        "null",
+        1000,
+        lambda rng, n: _pair(np.vstack([rng.poisson(0.3, n), rng.random(n) < 0.1]).astype(float)),
+    ),
+    Case("AR(1) φ=0.5", "null", 300, lambda rng, n: _pair(ar1(rng, 0.5, n, 2))),
+    Case("AR(1) φ=0.9", "null", 300, lambda rng, n: _pair(ar1(rng, 0.9, n, 2))),
+    Case("AR(1) φ=0.99", "null", 300, lambda rng, n: _pair(ar1(rng, 0.99, n, 2))),
+    Case("random walks", "null", 300, lambda rng, n: _pair(np.cumsum(rng.normal(size=(2, n)), 1))),
+    Case("shared daily cycle", "null", 480, _daily_cycle),
+    Case("shared trend", "null", 300, _trend),
+    Case("shared step", "null", 300, _step),
+    Case("id/timestamp columns", "null", 500, _index_columns),
+    Case("x10 bursts, lognormal σ=0.3", "outlier", 1000, _bursts(0.3)),
+    Case("x10 bursts, lognormal σ=0.5", "outlier", 1000, _bursts(0.5)),
+    Case("runner hiccups (CI, n=5000)", "outlier", 5000, _hiccups),
+    Case("lead-lag AR(1) φ=0.5", "information flow", 300, _lead_lag),
+    Case("y = x²", "dependence", 300, _square),
+)

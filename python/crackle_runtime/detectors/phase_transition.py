@@ -54,7 +54,6 @@ DETECTOR = Detector(
     PatternKind.PHASE_TRANSITION,
     _params,
     _findings,
-    measured_only=False,
     applies=lambda data: len(data.names) > 0,
 )
 

@@ -259,6 +259,13 @@ pub(crate) fn mean_and_sum_of_squares(values: &[f64]) -> (f64, f64) {
 /// underflow). Both samples of zero variance: 0.0 when the means differ, else 1.0. NaN when
 /// either sample has fewer than 2 values.
 pub fn welch_t_test(a: &[f64], b: &[f64]) -> f64 {
+    welch_t_test_inflated(a, b, 1.0)
+}
+
+/// [`welch_t_test`] with both variances multiplied by `inflation` >= 1 (an autocorrelation's
+/// long-run variance over the variance) and the df divided by it (the effective sample
+/// sizes shrink by the same factor); `inflation` = 1 is Welch's test exactly.
+pub fn welch_t_test_inflated(a: &[f64], b: &[f64], inflation: f64) -> f64 {
     if a.len() < 2 || b.len() < 2 {
         return f64::NAN;
     }
@@ -271,10 +278,10 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> f64 {
     if total == 0.0 {
         return if mean_a == mean_b { 1.0 } else { 0.0 };
     }
-    let t = (mean_a - mean_b) / total.sqrt();
+    let t = (mean_a - mean_b) / (total * inflation).sqrt();
     let share_a = weight_a / total;
     let share_b = weight_b / total;
-    let df = 1.0 / (share_a * share_a / (na - 1.0) + share_b * share_b / (nb - 1.0));
+    let df = 1.0 / (share_a * share_a / (na - 1.0) + share_b * share_b / (nb - 1.0)) / inflation;
     student_t_two_sided_p(t, df)
 }
 

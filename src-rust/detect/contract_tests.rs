@@ -15,7 +15,7 @@ fn parameter_sets(name: &str) -> Vec<Params> {
     let mut sets = vec![Params::new()];
     let mut small = Params::new();
     for (param, value) in [
-        ("min_segment", Value::from(1i64)),
+        ("min_segment", Value::from(2i64)),
         ("permutations", Value::from(3i64)),
         ("max_test_n", Value::from(4i64)),
         ("min_pairs", Value::from(1i64)),

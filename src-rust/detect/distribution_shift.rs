@@ -1,584 +1,643 @@
-//! Distribution shifts (SPEC §6 `DISTRIBUTION_SHIFT`): the best single change point of a
-//! metric's binned values by the likelihood-ratio split statistic G, its JSD, and a
-//! sequential permutation p-value.
+//! Change points (SPEC §12 `DISTRIBUTION_SHIFT`): every change of a metric's level or
+//! spread, each with a p-value that holds on autocorrelated, skewed and discrete data, and
+//! the metrics that drift told apart from metrics that step.
+//!
+//! # Method
+//!
+//! - **Scores.** The metric's present values become doubled mid-ranks `r` (integers; ties
+//!   share their mean rank), so heavy tails weigh nothing and ties are exact. A segment's
+//!   *level* scores are its `r`; its *spread* scores are `|2r - (r_(lo) + r_(hi))|`, twice
+//!   the distance from the segment's median rank (a rank analogue of the Ansari–Bradley /
+//!   Mood scale statistics): a change of variance moves their level.
+//! - **Test of one segment.** The CUSUM `S_k = Σ s[..k] - k Σ s / L` of each score
+//!   (Pettitt 1979 for ranks; Csörgő & Horváth 1997), k the first maximiser of `|S_k|` over
+//!   `[min_segment, L - min_segment]`, standardised by the AR(1) long-run variance of the
+//!   scores demeaned within the pieces cut at k and at the CUSUM's opposite extreme (an
+//!   epidemic change, a regression and its fix, is then not read as autocorrelation), `T = |S_k| / sqrt(L · lrv)` shrunk by the
+//!   finite-sample factor `L / (L + 5)` ([`SMALL_SAMPLE`]), compared to the
+//!   Kolmogorov distribution of `sup |B|` for a Brownian bridge B (the limit of the
+//!   standardised CUSUM under any short-memory stationary null). The two tests are joined by
+//!   Bonferroni: `p = min(1, 2 · min(p_level, p_spread))`.
+//! - **Long-run variance.** Parametric AR(1) (the prewhitening model of Andrews & Monahan
+//!   1992): `γ₀ = Σe²/(L - 2)`, `ρ = Σ e_t e_{t+1} / Σ e²` plus the bias correction
+//!   `2(1 + 3ρ)/L` (Kendall 1954, once per fitted mean), clipped to [0, 0.97];
+//!   `lrv = γ₀ (1 + ρ)/(1 - ρ)`. Why this and not a permutation: exchangeability fails on
+//!   autocorrelated data, and a block permutation needs the same ρ to choose its block; the
+//!   parametric form is exact for AR(1), the usual model of CPU, memory and queue depth,
+//!   deterministic (both backends give the same p-values without random streams) and O(L).
+//!   Residuals around the candidate split keep a real change from inflating ρ. A deterministic
+//!   daily cycle has no long-run variance of its own: its CUSUM stays bounded.
+//! - **Search.** Binary segmentation (Vostrikova 1981; Scott & Knott 1974): a segment of at
+//!   least `2 · min_segment` values whose test gives `p <= alpha` is split at its k and both
+//!   sides are searched again. Each change found is then re-placed and re-tested, left to
+//!   right, between its neighbours (the refinement of Fryzlewicz 2014 §3); its p-value is
+//!   that of its own segment, and the report's Benjamini–Hochberg pass decides it.
+//! - **Drift.** A metric whose ranks stay persistent within the segments found (their
+//!   bias-corrected lag-1 autocorrelation `phi` >= 0.93) is a random walk or
+//!   φ → 1: it is `drifting` over all its values and its changes are dropped (they are the
+//!   walk's excursions). Among the changes of the others, a run of two or more
+//!   consecutive changes in the same direction is a drift when a least-squares line fits the
+//!   ranks of the run's span (ranked within the span) at least as well by BIC (`L ln RSS + p ln L`, p = 2 for the
+//!   line, 2r + 1 for r changes) as constant pieces: first over the span from the segment
+//!   before the run (every change of the run goes), else from the run's first change (the
+//!   change where the drift starts stays, the rest go), else from its second, and so on.
+//!
+//! Every sum of scores is exact in integers; the floats are formed from them in one fixed
+//! order, which the NumPy twin repeats.
 
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, present_values};
-use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
-use super::shared::ranks::{equal_width_bins, floor_twice_cbrt, median, range};
+use super::shared::ranks::median;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
 use crate::stats::mean_and_sum_of_squares;
 
-crate::record! {
-    /// One metric's distribution-shift statistics (see [`distribution_shift_stats`]).
-    pub struct ShiftRow {
-        /// Present values of the metric.
-        count: i64,
-        /// Position, among the present values, of the first value after the change (-1
-        /// when untested).
-        change_index: i64,
-        /// G of the best split (nats).
-        statistic: f64,
-        /// Jensen–Shannon divergence (bits) of the two segments' histograms.
-        jsd: f64,
-        p_value: f64,
-        /// Permutation rounds run (0 when untested).
-        perms_run: i64,
-        mean_before: f64,
-        mean_after: f64,
-        std_before: f64,
-        std_after: f64,
-        median_before: f64,
-        median_after: f64,
-        tested: bool,
-    }
-}
+/// The per-metric fields (one row per metric), then the per-change fields (one row per
+/// change, metrics in order, changes by position).
+pub const FIELDS: &[&str] = &[
+    // per metric
+    "count",
+    "tested",
+    "phi",
+    "drifting",
+    "drift_start",
+    "drift_end",
+    // per change
+    "metric",
+    "change_index",
+    "segment_start",
+    "segment_end",
+    "statistic",
+    "p_value",
+    "spread",
+    "mean_before",
+    "mean_after",
+    "median_before",
+    "median_after",
+    "std_before",
+    "std_after",
+];
 
 /// The registry entry.
 pub const DETECTOR: Detector = Detector {
     name: "distribution_shift",
     kind: "distribution shift",
-    fields: ShiftRow::FIELDS,
+    fields: FIELDS,
     params: &[
         ParamSpec {
             name: "min_segment",
-            default: DefaultValue::Int(20),
+            default: DefaultValue::Int(4),
         },
-        PERMUTATIONS,
-        SEED,
-        MAX_TEST_N,
+        ParamSpec {
+            name: "alpha",
+            default: DefaultValue::Float(0.01),
+        },
     ],
     run,
 };
 
-fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
-    let settings = ShiftSettings::from_params(params)?;
-    let rows = distribution_shift_stats(columns, &settings, budget)?;
-    Ok(ShiftRow::table(&rows))
-}
-
-/// The parameters of [`distribution_shift_stats`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ShiftSettings {
-    /// Values per segment, >= 1.
-    pub min_segment: usize,
-    /// Permutation rounds B, >= 1.
-    pub permutations: usize,
-    pub seed: u64,
-    /// Longer series are tested on every s-th value; >= 4·min_segment (a thinned sequence
-    /// keeps more than max_test_n / 2 values, so it still has a valid split).
-    pub max_test_n: usize,
-}
-
-impl ShiftSettings {
-    pub fn from_params(params: &Params) -> CoreResult<Self> {
-        let min_segment = params.count("min_segment", 1)?;
-        let permutations = params.count("permutations", 1)?;
-        let seed = params.seed("seed")?;
-        let max_test_n = params.count("max_test_n", 1)?;
-        if max_test_n < min_segment.saturating_mul(4) {
-            return Err(CoreError::invalid(
-                "max_test_n",
-                format!(
-                    "max_test_n must be >= 4 * min_segment ({}), got {max_test_n}",
-                    min_segment.saturating_mul(4)
-                ),
-            ));
-        }
-        Ok(ShiftSettings {
-            min_segment,
-            permutations,
-            seed,
-            max_test_n,
-        })
-    }
-}
-
-/// Test family of the distribution-shift tests (the stream of their shared permutations).
-pub const SHIFT_TEST_FAMILY: u64 = 0;
-/// Bounds of the number of equal-width bins.
-const MIN_SHIFT_BINS: usize = 8;
-const MAX_SHIFT_BINS: usize = 64;
+/// The AR(1) coefficient's cap (Andrews & Monahan 1992).
+pub const PHI_MAX: f64 = 0.97;
+/// The finite-sample correction: T is shrunk by L / (L + 5), fitted by simulation so that
+/// iid series of 8 to 200 values get a change at most at the nominal rate (as Stephens
+/// 1970 fitted his for Kolmogorov–Smirnov; the Kolmogorov limit is liberal below ~50
+/// values because the variance is estimated around the best split).
+pub const SMALL_SAMPLE: f64 = 5.0;
+/// Ranks this autocorrelated within the segments found: a drifting metric.
+pub const DRIFT_RHO: f64 = 0.93;
+/// Terms of the Kolmogorov series at most.
+const KOLMOGOROV_TERMS: i64 = 100;
 const STAGE: &str = "distribution_shift";
 
-/// One row per metric:
-/// - `values` = the metric's present values in recording order, `count` = their number;
-///   tested when count >= 2·min_segment and max > min, else only `count` is set (NaN
-///   statistics, change_index -1, perms_run 0, tested false);
-/// - bins b = min(64, max(8, ⌊2·∛count⌋)) (computed exactly in integers); codes = the
-///   equal-width bins of the values;
-/// - G_k (nats) of split k of a code sequence of length N, see [`split_statistic`]; the best
-///   split is the first k in [min_segment, N - min_segment] maximising G_k; `statistic` and
-///   `change_index` are G and k of the full sequence;
-/// - `jsd`: Jensen–Shannon divergence (bits) of the histograms of `values[:k]` and
-///   `values[k:]` on the b shared bins;
-/// - tested sequence = the codes, or `codes[::s]` with s = ⌈count / max_test_n⌉ when
-///   count > max_test_n; T = its max G_k; round r gathers `tested[perm]` with the shared
-///   permutation of test family [`SHIFT_TEST_FAMILY`] (every metric's round r uses
-///   `permutation(round_seed(seed, 0, r), N)`, see [`shared_permutation_tests`]); p by the
-///   sequential rule with B = `permutations`;
-/// - mean, population std and median of `values[:k]` and `values[k:]`.
-///
-/// Metrics, and the tests of a permutation round, run in parallel.
-pub fn distribution_shift_stats(
+fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
+    let min_segment = params.count("min_segment", 2)?;
+    let alpha = params.unit_interval("alpha")?;
+    let metrics = change_points(columns, min_segment, alpha, budget)?;
+    Ok(table(&metrics))
+}
+
+/// One change of a metric (positions among its present values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Change {
+    /// First value after the change.
+    pub change_index: usize,
+    /// Start of the segment before the change, end of the segment after it.
+    pub segment_start: usize,
+    pub segment_end: usize,
+    /// T of the change's own test and its p-value.
+    pub statistic: f64,
+    pub p_value: f64,
+    /// Found by the spread scores (else the level scores).
+    pub spread: bool,
+    pub mean_before: f64,
+    pub mean_after: f64,
+    pub median_before: f64,
+    pub median_after: f64,
+    pub std_before: f64,
+    pub std_after: f64,
+}
+
+/// One metric's changes and drift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricChanges {
+    pub count: usize,
+    /// At least 2·min_segment values, not all equal.
+    pub tested: bool,
+    /// The lag-1 autocorrelation of the ranks within the segments the search found,
+    /// bias-corrected ([`residual_rho`]; NaN untested or every segment constant).
+    pub phi: f64,
+    pub drifting: bool,
+    /// The first span found drifting, [start, end) (-1, -1 when none).
+    pub drift: Option<(usize, usize)>,
+    pub changes: Vec<Change>,
+}
+
+/// Every metric's changes (metrics in parallel; the budget is checked per metric and per
+/// segment searched).
+pub fn change_points(
     columns: &[&[f64]],
-    settings: &ShiftSettings,
+    min_segment: usize,
+    alpha: f64,
     budget: &Budget,
-) -> CoreResult<Vec<ShiftRow>> {
+) -> CoreResult<Vec<MetricChanges>> {
     column_length(columns)?;
-    let (mut rows, tests): (Vec<ShiftRow>, Vec<Option<ShiftTest>>) = columns
+    columns
         .par_iter()
         .map(|column| {
             budget.check(STAGE)?;
-            Ok(metric_row(
-                &present_values(column),
-                settings.min_segment,
-                settings.max_test_n,
-            ))
+            metric_changes(&present_values(column), min_segment, alpha, budget)
         })
-        .collect::<CoreResult<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    let tests: Vec<(usize, ShiftTest)> = tests
-        .into_iter()
-        .enumerate()
-        .filter_map(|(metric, test)| test.map(|test| (metric, test)))
-        .collect();
-    let sequences: Vec<&[u8]> = tests.iter().map(|(_, test)| &test.tested[..]).collect();
-    let indexed: Vec<(usize, &ShiftTest)> = tests
+        .collect()
+}
+
+fn table(metrics: &[MetricChanges]) -> Table {
+    let index = |position: Option<usize>| position.map_or(-1, |p| p as i64);
+    let mut table = Table::new()
+        .with(
+            "count",
+            metrics.iter().map(|m| m.count as i64).collect::<Vec<_>>(),
+        )
+        .with(
+            "tested",
+            metrics.iter().map(|m| m.tested).collect::<Vec<_>>(),
+        )
+        .with("phi", metrics.iter().map(|m| m.phi).collect::<Vec<_>>())
+        .with(
+            "drifting",
+            metrics.iter().map(|m| m.drifting).collect::<Vec<_>>(),
+        )
+        .with(
+            "drift_start",
+            metrics
+                .iter()
+                .map(|m| index(m.drift.map(|d| d.0)))
+                .collect::<Vec<_>>(),
+        )
+        .with(
+            "drift_end",
+            metrics
+                .iter()
+                .map(|m| index(m.drift.map(|d| d.1)))
+                .collect::<Vec<_>>(),
+        );
+    let changes: Vec<(usize, &Change)> = metrics
         .iter()
         .enumerate()
-        .map(|(index, (_, test))| (index, test))
+        .flat_map(|(metric, m)| m.changes.iter().map(move |change| (metric, change)))
         .collect();
-    let min_segment = settings.min_segment;
-    let outcomes = shared_permutation_tests(
-        &indexed,
-        &sequences,
-        settings.permutations,
-        settings.seed,
-        SHIFT_TEST_FAMILY,
-        (budget, STAGE),
-        |&(index, test)| (index, test.observed),
-        |&(_, test), permuted, _: &mut ()| {
-            best_split(permuted, test.bins, min_segment, &test.flog).1
-        },
-    )?;
-    for ((metric, _), outcome) in tests.iter().zip(outcomes) {
-        rows[*metric].p_value = outcome.p_value;
-        rows[*metric].perms_run = outcome.perms_run as i64;
-    }
-    Ok(rows)
-}
-
-/// The permutation test of one metric: its tested codes, observed statistic and tables.
-struct ShiftTest {
-    tested: Vec<u8>,
-    observed: f64,
-    bins: usize,
-    flog: Vec<f64>,
-}
-
-/// A metric's row without its p-value and perms_run (filled by the shared permutation
-/// tests), and its test when the metric is tested.
-fn metric_row(
-    values: &[f64],
-    min_segment: usize,
-    max_test_n: usize,
-) -> (ShiftRow, Option<ShiftTest>) {
-    let count = values.len();
-    let mut row = ShiftRow {
-        count: count as i64,
-        change_index: -1,
-        statistic: f64::NAN,
-        jsd: f64::NAN,
-        p_value: f64::NAN,
-        perms_run: 0,
-        mean_before: f64::NAN,
-        mean_after: f64::NAN,
-        std_before: f64::NAN,
-        std_after: f64::NAN,
-        median_before: f64::NAN,
-        median_after: f64::NAN,
-        tested: false,
+    let ints = |get: fn(&Change) -> usize| -> Vec<i64> {
+        changes.iter().map(|(_, c)| get(c) as i64).collect()
     };
-    let varies = matches!(range(values), Some((min, max)) if max > min);
-    if count < min_segment.saturating_mul(2) || !varies {
-        return (row, None);
-    }
-    let bins = floor_twice_cbrt(count).clamp(MIN_SHIFT_BINS, MAX_SHIFT_BINS);
-    let codes = equal_width_bins(values, bins);
-    let flog = n_ln_n_table(count);
-    let (change, statistic) = best_split(&codes, bins, min_segment, &flog);
-    let (tested, observed) = if count <= max_test_n {
-        (codes.clone(), statistic)
-    } else {
-        let step = count.div_ceil(max_test_n);
-        let thinned: Vec<u8> = codes.iter().copied().step_by(step).collect();
-        let (_, observed) = best_split(&thinned, bins, min_segment, &flog);
-        (thinned, observed)
-    };
-
-    let (before, after) = values.split_at(change);
-    let (mean_before, ss_before) = mean_and_sum_of_squares(before);
-    let (mean_after, ss_after) = mean_and_sum_of_squares(after);
-    row.change_index = change as i64;
-    row.statistic = statistic;
-    row.jsd = split_jsd(&codes, bins, change);
-    row.mean_before = mean_before;
-    row.mean_after = mean_after;
-    row.std_before = (ss_before / before.len() as f64).sqrt();
-    row.std_after = (ss_after / after.len() as f64).sqrt();
-    row.median_before = median(before);
-    row.median_after = median(after);
-    row.tested = true;
-    let test = ShiftTest {
-        tested,
-        observed,
-        bins,
-        flog,
-    };
-    (row, Some(test))
-}
-
-/// `flog[n] = n · ln n` for n in 0..=max (flog[0] = 0).
-pub fn n_ln_n_table(max: usize) -> Vec<f64> {
-    let mut table = Vec::with_capacity(max + 1);
-    table.push(0.0);
-    table.extend((1..=max).map(|n| {
-        let n = n as f64;
-        n * n.ln()
-    }));
+    let floats =
+        |get: fn(&Change) -> f64| -> Vec<f64> { changes.iter().map(|(_, c)| get(c)).collect() };
+    table.push(
+        "metric",
+        changes.iter().map(|(m, _)| *m as i64).collect::<Vec<_>>(),
+    );
+    table.push("change_index", ints(|c| c.change_index));
+    table.push("segment_start", ints(|c| c.segment_start));
+    table.push("segment_end", ints(|c| c.segment_end));
+    table.push("statistic", floats(|c| c.statistic));
+    table.push("p_value", floats(|c| c.p_value));
+    table.push(
+        "spread",
+        changes.iter().map(|(_, c)| c.spread).collect::<Vec<_>>(),
+    );
+    table.push("mean_before", floats(|c| c.mean_before));
+    table.push("mean_after", floats(|c| c.mean_after));
+    table.push("median_before", floats(|c| c.median_before));
+    table.push("median_after", floats(|c| c.median_after));
+    table.push("std_before", floats(|c| c.std_before));
+    table.push("std_after", floats(|c| c.std_after));
     table
 }
 
-/// The split statistic of a code sequence c of length N:
-/// `G_k = L(all) - L(c[:k]) - L(c[k:])`, L(counts) = S ln S - Σⱼ nⱼ ln nⱼ, in nats, clipped
-/// at 0, evaluated in O(N) for every k by updating the Σ n ln n of the two sides:
-/// - with flog = [`n_ln_n_table`] and totalⱼ the counts of the whole sequence:
-///   `SR₀ = Σⱼ flog[totalⱼ]` (j ascending, sequential), `L_all = flog[N] - SR₀`, `SL₀ = 0`;
-/// - moving element k (code c, with a = #c in c[:k] and b = #c in c[k:]) from the right side
-///   to the left: `SL_{k+1} = SL_k + (flog[a+1] - flog[a])`,
-///   `SR_{k+1} = SR_k + (flog[b-1] - flog[b])` (NumPy: the same increments accumulated by
-///   `np.cumsum`, SR's starting from SR₀);
-/// - `G_k = max(0, (L_all - (flog[k] - SL_k)) - (flog[N-k] - SR_k))`.
-///
-/// Returns `G_k` for k in 0..=N.
-pub fn split_statistic(codes: &[u8], bins: usize, flog: &[f64]) -> Vec<f64> {
-    let mut statistics = Vec::with_capacity(codes.len() + 1);
-    for_each_split(codes, bins, flog, |_, g| statistics.push(g));
-    statistics
+/// 2 × the 1-based mid-rank of each value: a tie group at sorted positions i..=j (0-based)
+/// gets i + j + 2.
+pub fn doubled_midranks(values: &[f64]) -> Vec<i64> {
+    let n = values.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+    let mut ranks = vec![0i64; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start;
+        // -0.0 and 0.0 tie (compared as numbers, as NumPy does).
+        while end + 1 < n && values[order[end + 1]] == values[order[start]] {
+            end += 1;
+        }
+        for &position in &order[start..=end] {
+            ranks[position] = (start + end + 2) as i64;
+        }
+        start = end + 1;
+    }
+    ranks
 }
 
-/// Calls `visit(k, G_k)` for k = 0..=N (see [`split_statistic`]).
-#[inline]
-fn for_each_split(codes: &[u8], bins: usize, flog: &[f64], mut visit: impl FnMut(usize, f64)) {
-    let n = codes.len();
-    let mut right = [0usize; 256];
-    for &code in codes {
-        right[code as usize] += 1;
+/// P(sup |B(t)| > x) for a Brownian bridge B (Kolmogorov 1933):
+/// `2 Σ_{k≥1} (-1)^(k-1) exp(-2k²x²)` for x >= 1, else
+/// `1 - sqrt(2π)/x Σ_{k≥1} exp(-(2k-1)²π²/(8x²))`; terms until one is below 1e-300 (at most
+/// 100); clipped to [0, 1]; 1 for x <= 0 or NaN.
+pub fn kolmogorov_survival(x: f64) -> f64 {
+    if x.is_nan() || x <= 0.0 {
+        return 1.0;
     }
-    let mut sum_right = 0.0;
-    for &total in &right[..bins] {
-        sum_right += flog[total];
+    let mut total = 0.0;
+    if x >= 1.0 {
+        for k in 1..=KOLMOGOROV_TERMS {
+            let kf = k as f64;
+            let term = (-2.0 * kf * kf * x * x).exp();
+            if k % 2 == 1 {
+                total += term;
+            } else {
+                total -= term;
+            }
+            if term < 1e-300 {
+                break;
+            }
+        }
+        return (2.0 * total).clamp(0.0, 1.0);
     }
-    let all = flog[n] - sum_right;
-    let mut sum_left = 0.0;
-    let mut left = [0usize; 256];
-    for k in 0..=n {
-        let g = (all - (flog[k] - sum_left)) - (flog[n - k] - sum_right);
-        visit(k, g.max(0.0));
-        if k == n {
+    let pi = std::f64::consts::PI;
+    for k in 1..=KOLMOGOROV_TERMS {
+        let odd = (2 * k - 1) as f64;
+        let term = (-(odd * odd) * pi * pi / (8.0 * x * x)).exp();
+        total += term;
+        if term < 1e-300 {
             break;
         }
-        let code = codes[k] as usize;
-        let (a, b) = (left[code], right[code]);
-        sum_left += flog[a + 1] - flog[a];
-        sum_right += flog[b - 1] - flog[b];
-        left[code] = a + 1;
-        right[code] = b - 1;
     }
+    (1.0 - (2.0 * pi).sqrt() / x * total).clamp(0.0, 1.0)
 }
 
-/// (k, G_k) of the first k in [min_segment, N - min_segment] maximising G_k. The caller
-/// guarantees N >= 2·min_segment; otherwise (0, 0).
-pub fn best_split(codes: &[u8], bins: usize, min_segment: usize, flog: &[f64]) -> (usize, f64) {
-    let n = codes.len();
-    if n < min_segment.saturating_mul(2) {
-        return (0, 0.0);
+/// (Σe², Σ e_t e_{t+1}, mean) of one side's residuals e = s - mean(s), from exact integer
+/// sums: `q Σe² = q Σs² - S²`, `q² Σ e_t e_{t+1} = q² P - q S (2S - first - last) + (q-1) S²`
+/// with P = Σ s_t s_{t+1}.
+fn side_moments(side: &[i64]) -> (f64, f64, f64) {
+    let q = side.len() as i128;
+    let total: i128 = side.iter().map(|&s| s as i128).sum();
+    let squares: i128 = side.iter().map(|&s| (s as i128) * (s as i128)).sum();
+    let lagged: i128 = side
+        .windows(2)
+        .map(|w| (w[0] as i128) * (w[1] as i128))
+        .sum();
+    let ends = side[0] as i128 + side[side.len() - 1] as i128;
+    let energy = (q * squares - total * total) as f64 / q as f64;
+    let products =
+        (q * q * lagged - q * total * (2 * total - ends) + (q - 1) * total * total) as f64;
+    (energy, products / (q * q) as f64, total as f64 / q as f64)
+}
+
+/// (Σe², ρ) of the scores demeaned within the pieces cut at `bounds` (0 = b₀ < … < b_J = L):
+/// `ρ = Σ e_t e_{t+1} / Σe²` over every adjacent pair (the pairs across cuts included; the
+/// pieces' sums in order, then the pairs across cuts in order), bias-corrected to
+/// `ρ + J (1 + 3ρ) / L` (Kendall 1954, once per fitted mean), not clipped. None when
+/// Σe² = 0 (every piece constant).
+pub fn residual_rho(scores: &[i64], bounds: &[usize]) -> Option<(f64, f64)> {
+    let pieces = bounds.len() - 1;
+    let mut energy = 0.0;
+    let mut products = 0.0;
+    let mut means = Vec::with_capacity(pieces);
+    for window in bounds.windows(2) {
+        let (piece_energy, piece_products, mean) = side_moments(&scores[window[0]..window[1]]);
+        energy += piece_energy;
+        products += piece_products;
+        means.push(mean);
     }
-    let last = n - min_segment;
-    let mut best = (min_segment, f64::NEG_INFINITY);
-    for_each_split(codes, bins, flog, |k, g| {
-        if k >= min_segment && k <= last && g > best.1 {
-            best = (k, g);
+    for (index, &cut) in bounds[1..pieces].iter().enumerate() {
+        products +=
+            (scores[cut - 1] as f64 - means[index]) * (scores[cut] as f64 - means[index + 1]);
+    }
+    if energy <= 0.0 {
+        return None;
+    }
+    let rho = products / energy;
+    Some((
+        energy,
+        rho + pieces as f64 * (1.0 + 3.0 * rho) / scores.len() as f64,
+    ))
+}
+
+/// The AR(1) long-run variance of the scores demeaned within the pieces cut at `cuts`
+/// (ascending, inside 1..L-1), from [`residual_rho`]: ρ clipped to [0, 0.97],
+/// `γ₀ = Σe²/(L - J)` for J pieces (J means fitted), `γ₀ (1 + ρ)/(1 - ρ)`. When every piece
+/// is constant: the variance of the whole segment, `(L Σs² - S²) / (L (L - 1))` (0 when
+/// constant).
+pub fn split_long_run(scores: &[i64], cuts: &[usize]) -> f64 {
+    let length = scores.len();
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(length);
+    match residual_rho(scores, &bounds) {
+        Some((energy, rho)) => {
+            let rho = rho.clamp(0.0, PHI_MAX);
+            energy / (length - (bounds.len() - 1)) as f64 * (1.0 + rho) / (1.0 - rho)
         }
-    });
-    best
+        None => {
+            let (size, _, centred) = centred_energy(scores);
+            centred as f64 / size as f64 / (size - 1) as f64
+        }
+    }
 }
 
-/// Jensen–Shannon divergence in bits between the histograms of `codes[..k]` and
-/// `codes[k..]` (shares = count / side length; bins ascending; `½ Σ P log2(P/M) +
-/// ½ Σ Q log2(Q/M)`, M = (P + Q) / 2, terms with a zero share skipped), clipped to [0, 1].
-pub fn split_jsd(codes: &[u8], bins: usize, k: usize) -> f64 {
-    let n = codes.len();
-    if k == 0 || k >= n {
-        return 0.0;
+/// (k, T, p) of the CUSUM test of integer scores (L >= 2·min_segment, min_segment >= 1):
+/// k the first maximiser of `|S_k| = |Σ s[..k] - k · Σs / L|` over
+/// [min_segment, L - min_segment], j the first maximiser of `-S_j` when S_k > 0 (else of
+/// `S_j`), `T = |S_k| / sqrt(L · lrv) · L / (L + 5)` with lrv from [`split_long_run`] cut at
+/// k and j ([`SMALL_SAMPLE`]),
+/// p = [`kolmogorov_survival`] of T;
+/// (k, 0, 1) when lrv = 0.
+pub fn cusum_test(scores: &[i64], min_segment: usize) -> (usize, f64, f64) {
+    let length = scores.len();
+    let total_f = scores.iter().sum::<i64>() as f64;
+    let mut prefix: i64 = scores[..min_segment - 1].iter().sum();
+    let mut signed = Vec::with_capacity(length + 1 - 2 * min_segment);
+    for k in min_segment..=length - min_segment {
+        prefix += scores[k - 1];
+        signed.push(prefix as f64 - k as f64 * total_f / length as f64);
     }
-    let mut left = [0usize; 256];
-    let mut right = [0usize; 256];
-    for &code in &codes[..k] {
-        left[code as usize] += 1;
+    // First maximiser of |S_k|, and of S_k and -S_k (the CUSUM's other extreme).
+    let first_best = |key: &dyn Fn(f64) -> f64| {
+        let mut best = (0, f64::NEG_INFINITY);
+        for (index, &value) in signed.iter().enumerate() {
+            if key(value) > best.1 {
+                best = (index, key(value));
+            }
+        }
+        best.0
+    };
+    let best = first_best(&f64::abs);
+    // The other extreme: a change back (a regression, then its fix) is cut out of the
+    // residuals too, so it cannot pass for autocorrelation.
+    let other = if signed[best] > 0.0 {
+        first_best(&|value| -value)
+    } else {
+        first_best(&|value| value)
+    };
+    let (k, deviation) = (best + min_segment, signed[best].abs());
+    let other = other + min_segment;
+    let cuts = match other.cmp(&k) {
+        std::cmp::Ordering::Less => vec![other, k],
+        std::cmp::Ordering::Equal => vec![k],
+        std::cmp::Ordering::Greater => vec![k, other],
+    };
+    let lrv = split_long_run(scores, &cuts);
+    if lrv == 0.0 {
+        return (k, 0.0, 1.0);
     }
-    for &code in &codes[k..] {
-        right[code as usize] += 1;
+    let statistic =
+        deviation / (length as f64 * lrv).sqrt() * length as f64 / (length as f64 + SMALL_SAMPLE);
+    (k, statistic, kolmogorov_survival(statistic))
+}
+
+/// `|2r - (r_(lo) + r_(hi))|`, lo and hi the middle order statistics of the segment's
+/// doubled ranks.
+pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
+    let mut ordered = ranks.to_vec();
+    ordered.sort_unstable();
+    let n = ranks.len();
+    let middle = ordered[(n - 1) / 2] + ordered[n / 2];
+    ranks.iter().map(|&r| (2 * r - middle).abs()).collect()
+}
+
+/// (k, T, p, spread) of the better of the level and spread tests of one segment:
+/// `p = min(1, 2 · min(p_level, p_spread))`, k and T of the smaller (level on ties).
+pub fn split_segment(ranks: &[i64], min_segment: usize) -> (usize, f64, f64, bool) {
+    let level = cusum_test(ranks, min_segment);
+    let spread = cusum_test(&spread_scores(ranks), min_segment);
+    let use_spread = spread.2 < level.2;
+    let (k, statistic, p_value) = if use_spread { spread } else { level };
+    (k, statistic, (2.0 * p_value).min(1.0), use_spread)
+}
+
+/// A change found by the search: (position, T, p, spread).
+type Split = (usize, f64, f64, bool);
+
+/// One metric's changes (see the module documentation).
+pub fn metric_changes(
+    values: &[f64],
+    min_segment: usize,
+    alpha: f64,
+    budget: &Budget,
+) -> CoreResult<MetricChanges> {
+    let count = values.len();
+    let mut found = MetricChanges {
+        count,
+        tested: false,
+        phi: f64::NAN,
+        drifting: false,
+        drift: None,
+        changes: Vec::new(),
+    };
+    let varies = values.iter().any(|&v| v != values[0]);
+    if count < min_segment.saturating_mul(2) || !varies {
+        return Ok(found);
     }
-    let (left_len, right_len) = (k as f64, (n - k) as f64);
-    let (mut p_to_mixture, mut q_to_mixture) = (0.0, 0.0);
-    for bin in 0..bins {
-        let p = left[bin] as f64 / left_len;
-        let q = right[bin] as f64 / right_len;
-        if p == 0.0 && q == 0.0 {
+    let ranks = doubled_midranks(values);
+    found.tested = true;
+    let mut splits: Vec<Split> = Vec::new();
+    let mut pending = vec![(0usize, count)];
+    while let Some((start, end)) = pending.pop() {
+        if end - start < 2 * min_segment {
             continue;
         }
-        let mixture = (p + q) / 2.0;
-        if p > 0.0 {
-            p_to_mixture += p * (p / mixture).log2();
-        }
-        if q > 0.0 {
-            q_to_mixture += q * (q / mixture).log2();
+        budget.check(STAGE)?;
+        let (k, statistic, p_value, spread) = split_segment(&ranks[start..end], min_segment);
+        if p_value <= alpha {
+            splits.push((start + k, statistic, p_value, spread));
+            pending.push((start + k, end));
+            pending.push((start, start + k));
         }
     }
-    (0.5 * p_to_mixture + 0.5 * q_to_mixture).clamp(0.0, 1.0)
+    splits.sort_by_key(|split| split.0);
+    let splits = refine(&splits, &ranks, min_segment, budget)?;
+    let positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
+    let mut cuts = vec![0];
+    cuts.extend_from_slice(&positions);
+    cuts.push(count);
+    found.phi = residual_rho(&ranks, &cuts).map_or(f64::NAN, |(_, rho)| rho);
+    if found.phi >= DRIFT_RHO {
+        // Persistent within the segments too: a random walk or a trend, not steps.
+        found.drifting = true;
+        found.drift = Some((0, count));
+        return Ok(found);
+    }
+    let (kept, drift) = drifts(&positions, &ranks, values);
+    if drift.is_some() {
+        found.drifting = true;
+        found.drift = drift;
+    }
+    let mut bounds = vec![0];
+    bounds.extend(kept.iter().map(|&index| positions[index]));
+    bounds.push(count);
+    for (slot, &index) in kept.iter().enumerate() {
+        let (change, statistic, p_value, spread) = splits[index];
+        let (start, end) = (bounds[slot], bounds[slot + 2]);
+        let before = &values[start..change];
+        let after = &values[change..end];
+        let (mean_before, ss_before) = mean_and_sum_of_squares(before);
+        let (mean_after, ss_after) = mean_and_sum_of_squares(after);
+        found.changes.push(Change {
+            change_index: change,
+            segment_start: start,
+            segment_end: end,
+            statistic,
+            p_value,
+            spread,
+            mean_before,
+            mean_after,
+            median_before: median(before),
+            median_after: median(after),
+            std_before: (ss_before / before.len() as f64).sqrt(),
+            std_after: (ss_after / after.len() as f64).sqrt(),
+        });
+    }
+    Ok(found)
+}
+
+/// Each change, left to right, re-placed and re-tested between its neighbours (the refined
+/// one on its left, the found one on its right) by [`split_segment`].
+fn refine(
+    splits: &[Split],
+    ranks: &[i64],
+    min_segment: usize,
+    budget: &Budget,
+) -> CoreResult<Vec<Split>> {
+    let mut positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
+    let mut refined = Vec::with_capacity(splits.len());
+    for index in 0..positions.len() {
+        budget.check(STAGE)?;
+        let lo = if index > 0 { positions[index - 1] } else { 0 };
+        let hi = positions.get(index + 1).copied().unwrap_or(ranks.len());
+        let (k, statistic, p_value, spread) = split_segment(&ranks[lo..hi], min_segment);
+        positions[index] = lo + k;
+        refined.push((lo + k, statistic, p_value, spread));
+    }
+    Ok(refined)
+}
+
+/// (L, S, L Σy² - S²) of integer values (exact).
+fn centred_energy(part: &[i64]) -> (i128, i128, i128) {
+    let total: i128 = part.iter().map(|&y| y as i128).sum();
+    let squares: i128 = part.iter().map(|&y| (y as i128) * (y as i128)).sum();
+    let length = part.len() as i128;
+    (length, total, length * squares - total * total)
+}
+
+/// (RSS of a least-squares line, RSS of a constant per piece) of `ranks[start..end]` cut at
+/// `inner`: with t = 0..L-1, A = L Σy² - S², B = L Σty - (Σt) S, C = L Σt² - (Σt)²,
+/// `RSS_line = (A - B²/C) / L` (floats of the exact integers); a piece's RSS is A_i / L_i,
+/// summed in order.
+fn fit_costs(ranks: &[i64], start: usize, end: usize, inner: &[usize]) -> (f64, f64) {
+    let part = &ranks[start..end];
+    let (length, total, centred) = centred_energy(part);
+    let t_sum = length * (length - 1) / 2;
+    let t_squares = (length - 1) * length * (2 * length - 1) / 6;
+    let weighted: i128 = part
+        .iter()
+        .enumerate()
+        .map(|(t, &y)| t as i128 * y as i128)
+        .sum();
+    let cross = (length * weighted - t_sum * total) as f64;
+    let spread = (length * t_squares - t_sum * t_sum) as f64;
+    let line = (centred as f64 - cross * cross / spread) / length as f64;
+    let mut pieces = 0.0;
+    let mut lo = start;
+    for &hi in inner.iter().chain(std::iter::once(&end)) {
+        let (size, _, piece) = centred_energy(&ranks[lo..hi]);
+        pieces += piece as f64 / size as f64;
+        lo = hi;
+    }
+    (line, pieces)
+}
+
+/// Whether a line fits the doubled mid-ranks of `values[start..end]` (ranked within the
+/// span) at least as well by BIC as the constant pieces cut at `inner`:
+/// `L ln RSS_line + 2 ln L <= L ln RSS_pieces + (2r + 1) ln L`.
+fn line_wins(values: &[f64], start: usize, end: usize, inner: &[usize]) -> bool {
+    // Ranks within the span: the whole series' ranks bend a ramp that rises past the
+    // values before it into a curve.
+    let ranks = doubled_midranks(&values[start..end]);
+    let inner: Vec<usize> = inner.iter().map(|&cut| cut - start).collect();
+    let (line, pieces) = fit_costs(&ranks, 0, end - start, &inner);
+    if pieces <= 0.0 {
+        return line <= 0.0;
+    }
+    if line <= 0.0 {
+        return true;
+    }
+    let length = (end - start) as f64;
+    let penalty = length.ln();
+    length * line.ln() + 2.0 * penalty
+        <= length * pieces.ln() + (2 * inner.len() + 1) as f64 * penalty
+}
+
+/// The indices (into `changes`) of the changes that are not steps of a drift, and the first
+/// span found drifting (see the module documentation).
+fn drifts(
+    changes: &[usize],
+    ranks: &[i64],
+    values: &[f64],
+) -> (Vec<usize>, Option<(usize, usize)>) {
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(changes);
+    bounds.push(ranks.len());
+    let sums: Vec<i128> = bounds
+        .windows(2)
+        .map(|w| ranks[w[0]..w[1]].iter().map(|&r| r as i128).sum())
+        .collect();
+    let lengths: Vec<i128> = bounds.windows(2).map(|w| (w[1] - w[0]) as i128).collect();
+    let directions: Vec<std::cmp::Ordering> = (0..changes.len())
+        .map(|i| (sums[i + 1] * lengths[i]).cmp(&(sums[i] * lengths[i + 1])))
+        .collect();
+    let mut dropped = vec![false; changes.len()];
+    let mut drift = None;
+    let mut i = 0;
+    while i < changes.len() {
+        let mut j = i;
+        while j + 1 < changes.len() && directions[j + 1] == directions[i] {
+            j += 1;
+        }
+        if j > i {
+            // Spans from the segment before the run (first = i: every change goes), then
+            // from each change of the run (first = s + 1: the changes after s go).
+            let end = bounds[j + 2];
+            for first in i..=j {
+                let start = bounds[first];
+                if line_wins(values, start, end, &changes[first..=j]) {
+                    dropped[first..=j].iter_mut().for_each(|d| *d = true);
+                    drift = drift.or(Some((start, end)));
+                    break;
+                }
+            }
+        }
+        i = j + 1;
+    }
+    let kept = (0..changes.len()).filter(|&i| !dropped[i]).collect();
+    (kept, drift)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::shared::permutation::{permutation, round_seed, sequential_rule};
-    use crate::detect::shared::test_data::normals;
-    use crate::rng::SplitMix64;
-
-    /// The kernel through its parameters (checked as the registry checks them).
-    fn distribution_shift_stats(
-        columns: &[&[f64]],
-        min_segment: usize,
-        permutations: usize,
-        seed: u64,
-        max_test_n: usize,
-    ) -> CoreResult<Vec<ShiftRow>> {
-        let params = Params::new()
-            .with("min_segment", min_segment)
-            .with("permutations", permutations)
-            .with("seed", seed)
-            .with("max_test_n", max_test_n);
-        let settings = ShiftSettings::from_params(&params)?;
-        super::distribution_shift_stats(columns, &settings, &Budget::unlimited())
-    }
-
-    /// G_k straight from the definition, O(N·b) per k.
-    fn direct_g(codes: &[u8], k: usize) -> f64 {
-        fn l(counts: &[usize]) -> f64 {
-            let s: usize = counts.iter().sum();
-            let f = |n: usize| {
-                if n == 0 {
-                    0.0
-                } else {
-                    n as f64 * (n as f64).ln()
-                }
-            };
-            f(s) - counts.iter().map(|&n| f(n)).sum::<f64>()
-        }
-        let hist = |part: &[u8]| {
-            let mut counts = vec![0usize; 256];
-            for &c in part {
-                counts[c as usize] += 1;
-            }
-            counts
-        };
-        l(&hist(codes)) - l(&hist(&codes[..k])) - l(&hist(&codes[k..]))
-    }
-
-    #[test]
-    fn incremental_g_matches_the_definition() {
-        let mut rng = SplitMix64::new(7);
-        let codes: Vec<u8> = (0..500).map(|_| (rng.next_below(9)) as u8).collect();
-        let flog = n_ln_n_table(codes.len());
-        let g = split_statistic(&codes, 9, &flog);
-        assert_eq!(g.len(), 501);
-        for (k, &value) in g.iter().enumerate() {
-            let expected = direct_g(&codes, k).max(0.0);
-            assert!(
-                (value - expected).abs() < 1e-9,
-                "k={k}: {value} vs {expected}"
-            );
-        }
-        assert_eq!(g[0], 0.0);
-        assert_eq!(g[500], 0.0);
-    }
-
-    #[test]
-    fn hand_worked_step() {
-        // [0,0,0,1,1,1] → codes 0,0,0,7,7,7 (b = 8); best split k = 3:
-        // G = 6 ln 6 - (3 ln 3 - 3 ln 3) - (3 ln 3 - 3 ln 3) - ... = 6 ln 6 - 6 ln 3 = 6 ln 2.
-        let values = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let rows = distribution_shift_stats(&[&values], 1, 19, 3, 100).unwrap();
-        let row = rows[0];
-        assert_eq!((row.count, row.change_index), (6, 3));
-        assert!((row.statistic - 6.0 * 2f64.ln()).abs() < 1e-12, "{row:?}");
-        assert_eq!(row.jsd, 1.0);
-        assert_eq!(
-            [
-                row.mean_before,
-                row.mean_after,
-                row.std_before,
-                row.std_after
-            ],
-            [0.0, 1.0, 0.0, 0.0]
-        );
-        assert_eq!([row.median_before, row.median_after], [0.0, 1.0]);
-        assert!(row.tested);
-        // 20 distinct arrangements of three 0s and three 1s; the split at 3 is extreme
-        // only for the sorted one, so p is moderate.
-        assert!(row.p_value > 0.01 && row.p_value <= 1.0, "{row:?}");
-    }
-
-    #[test]
-    fn p_value_follows_the_contract_permutations() {
-        let mut values = normals(11, 150);
-        for v in values.iter_mut().skip(80) {
-            *v *= 2.0;
-        }
-        let row = distribution_shift_stats(&[&values], 20, 199, 99, 10_000).unwrap()[0];
-        // Recompute the test by hand with the building blocks.
-        let bins = floor_twice_cbrt(150).clamp(8, 64);
-        assert_eq!(bins, 10);
-        let codes = equal_width_bins(&values, bins);
-        let g = split_statistic(&codes, bins, &n_ln_n_table(150));
-        let observed = g[20..=130]
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        assert_eq!(row.statistic, observed);
-        let expected = sequential_rule(observed, 199, |r| {
-            let perm = permutation(round_seed(99, 0, r as u64), 150);
-            let permuted: Vec<u8> = perm.iter().map(|&i| codes[i]).collect();
-            let g = split_statistic(&permuted, bins, &n_ln_n_table(150));
-            g[20..=130]
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max)
-        });
-        assert_eq!(row.p_value, expected.p_value);
-        assert_eq!(row.perms_run, expected.perms_run as i64);
-        // Before/after summaries at the change index.
-        let k = row.change_index as usize;
-        let (before, after) = values.split_at(k);
-        assert_eq!(row.mean_before, before.iter().sum::<f64>() / k as f64);
-        assert_eq!(row.median_before, median(before));
-        assert_eq!(row.median_after, median(after));
-    }
-
-    #[test]
-    fn planted_spread_change_is_found() {
-        let mut values = normals(2024, 600);
-        for v in values.iter_mut().skip(300) {
-            *v *= 3.0;
-        }
-        let row = distribution_shift_stats(&[&values], 20, 199, 0x5EED_CAFE, 10_000).unwrap()[0];
-        assert!((row.change_index - 300).abs() <= 30, "{row:?}");
-        // Overwhelmingly significant: decided after a quarter of the budget (49 rounds).
-        assert!(row.p_value < 1e-12, "{row:?}");
-        assert_eq!(row.perms_run, 49);
-        assert!(row.std_after > 2.0 * row.std_before, "{row:?}");
-        assert!(row.jsd > 0.05, "{row:?}");
-    }
-
-    #[test]
-    fn iid_data_is_not_significant() {
-        for seed in [1u64, 2, 3, 4, 5] {
-            let values = normals(seed, 600);
-            let row =
-                distribution_shift_stats(&[&values], 20, 199, 0x5EED_CAFE, 10_000).unwrap()[0];
-            assert!(row.p_value > 0.01, "seed {seed}: {row:?}");
-        }
-    }
-
-    #[test]
-    fn thinned_test_uses_every_s_th_code() {
-        let mut values = normals(5, 1000);
-        for v in values.iter_mut().skip(600) {
-            *v += 1.0;
-        }
-        // max_test_n = 300 → s = 4, N = 250.
-        let row = distribution_shift_stats(&[&values], 20, 50, 8, 300).unwrap()[0];
-        let bins = floor_twice_cbrt(1000).clamp(8, 64);
-        assert_eq!(bins, 20);
-        let codes = equal_width_bins(&values, bins);
-        let flog = n_ln_n_table(1000);
-        let thinned: Vec<u8> = codes.iter().copied().step_by(4).collect();
-        assert_eq!(thinned.len(), 250);
-        let (_, observed) = best_split(&thinned, bins, 20, &flog);
-        let expected = sequential_rule(observed, 50, |r| {
-            let perm = permutation(round_seed(8, 0, r as u64), 250);
-            let permuted: Vec<u8> = perm.iter().map(|&i| thinned[i]).collect();
-            best_split(&permuted, bins, 20, &flog).1
-        });
-        assert_eq!(row.p_value, expected.p_value);
-        // statistic and change index still come from the full sequence.
-        assert_eq!((row.change_index, row.statistic), {
-            let (k, g) = best_split(&codes, bins, 20, &flog);
-            (k as i64, g)
-        });
-        assert!((row.change_index - 600).abs() < 60, "{row:?}");
-    }
-
-    #[test]
-    fn untested_rows_and_edge_cases() {
-        let nan = f64::NAN;
-        let short = [1.0, 2.0, 3.0];
-        let constant = [4.0; 50];
-        let absent = [nan; 50];
-        let empty: [f64; 0] = [];
-        let rows = distribution_shift_stats(&[&short[..]], 2, 10, 0, 100).unwrap();
-        assert_eq!(
-            (rows[0].count, rows[0].change_index, rows[0].perms_run),
-            (3, -1, 0)
-        );
-        assert!(rows[0].statistic.is_nan() && rows[0].p_value.is_nan());
-        assert!(!rows[0].tested);
-        let rows = distribution_shift_stats(&[&constant[..], &absent[..]], 5, 10, 0, 100).unwrap();
-        assert_eq!((rows[0].count, rows[0].tested), (50, false));
-        assert_eq!((rows[1].count, rows[1].tested), (0, false));
-        let rows = distribution_shift_stats(&[&empty[..]], 5, 10, 0, 100).unwrap();
-        assert_eq!(rows[0].count, 0);
-        assert!(distribution_shift_stats(&[], 5, 10, 0, 100)
-            .unwrap()
-            .is_empty());
-        // Exactly 2·min_segment values that vary: tested, change index = min_segment.
-        let values = [1.0, 2.0, 3.0, 4.0];
-        let row = distribution_shift_stats(&[&values[..]], 2, 10, 0, 100).unwrap()[0];
-        assert_eq!(row.change_index, 2);
-        assert!(row.tested);
-    }
-
-    #[test]
-    fn argument_errors_name_the_argument() {
-        let values = [1.0, 2.0];
-        let cases = [
-            (0usize, 10usize, 100usize, "min_segment"),
-            (5, 0, 100, "permutations"),
-            (5, 10, 19, "max_test_n"),
-        ];
-        for (min_segment, permutations, max_test_n, name) in cases {
-            let error =
-                distribution_shift_stats(&[&values], min_segment, permutations, 0, max_test_n)
-                    .unwrap_err();
-            assert!(error.to_string().starts_with(name), "{error}");
-        }
-        assert!(distribution_shift_stats(&[&values, &[1.0]], 1, 1, 0, 100).is_err());
-        assert!(distribution_shift_stats(&[&values], 1 << 60, 1, 0, i64::MAX as usize).is_ok());
-    }
-}
+mod tests;

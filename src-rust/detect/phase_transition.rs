@@ -7,7 +7,7 @@ use super::shared::columns::{column_length, max_abs, present_values};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
-use crate::stats::{sequential_sum, welch_t_test};
+use crate::stats::{sequential_sum, welch_t_test_inflated};
 
 crate::record! {
     /// One metric's phase-transition statistics (see [`phase_transition_stats`]).
@@ -19,7 +19,8 @@ crate::record! {
         mean_all: f64,
         /// |second_avg - first_avg| / |mean_all| (NaN when the mean is ~0).
         shift: f64,
-        /// Welch's test of the halves.
+        /// Welch's test of the halves with their AR(1) long-run variances
+        /// ([`autocorrelation_inflation`]); Welch's own on uncorrelated halves.
         p_value: f64,
         /// Position, among the present values, of the first value after the best change
         /// point (-1 with fewer than 2 values).
@@ -59,7 +60,9 @@ const STAGE: &str = "phase_transition";
 /// One row per metric:
 /// - over the metric's present values in recording order, split at h = count / 2;
 /// - `shift = |second_avg - first_avg| / |mean_all|`, NaN when |mean_all| <= 1e-12·max|x|;
-/// - `p_value`: Welch's test of the halves ([`welch_t_test`]);
+/// - `p_value`: Welch's test of the halves with both variances and the df scaled by
+///   [`autocorrelation_inflation`] ([`welch_t_test_inflated`]; Welch's own when the halves'
+///   residuals are not positively autocorrelated);
 /// - `change_index`: the k in 1..count-1 maximising `S_k·S_k·count / (k·(count-k))` with
 ///   S_k the sequential prefix sum of `values - mean_all` (first k on ties);
 /// - `detected` when shift > sensitivity and, if both halves have >= 4 values,
@@ -108,7 +111,9 @@ fn metric_row(values: &[f64], sensitivity: f64) -> PhaseRow {
     } else {
         delta.abs() / mean_all.abs()
     };
-    let p_value = welch_t_test(first, second);
+    let change_index = best_change_index(values, mean_all);
+    let inflation = autocorrelation_inflation(values, change_index);
+    let p_value = welch_t_test_inflated(first, second, inflation);
     let tested = first.len() >= MIN_TESTED_HALF && second.len() >= MIN_TESTED_HALF;
     PhaseRow {
         count: count as i64,
@@ -117,10 +122,47 @@ fn metric_row(values: &[f64], sensitivity: f64) -> PhaseRow {
         mean_all,
         shift,
         p_value,
-        change_index: best_change_index(values, mean_all) as i64,
+        change_index: change_index as i64,
         delta,
         detected: shift > sensitivity && (!tested || p_value < SIGNIFICANCE),
     }
+}
+
+/// Largest lag-1 autocorrelation used (Andrews & Monahan 1992 cap the AR(1) coefficient of
+/// their prewhitening there).
+const MAX_RHO: f64 = 0.97;
+
+/// The AR(1) long-run variance over the variance, `(1 + ρ)/(1 - ρ)` (the long-run variance
+/// of an AR(1) series over its variance; Newey & West 1987, Andrews 1991), of the values
+/// demeaned on each side of the best change point k (so that a step is not read as
+/// persistence): `ρ = Σ e_t e_{t+1} / Σ e_t²` over every adjacent pair of the residuals in
+/// order (sequential sums; side means = sequential sum / length), bias-corrected to
+/// `ρ + 2(1 + 3ρ)/n` (Kendall 1954, once per fitted mean) and clipped to [0, 0.97]. 1 when
+/// the residuals are all 0, so halves without positive autocorrelation keep Welch's test
+/// exactly.
+pub fn autocorrelation_inflation(values: &[f64], k: usize) -> f64 {
+    let (before, after) = values.split_at(k);
+    let before_avg = sequential_sum(before) / before.len() as f64;
+    let after_avg = sequential_sum(after) / after.len() as f64;
+    let residuals: Vec<f64> = before
+        .iter()
+        .map(|v| v - before_avg)
+        .chain(after.iter().map(|v| v - after_avg))
+        .collect();
+    let mut energy = 0.0;
+    for e in &residuals {
+        energy += e * e;
+    }
+    if energy <= 0.0 {
+        return 1.0;
+    }
+    let mut products = 0.0;
+    for pair in residuals.windows(2) {
+        products += pair[0] * pair[1];
+    }
+    let rho = products / energy;
+    let rho = (rho + 2.0 * (1.0 + 3.0 * rho) / residuals.len() as f64).clamp(0.0, MAX_RHO);
+    (1.0 + rho) / (1.0 - rho)
 }
 
 /// The k in 1..n-1 maximising the between-segment sum-of-squares reduction
@@ -175,10 +217,53 @@ mod tests {
         assert!((r.second_avg - 20.0).abs() < 1e-12);
         assert!((r.mean_all - (30.0 * 10.0 + 50.0 * 20.0) / 80.0).abs() < 1e-12);
         assert!((r.shift - 7.5 / 16.25).abs() < 1e-12);
+        // Residuals around the step at 30 alternate: Welch's test itself.
+        assert_eq!(
+            r.p_value,
+            crate::stats::welch_t_test(&values[..40], &values[40..])
+        );
         assert!(r.p_value < 1e-6);
         assert_eq!(r.change_index, 30);
         assert!((r.delta - 7.5).abs() < 1e-12);
         assert!(r.detected);
+    }
+
+    #[test]
+    fn the_gate_is_welch_on_uncorrelated_halves_and_wider_on_ar1() {
+        // Alternating residuals: ρ < 0 → inflation 1 → Welch's test itself.
+        let values: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } + if i < 20 { 0.0 } else { 0.5 })
+            .collect();
+        let (first, second) = values.split_at(20);
+        assert_eq!(autocorrelation_inflation(&values, 20), 1.0);
+        assert_eq!(
+            row(&values, 0.0).p_value,
+            crate::stats::welch_t_test(first, second)
+        );
+        // AR(1) φ = 0.9 around 100: Welch's p is tiny in most series, the gate's is not.
+        let mut welch_rejections = 0;
+        let mut gate_rejections = 0;
+        for seed in 0..100 {
+            let e = noise(seed, 500);
+            let mut x = 0.0;
+            let values: Vec<f64> = e
+                .iter()
+                .map(|e| {
+                    x = 0.9 * x + e;
+                    100.0 + x
+                })
+                .skip(300)
+                .collect();
+            let (first, second) = values.split_at(100);
+            welch_rejections += usize::from(crate::stats::welch_t_test(first, second) < 0.01);
+            gate_rejections += usize::from(row(&values, 0.0).p_value < 0.01);
+        }
+        assert!(welch_rejections > 30, "{welch_rejections}");
+        assert!(gate_rejections <= 5, "{gate_rejections}");
+        // ρ = 0.97 at most: the inflation is capped at 1.97 / 0.03.
+        let ramp: Vec<f64> = (0..100).map(f64::from).collect();
+        let inflation = autocorrelation_inflation(&ramp, 50);
+        assert!((inflation - 1.97 / 0.03).abs() < 1e-9);
     }
 
     #[test]

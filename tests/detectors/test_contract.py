@@ -64,14 +64,20 @@ INT_FIELDS = frozenset(
         "term_metric",
         "tasks",
         "scale",
+        "segment_start",
+        "segment_end",
+        "drift_start",
+        "drift_end",
     }
 )
-BOOL_FIELDS = frozenset({"sampled", "detected", "is_counter", "tested", "satisfied"})
+BOOL_FIELDS = frozenset(
+    {"sampled", "detected", "is_counter", "tested", "satisfied", "drifting", "spread"}
+)
 
 # Parameters small enough that the detectors test something on a few dozen tasks.
 SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "clustering": {"threshold": 1.0},
-    "distribution_shift": {"min_segment": 3, "permutations": 19},
+    "distribution_shift": {"min_segment": 3},
     "dependence": {"min_pairs": 10, "permutations": 19},
     "information_flow": {"min_values": 12, "permutations": 19},
     "conservation_laws": {"max_terms": 3, "sample_size": 50},
@@ -371,11 +377,10 @@ def differential_params(draw: st.DrawFn, name: str) -> dict[str, Any]:
         return {"threshold": draw(st.sampled_from([0.5, 0.7, 1.0]))}
     if name == "outlier":
         return {"z_threshold": draw(st.sampled_from([0.5, 3.5]))}
-    common = {"permutations": draw(PERMUTATIONS), "seed": draw(SEEDS)}
     if name == "distribution_shift":
-        min_segment = draw(st.integers(1, 6))
-        test_n = 4 * min_segment + 3 if thin else 10_000
-        return {**common, "min_segment": min_segment, "max_test_n": test_n}
+        alpha = draw(st.sampled_from([0.01, 0.2, 1.0]))
+        return {"min_segment": draw(st.integers(2, 6)), "alpha": alpha}
+    common = {"permutations": draw(PERMUTATIONS), "seed": draw(SEEDS)}
     test_n = 9 if thin else 10_000
     if name == "dependence":
         return {**common, "threshold_r": 0.6, "min_pairs": 5, "max_test_n": test_n}

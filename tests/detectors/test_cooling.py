@@ -117,17 +117,23 @@ def test_benjamini_hochberg_by_hand(p_values: list[float], q: float, expected: l
 
 
 def test_tests_run_counts_every_p_valued_test(kernels: ModuleType) -> None:
-    # Three independent metrics of 200 tasks: 3 shift tests (one per metric), 3 dependence
-    # tests (every pair: |r| < 0.7) and 6 flow tests (every ordered pair).
-    columns = np.random.default_rng(3).normal(size=(3, 200))
+    # Three independent metrics of 200 tasks and a fourth with two steps: 2 change tests
+    # (one per change found), 6 dependence tests (every pair: |r| < 0.7) and 12 flow tests
+    # (every ordered pair).
+    rng = np.random.default_rng(3)
+    steps = rng.normal(size=200) + np.repeat([0.0, 4.0, 0.0], [70, 60, 70])
+    columns = np.vstack([rng.normal(size=(3, 200)), steps])
     profile = ThermalProfile.default()
-    report = cool_now(data_of(columns, ["a", "b", "c"]), profile)
-    assert report.tests_run == 3 + 3 + 6
-    # the same count from the kernels' own ``tested`` flags
+    report = cool_now(data_of(columns, ["a", "b", "c", "steps"]), profile)
+    assert report.tests_run == 2 + 6 + 12
+    # the same count from the kernels: one test per change found, else per ``tested`` flag
     counted = 0
     for detector in REGISTRY:
         result = kernels.run_detector(detector.name, columns, None, detector.params(profile))
-        counted += int(np.count_nonzero(result.get("tested", [])))
+        if detector.name == "distribution_shift":
+            counted += len(result["change_index"])
+        else:
+            counted += int(np.count_nonzero(result.get("tested", [])))
     assert counted == report.tests_run
     assert report.skipped == [] and report.incomplete == []
     assert list(report.timings) == [detector.name for detector in REGISTRY]
@@ -150,13 +156,13 @@ def test_too_few_tasks_skip_every_enabled_detector(tasks: int) -> None:
 
 
 def test_detectors_lacking_data_are_skipped_with_the_reason() -> None:
-    # 10 tasks: too few for a shift (2 x 20), dependence (30 pairs) or flow (50 values).
-    columns = np.random.default_rng(4).normal(size=(2, 10))
+    # 7 tasks: too few for a change (2 x 4), dependence (30 pairs) or flow (50 values).
+    columns = np.random.default_rng(4).normal(size=(2, 7))
     report = cool_now(data_of(columns, ["a", "b"]))
     assert report.skipped == [
         (
             PatternKind.DISTRIBUTION_SHIFT,
-            "no metric has 40 or more varying values (20 per segment)",
+            "no metric has 8 or more varying values (4 per segment)",
         ),
         (PatternKind.DEPENDENCE, "no metric pair has 30 or more tasks with both and |r| below 0.7"),
         (PatternKind.INFORMATION_FLOW, "no metric pair has 50 or more tasks with both"),
@@ -180,7 +186,7 @@ def test_a_detector_with_nothing_to_read_is_neither_run_nor_skipped() -> None:
         PatternKind.DEPENDENCE,
         PatternKind.INFORMATION_FLOW,
     ]
-    assert report.tests_run == 1  # the shift test of the one metric
+    assert report.tests_run == 0  # the one metric is searched and has no change
 
 
 def test_a_spent_budget_leaves_every_detector_incomplete() -> None:
@@ -229,7 +235,7 @@ def test_a_kernel_cut_by_its_deadline_is_incomplete(
     report = cool_now(data, profile)
     assert report.incomplete == [(PatternKind.DEPENDENCE, "not finished within 60 s")]
     assert report.skipped == []
-    assert report.tests_run == 3 + 6  # the shift and flow tests still count
+    assert report.tests_run == 6  # the flow tests still count (no metric has a change)
     # each kernel gets the budget left, which only shrinks
     deadlines = [recorder.deadlines[detector.name] for detector in REGISTRY]
     assert all(0.0 < d <= profile.max_cooling_duration for d in deadlines)
@@ -274,7 +280,7 @@ def test_index_columns_take_part_in_no_detector() -> None:
     assert roles["index"].tolist() == [True, True, True, False]
     assert roles["counter"].tolist() == [True, False, True, False]
     report = cool_now(data_of(columns, names))
-    # one shift test (of 'level'); no pair of measured metrics for dependence or flow
+    # one change test (of 'level'); no pair of measured metrics for dependence or flow
     assert report.tests_run == 1
     assert [kind for kind, _ in report.skipped] == [
         PatternKind.DEPENDENCE,
@@ -394,6 +400,7 @@ def _check_spread(pattern: CracklePattern, match: re.Match[str]) -> None:
     assert match["metric"] == pattern.details["metric"] == "build_s"
     assert match["change"] == pattern.details["change_label"]
     assert abs(int(pattern.details["change_label"][1:]) - 150) <= 15
+    assert pattern.details["direction"] == "up" and pattern.details["changed"] == "spread"
 
 
 def _square(rng: np.random.Generator) -> NDArray[np.float64]:
@@ -478,9 +485,18 @@ PLANTED = [
         "distribution_shift",
         ["build_s"],
         _spread,
-        r"distribution of '(?P<metric>[^']+)' changed at task '(?P<change>[^']+)' "
-        r"\(JSD \d\.\d{3}; median \S+ → \S+, std \S+ → \S+\)",
-        frozenset({"metric", "change_label"}),
+        r"spread of '(?P<metric>[^']+)' (?:rose|fell) ×\S+ \(std \S+ → \S+\) at task "
+        r"'(?P<change>[^']+)' \(p = \S+\)",
+        frozenset(
+            {
+                "metric",
+                "change_label",
+                "direction",
+                "changed",
+                "segment_start_label",
+                "segment_end_label",
+            }
+        ),
         check=_check_spread,
     ),
     Planted(

@@ -1,13 +1,12 @@
-"""The distribution shift detector (SPEC §6 ``DISTRIBUTION_SHIFT``, docs/kernels.md): the
-best single change point of a metric's equal-width-binned values by the split statistic G,
-the JSD of the two sides, their means, stds and medians, and a sequential permutation
-p-value. References: the split gains and the permutation test written out with loops from
-the contract, the information kernels of the NumPy backend."""
+"""The change-point detector (SPEC §12 ``DISTRIBUTION_SHIFT``, docs/kernels.md): binary
+segmentation of rank and spread CUSUMs standardised by an AR(1) long-run variance,
+Kolmogorov p-values, drifting metrics told apart. References: hand-worked small cases,
+scipy.stats.kstwobign for the Kolmogorov distribution, ruptures (when installed) on clean
+steps, and seeded null series (iid, skewed, discrete, AR(1), daily cycle) for calibration."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from types import ModuleType
 from typing import Any
 
@@ -16,253 +15,248 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from references import MASK64, Columns, round_permutation, sequential_reference
+from scipy import stats
 from strategies import small_matrices
 
-from crackle_runtime._numpy import info as numpy_info
-from crackle_runtime._numpy.detect import distribution_shift
+from crackle_runtime import Kiln, ThermalProfile
+from crackle_runtime._numpy.detect import distribution_shift as twin
+from crackle_runtime.patterns import PatternKind
 
-NAN, INF = math.nan, math.inf
-SEED = 0x5EED_CAFE
-
+NAN = math.nan
 Result = dict[str, NDArray[Any]]
-# Every field but the test's: what thinning the test must leave unchanged.
-EFFECT_FIELDS = (
-    "count",
-    "change_index",
-    "statistic",
-    "jsd",
-    "mean_before",
-    "mean_after",
-    "std_before",
-    "std_after",
-    "median_before",
-    "median_after",
-    "tested",
-)
-SUMMARY_FIELDS = (*EFFECT_FIELDS[2:-1], "p_value")  # NaN when untested
 
 
-def shift(
-    kernels: ModuleType,
-    columns: Columns,
-    min_segment: int,
-    permutations: int,
-    seed: int,
-    max_test_n: int,
-) -> Result:
+def changes(kernels: ModuleType, columns: NDArray[np.float64], **params: Any) -> Result:
     result: Result = kernels.run_detector(
-        "distribution_shift",
-        columns,
-        params={
-            "min_segment": min_segment,
-            "permutations": permutations,
-            "seed": seed,
-            "max_test_n": max_test_n,
-        },
+        "distribution_shift", np.atleast_2d(columns), params=params
     )
     return result
 
 
-def row(result: Result, metric: int) -> dict[str, Any]:
-    """The fields of one metric, as Python numbers."""
-    return {name: values[metric].item() for name, values in result.items()}
+def positions(result: Result, metric: int = 0) -> list[int]:
+    return result["change_index"][result["metric"] == metric].tolist()
 
 
-def split_gains_reference(codes: list[int], min_segment: int) -> list[float]:
-    """G_k for k = min_segment..N - min_segment, written out from the contract."""
-
-    def information(counts: Counter[int]) -> float:
-        total = sum(counts.values())
-        value = total * math.log(total) if total else 0.0
-        return value - sum(n * math.log(n) for n in counts.values() if n)
-
-    whole = information(Counter(codes))
-    return [
-        whole - information(Counter(codes[:k])) - information(Counter(codes[k:]))
-        for k in range(min_segment, len(codes) - min_segment + 1)
-    ]
+def ar1(rng: np.random.Generator, n: int, phi: float) -> NDArray[np.float64]:
+    noise = rng.normal(size=n + 200)
+    out = np.empty_like(noise)
+    out[0] = noise[0]
+    for t in range(1, noise.size):
+        out[t] = phi * out[t - 1] + noise[t]
+    return out[200:]
 
 
-def test_shift_statistic_and_summaries_follow_the_contract(kernels: ModuleType) -> None:
-    rng = np.random.default_rng(3)
-    values = np.concatenate([rng.normal(0, 1, 40), rng.normal(2, 1, 25)])
-    stats = row(shift(kernels, values[None, :], 5, 50, SEED, 10_000), 0)
-    bins = 8  # floor(2 cbrt(65)) = 8
-    codes = numpy_info._own_range_indices(values, bins).tolist()
-    gains = split_gains_reference(codes, 5)
-    change = 5 + int(np.argmax(gains))
-    assert stats["count"] == 65 and stats["tested"] is True
-    assert stats["change_index"] == change
-    assert stats["statistic"] == pytest.approx(max(gains), rel=1e-12)
-    before, after = values[:change], values[change:]
-    assert stats["jsd"] == pytest.approx(numpy_info.jsd(before, after, bins), rel=1e-12)
-    summaries = [
-        "mean_before",
-        "mean_after",
-        "std_before",
-        "std_after",
-        "median_before",
-        "median_after",
-    ]
-    assert [stats[name] for name in summaries] == (
-        pytest.approx(
-            [
-                before.mean(),
-                after.mean(),
-                before.std(),
-                after.std(),
-                np.median(before),
-                np.median(after),
-            ],
-            rel=1e-12,
-        )
+# --- hand-worked cases ---------------------------------------------------------------------------
+
+
+def test_doubled_midranks_share_ties() -> None:
+    ranks = twin.doubled_midranks(np.array([3.0, 1.0, 3.0, 2.0, -0.0, 0.0]))
+    assert ranks.tolist() == [11, 6, 11, 8, 3, 3]
+    np.testing.assert_array_equal(
+        ranks, (2 * stats.rankdata([3.0, 1.0, 3.0, 2.0, -0.0, 0.0])).astype(np.int64)
     )
-    assert 1 <= stats["perms_run"] <= 50
-    assert 0.0 < stats["p_value"] <= 1.0
 
 
-def test_shift_in_spread_is_found_at_the_change(kernels: ModuleType) -> None:
+@pytest.mark.parametrize("x", [0.05, 0.3, 0.5, 0.9, 1.0, 1.36, 1.63, 2.0, 3.0, 8.0])
+def test_kolmogorov_survival_is_scipys_kstwobign(x: float) -> None:
+    assert twin.kolmogorov_survival(x) == pytest.approx(
+        stats.kstwobign.sf(x), rel=1e-12, abs=1e-300
+    )
+
+
+def test_a_step_of_twenty_values_by_hand(kernels: ModuleType) -> None:
+    # doubled ranks 11 (x10) and 31 (x10); S_10 = 110 - 10 * 420 / 20 = -100; each side is
+    # constant, so lrv = (20 * 10820 - 420**2) / (20 * 19); T = 100 / sqrt(20 lrv) * 20 / 25.
+    values = np.r_[np.zeros(10), np.ones(10)]
+    result = changes(kernels, values, min_segment=4)
+    statistic = 100.0 / math.sqrt(20.0 * 40_000.0 / 380.0) * 20.0 / 25.0
+    assert result["count"].tolist() == [20]
+    assert result["tested"].tolist() == [True]
+    assert positions(result) == [10]
+    assert result["statistic"][0] == pytest.approx(statistic, rel=1e-14)
+    assert result["p_value"][0] == pytest.approx(2 * stats.kstwobign.sf(statistic), rel=1e-12)
+    assert 0.009 < result["p_value"][0] < 0.01
+    assert (result["segment_start"][0], result["segment_end"][0]) == (0, 20)
+    assert result["median_before"][0] == 0.0 and result["median_after"][0] == 1.0
+    assert result["std_before"][0] == 0.0 and result["std_after"][0] == 0.0
+    assert not result["spread"][0]
+    # Eight values are too few for the same step at alpha = 0.01.
+    assert positions(changes(kernels, np.r_[np.zeros(4), np.ones(4)], min_segment=2)) == []
+
+
+def test_split_long_run_is_the_ar1_formula() -> None:
+    # residuals -1, 1, 0 | -1, 1, 0: sum e^2 = 4, sum e_t e_(t+1) = -2, rho -> clipped to 0,
+    # lrv = 4 / (6 - 2).
+    scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
+    assert twin.residual_rho(scores, [0, 3, 6]) == (4.0, -0.5 + 2 * (1 - 1.5) / 6)
+    assert twin.split_long_run(scores, [3]) == pytest.approx(1.0, rel=1e-15)
+
+
+# --- planted changes -----------------------------------------------------------------------------
+
+
+def test_several_steps_are_found_located_and_summarised(kernels: ModuleType) -> None:
     rng = np.random.default_rng(11)
-    values = np.concatenate([rng.normal(0, 1, 300), rng.normal(0, 3, 300)])
-    stats = row(shift(kernels, values[None, :], 20, 199, SEED, 10_000), 0)
-    assert stats["tested"] is True
-    assert abs(stats["change_index"] - 300) <= 30
-    assert stats["p_value"] < 1e-3
-    assert stats["std_after"] > 2 * stats["std_before"]
-    # the medians hardly move: not a mean shift
-    assert abs(stats["median_after"] - stats["median_before"]) < 1.0
+    values = rng.normal(size=300) + np.r_[np.zeros(100), np.full(100, 3.0), np.full(100, -2.0)]
+    result = changes(kernels, values)
+    found = positions(result)
+    assert len(found) == 2
+    assert abs(found[0] - 100) <= 2 and abs(found[1] - 200) <= 2
+    assert np.all(result["p_value"] < 1e-6)
+    assert result["segment_start"].tolist() == [0, found[0]]
+    assert result["segment_end"].tolist() == [found[1], 300]
+    before = values[: found[0]]
+    assert result["mean_before"][0] == pytest.approx(before.mean(), rel=1e-12)
+    assert result["median_before"][0] == pytest.approx(np.median(before), rel=1e-12)
+    assert result["std_after"][0] == pytest.approx(values[found[0] : found[1]].std(), rel=1e-12)
 
 
-def test_shift_on_thinned_series_still_finds_the_change(kernels: ModuleType) -> None:
-    rng = np.random.default_rng(5)
-    values = np.concatenate([rng.exponential(1.0, 1500), rng.normal(1.0, 0.1, 1500)])
-    full = shift(kernels, values[None, :], 20, 99, SEED, 10_000)
-    thinned = shift(kernels, values[None, :], 20, 99, SEED, 400)
-    # effect sizes use every value: identical; only the test differs
-    for name in EFFECT_FIELDS:
-        np.testing.assert_array_equal(full[name], thinned[name], err_msg=name)
-    assert abs(full["change_index"][0] - 1500) <= 15
-    assert full["p_value"][0] < 1e-6 and thinned["p_value"][0] < 1e-6
+def test_clean_steps_agree_with_ruptures(kernels: ModuleType) -> None:
+    ruptures = pytest.importorskip("ruptures")
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=400) + np.repeat([0.0, 4.0, 1.0, 5.0], 100)
+    expected = ruptures.Binseg(model="l2", min_size=4).fit(values).predict(n_bkps=3)[:-1]
+    assert positions(changes(kernels, values)) == expected
 
 
-def test_iid_series_are_rarely_significant(kernels: ModuleType) -> None:
-    columns = np.vstack([np.random.default_rng(seed).normal(size=600) for seed in range(20)])
-    result = shift(kernels, columns, 20, 199, SEED, 10_000)
-    assert result["tested"].all()
-    assert np.count_nonzero(result["p_value"] < 0.05) <= 3
-    assert np.all(result["p_value"] > 1e-3)
+def test_a_regression_and_its_fix_are_two_changes(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=200) + np.repeat([0.0, 4.0, 0.0], [70, 60, 70])
+    assert positions(changes(kernels, values)) == [70, 131]
 
 
-def test_shift_untested_rows(kernels: ModuleType) -> None:
-    columns = np.array(
-        [
-            [1.0] * 30,  # constant
-            [float(i) for i in range(9)] + [NAN] * 21,  # too few values
-            [float(i % 7) for i in range(30)],  # tested
-        ]
-    )
-    result = shift(kernels, columns, 5, 20, SEED, 10_000)
-    assert result["count"].tolist() == [30, 9, 30]
-    assert result["tested"].tolist() == [False, False, True]
-    # untested: change_index -1, no permutation run, NaN statistics
-    assert result["change_index"][:2].tolist() == [-1, -1]
-    assert result["perms_run"][:2].tolist() == [0, 0]
-    for name in SUMMARY_FIELDS:
-        assert np.isnan(result[name][:2]).all(), name
-        assert not np.isnan(result[name][2]), name
-    empty = shift(kernels, np.zeros((0, 5)), 5, 20, SEED, 10_000)
-    assert all(values.shape == (0,) for values in empty.values())
+def test_a_spread_change_is_found_by_the_spread_scores(kernels: ModuleType) -> None:
+    values = np.random.default_rng(5).normal(size=400) * np.r_[np.ones(200), np.full(200, 4.0)]
+    result = changes(kernels, values)
+    assert len(positions(result)) == 1
+    assert abs(positions(result)[0] - 200) <= 15
+    assert result["spread"].tolist() == [True]
 
 
-def test_shift_is_reproducible_and_depends_on_the_seed(kernels: ModuleType) -> None:
-    columns = np.random.default_rng(2).normal(size=(3, 200))
-    first = shift(kernels, columns, 10, 199, SEED, 10_000)
-    again = shift(kernels, columns, 10, 199, SEED, 10_000)
-    for name, values in first.items():
-        np.testing.assert_array_equal(values, again[name], err_msg=name)
-    other = shift(kernels, columns, 10, 199, SEED + 1, 10_000)
-    for name in ("count", "change_index", "statistic", "jsd"):
-        np.testing.assert_array_equal(first[name], other[name], err_msg=name)
-    assert not np.array_equal(first["p_value"], other["p_value"])
+def test_a_skewed_latency_regression_is_found(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(8)
+    values = rng.lognormal(5.5, 0.5, size=400) * np.r_[np.ones(200), np.full(200, 1.5)]
+    found = positions(changes(kernels, values))
+    assert len(found) == 1 and abs(found[0] - 200) <= 15
+
+
+# --- calibration on null series ------------------------------------------------------------------
+
+NULLS = {
+    "gaussian": lambda rng, n: rng.normal(size=n),
+    "lognormal": lambda rng, n: rng.lognormal(0.0, 1.0, size=n),
+    "pareto": lambda rng, n: rng.pareto(1.5, size=n),
+    "poisson": lambda rng, n: rng.poisson(2.0, size=n).astype(float),
+    "bernoulli": lambda rng, n: rng.binomial(1, 0.2, size=n).astype(float),
+    "ar1-0.5": lambda rng, n: ar1(rng, n, 0.5),
+    "daily": lambda rng, n: np.sin(2 * np.pi * np.arange(n) / 24) + rng.normal(size=n),
+}
+
+
+@pytest.mark.parametrize("case", list(NULLS))
+def test_null_series_rarely_get_a_change(kernels: ModuleType, case: str) -> None:
+    """100 seeded series of 12..200 values each (daily cycles: 96..200, four periods or
+    more; over one or two periods a cycle is a change at the series' own scale): at
+    alpha = 0.01 a change on at most 3."""
+    generate = NULLS[case]
+    columns = np.full((100, 200), NAN)
+    shortest = 96 if case == "daily" else 12
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(shortest, 201))
+        columns[seed, :n] = generate(rng, n)
+    result = changes(kernels, columns)
+    assert np.unique(result["metric"]).size <= 3
+
+
+def test_random_walks_drift_instead_of_stepping(kernels: ModuleType) -> None:
+    walks = np.cumsum(np.random.default_rng(2).normal(size=(20, 1000)), axis=1)
+    result = changes(kernels, walks)
+    assert result["drifting"].sum() >= 18
+    assert np.unique(result["metric"]).size <= 2
+
+
+def test_a_ramp_after_a_flat_start_is_one_change_and_a_drift(kernels: ModuleType) -> None:
+    t = np.arange(1000)
+    values = np.random.default_rng(9).normal(size=1000) + np.where(t < 600, 0.0, (t - 600) / 40)
+    result = changes(kernels, values)
+    assert result["drifting"].tolist() == [True]
+    assert abs(int(result["drift_start"][0]) - 600) <= 60
+    assert result["drift_end"].tolist() == [1000]
+    assert len(positions(result)) <= 1
+
+
+# --- arguments and edge cases --------------------------------------------------------------------
+
+
+def test_untested_metrics(kernels: ModuleType) -> None:
+    columns = np.full((4, 30), NAN)
+    columns[0, :3] = [1.0, 2.0, 3.0]
+    columns[1] = 4.0
+    columns[3, :4] = [1.0, 2.0, 3.0, 4.0]
+    result = changes(kernels, columns, min_segment=2)
+    assert result["count"].tolist() == [3, 30, 0, 4]
+    assert result["tested"].tolist() == [False, False, False, True]
+    assert result["drift_start"].tolist() == [-1, -1, -1, -1]
+    assert result["metric"].size == 0
 
 
 @pytest.mark.parametrize(
-    ("arguments", "name"),
-    [
-        ((0, 10, 1, 100), "min_segment"),
-        ((5, 0, 1, 100), "permutations"),
-        ((5, 10, -1, 100), "seed"),
-        ((5, 10, 1 << 64, 100), "seed"),
-        ((5, 10, 1, 19), "max_test_n"),  # below 4 * min_segment
-    ],
+    ("params", "name"),
+    [({"min_segment": 1}, "min_segment"), ({"alpha": 0.0}, "alpha"), ({"alpha": 2.0}, "alpha")],
 )
-def test_shift_arguments_are_validated(
-    kernels: ModuleType, arguments: tuple[int, int, int, int], name: str
+def test_bad_arguments_are_refused_naming_them(
+    kernels: ModuleType, params: dict[str, Any], name: str
 ) -> None:
-    with pytest.raises(ValueError, match=rf"^{name}"):
-        shift(kernels, np.ones((1, 40)), *arguments)
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        changes(kernels, np.arange(20.0), **params)
 
 
-@pytest.mark.parametrize(
-    ("count", "max_test_n", "mean_after"),
-    [(70, 10_000, 1.5), (130, 40, 0.8)],  # a tail after 60 rounds; a stop after 39
-)
-def test_shift_p_value_is_the_sequential_permutation_test(
-    kernels: ModuleType, count: int, max_test_n: int, mean_after: float
-) -> None:
-    rng = np.random.default_rng(count)
-    half = count // 2
-    values = np.concatenate([rng.normal(0, 1, half), rng.normal(mean_after, 1, count - half)])
-    columns = np.vstack([rng.normal(size=count), values])
-    budget, min_segment = 60, 6
-    stats = row(shift(kernels, columns, min_segment, budget, SEED, max_test_n), 1)
-    bins = 8 if count < 100 else 10  # floor(2 cbrt(70)) = 8, floor(2 cbrt(130)) = 10
-    codes = numpy_info._own_range_indices(values, bins).tolist()
-    if count > max_test_n:
-        codes = codes[:: -(-count // max_test_n)]
-    observed = max(0.0, *split_gains_reference(codes, min_segment))
-
-    def permuted(r: int) -> float:
-        order = round_permutation(SEED, 0, r, len(codes))  # every metric: family 0
-        return max(0.0, *split_gains_reference([codes[i] for i in order], min_segment))
-
-    assert distribution_shift.SHIFT_TEST_FAMILY == 0
-    p_value, runs = sequential_reference(observed, permuted, budget)
-    assert stats["perms_run"] == runs and runs == (60 if count == 70 else 39)
-    assert stats["p_value"] == pytest.approx(p_value, rel=1e-9)
+# --- the two backends agree ----------------------------------------------------------------------
 
 
-@settings(max_examples=60)
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=80, deadline=None)
 @given(
-    columns=small_matrices(),
-    min_segment=st.integers(1, 6),
-    permutations=st.sampled_from([1, 7, 40]),
-    seed=st.integers(0, MASK64),
-    thin=st.booleans(),
+    columns=small_matrices(min_metrics=1, max_metrics=4, max_tasks=120),
+    min_segment=st.integers(2, 6),
+    alpha=st.sampled_from([0.01, 0.2, 1.0]),
 )
-def test_shifts_keep_their_invariants_on_random_input(
-    kernels: ModuleType,
-    columns: Columns,
+def test_numpy_and_native_find_the_same_changes(
+    native: ModuleType,
+    numpy_backend: ModuleType,
+    columns: NDArray[np.float64],
     min_segment: int,
-    permutations: int,
-    seed: int,
-    thin: bool,
+    alpha: float,
 ) -> None:
-    present = ~np.isnan(columns)
-    test_n = 4 * min_segment + 3 if thin else 10_000
-    result = shift(kernels, columns, min_segment, permutations, seed, test_n)
-    assert all(values.shape == (columns.shape[0],) for values in result.values())
-    assert result["count"].tolist() == present.sum(axis=1).tolist()
-    tested = result["tested"]
-    assert (result["change_index"][~tested] == -1).all()
-    assert (result["perms_run"][~tested] == 0).all()
-    for name in SUMMARY_FIELDS:
-        assert np.isnan(result[name][~tested]).all(), name
-    change, count = result["change_index"][tested], result["count"][tested]
-    assert np.all((change >= min_segment) & (change <= count - min_segment))
-    p_value, perms_run = result["p_value"][tested], result["perms_run"][tested]
-    assert np.all((p_value > 0) & (p_value <= 1) & (perms_run >= 1))
-    assert np.all((perms_run <= permutations) & (result["statistic"][tested] >= 0))
-    jsd = result["jsd"][tested]
-    assert np.all((jsd >= 0) & (jsd <= 1))
+    ours = changes(numpy_backend, columns, min_segment=min_segment, alpha=alpha)
+    theirs = changes(native, columns, min_segment=min_segment, alpha=alpha)
+    assert list(ours) == list(theirs)
+    for field, values in ours.items():
+        assert values.dtype == theirs[field].dtype, field
+        if values.dtype == np.float64:
+            np.testing.assert_allclose(values, theirs[field], rtol=1e-12, atol=0, err_msg=field)
+        else:
+            np.testing.assert_array_equal(values, theirs[field], err_msg=field)
+
+
+# --- the wording ---------------------------------------------------------------------------------
+
+
+def test_each_change_is_its_own_pattern_with_words_a_person_reads() -> None:
+    rng = np.random.default_rng(4)
+    build = rng.lognormal(math.log(255.0), 0.1, size=300) * np.r_[np.ones(150), np.full(150, 1.25)]
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    kiln.add_matrix(build[:, None], ["build_s"], [f"run-{i}" for i in range(build.size)])
+    report = kiln.cool()
+    shifts = [p for p in report if p.kind is PatternKind.DISTRIBUTION_SHIFT]
+    assert len(shifts) == 1
+    pattern = shifts[0]
+    assert pattern.details["direction"] == "up"
+    assert pattern.details["metric"] == "build_s"
+    assert abs(int(pattern.metrics["change_index"]) - 150) <= 3
+    assert pattern.details["change_label"] == f"run-{int(pattern.metrics['change_index'])}"
+    assert pattern.description.startswith("'build_s' rose 2")
+    assert "median) at task 'run-1" in pattern.description
+    assert pattern.metrics["relative_change"] == pytest.approx(0.25, abs=0.05)
+    assert pattern.metrics["p_value"] < 1e-6

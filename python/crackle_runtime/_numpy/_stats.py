@@ -251,14 +251,15 @@ def student_t_two_sided_p(t: float, df: float) -> float:
 # --- Welch, Pearson ---------------------------------------------------------------------------
 
 
-def welch_t_test(a: Float64Array, b: Float64Array) -> tuple[float, float]:
+def welch_t_test(a: Float64Array, b: Float64Array, inflation: float = 1.0) -> tuple[float, float]:
     """Welch's two-sided t-test of two samples: ``(t, p_value)``.
 
     Sample variances (ddof 1) from :func:`mean_and_sum_of_squares`; with w_a = var_a/n_a,
     w_b = var_b/n_b, s = w_a + w_b: t = (mean_a - mean_b)/sqrt(s) and the Welch–Satterthwaite
     df = 1/((w_a/s)^2/(n_a-1) + (w_b/s)^2/(n_b-1)). Both samples of zero variance: p = 0 when
     the means differ (t = ±inf), 1 when equal (t = nan). Fewer than 2 values in either
-    sample: ``(nan, nan)``.
+    sample: ``(nan, nan)``. ``inflation`` >= 1 multiplies both variances and divides the df
+    (an autocorrelation's long-run variance over the variance); 1 is Welch's test exactly.
     """
     n_a, n_b = a.size, b.size
     if n_a < 2 or n_b < 2:
@@ -272,10 +273,10 @@ def welch_t_test(a: Float64Array, b: Float64Array) -> tuple[float, float]:
         if mean_a == mean_b:
             return math.nan, 1.0
         return math.copysign(math.inf, mean_a - mean_b), 0.0
-    t = (mean_a - mean_b) / math.sqrt(total)
+    t = (mean_a - mean_b) / math.sqrt(total * inflation)
     share_a = weight_a / total
     share_b = weight_b / total
-    df = 1.0 / (share_a * share_a / (n_a - 1.0) + share_b * share_b / (n_b - 1.0))
+    df = 1.0 / (share_a * share_a / (n_a - 1.0) + share_b * share_b / (n_b - 1.0)) / inflation
     return t, student_t_two_sided_p(t, df)
 
 

@@ -1,10 +1,15 @@
-"""Distribution shifts (SPEC §6 ``DISTRIBUTION_SHIFT``): a metric's distribution (level,
-spread or shape) changed at a change point; permutation tested, in the report's FDR pass."""
+"""Change points (SPEC §12 ``DISTRIBUTION_SHIFT``): every change of a metric's level or
+spread is its own pattern, with the segments on each side, the effect in the metric's units
+and relative, its direction and a p-value valid on autocorrelated data (decided by the
+report's Benjamini–Hochberg pass). Drifting metrics (a random walk, a trend) are said once,
+in the report's notes, instead of as a cascade of changes."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from crackle_runtime import _backend
 from crackle_runtime.detectors._base import Detector, Findings, Result, Test, flagged
@@ -16,61 +21,116 @@ __all__ = ["DETECTOR"]
 
 
 def _params(profile: ThermalProfile) -> dict[str, Any]:
-    return {"permutations": int(profile.permutations)}
+    return {}
 
 
-def _pattern(data: DetectionData, result: Result, metric: int) -> CracklePattern:
-    def field(name: str) -> float:
-        return float(result[name][metric])
+def _percent(before: float, after: float) -> float:
+    """The relative change after / before - 1 (NaN when before is 0)."""
+    return (after - before) / abs(before) if before != 0.0 else math.nan
 
+
+def _wording(name: str, field: dict[str, float], spread: bool) -> tuple[str, str]:
+    """(direction, what changed) of one change, e.g. ("up", "'build_s' rose 25% (255 → 320
+    median)")."""
+    if spread:
+        before, after = field["std_before"], field["std_after"]
+        direction = "up" if after > before else "down"
+        verb = "rose" if direction == "up" else "fell"
+        ratio = f" ×{after / before:.3g}" if before > 0.0 else ""
+        return direction, f"spread of '{name}' {verb}{ratio} (std {before:.4g} → {after:.4g})"
+    before, after = field["median_before"], field["median_after"]
+    if before == after:  # discrete metrics: the medians tie, the means tell
+        before, after, what = field["mean_before"], field["mean_after"], "mean"
+    else:
+        what = "median"
+    direction = "up" if after > before else "down"
+    verb = "rose" if direction == "up" else "fell"
+    relative = _percent(before, after)
+    amount = (
+        f"{abs(relative) * 100:.3g}%" if math.isfinite(relative) else f"by {after - before:.4g}"
+    )
+    return direction, f"'{name}' {verb} {amount} ({before:.4g} → {after:.4g} {what})"
+
+
+def _pattern(data: DetectionData, result: Result, change: int) -> CracklePattern:
+    sides = [f"{what}_{side}" for what in ("mean", "median", "std") for side in ("before", "after")]
+    names = ["change_index", "segment_start", "segment_end", "statistic", "p_value", *sides]
+    field = {name: float(result[name][change]) for name in names}
+    metric = int(result["metric"][change])
     name = data.names[metric]
     mask = data.present(metric)
-    change = int(result["change_index"][metric])
-    change_label = data.labels[int(mask.nonzero()[0][change])]
-    med_b, med_a = field("median_before"), field("median_after")
-    std_b, std_a = field("std_before"), field("std_after")
-    jsd = field("jsd")
+    rows = mask.nonzero()[0]
+    index = int(result["change_index"][change])
+    start, end = int(result["segment_start"][change]), int(result["segment_end"][change])
+    label = data.labels[int(rows[index])]
+    spread = bool(result["spread"][change])
+    direction, what = _wording(name, field, spread)
+    p_value = field["p_value"]
+    median_delta = field["median_after"] - field["median_before"]
     return CracklePattern(
         PatternKind.DISTRIBUTION_SHIFT,
-        f"distribution of '{name}' changed at task '{change_label}' "
-        f"(JSD {jsd:.3f}; median {med_b:.4g} → {med_a:.4g}, std {std_b:.4g} → {std_a:.4g})",
+        f"{what} at task '{label}' (p = {p_value:.2g})",
         data.tasks(mask),
-        math.sqrt(max(jsd, 0.0)),
+        1.0 - p_value,
         {
-            "jsd": jsd,
-            "p_value": field("p_value"),
-            "change_index": float(change),
-            "mean_before": field("mean_before"),
-            "mean_after": field("mean_after"),
-            "std_before": std_b,
-            "std_after": std_a,
-            "median_before": med_b,
-            "median_after": med_a,
-            "delta_median": med_a - med_b,
-            "delta_std": std_a - std_b,
-            "permutations": field("perms_run"),
-            "n": field("count"),
+            **field,
+            "delta_median": median_delta,
+            "delta_mean": field["mean_after"] - field["mean_before"],
+            "relative_change": _percent(field["median_before"], field["median_after"]),
+            "n": float(rows.size),
         },
-        {"metric": name, "change_label": change_label},
+        {
+            "metric": name,
+            "change_label": label,
+            "direction": direction,
+            "changed": "spread" if spread else "level",
+            "segment_start_label": data.labels[int(rows[start])],
+            "segment_end_label": data.labels[int(rows[end - 1])],
+        },
+    )
+
+
+def _drift_note(data: DetectionData, result: Result, metric: int) -> str:
+    name = data.names[metric]
+    rows = data.present(metric).nonzero()[0]
+    start, end = int(result["drift_start"][metric]), int(result["drift_end"][metric])
+    values = data.column(metric)[rows]
+    head, tail = values[start : min(start + 10, end)], values[max(end - 10, start) : end]
+    first, last = float(np.median(head)), float(np.median(tail))
+    way = "up" if last > first else "down" if last < first else "around"
+    where = (
+        "over all its values"
+        if start == 0 and end == rows.size
+        else f"from task '{data.labels[int(rows[start])]}' to task "
+        f"'{data.labels[int(rows[end - 1])]}'"
+    )
+    return (
+        f"'{name}' drifts {way} {where} (median {first:.4g} → {last:.4g}): a trend or a "
+        "random walk, reported as a drift rather than as a series of changes"
     )
 
 
 def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Findings:
     found = Findings()
-    tested = flagged(result, "tested")
-    if not tested:
-        min_segment = _backend.kernels().DETECTORS["distribution_shift"]["params"]["min_segment"]
+    if not flagged(result, "tested"):
+        min_segment = int(
+            params.get(
+                "min_segment",
+                _backend.kernels().DETECTORS["distribution_shift"]["params"]["min_segment"],
+            )
+        )
         found.skipped = (
             f"no metric has {2 * min_segment} or more varying values ({min_segment} per segment)"
         )
         return found
+    found.notes = [_drift_note(data, result, metric) for metric in flagged(result, "drifting")]
     found.tests = [
         Test(
             PatternKind.DISTRIBUTION_SHIFT,
-            float(result["p_value"][metric]),
-            lambda metric=metric: _pattern(data, result, metric),  # type: ignore[misc]
+            float(result["p_value"][change]),
+            lambda change=change: _pattern(data, result, change),  # type: ignore[misc]
         )
-        for metric in tested
+        for change in range(len(result["metric"]))
     ]
     return found
 

@@ -1,9 +1,16 @@
-"""Distribution shifts (SPEC §6 ``DISTRIBUTION_SHIFT``), the twin of the Rust core's
-``detect::distribution_shift``: the best single change point of a metric's binned values by
-the likelihood-ratio split statistic G, its JSD, and a sequential permutation p-value."""
+"""Change points (SPEC §12 ``DISTRIBUTION_SHIFT``), the twin of the Rust core's
+``detect::distribution_shift``: every change of a metric's level or spread, found by binary
+segmentation of rank CUSUM statistics standardised by a long-run variance that holds on
+autocorrelated data, each change with its own p-value; drifting metrics are told apart.
+
+The method and its constants are documented once, in the Rust module; every step here is
+the same arithmetic in the same order (integer sums where the Rust core sums integers), so
+the two backends return the same changes and statistics to rounding.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -12,200 +19,381 @@ from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
-from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
-from crackle_runtime._numpy.detect.shared.permutation import (
-    PERMUTATION_SEED,
-    SharedPermutations,
-    batch_limit,
-    sequential_p_value,
-)
-from crackle_runtime._numpy.detect.shared.ranks import equal_width_bins, median
+from crackle_runtime._numpy.detect.shared.columns import as_columns
+from crackle_runtime._numpy.detect.shared.ranks import median
 
-__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
+__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
 
 NAME = "distribution_shift"
 KIND = "distribution shift"
-FIELDS = (
-    "count",
+METRIC_FIELDS = ("count", "tested", "phi", "drifting", "drift_start", "drift_end")
+CHANGE_FIELDS = (
+    "metric",
     "change_index",
+    "segment_start",
+    "segment_end",
     "statistic",
-    "jsd",
     "p_value",
-    "perms_run",
+    "spread",
     "mean_before",
     "mean_after",
-    "std_before",
-    "std_after",
     "median_before",
     "median_after",
-    "tested",
+    "std_before",
+    "std_after",
 )
-PARAMS: dict[str, Any] = {
-    "min_segment": 20,
-    "permutations": 199,
-    "seed": PERMUTATION_SEED,
-    "max_test_n": 10_000,
-}
+FIELDS = METRIC_FIELDS + CHANGE_FIELDS
+PARAMS: dict[str, Any] = {"min_segment": 4, "alpha": 0.01}
 
 STAGE = "distribution_shift"
-SHIFT_TEST_FAMILY = 0  # the stream of the shift tests' shared permutations
+PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
+DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
+KOLMOGOROV_TERMS = 100
+SMALL_SAMPLE = 5.0  # T is shrunk by L / (L + 5): the finite-sample correction
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
-UInt64Array = NDArray[np.uint64]
-_INT_FIELDS = ("count", "change_index", "perms_run")
 
 
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
-    """Per metric: the best change point of its equal-width-binned present values (G of the
-    split, JSD of the two sides), a sequential permutation p-value (shared permutations of
-    test family 0; series longer than ``max_test_n`` tested on every s-th value) and the
-    mean, population std and median of each side. Untested metrics (fewer than
-    2 min_segment values, or constant) keep their count and NaN (change_index -1)."""
-    min_segment = params.count("min_segment", 1)
-    permutations = params.count("permutations", 1)
-    seed = params.seed("seed")
-    max_test_n = params.count("max_test_n", 1)
-    if max_test_n < 4 * min_segment:
-        raise ValueError(
-            f"max_test_n must be >= 4 * min_segment ({4 * min_segment}), got {max_test_n}"
-        )
+    """Per metric: its changes (binary segmentation of the rank and spread CUSUMs, each
+    tested against the Kolmogorov distribution with the long-run variance of its segment)
+    and whether it drifts; per change: its metric, position, segments, p-value and the
+    summaries of the values on each side."""
+    min_segment = params.count("min_segment", 2)
+    alpha = params.unit_interval("alpha")
     values_by_metric = as_columns(columns)
     metrics = values_by_metric.shape[0]
-    result = empty_result(FIELDS, metrics, ints=_INT_FIELDS, bools=("tested",))
-    result["change_index"][:] = -1
-    shared = SharedPermutations(seed, SHIFT_TEST_FAMILY, permutations)
+    per_metric: dict[str, list[Any]] = {name: [] for name in METRIC_FIELDS}
+    per_change: dict[str, list[Any]] = {name: [] for name in CHANGE_FIELDS}
     for metric in range(metrics):
         budget.check(STAGE)
         row = values_by_metric[metric]
         values = row[~np.isnan(row)]
-        count = values.size
-        result["count"][metric] = count
-        if count < 2 * min_segment or all_equal(values):
-            continue
-        bins = _shift_bins(count)
-        codes = equal_width_bins(values, bins)
-        table = _x_log_x(count)
-        totals = np.bincount(codes, minlength=bins)
-        gains = _split_gains(codes[None, :], totals, min_segment, table)[0]
-        best = int(np.argmax(gains))
-        change = min_segment + best
-        statistic = float(gains[best])
-        before, after = values[:change], values[change:]
-        jsd = _jsd_of_counts(
-            np.bincount(codes[:change], minlength=bins), np.bincount(codes[change:], minlength=bins)
-        )
-        if count <= max_test_n:
-            tested, tested_totals, observed = codes, totals, statistic
-        else:
-            tested = codes[:: -(-count // max_test_n)]
-            tested_totals = np.bincount(tested, minlength=bins)
-            observed = float(_split_gains(tested[None, :], tested_totals, min_segment, table).max())
-
-        def permuted(
-            seeds: UInt64Array,
-            tested: Int64Array = tested,
-            totals: Int64Array = tested_totals,
-            table: Float64Array = table,
-        ) -> Float64Array:
-            shuffled = tested[shared.rows(seeds, tested.size)]
-            return np.asarray(
-                _split_gains(shuffled, totals, min_segment, table).max(axis=1), dtype=np.float64
-            )
-
-        p_value, perms_run = sequential_p_value(
-            observed, shared.seeds, permuted, batch_limit(tested.size), (budget, STAGE)
-        )
-        store(
-            result,
-            metric,
-            {
-                "change_index": change,
-                "statistic": statistic,
-                "jsd": jsd,
-                "p_value": p_value,
-                "perms_run": perms_run,
-                "mean_before": mean_and_sum_of_squares(before)[0],
-                "mean_after": mean_and_sum_of_squares(after)[0],
-                "std_before": population_std(before),
-                "std_after": population_std(after),
-                "median_before": float(median(before)),
-                "median_after": float(median(after)),
-                "tested": True,
-            },
-        )
+        found = segment(values, min_segment, alpha, budget)
+        per_metric["count"].append(values.size)
+        per_metric["tested"].append(found["tested"])
+        per_metric["phi"].append(found["phi"])
+        per_metric["drifting"].append(found["drifting"])
+        per_metric["drift_start"].append(found["drift_start"])
+        per_metric["drift_end"].append(found["drift_end"])
+        for change in found["changes"]:
+            per_change["metric"].append(metric)
+            for name in CHANGE_FIELDS[1:]:
+                per_change[name].append(change[name])
+    result: dict[str, Any] = {}
+    ints = {"count", "drift_start", "drift_end", "metric", "change_index"}
+    ints |= {"segment_start", "segment_end"}
+    bools = {"tested", "drifting", "spread"}
+    for name in FIELDS:
+        column = per_metric[name] if name in per_metric else per_change[name]
+        dtype = np.int64 if name in ints else np.bool_ if name in bools else np.float64
+        result[name] = np.array(column, dtype=dtype)
     return result
 
 
-def _shift_bins(count: int) -> int:
-    """min(64, max(8, floor(2 cbrt(count)))), the floor taken exactly: the largest k with
-    k**3 <= 8 count (a libm cbrt may return 14.999999999999998 for cbrt(3375))."""
-    k = math.floor(2.0 * math.cbrt(count))
-    while k**3 > 8 * count:
-        k -= 1
-    while (k + 1) ** 3 <= 8 * count:
-        k += 1
-    return min(64, max(8, k))
+def doubled_midranks(values: Float64Array) -> Int64Array:
+    """2 x the mid-rank of each value (1-based; ties share the mean of their ranks), an
+    integer: a tie group occupying sorted positions i..j (0-based) gets i + j + 2."""
+    n = values.size
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = (starts + ends + 2)[group]
+    return ranks
 
 
-def _x_log_x(limit: int) -> Float64Array:
-    """n ln n for n = 0..limit (0 ln 0 = 0)."""
-    n = np.arange(limit + 1, dtype=np.float64)
-    table = np.zeros(limit + 1)
-    np.log(n, out=table, where=n > 0)
-    table *= n
-    return table
+def kolmogorov_survival(x: float) -> float:
+    """P(sup |B(t)| > x) for a Brownian bridge B (Kolmogorov 1933):
+    2 sum_{k>=1} (-1)^(k-1) exp(-2 k^2 x^2) for x >= 1, else 1 - sqrt(2 pi) / x
+    sum_{k>=1} exp(-(2k-1)^2 pi^2 / (8 x^2)); terms until they vanish (<= 100)."""
+    if not x > 0.0:
+        return 1.0
+    total = 0.0
+    if x >= 1.0:
+        for k in range(1, KOLMOGOROV_TERMS + 1):
+            term = math.exp(-2.0 * k * k * x * x)
+            total += term if k % 2 == 1 else -term
+            if term < 1e-300:
+                break
+        return min(max(2.0 * total, 0.0), 1.0)
+    for k in range(1, KOLMOGOROV_TERMS + 1):
+        odd = 2 * k - 1
+        term = math.exp(-(odd * odd) * math.pi * math.pi / (8.0 * x * x))
+        total += term
+        if term < 1e-300:
+            break
+    return min(max(1.0 - math.sqrt(2.0 * math.pi) / x * total, 0.0), 1.0)
 
 
-def _split_gains(
-    codes: Int64Array, totals: Int64Array, min_segment: int, table: Float64Array
-) -> Float64Array:
-    """G_k = L(all) - L(left) - L(right), clipped at 0, for every row of ``codes`` (rounds x
-    N, every row with the per-bin ``totals``) and k = min_segment..N - min_segment (columns),
-    L(counts) = S ln S - sum_j n_j ln n_j, with table[n] = n ln n.
-
-    The sums over the bins are updated as k moves one code from the right side to the left,
-    as the Rust core does: SL_0 = 0, SR_0 = sum_j table[total_j] (bins in order); moving code
-    c (a of them on the left, b on the right) adds table[a + 1] - table[a] to SL and
-    table[b - 1] - table[b] to SR; the updates are accumulated left to right (np.cumsum).
-    G_k = max(0, (L_all - (table[k] - SL_k)) - (table[N - k] - SR_k)), L_all = table[N] - SR_0.
-    """
-    rows, length = codes.shape
-    # before[r, i]: occurrences of codes[r, i] among codes[r, :i] (stable sort by code).
-    order = np.argsort(codes.astype(np.uint8), axis=1, kind="stable")
-    group_start = np.concatenate(([0], np.cumsum(totals)[:-1]))
-    ranks = np.arange(length, dtype=np.int64) - group_start[np.take_along_axis(codes, order, 1)]
-    before = np.empty_like(ranks)
-    np.put_along_axis(before, order, ranks, axis=1)
-    after = totals[codes] - before  # occurrences among codes[r, i:]
-    right_start = float(np.cumsum(table[totals])[-1])
-    sums_left = np.zeros((rows, length + 1))
-    np.cumsum(table[before + 1] - table[before], axis=1, out=sums_left[:, 1:])
-    steps_right = np.empty((rows, length + 1))
-    steps_right[:, 0] = right_start
-    np.subtract(table[after - 1], table[after], out=steps_right[:, 1:])
-    sums_right = np.cumsum(steps_right, axis=1)
+def cusum_test(scores: Int64Array, min_segment: int) -> tuple[int, float, float]:
+    """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
+    for k in [min_segment, L - min_segment], k the first maximiser of |S_k|, j the first
+    maximiser of -S_j when S_k > 0 (else of S_j), T = |S_k| / sqrt(L lrv) L / (L + 5) with
+    lrv from :func:`split_long_run` cut at k and j, p the Kolmogorov
+    survival of T (p = 1, T = 0 when lrv = 0)."""
+    length = scores.size
+    prefix = np.cumsum(scores)
+    total = float(prefix[-1])
     splits = np.arange(min_segment, length - min_segment + 1)
-    entropy_all = float(table[length]) - right_start
-    entropy_left = table[splits] - sums_left[:, splits]
-    entropy_right = table[length - splits] - sums_right[:, splits]
-    gains: Float64Array = np.maximum((entropy_all - entropy_left) - entropy_right, 0.0)
-    return gains
+    signed = prefix[splits - 1].astype(np.float64) - splits * total / length
+    deviation = np.abs(signed)
+    best = int(np.argmax(deviation))
+    k = int(splits[best])
+    # The other extreme of the CUSUM: a change back (a regression, then its fix) is cut
+    # out of the residuals too, so it cannot pass for autocorrelation.
+    other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
+    lrv = split_long_run(scores, sorted({k, other}))
+    if lrv == 0.0:
+        return k, 0.0, 1.0
+    statistic = float(deviation[best]) / math.sqrt(length * lrv) * length / (length + SMALL_SAMPLE)
+    return k, statistic, kolmogorov_survival(statistic)
 
 
-def _jsd_of_counts(first: Int64Array, second: Int64Array) -> float:
-    """Equal-weight Jensen–Shannon divergence (bits) of two histograms on the same bins."""
-    p = first / float(first.sum())
-    q = second / float(second.sum())
-    mixture = (p + q) / 2.0
+def _side_moments(side: Int64Array) -> tuple[float, float, float]:
+    """(sum e^2, sum e_t e_(t+1), mean) of one side's residuals e = s - mean(s), from exact
+    integer sums: q sum e^2 = q sum s^2 - S^2 and q^2 sum e_t e_(t+1) = q^2 P - q S (2 S -
+    first - last) + (q - 1) S^2, P = sum s_t s_(t+1)."""
+    q = side.size
+    total = int(side.sum())
+    squares = int(np.dot(side, side))
+    lagged = int(np.dot(side[:-1], side[1:])) if q > 1 else 0
+    ends = int(side[0]) + int(side[-1])
+    energy = float(q * squares - total * total) / q
+    products = float(q * q * lagged - q * total * (2 * total - ends) + (q - 1) * total * total)
+    return energy, products / (q * q), total / q
 
-    def relative_entropy(distribution: Float64Array) -> float:
-        terms = np.zeros_like(distribution)
-        support = distribution > 0.0
-        np.divide(distribution, mixture, out=terms, where=support)
-        np.log2(terms, out=terms, where=support)
-        terms *= distribution
-        return float(np.cumsum(terms)[-1])
 
-    divergence = 0.5 * relative_entropy(p) + 0.5 * relative_entropy(q)
-    return min(max(divergence, 0.0), 1.0)
+def residual_rho(scores: Int64Array, bounds: list[int]) -> tuple[float, float] | None:
+    """(sum e^2, rho) of the scores demeaned within the pieces cut at ``bounds`` (0 = b_0 <
+    ... < b_J = L): rho = sum e_t e_(t+1) / sum e^2 over every adjacent pair (the pieces'
+    sums in order, then the pairs across cuts in order), bias-corrected to
+    rho + J (1 + 3 rho) / L (Kendall 1954, once per fitted mean), not clipped. None when
+    every piece is constant."""
+    pieces = len(bounds) - 1
+    energy = 0.0
+    products = 0.0
+    means = []
+    for lo, hi in itertools.pairwise(bounds):
+        piece_energy, piece_products, mean = _side_moments(scores[lo:hi])
+        energy += piece_energy
+        products += piece_products
+        means.append(mean)
+    for index, cut in enumerate(bounds[1:pieces]):
+        products += (float(scores[cut - 1]) - means[index]) * (
+            float(scores[cut]) - means[index + 1]
+        )
+    if energy <= 0.0:
+        return None
+    rho = products / energy
+    return energy, rho + pieces * (1.0 + 3.0 * rho) / scores.size
+
+
+def split_long_run(scores: Int64Array, cuts: list[int]) -> float:
+    """AR(1) long-run variance of the scores demeaned within the pieces cut at ``cuts``
+    (ascending, inside), from :func:`residual_rho`: rho clipped to [0, 0.97],
+    gamma0 = sum e^2 / (L - J) for J pieces, lrv = gamma0 (1 + rho) / (1 - rho); every
+    piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1))."""
+    length = scores.size
+    bounds = [0, *cuts, length]
+    fitted = residual_rho(scores, bounds)
+    if fitted is None:
+        size, _, centred = _centred_energy(scores)
+        return float(centred) / size / (size - 1)
+    energy, rho = fitted
+    rho = min(max(rho, 0.0), PHI_MAX)
+    return energy / (length - (len(bounds) - 1)) * (1.0 + rho) / (1.0 - rho)
+
+
+def spread_scores(ranks: Int64Array) -> Int64Array:
+    """|2 r - (r_(lo) + r_(hi))|: twice the distance of each doubled rank from the median of
+    the segment's doubled ranks (lo, hi the middle order statistics)."""
+    ordered = np.sort(ranks)
+    length = ranks.size
+    middle = int(ordered[(length - 1) // 2]) + int(ordered[length // 2])
+    return np.abs(2 * ranks - middle)
+
+
+def split_segment(ranks: Int64Array, min_segment: int) -> tuple[int, float, float, bool]:
+    """(k, T, p, spread) of the better of the level and spread tests of one segment:
+    p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
+    on ties)."""
+    level = cusum_test(ranks, min_segment)
+    spread = cusum_test(spread_scores(ranks), min_segment)
+    use_spread = spread[2] < level[2]
+    k, statistic, p_value = spread if use_spread else level
+    return k, statistic, min(1.0, 2.0 * p_value), use_spread
+
+
+def segment(
+    values: Float64Array, min_segment: int, alpha: float, budget: Budget | None = None
+) -> dict[str, Any]:
+    """The changes of one metric's present values (see the Rust module)."""
+    count = values.size
+    found: dict[str, Any] = {
+        "tested": False,
+        "phi": math.nan,
+        "drifting": False,
+        "drift_start": -1,
+        "drift_end": -1,
+        "changes": [],
+    }
+    if count < 2 * min_segment or all_equal(values):
+        return found
+    ranks = doubled_midranks(values)
+    found["tested"] = True
+    splits: list[tuple[int, int, int, float, float, bool]] = []
+    pending = [(0, count)]
+    while pending:
+        start, end = pending.pop()
+        if end - start < 2 * min_segment:
+            continue
+        if budget is not None:
+            budget.check(STAGE)
+        k, statistic, p_value, spread = split_segment(ranks[start:end], min_segment)
+        if p_value <= alpha:
+            splits.append((start + k, start, end, statistic, p_value, spread))
+            pending.append((start + k, end))
+            pending.append((start, start + k))
+    splits.sort()
+    splits = _refine(splits, ranks, count, min_segment)
+    fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
+    found["phi"] = math.nan if fitted is None else fitted[1]
+    if found["phi"] >= DRIFT_RHO:
+        # Persistent within the segments too: a random walk or a trend, not steps.
+        found.update(drifting=True, drift_start=0, drift_end=count)
+        return found
+    kept, drift = _drifts([split[0] for split in splits], ranks, values)
+    if drift is not None:
+        found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
+    bounds = [0, *kept, count]
+    by_position = {split[0]: split for split in splits}
+    for index, change in enumerate(kept):
+        _, start, end, statistic, p_value, spread = by_position[change]
+        before = values[bounds[index] : change]
+        after = values[change : bounds[index + 2]]
+        found["changes"].append(
+            {
+                "change_index": change,
+                "segment_start": bounds[index],
+                "segment_end": bounds[index + 2],
+                "statistic": statistic,
+                "p_value": p_value,
+                "spread": spread,
+                "mean_before": mean_and_sum_of_squares(before)[0],
+                "mean_after": mean_and_sum_of_squares(after)[0],
+                "median_before": float(median(before)),
+                "median_after": float(median(after)),
+                "std_before": population_std(before),
+                "std_after": population_std(after),
+            }
+        )
+    return found
+
+
+def _refine(
+    splits: list[tuple[int, int, int, float, float, bool]],
+    ranks: Int64Array,
+    count: int,
+    min_segment: int,
+) -> list[tuple[int, int, int, float, float, bool]]:
+    """Each change, left to right, re-placed and re-tested between its neighbours (the
+    refined one on its left, the found one on its right): the split of ranks[lo:hi] by
+    :func:`split_segment` (a change found inside a wider segment is placed where its own
+    segment puts it, and its p-value is that of its own segment)."""
+    positions = [split[0] for split in splits]
+    refined: list[tuple[int, int, int, float, float, bool]] = []
+    for index in range(len(positions)):
+        lo = positions[index - 1] if index > 0 else 0
+        hi = positions[index + 1] if index + 1 < len(positions) else count
+        k, statistic, p_value, spread = split_segment(ranks[lo:hi], min_segment)
+        positions[index] = lo + k
+        refined.append((lo + k, lo, hi, statistic, p_value, spread))
+    return refined
+
+
+def _centred_energy(part: Int64Array) -> tuple[int, int, int]:
+    """(q, S, q sum y^2 - S^2) of integer values y (exact)."""
+    total = int(part.sum())
+    return part.size, total, part.size * int(np.dot(part, part)) - total * total
+
+
+def _fit_costs(ranks: Int64Array, start: int, end: int, inner: list[int]) -> tuple[float, float]:
+    """(RSS of a least-squares line, RSS of a constant per piece) of ranks[start:end] cut at
+    ``inner``, from exact integer sums: with t = 0..L-1, A = L sum y^2 - S^2,
+    B = L sum t y - (sum t) S and C = L sum t^2 - (sum t)^2, RSS_line = (A - B^2 / C) / L
+    (floats of the exact integers); a piece's RSS is A_i / L_i, summed in order."""
+    part = ranks[start:end]
+    length, total, centred = _centred_energy(part)
+    t_sum = length * (length - 1) // 2
+    t_squares = (length - 1) * length * (2 * length - 1) // 6
+    cross = length * int(np.dot(np.arange(length, dtype=np.int64), part)) - t_sum * total
+    spread = length * t_squares - t_sum * t_sum
+    b = float(cross)
+    line = (float(centred) - b * b / float(spread)) / length
+    pieces = 0.0
+    for lo, hi in zip([start, *inner], [*inner, end], strict=True):
+        size, _, piece = _centred_energy(ranks[lo:hi])
+        pieces += float(piece) / size
+    return line, pieces
+
+
+def _line_wins(values: Float64Array, start: int, end: int, inner: list[int]) -> bool:
+    """Whether a straight line describes the doubled mid-ranks of values[start:end] (ranked
+    within the span) at least as well (BIC) as the constant pieces cut at ``inner``:
+    L ln RSS_line + 2 ln L <= L ln RSS_pieces + (2 r + 1) ln L, r = len(inner)."""
+    length = end - start
+    # Ranks within the span: the whole series' ranks bend a ramp that rises past the values
+    # before it into a curve.
+    ranks = doubled_midranks(values[start:end])
+    line, pieces = _fit_costs(ranks, 0, length, [cut - start for cut in inner])
+    if pieces <= 0.0:
+        return line <= 0.0
+    if line <= 0.0:
+        return True
+    penalty = math.log(length)
+    return (
+        length * math.log(line) + 2.0 * penalty
+        <= length * math.log(pieces) + (2 * len(inner) + 1) * penalty
+    )
+
+
+def _drifts(
+    changes: list[int], ranks: Int64Array, values: Float64Array
+) -> tuple[list[int], tuple[int, int] | None]:
+    """Changes that are steps of a drift merged away: in each maximal run of >= 2
+    consecutive changes in the same direction, when a line describes the span from the
+    segment before the run to the end of the run's last segment, every change of the run
+    goes; else when it describes the span from the run's first change, the others go; else
+    from its second, and so on. Returns the
+    kept changes and the first (start, end) span found drifting."""
+    count = ranks.size
+    bounds = [0, *changes, count]
+    sums = [int(ranks[lo:hi].sum()) for lo, hi in itertools.pairwise(bounds)]
+    lengths = [hi - lo for lo, hi in itertools.pairwise(bounds)]
+    directions = [
+        (sums[i + 1] * lengths[i] > sums[i] * lengths[i + 1])
+        - (sums[i + 1] * lengths[i] < sums[i] * lengths[i + 1])
+        for i in range(len(changes))
+    ]
+    dropped: set[int] = set()
+    drift: tuple[int, int] | None = None
+    i = 0
+    while i < len(changes):
+        j = i
+        while j + 1 < len(changes) and directions[j + 1] == directions[i]:
+            j += 1
+        if j > i:
+            # Spans from the segment before the run (first = i: every change goes), then
+            # from each change of the run (first = s + 1: the changes after s go).
+            end = bounds[j + 2]
+            for first in range(i, j + 1):
+                if _line_wins(values, bounds[first], end, changes[first : j + 1]):
+                    dropped.update(range(first, j + 1))
+                    drift = drift or (bounds[first], end)
+                    break
+        i = j + 1
+    return [change for index, change in enumerate(changes) if index not in dropped], drift

@@ -35,6 +35,7 @@ STAGE = "phase_transition"
 MIN_TESTED_HALF = 4  # below this many values per half the shift is not tested
 SIGNIFICANCE = 0.01
 ZERO_MEAN_RELATIVE = 1e-12  # |mean_all| at or below this times max|x| counts as zero
+MAX_RHO = 0.97  # largest lag-1 autocorrelation used (Andrews & Monahan 1992)
 
 Float64Array = NDArray[np.float64]
 
@@ -43,7 +44,9 @@ Float64Array = NDArray[np.float64]
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Per metric, over its present values in recording order, split at h = count // 2:
     the halves' means, ``shift = |delta| / |mean_all|`` (NaN when |mean_all| <= 1e-12 max|x|),
-    Welch's p-value of the halves, the best change point (the k in 1..count-1 maximising
+    Welch's p-value of the halves with both variances and the df scaled by
+    :func:`autocorrelation_inflation` at the best change point (Welch's own on
+    uncorrelated data), the best change point (the k in 1..count-1 maximising
     S_k^2 count / (k (count - k)), S_k the prefix sum of values - mean_all; first k on ties)
     and ``detected`` = shift > sensitivity and, when both halves have >= 4 values,
     p_value < 0.01. Fewer than 2 values: NaN statistics, change_index -1."""
@@ -70,11 +73,14 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         shift = (
             abs(delta) / abs(mean_all) if abs(mean_all) > ZERO_MEAN_RELATIVE * largest else math.nan
         )
-        _, p_value = welch_t_test(first, second)
+
         # Best single change point: argmax keeps the first k on ties.
         centered_prefix = np.cumsum(values - mean_all)[:-1]
         k = np.arange(1, count, dtype=np.float64)
         reduction = centered_prefix * centered_prefix * float(count) / (k * (count - k))
+        change_index = int(np.argmax(reduction)) + 1
+        inflation = autocorrelation_inflation(values, change_index)
+        _, p_value = welch_t_test(first, second, inflation)
         significant = half < MIN_TESTED_HALF or p_value < SIGNIFICANCE
         store(
             result,
@@ -85,9 +91,26 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 "mean_all": mean_all,
                 "shift": shift,
                 "p_value": p_value,
-                "change_index": int(np.argmax(reduction)) + 1,
+                "change_index": change_index,
                 "delta": delta,
                 "detected": bool(shift > sensitivity and significant),
             },
         )
     return result
+
+
+def autocorrelation_inflation(values: Float64Array, k: int) -> float:
+    """(1 + rho) / (1 - rho), the AR(1) long-run variance over the variance, of the values
+    demeaned on each side of the best change point k: rho = sum e_t e_(t+1) / sum e_t^2
+    over every adjacent pair (sequential sums), bias-corrected to rho + 2 (1 + 3 rho) / n
+    and clipped to [0, 0.97]; 1 when the residuals are all 0."""
+    before, after = values[:k], values[k:]
+    residuals = np.concatenate(
+        [before - sequential_sum(before) / before.size, after - sequential_sum(after) / after.size]
+    )
+    energy = sequential_sum(residuals * residuals)
+    if energy <= 0.0:
+        return 1.0
+    rho = sequential_sum(residuals[:-1] * residuals[1:]) / energy
+    rho = min(max(rho + 2.0 * (1.0 + 3.0 * rho) / residuals.size, 0.0), MAX_RHO)
+    return (1.0 + rho) / (1.0 - rho)

@@ -1,0 +1,265 @@
+use super::*;
+use crate::detect::shared::test_data::normals;
+use crate::error::CoreError;
+
+fn changes_of(values: &[f64], min_segment: usize, alpha: f64) -> MetricChanges {
+    metric_changes(values, min_segment, alpha, &Budget::unlimited()).unwrap()
+}
+
+/// AR(1) with coefficient phi over N(0, 1) innovations, after a burn-in of 200.
+fn ar1(seed: u64, n: usize, phi: f64) -> Vec<f64> {
+    let noise = normals(seed, n + 200);
+    let mut x = 0.0;
+    let mut out = Vec::with_capacity(n);
+    for (t, e) in noise.into_iter().enumerate() {
+        x = phi * x + e;
+        if t >= 200 {
+            out.push(x);
+        }
+    }
+    out
+}
+
+#[test]
+fn doubled_midranks_share_ties() {
+    assert_eq!(
+        doubled_midranks(&[3.0, 1.0, 3.0, 2.0, -0.0, 0.0]),
+        vec![11, 6, 11, 8, 3, 3]
+    );
+    assert!(doubled_midranks(&[]).is_empty());
+}
+
+#[test]
+fn kolmogorov_survival_matches_known_values() {
+    // scipy.stats.kstwobign.sf at 0.5, 1.0, 1.36, 1.63, 2.0 (both series branches).
+    let cases = [
+        (0.5, 0.963_945_243_664_875_1),
+        (1.0, 0.269_999_671_677_354_56),
+        (1.36, 0.049_485_876_755_377_876),
+        (1.63, 0.009_846_364_888_486_529),
+        (2.0, 0.000_670_925_255_779_695_3),
+    ];
+    for (x, expected) in cases {
+        let p = kolmogorov_survival(x);
+        assert!(
+            (p - expected).abs() < 1e-12 * expected.max(1e-3),
+            "{x}: {p}"
+        );
+    }
+    // the two series meet at x = 1
+    let below = kolmogorov_survival(1.0 - 1e-12);
+    assert!((below - kolmogorov_survival(1.0)).abs() < 1e-10);
+    assert_eq!(kolmogorov_survival(0.0), 1.0);
+    assert_eq!(kolmogorov_survival(f64::NAN), 1.0);
+    assert_eq!(kolmogorov_survival(40.0), 0.0);
+}
+
+#[test]
+fn hand_worked_step_of_eight_values() {
+    // ranks ×2: 5,5,5,5,13,13,13,13; S_4 = 20 - 4·72/8 = -16 is the largest |S_k|; each
+    // side is constant, so lrv = the segment's variance (8·1088 - 72²)/(8·7) = 128/7:
+    // T = 16/√(8·128/7) · 8/13 = √(7/4) · 8/13 = √7 · 4/13, p_level = K(T) (the x < 1
+    // series... T = 0.814); spread scores are all 8 (p = 1).
+    let values = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+    let ranks = doubled_midranks(&values);
+    assert_eq!(ranks, vec![5, 5, 5, 5, 13, 13, 13, 13]);
+    assert_eq!(split_long_run(&ranks, &[2, 4]), 128.0 / 7.0);
+    let (k, statistic, p_level) = cusum_test(&ranks, 2);
+    assert_eq!(k, 4);
+    let expected = 7f64.sqrt() * 4.0 / 13.0;
+    assert!((statistic - expected).abs() < 1e-15);
+    // scipy.stats.kstwobign.sf(sqrt(7) * 4 / 13)
+    assert!(
+        (p_level - 0.521_417_760_301_696_3).abs() < 1e-12,
+        "{p_level}"
+    );
+    // At alpha = 0.01 eight values are too few for this step; twenty are enough.
+    assert!(changes_of(&values, 2, 0.01).changes.is_empty());
+    let mut twenty = vec![0.0; 10];
+    twenty.extend([1.0; 10]);
+    // ranks ×2 11 and 31; S_10 = 110 - 10·420/20 = -100; lrv = (20·10820 - 420²)/(20·19);
+    // T = 100/√(20·lrv) · 20/25; p = 2 K(T) < 0.01.
+    let found = changes_of(&twenty, 4, 0.01);
+    assert!(found.tested && !found.drifting && found.phi.is_nan());
+    assert_eq!(found.changes.len(), 1);
+    let change = found.changes[0];
+    let lrv: f64 = 40_000.0 / 380.0;
+    let statistic = 100.0 / (20.0 * lrv).sqrt() * 20.0 / 25.0;
+    assert!((change.statistic - statistic).abs() < 1e-14);
+    assert!((change.p_value - 2.0 * kolmogorov_survival(statistic)).abs() < 1e-15);
+    assert!(
+        change.p_value < 0.01 && change.p_value > 0.009,
+        "{change:?}"
+    );
+    assert_eq!(
+        (
+            change.change_index,
+            change.segment_start,
+            change.segment_end
+        ),
+        (10, 0, 20)
+    );
+    assert!(!change.spread);
+    assert_eq!([change.median_before, change.median_after], [0.0, 1.0]);
+    assert_eq!([change.mean_before, change.mean_after], [0.0, 1.0]);
+    assert_eq!([change.std_before, change.std_after], [0.0, 0.0]);
+}
+
+#[test]
+fn split_long_run_is_the_ar1_formula() {
+    // scores 1, 3, 2, 6, 8, 7 split at 3: residuals -1, 1, 0 | -1, 1, 0; Σe² = 4,
+    // Σ e_t e_(t+1) = -1 + 0 + (0·-1) + -1 + 0 = -2; ρ = -0.5 + 2(1 - 1.5)/6 < 0 → 0;
+    // lrv = Σe²/(L - 2) = 1.
+    assert_eq!(
+        residual_rho(&[1, 3, 2, 6, 8, 7], &[0, 3, 6]),
+        Some((4.0, -0.5 + 2.0 * (1.0 - 1.5) / 6.0))
+    );
+    assert!((split_long_run(&[1, 3, 2, 6, 8, 7], &[3]) - 1.0).abs() < 1e-15);
+    // an AR(1)-like persistent sequence: ρ is capped at 0.97, lrv = γ₀ · 1.97 / 0.03.
+    let smooth: Vec<i64> = (0..40).map(|t| t * t).collect();
+    let (energy, rho) = residual_rho(&smooth, &[0, 20, 40]).unwrap();
+    assert!(rho > 0.97);
+    assert!((split_long_run(&smooth, &[20]) - energy / 38.0 * 1.97 / 0.03).abs() < 1e-9 * energy);
+}
+
+#[test]
+fn planted_steps_are_found_and_located() {
+    let mut values = normals(11, 300);
+    for v in &mut values[100..200] {
+        *v += 3.0;
+    }
+    for v in &mut values[200..] {
+        *v -= 2.0;
+    }
+    let found = changes_of(&values, 4, 0.01);
+    let positions: Vec<usize> = found.changes.iter().map(|c| c.change_index).collect();
+    assert_eq!(positions.len(), 2, "{positions:?}");
+    assert!(positions[0].abs_diff(100) <= 2 && positions[1].abs_diff(200) <= 2);
+    assert!(found.changes.iter().all(|c| c.p_value < 1e-6));
+    assert_eq!(found.changes[0].segment_start, 0);
+    assert_eq!(found.changes[0].segment_end, positions[1]);
+    assert_eq!(found.changes[1].segment_start, positions[0]);
+    assert!(found.changes[0].median_after > found.changes[0].median_before + 2.0);
+}
+
+#[test]
+fn a_regression_and_its_fix_are_two_changes() {
+    let mut values = normals(3, 200);
+    for v in &mut values[70..130] {
+        *v += 4.0;
+    }
+    let found = changes_of(&values, 4, 0.01);
+    let positions: Vec<usize> = found.changes.iter().map(|c| c.change_index).collect();
+    assert_eq!(positions.len(), 2, "{positions:?}");
+    assert!(positions[0].abs_diff(70) <= 2 && positions[1].abs_diff(130) <= 2);
+}
+
+#[test]
+fn spread_change_is_found_by_the_spread_scores() {
+    let mut values = normals(5, 400);
+    for v in &mut values[200..] {
+        *v *= 4.0;
+    }
+    let found = changes_of(&values, 4, 0.01);
+    assert_eq!(found.changes.len(), 1, "{:?}", found.changes);
+    let change = found.changes[0];
+    assert!(change.spread);
+    assert!(change.change_index.abs_diff(200) <= 15);
+    assert!(change.std_after > 2.5 * change.std_before);
+}
+
+#[test]
+fn null_series_give_no_change() {
+    // iid and AR(1) φ = 0.5 series, 100 of each: at alpha = 0.01, at most 3 with a change.
+    for generate in [|seed| normals(seed, 200), |seed| ar1(seed, 300, 0.5)] {
+        let false_changes = (0..100u64)
+            .filter(|&seed| !changes_of(&generate(seed), 4, 0.01).changes.is_empty())
+            .count();
+        assert!(false_changes <= 3, "{false_changes}");
+    }
+}
+
+#[test]
+fn random_walks_and_ramps_drift() {
+    let mut walk = normals(3, 500);
+    for t in 1..walk.len() {
+        walk[t] += walk[t - 1];
+    }
+    let found = changes_of(&walk, 4, 0.01);
+    assert!(found.drifting && found.changes.is_empty(), "{found:?}");
+    assert_eq!(found.drift, Some((0, 500)));
+    assert!(found.phi >= DRIFT_RHO, "{found:?}");
+    // flat, then a noisy ramp: one change where the ramp starts, then a drift.
+    let noise = normals(9, 1000);
+    let values: Vec<f64> = noise
+        .iter()
+        .enumerate()
+        .map(|(t, e)| {
+            e + if t < 600 {
+                0.0
+            } else {
+                (t - 600) as f64 / 40.0
+            }
+        })
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    assert!(found.drifting, "{found:?}");
+    let (start, end) = found.drift.unwrap();
+    assert_eq!(end, 1000);
+    assert!(start.abs_diff(600) <= 60, "{found:?}");
+    assert!(found.changes.len() <= 1, "{:?}", found.changes);
+}
+
+#[test]
+fn untested_metrics_and_edge_cases() {
+    let nan = f64::NAN;
+    for (values, tested) in [
+        (&[1.0, 2.0, 3.0][..], false),
+        (&[4.0; 50][..], false),
+        (&[][..], false),
+        (&[1.0, 2.0, 3.0, 4.0][..], true),
+    ] {
+        let found = changes_of(values, 2, 0.01);
+        assert_eq!((found.count, found.tested), (values.len(), tested));
+        assert!(found.changes.is_empty());
+    }
+    let table = crate::detect::run_detector(
+        "distribution_shift",
+        &[&[nan, 1.0, nan, 2.0][..], &[nan; 4][..]],
+        &Params::new().with("min_segment", 2usize),
+    )
+    .unwrap();
+    assert_eq!(table.names(), FIELDS);
+    assert_eq!(table.ints("count"), &[2, 0]);
+    assert!(table.ints("metric").is_empty());
+    assert_eq!(table.ints("drift_start"), &[-1, -1]);
+}
+
+#[test]
+fn argument_errors_name_the_argument() {
+    let values = [1.0, 2.0];
+    for (params, name) in [
+        (Params::new().with("min_segment", 1usize), "min_segment"),
+        (Params::new().with("alpha", 0.0), "alpha"),
+        (Params::new().with("alpha", 1.5), "alpha"),
+    ] {
+        match crate::detect::run_detector("distribution_shift", &[&values], &params) {
+            Err(CoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, name),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        crate::detect::run_detector("distribution_shift", &[&values, &[1.0]], &Params::new())
+            .is_err()
+    );
+}
+
+#[test]
+fn a_spent_budget_stops_the_search() {
+    let values = normals(1, 200);
+    let spent = Budget::until(std::time::Instant::now());
+    assert!(matches!(
+        metric_changes(&values, 4, 0.01, &spent),
+        Err(CoreError::Timeout { .. })
+    ));
+}

@@ -94,6 +94,11 @@ class Incident:
     def p_value(self) -> float:
         return min(change.p_value for change in self.changes)
 
+    @property
+    def size(self) -> float:
+        """The largest |relative change| of its metrics (NaN counts as 0)."""
+        return max(abs(c.relative) if c.relative == c.relative else 0.0 for c in self.changes)
+
     def describe(self) -> str:
         return f"at task {self.label!r}: " + ", ".join(c.describe() for c in self.changes)
 
@@ -226,8 +231,8 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
 def _incidents(changes: list[Change], task_count: int) -> tuple[Incident, ...]:
     """Changes grouped by position: consecutive changes at most a window apart join one
     incident (changes without a position group by label); each metric once per incident
-    (its smallest p-value), incidents ordered by their smallest p-value, then by their
-    number of metrics."""
+    (its smallest p-value), incidents ordered by their largest relative change, then by
+    their smallest p-value and their number of metrics."""
     window = max(INCIDENT_MIN_TASKS, int(INCIDENT_SHARE * task_count))
     placed = sorted((c for c in changes if c.position is not None), key=lambda c: c.position or 0)
     groups: list[list[Change]] = []
@@ -251,8 +256,9 @@ def _incidents(changes: list[Change], task_count: int) -> tuple[Incident, ...]:
         ordered = tuple(sorted(best.values(), key=lambda c: (c.p_value, -abs(c.relative))))
         first = min(group, key=lambda c: -1 if c.position is None else c.position)
         incidents.append(Incident(first.label, first.position, ordered))
-    # permutation p-values often tie at their floor: then the incident with more metrics
-    incidents.sort(key=lambda i: (i.p_value, -len(i.changes), i.position or 0))
+    # every incident passed the report-wide false-discovery control: the largest change
+    # leads (a +25% build time before a +2% test count), then the stronger evidence
+    incidents.sort(key=lambda i: (-i.size, i.p_value, -len(i.changes), i.position or 0))
     return tuple(incidents)
 
 

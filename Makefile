@@ -20,7 +20,7 @@ test: build lint rust-test py-test bench-quick
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) tools/requirements.py pyproject.toml test dev pandas progress arrow plot > $(VENV)/requirements.txt
+	$(VPY) tools/requirements.py pyproject.toml test dev pandas progress arrow plot dask > $(VENV)/requirements.txt
 	$(VPY) -m pip install -q -r $(VENV)/requirements.txt
 	touch $@
 

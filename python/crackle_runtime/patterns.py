@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DETECTOR_ORDER", "CracklePattern", "PatternKind", "json_safe"]
+__all__ = ["DETECTOR_ORDER", "CracklePattern", "PatternKind", "json_safe", "printable"]
 
 
 class PatternKind(enum.StrEnum):
@@ -125,3 +125,9 @@ class CracklePattern:
 
     def __str__(self) -> str:
         return f"[{self.kind}] {self.description} (confidence {self.confidence:.2f})"
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (from a label or a metric name that came
+    through ``surrogateescape`` or a JSON escape) becomes its backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

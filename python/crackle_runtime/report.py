@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from crackle_runtime import _html, _optional
 from crackle_runtime._overview import Overview, build_overview, rank_key
-from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind, json_safe
+from crackle_runtime.patterns import (
+    DETECTOR_ORDER,
+    CracklePattern,
+    PatternKind,
+    json_safe,
+    printable,
+)
 
 if TYPE_CHECKING:
     from crackle_runtime.detectors._data import DetectionData
@@ -19,12 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["PatternReport", "printable"]
 
 _RANK = {kind: rank for rank, kind in enumerate(DETECTOR_ORDER)}
-
-
-def printable(text: str) -> str:
-    """``text`` as valid Unicode: a lone surrogate (from a label or a metric name that came
-    through ``surrogateescape`` or a JSON escape) becomes its backslash escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class PatternReport(list[CracklePattern]):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +16,11 @@ from numpy.typing import NDArray
 MASK64 = (1 << 64) - 1
 
 Columns = NDArray[np.float64]
+
+
+def row(result: dict[str, NDArray[Any]], index: int) -> dict[str, Any]:
+    """The fields of one row of a detector's result (a metric, a pair), as Python numbers."""
+    return {name: values[index].item() for name, values in result.items()}
 
 
 def columns_of(*rows: list[float]) -> Columns:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from references import Columns, columns_of
+from references import Columns, columns_of, row
 
 NAN, INF = math.nan, math.inf
 
@@ -21,11 +21,6 @@ Result = dict[str, NDArray[Any]]
 def conservation(kernels: ModuleType, columns: Columns, tolerance: float) -> Result:
     result: Result = kernels.run_detector("conservation", columns, params={"tolerance": tolerance})
     return result
-
-
-def row(result: Result, metric: int) -> dict[str, Any]:
-    """The fields of one metric, as Python numbers."""
-    return {name: values[metric].item() for name, values in result.items()}
 
 
 def test_conservation_hand_worked(kernels: ModuleType) -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from references import MASK64, Columns, round_permutation, sequential_reference
+from references import MASK64, Columns, round_permutation, row, sequential_reference
 from sklearn.metrics import mutual_info_score
 from strategies import small_matrices
 
@@ -52,11 +52,6 @@ def dependence(
         },
     )
     return result
-
-
-def row(result: Result, pair: int) -> dict[str, Any]:
-    """The fields of one pair, as Python numbers."""
-    return {name: values[pair].item() for name, values in result.items()}
 
 
 def mutual_information_reference(x: list[int], y: list[int]) -> float:

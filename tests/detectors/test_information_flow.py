@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from references import MASK64, Columns, round_permutation, sequential_reference
+from references import MASK64, Columns, round_permutation, row, sequential_reference
 from strategies import small_matrices
 
 from crackle_runtime._numpy import info as numpy_info
@@ -52,11 +52,6 @@ def flow(
         },
     )
     return result
-
-
-def row(result: Result, pair: int) -> dict[str, Any]:
-    """The fields of one ordered pair, as Python numbers."""
-    return {name: values[pair].item() for name, values in result.items()}
 
 
 def test_flow_with_a_two_step_lag_is_found(kernels: ModuleType) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from numpy.typing import NDArray
-from references import Columns, columns_of
+from references import Columns, columns_of, row
 
 NAN, INF = math.nan, math.inf
 
@@ -25,11 +25,6 @@ def phase(kernels: ModuleType, columns: Columns, sensitivity: float) -> Result:
         "phase_transition", columns, params={"sensitivity": sensitivity}
     )
     return result
-
-
-def row(result: Result, metric: int) -> dict[str, Any]:
-    """The fields of one metric, as Python numbers."""
-    return {name: values[metric].item() for name, values in result.items()}
 
 
 def test_phase_transition_hand_worked(kernels: ModuleType) -> None:

@@ -10,10 +10,11 @@ use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
 use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
-use super::shared::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
+use crate::info::histogram::entropy_of_counts;
 use crate::stats::{all_equal, pearson};
 
 crate::record! {
@@ -350,9 +351,9 @@ impl MutualInformation {
         let total = x_codes.len();
         let occupied = |counts: &[u64]| counts.iter().filter(|&&c| c > 0).count();
         MutualInformation {
-            h_x: entropy_bits(x_counts.iter().copied(), total),
-            h_y: entropy_bits(y_counts.iter().copied(), total),
-            h_xy: entropy_bits(table.iter().copied(), total),
+            h_x: entropy_of_counts(x_counts.iter().copied(), total),
+            h_y: entropy_of_counts(y_counts.iter().copied(), total),
+            h_xy: entropy_of_counts(table.iter().copied(), total),
             occupied_x: occupied(&x_counts),
             occupied_y: occupied(&y_counts),
             occupied_joint: occupied(&table),
@@ -372,7 +373,7 @@ fn joint_entropy(x_codes: &[u8], y_codes: &[u8], bins: usize, table: &mut Vec<u6
     for (&a, &b) in x_codes.iter().zip(y_codes) {
         table[a as usize * bins + b as usize] += 1;
     }
-    entropy_bits(table.iter().copied(), x_codes.len())
+    entropy_of_counts(table.iter().copied(), x_codes.len())
 }
 
 /// max - min over the non-empty x-bins of the mean of y in the bin.

@@ -7,10 +7,11 @@ use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
 use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
-use super::shared::ranks::{entropy_bits, min_ranks, quantile_codes, round_half_even};
+use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
+use crate::info::histogram::entropy_of_counts;
 use crate::stats::all_equal;
 
 crate::record! {
@@ -417,14 +418,14 @@ pub fn transfer_entropy_codes(
         table[cell] += 1;
     }
     let (base, driver_past) = entropies_from_table(table, bins, samples);
-    let all = entropy_bits(table.iter().copied(), samples);
+    let all = entropy_of_counts(table.iter().copied(), samples);
     ((base - all) + driver_past).max(0.0)
 }
 
 /// (H(Y+, Y) - H(Y), H(X, Y)) from the table over (y_past, x, y_future).
 fn entropies_from_table(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
     let (future_past, past) = target_entropies(table, bins, samples);
-    let driver_past = entropy_bits(
+    let driver_past = entropy_of_counts(
         table
             .chunks_exact(bins)
             .map(|cell| cell.iter().sum::<u64>()),
@@ -436,11 +437,11 @@ fn entropies_from_table(table: &[u64], bins: usize, samples: usize) -> (f64, f64
 /// (H(Y+, Y), H(Y)) from the table over (y_past, x, y_future).
 fn target_entropies(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
     let blocks = table.chunks_exact(bins * bins);
-    let past = entropy_bits(
+    let past = entropy_of_counts(
         blocks.clone().map(|block| block.iter().sum::<u64>()),
         samples,
     );
-    let future_past = entropy_bits(
+    let future_past = entropy_of_counts(
         blocks.flat_map(|block| {
             (0..bins).map(move |future| (0..bins).map(|x| block[x * bins + future]).sum::<u64>())
         }),
@@ -497,13 +498,13 @@ impl SurrogateTest {
                 table[offset as usize + x as usize * bins] += 1;
             }
             let samples = offsets.len();
-            let driver_past = entropy_bits(
+            let driver_past = entropy_of_counts(
                 table
                     .chunks_exact(bins)
                     .map(|cell| cell.iter().sum::<u64>()),
                 samples,
             );
-            let all = entropy_bits(table.iter().copied(), samples);
+            let all = entropy_of_counts(table.iter().copied(), samples);
             best = best.max(((base - all) + driver_past).max(0.0));
         }
         best
@@ -620,7 +621,7 @@ mod tests {
         // counts 1,2,1,1 and y counts 3,2.
         let x = [0u8, 1, 0, 1, 1, 0];
         let y = [0u8, 0, 1, 0, 1, 1];
-        let expected = entropy_bits([1, 2, 1, 1], 5) - entropy_bits([3, 2], 5);
+        let expected = entropy_of_counts([1, 2, 1, 1], 5) - entropy_of_counts([3, 2], 5);
         let te = transfer_entropy_codes(&x, &y, 2, 1, &mut scratch);
         assert!((te - expected).abs() < 1e-15, "{te} vs {expected}");
         // n <= lag + 1 → 0

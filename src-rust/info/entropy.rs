@@ -81,10 +81,10 @@ fn pair_entropies(x: &[f64], y: &[f64], x_bins: &Binning, y_bins: &Binning) -> P
             }
         }
         return PairEntropies {
-            joint: entropy_of_counts(table.iter().copied(), n as u64),
+            joint: entropy_of_counts(table.iter().copied(), n),
             marginals: Some((
-                entropy_of_counts(row_sums, n as u64),
-                entropy_of_counts(column_sums, n as u64),
+                entropy_of_counts(row_sums, n),
+                entropy_of_counts(column_sums, n),
             )),
         };
     }

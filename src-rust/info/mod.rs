@@ -8,7 +8,7 @@
 pub(crate) mod binning;
 mod divergence;
 mod entropy;
-mod histogram;
+pub(crate) mod histogram;
 mod parallel;
 mod permutation;
 pub(crate) mod simd;

@@ -107,7 +107,7 @@ fn pattern_entropy<P: Patterns>(values: &[f64]) -> (f64, bool) {
         *code = P::lehmer(*code);
     }
     counts.sort_unstable();
-    let entropy = entropy_of_counts(counts.into_iter().map(|(_, count)| count), windows as u64);
+    let entropy = entropy_of_counts(counts.into_iter().map(|(_, count)| count), windows);
     (entropy, finite.into_inner())
 }
 
@@ -304,7 +304,7 @@ mod tests {
             ranks.sort_by(|&a, &b| window[a].total_cmp(&window[b]));
             *counts.entry(ranks).or_default() += 1;
         }
-        let windows = (values.len() + 1 - order) as u64;
+        let windows = values.len() + 1 - order;
         let entropy = entropy_of_counts(counts.values().copied(), windows);
         let patterns: u64 = (2..=order as u64).product();
         entropy / (patterns as f64).log2()

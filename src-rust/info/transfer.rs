@@ -71,7 +71,7 @@ fn dense_entropies(
             counts.add_all(codes);
         }
     });
-    let total = samples as u64;
+    let total = samples;
     // table[(past * bins + driver) * bins + future]
     let past_blocks = table.chunks_exact(bins * bins);
     let past = past_blocks.clone().map(|block| block.iter().sum::<u64>());

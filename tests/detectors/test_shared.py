@@ -27,6 +27,7 @@ from crackle_runtime._args import Budget
 from crackle_runtime._numpy import _rng, _stats
 from crackle_runtime._numpy.detect.shared import permutation as perm
 from crackle_runtime._numpy.detect.shared import ranks
+from crackle_runtime._numpy.info import entropy_of_counts
 from crackle_runtime.errors import CoolingTimeoutError
 
 NAN, INF = math.nan, math.inf
@@ -344,6 +345,28 @@ def test_equal_width_bins_follow_the_spec_formula() -> None:
         warnings.simplefilter("error")
         assert ranks.equal_width_bins(np.array([-1e308, 0.0, 1e308]), 8).tolist() == [0, 4, 7]
         assert ranks.equal_width_bins(np.array([0.0, 5e-324, 1e-323]), 10).tolist() == [0, 9, 9]
+
+
+@pytest.mark.usefixtures("numpy_only")
+def test_entropy_of_counts_sums_left_to_right() -> None:
+    # Hand-worked: four equal cells carry 2 bits; one occupied cell 0 bits, as +0.0.
+    counts = np.array([[1, 1, 1, 1], [0, 8, 0, 0], [0, 0, 0, 0]], dtype=np.int64)
+    assert entropy_of_counts(counts[:1], 4).tolist() == [2.0]
+    assert entropy_of_counts(counts[1:2], 8).tolist() == [0.0]
+    assert math.copysign(1.0, entropy_of_counts(counts[1:2], 8)[0]) == 1.0
+    assert entropy_of_counts(counts[2:], 0).tolist() == [0.0]
+    # The same terms summed one after the other in cell order (the native sum), not
+    # pairwise: on many unequal cells the two orders differ in the last bits.
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 1000, size=(3, 5000)).astype(np.int64)
+    rows[:, ::7] = 0
+    for row, total in zip(rows, [int(r.sum()) for r in rows], strict=True):
+        sequential = 0.0
+        for count in row[row > 0]:
+            p = count / total
+            sequential += -(p * np.log2(p))
+        assert entropy_of_counts(row[None, :], total)[0] == sequential
+        assert sequential == pytest.approx(scipy.stats.entropy(row, base=2), rel=1e-12)
 
 
 @pytest.mark.usefixtures("numpy_only")

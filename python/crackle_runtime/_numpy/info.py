@@ -190,18 +190,34 @@ def _aligned_counts(
     )
 
 
-def _entropy_of_counts(counts: IndexArray) -> float:
-    """Shannon entropy (bits) of the distribution given by ``counts`` (zeros ignored)."""
-    occupied = counts[counts > 0]
-    if len(occupied) == 0:
-        return 0.0
-    probabilities = occupied / float(occupied.sum())
+def entropy_of_counts(counts: IndexArray, total: int) -> FloatArray:
+    """Entropy (bits) of each row of a 2-D array of counts summing to ``total``:
+    ``-sum p log2 p`` with ``p = count / total`` over the non-empty cells, summed left to
+    right (a cumulative sum), as the native ``entropy_of_counts`` does; 0 for total 0.
+
+    The one entropy-of-counts of this backend: the information functions and the
+    detectors' permutation tests (which compare statistics exactly) share it, so both
+    backends give the same bits.
+    """
+    if total == 0:
+        return np.zeros(counts.shape[0])
+    probabilities = counts / float(total)
+    terms = np.zeros_like(probabilities)
+    np.log2(probabilities, out=terms, where=counts > 0)
+    terms *= probabilities
     # 0.0 - s rather than -s: a single occupied cell gives +0.0, not -0.0.
-    return 0.0 - float(np.sum(probabilities * np.log2(probabilities)))
+    return np.asarray(0.0 - np.cumsum(terms, axis=1)[:, -1], dtype=np.float64)
+
+
+def _entropy_of_cells(counts: IndexArray) -> float:
+    """Entropy (bits) of one histogram given by its cell counts."""
+    if len(counts) == 0:
+        return 0.0
+    return float(entropy_of_counts(counts[None, :], int(counts.sum()))[0])
 
 
 def _joint_entropy(indices: list[IndexArray], bins: int) -> float:
-    return _entropy_of_counts(_cell_counts(indices, bins))
+    return _entropy_of_cells(_cell_counts(indices, bins))
 
 
 def _shared_range(first: FloatArray, second: FloatArray) -> tuple[float, float]:
@@ -358,4 +374,4 @@ def permutation_entropy(values: FloatArray, order: int) -> float:
         counts = np.bincount(codes).astype(np.int64, copy=False)
     else:
         counts = np.unique(codes, return_counts=True)[1].astype(np.int64, copy=False)
-    return _entropy_of_counts(counts) / math.log2(patterns)
+    return _entropy_of_cells(counts) / math.log2(patterns)

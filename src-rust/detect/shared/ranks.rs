@@ -143,21 +143,6 @@ pub fn round_half_even(value: f64) -> usize {
     rounded as usize
 }
 
-/// Entropy in bits, -Σ p log2 p over the non-zero counts in the given order, p = count/total
-/// (sequential). 0 for total 0.
-#[inline]
-pub fn entropy_bits(counts: impl IntoIterator<Item = u64>, total: usize) -> f64 {
-    let total = total as f64;
-    let mut entropy = 0.0;
-    for count in counts {
-        if count > 0 {
-            let p = count as f64 / total;
-            entropy -= p * p.log2();
-        }
-    }
-    entropy
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,12 +211,5 @@ mod tests {
         assert_eq!(round_half_even(2.4999), 2);
         assert_eq!(round_half_even(2.5001), 3);
         assert_eq!(round_half_even(0.0), 0);
-    }
-
-    #[test]
-    fn entropy_of_counts() {
-        assert_eq!(entropy_bits([1, 1, 1, 1], 4), 2.0);
-        assert_eq!(entropy_bits([0, 8, 0], 8), 0.0);
-        assert_eq!(entropy_bits([], 0), 0.0);
     }
 }

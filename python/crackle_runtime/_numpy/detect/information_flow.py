@@ -19,7 +19,8 @@ from crackle_runtime._numpy.detect.shared.permutation import (
     batch_limit,
     sequential_p_value,
 )
-from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy, entropy_of_counts
+from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy
+from crackle_runtime._numpy.info import entropy_of_counts
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
 

@@ -1,6 +1,7 @@
 """Order statistics, binning and entropies of codes shared by the detectors (the twin of
 the Rust core's ``detect::shared::ranks``): quantile (rank) bins, equal-width bins, the
-median, and the entropy of the counts of codes.
+median, and the entropy of rows of codes (through the backend's one
+``entropy_of_counts``, in ``crackle_runtime._numpy.info``).
 """
 
 from __future__ import annotations
@@ -8,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from crackle_runtime._numpy.info import bin_indices
+from crackle_runtime._numpy.info import bin_indices, entropy_of_counts
 
 __all__ = [
     "RankBinCache",
     "entropy",
-    "entropy_of_counts",
     "entropy_rows",
     "equal_width_bins",
     "median",
@@ -67,18 +67,6 @@ def row_counts(codes: Int64Array, cells: int) -> Int64Array:
     offsets = (np.arange(rows, dtype=np.int64) * cells)[:, None]
     counts = np.bincount((codes + offsets).ravel(), minlength=rows * cells)
     return counts.reshape(rows, cells)
-
-
-def entropy_of_counts(counts: Int64Array, total: int) -> Float64Array:
-    """Entropy (bits) of each row of counts summing to ``total``: -sum p log2 p with
-    p = count / total over the non-empty cells in increasing cell order, left to right."""
-    if total == 0:
-        return np.zeros(counts.shape[0])
-    probabilities = counts / float(total)
-    terms = np.zeros_like(probabilities)
-    np.log2(probabilities, out=terms, where=counts > 0)
-    terms *= probabilities
-    return np.asarray(0.0 - np.cumsum(terms, axis=1)[:, -1], dtype=np.float64)
 
 
 def entropy_rows(codes: Int64Array, cells: int) -> Float64Array:

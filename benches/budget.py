@@ -35,6 +35,8 @@ CASES = {
     "noise-200k-x8": Case("native", 200_000, 8, 60.0),
     "noise-1M-x8-clustering": Case("native", 1_000_000, 8, 60.0, ("clustering",)),
     "wide-3-x5000": Case("native", 3, 5000, 60.0),
+    "numpy-clustering-60k-x8": Case("python", 60_000, 8, 60.0, ("clustering",)),
+    "numpy-clustering-200k-x8": Case("python", 200_000, 8, 60.0, ("clustering",)),
     "numpy-clustering-100k-x64": Case("python", 100_000, 64, 1.0, ("clustering",)),
     "numpy-clustering-100k-x64-gaps": Case("python", 100_000, 64, 1.0, ("clustering",), True),
     "dependence-500-x400": Case("native", 500, 400, 1.0, ("dependence",)),

@@ -230,6 +230,45 @@ def test_average_distance_is_sampled_above_4096_members(kernels: ModuleType) -> 
     assert average[1] == pytest.approx(1 / 3, rel=0.01)  # E|U - V| for uniforms
 
 
+@pytest.mark.parametrize("case", ["noise", "noise with gaps", "overlapping blobs"])
+def test_numpy_skips_the_pairs_inside_a_giant_component(
+    numpy_only: None, native: ModuleType, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    # Dense data: 8-d noise is one giant component at threshold 2.5, where every pair is a
+    # sweep candidate. The NumPy backend joins tasks to anchors first and then forms only
+    # the pairs with a task outside each block's largest component; the components and
+    # averages stay those of the native kd-tree.
+    from crackle_runtime._numpy.detect import clustering
+
+    rng = np.random.default_rng(11)
+    tasks = 6_000
+    if case == "overlapping blobs":
+        centers = rng.uniform(0, 6, size=(3, 4))
+        columns = (centers[rng.integers(0, 3, tasks)] + rng.normal(size=(tasks, 4))).T
+    else:
+        columns = rng.normal(size=(8, tasks))
+    if case == "noise with gaps":
+        columns[rng.random(columns.shape) < 0.05] = NAN
+    columns = np.ascontiguousarray(columns)
+    formed = [0]
+    edges = clustering._PairIndex._edges
+
+    def counting_edges(index: Any, parent: Any, rows: Any, others: Any) -> Any:
+        sizes = [len(range(tasks)[i]) if isinstance(i, slice) else len(i) for i in (rows, others)]
+        formed[0] += sizes[0] * sizes[1]
+        return edges(index, parent, rows, others)
+
+    monkeypatch.setattr(clustering._PairIndex, "_edges", counting_edges)
+    labels, average, sampled = cluster(_backend.numpy_module(), columns, 2.5)
+    expected = cluster(native, columns, 2.5)
+    assert labels.tolist() == expected[0].tolist()
+    assert average.tolist() == pytest.approx(expected[1].tolist(), rel=1e-12)
+    assert sampled.tolist() == expected[2].tolist()
+    assert np.bincount(labels[labels >= 0]).max() > 0.9 * tasks  # one giant component
+    # The plain sweep forms nearly all tasks^2 / 2 pairs here; the skipping far fewer.
+    assert formed[0] < 0.2 * tasks * tasks / 2
+
+
 def test_spent_budget_raises_cooling_timeout(kernels: ModuleType) -> None:
     columns = np.random.default_rng(0).normal(size=(3, 500))
     with pytest.raises(CoolingTimeoutError):

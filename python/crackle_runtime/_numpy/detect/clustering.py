@@ -39,6 +39,14 @@ SAMPLE_SEED = 0x5EED_C1A5_7E00_0000
 BLOCK_ELEMENTS = 1 << 21
 # Values per block of tasks when the coordinates are prepared (a deadline check each).
 PREPARE_ELEMENTS = 1 << 18
+# Most rows of a sweep block once the pairs inside its largest component are skipped.
+MAX_BLOCK_ROWS = 1 << 14
+# Tasks every task is first compared with when the sweep leaves many candidates, and how
+# many times their cost the sweep's candidate pairs must be.
+ANCHORS = 256
+ANCHOR_GAIN = 2
+# A block skips the pairs inside its largest component when they are at least this share.
+PRUNE_FRACTION = 0.25
 # Below this share of a block's pairs still to decide, pairs are checked one by one.
 SPARSE_FRACTION = 0.05
 # Up to this many distinct metric-presence patterns, which pairs share a metric is looked up.
@@ -222,6 +230,16 @@ class _PairIndex:
         # pair closer than the threshold falls outside a block's window.
         self.window = self.threshold * (1.0 + 1e-6) + 8.0 * float(np.spacing(largest))
 
+    def _deviation(self, rows: Int64Array | slice, columns: Int64Array | slice) -> Float64Array:
+        """The GEMM estimate of d2 - threshold^2 for the sweep positions rows x columns."""
+        deviation = self.left[rows] @ self.right[columns].T
+        if self.complete:
+            deviation += (self.norms[rows] - self.threshold2)[:, None]
+            deviation += self.norms[columns][None, :]
+        else:
+            deviation -= self.threshold2
+        return deviation
+
     def _edges(
         self, parent: Int64Array, rows: Int64Array | slice, columns: Int64Array | slice
     ) -> tuple[Int64Array, Int64Array]:
@@ -256,16 +274,10 @@ class _PairIndex:
             undecided = np.ones(candidate_rows.size, dtype=np.bool_)
             certain = np.zeros(candidate_rows.size, dtype=np.bool_)
         else:
-            deviation = self.left[rows] @ self.right[columns].T
-            row_norms, column_norms = self.norms[rows], self.norms[columns]
-            if self.complete:
-                deviation += (row_norms - self.threshold2)[:, None]
-                deviation += column_norms[None, :]
-            else:
-                deviation -= self.threshold2
+            deviation = self._deviation(rows, columns)
             # One bound for the block: the largest norms on either side.
             tolerance = self.tolerance_scale * (
-                float(row_norms.max()) + float(column_norms.max()) + self.threshold2
+                float(self.norms[rows].max()) + float(self.norms[columns].max()) + self.threshold2
             )
             separate &= deviation <= tolerance
             candidate_rows, candidate_columns = np.divmod(
@@ -283,9 +295,18 @@ class _PairIndex:
         return first[certain], second[certain]
 
     def join(self, parent: Int64Array, budget: Budget) -> None:
-        """Union every edge of the graph into ``parent``, block by block."""
+        """Union every edge of the graph into ``parent``, block by block of sweep rows.
+
+        A block whose pairs lie mostly inside one component (noise in a few dimensions is
+        one giant component) skips those pairs without forming them, and the next block
+        grows; any other block is sized to one GEMM of its pairs, as its reach gives.
+        Pairs already in one component have no edge to add, so the components are those
+        of the plain blocked comparison of every candidate pair.
+        """
         total = self.order.size
         swept = self.swept
+        if self.approximate:
+            self._join_anchors(parent, budget)
         block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
         start = 0
         while start < swept:
@@ -297,15 +318,30 @@ class _PairIndex:
                 )
             )
             # Earlier sorted tasks were paired with this block when their own block ran.
-            columns: Int64Array | slice = (
-                slice(start, reach)
-                if swept == total
-                else np.concatenate([np.arange(start, reach), np.arange(swept, total)])
-            )
-            first, second = self._edges(parent, slice(start, stop), columns)
-            _union(parent, first, second)
             width = reach - start + total - swept
-            block_rows = int(np.clip(BLOCK_ELEMENTS // max(width, 1), 8, 1 << 14))
+            rows = np.arange(start, stop)
+            columns = np.arange(start, reach)
+            if swept < total:
+                columns = np.concatenate([columns, np.arange(swept, total)])
+            inside = self._inside_largest(parent, rows, columns)
+            if inside is None:  # the plain block: every candidate pair
+                pending = width
+            else:
+                row_in, column_in = inside
+                outside_rows = int(rows.size - row_in.sum())
+                pending = int(columns.size - column_in.sum()) + (
+                    outside_rows * columns.size
+                ) // max(rows.size, 1)
+            fitting = max(8, BLOCK_ELEMENTS // max(pending, 1))
+            if rows.size > 4 * fitting:  # a grown block left the large component: shrink
+                block_rows = fitting
+                continue
+            if inside is None:
+                first, second = self._edges(parent, slice(start, stop), _as_index(columns))
+                _union(parent, first, second)
+            else:
+                self._join_outside(parent, rows, columns, *inside, budget)
+            block_rows = min(fitting, MAX_BLOCK_ROWS)
             start = stop
         # Tasks lacking the sweep metric against every task (each pair once).
         block_rows = max(8, BLOCK_ELEMENTS // max(total, 1))
@@ -317,6 +353,81 @@ class _PairIndex:
             first, second = self._edges(parent, slice(start, stop), columns)
             _union(parent, first, second)
             start = stop
+
+    def _join_anchors(self, parent: Int64Array, budget: Budget) -> None:
+        """When the sweep leaves most pairs as candidates (dense data), first join the
+        anchors (tasks spread along the sweep) with each other and every task with its
+        nearest anchor, so that a large component forms at once and the blocks skip its
+        pairs. Costs tasks x ANCHORS estimates and at most one edge per task; only done
+        when the sweep's candidate pairs are ANCHOR_GAIN times more and a quarter of the
+        anchors are in one component."""
+        total = self.order.size
+        swept = self.swept
+        if total < 4 * ANCHORS:
+            return
+        reach = np.searchsorted(self.sweep_values, self.sweep_values + self.window, side="right")
+        candidates = int((reach - np.arange(swept)).sum()) + (total - swept) * total
+        if candidates < ANCHOR_GAIN * ANCHORS * total:
+            return
+        anchors = np.unique(np.linspace(0, total - 1, ANCHORS).round().astype(np.int64))
+        first, second = self._edges(parent, anchors, anchors)
+        _union(parent, first, second)
+        if np.bincount(parent[self.order[anchors]]).max() < PRUNE_FRACTION * anchors.size:
+            return  # no large component among the anchors: nothing for the blocks to skip
+        step = max(1, BLOCK_ELEMENTS // anchors.size)
+        for start in range(0, total, step):
+            budget.check(STAGE)
+            rows = slice(start, min(total, start + step))
+            nearest = anchors[np.argmin(self._deviation(rows, anchors), axis=1)]
+            first, second = self.order[rows], self.order[nearest]
+            d2, shared = _pair_squared_distances(self.values, self.present, first, second)
+            joined = shared & (np.sqrt(d2) < self.threshold)
+            _union(parent, first[joined], second[joined])
+
+    def _inside_largest(
+        self, parent: Int64Array, rows: Int64Array, columns: Int64Array
+    ) -> tuple[BoolArray, BoolArray] | None:
+        """Which rows and columns (sweep positions) of a block are in its largest
+        component, when at least PRUNE_FRACTION of its pairs lie inside it; else None."""
+        row_in_roots = parent[self.order[rows]]
+        column_roots = parent[self.order[columns]]
+        largest = int(np.argmax(np.bincount(np.concatenate([row_in_roots, column_roots]))))
+        row_in = row_in_roots == largest
+        column_in = column_roots == largest
+        inside = int(row_in.sum()) * int(column_in.sum())
+        if inside < PRUNE_FRACTION * rows.size * columns.size:
+            return None
+        return row_in, column_in
+
+    def _join_outside(
+        self,
+        parent: Int64Array,
+        rows: Int64Array,
+        columns: Int64Array,
+        row_in: BoolArray,
+        column_in: BoolArray,
+        budget: Budget,
+    ) -> None:
+        """Union the edges of every pair of the block with a row or a column outside its
+        largest component (each such pair once); the pairs inside are never formed."""
+        for pair_rows, pair_columns in (
+            (rows, columns[~column_in]),
+            (rows[~row_in], columns[column_in]),
+        ):
+            step = max(1, BLOCK_ELEMENTS // max(pair_columns.size, 1))
+            for first_row in range(0, pair_rows.size if pair_columns.size else 0, step):
+                budget.check(STAGE)
+                first, second = self._edges(
+                    parent, pair_rows[first_row : first_row + step], pair_columns
+                )
+                _union(parent, first, second)
+
+
+def _as_index(positions: Int64Array) -> Int64Array | slice:
+    """Ascending distinct positions as a slice when they are contiguous (a view, no copy)."""
+    if positions.size and positions.size == 1 + int(positions[-1]) - int(positions[0]):
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 def _positions(index: Int64Array | slice) -> Int64Array:

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
 use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
+use super::shared::release_in_background;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -133,22 +134,23 @@ pub fn information_flow_stats(
         CachedCodes::new(column, settings.max_test_n)
     });
     let pairs = unordered_pairs(m);
-    let results: Vec<PairRows> = pairs
-        .par_iter()
-        .map(|&(a, b)| {
-            budget.check(STAGE)?;
+    // The pairs go in chunks with a deadline check between them; past the deadline the
+    // state built so far is freed in the background, so the cut costs about one chunk.
+    let mut results: Vec<PairRows> = Vec::new();
+    for chunk in pairs.chunks(PAIR_CHUNK) {
+        if let Err(timeout) = budget.check(STAGE) {
+            release_in_background((results, cached));
+            return Err(timeout);
+        }
+        results.par_extend(chunk.par_iter().map(|&(a, b)| {
             let both_cached = cached[a].as_ref().zip(cached[b].as_ref());
-            Ok(pair_rows(
-                settings,
-                a,
-                b,
-                columns[a],
-                columns[b],
-                both_cached,
-            ))
-        })
-        .collect::<CoreResult<_>>()?;
-    budget.check(STAGE)?;
+            pair_rows(settings, a, b, columns[a], columns[b], both_cached)
+        }));
+    }
+    if let Err(timeout) = budget.check(STAGE) {
+        release_in_background((results, cached));
+        return Err(timeout);
+    }
     let mut rows = vec![blank_row(0, 0, 0, 0); m * m.saturating_sub(1)];
     // The permuted sequences: each complete metric's test codes (empty when not cached),
     // then the source codes of each pair binned on its own.
@@ -171,7 +173,7 @@ pub fn information_flow_stats(
             pending.push((index, key, test));
         }
     }
-    let outcomes = shared_permutation_tests(
+    let tested = shared_permutation_tests(
         &pending,
         &sequences,
         settings.permutations,
@@ -182,13 +184,24 @@ pub fn information_flow_stats(
         |&(_, _, test), permuted, scratch: &mut TransferScratch| {
             test.surrogate.max_transfer_entropy(permuted, scratch)
         },
-    )?;
+    );
+    let outcomes = match tested {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            drop((pending, sequences));
+            release_in_background((results, cached, rows));
+            return Err(error);
+        }
+    };
     for (&(index, _, _), outcome) in pending.iter().zip(outcomes) {
         rows[index].p_value = outcome.p_value;
         rows[index].perms_run = outcome.perms_run as i64;
     }
     Ok(rows)
 }
+
+/// Unordered pairs per parallel chunk (a deadline check between chunks).
+const PAIR_CHUNK: usize = 1 << 12;
 
 /// The row of an untested pair i → j.
 fn blank_row(i: usize, j: usize, n: usize, bins: usize) -> FlowRow {

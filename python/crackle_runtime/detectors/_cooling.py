@@ -242,6 +242,8 @@ def _run(state: _Cooling, data: DetectionData) -> None:
                 prepared.clear()
                 prepared[detector.prepare] = detector.prepare(view)
             read = prepared[detector.prepare]
+            # The kernel's deadline is the budget's: what preparing took is spent.
+            remaining = max(state.time_left(), 0.0)
         try:
             result = kernels.run_detector(
                 detector.name, read.matrix, read.rows, {**params, "deadline": remaining}

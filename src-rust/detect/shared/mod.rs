@@ -9,3 +9,13 @@ pub mod permutation;
 pub mod ranks;
 #[cfg(test)]
 pub(crate) mod test_data;
+
+/// Frees `value` on a thread of its own. A detector cut by its deadline can hold millions
+/// of small per-pair allocations whose freeing takes a tenth of a second: time the caller
+/// no longer has. If no thread can be started, `value` is freed here.
+pub fn release_in_background<T: Send + 'static>(value: T) {
+    // On a spawn error the closure, and `value` with it, is dropped by the call.
+    let _ = std::thread::Builder::new()
+        .name("crackle-release".into())
+        .spawn(move || drop(value));
+}

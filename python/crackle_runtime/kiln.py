@@ -463,6 +463,19 @@ class Kiln:
             self._cooled.report = report
             return report
 
+    def _cool_from_state(self, state: CoolingState) -> PatternReport:
+        """``cool()`` with ``state`` the mergeable state of every recorded task (made
+        elsewhere, e.g. on a Dask cluster): the exact detectors read it."""
+        with self._guard("cool()"):
+            self._check_idle("cool()")
+            if state.tasks != len(self._store):
+                raise ValueError(
+                    f"state: covers {state.tasks} tasks, the kiln holds {len(self._store)}"
+                )
+            self._state = state
+            self._cooled = None
+            return self.cool()
+
     def extend(self) -> None:
         """Reopen a cooled kiln for recording (every recording method works again); the
         next ``cool()`` reports on every task, old and new.

@@ -268,14 +268,14 @@ def _best_change(buckets: _Buckets, whole: _Series) -> int:
         ks = k0 + np.arange(1, values.size, dtype=np.float64)
         inside = ks <= n - 1
         scores = partials[inside] ** 2 * n / (ks[inside] * (n - ks[inside]))
-        for value, k in zip(scores.tolist(), ks[inside].tolist(), strict=True):
-            candidates.append((value, int(k)))
         if scores.size:
-            best = max(best, float(scores.max()))
+            top = int(np.argmax(scores))  # the first k of the bucket's highest score
+            candidates.append((float(scores[top]), int(ks[inside][top])))
+            best = max(best, float(scores[top]))
     if not candidates:
         return 1
-    top = max(s for s, _ in candidates)
-    return min(k for s, k in candidates if s == top)
+    highest = max(s for s, _ in candidates)
+    return min(k for s, k in candidates if s == highest)
 
 
 def _inflation(before: _Series, after: _Series) -> float:

@@ -187,12 +187,14 @@ def test_native_and_numpy_states_agree(
     case: tuple[np.ndarray, list[int], list[int], int],
 ) -> None:
     columns, cuts, _, bucket = case
-    flats = []
-    for kernels in (native, numpy_backend):
-        state = kernels.state_of_columns(columns[:, : cuts[1]], 0, bucket)
-        rest = kernels.state_of_columns(columns[:, cuts[1] :], cuts[1], bucket)
-        flats.append(kernels.state_merge(state, rest))
-    np.testing.assert_allclose(flats[0], flats[1], rtol=1e-12, atol=1e-9, equal_nan=True)
+    # with gaps, and complete (the native core's path without filtering)
+    for data in (columns, np.nan_to_num(columns, nan=0.5)):
+        flats = []
+        for kernels in (native, numpy_backend):
+            state = kernels.state_of_columns(data[:, : cuts[1]], 0, bucket)
+            rest = kernels.state_of_columns(data[:, cuts[1] :], cuts[1], bucket)
+            flats.append(kernels.state_merge(state, rest))
+        np.testing.assert_allclose(flats[0], flats[1], rtol=1e-12, atol=1e-9, equal_nan=True)
 
 
 def test_states_over_different_metrics_align() -> None:

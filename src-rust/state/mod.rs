@@ -119,19 +119,58 @@ impl RunState {
             .par_iter()
             .map(|column| Series::of(&present(column)))
             .collect();
+        // Complete columns (the common case): a pair's summaries are its metrics' own plus
+        // one co-moment pass each for the values and their differences, read in place.
+        let complete: Vec<bool> = columns
+            .iter()
+            .map(|c| !c.iter().any(|v| v.is_nan()))
+            .collect();
+        let difference_series: Vec<Series> = columns
+            .par_iter()
+            .zip(&complete)
+            .map(|(c, &whole)| {
+                if whole {
+                    Series::of(&differences(c))
+                } else {
+                    Series::EMPTY
+                }
+            })
+            .collect();
         let pair_list = unordered_pairs(metrics);
+        let series = &state.series;
         let both: Vec<(PairSeries, PairSeries)> = pair_list
             .par_iter()
             .map(|&(i, j)| {
+                if complete[i] && complete[j] {
+                    let (x, y) = (columns[i], columns[j]);
+                    let values = series::comoment(
+                        x.iter().copied(),
+                        y.iter().copied(),
+                        &series[i],
+                        &series[j],
+                    );
+                    let (dx, dy) = (&difference_series[i], &difference_series[j]);
+                    let steps = series::comoment(
+                        x.windows(2).map(|w| w[1] - w[0]),
+                        y.windows(2).map(|w| w[1] - w[0]),
+                        dx,
+                        dy,
+                    );
+                    return (
+                        PairSeries::joint(&series[i], &series[j], values),
+                        PairSeries::joint(dx, dy, steps),
+                    );
+                }
                 let (xs, ys): (Vec<f64>, Vec<f64>) = columns[i]
                     .iter()
                     .zip(columns[j])
                     .filter(|(a, b)| !a.is_nan() && !b.is_nan())
                     .map(|(&a, &b)| (a, b))
                     .unzip();
-                let dx: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
-                let dy: Vec<f64> = ys.windows(2).map(|w| w[1] - w[0]).collect();
-                (PairSeries::of(&xs, &ys), PairSeries::of(&dx, &dy))
+                (
+                    PairSeries::of(&xs, &ys),
+                    PairSeries::of(&differences(&xs), &differences(&ys)),
+                )
             })
             .collect();
         (state.pairs, state.differences) = both.into_iter().unzip();
@@ -469,6 +508,10 @@ pub fn flat_length(metrics: usize, buckets: usize) -> usize {
         + 2 * metrics
         + metrics * metrics
         + buckets * metrics * SERIES_WIDTH
+}
+
+fn differences(values: &[f64]) -> Vec<f64> {
+    values.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 fn present(column: &[f64]) -> Vec<f64> {

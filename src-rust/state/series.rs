@@ -271,6 +271,21 @@ impl Moments {
     }
 }
 
+/// `Σ ((a - first_x) - offset_x)((b - first_y) - offset_y)` over the pairs, in order (the
+/// co-moment of two series whose summaries are `x` and `y`).
+pub fn comoment(
+    xs: impl Iterator<Item = f64>,
+    ys: impl Iterator<Item = f64>,
+    x: &Series,
+    y: &Series,
+) -> f64 {
+    let mut sum = 0.0;
+    for (a, b) in xs.zip(ys) {
+        sum += ((a - x.first) - x.mean_offset) * ((b - y.first) - y.mean_offset);
+    }
+    sum
+}
+
 /// Number of f64 a [`PairSeries`] takes in the flat layout.
 pub const PAIR_WIDTH: usize = 16;
 /// The field names of a [`PairSeries`] in the flat layout.
@@ -329,14 +344,16 @@ impl PairSeries {
             return PairSeries::EMPTY;
         }
         let (xs, ys) = (&xs[..count], &ys[..count]);
-        let x = Series::of(xs);
-        let y = Series::of(ys);
-        let mut comoment = 0.0;
-        for (&a, &b) in xs.iter().zip(ys) {
-            comoment += ((a - x.first) - x.mean_offset) * ((b - y.first) - y.mean_offset);
-        }
+        let (x, y) = (Series::of(xs), Series::of(ys));
+        let comoment = comoment(xs.iter().copied(), ys.iter().copied(), &x, &y);
+        PairSeries::joint(&x, &y, comoment)
+    }
+
+    /// The pairs of two complete series of one length, from their summaries and their
+    /// co-moment `Σ (x - mean_x)(y - mean_y)` (what [`PairSeries::of`] computes).
+    pub fn joint(x: &Series, y: &Series, comoment: f64) -> PairSeries {
         PairSeries {
-            count: count as u64,
+            count: x.count,
             mean_offset: [x.mean_offset, y.mean_offset],
             m2: [x.m2, y.m2],
             comoment,

@@ -7,6 +7,11 @@
    ``LocalCluster(processes=True, n_workers=2)``, against ``Kiln.from_pandas(...).cool()``.
 
 Usage: .venv/bin/python benches/incremental.py [--tasks N] [--appended A] [--partitions P]
+       [--detectors exact|all] [--skip-dask]
+
+``--detectors exact`` (default) enables the three detectors computed from the state (phase
+transition, conservation, correlation); ``all`` every detector but clustering (on 16
+independent normal metrics clustering alone takes minutes and is not incremental).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 
 import numpy as np
 
-from crackle_runtime import Kiln, ThermalProfile
+from crackle_runtime import Kiln, PatternKind, ThermalProfile
 
 EXACT = {"phase_transition", "conservation", "correlation"}
 METRICS = 16
@@ -40,8 +45,15 @@ def _exact(report: list) -> list[tuple[str, str]]:
     return [(p.kind.value, p.description) for p in report if p.kind.value in kinds]
 
 
-def incremental(n: int, appended: int) -> None:
+def _profile(detectors: str) -> ThermalProfile:
     profile = ThermalProfile.default().with_max_cooling_duration(3600)
+    if detectors == "exact":
+        kinds = (PatternKind.PHASE_TRANSITION, PatternKind.CONSERVATION, PatternKind.CORRELATION)
+        return profile.only(*kinds)
+    return profile.without(PatternKind.CLUSTERING)
+
+
+def incremental(n: int, appended: int, profile: ThermalProfile) -> None:
     values = _data(n + appended)
     kiln = Kiln(profile)
     kiln.add_matrix(values[:n], _names())
@@ -72,7 +84,7 @@ def incremental(n: int, appended: int) -> None:
     print(f"  exact detectors' patterns equal: {_exact(report) == _exact(expected)}")
 
 
-def dask_cool(n: int, partitions: int) -> None:
+def dask_cool(n: int, partitions: int, profile: ThermalProfile) -> None:
     import dask.dataframe as dd
     import distributed
     import pandas as pd
@@ -81,7 +93,6 @@ def dask_cool(n: int, partitions: int) -> None:
 
     values = _data(n)
     frame = pd.DataFrame(values, columns=_names())
-    profile = ThermalProfile.default().with_max_cooling_duration(3600)
     began = time.perf_counter()
     expected = Kiln.from_pandas(frame, profile=profile).cool()
     single = time.perf_counter() - began
@@ -114,11 +125,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--appended", type=int, default=1_000)
     parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--detectors", choices=["exact", "all"], default="exact")
     parser.add_argument("--skip-dask", action="store_true")
     args = parser.parse_args()
-    incremental(args.tasks, args.appended)
+    profile = _profile(args.detectors)
+    print(f"detectors: {sorted(kind.name.lower() for kind in profile.detectors)}")
+    incremental(args.tasks, args.appended, profile)
     if not args.skip_dask:
-        dask_cool(args.tasks, args.partitions)
+        dask_cool(args.tasks, args.partitions, profile)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ def states(
     lengths = [int(n) for n in ddf.map_partitions(len).compute()]
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
     parts = ddf.to_delayed()
+    if not parts:
+        raise ValueError("ddf: a frame without partitions has no tasks to cool")
     level = [
         dask.delayed(_partition_state)(part, label, order_by, start, bucket_size)
         for part, start in zip(parts, starts, strict=True)

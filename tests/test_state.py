@@ -241,6 +241,8 @@ def test_bad_arguments_name_themselves() -> None:
     bad[0, 3] = np.inf
     with pytest.raises(ValueError, match="columns: values must be finite"):
         CoolingState.of(NAMES, bad)
+    with pytest.raises(ValueError, match="start: tasks"):
+        CoolingState.of(NAMES, columns, start=2**53)
     first = CoolingState.of(NAMES, columns[:, :10])
     with pytest.raises(ValueError, match="not consecutive"):
         first.merge(CoolingState.of(NAMES, columns[:, 11:], start=11))

@@ -110,6 +110,12 @@ impl RunState {
                 "columns: values must be finite (NaN marks an absent value)",
             ));
         }
+        if start as f64 + tasks as f64 >= EXACT_INTEGER {
+            return Err(CoreError::invalid(
+                "start",
+                format!("start: tasks {start}.. go beyond 2**53 (positions are stored as f64)"),
+            ));
+        }
         let mut state = RunState::empty(metrics, start, bucket_size)?;
         if tasks == 0 {
             return Ok(state);

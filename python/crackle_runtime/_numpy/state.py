@@ -154,6 +154,8 @@ def state_of_columns(columns: Float64Array, start: int, bucket_size: int) -> Flo
         raise ValueError("columns: values must be finite (NaN marks an absent value)")
     metrics, tasks = columns.shape
     tasks = tasks if metrics else 0  # no metric, no task (as natively: one slice per metric)
+    if start < 0 or start + tasks >= 2**53:
+        raise ValueError(f"start: tasks {start}.. go beyond 2**53 (positions are stored as f64)")
     present = ~np.isnan(columns)
     series: list[list[float]] = []
     pairs: list[list[float]] = []

@@ -1,6 +1,7 @@
 //! crackle_runtime's native core.
 //!
-//! `info` (information-theory kernels), `detect` (the detectors and their registry), `args`
+//! `info` (information-theory kernels), `detect` (the detectors and their registry), `state`
+//! (the mergeable cooling state), `args`
 //! (every argument check), `stats` and `rng` are pure Rust and never mention pyo3; `py` is
 //! the thin bindings layer, built with the `python` feature (the default).
 
@@ -11,6 +12,7 @@ pub mod info;
 #[cfg(feature = "python")]
 pub mod py;
 pub mod rng;
+pub mod state;
 pub mod stats;
 
 #[cfg(feature = "python")]
@@ -33,6 +35,9 @@ mod _native {
     #[pymodule_export]
     use crate::py::record::fire_chunk;
 
+    #[pymodule_export]
+    use crate::py::state::{state_merge, state_of_columns};
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -49,6 +54,8 @@ mod _native {
         m.add("ROLE_FIELDS", crate::detect::roles::FIELDS.to_vec())?;
         m.add("PERMUTATION_SEED", crate::detect::PERMUTATION_SEED)?;
         m.add("CHUNK_FIELDS", crate::py::record::CHUNK_FIELDS.to_vec())?;
+        m.add("STATE_SERIES_FIELDS", crate::state::SERIES_FIELDS.to_vec())?;
+        m.add("STATE_PAIR_FIELDS", crate::state::PAIR_FIELDS.to_vec())?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ from importlib import metadata as _metadata
 import numpy as np
 
 from crackle_runtime import _backend
+from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors import (
     ClusteringPattern,
     ConservationPattern,
@@ -49,6 +50,7 @@ __all__ = [
     "ClusteringPattern",
     "ConservationPattern",
     "CoolingRate",
+    "CoolingState",
     "CoolingTimeoutError",
     "CorrelationPattern",
     "CrackleError",

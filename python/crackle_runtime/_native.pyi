@@ -15,6 +15,8 @@ __all__ = [
     "DETECTORS",
     "PERMUTATION_SEED",
     "ROLE_FIELDS",
+    "STATE_PAIR_FIELDS",
+    "STATE_SERIES_FIELDS",
     "__version__",
     "build_profile",
     "column_roles",
@@ -26,6 +28,8 @@ __all__ = [
     "mutual_information",
     "permutation_entropy",
     "run_detector",
+    "state_merge",
+    "state_of_columns",
     "transfer_entropy",
 ]
 
@@ -87,3 +91,16 @@ def fire_chunk(
     """Fire at most ``limit`` tasks of an iterator and return the recorded chunk, a dict
     with the keys ``CHUNK_FIELDS`` (also left on ``recorder.pending``; holds the
     GIL: it calls Python); see ``crackle_runtime._numpy.record.fire_chunk``."""
+
+# --- mergeable cooling state: a state travels as its flat float64 body ------------------
+STATE_SERIES_FIELDS: list[str]
+STATE_PAIR_FIELDS: list[str]
+
+def state_of_columns(
+    columns: NDArray[np.float64], start: int, bucket_size: int
+) -> NDArray[np.float64]:
+    """The flat state of the tasks in ``columns`` ((metrics, tasks), NaN = absent), the
+    first at position ``start``, with buckets of ``bucket_size`` task positions."""
+
+def state_merge(first: NDArray[np.float64], second: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The flat state of the run ``first`` followed by the run ``second``."""

@@ -147,16 +147,18 @@ class MetricStore:
         values: NDArray[np.float64],
         names: Sequence[str],
         labels: Sequence[str],
-        fired_at_ms: float,
+        fired_at_ms: float | NDArray[np.float64],
+        duration: float | NDArray[np.float64] = 0.0,
     ) -> None:
-        """Append a validated ``(n, m)`` block (NaN = absent) in one copy."""
+        """Append a validated ``(n, m)`` block (NaN = absent) in one copy; firing times and
+        durations are one value for the block or one per task."""
         self.flush()
         rows = self._metric_rows(names)
         n = values.shape[0]
         self._reserve(self._count + n)
         self._data[rows, self._count : self._count + n] = values.T
         self._fired_at[self._count : self._count + n] = fired_at_ms
-        self._duration[self._count : self._count + n] = 0.0
+        self._duration[self._count : self._count + n] = duration
         self._count += n
         self.labels.extend(labels)
 

@@ -8,6 +8,8 @@ message on standard error.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -50,6 +52,8 @@ examples:
   crackle cool metrics.parquet --only distribution_shift,outlier --fdr 0.05
   crackle cool runs.csv --fail-on distribution_shift,conservation   # exit 1 if found (CI gate)
   zcat runs.csv.gz | crackle cool - --format html > report.html
+  crackle cool 'exports/*.parquet' --workers 2 --label run_id   # on a local Dask cluster
+  crackle cool exports/ --scheduler tcp://10.0.0.5:8786         # on a running cluster
 
 exit status: 0 ran (no --fail-on pattern found), 1 a --fail-on pattern was found,
 2 bad usage or bad input (one line on standard error).
@@ -204,6 +208,20 @@ def _parser() -> argparse.ArgumentParser:
         help="exit with status 1 when a pattern of these kinds is found (a CI gate), e.g. "
         "--fail-on distribution_shift or --fail-on any",
     )
+    cool.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="cool on this Dask cluster (needs the dask extra): partitions to mergeable "
+        "states on the workers, e.g. --scheduler tcp://10.0.0.5:8786; FILE may then be a "
+        "directory or a glob of Parquet files",
+    )
+    cool.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="cool on a local Dask cluster of N worker processes (needs the dask extra), "
+        "e.g. --workers 2; FILE may then be a directory or a glob of Parquet files",
+    )
     _output_options(cool)
     return parser
 
@@ -283,8 +301,71 @@ def _cool_profile(args: argparse.Namespace) -> ThermalProfile:
     return profile
 
 
+def _parquet_files(pattern: str) -> list[str] | None:
+    """The Parquet files ``pattern`` names when it is a directory (its ``*.parquet``) or a
+    glob, sorted by name (the order of the tasks); None for a single file or ``-``."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.glob("*.parquet"))
+    elif any(character in pattern for character in "*?["):
+        files = sorted(glob.glob(pattern))
+    else:
+        return None
+    if not files:
+        raise UsageError(f"{pattern}: no Parquet files")
+    return files
+
+
+def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternReport:
+    """``crackle_runtime.dask.cool`` of the Parquet file(s) on the cluster the options
+    name (one partition per file and row group, in file order)."""
+    try:
+        import dask.dataframe as dd
+        import distributed as _distributed
+    except ImportError as exc:
+        raise UsageError(
+            "--scheduler and --workers need Dask: pip install 'crackle_runtime[dask]'"
+        ) from exc
+    from crackle_runtime import dask as crackle_dask
+
+    distributed: Any = _distributed  # untyped
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    files = _parquet_files(args.file) or [args.file]
+    profile = profile.ignoring(*args.ignore) if args.ignore else profile
+    with contextlib.ExitStack() as stack:
+        if args.scheduler is not None:
+            stack.enter_context(distributed.Client(args.scheduler))
+        else:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            )
+            stack.enter_context(distributed.Client(cluster))
+        ddf = dd.read_parquet(files)
+        return crackle_dask.cool(ddf, profile, label=args.label, order_by=args.order_by)
+
+
 def _cool(args: argparse.Namespace) -> int:
     profile = _cool_profile(args)
+    if args.scheduler is not None or args.workers is not None:
+        report = _cool_on_dask(args, profile)
+        _emit(_render(report, args.format), args.output)
+        return _exit_status(args, report)
+    files = _parquet_files(args.file) if args.file != "-" else None
+    if files is not None:
+        import pandas as pd
+
+        frame = pd.concat([pd.read_parquet(name) for name in files], ignore_index=True)
+        profile = profile.ignoring(*args.ignore) if args.ignore else profile
+        report = Kiln.from_pandas(frame, args.label, profile, order_by=args.order_by).cool()
+        _emit(_render(report, args.format), args.output)
+        return _exit_status(args, report)
     columns, where = _readers.read_columns(args.file)
     prepared = _frames.prepare(
         columns, args.label, args.order_by, args.ignore, where=where, spell=_option
@@ -294,6 +375,10 @@ def _cool(args: argparse.Namespace) -> int:
     _check_width(prepared, profile, where)
     report = Kiln._from_prepared(prepared, profile).cool()
     _emit(_render(report, args.format), args.output)
+    return _exit_status(args, report)
+
+
+def _exit_status(args: argparse.Namespace, report: PatternReport) -> int:
     if args.fail_on is not None and any(pattern.kind in args.fail_on for pattern in report):
         return FOUND
     return NOT_FOUND

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crackle_runtime import _analyses, _frames, _persist, _plotting
+from crackle_runtime import _analyses, _frames, _incremental, _persist, _plotting
 from crackle_runtime._entries import MetricMatrix, TaskEntry, TaskMetadata, Timestamp
 from crackle_runtime._recording import (
     Recording,
@@ -32,6 +32,7 @@ from crackle_runtime._recording import (
     firing_in_this_thread,
     progress_bar,
 )
+from crackle_runtime._state import CoolingState
 from crackle_runtime._store import MetricStore, validate_metrics
 from crackle_runtime.detectors import _cooling
 from crackle_runtime.detectors._data import DetectionData
@@ -81,6 +82,15 @@ class Kiln:
         self._index_columns: dict[str, str] = {}
         # Notes on the columns of a DataFrame or file that are not metrics (SPEC §13).
         self._column_notes: list[str] = []
+        # Incremental cooling (SPEC §14): after extend(), the mergeable state of the tasks
+        # cooled so far and the metrics their cool hooks returned (kept across extend()).
+        self._state: CoolingState | None = None
+        self._kept_overrides: dict[int, dict[str, float]] = {}
+
+    @property
+    def _overrides(self) -> dict[int, dict[str, float]]:
+        """The metrics cool hooks returned, by task position."""
+        return self._cooled.overrides if self._cooled is not None else self._kept_overrides
 
     @property
     def _store(self) -> MetricStore:
@@ -107,9 +117,8 @@ class Kiln:
         with self._guard("metric_names"):
             self._store.flush()
             names = list(self._store.names)
-            if self._cooled is not None:
-                for overrides in self._cooled.overrides.values():
-                    names.extend(name for name in overrides if name not in names)
+            for overrides in self._overrides.values():
+                names.extend(name for name in overrides if name not in names)
             return names
 
     @property
@@ -127,7 +136,7 @@ class Kiln:
             fired = store.fired_at().tolist()
             durations = store.durations().tolist()
             cooled_at = self._cooled.cooled_at if self._cooled else None
-            overrides = self._cooled.overrides if self._cooled else {}
+            overrides = self._overrides
             return [
                 TaskEntry(
                     label,
@@ -178,7 +187,10 @@ class Kiln:
     def _check_open(self) -> None:
         self._check_idle("recording")
         if self._cooled is not None:
-            raise KilnCooledError("the kiln has been cooled; call reset() to record again")
+            raise KilnCooledError(
+                "the kiln has been cooled; call extend() to record more tasks or reset() to "
+                "start over"
+            )
 
     def fire_task(self, task: object) -> TaskOutput:
         """Fire ``task`` without recording it."""
@@ -267,7 +279,7 @@ class Kiln:
         """The matrix detectors read: a view of the store, or a copy with cool overrides."""
         columns = self._store.columns()
         names = list(self._store.names)
-        overrides = self._cooled.overrides if self._cooled else {}
+        overrides = self._overrides
         if not overrides:
             return names, columns
         extra: list[str] = []
@@ -425,24 +437,98 @@ class Kiln:
                 return self._cooled.report
             started = time.perf_counter()
             self._store.flush()
+            state = self._state
+            # after extend(): only the hooks of the tasks recorded since run
+            since = 0 if state is None else state.tasks
             with self._running_user_code("cool()"):
-                overrides = self._run_hooks()
+                overrides = {**self._kept_overrides, **self._run_hooks(since)}
             self._cooled = _Cooled(PatternReport(), Timestamp.now(), overrides)
             try:
                 names, columns = self._detection_columns()
                 data = DetectionData(self._store.labels, names, columns)
                 left_out = {name: "ignored by the profile" for name in self._profile.ignored}
                 left_out.update(self._index_columns)
-                report = _cooling.cool(data, self._profile, started, on_timeout, left_out)
+                tables = None
+                if state is not None:
+                    state = _extended_state(state, names, columns)
+                    tables = _incremental.tables_from_state(state)
+                report = _cooling.cool(
+                    data, self._profile, started, on_timeout, left_out, tables=tables
+                )
                 report.notes.extend(self._column_notes)
             except BaseException:
                 self._cooled = None
                 raise
+            self._state = state
             self._cooled.report = report
             return report
 
-    def _run_hooks(self) -> dict[int, dict[str, float]]:
-        hooks = self._recording.hooks
+    def _cool_from_state(self, state: CoolingState) -> PatternReport:
+        """``cool()`` with ``state`` the mergeable state of every recorded task (made
+        elsewhere, e.g. on a Dask cluster): the exact detectors read it."""
+        with self._guard("cool()"):
+            self._check_idle("cool()")
+            if state.tasks != len(self._store):
+                raise ValueError(
+                    f"state: covers {state.tasks} tasks, the kiln holds {len(self._store)}"
+                )
+            self._state = state
+            self._cooled = None
+            return self.cool()
+
+    def extend(self) -> None:
+        """Reopen a cooled kiln for recording (every recording method works again); the
+        next ``cool()`` reports on every task, old and new.
+
+        The kiln keeps a mergeable summary of the tasks cooled so far (SPEC §14), so the
+        next ``cool()`` computes phase transitions, conservation and correlations from it
+        and the new tasks alone (plus a few buckets of old values for the exact position
+        of a change); the other detectors read every task. Cool hooks of the tasks already
+        cooled do not run again: the metrics they returned stay. Nothing happens on a kiln
+        that is not cooled.
+        """
+        with self._guard("extend()"):
+            self._check_idle("extend()")
+            self._reopen()
+
+    def _reopen(self) -> None:
+        if self._cooled is None:
+            return
+        if self._state is None or self._state.tasks != len(self._store):
+            names, columns = self._detection_columns()
+            self._state = CoolingState.of(names, columns)
+        self._kept_overrides = self._cooled.overrides
+        self._cooled = None
+
+    def merge(self, other: Kiln) -> Kiln:
+        """Append the tasks of ``other`` (which come after this kiln's) and return this
+        kiln, open for recording. Labels, metrics (with the metrics ``other``'s cool hooks
+        returned), firing times and durations are copied; ``other`` is unchanged. When
+        this kiln was cooled, the next ``cool()`` is incremental, as after ``extend()``."""
+        if not isinstance(other, Kiln):
+            raise TypeError(f"other must be a Kiln, got {type(other).__name__}")
+        if other is self:
+            raise ValueError("other: a kiln cannot merge itself")
+        with other._guard("merge()"):
+            other._store.flush()
+            names, columns = other._detection_columns()
+            labels = list(other._store.labels)
+            fired, durations = other._store.fired_at().copy(), other._store.durations().copy()
+            columns = np.array(columns, dtype=np.float64)
+        with self._guard("merge()"):
+            self._check_idle("merge()")
+            self._reopen()
+            if labels:
+                self._store.append_matrix(
+                    np.ascontiguousarray(columns.T), names, labels, fired, durations
+                )
+        return self
+
+    def _run_hooks(self, since: int = 0) -> dict[int, dict[str, float]]:
+        """Run the cool hooks of the tasks at positions >= ``since``; their metrics."""
+        hooks = {
+            position: hook for position, hook in self._recording.hooks.items() if position >= since
+        }
         if not hooks:
             return {}
         labels = self._store.labels
@@ -517,3 +603,17 @@ class Kiln:
     def __repr__(self) -> str:
         state = "cooled" if self.is_cooled else "open"
         return f"Kiln({self.task_count} tasks, {len(self._store.names)} metrics, {state})"
+
+
+def _extended_state(
+    state: CoolingState, names: list[str], columns: NDArray[np.float64]
+) -> CoolingState:
+    """``state`` (of the first ``state.tasks`` tasks) merged with the state of the tasks
+    recorded since, read from ``columns`` (every task, metrics ``names``)."""
+    tasks = columns.shape[1]
+    if state.tasks == tasks:
+        return state.aligned(names)
+    new = CoolingState.of(
+        names, columns[:, state.tasks :], start=state.tasks, bucket_size=state.bucket_size
+    )
+    return state.merge(new)

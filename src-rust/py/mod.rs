@@ -5,3 +5,4 @@ pub mod detect;
 pub mod errors;
 pub mod info;
 pub mod record;
+pub mod state;

@@ -24,6 +24,12 @@ from crackle_runtime._numpy.info import (
 )
 from crackle_runtime._numpy.record import CHUNK_FIELDS as _CHUNK_FIELDS
 from crackle_runtime._numpy.record import fire_chunk
+from crackle_runtime._numpy.state import (
+    STATE_PAIR_FIELDS,
+    STATE_SERIES_FIELDS,
+    state_merge,
+    state_of_columns,
+)
 
 build_profile = "numpy"
 CHUNK_FIELDS = list(_CHUNK_FIELDS)
@@ -33,6 +39,8 @@ __all__ = [
     "DETECTORS",
     "PERMUTATION_SEED",
     "ROLE_FIELDS",
+    "STATE_PAIR_FIELDS",
+    "STATE_SERIES_FIELDS",
     "build_profile",
     "column_roles",
     "entropy",
@@ -43,5 +51,7 @@ __all__ = [
     "mutual_information",
     "permutation_entropy",
     "run_detector",
+    "state_merge",
+    "state_of_columns",
     "transfer_entropy",
 ]

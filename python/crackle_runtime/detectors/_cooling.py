@@ -14,7 +14,8 @@ own patterns.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,7 +35,10 @@ from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
-__all__ = ["benjamini_hochberg", "cool", "index_columns"]
+__all__ = ["Tables", "benjamini_hochberg", "cool", "index_columns"]
+
+#: A detector's result table computed otherwise than by its kernel: (view, params) -> fields.
+Tables = Callable[[DetectionData, Mapping[str, Any]], Mapping[str, NDArray[Any]]]
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
@@ -138,11 +142,14 @@ def cool(
     started: float,
     on_timeout: str,
     left_out: Mapping[str, str],
+    tables: Mapping[str, Tables] | None = None,
 ) -> PatternReport:
     """Run every enabled detector over ``data`` (minus the metrics ``left_out``, name ->
     why) and return the report. ``started`` is the ``time.perf_counter()`` the budget
     counts from; ``on_timeout`` "raise" turns a detector cut by the budget into
-    CoolingTimeoutError."""
+    CoolingTimeoutError. ``tables`` (detector name -> function of the view and the
+    parameters) gives a detector's result table in place of its kernel (incremental
+    cooling reads it from a mergeable state)."""
     state = _Cooling(profile, started, on_timeout)
     data = _leave_out(state, data, left_out)
     if data.task_count >= profile.min_tasks_for_detection and len(data.names):
@@ -155,7 +162,7 @@ def cool(
         )
         state.skipped.extend((kind, reason) for kind in DETECTOR_ORDER if kind in profile.detectors)
     elif len(data.names):
-        _run(state, data)
+        _run(state, data, tables or {})
     state.decide()
     return PatternReport(
         state.patterns,
@@ -202,7 +209,7 @@ def _leave_out(state: _Cooling, data: DetectionData, left_out: Mapping[str, str]
     return data.select(keep)
 
 
-def _run(state: _Cooling, data: DetectionData) -> None:
+def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> None:
     profile = state.profile
     kernels = _backend.kernels()
     # A prepared copy (e.g. prewhitened) is made once for the detectors sharing its
@@ -245,9 +252,13 @@ def _run(state: _Cooling, data: DetectionData) -> None:
             # The kernel's deadline is the budget's: what preparing took is spent.
             remaining = max(state.time_left(), 0.0)
         try:
-            result = kernels.run_detector(
-                detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
-            )
+            table = tables.get(detector.name)
+            if table is not None:
+                result = table(read, params)
+            else:
+                result = kernels.run_detector(
+                    detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
+                )
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration
             state.timed_out(detector.kind, f"not finished within {budget:g} s", error)

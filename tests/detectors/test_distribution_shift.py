@@ -89,7 +89,28 @@ def test_split_long_run_is_the_ar1_formula() -> None:
     # lrv = 4 / (6 - 2).
     scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
     assert twin.residual_rho(scores, [0, 3, 6]) == (4.0, -0.5 + 2 * (1 - 1.5) / 6)
-    assert twin.split_long_run(scores, [3]) == pytest.approx(1.0, rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.0) == pytest.approx(1.0, rel=1e-15)
+    # A floor rho = 0.2: f = 1.5, lrv = 4 / (6 - 2 * 1.5) * 1.5 = 2; rho = 0.5: f = 3 leaves
+    # no effective value per mean (6 - 2 * 3 = 0): not testable.
+    assert twin.split_long_run(scores, [3], 0.2) == pytest.approx(2.0, rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.5) == math.inf
+
+
+def test_difference_rho_is_the_variogram_ratio() -> None:
+    # Cut 3 leaves out the lag-1 step 2 -> 6 and the lag-2 steps 3 -> 6 and 2 -> 8:
+    # D_1 = (4 + 1 + 4 + 1) / 4, D_2 = (1 + 1) / 2, rho = 1 / 2.5 - 1.
+    scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
+    assert twin.difference_rho(scores, 3) == pytest.approx(-0.6, rel=1e-15)
+    assert twin.difference_rho(scores, 0) == pytest.approx((47 / 4) / (26 / 5) - 1, rel=1e-15)
+    # On AR(1) phi = 0.7 (scaled to integers) the ratio agrees with the lag-1 sample
+    # autocorrelation to sampling error.
+    rng = np.random.default_rng(2)
+    values = np.zeros(5000)
+    for t in range(1, values.size):
+        values[t] = 0.7 * values[t - 1] + rng.normal()
+    integers = np.round(1000 * values).astype(np.int64)
+    acf1 = float(np.corrcoef(values[:-1], values[1:])[0, 1])
+    assert twin.difference_rho(integers, 2500) == pytest.approx(acf1, abs=0.04)
 
 
 # --- planted changes -----------------------------------------------------------------------------

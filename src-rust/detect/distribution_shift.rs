@@ -10,8 +10,13 @@
 //!   the distance from the segment's median rank (a rank analogue of the Ansari–Bradley /
 //!   Mood scale statistics): a change of variance moves their level.
 //! - **Test of one segment.** The CUSUM `S_k = Σ s[..k] - k Σ s / L` of each score
-//!   (Pettitt 1979 for ranks; Csörgő & Horváth 1997), k the first maximiser of `|S_k|` over
-//!   `[min_segment, L - min_segment]`, standardised by the AR(1) long-run variance of the
+//!   (Pettitt 1979 for ranks; Csörgő & Horváth 1997) over `[min_segment, L - min_segment]`.
+//!   The level change is placed at the first maximiser of `S_k² / (k (L - k))`, the
+//!   least-squares location of one change in mean (Hinkley 1970; the maximiser of `|S_k|`
+//!   is pulled toward the middle of the segment: on 3–10 Gaussian steps F1 0.83 → 0.92 in
+//!   `benches/changepoints.py`), the spread change at the first maximiser of `|S_k|` (which
+//!   located variance changes better there); the test statistic is `max |S_k|` for both,
+//!   standardised by the AR(1) long-run variance of the
 //!   scores demeaned within the pieces cut at k and at the CUSUM's opposite extreme (an
 //!   epidemic change, a regression and its fix, is then not read as autocorrelation), `T = |S_k| / sqrt(L · lrv)` shrunk by the
 //!   finite-sample factor `L / (L + 5)` ([`SMALL_SAMPLE`]), compared to the
@@ -407,14 +412,15 @@ pub fn split_long_run(scores: &[i64], cuts: &[usize], floor: f64) -> f64 {
 }
 
 /// (k, T, p) of the CUSUM test of integer scores (L >= 2·min_segment, min_segment >= 1):
-/// k the first maximiser of `|S_k| = |Σ s[..k] - k · Σs / L|` over
-/// [min_segment, L - min_segment], j the first maximiser of `-S_j` when S_k > 0 (else of
-/// `S_j`), `T = |S_k| / sqrt(L · lrv) · L / (L + 5)` with lrv from [`split_long_run`] cut at
+/// with `S_k = Σ s[..k] - k · Σs / L` over [min_segment, L - min_segment], m the first
+/// maximiser of `|S_k|`, k the first maximiser of `S_k² / (k (L - k))` when `weighted` (the
+/// least-squares location), else k = m; j the first maximiser of `-S_j` when S_m > 0 (else
+/// of `S_j`), `T = |S_m| / sqrt(L · lrv) · L / (L + 5)` with lrv from [`split_long_run`] cut at
 /// k and j with the floor [`difference_rho`] of the pairs not straddling k
 /// ([`SMALL_SAMPLE`]),
 /// p = [`kolmogorov_survival`] of T;
 /// (k, 0, 1) when lrv = 0.
-pub fn cusum_test(scores: &[i64], min_segment: usize) -> (usize, f64, f64) {
+pub fn cusum_test(scores: &[i64], min_segment: usize, weighted: bool) -> (usize, f64, f64) {
     let length = scores.len();
     let total_f = scores.iter().sum::<i64>() as f64;
     let mut prefix: i64 = scores[..min_segment - 1].iter().sum();
@@ -441,7 +447,20 @@ pub fn cusum_test(scores: &[i64], min_segment: usize) -> (usize, f64, f64) {
     } else {
         first_best(&|value| value)
     };
-    let (k, deviation) = (best + min_segment, signed[best].abs());
+    let deviation = signed[best].abs();
+    let k = if weighted {
+        let mut located = (0, f64::NEG_INFINITY);
+        for (index, &value) in signed.iter().enumerate() {
+            let k = index + min_segment;
+            let score = value * value / (k * (length - k)) as f64;
+            if score > located.1 {
+                located = (index, score);
+            }
+        }
+        located.0 + min_segment
+    } else {
+        best + min_segment
+    };
     let other = other + min_segment;
     let cuts = match other.cmp(&k) {
         std::cmp::Ordering::Less => vec![other, k],
@@ -470,8 +489,8 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
 /// (k, T, p, spread) of the better of the level and spread tests of one segment:
 /// `p = min(1, 2 · min(p_level, p_spread))`, k and T of the smaller (level on ties).
 pub fn split_segment(ranks: &[i64], min_segment: usize) -> (usize, f64, f64, bool) {
-    let level = cusum_test(ranks, min_segment);
-    let spread = cusum_test(&spread_scores(ranks), min_segment);
+    let level = cusum_test(ranks, min_segment, true);
+    let spread = cusum_test(&spread_scores(ranks), min_segment, false);
     let use_spread = spread.2 < level.2;
     let (k, statistic, p_value) = if use_spread { spread } else { level };
     (k, statistic, (2.0 * p_value).min(1.0), use_spread)

@@ -96,6 +96,21 @@ def test_split_long_run_is_the_ar1_formula() -> None:
     assert twin.split_long_run(scores, [3], 0.5) == math.inf
 
 
+def test_the_level_change_is_placed_by_least_squares() -> None:
+    # The level CUSUM places its change where one change in mean fits the ranks best, as
+    # ruptures' exact single split of the l2 cost does; the spread CUSUM at max |S_k|.
+    ruptures = pytest.importorskip("ruptures")
+    rng = np.random.default_rng(8)
+    for tau in (12, 20, 30, 45):
+        values = rng.normal(size=60) + np.where(np.arange(60) < tau, 0.0, 1.2)
+        ranks = twin.doubled_midranks(values)
+        expected = ruptures.Binseg(model="l2", min_size=4, jump=1).fit(ranks.astype(float))
+        k, _, _ = twin.cusum_test(ranks, 4, weighted=True)
+        assert k == expected.predict(n_bkps=1)[0]
+        prefix = np.cumsum(ranks)[3:56] - np.arange(4, 57) * ranks.sum() / 60
+        assert twin.cusum_test(ranks, 4, weighted=False)[0] == 4 + int(np.argmax(np.abs(prefix)))
+
+
 def test_difference_rho_is_the_variogram_ratio() -> None:
     # Cut 3 leaves out the lag-1 step 2 -> 6 and the lag-2 steps 3 -> 6 and 2 -> 8:
     # D_1 = (4 + 1 + 4 + 1) / 4, D_2 = (1 + 1) / 2, rho = 1 / 2.5 - 1.

@@ -66,7 +66,8 @@ fn hand_worked_step_of_eight_values() {
     assert_eq!(split_long_run(&ranks, &[2, 4], 0.0), 128.0 / 7.0);
     // Within each side the ranks are constant: no difference but the step's, left out.
     assert_eq!(difference_rho(&ranks, 4), 0.0);
-    let (k, statistic, p_level) = cusum_test(&ranks, 2);
+    let (k, statistic, p_level) = cusum_test(&ranks, 2, true);
+    assert_eq!(cusum_test(&ranks, 2, false), (k, statistic, p_level));
     assert_eq!(k, 4);
     let expected = 7f64.sqrt() * 4.0 / 13.0;
     assert!((statistic - expected).abs() < 1e-15);

@@ -129,12 +129,13 @@ def kolmogorov_survival(x: float) -> float:
     return min(max(1.0 - math.sqrt(2.0 * math.pi) / x * total, 0.0), 1.0)
 
 
-def cusum_test(scores: Int64Array, min_segment: int) -> tuple[int, float, float]:
+def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[int, float, float]:
     """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
-    for k in [min_segment, L - min_segment], k the first maximiser of |S_k|, j the first
-    maximiser of -S_j when S_k > 0 (else of S_j), T = |S_k| / sqrt(L lrv) L / (L + 5) with
-    lrv from :func:`split_long_run` cut at k and j with the floor :func:`difference_rho` of
-    the pairs not straddling k, p the Kolmogorov
+    for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
+    maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
+    k = m; j the first maximiser of -S_j when S_m > 0 (else of S_j),
+    T = |S_m| / sqrt(L lrv) L / (L + 5) with lrv from :func:`split_long_run` cut at k and j
+    with the floor :func:`difference_rho` of the pairs not straddling k, p the Kolmogorov
     survival of T (p = 1, T = 0 when lrv = 0)."""
     length = scores.size
     prefix = np.cumsum(scores)
@@ -143,7 +144,11 @@ def cusum_test(scores: Int64Array, min_segment: int) -> tuple[int, float, float]
     signed = prefix[splits - 1].astype(np.float64) - splits * total / length
     deviation = np.abs(signed)
     best = int(np.argmax(deviation))
-    k = int(splits[best])
+    if weighted:
+        located = signed * signed / (splits * (length - splits)).astype(np.float64)
+        k = int(splits[int(np.argmax(located))])
+    else:
+        k = int(splits[best])
     # The other extreme of the CUSUM: a change back (a regression, then its fix) is cut
     # out of the residuals too, so it cannot pass for autocorrelation.
     other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
@@ -247,8 +252,8 @@ def split_segment(ranks: Int64Array, min_segment: int) -> tuple[int, float, floa
     """(k, T, p, spread) of the better of the level and spread tests of one segment:
     p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
     on ties)."""
-    level = cusum_test(ranks, min_segment)
-    spread = cusum_test(spread_scores(ranks), min_segment)
+    level = cusum_test(ranks, min_segment, weighted=True)
+    spread = cusum_test(spread_scores(ranks), min_segment, weighted=False)
     use_spread = spread[2] < level[2]
     k, statistic, p_value = spread if use_spread else level
     return k, statistic, min(1.0, 2.0 * p_value), use_spread

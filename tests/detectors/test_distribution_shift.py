@@ -89,11 +89,11 @@ def test_split_long_run_is_the_ar1_formula() -> None:
     # lrv = 4 / (6 - 2).
     scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
     assert twin.residual_rho(scores, [0, 3, 6]) == (4.0, -0.5 + 2 * (1 - 1.5) / 6)
-    assert twin.split_long_run(scores, [3], 0.0) == pytest.approx(1.0, rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.0) == pytest.approx((1.0, 1.0), rel=1e-15)
     # A floor rho = 0.2: f = 1.5, lrv = 4 / (6 - 2 * 1.5) * 1.5 = 2; rho = 0.5: f = 3 leaves
     # no effective value per mean (6 - 2 * 3 = 0): not testable.
-    assert twin.split_long_run(scores, [3], 0.2) == pytest.approx(2.0, rel=1e-15)
-    assert twin.split_long_run(scores, [3], 0.5) == math.inf
+    assert twin.split_long_run(scores, [3], 0.2) == pytest.approx((2.0, 1.5), rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.5) == (math.inf, pytest.approx(3.0))
 
 
 def test_the_level_change_is_placed_by_least_squares() -> None:

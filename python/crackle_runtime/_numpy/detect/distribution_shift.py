@@ -49,7 +49,7 @@ STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100
-SMALL_SAMPLE = 5.0  # T is shrunk by L / (L + 5): the finite-sample correction
+SMALL_SAMPLE = 5.0  # T is shrunk by L' / (L' + 5), L' = L / f: the finite-sample correction
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -134,7 +134,8 @@ def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[in
     for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
     maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
     k = m; j the first maximiser of -S_j when S_m > 0 (else of S_j),
-    T = |S_m| / sqrt(L lrv) L / (L + 5) with lrv from :func:`split_long_run` cut at k and j
+    T = |S_m| / sqrt(L lrv) L' / (L' + 5), L' = L / f, with lrv and f from
+    :func:`split_long_run` cut at k and j
     with the floor :func:`difference_rho` of the pairs not straddling k, p the Kolmogorov
     survival of T (p = 1, T = 0 when lrv = 0)."""
     length = scores.size
@@ -152,10 +153,13 @@ def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[in
     # The other extreme of the CUSUM: a change back (a regression, then its fix) is cut
     # out of the residuals too, so it cannot pass for autocorrelation.
     other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
-    lrv = split_long_run(scores, sorted({k, other}), difference_rho(scores, k))
+    lrv, inflation = split_long_run(scores, sorted({k, other}), difference_rho(scores, k))
     if lrv == 0.0:
         return k, 0.0, 1.0
-    statistic = float(deviation[best]) / math.sqrt(length * lrv) * length / (length + SMALL_SAMPLE)
+    effective = length / inflation
+    statistic = (
+        float(deviation[best]) / math.sqrt(length * lrv) * effective / (effective + SMALL_SAMPLE)
+    )
     return k, statistic, kolmogorov_survival(statistic)
 
 
@@ -218,25 +222,26 @@ def difference_rho(scores: Int64Array, cut: int) -> float:
     return (float(sum2) / count2) / (float(sum1) / count1) - 1.0
 
 
-def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> float:
-    """AR(1) long-run variance of the scores demeaned within the pieces cut at ``cuts``
-    (ascending, inside): rho = max(:func:`residual_rho`, floor) clipped to [0, 0.97],
-    f = (1 + rho) / (1 - rho), sum e^2 / (L - J f) f for J pieces; infinite (nothing
-    testable) when L - J f <= 0; every piece constant: the variance of the whole segment,
-    (L sum s^2 - S^2) / (L (L - 1))."""
+def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[float, float]:
+    """(lrv, f): the AR(1) long-run variance of the scores demeaned within the pieces cut
+    at ``cuts`` (ascending, inside) and its ratio to the variance: rho =
+    max(:func:`residual_rho`, floor) clipped to [0, 0.97], f = (1 + rho) / (1 - rho),
+    sum e^2 / (L - J f) f for J pieces; infinite (nothing testable) when L - J f <= 0; every
+    piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1)),
+    and f = 1."""
     length = scores.size
     bounds = [0, *cuts, length]
     fitted = residual_rho(scores, bounds)
     if fitted is None:
         size, _, centred = _centred_energy(scores)
-        return float(centred) / size / (size - 1)
+        return float(centred) / size / (size - 1), 1.0
     energy, rho = fitted
     rho = min(max(rho, floor, 0.0), PHI_MAX)
     inflation = (1.0 + rho) / (1.0 - rho)
     denominator = length - (len(bounds) - 1) * inflation
     if denominator <= 0.0:
-        return math.inf
-    return energy / denominator * inflation
+        return math.inf, inflation
+    return energy / denominator * inflation, inflation
 
 
 def spread_scores(ranks: Int64Array) -> Int64Array:

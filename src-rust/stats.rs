@@ -262,26 +262,35 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> f64 {
     welch_t_test_inflated(a, b, 1.0)
 }
 
-/// [`welch_t_test`] with both variances multiplied by `inflation` >= 1 (an autocorrelation's
-/// long-run variance over the variance) and the df divided by it (the effective sample
-/// sizes shrink by the same factor); `inflation` = 1 is Welch's test exactly.
+/// [`welch_t_test`] of autocorrelated samples whose long-run variance is `inflation` >= 1
+/// times their variance (f = (1 + ρ)/(1 - ρ) for AR(1)): each sample of n values counts as
+/// n/f effective values (Bretherton et al. 1999), its variance is the sum of squares over
+/// n - f (unbiased for autocorrelated values: Bayley & Hammersley 1946; Zięba 2010), so
+/// wₐ = ssₐ/(nₐ - f) · f/nₐ and the Welch–Satterthwaite df uses nₐ/f - 1. 1.0 (nothing
+/// testable) when a sample has at most one effective value. `inflation` = 1 is Welch's test
+/// exactly.
 pub fn welch_t_test_inflated(a: &[f64], b: &[f64], inflation: f64) -> f64 {
     if a.len() < 2 || b.len() < 2 {
         return f64::NAN;
     }
     let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (effective_a, effective_b) = (na / inflation, nb / inflation);
+    if effective_a <= 1.0 || effective_b <= 1.0 {
+        return 1.0;
+    }
     let (mean_a, ss_a) = mean_and_sum_of_squares(a);
     let (mean_b, ss_b) = mean_and_sum_of_squares(b);
-    let weight_a = ss_a / (na - 1.0) / na;
-    let weight_b = ss_b / (nb - 1.0) / nb;
+    let weight_a = ss_a / (na - inflation) / effective_a;
+    let weight_b = ss_b / (nb - inflation) / effective_b;
     let total = weight_a + weight_b;
     if total == 0.0 {
         return if mean_a == mean_b { 1.0 } else { 0.0 };
     }
-    let t = (mean_a - mean_b) / (total * inflation).sqrt();
+    let t = (mean_a - mean_b) / total.sqrt();
     let share_a = weight_a / total;
     let share_b = weight_b / total;
-    let df = 1.0 / (share_a * share_a / (na - 1.0) + share_b * share_b / (nb - 1.0)) / inflation;
+    let df =
+        1.0 / (share_a * share_a / (effective_a - 1.0) + share_b * share_b / (effective_b - 1.0));
     student_t_two_sided_p(t, df)
 }
 

@@ -89,7 +89,43 @@ def test_split_long_run_is_the_ar1_formula() -> None:
     # lrv = 4 / (6 - 2).
     scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
     assert twin.residual_rho(scores, [0, 3, 6]) == (4.0, -0.5 + 2 * (1 - 1.5) / 6)
-    assert twin.split_long_run(scores, [3]) == pytest.approx(1.0, rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.0) == pytest.approx((1.0, 1.0), rel=1e-15)
+    # A floor rho = 0.2: f = 1.5, lrv = 4 / (6 - 2 * 1.5) * 1.5 = 2; rho = 0.5: f = 3 leaves
+    # no effective value per mean (6 - 2 * 3 = 0): not testable.
+    assert twin.split_long_run(scores, [3], 0.2) == pytest.approx((2.0, 1.5), rel=1e-15)
+    assert twin.split_long_run(scores, [3], 0.5) == (math.inf, pytest.approx(3.0))
+
+
+def test_the_level_change_is_placed_by_least_squares() -> None:
+    # The level CUSUM places its change where one change in mean fits the ranks best, as
+    # ruptures' exact single split of the l2 cost does; the spread CUSUM at max |S_k|.
+    ruptures = pytest.importorskip("ruptures")
+    rng = np.random.default_rng(8)
+    for tau in (12, 20, 30, 45):
+        values = rng.normal(size=60) + np.where(np.arange(60) < tau, 0.0, 1.2)
+        ranks = twin.doubled_midranks(values)
+        expected = ruptures.Binseg(model="l2", min_size=4, jump=1).fit(ranks.astype(float))
+        k, _, _ = twin.cusum_test(ranks, 4, weighted=True)
+        assert k == expected.predict(n_bkps=1)[0]
+        prefix = np.cumsum(ranks)[3:56] - np.arange(4, 57) * ranks.sum() / 60
+        assert twin.cusum_test(ranks, 4, weighted=False)[0] == 4 + int(np.argmax(np.abs(prefix)))
+
+
+def test_difference_rho_is_the_variogram_ratio() -> None:
+    # Cut 3 leaves out the lag-1 step 2 -> 6 and the lag-2 steps 3 -> 6 and 2 -> 8:
+    # D_1 = (4 + 1 + 4 + 1) / 4, D_2 = (1 + 1) / 2, rho = 1 / 2.5 - 1.
+    scores = np.array([1, 3, 2, 6, 8, 7], dtype=np.int64)
+    assert twin.difference_rho(scores, 3) == pytest.approx(-0.6, rel=1e-15)
+    assert twin.difference_rho(scores, 0) == pytest.approx((47 / 4) / (26 / 5) - 1, rel=1e-15)
+    # On AR(1) phi = 0.7 (scaled to integers) the ratio agrees with the lag-1 sample
+    # autocorrelation to sampling error.
+    rng = np.random.default_rng(2)
+    values = np.zeros(5000)
+    for t in range(1, values.size):
+        values[t] = 0.7 * values[t - 1] + rng.normal()
+    integers = np.round(1000 * values).astype(np.int64)
+    acf1 = float(np.corrcoef(values[:-1], values[1:])[0, 1])
+    assert twin.difference_rho(integers, 2500) == pytest.approx(acf1, abs=0.04)
 
 
 # --- planted changes -----------------------------------------------------------------------------

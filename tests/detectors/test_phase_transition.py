@@ -4,6 +4,7 @@ the best single change point. Expected values are worked out by hand or come fro
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import ModuleType
 from typing import Any
@@ -118,3 +119,67 @@ def test_phase_transition_zero_mean_short_and_absent(kernels: ModuleType) -> Non
 def test_phase_transition_sensitivity_is_validated(kernels: ModuleType, sensitivity: float) -> None:
     with pytest.raises(ValueError, match=r"^sensitivity"):
         phase(kernels, columns_of([1.0, 2.0]), sensitivity)
+
+
+def _ar1(rng: np.random.Generator, phi: float, n: int) -> NDArray[np.float64]:
+    noise = rng.normal(size=n)
+    values = np.empty(n)
+    values[0] = noise[0] / math.sqrt(1.0 - phi * phi)
+    for t in range(1, n):
+        values[t] = phi * values[t - 1] + noise[t]
+    return values
+
+
+def _gate_reference(values: NDArray[np.float64], change: int) -> tuple[float, float]:
+    """(bias-corrected rho, p) of the gate written out with NumPy and scipy: residuals
+    around the means of the pieces cut at the halves and at the change point, Kendall's
+    correction J (1 + 3 rho) / n, f = (1 + rho) / (1 - rho) with rho in [0, 0.97], each
+    half m / f effective values with the variance ss / (m - f), Welch–Satterthwaite df."""
+    n, half = values.size, values.size // 2
+    bounds = sorted({0, half, change, n})
+    residuals = np.concatenate(
+        [values[lo:hi] - values[lo:hi].mean() for lo, hi in itertools.pairwise(bounds)]
+    )
+    rho = float(residuals[:-1] @ residuals[1:] / (residuals @ residuals))
+    rho += (len(bounds) - 1) * (1.0 + 3.0 * rho) / n
+    clipped = min(max(rho, 0.0), 0.97)
+    f = (1.0 + clipped) / (1.0 - clipped)
+    first, second = values[:half], values[half:]
+    effective = np.array([first.size, second.size]) / f
+    variances = [float(((x - x.mean()) ** 2).sum() / (x.size - f)) for x in (first, second)]
+    weights = np.array(variances) / effective
+    t = (first.mean() - second.mean()) / math.sqrt(weights.sum())
+    shares = weights / weights.sum()
+    df = 1.0 / float(np.sum(shares**2 / (effective - 1.0)))
+    return rho, float(2.0 * scipy.stats.t.sf(abs(t), df))
+
+
+def test_phase_transition_gate_uses_the_ar1_long_run_variance(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(11)
+    series = [100.0 + _ar1(rng, phi, 120) for phi in (0.3, 0.6, 0.8)]
+    result = phase(kernels, np.vstack(series), 0.0)
+    for metric, values in enumerate(series):
+        stats = row(result, metric)
+        rho, expected = _gate_reference(values, int(stats["change_index"]))
+        assert 0.0 < rho < 0.9
+        assert stats["p_value"] == pytest.approx(expected, rel=1e-9)
+        welch = float(scipy.stats.ttest_ind(values[:60], values[60:], equal_var=False).pvalue)
+        assert stats["p_value"] > welch
+
+
+def test_phase_transition_gate_holds_its_size_on_ar1_and_drifts(kernels: ModuleType) -> None:
+    # 200 stationary AR(1) series with phi = 0.9 (n = 300): Welch alone rejects most of
+    # them at 0.01; the gate at about its nominal rate. Random walks are drifting: none.
+    rng = np.random.default_rng(5)
+    ar = np.vstack([_ar1(rng, 0.9, 300) for _ in range(200)])
+    detected = phase(kernels, ar, 0.0)["detected"]
+    welch = scipy.stats.ttest_ind(ar[:, :150], ar[:, 150:], axis=1, equal_var=False).pvalue
+    assert np.mean(welch < 0.01) > 0.3
+    assert np.mean(detected) <= 0.03
+    walks = np.cumsum(rng.normal(size=(100, 300)), axis=1)
+    assert np.mean(phase(kernels, walks, 0.0)["detected"]) <= 0.02
+    # A planted 2-SD step on AR(1) phi = 0.5 at 60% of the series is still found.
+    steps = np.vstack(
+        [_ar1(rng, 0.5, 300) + np.where(np.arange(300) < 180, 0.0, 2.3) for _ in range(50)]
+    )
+    assert np.mean(phase(kernels, steps, 0.0)["detected"]) >= 0.95

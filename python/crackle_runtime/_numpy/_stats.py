@@ -258,25 +258,31 @@ def welch_t_test(a: Float64Array, b: Float64Array, inflation: float = 1.0) -> tu
     w_b = var_b/n_b, s = w_a + w_b: t = (mean_a - mean_b)/sqrt(s) and the Welch–Satterthwaite
     df = 1/((w_a/s)^2/(n_a-1) + (w_b/s)^2/(n_b-1)). Both samples of zero variance: p = 0 when
     the means differ (t = ±inf), 1 when equal (t = nan). Fewer than 2 values in either
-    sample: ``(nan, nan)``. ``inflation`` >= 1 multiplies both variances and divides the df
-    (an autocorrelation's long-run variance over the variance); 1 is Welch's test exactly.
+    sample: ``(nan, nan)``. ``inflation`` = f >= 1 is the samples' long-run variance over
+    their variance: each counts as n/f effective values (Bretherton et al. 1999) with the
+    variance ss/(n - f) (Bayley & Hammersley 1946; Zięba 2010), so w_a = ss_a/(n_a - f)/(n_a/f)
+    and the df uses n_a/f - 1; ``(nan, 1.0)`` when a sample has at most one effective value;
+    f = 1 is Welch's test exactly.
     """
     n_a, n_b = a.size, b.size
     if n_a < 2 or n_b < 2:
         return math.nan, math.nan
+    effective_a, effective_b = n_a / inflation, n_b / inflation
+    if effective_a <= 1.0 or effective_b <= 1.0:
+        return math.nan, 1.0
     mean_a, sum_of_squares_a = mean_and_sum_of_squares(a)
     mean_b, sum_of_squares_b = mean_and_sum_of_squares(b)
-    weight_a = sum_of_squares_a / (n_a - 1.0) / n_a
-    weight_b = sum_of_squares_b / (n_b - 1.0) / n_b
+    weight_a = sum_of_squares_a / (n_a - inflation) / effective_a
+    weight_b = sum_of_squares_b / (n_b - inflation) / effective_b
     total = weight_a + weight_b
     if total == 0.0:
         if mean_a == mean_b:
             return math.nan, 1.0
         return math.copysign(math.inf, mean_a - mean_b), 0.0
-    t = (mean_a - mean_b) / math.sqrt(total * inflation)
+    t = (mean_a - mean_b) / math.sqrt(total)
     share_a = weight_a / total
     share_b = weight_b / total
-    df = 1.0 / (share_a * share_a / (n_a - 1.0) + share_b * share_b / (n_b - 1.0)) / inflation
+    df = 1.0 / (share_a * share_a / (effective_a - 1.0) + share_b * share_b / (effective_b - 1.0))
     return t, student_t_two_sided_p(t, df)
 
 

@@ -1,6 +1,7 @@
-"""Phase transitions (SPEC §6): a metric's mean moved between the first and second half of
-the tasks by more than ``phase_transition_sensitivity`` of its mean (and significantly,
-when both halves have 4 or more values)."""
+"""Phase transitions (SPEC §6, §12): a metric's mean moved between the first and second half
+of the tasks by more than ``phase_transition_sensitivity`` of its mean (and significantly,
+when both halves have 4 or more values, by Welch's test with the halves' AR(1) long-run
+variance); a drifting metric (random walk, φ → 1) has no phase transition."""
 
 from __future__ import annotations
 

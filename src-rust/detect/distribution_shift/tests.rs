@@ -63,8 +63,11 @@ fn hand_worked_step_of_eight_values() {
     let values = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
     let ranks = doubled_midranks(&values);
     assert_eq!(ranks, vec![5, 5, 5, 5, 13, 13, 13, 13]);
-    assert_eq!(split_long_run(&ranks, &[2, 4]), 128.0 / 7.0);
-    let (k, statistic, p_level) = cusum_test(&ranks, 2);
+    assert_eq!(split_long_run(&ranks, &[2, 4], 0.0), (128.0 / 7.0, 1.0));
+    // Within each side the ranks are constant: no difference but the step's, left out.
+    assert_eq!(difference_rho(&ranks, 4), 0.0);
+    let (k, statistic, p_level) = cusum_test(&ranks, 2, true);
+    assert_eq!(cusum_test(&ranks, 2, false), (k, statistic, p_level));
     assert_eq!(k, 4);
     let expected = 7f64.sqrt() * 4.0 / 13.0;
     assert!((statistic - expected).abs() < 1e-15);
@@ -106,6 +109,25 @@ fn hand_worked_step_of_eight_values() {
 }
 
 #[test]
+fn difference_rho_is_the_variogram_ratio() {
+    // scores 1, 3, 2, 6, 8, 7, cut 3 (between 2 and 6): the lag-1 steps but 2 → 6 are
+    // 2, -1, 2, -1 → D₁ = 10/4; the lag-2 steps but 3 → 6 and 2 → 8 are 1 → 2 and 6 → 7:
+    // 1, 1 → D₂ = 2/2; ρ = 1 / 2.5 - 1 = -0.6.
+    assert!((difference_rho(&[1, 3, 2, 6, 8, 7], 3) - (-0.6)).abs() < 1e-15);
+    // Without a cut (cut 0 straddles no pair): D₁ = (4 + 1 + 16 + 4 + 1)/5, D₂ = (1 + 9 + 36 + 1)/4.
+    let expected = (47.0 / 4.0) / (26.0 / 5.0) - 1.0;
+    assert!((difference_rho(&[1, 3, 2, 6, 8, 7], 0) - expected).abs() < 1e-15);
+    assert_eq!(difference_rho(&[1, 2, 3], 0), 0.0);
+    // AR(1) φ = 0.8 over 4,000 values (scaled to integers): the ratio estimates φ.
+    let scores: Vec<i64> = ar1(17, 4000, 0.8)
+        .iter()
+        .map(|x| (1000.0 * x).round() as i64)
+        .collect();
+    let rho = difference_rho(&scores, 2000);
+    assert!((rho - 0.8).abs() < 0.05, "{rho}");
+}
+
+#[test]
 fn split_long_run_is_the_ar1_formula() {
     // scores 1, 3, 2, 6, 8, 7 split at 3: residuals -1, 1, 0 | -1, 1, 0; Σe² = 4,
     // Σ e_t e_(t+1) = -1 + 0 + (0·-1) + -1 + 0 = -2; ρ = -0.5 + 2(1 - 1.5)/6 < 0 → 0;
@@ -114,12 +136,28 @@ fn split_long_run_is_the_ar1_formula() {
         residual_rho(&[1, 3, 2, 6, 8, 7], &[0, 3, 6]),
         Some((4.0, -0.5 + 2.0 * (1.0 - 1.5) / 6.0))
     );
-    assert!((split_long_run(&[1, 3, 2, 6, 8, 7], &[3]) - 1.0).abs() < 1e-15);
-    // an AR(1)-like persistent sequence: ρ is capped at 0.97, lrv = γ₀ · 1.97 / 0.03.
+    assert!((split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.0).0 - 1.0).abs() < 1e-15);
+    // With the floor ρ = 0.5: f = 3, lrv = 4 / (6 - 2·3) → nothing testable; ρ = 0.2:
+    // f = 1.5, lrv = 4 / (6 - 3) · 1.5 = 2.
+    assert_eq!(
+        split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.5).0,
+        f64::INFINITY
+    );
+    let (lrv, inflation) = split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.2);
+    assert!((lrv - 2.0).abs() < 1e-15 && (inflation - 1.5).abs() < 1e-15);
+    // A persistent sequence: ρ is capped at 0.97, f = 1.97 / 0.03 ≈ 66, and 40 values in
+    // two pieces are fewer than one effective value per mean (40 - 2f < 0): not testable.
     let smooth: Vec<i64> = (0..40).map(|t| t * t).collect();
-    let (energy, rho) = residual_rho(&smooth, &[0, 20, 40]).unwrap();
+    let (_, rho) = residual_rho(&smooth, &[0, 20, 40]).unwrap();
     assert!(rho > 0.97);
-    assert!((split_long_run(&smooth, &[20]) - energy / 38.0 * 1.97 / 0.03).abs() < 1e-9 * energy);
+    assert_eq!(split_long_run(&smooth, &[20], 0.0).0, f64::INFINITY);
+    // Over 400 values the same ρ leaves 400 - 2f effective values: γ₀ f.
+    let long: Vec<i64> = (0..400).map(|t| t * t).collect();
+    let (energy, rho) = residual_rho(&long, &[0, 200, 400]).unwrap();
+    assert!(rho > 0.97);
+    let inflation = 1.97 / 0.03;
+    let expected = energy / (400.0 - 2.0 * inflation) * inflation;
+    assert!((split_long_run(&long, &[200], 0.0).0 - expected).abs() < 1e-12 * expected);
 }
 
 #[test]

@@ -49,7 +49,7 @@ STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100
-SMALL_SAMPLE = 5.0  # T is shrunk by L / (L + 5): the finite-sample correction
+SMALL_SAMPLE = 5.0  # T is shrunk by L' / (L' + 5), L' = L / f: the finite-sample correction
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -129,11 +129,14 @@ def kolmogorov_survival(x: float) -> float:
     return min(max(1.0 - math.sqrt(2.0 * math.pi) / x * total, 0.0), 1.0)
 
 
-def cusum_test(scores: Int64Array, min_segment: int) -> tuple[int, float, float]:
+def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[int, float, float]:
     """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
-    for k in [min_segment, L - min_segment], k the first maximiser of |S_k|, j the first
-    maximiser of -S_j when S_k > 0 (else of S_j), T = |S_k| / sqrt(L lrv) L / (L + 5) with
-    lrv from :func:`split_long_run` cut at k and j, p the Kolmogorov
+    for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
+    maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
+    k = m; j the first maximiser of -S_j when S_m > 0 (else of S_j),
+    T = |S_m| / sqrt(L lrv) L' / (L' + 5), L' = L / f, with lrv and f from
+    :func:`split_long_run` cut at k and j
+    with the floor :func:`difference_rho` of the pairs not straddling k, p the Kolmogorov
     survival of T (p = 1, T = 0 when lrv = 0)."""
     length = scores.size
     prefix = np.cumsum(scores)
@@ -142,14 +145,21 @@ def cusum_test(scores: Int64Array, min_segment: int) -> tuple[int, float, float]
     signed = prefix[splits - 1].astype(np.float64) - splits * total / length
     deviation = np.abs(signed)
     best = int(np.argmax(deviation))
-    k = int(splits[best])
+    if weighted:
+        located = signed * signed / (splits * (length - splits)).astype(np.float64)
+        k = int(splits[int(np.argmax(located))])
+    else:
+        k = int(splits[best])
     # The other extreme of the CUSUM: a change back (a regression, then its fix) is cut
     # out of the residuals too, so it cannot pass for autocorrelation.
     other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
-    lrv = split_long_run(scores, sorted({k, other}))
+    lrv, inflation = split_long_run(scores, sorted({k, other}), difference_rho(scores, k))
     if lrv == 0.0:
         return k, 0.0, 1.0
-    statistic = float(deviation[best]) / math.sqrt(length * lrv) * length / (length + SMALL_SAMPLE)
+    effective = length / inflation
+    statistic = (
+        float(deviation[best]) / math.sqrt(length * lrv) * effective / (effective + SMALL_SAMPLE)
+    )
     return k, statistic, kolmogorov_survival(statistic)
 
 
@@ -192,20 +202,46 @@ def residual_rho(scores: Int64Array, bounds: list[int]) -> tuple[float, float] |
     return energy, rho + pieces * (1.0 + 3.0 * rho) / scores.size
 
 
-def split_long_run(scores: Int64Array, cuts: list[int]) -> float:
-    """AR(1) long-run variance of the scores demeaned within the pieces cut at ``cuts``
-    (ascending, inside), from :func:`residual_rho`: rho clipped to [0, 0.97],
-    gamma0 = sum e^2 / (L - J) for J pieces, lrv = gamma0 (1 + rho) / (1 - rho); every
-    piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1))."""
+def difference_rho(scores: Int64Array, cut: int) -> float:
+    """The lag-1 autocorrelation of integer scores from their variogram at lags 1 and 2:
+    D_j = sum (s_t - s_(t-j))^2 / count over the pairs (t - j, t) that do not straddle
+    ``cut`` (t - j < cut <= t), rho = D_2 / D_1 - 1 (exact integer sums), not clipped; 0
+    with fewer than 4 scores or when D_1 = 0."""
+    length = scores.size
+    if length < 4:
+        return 0.0
+    lag1 = np.diff(scores) ** 2  # pair (t - 1, t) at t - 1
+    lag2 = (scores[2:] - scores[:-2]) ** 2  # pair (t - 2, t) at t - 2
+    keep1 = np.arange(1, length) != cut
+    later = np.arange(2, length)
+    keep2 = (later != cut) & (later != cut + 1)
+    count1, count2 = int(keep1.sum()), int(keep2.sum())
+    sum1, sum2 = int(lag1[keep1].sum()), int(lag2[keep2].sum())
+    if count1 == 0 or count2 == 0 or sum1 == 0:
+        return 0.0
+    return (float(sum2) / count2) / (float(sum1) / count1) - 1.0
+
+
+def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[float, float]:
+    """(lrv, f): the AR(1) long-run variance of the scores demeaned within the pieces cut
+    at ``cuts`` (ascending, inside) and its ratio to the variance: rho =
+    max(:func:`residual_rho`, floor) clipped to [0, 0.97], f = (1 + rho) / (1 - rho),
+    sum e^2 / (L - J f) f for J pieces; infinite (nothing testable) when L - J f <= 0; every
+    piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1)),
+    and f = 1."""
     length = scores.size
     bounds = [0, *cuts, length]
     fitted = residual_rho(scores, bounds)
     if fitted is None:
         size, _, centred = _centred_energy(scores)
-        return float(centred) / size / (size - 1)
+        return float(centred) / size / (size - 1), 1.0
     energy, rho = fitted
-    rho = min(max(rho, 0.0), PHI_MAX)
-    return energy / (length - (len(bounds) - 1)) * (1.0 + rho) / (1.0 - rho)
+    rho = min(max(rho, floor, 0.0), PHI_MAX)
+    inflation = (1.0 + rho) / (1.0 - rho)
+    denominator = length - (len(bounds) - 1) * inflation
+    if denominator <= 0.0:
+        return math.inf, inflation
+    return energy / denominator * inflation, inflation
 
 
 def spread_scores(ranks: Int64Array) -> Int64Array:
@@ -221,8 +257,8 @@ def split_segment(ranks: Int64Array, min_segment: int) -> tuple[int, float, floa
     """(k, T, p, spread) of the better of the level and spread tests of one segment:
     p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
     on ties)."""
-    level = cusum_test(ranks, min_segment)
-    spread = cusum_test(spread_scores(ranks), min_segment)
+    level = cusum_test(ranks, min_segment, weighted=True)
+    spread = cusum_test(spread_scores(ranks), min_segment, weighted=False)
     use_spread = spread[2] < level[2]
     k, statistic, p_value = spread if use_spread else level
     return k, statistic, min(1.0, 2.0 * p_value), use_spread

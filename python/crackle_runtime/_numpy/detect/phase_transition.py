@@ -1,9 +1,12 @@
-"""Phase transitions (SPEC §6), the twin of the Rust core's ``detect::phase_transition``:
+"""Phase transitions (SPEC §6, §12), the twin of the Rust core's ``detect::phase_transition``:
 did a metric's level change between the first and second half of the tasks, and where is
-the best single change point?"""
+the best single change point? The significance gate is Welch's test with the halves' AR(1)
+long-run variance (Andrews 1991 §5; Andrews & Monahan 1992): see the Rust module's
+documentation for the method and its measured size."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -35,6 +38,7 @@ STAGE = "phase_transition"
 MIN_TESTED_HALF = 4  # below this many values per half the shift is not tested
 SIGNIFICANCE = 0.01
 ZERO_MEAN_RELATIVE = 1e-12  # |mean_all| at or below this times max|x| counts as zero
+PERSISTENT_RHO = 0.9  # residuals this autocorrelated: a drifting metric, not detected
 MAX_RHO = 0.97  # largest lag-1 autocorrelation used (Andrews & Monahan 1992)
 
 Float64Array = NDArray[np.float64]
@@ -44,12 +48,13 @@ Float64Array = NDArray[np.float64]
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Per metric, over its present values in recording order, split at h = count // 2:
     the halves' means, ``shift = |delta| / |mean_all|`` (NaN when |mean_all| <= 1e-12 max|x|),
-    Welch's p-value of the halves with both variances and the df scaled by
-    :func:`autocorrelation_inflation` at the best change point (Welch's own on
-    uncorrelated data), the best change point (the k in 1..count-1 maximising
+    Welch's p-value of the halves with their AR(1) long-run variances
+    (:func:`residual_rho`, :func:`autocorrelation_inflation`, ``welch_t_test``; Welch's own
+    on uncorrelated data), the best change point (the k in 1..count-1 maximising
     S_k^2 count / (k (count - k)), S_k the prefix sum of values - mean_all; first k on ties)
-    and ``detected`` = shift > sensitivity and, when both halves have >= 4 values,
-    p_value < 0.01. Fewer than 2 values: NaN statistics, change_index -1."""
+    and ``detected`` = shift > sensitivity, not drifting (residual_rho < PERSISTENT_RHO) and, when
+    both halves have >= 4 values, p_value < 0.01. Fewer than 2 values: NaN statistics,
+    change_index -1."""
     sensitivity = params.finite("sensitivity", 0.0, inclusive=True)
     values_by_metric = as_columns(columns)
     metrics = values_by_metric.shape[0]
@@ -79,8 +84,8 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         k = np.arange(1, count, dtype=np.float64)
         reduction = centered_prefix * centered_prefix * float(count) / (k * (count - k))
         change_index = int(np.argmax(reduction)) + 1
-        inflation = autocorrelation_inflation(values, change_index)
-        _, p_value = welch_t_test(first, second, inflation)
+        rho = residual_rho(values, half, change_index)
+        _, p_value = welch_t_test(first, second, autocorrelation_inflation(rho))
         significant = half < MIN_TESTED_HALF or p_value < SIGNIFICANCE
         store(
             result,
@@ -93,24 +98,34 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 "p_value": p_value,
                 "change_index": change_index,
                 "delta": delta,
-                "detected": bool(shift > sensitivity and significant),
+                "detected": bool(shift > sensitivity and rho < PERSISTENT_RHO and significant),
             },
         )
     return result
 
 
-def autocorrelation_inflation(values: Float64Array, k: int) -> float:
-    """(1 + rho) / (1 - rho), the AR(1) long-run variance over the variance, of the values
-    demeaned on each side of the best change point k: rho = sum e_t e_(t+1) / sum e_t^2
-    over every adjacent pair (sequential sums), bias-corrected to rho + 2 (1 + 3 rho) / n
-    and clipped to [0, 0.97]; 1 when the residuals are all 0."""
-    before, after = values[:k], values[k:]
+def residual_rho(values: Float64Array, half: int, change: int) -> float:
+    """The lag-1 autocorrelation of the values demeaned within the pieces cut at ``half`` and
+    at the best change point ``change`` (one cut when equal): rho = sum e_t e_(t+1) /
+    sum e_t^2 over every adjacent pair (sequential sums), bias-corrected to
+    rho + J (1 + 3 rho) / n for J pieces (Kendall 1954), not clipped; 0 when the residuals
+    are all 0."""
+    bounds = sorted({0, half, change, values.size})
     residuals = np.concatenate(
-        [before - sequential_sum(before) / before.size, after - sequential_sum(after) / after.size]
+        [
+            values[lo:hi] - sequential_sum(values[lo:hi]) / (hi - lo)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
     )
     energy = sequential_sum(residuals * residuals)
     if energy <= 0.0:
-        return 1.0
+        return 0.0
     rho = sequential_sum(residuals[:-1] * residuals[1:]) / energy
-    rho = min(max(rho + 2.0 * (1.0 + 3.0 * rho) / residuals.size, 0.0), MAX_RHO)
+    return rho + (len(bounds) - 1) * (1.0 + 3.0 * rho) / residuals.size
+
+
+def autocorrelation_inflation(rho: float) -> float:
+    """(1 + rho) / (1 - rho), the AR(1) long-run variance over the variance (Andrews 1991
+    §5), with rho clipped to [0, 0.97]: 1 for residuals not positively autocorrelated."""
+    rho = min(max(rho, 0.0), MAX_RHO)
     return (1.0 + rho) / (1.0 - rho)

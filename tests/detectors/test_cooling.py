@@ -564,16 +564,23 @@ def test_a_planted_signal_is_worded_as_documented(planted: Planted) -> None:
 # --- dependence and flow read prewhitened series ------------------------------------------------
 
 
-def test_prewhitened_is_the_ar1_residual_over_present_values() -> None:
+def test_prewhitened_is_the_ar_residual_over_present_values() -> None:
     column = np.array([1.0, NAN, 3.0, 2.0, 5.0])
     data = data_of(np.vstack([column, [1.0, 2.0, NAN, NAN, NAN]]), ["x", "short"])
     white = data.prewhitened()
-    # present values 1, 3, 2, 5: mean 2.75, centered -1.75, .25, -.75, 2.25
-    phi = (-1.75 * 0.25 + 0.25 * -0.75 + -0.75 * 2.25) / (1.75**2 + 0.25**2 + 0.75**2 + 2.25**2)
-    expected = [NAN, NAN, 3.0 - phi * 1.0, 2.0 - phi * 3.0, 5.0 - phi * 2.0]
-    np.testing.assert_allclose(white.column(0), expected, rtol=1e-14)
+    # present values 1, 3, 2, 5: four values fit AR order 0 (at most n // 5): centered
+    np.testing.assert_allclose(white.column(0), [-1.75, NAN, 0.25, -0.75, 2.25], rtol=1e-14)
     assert np.isnan(white.column(1)).all()  # fewer than 3 values: nothing to test
     assert list(white.names) == ["x", "short"] and white.task_count == 5
+    # An AR(1) series of 400 values: order >= 1, the residuals nearly white, none lost.
+    rng = np.random.default_rng(3)
+    series = _ar1_pair(rng, 0.8, 400)
+    residuals = data_of(series, ["a", "b"]).prewhitened()
+    for k in range(2):
+        e = residuals.column(k)
+        assert not np.isnan(e).any()
+        assert abs(np.corrcoef(e[:-1], e[1:])[0, 1]) < 0.1
+        assert abs(np.corrcoef(series[k][:-1], series[k][1:])[0, 1]) > 0.7
 
 
 def _ar1_pair(rng: np.random.Generator, phi: float, n: int) -> NDArray[np.float64]:
@@ -584,10 +591,11 @@ def _ar1_pair(rng: np.random.Generator, phi: float, n: int) -> NDArray[np.float6
     return series
 
 
-@pytest.mark.parametrize("case", ["ar1 0.9", "random walks", "shared trend"])
+@pytest.mark.parametrize("case", ["ar1 0.9", "random walks", "shared trend", "shared daily cycle"])
 def test_no_dependence_or_flow_from_autocorrelation_or_drift(case: str) -> None:
-    """Independent autocorrelated or drifting pairs (20 seeds, n = 300): at most one run
-    with a DEPENDENCE or INFORMATION_FLOW pattern (on the raw series: 27-100%)."""
+    """Independent autocorrelated or drifting pairs, or a shared daily cycle (20 seeds, n =
+    300): at most one run with a DEPENDENCE or INFORMATION_FLOW pattern (on the raw series:
+    27-100%; a daily cycle gave flow in 10% of runs with AR(1) prewhitening)."""
     profile = ThermalProfile.default().only(PatternKind.DEPENDENCE, PatternKind.INFORMATION_FLOW)
     false = 0
     for seed in range(20):
@@ -596,6 +604,9 @@ def test_no_dependence_or_flow_from_autocorrelation_or_drift(case: str) -> None:
             columns = _ar1_pair(rng, 0.9, 300)
         elif case == "random walks":
             columns = np.cumsum(rng.normal(size=(2, 300)), axis=1)
+        elif case == "shared daily cycle":
+            cycle = np.sin(2 * np.pi * np.arange(300) / 24.0)
+            columns = np.vstack([3 * cycle, 2 * cycle]) + _ar1_pair(rng, 0.5, 300)
         else:
             columns = np.linspace(0.0, 8.0, 300) + _ar1_pair(rng, 0.5, 300)
         false += len(cool_now(data_of(columns, ["a", "b"]), profile)) > 0

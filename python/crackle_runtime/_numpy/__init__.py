@@ -11,6 +11,7 @@ from crackle_runtime._numpy.detect import (
     PERMUTATION_SEED,
     ROLE_FIELDS,
     column_roles,
+    prewhiten,
     run_detector,
 )
 from crackle_runtime._numpy.info import (
@@ -42,6 +43,7 @@ __all__ = [
     "kl_divergence",
     "mutual_information",
     "permutation_entropy",
+    "prewhiten",
     "run_detector",
     "transfer_entropy",
 ]

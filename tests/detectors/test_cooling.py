@@ -26,7 +26,7 @@ import scipy.stats
 from numpy.typing import NDArray
 
 from crackle_runtime import Kiln, ThermalProfile, _backend
-from crackle_runtime.detectors._cooling import benjamini_hochberg, cool
+from crackle_runtime.detectors._cooling import benjamini_hochberg, cool, run_order
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.errors import CoolingTimeoutError
@@ -136,7 +136,10 @@ def test_tests_run_counts_every_p_valued_test(kernels: ModuleType) -> None:
             counted += int(np.count_nonzero(result.get("tested", [])))
     assert counted == report.tests_run
     assert report.skipped == [] and report.incomplete == []
-    assert list(report.timings) == [detector.name for detector in REGISTRY]
+    # in run order: the outlier detector reads the change points, so it runs after them
+    assert list(report.timings) == [detector.name for detector in run_order()]
+    assert [detector.name for detector in run_order()][5:7] == ["distribution_shift", "outlier"]
+    assert sorted(report.timings) == sorted(detector.name for detector in REGISTRY)
 
 
 @pytest.mark.parametrize("tasks", [0, 1, 2])
@@ -195,7 +198,7 @@ def test_a_spent_budget_leaves_every_detector_incomplete() -> None:
     spent = time.perf_counter() - profile.max_cooling_duration  # 0 seconds left
     report = cool_now(data, profile, started=spent)
     assert report.incomplete == [
-        (detector.kind, "time budget exhausted before it started") for detector in REGISTRY
+        (detector.kind, "time budget exhausted before it started") for detector in run_order()
     ]
     assert list(report) == [] and report.tests_run == 0 and report.skipped == []
     assert report.timings == {}
@@ -237,7 +240,7 @@ def test_a_kernel_cut_by_its_deadline_is_incomplete(
     assert report.skipped == []
     assert report.tests_run == 6  # the flow tests still count (no metric has a change)
     # each kernel gets the budget left, which only shrinks
-    deadlines = [recorder.deadlines[detector.name] for detector in REGISTRY]
+    deadlines = [recorder.deadlines[detector.name] for detector in run_order()]
     assert all(0.0 < d <= profile.max_cooling_duration for d in deadlines)
     assert deadlines == sorted(deadlines, reverse=True)
     with pytest.raises(CoolingTimeoutError, match="during dependence"):
@@ -626,3 +629,33 @@ def test_lead_lag_flow_is_found_in_the_right_direction_on_prewhitened_series() -
         flows = cool_now(data_of(np.vstack([x, y]), ["cause", "effect"]), profile)
         right += [(p.details["source"], p.details["lag"]) for p in flows] == [("cause", 1)]
     assert right >= 9
+
+
+# --- outliers within change-point segments ------------------------------------------------------
+
+
+def test_outliers_are_scored_within_the_segments_between_change_points(kernels: ModuleType) -> None:
+    """A log-normal metric whose level triples half-way with x5 bursts on five tasks: one
+    scale for both regimes hides every burst; within the two segments the change detector
+    finds, the bursts stand out. Each segment's flagged tasks are exactly those of the
+    kernel run on that segment alone."""
+    rng = np.random.default_rng(4)
+    values = rng.lognormal(3.0, 0.2, 600)
+    values[300:] *= 3.0
+    planted = [40, 150, 290, 420, 555]
+    values[planted] *= 5.0
+    data = data_of(values[None, :], ["latency"])
+    report = cool_now(data, ThermalProfile.default())
+    changes = [p for p in report if p.kind == PatternKind.DISTRIBUTION_SHIFT]
+    assert [int(p.metrics["change_index"]) for p in changes] == [300]
+    flagged = sorted(int(p.details["task_index"]) for p in report if p.kind == PatternKind.OUTLIER)
+    expected = []
+    for start, end in ((0, 300), (300, 600)):
+        alone = kernels.run_detector("outlier", values[None, start:end], None, {})
+        expected.extend((np.asarray(alone["task"]) + start).tolist())
+    assert flagged == sorted(expected)
+    assert set(planted) <= set(flagged)
+    # one scale for the whole metric (distribution shift off): the bursts are not found
+    only = ThermalProfile.default().only(PatternKind.OUTLIER)
+    hidden = {int(p.details["task_index"]) for p in cool_now(data, only)}
+    assert not set(planted) & hidden

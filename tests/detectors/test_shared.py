@@ -259,14 +259,14 @@ def _fixed_statistics(values: list[float]) -> Callable[[NDArray[np.uint64]], NDA
 @pytest.mark.parametrize("batch_limit", [1, 3, 1000])
 def test_sequential_p_value_rules(batch_limit: int) -> None:
     seeds = np.arange(50, dtype=np.uint64)
-    # Hits are T_r >= T (1 - 1e-9): the 10th hit comes at round 24 (0-based), p = 10/25.
+    # Hits are T_r >= T (1 - 1e-9): the 5th hit comes at round 9 (0-based), p = 5/10.
     values = [0.0] * 50
     for r in (1, 3, 5, 8, 9, 12, 15, 20, 23, 24, 30):
         values[r] = 5.0 * (1 - 1e-10)
     assert perm.sequential_p_value(
         5.0, seeds, _fixed_statistics(values), batch_limit, NO_DEADLINE
-    ) == (10 / 25, 25)
-    # Fewer than 10 hits: the exponential tail over the top quarter (k = 12). The values
+    ) == (5 / 10, 10)
+    # Fewer than 5 hits: the exponential tail over the top quarter (k = 12). The values
     # 1.0 + (r % 7) / 4 have seven 2.5s and seven 2.25s at the top: u = 2.25 (the 13th
     # largest), sigma = 7 * 0.25 / 12.
     values = [1.0 + (r % 7) * 0.25 for r in range(50)]
@@ -296,8 +296,8 @@ def test_overwhelming_tests_stop_after_a_quarter_of_the_budget(batch_limit: int)
     p, runs = perm.sequential_p_value(300.0, seeds, ramp, batch_limit, NO_DEADLINE)
     assert runs == 49
     assert p == 13 / 50 * math.exp(-264 / 6.5)
-    # Not decisive at round 49 (p = 1.4e-5): the 10th hit (T_r = 100..109) stops it.
-    assert perm.sequential_p_value(100.0, seeds, ramp, batch_limit, NO_DEADLINE) == (10 / 110, 110)
+    # Not decisive at round 49 (p = 1.4e-5): the 5th hit (T_r = 100..104) stops it.
+    assert perm.sequential_p_value(100.0, seeds, ramp, batch_limit, NO_DEADLINE) == (5 / 105, 105)
     # B = 159 has no decisive round.
     assert perm.sequential_p_value(1e6, seeds[:159], ramp, batch_limit, NO_DEADLINE)[1] == 159
 

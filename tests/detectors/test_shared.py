@@ -361,10 +361,14 @@ def test_median_of_even_and_odd_counts() -> None:
 
 def test_null_p_values_are_calibrated_in_the_tail(kernels: ModuleType) -> None:
     """On null data (100 data sets of 300 tasks x 5 iid metrics, Gaussian and uniform in
-    turn: 1,000 dependence and 2,000 flow tests; change points have no permutations) at
-    most a share a of the p-values is <= a, for a from 0.05 down to 1e-3 (the far tail is
-    where the report's Benjamini-Hochberg correction decides). The former moment-fitted
-    gamma tail gave 1.2-1.5x a at a = 0.01 and 2-3.5x at a <= 1e-3."""
+    turn: 1,000 dependence and 2,000 flow tests; change points have no permutations) the
+    count of p-values <= a stays within two binomial standard deviations of a share a, for
+    a from 0.05 down to 1e-3 (the far tail is where the report's Benjamini-Hochberg
+    correction decides). An exactly valid test exceeds a N itself in about half of all seed
+    sets, so a bound of a N alone only holds for conservative p-values: on these seeds the
+    flow tests give 1.16 a at a = 0.05 and 1.25 a at 0.01, on 15,000 flow tests of data sets
+    100-999 0.91-0.98 a and 0.82-0.90 a (benches/RESULTS.md). The former moment-fitted gamma
+    tail gave 1.2-1.5x a at a = 0.01 and 2-3.5x at a <= 1e-3."""
     p_values: list[float] = []
     for rep in range(100):
         rng = np.random.default_rng([rep, 2024])
@@ -380,4 +384,5 @@ def test_null_p_values_are_calibrated_in_the_tail(kernels: ModuleType) -> None:
     p = np.array(p_values)
     assert p.size == 3000 and not np.isnan(p).any()
     for a in (0.05, 0.01, 0.002, 0.001):
-        assert np.count_nonzero(p <= a) <= a * p.size, a
+        expected = a * p.size
+        assert np.count_nonzero(p <= a) <= expected + 2 * math.sqrt(expected * (1 - a)), a

@@ -7,8 +7,9 @@ Nulls: log-normal latencies (σ 0.5, 1), Pareto tails (α 2), retry counts (Pois
 flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent random walks,
 a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
 columns beside two measured metrics. Signals: ×10 bursts on five tasks of a log-normal
-metric, runner hiccups (3–8× build time) in a CI-like series with a slow drift, a lead-lag
-pair of AR(1) series, and y = x² dependence.
+metric, ×5 bursts after a regime change (the level triples), runner hiccups (3–8× build
+time) in a CI-like series with a slow drift, a lead-lag pair of AR(1) series, and y = x²
+dependence.
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ def _bursts(sigma: float) -> Callable[..., Any]:
     return make
 
 
+def _bursts_after_change(
+    rng: np.random.Generator, n: int
+) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """×5 bursts on five tasks of a log-normal metric (σ 0.3) whose level triples half-way (a
+    regime change: one scale for both regimes hides the bursts)."""
+    values = rng.lognormal(3.0, 0.3, n)
+    values[n // 2 :] *= 3.0
+    planted = np.sort(rng.choice(n, 5, replace=False))
+    values[planted] *= 5.0
+    return ["latency"], values[None, :], {"tasks": planted.tolist()}
+
+
 def _hiccups(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
     """A CI export: build time log-normal (σ 0.12) around a slow drift (+30% over the
     export) with 0.6% runner hiccups 3–8× the build time."""
@@ -132,6 +145,7 @@ CASES: tuple[Case, ...] = (
     Case("id/timestamp columns", "null", 500, _index_columns),
     Case("x10 bursts, lognormal σ=0.3", "outlier", 1000, _bursts(0.3)),
     Case("x10 bursts, lognormal σ=0.5", "outlier", 1000, _bursts(0.5)),
+    Case("x5 bursts after a x3 level change, σ=0.3", "outlier", 1000, _bursts_after_change),
     Case("runner hiccups (CI, n=5000)", "outlier", 5000, _hiccups),
     Case("lead-lag AR(1) φ=0.5", "information flow", 300, _lead_lag),
     Case("y = x²", "dependence", 300, _square),

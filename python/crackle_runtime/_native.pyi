@@ -27,6 +27,7 @@ __all__ = [
     "kl_divergence",
     "mutual_information",
     "permutation_entropy",
+    "prewhiten",
     "run_detector",
     "state_merge",
     "state_of_columns",
@@ -84,6 +85,13 @@ def column_roles(
     columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None
 ) -> dict[str, NDArray[Any]]:
     """The roles of the rows ``metrics`` (all when None): ``counter`` per metric."""
+
+def prewhiten(
+    columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None
+) -> NDArray[np.float64]:
+    """The AR residuals of the rows ``metrics`` (all when None), one row each over the same
+    tasks: each row's present values replaced by the innovations of its own AR(p) model,
+    NaN where absent; all NaN with fewer than 3 present values."""
 
 def fire_chunk(
     tasks: Any, limit: int, skip: bool, recorder: Any, max_seconds: float

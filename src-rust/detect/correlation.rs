@@ -1,16 +1,20 @@
 //! Pairwise Pearson correlation between metrics (SPEC §6; its p-value as SPEC §12 amends
-//! it: valid on autocorrelated and drifting series).
+//! it: valid on autocorrelated, drifting and seasonal series).
 //!
-//! r and the threshold are §6's. The p-value tests the pair's first differences (over the
-//! tasks having both, consecutive in that order), which removes shared trends, steps and
-//! random-walk drift, with an effective sample size for the autocorrelation that remains
-//! (Bartlett 1935; Bretherton et al. 1999): `n_eff = n_d (1 - a b) / (1 + a b)`, a and b the
-//! lag-1 autocorrelations of the two differenced series and n_d their length, clipped to
-//! [3, n_d]; Student's t with `n_eff - 2` degrees of freedom, two-sided.
+//! r and the threshold are §6's. The p-value ([`association_p_value`]) asks the pair to be
+//! associated twice, after two different ways of removing what each series does on its
+//! own, and is the larger of the two (an intersection–union test, Berger 1982: valid when
+//! either is): Spearman's ρ of the first differences (shared trends, steps and random-walk
+//! drift removed; a shared step is one tied extreme pair, not a correlation) and Pearson's
+//! r of each series' AR(p) residuals (`shared::prewhiten`: autocorrelation and regular
+//! cycles such as a shared daily cycle removed), each with an effective sample size for
+//! the autocorrelation left (Bartlett 1935; Bretherton et al. 1999).
 
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, unordered_pairs};
+use super::shared::prewhiten::ar_residuals;
+use super::shared::ranks::average_ranks;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -27,7 +31,8 @@ crate::record! {
         n: i64,
         /// Pearson's r over those tasks.
         r: f64,
-        /// The test of no association on first differences with an effective sample size.
+        /// The test of no association of the differences and of the AR residuals
+        /// ([`association_p_value`]).
         p_value: f64,
         detected: bool,
     }
@@ -105,7 +110,7 @@ fn summarize(column: &[f64]) -> ColumnSummary {
 /// - over the tasks having both metrics; `n` = their count;
 /// - `r`: Pearson, two-pass centered (sequential sums), clipped to [-1, 1]; 0 when either
 ///   metric is constant over those tasks (zero variance; also n < 2);
-/// - `p_value`: [`differenced_p_value`] of the pair over those tasks when |r| >= threshold
+/// - `p_value`: [`association_p_value`] of the pair over those tasks when |r| >= threshold
 ///   (NaN below it, where it would decide nothing, and when n < 4);
 /// - `detected` when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
 ///
@@ -145,7 +150,7 @@ pub fn correlation_stats(
             };
             // Only a pair at the threshold needs its p-value (it decides nothing below).
             let p_value = if r.abs() >= threshold {
-                differenced_p_value(columns[i], columns[j])
+                association_p_value(columns[i], columns[j])
             } else {
                 f64::NAN
             };
@@ -163,17 +168,21 @@ pub fn correlation_stats(
         .collect()
 }
 
-/// Fewer tasks having both metrics than this: no differenced p-value (NaN).
+/// Fewer tasks having both metrics than this: no p-value (NaN).
 pub const MIN_DIFFERENCED_PAIRS: usize = 4;
+/// The p-value reads at most this many of the latest tasks having both metrics.
+pub const MAX_TESTED_PAIRS: usize = 10_000;
 
-/// The p-value of no association between x and y over the tasks having both: Pearson's r
-/// of their first differences `d_t = v_{t+1} - v_t` (consecutive among those tasks) with
-/// Student's t on `n_eff - 2` degrees of freedom, `n_eff = n_d (1 - a b) / (1 + a b)`
-/// clipped to [3, n_d], a and b the lag-1 autocorrelations `Σ (d_t - d̄)(d_{t+1} - d̄) /
-/// Σ (d_t - d̄)²` of the differences (0 for a constant series). 0 when |r_d| == 1; 1 when
-/// either difference series is constant; NaN below [`MIN_DIFFERENCED_PAIRS`] pairs.
-pub fn differenced_p_value(x: &[f64], y: &[f64]) -> f64 {
-    let (xs, ys): (Vec<f64>, Vec<f64>) = x
+/// The p-value of no association between x and y over the (latest [`MAX_TESTED_PAIRS`])
+/// tasks having both, in order: the larger of
+/// - [`effective_p_value`] of the average ranks of the first differences
+///   `d_t = v_{t+1} - v_t` (Spearman's ρ of the differences), and
+/// - [`effective_p_value`] of the AR(p) residuals of x and of y ([`ar_residuals`], each
+///   series its own order).
+///
+/// NaN below [`MIN_DIFFERENCED_PAIRS`] pairs.
+pub fn association_p_value(x: &[f64], y: &[f64]) -> f64 {
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = x
         .iter()
         .zip(y)
         .filter(|(a, b)| !a.is_nan() && !b.is_nan())
@@ -182,12 +191,26 @@ pub fn differenced_p_value(x: &[f64], y: &[f64]) -> f64 {
     if xs.len() < MIN_DIFFERENCED_PAIRS {
         return f64::NAN;
     }
+    if xs.len() > MAX_TESTED_PAIRS {
+        xs.drain(..xs.len() - MAX_TESTED_PAIRS);
+        ys.drain(..ys.len() - MAX_TESTED_PAIRS);
+    }
     let dx: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
     let dy: Vec<f64> = ys.windows(2).map(|w| w[1] - w[0]).collect();
-    let r = pearson(&dx, &dy);
-    let n_d = dx.len() as f64;
-    let product = lag1_autocorrelation(&dx) * lag1_autocorrelation(&dy);
-    let n_eff = (n_d * (1.0 - product) / (1.0 + product)).clamp(3.0, n_d);
+    let differences = effective_p_value(&average_ranks(&dx), &average_ranks(&dy));
+    let residuals = effective_p_value(&ar_residuals(&xs), &ar_residuals(&ys));
+    differences.max(residuals)
+}
+
+/// Pearson's r of a and b with Student's t on `n_eff - 2` degrees of freedom, two-sided,
+/// `n_eff = n (1 - ρ_a ρ_b) / (1 + ρ_a ρ_b)` clipped to [3, n], ρ the lag-1
+/// autocorrelations ([`lag1_autocorrelation`]; Bartlett 1935, Bretherton et al. 1999).
+/// 0 when |r| == 1; 1 when either series is constant (r = 0).
+pub fn effective_p_value(a: &[f64], b: &[f64]) -> f64 {
+    let r = pearson(a, b);
+    let n = a.len() as f64;
+    let product = lag1_autocorrelation(a) * lag1_autocorrelation(b);
+    let n_eff = (n * (1.0 - product) / (1.0 + product)).clamp(3.0, n.max(3.0));
     if r.abs() >= 1.0 {
         return 0.0;
     }
@@ -543,9 +566,11 @@ mod tests {
         let rows = correlation_stats(&[&ox, &oy], 0.9).unwrap();
         // scipy.stats.pearsonr(x, y)
         assert!((rows[0].r - 0.9400193421607683).abs() < 1e-14);
-        // differences (1, 2, 3, 4), (-1, 4, 3, 1): r_d = 0.29111, lag-1 ACF 0.25 and
-        // -0.2924 → n_eff = 4.63 clipped to 4; 2 * scipy.stats.t.sf(t, 2)
-        assert!((rows[0].p_value - 0.708888745130209).abs() < 1e-12);
+        // differences (1, 2, 3, 4), (-1, 4, 3, 1): ranks (0, 1, 2, 3), (0, 3, 2, 1),
+        // Spearman's ρ = 0.2 (scipy.stats.spearmanr), lag-1 ACF 0.25 and -0.35 → n_eff
+        // clipped to 4: 2 * scipy.stats.t.sf(t, 2) = 0.8; the AR residuals (order 0 by AIC
+        // for both: the centered values) give 0.1196, the larger p-value is reported
+        assert!((rows[0].p_value - 0.8).abs() < 1e-12, "{:?}", rows[0]);
         assert!(rows[0].detected); // n < 10: no significance gate
     }
 

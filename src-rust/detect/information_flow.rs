@@ -1,5 +1,7 @@
-//! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`): transfer entropy of
-//! quantile-binned series over lags 1..=max_lag, with a source-surrogate permutation test.
+//! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`, §12): transfer entropy
+//! of quantile-binned series that conditions on the target's immediate past and scans the
+//! source delay u = 1..=max_lag (Schreiber 2000; Wibral et al. 2013), with a
+//! source-surrogate permutation test.
 
 use std::borrow::Cow;
 
@@ -24,7 +26,8 @@ crate::record! {
         j: i64,
         /// Tasks having both metrics.
         n: i64,
-        /// The lag (1..=max_lag) of the largest transfer entropy i → j (0 when untested).
+        /// The source delay (1..=max_lag) of the largest transfer entropy i → j (0 when
+        /// untested).
         best_lag: i64,
         /// Transfer entropy i → j at best_lag (bits).
         te: f64,
@@ -110,7 +113,8 @@ pub fn flow_bins(n: usize) -> usize {
 ///   tested when n >= `min_values` and neither series is constant; an untested row keeps
 ///   i, j, n, bins, has best_lag 0, perms_run 0, tested false and NaN elsewhere;
 /// - quantile bins of the source x (metric i) and the target y (metric j);
-///   TE(x→y, lag) = [`transfer_entropy_codes`] in bits;
+///   TE(x→y, u) = [`delayed_transfer_entropy_codes`] in bits: I(Y_t; X_{t-u} | Y_{t-1}),
+///   the target's immediate past conditioned on whatever the source delay;
 /// - `best_lag` = the lag in 1..=max_lag with the largest TE(x→y) (first on ties; lags with
 ///   n <= lag + 1 have TE 0), `te` its TE, `te_reverse` = TE(y→x, best_lag);
 /// - tested = the last min(n, max_test_n) pairs with bins recomputed on them (b from their
@@ -314,10 +318,10 @@ fn pair_rows(
     let lags = effective_max_lag(context.max_lag, n);
     let mut scratch = TransferScratch::default();
     let te_ab: Vec<f64> = (1..=lags)
-        .map(|lag| transfer_entropy_codes(&codes_a, &codes_b, bins, lag, &mut scratch))
+        .map(|delay| delayed_transfer_entropy_codes(&codes_a, &codes_b, bins, delay, &mut scratch))
         .collect();
     let te_ba: Vec<f64> = (1..=lags)
-        .map(|lag| transfer_entropy_codes(&codes_b, &codes_a, bins, lag, &mut scratch))
+        .map(|delay| delayed_transfer_entropy_codes(&codes_b, &codes_a, bins, delay, &mut scratch))
         .collect();
 
     // The test data: the last N pairs, binned on their own.
@@ -356,9 +360,14 @@ fn pair_rows(
             te
         } else {
             let mut observed = f64::NEG_INFINITY;
-            for lag in 1..=test_lags {
-                let value =
-                    transfer_entropy_codes(test_source, test_target, test_bins, lag, &mut scratch);
+            for delay in 1..=test_lags {
+                let value = delayed_transfer_entropy_codes(
+                    test_source,
+                    test_target,
+                    test_bins,
+                    delay,
+                    &mut scratch,
+                );
                 observed = observed.max(value);
             }
             observed.max(0.0)
@@ -435,6 +444,24 @@ pub fn transfer_entropy_codes(
     ((base - all) + driver_past).max(0.0)
 }
 
+/// Transfer entropy X → Y in bits at source delay `delay` >= 1, conditioned on the target's
+/// immediate past (Wibral et al. 2013): I(Y_t; X_{t-delay} | Y_{t-1}) over t = delay..N-1,
+/// i.e. [`transfer_entropy_codes`] at lag 1 of `x[..N - delay + 1]` and `y[delay - 1..]`;
+/// 0 when N <= delay + 1. Delay 1 is the lag-1 transfer entropy.
+pub fn delayed_transfer_entropy_codes(
+    x: &[u8],
+    y: &[u8],
+    bins: usize,
+    delay: usize,
+    scratch: &mut TransferScratch,
+) -> f64 {
+    let n = x.len().min(y.len());
+    if delay == 0 || n <= delay + 1 {
+        return 0.0;
+    }
+    transfer_entropy_codes(&x[..n - delay + 1], &y[delay - 1..n], bins, 1, scratch)
+}
+
 /// (H(Y+, Y) - H(Y), H(X, Y)) from the table over (y_past, x, y_future).
 fn entropies_from_table(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
     let (future_past, past) = target_entropies(table, bins, samples);
@@ -463,13 +490,13 @@ fn target_entropies(table: &[u64], bins: usize, samples: usize) -> (f64, f64) {
     (future_past, past)
 }
 
-/// The permutation rounds of one direction: the target's per-lag cell offsets and
+/// The permutation rounds of one direction: the target's per-delay cell offsets and
 /// H(Y+, Y) - H(Y) are computed once.
 struct SurrogateTest {
     bins: usize,
-    /// Per lag: `y_past·b² + y_future` for t = 0..N-1-lag.
+    /// Per delay u: `y[t+u-1]·b² + y[t+u]` for t = 0..N-1-u (paired with the source's x[t]).
     offsets: Vec<Vec<u16>>,
-    /// Per lag: H(Y+, Y) - H(Y).
+    /// Per delay: H(Y+, Y) - H(Y).
     base: Vec<f64>,
 }
 
@@ -478,16 +505,15 @@ impl SurrogateTest {
         let n = target.len();
         let mut offsets = Vec::with_capacity(lags);
         let mut base = Vec::with_capacity(lags);
-        for lag in 1..=lags {
-            let samples = n - lag;
-            offsets.push(
-                (0..samples)
-                    .map(|t| (target[t] as usize * bins * bins + target[t + lag] as usize) as u16)
-                    .collect(),
-            );
+        for delay in 1..=lags {
+            let samples = n - delay;
+            let cell = |t: usize| {
+                target[t + delay - 1] as usize * bins * bins + target[t + delay] as usize
+            };
+            offsets.push((0..samples).map(|t| cell(t) as u16).collect());
             let mut table = vec![0u64; bins * bins * bins];
             for t in 0..samples {
-                table[target[t] as usize * bins * bins + target[t + lag] as usize] += 1;
+                table[cell(t)] += 1;
             }
             let (future_past, past) = target_entropies(&table, bins, samples);
             base.push(future_past - past);
@@ -499,7 +525,8 @@ impl SurrogateTest {
         }
     }
 
-    /// max over lags of TE(source → target), clipped at 0 (0 when no lag fits).
+    /// max over delays of the delayed TE(source → target), clipped at 0 (0 when no delay
+    /// fits).
     fn max_transfer_entropy(&self, source: &[u8], scratch: &mut TransferScratch) -> f64 {
         let bins = self.bins;
         let mut best = 0.0f64;
@@ -585,6 +612,46 @@ mod tests {
         te.max(0.0)
     }
 
+    /// Delayed TE from the formula: I(Y_t; X_{t-u} | Y_{t-1}) over t = u..n-1.
+    fn reference_delayed_te(x: &[u8], y: &[u8], delay: usize) -> f64 {
+        let n = x.len();
+        if n <= delay + 1 {
+            return 0.0;
+        }
+        let t = delay..n;
+        let te = entropy_of(t.clone().map(|t| (y[t], y[t - 1])))
+            - entropy_of(t.clone().map(|t| y[t - 1]))
+            - entropy_of(t.clone().map(|t| (y[t], x[t - delay], y[t - 1])))
+            + entropy_of(t.map(|t| (x[t - delay], y[t - 1])));
+        te.max(0.0)
+    }
+
+    #[test]
+    fn delay_conditions_on_the_immediate_past() {
+        // y copies x two steps later and is itself persistent: y[t] = x[t-2] mostly.
+        let mut rng = SplitMix64::new(8);
+        let x: Vec<u8> = (0..2000).map(|_| rng.next_below(3) as u8).collect();
+        let y: Vec<u8> = (0..2000)
+            .map(|t| if t >= 2 { x[t - 2] } else { 0 })
+            .collect();
+        let mut scratch = TransferScratch::default();
+        let at = |u: usize, scratch: &mut TransferScratch| {
+            delayed_transfer_entropy_codes(&x, &y, 3, u, scratch)
+        };
+        // Delay 2 carries all of y's next value (log2 3 bits); delays 1 and 3 none.
+        assert!((at(2, &mut scratch) - 3f64.log2()).abs() < 0.01);
+        assert!(at(1, &mut scratch) < 0.01 && at(3, &mut scratch) < 0.01);
+        // Delay 1 is the lag-1 transfer entropy.
+        assert_eq!(
+            at(1, &mut scratch),
+            transfer_entropy_codes(&x, &y, 3, 1, &mut scratch)
+        );
+        assert_eq!(
+            delayed_transfer_entropy_codes(&x[..3], &y[..3], 3, 2, &mut scratch),
+            0.0
+        );
+    }
+
     #[test]
     fn bins_formula_and_pair_order() {
         assert_eq!(flow_bins(0), 2);
@@ -624,8 +691,10 @@ mod tests {
             let surrogate = SurrogateTest::new(&y, 4, lag);
             let reverse = transfer_entropy_codes(&y, &x, 4, lag, &mut scratch);
             assert!((reverse - reference_te(&y, &x, lag)).abs() < 1e-12);
+            let delayed = delayed_transfer_entropy_codes(&x, &y, 4, lag, &mut scratch);
+            assert!((delayed - reference_delayed_te(&x, &y, lag)).abs() < 1e-12);
             let max = (1..=lag)
-                .map(|l| transfer_entropy_codes(&x, &y, 4, l, &mut scratch))
+                .map(|u| delayed_transfer_entropy_codes(&x, &y, 4, u, &mut scratch))
                 .fold(0.0, f64::max);
             assert_eq!(surrogate.max_transfer_entropy(&x, &mut scratch), max);
         }
@@ -672,11 +741,11 @@ mod tests {
         let lag = backward.best_lag as usize;
         assert_eq!(
             backward.te,
-            transfer_entropy_codes(&cy, &cx, b, lag, &mut scratch)
+            delayed_transfer_entropy_codes(&cy, &cx, b, lag, &mut scratch)
         );
         assert_eq!(
             backward.te_reverse,
-            transfer_entropy_codes(&cx, &cy, b, lag, &mut scratch)
+            delayed_transfer_entropy_codes(&cx, &cy, b, lag, &mut scratch)
         );
         assert!(backward.p_value > 0.01, "{backward:?}");
     }
@@ -702,7 +771,7 @@ mod tests {
         let mut scratch = TransferScratch::default();
         let max_te = |source: &[u8], scratch: &mut TransferScratch| {
             (1..=3)
-                .map(|lag| transfer_entropy_codes(source, &cy, b, lag, scratch))
+                .map(|u| delayed_transfer_entropy_codes(source, &cy, b, u, scratch))
                 .fold(0.0, f64::max)
         };
         let observed = max_te(&cx, &mut scratch);
@@ -719,7 +788,7 @@ mod tests {
         let lag = row.best_lag as usize;
         assert_eq!(
             row.te,
-            transfer_entropy_codes(&fx, &fy, 4, lag, &mut scratch)
+            delayed_transfer_entropy_codes(&fx, &fy, 4, lag, &mut scratch)
         );
         // The sparse path (gathering) gives the same rows.
         let nan = f64::NAN;

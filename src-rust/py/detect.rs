@@ -127,6 +127,34 @@ pub fn column_roles<'py>(
     table_to_dict(py, table)
 }
 
+/// The AR residuals of the rows `metrics` (all when None) of `columns`, one row each over
+/// the same tasks (`detect::shared::prewhiten::prewhiten_columns`).
+#[pyfunction]
+#[pyo3(signature = (columns, metrics = None))]
+pub fn prewhiten<'py>(
+    py: Python<'py>,
+    columns: PyReadonlyArray2<'py, f64>,
+    metrics: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+    let view = columns.as_array();
+    let tasks = view.ncols();
+    let mut owned = Vec::new();
+    let rows = rows_of(&view, &mut owned);
+    let selection = metrics.map(|m| m.as_array().to_vec());
+    let residuals = py.detach(|| {
+        let rows = match &selection {
+            Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
+            None => rows,
+        };
+        Ok::<_, crate::error::CoreError>(detect::shared::prewhiten::prewhiten_columns(&rows))
+    })?;
+    let count = residuals.len();
+    let flat: Vec<f64> = residuals.into_iter().flatten().collect();
+    let array = numpy::ndarray::Array2::from_shape_vec((count, tasks), flat)
+        .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
 fn default_value<'py>(py: Python<'py>, default: DefaultValue) -> PyResult<Bound<'py, PyAny>> {
     Ok(match default {
         DefaultValue::Float(value) => PyFloat::new(py, value).into_any(),

@@ -58,8 +58,8 @@ def sequential_reference(
         value = statistic_of_round(r)
         values.append(value)
         hits += value >= observed * (1 - 1e-9)
-        if hits == 10:
-            return 10 / (r + 1), r + 1
+        if hits == 5:
+            return 5 / (r + 1), r + 1
     # The exponential tail over the largest floor(B / 4) values, written out.
     k = budget // 4
     ordered = sorted(values, reverse=True)

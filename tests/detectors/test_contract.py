@@ -454,6 +454,23 @@ def test_the_seed_detectors_agree_to_1e_12(
     assert_same_result(name, ours, theirs, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=80)
+@given(columns=offset_matrices())
+def test_prewhiten_agrees_to_1e_12(
+    native: ModuleType, numpy_backend: ModuleType, columns: Columns
+) -> None:
+    """The AR residuals of both backends (SPEC §12 prewhitening; dependence and flow read
+    them): the same operations in the same order, NaN at the same tasks."""
+    ours = numpy_backend.prewhiten(columns)
+    theirs = native.prewhiten(columns)
+    assert ours.shape == theirs.shape == columns.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-9)
+    rows = np.arange(columns.shape[0])[::-1].copy()
+    np.testing.assert_array_equal(native.prewhiten(columns, rows), theirs[rows])
+
+
 # --- column roles --------------------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
-"""The information flow detector (SPEC §6 ``INFORMATION_FLOW``, docs/kernels.md): per ordered
-metric pair, the transfer entropy of quantile-binned series over lags 1..max_lag, the
-reverse transfer entropy at the best lag and a source-surrogate sequential permutation
-p-value. References: the NumPy backend's ``transfer_entropy`` information kernel on the rank
-codes, and the permutation test written out with loops from the contract."""
+"""The information flow detector (SPEC §6 ``INFORMATION_FLOW``, §12, docs/kernels.md): per
+ordered metric pair, the transfer entropy of quantile-binned series conditioned on the
+target's immediate past over source delays 1..max_lag, the reverse transfer entropy at the
+best delay and a source-surrogate sequential permutation p-value. References: the NumPy
+backend's ``transfer_entropy`` information kernel (SPEC §7, lag 1) on the rank codes with
+the source and the target shifted by the delay, and the permutation test written out with
+loops from the contract."""
 
 from __future__ import annotations
 
@@ -54,6 +56,16 @@ def flow(
     return result
 
 
+def delayed_te(
+    source: NDArray[np.float64], target: NDArray[np.float64], delay: int, bins: int
+) -> float:
+    """I(Y_t; X_{t-delay} | Y_{t-1}) over t = delay..n-1: SPEC §7's lag-1 transfer entropy of
+    ``source[: n - delay + 1]`` and ``target[delay - 1 :]`` (rank codes spanning 0..bins-1, so
+    equal-width binning of the codes is the identity)."""
+    n = source.size
+    return float(numpy_info.transfer_entropy(source[: n - delay + 1], target[delay - 1 :], 1, bins))
+
+
 def test_flow_with_a_two_step_lag_is_found(kernels: ModuleType) -> None:
     rng = np.random.default_rng(21)
     x = rng.normal(size=1000)
@@ -77,15 +89,34 @@ def test_flow_values_follow_the_contract(kernels: ModuleType) -> None:
     source, target = rank_bins(x, bins), rank_bins(y, bins)
     # the rank codes span 0..bins-1, so equal-width binning of the codes is the identity
     transfer = [
-        numpy_info.transfer_entropy(source.astype(float), target.astype(float), lag, bins)
-        for lag in (1, 2, 3)
+        delayed_te(source.astype(float), target.astype(float), delay, bins) for delay in (1, 2, 3)
     ]
     best = int(np.argmax(transfer)) + 1
-    reverse = numpy_info.transfer_entropy(target.astype(float), source.astype(float), best, bins)
+    reverse = delayed_te(target.astype(float), source.astype(float), best, bins)
     assert (stats["i"], stats["j"], stats["n"], stats["best_lag"]) == (0, 1, 400, best)
     assert stats["te"] == pytest.approx(transfer[best - 1], rel=1e-12)
     assert stats["te_reverse"] == pytest.approx(reverse, rel=1e-12, abs=1e-15)
     assert stats["bins"] == bins and stats["tested"] is True
+
+
+def test_a_lag_1_lead_into_a_persistent_target_is_found_at_delay_1(kernels: ModuleType) -> None:
+    """x and y AR(0.9), y_t = 0.9 y_{t-1} + 0.5 x_{t-1} + noise: conditioning on y's value u
+    steps back (SPEC §7's lag-u form) leaves y's own persistence to explain and peaks at
+    u = 3 (issue 11); conditioned on the immediate past the lead is at delay 1."""
+    rng = np.random.default_rng(12)
+    n = 2000
+    x, y = np.zeros(n), np.zeros(n)
+    driver, noise = rng.normal(size=n), rng.normal(size=n)
+    for t in range(1, n):
+        x[t] = 0.9 * x[t - 1] + driver[t]
+        y[t] = 0.9 * y[t - 1] + 0.5 * x[t - 1] + noise[t]
+    forward = row(flow(kernels, np.vstack([x, y]), 50, 99, SEED, 10_000, 3), 0)
+    bins = forward["bins"]  # round(cbrt(200)) = 6
+    source, target = rank_bins(x, bins).astype(float), rank_bins(y, bins).astype(float)
+    lag_form = [numpy_info.transfer_entropy(source, target, lag, bins) for lag in (1, 2, 3)]
+    assert int(np.argmax(lag_form)) + 1 == 3
+    assert forward["best_lag"] == 1 and forward["p_value"] < 1e-6
+    assert forward["te"] == pytest.approx(lag_form[0], rel=1e-12)  # delay 1 is lag 1
 
 
 def test_flow_untested_pairs(kernels: ModuleType) -> None:
@@ -143,7 +174,7 @@ def test_flow_p_value_is_the_sequential_permutation_test(kernels: ModuleType) ->
         def best(
             source: NDArray[np.float64], target: NDArray[np.float64], bins: int = bins
         ) -> float:
-            return max(numpy_info.transfer_entropy(source, target, lag, bins) for lag in (1, 2))
+            return max(delayed_te(source, target, delay, bins) for delay in (1, 2))
 
         def permuted(
             r: int,

@@ -260,14 +260,14 @@ def _fixed_statistics(values: list[float]) -> Callable[[NDArray[np.uint64]], NDA
 @pytest.mark.parametrize("batch_limit", [1, 3, 1000])
 def test_sequential_p_value_rules(batch_limit: int) -> None:
     seeds = np.arange(50, dtype=np.uint64)
-    # Hits are T_r >= T (1 - 1e-9): the 10th hit comes at round 24 (0-based), p = 10/25.
+    # Hits are T_r >= T (1 - 1e-9): the 5th hit comes at round 9 (0-based), p = 5/10.
     values = [0.0] * 50
     for r in (1, 3, 5, 8, 9, 12, 15, 20, 23, 24, 30):
         values[r] = 5.0 * (1 - 1e-10)
     assert perm.sequential_p_value(
         5.0, seeds, _fixed_statistics(values), batch_limit, NO_DEADLINE
-    ) == (10 / 25, 25)
-    # Fewer than 10 hits: the exponential tail over the top quarter (k = 12). The values
+    ) == (5 / 10, 10)
+    # Fewer than 5 hits: the exponential tail over the top quarter (k = 12). The values
     # 1.0 + (r % 7) / 4 have seven 2.5s and seven 2.25s at the top: u = 2.25 (the 13th
     # largest), sigma = 7 * 0.25 / 12.
     values = [1.0 + (r % 7) * 0.25 for r in range(50)]
@@ -297,8 +297,8 @@ def test_overwhelming_tests_stop_after_a_quarter_of_the_budget(batch_limit: int)
     p, runs = perm.sequential_p_value(300.0, seeds, ramp, batch_limit, NO_DEADLINE)
     assert runs == 49
     assert p == 13 / 50 * math.exp(-264 / 6.5)
-    # Not decisive at round 49 (p = 1.4e-5): the 10th hit (T_r = 100..109) stops it.
-    assert perm.sequential_p_value(100.0, seeds, ramp, batch_limit, NO_DEADLINE) == (10 / 110, 110)
+    # Not decisive at round 49 (p = 1.4e-5): the 5th hit (T_r = 100..104) stops it.
+    assert perm.sequential_p_value(100.0, seeds, ramp, batch_limit, NO_DEADLINE) == (5 / 105, 105)
     # B = 159 has no decisive round.
     assert perm.sequential_p_value(1e6, seeds[:159], ramp, batch_limit, NO_DEADLINE)[1] == 159
 
@@ -384,10 +384,14 @@ def test_median_of_even_and_odd_counts() -> None:
 
 def test_null_p_values_are_calibrated_in_the_tail(kernels: ModuleType) -> None:
     """On null data (100 data sets of 300 tasks x 5 iid metrics, Gaussian and uniform in
-    turn: 1,000 dependence and 2,000 flow tests; change points have no permutations) at
-    most a share a of the p-values is <= a, for a from 0.05 down to 1e-3 (the far tail is
-    where the report's Benjamini-Hochberg correction decides). The former moment-fitted
-    gamma tail gave 1.2-1.5x a at a = 0.01 and 2-3.5x at a <= 1e-3."""
+    turn: 1,000 dependence and 2,000 flow tests; change points have no permutations) the
+    count of p-values <= a stays within two binomial standard deviations of a share a, for
+    a from 0.05 down to 1e-3 (the far tail is where the report's Benjamini-Hochberg
+    correction decides). An exactly valid test exceeds a N itself in about half of all seed
+    sets, so a bound of a N alone only holds for conservative p-values: on these seeds the
+    flow tests give 1.16 a at a = 0.05 and 1.25 a at 0.01, on 15,000 flow tests of data sets
+    100-999 0.91-0.98 a and 0.82-0.90 a (benches/RESULTS.md). The former moment-fitted gamma
+    tail gave 1.2-1.5x a at a = 0.01 and 2-3.5x at a <= 1e-3."""
     p_values: list[float] = []
     for rep in range(100):
         rng = np.random.default_rng([rep, 2024])
@@ -403,4 +407,5 @@ def test_null_p_values_are_calibrated_in_the_tail(kernels: ModuleType) -> None:
     p = np.array(p_values)
     assert p.size == 3000 and not np.isnan(p).any()
     for a in (0.05, 0.01, 0.002, 0.001):
-        assert np.count_nonzero(p <= a) <= a * p.size, a
+        expected = a * p.size
+        assert np.count_nonzero(p <= a) <= expected + 2 * math.sqrt(expected * (1 - a)), a

@@ -11,6 +11,7 @@ from crackle_runtime._numpy.detect import (
     PERMUTATION_SEED,
     ROLE_FIELDS,
     column_roles,
+    prewhiten,
     run_detector,
 )
 from crackle_runtime._numpy.info import (
@@ -50,6 +51,7 @@ __all__ = [
     "kl_divergence",
     "mutual_information",
     "permutation_entropy",
+    "prewhiten",
     "run_detector",
     "state_merge",
     "state_of_columns",

@@ -78,7 +78,9 @@ class Detector:
     skipped). ``pairwise``: it compares metric pairs (at most MAX_PAIR_METRICS metrics take
     part). ``min_tasks``: the kernel parameter giving the fewest tasks a row can be tested
     on; with fewer tasks the kernel does not run and ``findings`` sees a result without rows
-    (it words why nothing was tested)."""
+    (it words why nothing was tested). ``segmented``: the kernel reads each metric within
+    the segments between its change points (found by the distribution-shift detector in
+    the same cooling, which then runs first), so a regime change does not set its scale."""
 
     name: str
     kind: PatternKind
@@ -88,6 +90,7 @@ class Detector:
     pairwise: bool = False
     min_tasks: str | None = None
     prepare: Callable[[DetectionData], DetectionData] | None = None
+    segmented: bool = False
 
 
 def flagged(result: Result, flag: str) -> list[int]:

@@ -13,6 +13,7 @@ own patterns.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,10 +36,22 @@ from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
-__all__ = ["Tables", "benjamini_hochberg", "cool", "index_columns"]
+__all__ = [
+    "MIN_FENCE_SEGMENT",
+    "Tables",
+    "benjamini_hochberg",
+    "cool",
+    "index_columns",
+    "run_order",
+]
 
 #: A detector's result table computed otherwise than by its kernel: (view, params) -> fields.
 Tables = Callable[[DetectionData, Mapping[str, Any]], Mapping[str, NDArray[Any]]]
+
+MIN_FENCE_SEGMENT = 30
+"""A segmented detector reads a metric within the segments between its change points only
+when each segment has at least this many values (changes closer to each other or to an end
+are passed over): a scale estimated from fewer values is too loose to judge by."""
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
@@ -209,13 +222,104 @@ def _leave_out(state: _Cooling, data: DetectionData, left_out: Mapping[str, str]
     return data.select(keep)
 
 
+def run_order() -> list[Detector]:
+    """The registry in the order the detectors run: a segmented detector right after the
+    distribution-shift detector, whose change points it reads."""
+    plain = [detector for detector in REGISTRY if not detector.segmented]
+    segmented = [detector for detector in REGISTRY if detector.segmented]
+    after = next(
+        (k + 1 for k, d in enumerate(plain) if d.kind == PatternKind.DISTRIBUTION_SHIFT),
+        len(plain),
+    )
+    return [*plain[:after], *segmented, *plain[after:]]
+
+
+def _segment_bounds(
+    result: Mapping[str, NDArray[Any]], data: DetectionData
+) -> dict[int, list[int]]:
+    """metric -> the bounds of its segments (positions among its present values, 0 first and
+    the count last) from a distribution-shift result, for the metrics with a change kept
+    (each segment >= MIN_FENCE_SEGMENT values)."""
+    bounds: dict[int, list[int]] = {}
+    metrics = np.asarray(result["metric"]).tolist()
+    changes = zip(metrics, np.asarray(result["change_index"]).tolist(), strict=True)
+    for metric, change in sorted(changes):
+        count = int(np.count_nonzero(data.present(int(metric))))
+        kept = bounds.setdefault(int(metric), [0])
+        if change - kept[-1] >= MIN_FENCE_SEGMENT and count - change >= MIN_FENCE_SEGMENT:
+            kept.append(int(change))
+    for metric in list(bounds):
+        if len(bounds[metric]) == 1:
+            del bounds[metric]
+        else:
+            bounds[metric].append(int(np.count_nonzero(data.present(metric))))
+    return bounds
+
+
+def _run_segmented(
+    detector: Detector,
+    view: DetectionData,
+    params: dict[str, Any],
+    bounds: dict[int, list[int]],
+    state: _Cooling,
+) -> dict[str, NDArray[Any]]:
+    """The result of ``detector`` (fields task, metric, ..., and a per-metric ``scale``) with
+    each metric of ``bounds`` read within its segments (one kernel run per segment, over the
+    tasks from its first to its last value) and the others in one run; flagged rows sorted
+    by task, then metric. A metric's ``scale`` is that of its longest segment."""
+    kernels = _backend.kernels()
+
+    def run(matrix: NDArray[np.float64], rows: NDArray[np.int64] | None) -> dict[str, Any]:
+        deadline = {"deadline": state.time_left()}
+        result: dict[str, Any] = kernels.run_detector(
+            detector.name, matrix, rows, {**params, **deadline}
+        )
+        return result
+
+    plain = np.array([k not in bounds for k in range(len(view.names))], dtype=bool)
+    scale = np.zeros(len(view.names), dtype=np.int64)
+    pieces: list[tuple[dict[str, Any], NDArray[np.int64], int]] = []
+    if plain.any():
+        kept = view.select(plain)
+        result = run(kept.matrix, kept.rows)
+        metrics = np.flatnonzero(plain)
+        scale[metrics] = np.asarray(result["scale"])
+        pieces.append((result, metrics, 0))
+    for metric, edges in bounds.items():
+        tasks = view.present(metric).nonzero()[0]
+        column = view.column(metric)
+        longest = -1
+        for start, end in itertools.pairwise(edges):
+            first, last = int(tasks[start]), int(tasks[end - 1]) + 1
+            result = run(np.ascontiguousarray(column[None, first:last]), None)
+            pieces.append((result, np.array([metric], dtype=np.int64), first))
+            if end - start > longest:
+                longest, scale[metric] = end - start, int(np.asarray(result["scale"])[0])
+    tasks_flagged = np.concatenate([np.asarray(r["task"]) + offset for r, _, offset in pieces])
+    metrics_flagged = np.concatenate(
+        [m[np.asarray(r["metric"], dtype=np.int64)] for r, m, _ in pieces]
+    )
+    order = np.lexsort((metrics_flagged, tasks_flagged))
+    merged: dict[str, NDArray[Any]] = {
+        "task": tasks_flagged[order],
+        "metric": metrics_flagged[order],
+    }
+    for name in pieces[0][0]:
+        if name not in ("task", "metric", "scale"):
+            merged[name] = np.concatenate([np.asarray(r[name]) for r, _, _ in pieces])[order]
+    merged["scale"] = scale
+    return merged
+
+
 def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> None:
     profile = state.profile
     kernels = _backend.kernels()
     # A prepared copy (e.g. prewhitened) is made once for the detectors sharing its
     # ``prepare`` and dropped after the last of them: at most one copy of the matrix lives.
     prepared: dict[object, DetectionData] = {}
-    for detector in REGISTRY:
+    # metric -> segment bounds from the distribution-shift detector (segmented detectors)
+    bounds: dict[int, list[int]] = {}
+    for detector in run_order():
         if detector.kind not in profile.detectors:
             continue
         view = data
@@ -255,6 +359,8 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
             table = tables.get(detector.name)
             if table is not None:
                 result = table(read, params)
+            elif detector.segmented and bounds:
+                result = _run_segmented(detector, read, params, bounds, state)
             else:
                 result = kernels.run_detector(
                     detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
@@ -265,6 +371,8 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
             continue
         finally:
             state.timings[detector.name] = time.perf_counter() - began
+        if detector.kind == PatternKind.DISTRIBUTION_SHIFT and "change_index" in result:
+            bounds = _segment_bounds(result, view)
         state.take(detector.kind, detector.findings(view, result, params))
 
 

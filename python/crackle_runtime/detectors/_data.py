@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from crackle_runtime import _backend
 from crackle_runtime._store import MetricStore, validate_metrics
 
 __all__ = ["DetectionData"]
@@ -80,32 +81,17 @@ class DetectionData:
         )
 
     def prewhitened(self) -> DetectionData:
-        """The same tasks and metrics with each selected metric replaced by its AR(1)
-        prewhitened series (Box & Jenkins 1970; Haugh 1976): over its present values in
-        task order, ``e_t = x_t - phi x_{t-1}`` with ``phi`` the lag-1 autocorrelation
-        ``sum (x_t - mean)(x_{t+1} - mean) / sum (x_t - mean)^2`` clipped to [-1, 1]
-        (sequential sums), at the task of ``x_t``; the first present value becomes NaN.
-        An autocorrelated series, a random walk, a shared trend or a shared step then has
-        (nearly) white residuals, so a permutation test of dependence or flow on them is
-        valid (SPEC §12). A new matrix of the selected rows."""
-        matrix = np.full((len(self.names), self.task_count), np.nan)
-        for k in range(len(self.names)):
-            column = self.column(k)
-            tasks = np.flatnonzero(~np.isnan(column))
-            if tasks.size < 3:
-                continue
-            values = column[tasks]
-            # phi does not change with the scale: read it on values scaled by a power of two
-            # (exact) so that squares of huge or tiny metrics neither overflow nor vanish
-            _, exponent = np.frexp(float(np.abs(values).max()))
-            scaled = np.ldexp(values, -int(exponent))
-            centered = scaled - float(np.cumsum(scaled)[-1]) / values.size
-            squares = float(np.cumsum(centered * centered)[-1])
-            lagged = float(np.cumsum(centered[:-1] * centered[1:])[-1])
-            phi = 0.0 if squares == 0.0 else min(max(lagged / squares, -1.0), 1.0)
-            with np.errstate(over="ignore"):  # near the float range: inf, as natively
-                matrix[k, tasks[1:]] = values[1:] - phi * values[:-1]
-        return DetectionData(self.labels, list(self.names), matrix)
+        """The same tasks and metrics with each selected metric replaced by its AR(p)
+        prewhitened series (Box & Jenkins 1970; Haugh 1976; the backend's ``prewhiten``):
+        over its present values in task order, the innovations of its own Yule–Walker AR
+        model with the order chosen by AIC (at most min(12, n // 5)), at the task of each
+        value; NaN where absent, and for a metric with fewer than 3 values. An
+        autocorrelated series, a random walk, a shared trend, step or regular cycle (a daily
+        cycle) then has (nearly) white residuals, so a permutation test of dependence or
+        flow on them is valid (SPEC §12); a complete metric stays complete. A new matrix of
+        the selected rows."""
+        residuals = _backend.kernels().prewhiten(self.matrix, self.rows)
+        return DetectionData(self.labels, list(self.names), np.asarray(residuals))
 
     @classmethod
     def from_records(

@@ -1,7 +1,8 @@
 """Correlation (SPEC §6, §12): metric pairs whose Pearson |r| reaches
-``correlation_threshold`` and, from 10 pairs on, whose first differences are associated too
-(p < 0.01 with an effective sample size, Bretherton et al. 1999): two random walks, two
-autocorrelated series or a shared trend or step give a high r but no pattern."""
+``correlation_threshold`` and, from 10 pairs on, whose first differences (Spearman) and AR(p)
+residuals (Pearson) are both associated too (p < 0.01 with an effective sample size,
+Bretherton et al. 1999): two random walks, two autocorrelated series or a shared trend,
+step or daily cycle give a high r but no pattern."""
 
 from __future__ import annotations
 

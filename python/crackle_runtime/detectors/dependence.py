@@ -1,8 +1,8 @@
 """Nonlinear dependence (SPEC §6 ``DEPENDENCE``): strong mutual information between two
 metrics whose linear correlation stays below the threshold (e.g. y = x²); permutation
-tested, in the report's FDR pass. The kernel reads each metric AR(1)-prewhitened
-(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend or step give
-no dependence (SPEC §12); r, MI and the conditional-mean range are those of the
+tested, in the report's FDR pass. The kernel reads each metric AR(p)-prewhitened
+(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend, step or
+daily cycle give no dependence (SPEC §12); r, MI and the conditional-mean range are those of the
 prewhitened series."""
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Outliers (SPEC §6 ``OUTLIER`` as amended by §12): tasks that stand out on some metric, on
 the scale the kernel chose for it (modified z, skew-adjusted; the log scale for positive
 right-skewed metrics; a Bonferroni-corrected geometric tail for counts and flags), each with
-a finite ``severity`` (an equivalent Gaussian z). One pattern per task; a rule, not a test
+a finite ``severity`` (an equivalent Gaussian z). A metric with change points (the
+distribution-shift detector's, in the same cooling) is scored within each segment between
+them (SPEC §12: fences within segments), so a regime change neither hides the outliers of
+a regime nor makes one. One pattern per task; a rule, not a test
 (no p-value, not in the FDR pass). The report keeps the most severe: at most
 ``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
 total."""
@@ -114,4 +117,4 @@ def _pattern(
     )
 
 
-DETECTOR = Detector("outlier", PatternKind.OUTLIER, _params, _findings)
+DETECTOR = Detector("outlier", PatternKind.OUTLIER, _params, _findings, segmented=True)

@@ -26,7 +26,7 @@ use crate::rng::splitmix64_output;
 /// Multiplier of the test (family) id in the round stream seed.
 pub const TEST_ID_MULTIPLIER: u64 = 0x9E37_79B9;
 /// Number of exceedances at which the sequential test stops early.
-pub const SEQUENTIAL_HITS: usize = 10;
+pub const SEQUENTIAL_HITS: usize = 5;
 /// A permuted statistic counts as an exceedance when `T_r >= T * (1 - 1e-9)`.
 pub const HIT_TOLERANCE: f64 = 1e-9;
 /// Absolute slack of the exceedance test: statistics (bits or nats) within 1e-12 of the
@@ -237,8 +237,11 @@ pub struct PermutationTest {
 /// time: [`SequentialTest::record`] takes the statistic T_r of the permuted data set of round
 /// r = 0, 1, … and says when the test is decided.
 ///
-/// h counts the rounds with `T_r >= T * (1 - 1e-9) - 1e-12`. As soon as h reaches 10:
-/// p = h / (r + 1), perms_run = r + 1. When all `budget` rounds finish with h < 10, the
+/// h counts the rounds with `T_r >= T * (1 - 1e-9) - 1e-12`. As soon as h reaches 5:
+/// p = h / (r + 1), perms_run = r + 1 (Besag & Clifford 1991: valid for any h; such a
+/// p-value is >= 5 / B, 0.025 for B = 199, above any report's Benjamini–Hochberg thresholds
+/// at the default fdr, so a null test needs no more rounds — about half of those 10 hits
+/// took). When all `budget` rounds finish with h < 5, the
 /// p-value comes from the tail of the permutation distribution (see [`exponential_tail`]);
 /// perms_run = B. A `budget` of 0 is treated as 1.
 ///
@@ -277,7 +280,7 @@ impl SequentialTest {
         self.values.len()
     }
 
-    /// Records the statistic of the next round; `Some` once the test is decided (its 10th
+    /// Records the statistic of the next round; `Some` once the test is decided (its 5th
     /// hit, or the last round of the budget). Must not be called after that.
     pub fn record(&mut self, statistic: f64) -> Option<PermutationTest> {
         self.values.push(statistic);
@@ -322,7 +325,7 @@ pub fn decisive_round(budget: usize) -> usize {
     }
 }
 
-/// The tail p-value of `observed` after B = `values.len()` rounds with `hits` < 10 hits:
+/// The tail p-value of `observed` after B = `values.len()` rounds with `hits` < 5 hits:
 /// an exponential tail (a generalized Pareto tail of shape 0) fitted to the exceedances of
 /// the permuted statistics over a threshold at their upper quarter.
 ///
@@ -591,23 +594,23 @@ mod tests {
     }
 
     #[test]
-    fn early_stop_after_ten_hits() {
-        // Every round is a hit: stop after 10 rounds with p = 1.
+    fn early_stop_after_five_hits() {
+        // Every round is a hit: stop after 5 rounds with p = 1.
         let outcome = sequential_rule(1.0, 199, |_| 2.0);
         assert_eq!(
             outcome,
             PermutationTest {
                 p_value: 1.0,
-                perms_run: 10
+                perms_run: 5
             }
         );
-        // Hits at every other round (1, 3, 5, ...): the 10th hit is round 19 → p = 10/20.
+        // Hits at every other round (1, 3, 5, ...): the 5th hit is round 9 → p = 5/10.
         let outcome = sequential_rule(1.0, 199, |r| if r % 2 == 1 { 1.0 } else { 0.5 });
-        assert_eq!(outcome.perms_run, 20);
+        assert_eq!(outcome.perms_run, 10);
         assert_eq!(outcome.p_value, 0.5);
         // The 1e-9 tolerance: T_r slightly below T is still a hit.
         let outcome = sequential_rule(1.0, 50, |_| 1.0 - 1e-12);
-        assert_eq!(outcome.perms_run, 10);
+        assert_eq!(outcome.perms_run, 5);
     }
 
     #[test]
@@ -618,14 +621,14 @@ mod tests {
         let outcome = sequential_rule(200.0, 100, |r| r as f64);
         assert_eq!(outcome.perms_run, 100);
         assert_eq!(outcome.p_value, share * (-126.0f64 / 13.0).exp());
-        // 5 hits (95..99) do not stop the test; the tail still decides.
-        let outcome = sequential_rule(95.0, 100, |r| r as f64);
+        // 4 hits (96..99) do not stop the test; the tail still decides.
+        let outcome = sequential_rule(96.0, 100, |r| r as f64);
         assert_eq!(outcome.perms_run, 100);
-        assert_eq!(outcome.p_value, share * (-21.0f64 / 13.0).exp());
-        assert!((outcome.p_value - 0.051_179_89).abs() < 1e-8);
-        // The 10th hit (round 99) stops it first.
-        let outcome = sequential_rule(90.0, 100, |r| r as f64);
-        assert_eq!((outcome.p_value, outcome.perms_run), (0.1, 100));
+        assert_eq!(outcome.p_value, share * (-22.0f64 / 13.0).exp());
+        assert!((outcome.p_value - 0.047_390_59).abs() < 1e-8);
+        // The 5th hit (round 99) stops it first.
+        let outcome = sequential_rule(95.0, 100, |r| r as f64);
+        assert_eq!((outcome.p_value, outcome.perms_run), (0.05, 100));
         // Constant permuted statistics: σ = 0 → (h + 1) / (B + 1).
         let outcome = sequential_rule(10.0, 99, |_| 4.0);
         assert_eq!(outcome.p_value, 1.0 / 100.0);
@@ -656,23 +659,23 @@ mod tests {
         assert_eq!(outcome.p_value, share * (-264.0f64 / 6.5).exp());
         assert!(outcome.p_value < DECISIVE_P_VALUE);
         // p = 13/50 · e^(-64/6.5) = 1.4e-5 at round 49 is not decisive: the test goes on
-        // and stops at its 10th hit (T_r = 100..109).
+        // and stops at its 5th hit (T_r = 100..104).
         let outcome = sequential_rule(100.0, 199, |r| r as f64);
-        assert_eq!((outcome.p_value, outcome.perms_run), (10.0 / 110.0, 110));
+        assert_eq!((outcome.p_value, outcome.perms_run), (5.0 / 105.0, 105));
         // B = 159 has no decisive round.
         assert_eq!(sequential_rule(1e6, 159, |r| r as f64).perms_run, 159);
     }
 
     #[test]
     fn sequential_test_records_round_by_round() {
-        let mut test = SequentialTest::new(95.0, 100);
+        let mut test = SequentialTest::new(96.0, 100);
         for r in 0..99 {
             assert_eq!(test.record(r as f64), None);
             assert_eq!(test.rounds(), r + 1);
         }
         assert_eq!(
             test.record(99.0),
-            Some(sequential_rule(95.0, 100, |r| r as f64))
+            Some(sequential_rule(96.0, 100, |r| r as f64))
         );
     }
 
@@ -739,7 +742,7 @@ mod tests {
             });
             assert_eq!(*outcome, expected);
         }
-        assert_eq!(outcomes[2].perms_run, 10);
+        assert_eq!(outcomes[2].perms_run, 5);
         assert_eq!(outcomes[0].perms_run, 60);
     }
 }

@@ -36,6 +36,33 @@ pub fn min_ranks(values: &[f64]) -> Vec<usize> {
     ranks
 }
 
+/// For each value, its 0-based average rank: the mean of the positions its run of equal
+/// values takes in the ascending sort, `(first + last) / 2` (ties share it; Spearman's
+/// convention). NumPy: `(searchsorted(sort(x), x, "left") + searchsorted(sort(x), x,
+/// "right") - 1) / 2`.
+pub fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut keyed: Vec<(u64, usize)> = values
+        .iter()
+        .enumerate()
+        .map(|(index, &value)| (order_key(value), index))
+        .collect();
+    keyed.sort_unstable_by_key(|&(key, _)| key);
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0usize;
+    while start < keyed.len() {
+        let mut end = start + 1;
+        while end < keyed.len() && keyed[end].0 == keyed[start].0 {
+            end += 1;
+        }
+        let average = (start + end - 1) as f64 / 2.0;
+        for &(_, index) in &keyed[start..end] {
+            ranks[index] = average;
+        }
+        start = end;
+    }
+    ranks
+}
+
 /// Quantile bins from [`min_ranks`]: `bin_i = floor(minrank_i * bins / n)` in integer
 /// arithmetic (n = `ranks.len()`). `bins` must be in 1..=256.
 pub fn quantile_codes(ranks: &[usize], bins: usize) -> Vec<u8> {
@@ -146,6 +173,17 @@ pub fn round_half_even(value: f64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_ranks_share_ties() {
+        // sorted: -0.0 = 0.0 (positions 0, 1), 1, 1 (2, 3), 3, 3 (4, 5), 7 (6)
+        let values = [3.0, 1.0, 3.0, -0.0, 0.0, 7.0, 1.0];
+        assert_eq!(
+            average_ranks(&values),
+            vec![4.5, 2.5, 4.5, 0.5, 0.5, 6.0, 2.5]
+        );
+        assert!(average_ranks(&[]).is_empty());
+    }
 
     #[test]
     fn min_ranks_share_ties() {

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from crackle_runtime._args import Params
 from crackle_runtime._numpy.detect import (
@@ -31,6 +31,7 @@ from crackle_runtime._numpy.detect import (
 )
 from crackle_runtime._numpy.detect.shared.columns import as_columns, select_rows
 from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
+from crackle_runtime._numpy.detect.shared.prewhiten import prewhiten_columns
 
 __all__ = [
     "DETECTORS",
@@ -38,6 +39,7 @@ __all__ = [
     "REGISTRY",
     "ROLE_FIELDS",
     "column_roles",
+    "prewhiten",
     "run_detector",
 ]
 
@@ -106,3 +108,10 @@ def column_roles(columns: ArrayLike, metrics: ArrayLike | None = None) -> dict[s
     """The roles of the rows ``metrics`` (all when None) of ``columns``."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return roles.column_roles(_rows(columns, metrics))
+
+
+def prewhiten(columns: ArrayLike, metrics: ArrayLike | None = None) -> NDArray[np.float64]:
+    """The AR residuals of the rows ``metrics`` (all when None) of ``columns``, one row each
+    over the same tasks (``shared.prewhiten.prewhiten_columns``)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return prewhiten_columns(np.asarray(_rows(columns, metrics), dtype=np.float64))

@@ -1,11 +1,14 @@
 """Pairwise Pearson correlation between metrics (SPEC §6; the p-value as §12 amends it), the
 twin of the Rust core's ``detect::correlation``.
 
-r and the threshold are §6's. The p-value tests the pair's first differences (over the
-tasks having both), which removes shared trends, steps and random-walk drift, with an
+r and the threshold are §6's. The p-value asks the pair to be associated twice, after two
+different ways of removing what each series does on its own, and is the larger of the two
+(an intersection–union test, Berger 1982): Spearman's rho of the first differences (shared
+trends, steps and random-walk drift removed) and Pearson's r of each series' AR(p)
+residuals (``shared.prewhiten``: autocorrelation and regular cycles removed), each with an
 effective sample size for the autocorrelation left (Bartlett 1935; Bretherton et al. 1999):
-``n_eff = n_d (1 - a b) / (1 + a b)`` clipped to [3, n_d], a and b the lag-1
-autocorrelations of the differenced series; Student's t with ``n_eff - 2`` df, two-sided."""
+``n_eff = n (1 - a b) / (1 + a b)`` clipped to [3, n], a and b lag-1 autocorrelations;
+Student's t with ``n_eff - 2`` df, two-sided."""
 
 from __future__ import annotations
 
@@ -25,8 +28,19 @@ from crackle_runtime._numpy._stats import (
     student_t_two_sided_p,
 )
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
+from crackle_runtime._numpy.detect.shared.prewhiten import ar_residuals
+from crackle_runtime._numpy.detect.shared.ranks import average_ranks
 
-__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "differenced_p_value", "lag1_autocorrelation", "run"]
+__all__ = [
+    "FIELDS",
+    "KIND",
+    "NAME",
+    "PARAMS",
+    "association_p_value",
+    "effective_p_value",
+    "lag1_autocorrelation",
+    "run",
+]
 
 NAME = "correlation"
 KIND = "correlation"
@@ -36,7 +50,8 @@ PARAMS: dict[str, Any] = {"threshold": 0.7}
 STAGE = "correlation"
 MIN_TESTED_PAIRS = 10  # from this many pairs on, a correlation must also be significant
 SIGNIFICANCE = 0.01
-MIN_DIFFERENCED_PAIRS = 4  # fewer tasks having both: no differenced p-value (NaN)
+MIN_DIFFERENCED_PAIRS = 4  # fewer tasks having both: no p-value (NaN)
+MAX_TESTED_PAIRS = 10_000  # the p-value reads at most this many of the latest such tasks
 
 Float64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -54,29 +69,37 @@ def lag1_autocorrelation(values: Float64Array) -> float:
     return sequential_sum(centered[:-1] * centered[1:]) / squares
 
 
-def differenced_p_value(x: Float64Array, y: Float64Array) -> float:
-    """The p-value of no association over the tasks having both: Pearson's r of the first
-    differences with Student's t on ``n_eff - 2`` df (see the module docstring); 0 when
-    |r_d| == 1, NaN below 4 pairs."""
-    both = ~np.isnan(x) & ~np.isnan(y)
-    if int(np.count_nonzero(both)) < MIN_DIFFERENCED_PAIRS:
-        return math.nan
-    dx, dy = np.diff(x[both]), np.diff(y[both])
-    r = pearson(dx, dy)
-    product = lag1_autocorrelation(dx) * lag1_autocorrelation(dy)
-    n_d = float(dx.size)
-    n_eff = min(max(n_d * (1.0 - product) / (1.0 + product), 3.0), n_d)
+def effective_p_value(a: Float64Array, b: Float64Array) -> float:
+    """Pearson's r of ``a`` and ``b`` with Student's t on ``n_eff - 2`` df, two-sided (see
+    the module docstring); 0 when |r| == 1, 1 when either is constant."""
+    r = pearson(a, b)
+    product = lag1_autocorrelation(a) * lag1_autocorrelation(b)
+    n = float(a.size)
+    n_eff = min(max(n * (1.0 - product) / (1.0 + product), 3.0), max(n, 3.0))
     if abs(r) >= 1.0:
         return 0.0
     df = n_eff - 2.0
     return student_t_two_sided_p(r * math.sqrt(df / (1.0 - r * r)), df)
 
 
+def association_p_value(x: Float64Array, y: Float64Array) -> float:
+    """The p-value of no association over the (latest 10,000) tasks having both: the larger
+    of :func:`effective_p_value` of the average ranks of the first differences and of the
+    AR(p) residuals of each series; NaN below 4 pairs."""
+    both = ~np.isnan(x) & ~np.isnan(y)
+    if int(np.count_nonzero(both)) < MIN_DIFFERENCED_PAIRS:
+        return math.nan
+    xs, ys = x[both][-MAX_TESTED_PAIRS:], y[both][-MAX_TESTED_PAIRS:]
+    differences = effective_p_value(average_ranks(np.diff(xs)), average_ranks(np.diff(ys)))
+    residuals = effective_p_value(ar_residuals(xs), ar_residuals(ys))
+    return max(differences, residuals)
+
+
 @np.errstate(over="ignore", invalid="ignore")
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Per metric pair (i < j, row-major order), over the tasks having both: n, Pearson r
     (two-pass centered, sequential sums; 0 when either is constant there), the
-    p-value (:func:`differenced_p_value`, when |r| >= threshold; NaN below it, where it
+    p-value (:func:`association_p_value`, when |r| >= threshold; NaN below it, where it
     decides nothing) and ``detected`` = n >= 3, |r| >= threshold and
     (n < 10 or p < 0.01)."""
     threshold = params.unit_interval("threshold")
@@ -107,7 +130,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 both = present[i] & present[j]
                 n = int(np.count_nonzero(both))
                 r = pearson(values[i][both], values[j][both])
-            p_value = differenced_p_value(values[i], values[j]) if abs(r) >= threshold else math.nan
+            p_value = association_p_value(values[i], values[j]) if abs(r) >= threshold else math.nan
             detected = abs(r) >= threshold and (n < MIN_TESTED_PAIRS or p_value < SIGNIFICANCE)
             store(
                 result,

@@ -1,6 +1,8 @@
-"""Information flow between metric pairs (SPEC §6 ``INFORMATION_FLOW``), the twin of the
-Rust core's ``detect::information_flow``: transfer entropy of quantile-binned series over
-lags 1..max_lag, with a source-surrogate permutation test."""
+"""Information flow between metric pairs (SPEC §6 ``INFORMATION_FLOW``, §12), the twin of
+the Rust core's ``detect::information_flow``: transfer entropy of quantile-binned series
+that conditions on the target's immediate past and scans the source delay u = 1..max_lag,
+I(Y_t; X_{t-u} | Y_{t-1}) (Schreiber 2000; Wibral et al. 2013), with a source-surrogate
+permutation test."""
 
 from __future__ import annotations
 
@@ -65,16 +67,17 @@ def _flow_bins(n: int) -> int:
 def _transfer_entropy_rows(
     scaled_source: Int64Array, target: Int64Array, lag: int, bins: int
 ) -> Float64Array:
-    """TE source -> target (bits, clipped at 0) at ``lag`` for every row of
+    """TE source -> target (bits, clipped at 0) at source delay ``lag`` for every row of
     ``scaled_source`` (rounds x N, the source codes times ``bins``) against one ``target``
-    series: H(Y+, Y) - H(Y) - H(Y+, X, Y) + H(X, Y) over t = 0..N-1-lag, cells numbered
-    y+ b + y, (y+ b + x) b + y and x b + y; 0 when N <= lag + 1."""
+    series, conditioned on the target's immediate past: with Y+ = y[t + lag], X = x[t] and
+    Y = y[t + lag - 1] over t = 0..N-1-lag, H(Y+, Y) - H(Y) - H(Y+, X, Y) + H(X, Y), cells
+    numbered y+ b + y, (y+ b + x) b + y and x b + y; 0 when N <= lag + 1."""
     length = target.size
     rows = scaled_source.shape[0]
     if length <= lag + 1:
         return np.zeros(rows)
     steps = length - lag
-    future, past = target[lag:], target[:steps]
+    future, past = target[lag:], target[lag - 1 : lag - 1 + steps]
     square = bins * bins
     cube = square * bins
     future_and_past = entropy(future * bins + past, square)

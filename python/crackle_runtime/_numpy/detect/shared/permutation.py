@@ -44,7 +44,7 @@ _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 _LOW32 = np.uint64(0xFFFF_FFFF)
 _TEST_STRIDE = 0x9E3779B9  # test id t selects the round stream seed ^ (t * 0x9E3779B9)
 
-STOP_HITS = 10  # the sequential test stops once this many permuted statistics reach T
+STOP_HITS = 5  # the sequential test stops once this many permuted statistics reach T
 HIT_TOLERANCE = 1e-9  # T_r counts as a hit when T_r >= T * (1 - HIT_TOLERANCE)
 HIT_ABSOLUTE = 1e-12  # statistics within this of T are ties, whatever the rounding near zero
 _MIN_P_VALUE = 1e-300
@@ -152,10 +152,10 @@ def sequential_p_value(
 
     ``seeds`` holds seed_tr of every round of the budget B = len(seeds); ``statistics`` maps
     the seeds of a batch of rounds to their permuted statistics T_r. The test stops at the
-    first round r where the number of hits T_r >= T (1 - 1e-9) - 1e-12 reaches 10:
-    p = 10 / (r + 1). After B rounds with fewer hits h, p = :func:`exponential_tail`.
+    first round r where the number of hits T_r >= T (1 - 1e-9) - 1e-12 reaches 5:
+    p = 5 / (r + 1). After B rounds with fewer hits h, p = :func:`exponential_tail`.
     Overwhelmingly significant tests stop early too: after R = :func:`decisive_round` rounds
-    (floor(B / 4), for B >= 160) with fewer than 10 hits, when the tail p-value of those R
+    (floor(B / 4), for B >= 160) with fewer than 5 hits, when the tail p-value of those R
     values is below 1e-12, p is that value and perms_run = R (no Benjamini–Hochberg
     threshold of a report comes near 1e-12, so only the precision of such p-values drops).
 
@@ -199,7 +199,7 @@ def decisive_round(budget: int) -> int:
 
 
 def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> float:
-    """The tail p-value of ``observed`` after B = len(permuted) rounds with ``hits`` < 10:
+    """The tail p-value of ``observed`` after B = len(permuted) rounds with ``hits`` < 5:
     an exponential (generalized Pareto, shape 0) tail fitted to the exceedances of the
     permuted statistics over their upper quarter.
 

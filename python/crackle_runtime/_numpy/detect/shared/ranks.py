@@ -13,6 +13,7 @@ from crackle_runtime._numpy.info import bin_indices, entropy_of_counts
 
 __all__ = [
     "RankBinCache",
+    "average_ranks",
     "entropy",
     "entropy_rows",
     "equal_width_bins",
@@ -24,6 +25,15 @@ __all__ = [
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
+
+
+def average_ranks(values: Float64Array) -> Float64Array:
+    """0-based average ranks: the mean ``(first + last) / 2`` of the positions a run of equal
+    values takes in the ascending sort (Spearman's convention for ties)."""
+    ordered = np.sort(values)
+    first = np.searchsorted(ordered, values, side="left")
+    last = np.searchsorted(ordered, values, side="right") - 1
+    return np.asarray((first + last) / 2.0, dtype=np.float64)
 
 
 def rank_bins(values: Float64Array, bins: int) -> Int64Array:

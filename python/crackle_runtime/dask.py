@@ -3,16 +3,15 @@
 The partitions, in order, are the runs of consecutive tasks. Each worker turns its partition
 into a mergeable state (``CoolingState``, sent as its versioned bytes, no pickle of library
 objects); the states are merged in a binary tree on the cluster; the client receives one
-state of every task. Phase transitions, conservation and correlations come from that state
-(exactly: the same tables as a single-machine ``cool()``, SPEC §14), the exact position of a
-change from a filtering pass over a few buckets.
+state of every task. Conservation comes from that state (exactly: the same table as a
+single-machine ``cool()``, SPEC §14).
 
-The other detectors (column roles, conservation laws, clustering, outliers, distribution
-shift, dependence, information flow) and the report's wording (the tasks involved in each
-pattern) need the values themselves: their columns are gathered to the client when the frame
-has at most ``gather_rows`` rows, and the report then equals a single-machine ``cool()`` of
-the same data. Above that, ``cool`` raises ``CrackleError`` rather than report on part of
-the data.
+The other detectors (column roles, phase transitions, conservation laws, correlations,
+clustering, outliers, distribution shift, dependence, information flow) and the report's
+wording (the tasks involved in each pattern) need the values themselves: their columns are
+gathered to the client when the frame has at most ``gather_rows`` rows, and the report then
+equals a single-machine ``cool()`` of the same data. Above that, ``cool`` raises
+``CrackleError`` rather than report on part of the data.
 
 Needs the ``dask`` extra (``pip install 'crackle_runtime[dask]'``).
 """

@@ -481,9 +481,8 @@ class Kiln:
         next ``cool()`` reports on every task, old and new.
 
         The kiln keeps a mergeable summary of the tasks cooled so far (SPEC §14), so the
-        next ``cool()`` computes phase transitions, conservation and correlations from it
-        and the new tasks alone (plus a few buckets of old values for the exact position
-        of a change); the other detectors read every task. Cool hooks of the tasks already
+        next ``cool()`` computes conservation from it and the new tasks alone; the other
+        detectors read every task. Cool hooks of the tasks already
         cooled do not run again: the metrics they returned stay. Nothing happens on a kiln
         that is not cooled.
         """

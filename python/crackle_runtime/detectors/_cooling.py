@@ -357,14 +357,7 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
             remaining = max(state.time_left(), 0.0)
         try:
             table = tables.get(detector.name)
-            if table is not None:
-                result = table(read, params)
-            elif detector.segmented and bounds:
-                result = _run_segmented(detector, read, params, bounds, state)
-            else:
-                result = kernels.run_detector(
-                    detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
-                )
+            result = _result(state, detector, read, params, remaining, table, bounds)
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration
             state.timed_out(detector.kind, f"not finished within {budget:g} s", error)
@@ -374,6 +367,28 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
         if detector.kind == PatternKind.DISTRIBUTION_SHIFT and "change_index" in result:
             bounds = _segment_bounds(result, view)
         state.take(detector.kind, detector.findings(view, result, params))
+
+
+def _result(
+    state: _Cooling,
+    detector: Detector,
+    read: DetectionData,
+    params: dict[str, Any],
+    remaining: float,
+    table: Tables | None,
+    bounds: dict[int, list[int]],
+) -> Mapping[str, NDArray[Any]]:
+    """A detector's result: from ``table`` when the kiln's state gives it, segment by
+    segment for a segmented detector when some metric has change points, else its kernel
+    over ``read`` with the time left as its deadline."""
+    if table is not None:
+        return table(read, params)
+    if detector.segmented and bounds:
+        return _run_segmented(detector, read, params, bounds, state)
+    result: Mapping[str, NDArray[Any]] = _backend.kernels().run_detector(
+        detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
+    )
+    return result
 
 
 def _bounded_pairs(state: _Cooling, detector: Detector, view: DetectionData) -> DetectionData:

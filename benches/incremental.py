@@ -86,7 +86,6 @@ def incremental(n: int, appended: int, profile: ThermalProfile) -> None:
 
 def dask_cool(n: int, partitions: int, profile: ThermalProfile) -> None:
     import dask.dataframe as dd
-    import distributed
     import pandas as pd
 
     from crackle_runtime import dask as crackle_dask
@@ -96,16 +95,7 @@ def dask_cool(n: int, partitions: int, profile: ThermalProfile) -> None:
     began = time.perf_counter()
     expected = Kiln.from_pandas(frame, profile=profile).cool()
     single = time.perf_counter() - began
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
+    with crackle_dask.local_client(2):
         ddf = dd.from_pandas(frame, npartitions=partitions).persist()
         began = time.perf_counter()
         state = crackle_dask.states(ddf)

@@ -18,19 +18,12 @@ distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
 pd = pytest.importorskip("pandas")
 
+from crackle_runtime import dask as crackle_dask  # noqa: E402 - after the skips
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with crackle_dask.local_client(2) as client:
         yield client
 
 
@@ -74,8 +67,6 @@ def _assert_same_report(got: list[CracklePattern], expected: list[CracklePattern
 
 @pytest.mark.parametrize("partitions", [1, 3, 8])
 def test_dask_cool_equals_a_single_machine_cool(client: Any, partitions: int) -> None:
-    from crackle_runtime import dask as crackle_dask
-
     frame = _frame(3000)
     ddf = dd.from_pandas(frame, npartitions=partitions)
     report = crackle_dask.cool(ddf, label="run", order_by="started")
@@ -88,8 +79,6 @@ def test_dask_cool_equals_a_single_machine_cool(client: Any, partitions: int) ->
 
 
 def test_the_merged_state_equals_the_state_of_the_whole_frame(client: Any) -> None:
-    from crackle_runtime import dask as crackle_dask
-
     frame = _frame(1000, seed=3)
     state = crackle_dask.states(dd.from_pandas(frame, npartitions=5), label="run")
     names = [c for c in frame.columns if c != "run"]
@@ -103,8 +92,6 @@ def test_the_merged_state_equals_the_state_of_the_whole_frame(client: Any) -> No
 
 
 def test_dask_cool_refuses_more_rows_than_it_may_gather(client: Any) -> None:
-    from crackle_runtime import dask as crackle_dask
-
     ddf = dd.from_pandas(_frame(200), npartitions=2)
     with pytest.raises(CrackleError, match="200 rows are more than gather_rows = 100"):
         crackle_dask.cool(ddf, label="run", gather_rows=100)

@@ -91,20 +91,13 @@ def test_every_worker_thread_of_a_dask_like_cluster_is_busy() -> None:
 def test_fire_all_on_a_real_dask_cluster_keeps_every_worker_thread_busy() -> None:
     """A real ``dask.distributed.LocalCluster`` (two worker processes of two threads on
     127.0.0.1, started and stopped here): every task is recorded in submission order."""
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     import cloudpickle
 
+    from crackle_runtime import dask as crackle_dask
+
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=2,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with crackle_dask.local_client(2, threads_per_worker=2) as client:
         executor = client.get_executor()
         assert worker_threads(executor) == 4
         assert in_flight_limit(executor) == 16

@@ -337,16 +337,7 @@ def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternR
         if args.scheduler is not None:
             stack.enter_context(distributed.Client(args.scheduler))
         else:
-            cluster = stack.enter_context(
-                distributed.LocalCluster(
-                    n_workers=args.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                )
-            )
-            stack.enter_context(distributed.Client(cluster))
+            stack.enter_context(crackle_dask.local_client(args.workers))
         ddf = dd.read_parquet(files)
         return crackle_dask.cool(ddf, profile, label=args.label, order_by=args.order_by)
 

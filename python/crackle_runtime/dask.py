@@ -18,6 +18,8 @@ Needs the ``dask`` extra (``pip install 'crackle_runtime[dask]'``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from crackle_runtime._state import CoolingState
@@ -26,7 +28,7 @@ from crackle_runtime.kiln import Kiln
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
-__all__ = ["DEFAULT_GATHER_ROWS", "cool", "states"]
+__all__ = ["DEFAULT_GATHER_ROWS", "cool", "local_client", "states"]
 
 #: The most rows ``cool`` gathers to the client for the detectors that need the values
 #: (16 metrics of 10M rows are 1.3 GB of float64).
@@ -42,6 +44,30 @@ def _dask() -> Any:
             "crackle_runtime.dask needs Dask: pip install 'crackle_runtime[dask]'"
         ) from exc
     return dask
+
+
+@contextlib.contextmanager
+def local_client(workers: int, threads_per_worker: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client`` of a ``LocalCluster`` of ``workers`` worker processes bound
+    to 127.0.0.1 (no dashboard), started on entry and stopped on exit."""
+    try:
+        import distributed as _distributed
+    except ImportError as exc:  # pragma: no cover - the extra is installed by make test
+        raise ImportError(
+            "crackle_runtime.dask needs Dask: pip install 'crackle_runtime[dask]'"
+        ) from exc
+    distributed: Any = _distributed  # untyped
+    with (
+        distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
 
 
 def _partition_state(
@@ -116,8 +142,9 @@ def cool(
     if state.tasks > gather_rows:
         raise CrackleError(
             f"{state.tasks} rows are more than gather_rows = {gather_rows}: the detectors "
-            "that need the values (roles, laws, clustering, outliers, distribution shift, "
-            "dependence, information flow) and the tasks each pattern involves are read on "
+            "that need the values (roles, phase transitions, laws, correlations, clustering, "
+            "outliers, distribution shift, dependence, information flow) and the tasks each "
+            "pattern involves are read on "
             "the client; raise gather_rows if the columns fit in its memory"
         )
     frame = ddf.compute()

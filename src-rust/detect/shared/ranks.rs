@@ -15,16 +15,22 @@ fn order_key(value: f64) -> u64 {
     }
 }
 
-/// For each value, the 0-based position in the ascending sort of the series of the FIRST
-/// element equal to it (ties share the smallest rank). NumPy:
-/// `np.searchsorted(np.sort(x), x, side="left")`.
-pub fn min_ranks(values: &[f64]) -> Vec<usize> {
+/// The (order key, index) of every value, sorted by key: runs of equal keys are ties.
+fn sorted_keys(values: &[f64]) -> Vec<(u64, usize)> {
     let mut keyed: Vec<(u64, usize)> = values
         .iter()
         .enumerate()
         .map(|(index, &value)| (order_key(value), index))
         .collect();
     keyed.sort_unstable_by_key(|&(key, _)| key);
+    keyed
+}
+
+/// For each value, the 0-based position in the ascending sort of the series of the FIRST
+/// element equal to it (ties share the smallest rank). NumPy:
+/// `np.searchsorted(np.sort(x), x, side="left")`.
+pub fn min_ranks(values: &[f64]) -> Vec<usize> {
+    let keyed = sorted_keys(values);
     let mut ranks = vec![0usize; values.len()];
     let mut run_start = 0usize;
     for position in 0..keyed.len() {
@@ -41,12 +47,7 @@ pub fn min_ranks(values: &[f64]) -> Vec<usize> {
 /// convention). NumPy: `(searchsorted(sort(x), x, "left") + searchsorted(sort(x), x,
 /// "right") - 1) / 2`.
 pub fn average_ranks(values: &[f64]) -> Vec<f64> {
-    let mut keyed: Vec<(u64, usize)> = values
-        .iter()
-        .enumerate()
-        .map(|(index, &value)| (order_key(value), index))
-        .collect();
-    keyed.sort_unstable_by_key(|&(key, _)| key);
+    let keyed = sorted_keys(values);
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0usize;
     while start < keyed.len() {

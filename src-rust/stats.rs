@@ -273,20 +273,39 @@ pub fn welch_t_test_inflated(a: &[f64], b: &[f64], inflation: f64) -> f64 {
     if a.len() < 2 || b.len() < 2 {
         return f64::NAN;
     }
-    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mean_a, ss_a) = mean_and_sum_of_squares(a);
+    let (mean_b, ss_b) = mean_and_sum_of_squares(b);
+    welch_inflated_from_moments(
+        (a.len() as f64, ss_a),
+        (b.len() as f64, ss_b),
+        mean_a - mean_b,
+        inflation,
+    )
+}
+
+/// [`welch_t_test_inflated`] from each sample's count and centred sum of squares and the
+/// difference of their means (`mean_a - mean_b`; 0 exactly for equal means), for samples
+/// summarised elsewhere (the mergeable state, SPEC §14). NaN below 2 values a sample.
+pub fn welch_inflated_from_moments(
+    (na, ss_a): (f64, f64),
+    (nb, ss_b): (f64, f64),
+    difference: f64,
+    inflation: f64,
+) -> f64 {
+    if na < 2.0 || nb < 2.0 {
+        return f64::NAN;
+    }
     let (effective_a, effective_b) = (na / inflation, nb / inflation);
     if effective_a <= 1.0 || effective_b <= 1.0 {
         return 1.0;
     }
-    let (mean_a, ss_a) = mean_and_sum_of_squares(a);
-    let (mean_b, ss_b) = mean_and_sum_of_squares(b);
     let weight_a = ss_a / (na - inflation) / effective_a;
     let weight_b = ss_b / (nb - inflation) / effective_b;
     let total = weight_a + weight_b;
     if total == 0.0 {
-        return if mean_a == mean_b { 1.0 } else { 0.0 };
+        return if difference == 0.0 { 1.0 } else { 0.0 };
     }
-    let t = (mean_a - mean_b) / total.sqrt();
+    let t = difference / total.sqrt();
     let share_a = weight_a / total;
     let share_b = weight_b / total;
     let df =

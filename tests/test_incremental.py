@@ -223,6 +223,88 @@ def _merged_state(columns: np.ndarray, bucket: int, cuts: list[int]) -> CoolingS
     return state
 
 
+def _from_state(
+    name: str, state: CoolingState, columns: np.ndarray, metrics: list[int], params: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    selected = np.array(metrics, dtype=np.int64)
+    kernels = _backend.kernels()
+    result: dict[str, np.ndarray] = kernels.table_from_state(
+        name, state.flat, columns, selected, params
+    )
+    return result
+
+
+@given(_columns(), st.sampled_from([0.0, 0.1, 0.5]))
+def test_phase_transition_from_state_equals_the_kernel(
+    case: tuple[np.ndarray, int, list[int]], sensitivity: float
+) -> None:
+    columns, bucket, cuts = case
+    state = _merged_state(columns, bucket, cuts)
+    params = {"sensitivity": sensitivity}
+    got = _from_state("phase_transition", state, columns, [0, 1, 2], params)
+    expected = _kernel("phase_transition", columns, params)
+    for metric in range(3):
+        k_got, k_expected = int(got["change_index"][metric]), int(expected["change_index"][metric])
+        if k_got != k_expected:
+            # a tie to rounding (discrete or constant data): both positions score the same;
+            # the p-value, whose residuals are demeaned on each side of the change, differs
+            values = columns[metric][~np.isnan(columns[metric])]
+            partial = np.cumsum(values - values.mean())
+            n = values.size
+            score = [partial[k - 1] ** 2 * n / (k * (n - k)) for k in (k_got, k_expected)]
+            assert score[0] == pytest.approx(score[1], rel=1e-9, abs=1e-12)
+            for field in ("change_index", "p_value", "detected"):
+                got[field][metric] = expected[field][metric]
+    _assert_tables_equal(got, expected, columns)
+
+
+@given(_columns(), st.sampled_from([0.05, 0.5, 0.9]))
+def test_correlation_from_state_equals_the_kernel(
+    case: tuple[np.ndarray, int, list[int]], threshold: float
+) -> None:
+    columns, bucket, cuts = case
+    columns[1] = columns[0] * 2.0 + 0.3 * columns[1]  # a correlated pair
+    state = _merged_state(columns, bucket, cuts)
+    params = {"threshold": threshold}
+    got = _from_state("correlation", state, columns, [0, 1, 2], params)
+    _assert_tables_equal(got, _kernel("correlation", columns, params), columns)
+    # metrics in another order: the same pairs seen the other way round
+    swapped = _from_state("correlation", state, columns, [2, 1, 0], params)
+    flipped = columns[::-1].copy()
+    _assert_tables_equal(swapped, _kernel("correlation", flipped, params), flipped)
+
+
+def test_correlation_from_state_reads_the_latest_pairs_of_a_long_series() -> None:
+    """Beyond 10,000 tasks having both metrics the p-value reads the latest 10,000 (gaps
+    included), as the kernel does; r reads every task."""
+    rng = np.random.default_rng(5)
+    n = 25_000
+    x = np.cumsum(rng.normal(size=n))
+    columns = np.vstack([x, x + rng.normal(size=n), rng.normal(size=n)])
+    columns[0, rng.random(n) < 0.2] = np.nan
+    state = _merged_state(columns, 512, [0, 9_000, 17_321, n])
+    params = {"threshold": 0.5}
+    got = _from_state("correlation", state, columns, [0, 1, 2], params)
+    _assert_tables_equal(got, _kernel("correlation", columns, params), columns)
+    assert np.isfinite(got["p_value"][0]) and got["n"][0] > 10_000
+
+
+def test_tables_from_state_name_their_bad_arguments() -> None:
+    columns = np.random.default_rng(1).normal(size=(3, 50))
+    state = _merged_state(columns, 8, [0, 50])
+    selected = [0, 1]
+    with pytest.raises(ValueError, match="name"):
+        _from_state("clustering", state, columns, selected, {})
+    with pytest.raises(ValueError, match="columns"):
+        _from_state("correlation", state, columns[:2], selected, {})
+    with pytest.raises(ValueError, match="metrics"):
+        _from_state("phase_transition", state, columns, [0, 7], {})
+    with pytest.raises(ValueError, match="sensitivity"):
+        _from_state("phase_transition", state, columns, selected, {"sensitivity": -1.0})
+    with pytest.raises(ValueError, match="threshold"):
+        _from_state("phase_transition", state, columns, selected, {"threshold": 0.5})
+
+
 @given(_columns(), st.sampled_from([0.1, 0.3]))
 def test_conservation_from_state_equals_the_kernel(
     case: tuple[np.ndarray, int, list[int]], tolerance: float

@@ -1,16 +1,17 @@
 """The exact detectors' result tables from a mergeable state (SPEC §14).
 
-Conservation (near-constant metrics) reads only the state's per-metric summaries and returns
-the same named fields as its kernel (``src-rust/detect/conservation.rs``) with the same
-values up to rounding (~1e-12 relative), so the detector's own wording module turns them
-into the same patterns.
+Conservation (near-constant metrics) reads only the state's per-metric summaries. Phase
+transition and correlation come from the backend's ``table_from_state``
+(``src-rust/state/tables.rs`` and its NumPy twin): the state's bucket and pair summaries
+plus a filtering pass over a few buckets of the values (the buckets holding the halves'
+split and the best change point, those whose bound admits a better change point) and, for
+a correlation's p-value, the latest 10,000 tasks having both metrics. Each returns the same
+named fields as its kernel (``src-rust/detect/<kind>.rs``) with the same values up to
+rounding (~1e-12 relative), so the detector's own wording module turns them into the same
+patterns.
 
-Which detectors come from the state and which are recomputed over every task is listed in
-:data:`FROM_STATE`; the others read the whole matrix. Phase transition and correlation are
-among the others: the phase-transition gate's residual autocorrelation around the halves
-and the best change point, and the correlation p-value's Spearman test of first
-differences and Pearson test of AR(p) residuals, are not functions of the state's
-moments alone.
+Which detectors come from the state is listed in :data:`FROM_STATE`; the others read the
+whole matrix.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from crackle_runtime import _backend
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._data import DetectionData
 
@@ -83,7 +85,7 @@ def _table(rows: Mapping[str, list[Any]], ints: tuple[str, ...], bools: tuple[st
 
 #: The detectors whose result comes from the state (exact); every other detector reads
 #: every task.
-FROM_STATE = ("conservation",)
+FROM_STATE = ("phase_transition", "conservation", "correlation")
 
 
 def tables_from_state(
@@ -96,6 +98,21 @@ def tables_from_state(
     def metrics_of(view: DetectionData) -> list[int]:
         return [index[name] for name in view.names]
 
+    def from_kernel(name: str) -> Callable[[DetectionData, Mapping[str, Any]], Table]:
+        def table(view: DetectionData, params: Mapping[str, Any]) -> Table:
+            metrics = metrics_of(view)
+            rows = np.arange(len(metrics)) if view.rows is None else view.rows
+            if view.matrix.shape != (len(state.names), state.tasks) or list(rows) != metrics:
+                raise ValueError(f"{name}: the view does not read the state's matrix")
+            flat, selected = state.flat, np.asarray(metrics, dtype=np.int64)
+            kernels = _backend.kernels()
+            result: Table = kernels.table_from_state(name, flat, view.matrix, selected, params)
+            return result
+
+        return table
+
     return {
+        "phase_transition": from_kernel("phase_transition"),
         "conservation": lambda view, params: conservation_table(state, metrics_of(view), params),
+        "correlation": from_kernel("correlation"),
     }

@@ -31,6 +31,7 @@ __all__ = [
     "run_detector",
     "state_merge",
     "state_of_columns",
+    "table_from_state",
     "transfer_entropy",
 ]
 
@@ -112,3 +113,14 @@ def state_of_columns(
 
 def state_merge(first: NDArray[np.float64], second: NDArray[np.float64]) -> NDArray[np.float64]:
     """The flat state of the run ``first`` followed by the run ``second``."""
+
+def table_from_state(
+    name: str,
+    flat: NDArray[np.float64],
+    columns: NDArray[np.float64],
+    metrics: NDArray[np.int64],
+    params: dict[str, Any] | None = None,
+) -> dict[str, NDArray[Any]]:
+    """The table of detector ``name`` ("phase_transition" or "correlation") from the flat
+    state ``flat`` over its metrics ``metrics``, reading a few buckets of ``columns`` (the
+    state's metrics x its tasks, NaN = absent)."""

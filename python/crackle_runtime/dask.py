@@ -3,12 +3,13 @@
 The partitions, in order, are the runs of consecutive tasks. Each worker turns its partition
 into a mergeable state (``CoolingState``, sent as its versioned bytes, no pickle of library
 objects); the states are merged in a binary tree on the cluster; the client receives one
-state of every task. Conservation comes from that state (exactly: the same table as a
-single-machine ``cool()``, SPEC §14).
+state of every task. Conservation comes from that state; phase transitions and
+correlations from that state plus a few buckets of values and the latest 10,000 tasks
+(the same tables as a single-machine ``cool()``, SPEC §14).
 
-The other detectors (column roles, phase transitions, conservation laws, correlations,
-clustering, outliers, distribution shift, dependence, information flow) and the report's
-wording (the tasks involved in each pattern) need the values themselves: their columns are
+The other detectors (column roles, conservation laws, clustering, outliers, distribution
+shift, dependence, information flow), those filtering reads and the report's wording (the
+tasks involved in each pattern) need the values themselves: their columns are
 gathered to the client when the frame has at most ``gather_rows`` rows, and the report then
 equals a single-machine ``cool()`` of the same data. Above that, ``cool`` raises
 ``CrackleError`` rather than report on part of the data.
@@ -142,9 +143,9 @@ def cool(
     if state.tasks > gather_rows:
         raise CrackleError(
             f"{state.tasks} rows are more than gather_rows = {gather_rows}: the detectors "
-            "that need the values (roles, phase transitions, laws, correlations, clustering, "
-            "outliers, distribution shift, dependence, information flow) and the tasks each "
-            "pattern involves are read on "
+            "that need the values (roles, laws, clustering, outliers, distribution shift, "
+            "dependence, information flow, and the buckets phase transitions and correlations "
+            "read) and the tasks each pattern involves are read on "
             "the client; raise gather_rows if the columns fit in its memory"
         )
     frame = ddf.compute()

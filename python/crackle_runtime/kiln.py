@@ -481,8 +481,9 @@ class Kiln:
         next ``cool()`` reports on every task, old and new.
 
         The kiln keeps a mergeable summary of the tasks cooled so far (SPEC §14), so the
-        next ``cool()`` computes conservation from it and the new tasks alone; the other
-        detectors read every task. Cool hooks of the tasks already
+        next ``cool()`` computes conservation from it and the new tasks alone, phase
+        transitions and correlations from it plus a few buckets and the latest 10,000
+        tasks; the other detectors read every task. Cool hooks of the tasks already
         cooled do not run again: the metrics they returned stay. Nothing happens on a kiln
         that is not cooled.
         """

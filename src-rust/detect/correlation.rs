@@ -154,18 +154,31 @@ pub fn correlation_stats(
             } else {
                 f64::NAN
             };
-            Ok(CorrelationRow {
-                i: i as i64,
-                j: j as i64,
-                n: n as i64,
-                r,
-                p_value,
-                detected: n >= 3
-                    && r.abs() >= threshold
-                    && (n < MIN_TESTED_PAIRS || p_value < SIGNIFICANCE),
-            })
+            Ok(correlation_row((i, j), n, r, p_value, threshold))
         })
         .collect()
+}
+
+/// The row of the pair (i, j) over n tasks: detected when n >= 3, |r| >= threshold and
+/// (n < 10 or p_value < 0.01); the one decision of the kernel and of the mergeable state's
+/// table (`crate::state::tables`).
+pub(crate) fn correlation_row(
+    (i, j): (usize, usize),
+    n: usize,
+    r: f64,
+    p_value: f64,
+    threshold: f64,
+) -> CorrelationRow {
+    CorrelationRow {
+        i: i as i64,
+        j: j as i64,
+        n: n as i64,
+        r,
+        p_value,
+        detected: n >= 3
+            && r.abs() >= threshold
+            && (n < MIN_TESTED_PAIRS || p_value < SIGNIFICANCE),
+    }
 }
 
 /// Fewer tasks having both metrics than this: no p-value (NaN).

@@ -111,34 +111,80 @@ pub fn phase_transition_stats(
 fn metric_row(values: &[f64], sensitivity: f64) -> PhaseRow {
     let count = values.len();
     if count < 2 {
-        return PhaseRow {
-            count: count as i64,
-            first_avg: f64::NAN,
-            second_avg: f64::NAN,
-            mean_all: f64::NAN,
-            shift: f64::NAN,
-            p_value: f64::NAN,
-            change_index: -1,
-            delta: f64::NAN,
-            detected: false,
-        };
+        return untested_row(count);
     }
     let half = count / 2;
     let (first, second) = values.split_at(half);
-    let first_avg = sequential_sum(first) / first.len() as f64;
-    let second_avg = sequential_sum(second) / second.len() as f64;
     let mean_all = sequential_sum(values) / count as f64;
+    let change_index = best_change_index(values, mean_all);
+    let rho = residual_rho(values, half, change_index);
+    let p_value = welch_t_test_inflated(first, second, autocorrelation_inflation(rho));
+    phase_row(
+        Halves {
+            count,
+            first_avg: sequential_sum(first) / first.len() as f64,
+            second_avg: sequential_sum(second) / second.len() as f64,
+            mean_all,
+            largest: max_abs(values),
+        },
+        change_index,
+        rho,
+        p_value,
+        sensitivity,
+    )
+}
+
+/// The row of a metric with fewer than 2 values: its count, NaN statistics, change_index
+/// -1, not detected.
+pub(crate) fn untested_row(count: usize) -> PhaseRow {
+    PhaseRow {
+        count: count as i64,
+        first_avg: f64::NAN,
+        second_avg: f64::NAN,
+        mean_all: f64::NAN,
+        shift: f64::NAN,
+        p_value: f64::NAN,
+        change_index: -1,
+        delta: f64::NAN,
+        detected: false,
+    }
+}
+
+/// What a phase-transition row reads of a metric's present values, split at h = count / 2
+/// (count >= 2): the means of the halves and of all values, and max|x|.
+pub(crate) struct Halves {
+    pub count: usize,
+    pub first_avg: f64,
+    pub second_avg: f64,
+    pub mean_all: f64,
+    pub largest: f64,
+}
+
+/// The row of a metric (count >= 2) from its halves, best change point, bias-corrected
+/// residual autocorrelation `rho` ([`residual_rho`]) and the gate's `p_value`; the one
+/// decision of the kernel and of the mergeable state's table (`crate::state::tables`).
+pub(crate) fn phase_row(
+    halves: Halves,
+    change_index: usize,
+    rho: f64,
+    p_value: f64,
+    sensitivity: f64,
+) -> PhaseRow {
+    let Halves {
+        count,
+        first_avg,
+        second_avg,
+        mean_all,
+        largest,
+    } = halves;
     let delta = second_avg - first_avg;
-    let shift = if mean_all.abs() <= ZERO_MEAN_RELATIVE * max_abs(values) {
+    let shift = if mean_all.abs() <= ZERO_MEAN_RELATIVE * largest {
         f64::NAN
     } else {
         delta.abs() / mean_all.abs()
     };
-    let change_index = best_change_index(values, mean_all);
-    let rho = residual_rho(values, half, change_index);
-    let inflation = autocorrelation_inflation(rho);
-    let p_value = welch_t_test_inflated(first, second, inflation);
-    let tested = first.len() >= MIN_TESTED_HALF && second.len() >= MIN_TESTED_HALF;
+    let half = count / 2;
+    let tested = half >= MIN_TESTED_HALF && count - half >= MIN_TESTED_HALF;
     let drifting = rho >= PERSISTENT_RHO;
     PhaseRow {
         count: count as i64,
@@ -159,7 +205,7 @@ fn metric_row(values: &[f64], sensitivity: f64) -> PhaseRow {
 pub const PERSISTENT_RHO: f64 = 0.9;
 /// Largest lag-1 autocorrelation used (Andrews & Monahan 1992 cap the AR(1) coefficient of
 /// their prewhitening there).
-const MAX_RHO: f64 = 0.97;
+pub(crate) const MAX_RHO: f64 = 0.97;
 
 /// The lag-1 autocorrelation of the values demeaned within the pieces cut at the halves'
 /// split `half` and at the best change point `change` (one cut when they coincide; both in

@@ -14,7 +14,10 @@ use crate::detect::{self, roles, Column, Table};
 
 /// The rows of `view` as slices: borrowed when each row is contiguous (also for a view into
 /// a wider buffer), else copied once.
-fn rows_of<'a>(view: &'a ArrayView2<'a, f64>, owned: &'a mut Vec<Vec<f64>>) -> Vec<&'a [f64]> {
+pub(crate) fn rows_of<'a>(
+    view: &'a ArrayView2<'a, f64>,
+    owned: &'a mut Vec<Vec<f64>>,
+) -> Vec<&'a [f64]> {
     if view.rows().into_iter().all(|row| row.as_slice().is_some()) {
         return view
             .rows()
@@ -54,7 +57,7 @@ fn value_of(object: &Bound<'_, PyAny>) -> Value {
     }
 }
 
-fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<Params> {
+pub(crate) fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<Params> {
     let mut converted = Params::new();
     if let Some(params) = params {
         for (name, value) in params.iter() {
@@ -65,7 +68,7 @@ fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<Params> {
 }
 
 /// The table as a dict of NumPy arrays (moved, not copied).
-fn table_to_dict<'py>(py: Python<'py>, table: Table) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn table_to_dict<'py>(py: Python<'py>, table: Table) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (name, column) in table.into_columns() {
         match column {

@@ -39,3 +39,33 @@ pub fn state_merge<'py>(
     })?;
     Ok(flat.into_pyarray(py))
 }
+
+/// The table of detector `name` (`crate::state::tables::FROM_STATE`) from the flat state
+/// `flat` over its metrics `metrics`, with `columns` (the state's metrics × its tasks, NaN
+/// = absent) read by the filtering pass and `params` over the detector's defaults.
+#[pyfunction]
+#[pyo3(signature = (name, flat, columns, metrics, params = None))]
+pub fn table_from_state<'py>(
+    py: Python<'py>,
+    name: &str,
+    flat: PyReadonlyArray1<'py, f64>,
+    columns: PyReadonlyArray2<'py, f64>,
+    metrics: PyReadonlyArray1<'py, i64>,
+    params: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let params = super::detect::params_of(params)?;
+    let flat = flat.as_slice()?;
+    let view = columns.as_array();
+    let mut owned = Vec::new();
+    let rows = super::detect::rows_of(&view, &mut owned);
+    let selection = metrics.as_array().to_vec();
+    let table = py.detach(|| {
+        let selection: Vec<usize> = selection
+            .iter()
+            .map(|&k| usize::try_from(k).unwrap_or(usize::MAX))
+            .collect();
+        let state = RunState::from_flat(flat)?;
+        crate::state::tables::table_from_state(name, &state, &rows, &selection, &params)
+    })?;
+    super::detect::table_to_dict(py, table)
+}

@@ -24,6 +24,7 @@
 //! form; the header (magic, version) is written by the Python layer, which documents it.
 
 pub mod series;
+pub mod tables;
 
 pub use series::{PairSeries, Series, PAIR_FIELDS, PAIR_WIDTH, SERIES_FIELDS, SERIES_WIDTH};
 

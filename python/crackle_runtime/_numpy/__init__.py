@@ -31,6 +31,7 @@ from crackle_runtime._numpy.state import (
     state_merge,
     state_of_columns,
 )
+from crackle_runtime._numpy.state_tables import table_from_state
 
 build_profile = "numpy"
 CHUNK_FIELDS = list(_CHUNK_FIELDS)
@@ -55,5 +56,6 @@ __all__ = [
     "run_detector",
     "state_merge",
     "state_of_columns",
+    "table_from_state",
     "transfer_entropy",
 ]

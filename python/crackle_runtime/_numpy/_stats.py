@@ -264,22 +264,35 @@ def welch_t_test(a: Float64Array, b: Float64Array, inflation: float = 1.0) -> tu
     and the df uses n_a/f - 1; ``(nan, 1.0)`` when a sample has at most one effective value;
     f = 1 is Welch's test exactly.
     """
-    n_a, n_b = a.size, b.size
+    if a.size < 2 or b.size < 2:
+        return math.nan, math.nan
+    mean_a, sum_of_squares_a = mean_and_sum_of_squares(a)
+    mean_b, sum_of_squares_b = mean_and_sum_of_squares(b)
+    return welch_from_moments(
+        (a.size, sum_of_squares_a), (b.size, sum_of_squares_b), mean_a - mean_b, inflation
+    )
+
+
+def welch_from_moments(
+    a: tuple[float, float], b: tuple[float, float], difference: float, inflation: float = 1.0
+) -> tuple[float, float]:
+    """:func:`welch_t_test` from each sample's (count, centred sum of squares) and the
+    difference of their means (mean_a - mean_b), for samples summarised elsewhere (the
+    mergeable state); the same special cases."""
+    (n_a, sum_of_squares_a), (n_b, sum_of_squares_b) = a, b
     if n_a < 2 or n_b < 2:
         return math.nan, math.nan
     effective_a, effective_b = n_a / inflation, n_b / inflation
     if effective_a <= 1.0 or effective_b <= 1.0:
         return math.nan, 1.0
-    mean_a, sum_of_squares_a = mean_and_sum_of_squares(a)
-    mean_b, sum_of_squares_b = mean_and_sum_of_squares(b)
     weight_a = sum_of_squares_a / (n_a - inflation) / effective_a
     weight_b = sum_of_squares_b / (n_b - inflation) / effective_b
     total = weight_a + weight_b
     if total == 0.0:
-        if mean_a == mean_b:
+        if difference == 0.0:
             return math.nan, 1.0
-        return math.copysign(math.inf, mean_a - mean_b), 0.0
-    t = (mean_a - mean_b) / math.sqrt(total)
+        return math.copysign(math.inf, difference), 0.0
+    t = difference / math.sqrt(total)
     share_a = weight_a / total
     share_b = weight_b / total
     df = 1.0 / (share_a * share_a / (effective_a - 1.0) + share_b * share_b / (effective_b - 1.0))

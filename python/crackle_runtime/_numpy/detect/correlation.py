@@ -37,6 +37,7 @@ __all__ = [
     "NAME",
     "PARAMS",
     "association_p_value",
+    "correlation_row",
     "effective_p_value",
     "lag1_autocorrelation",
     "run",
@@ -95,6 +96,22 @@ def association_p_value(x: Float64Array, y: Float64Array) -> float:
     return max(differences, residuals)
 
 
+def correlation_row(
+    pair: tuple[int, int], n: int, r: float, p_value: float, threshold: float
+) -> dict[str, Any]:
+    """The row of a pair over n tasks: detected when n >= 3, |r| >= threshold and
+    (n < 10 or p < 0.01); the one decision of the kernel and of the mergeable state's table."""
+    detected = abs(r) >= threshold and (n < MIN_TESTED_PAIRS or p_value < SIGNIFICANCE)
+    return {
+        "i": pair[0],
+        "j": pair[1],
+        "n": n,
+        "r": r,
+        "p_value": p_value,
+        "detected": n >= 3 and detected,
+    }
+
+
 @np.errstate(over="ignore", invalid="ignore")
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Per metric pair (i < j, row-major order), over the tasks having both: n, Pearson r
@@ -131,18 +148,6 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 n = int(np.count_nonzero(both))
                 r = pearson(values[i][both], values[j][both])
             p_value = association_p_value(values[i], values[j]) if abs(r) >= threshold else math.nan
-            detected = abs(r) >= threshold and (n < MIN_TESTED_PAIRS or p_value < SIGNIFICANCE)
-            store(
-                result,
-                row,
-                {
-                    "i": i,
-                    "j": j,
-                    "n": n,
-                    "r": r,
-                    "p_value": p_value,
-                    "detected": n >= 3 and detected,
-                },
-            )
+            store(result, row, correlation_row((i, j), n, r, p_value, threshold))
             row += 1
     return result

@@ -17,7 +17,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import sequential_sum, welch_t_test
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 
-__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
+__all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "phase_row", "run"]
 
 NAME = "phase_transition"
 KIND = "phase transition"
@@ -70,15 +70,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
             continue
         half = count // 2
         first, second = values[:half], values[half:]
-        first_avg = sequential_sum(first) / half
-        second_avg = sequential_sum(second) / (count - half)
         mean_all = sequential_sum(values) / count
-        delta = second_avg - first_avg
-        largest = float(np.abs(values).max())
-        shift = (
-            abs(delta) / abs(mean_all) if abs(mean_all) > ZERO_MEAN_RELATIVE * largest else math.nan
-        )
-
         # Best single change point: argmax keeps the first k on ties.
         centered_prefix = np.cumsum(values - mean_all)[:-1]
         k = np.arange(1, count, dtype=np.float64)
@@ -86,22 +78,40 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         change_index = int(np.argmax(reduction)) + 1
         rho = residual_rho(values, half, change_index)
         _, p_value = welch_t_test(first, second, autocorrelation_inflation(rho))
-        significant = half < MIN_TESTED_HALF or p_value < SIGNIFICANCE
-        store(
-            result,
-            metric,
-            {
-                "first_avg": first_avg,
-                "second_avg": second_avg,
-                "mean_all": mean_all,
-                "shift": shift,
-                "p_value": p_value,
-                "change_index": change_index,
-                "delta": delta,
-                "detected": bool(shift > sensitivity and rho < PERSISTENT_RHO and significant),
-            },
-        )
+        halves = (sequential_sum(first) / half, sequential_sum(second) / (count - half), mean_all)
+        largest = float(np.abs(values).max())
+        row = phase_row(count, halves, largest, change_index, rho, p_value, sensitivity)
+        store(result, metric, row)
     return result
+
+
+def phase_row(
+    count: int,
+    halves: tuple[float, float, float],
+    largest: float,
+    change_index: int,
+    rho: float,
+    p_value: float,
+    sensitivity: float,
+) -> dict[str, Any]:
+    """The row of a metric of ``count`` >= 2 values from its means (first half, second half,
+    all), max|x|, best change point, bias-corrected residual autocorrelation and the gate's
+    p-value: the one decision of the kernel and of the mergeable state's table."""
+    first_avg, second_avg, mean_all = halves
+    delta = second_avg - first_avg
+    shift = abs(delta) / abs(mean_all) if abs(mean_all) > ZERO_MEAN_RELATIVE * largest else math.nan
+    half = count // 2
+    significant = half < MIN_TESTED_HALF or p_value < SIGNIFICANCE
+    return {
+        "first_avg": first_avg,
+        "second_avg": second_avg,
+        "mean_all": mean_all,
+        "shift": shift,
+        "p_value": p_value,
+        "change_index": change_index,
+        "delta": delta,
+        "detected": bool(shift > sensitivity and rho < PERSISTENT_RHO and significant),
+    }
 
 
 def residual_rho(values: Float64Array, half: int, change: int) -> float:

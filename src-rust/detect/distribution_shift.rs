@@ -564,7 +564,7 @@ pub fn metric_changes(
     let (kept, drift) = drifts(&positions, &ranks, values);
     let spread: Vec<bool> = kept.iter().map(|&index| splits[index].3).collect();
     let kept_positions: Vec<usize> = kept.iter().map(|&index| positions[index]).collect();
-    let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks, values);
+    let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks);
     let kept: Vec<usize> = smooth_kept.iter().map(|&slot| kept[slot]).collect();
     let drift = drift.or(smooth);
     if drift.is_some() {
@@ -731,42 +731,53 @@ fn drifts(
 }
 
 /// (RSS of the level step at `cut`, least RSS of a continuous broken line, least RSS of a
-/// flat start then a line) of the doubled mid-ranks y of one span (ranked within the span,
-/// so Σy = L (L + 1)), over the knots κ = 1..=L-3 of `y = a + b t + c (t - κ)₊` (the
+/// flat start then a line) of integer scores y of one span (the metric's doubled mid-ranks:
+/// no ranking again), over the knots κ = 1..=L-3 of `y = a + b t + c (t - κ)₊` (the
 /// continuous piecewise-linear model of Fearnhead, Maidstone & Letchford 2019 with one
-/// knot) and of `y = a + c (t - κ)₊`. With `y' = y - (L + 1)` and `t' = 2t - (L - 1)` (both
-/// summing to 0) and `h = (t - κ)₊`: the step's RSS is `Syy - S₁² L / (k (L - k))`,
-/// S₁ = Σ y'[..k]; the line's is `Syy - (Shh Sty² - 2 Sth Sty Shy + Stt Shy²) /
-/// (Stt Shh - Sth²)` (Frisch–Waugh); the flat start's is `Syy - Shy² / Shh`, with
-/// `Shh = Σh² - (Σh)²/L` and the other sums exact integers turned to floats (L >= 5).
-pub fn hinge_fit(ranks: &[i64], cut: usize) -> (f64, f64, f64) {
-    let length = ranks.len();
+/// knot) and of `y = a + c (t - κ)₊`. With S = Σy, `t' = 2t - (L - 1)` (summing to 0) and
+/// `h = (t - κ)₊`, the centred sums are `Syy = Σy² - S²/L`, `Sty = Σ t'y`, `Sth = Σ t'h`,
+/// `Shy = Σ hy - Σh S / L` and `Shh = Σh² - (Σh)²/L`: the step's RSS is
+/// `Syy - (L S₁ - k S)² / (L k (L - k))`, S₁ = Σ y[..k]; the line's
+/// `Syy - (Shh Sty² - 2 Sth Sty Shy + Stt Shy²) / (Stt Shh - Sth²)` (Frisch–Waugh); the
+/// flat start's `Syy - Shy² / Shh`; every sum an exact integer turned to a float, then these
+/// floats in this order (L >= 5).
+pub fn hinge_fit(scores: &[i64], cut: usize) -> (f64, f64, f64) {
+    let length = scores.len();
     let size = length as i128;
-    let centred: Vec<i128> = ranks.iter().map(|&r| r as i128 - (size + 1)).collect();
+    let total: i128 = scores.iter().map(|&y| y as i128).sum();
+    let squares: i128 = scores.iter().map(|&y| (y as i128) * (y as i128)).sum();
+    let syy = squares as f64 - total as f64 * total as f64 / length as f64;
+    let head: i128 = scores[..cut].iter().map(|&y| y as i128).sum();
+    let left = (size * head - cut as i128 * total) as f64;
+    let step = syy - left * left / ((size * cut as i128 * (size - cut as i128)) as f64);
     let time = |t: usize| 2 * t as i128 - (size - 1);
-    let syy = centred.iter().map(|&y| y * y).sum::<i128>() as f64;
-    let left = centred[..cut].iter().sum::<i128>() as f64;
-    let step = syy - left * left * length as f64 / ((cut * (length - cut)) as f64);
     let stt = (0..length).map(|t| time(t) * time(t)).sum::<i128>() as f64;
-    let sty = (0..length).map(|t| time(t) * centred[t]).sum::<i128>() as f64;
-    // Suffix sums over t >= κ of y', t y', t' and t' t, from the end.
-    let (mut y_tail, mut ty_tail, mut c_tail, mut ct_tail) = (0i128, 0i128, 0i128, 0i128);
+    let sty = (0..length)
+        .map(|t| time(t) * scores[t] as i128)
+        .sum::<i128>() as f64;
+    // Suffix sums over t >= κ of y, t y, t' and t' t, from the end: within i64 for spans
+    // up to about a million values (the NumPy twin's int64).
+    let (mut y_tail, mut ty_tail, mut c_tail, mut ct_tail) = (0i64, 0i64, 0i64, 0i64);
     let (mut line, mut flat) = (f64::INFINITY, f64::INFINITY);
+    let (length_f, total_f) = (length as f64, total as f64);
+    let last = length as i64 - 1;
     for t in (1..length).rev() {
-        let at = t as i128;
-        y_tail += centred[t];
-        ty_tail += at * centred[t];
-        c_tail += time(t);
-        ct_tail += time(t) * at;
+        let at = t as i64;
+        let y = scores[t];
+        let moment = 2 * at - last;
+        y_tail += y;
+        ty_tail += at * y;
+        c_tail += moment;
+        ct_tail += moment * at;
         if t > length - 3 {
             continue;
         }
-        let tail = size - 1 - at;
+        let tail = last - at;
         let sum_h = (tail * (tail + 1) / 2) as f64;
         let sum_hh = (tail * (tail + 1) * (2 * tail + 1) / 6) as f64;
-        let shh = sum_hh - sum_h * sum_h / length as f64;
+        let shh = sum_hh - sum_h * sum_h / length_f;
         let sth = (ct_tail - at * c_tail) as f64;
-        let shy = (ty_tail - at * y_tail) as f64;
+        let shy = (ty_tail - at * y_tail) as f64 - sum_h * total_f / length_f;
         let explained =
             (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (stt * shh - sth * sth);
         line = line.min(syy - explained);
@@ -786,24 +797,25 @@ enum Verdict {
     Smooth,
 }
 
-/// The [`Verdict`] on `values[start..end]` (ranked within) for the step at `change`, by
-/// BIC on the part's effective number of values `L' = L / f` (f = (1 + ρ)/(1 - ρ), ρ from
-/// [`residual_rho`] of the step's residuals clipped to [0, 0.97]: autocorrelated noise
-/// inflates a likelihood ratio by about f): the broken line fits as well as the step when
-/// `L' ln(RSS_step / RSS_line) >= ln L'` (4 parameters against 3), the flat start as well
-/// as the line when `L' ln(RSS_flat / RSS_line) <= ln L'` (3 against 4); ln L' is taken at
-/// L' >= 2; Step when RSS_step <= 0 or L < 5.
-fn smooth_verdict(values: &[f64], start: usize, change: usize, end: usize) -> Verdict {
+/// The [`Verdict`] on `ranks[start..end]` (the metric's doubled mid-ranks) for the step at
+/// `change`, by BIC on the part's effective number of values `L' = L / f` (f = (1 + ρ)/(1 - ρ),
+/// ρ from [`residual_rho`] of the step's residuals clipped to [0, 0.97]: autocorrelated
+/// noise inflates a likelihood ratio by about f): the broken line fits as well as the step
+/// when `L' ln(RSS_step / RSS_line) >= ln L'` (4 parameters against 3), the flat start as
+/// well as the line when `L' ln(RSS_flat / RSS_line) <= ln L'` (3 against 4); ln L' is
+/// taken at L' >= 2; Step when RSS_step <= 0 or L < 5.
+fn smooth_verdict(ranks: &[i64], start: usize, change: usize, end: usize) -> Verdict {
     let length = end - start;
     if length < 5 {
         return Verdict::Step;
     }
-    let ranks = doubled_midranks(&values[start..end]);
-    let (step, line, flat) = hinge_fit(&ranks, change - start);
-    if step <= 0.0 {
+    let ranks = &ranks[start..end];
+    let (step, line, flat) = hinge_fit(ranks, change - start);
+    if step <= 0.0 || line >= step {
+        // No effective length makes a worse fit win: skip its autocorrelation.
         return Verdict::Step;
     }
-    let rho = residual_rho(&ranks, &[0, change - start, length])
+    let rho = residual_rho(ranks, &[0, change - start, length])
         .map_or(0.0, |(_, rho)| rho.clamp(0.0, PHI_MAX));
     let effective = length as f64 / ((1.0 + rho) / (1.0 - rho));
     let penalty = effective.max(2.0).ln();
@@ -830,24 +842,23 @@ fn smooth_steps(
     changes: &[usize],
     spread: &[bool],
     ranks: &[i64],
-    values: &[f64],
 ) -> (Vec<usize>, Option<(usize, usize)>) {
     let directions = directions(changes, ranks);
     let mut kept = Vec::with_capacity(changes.len());
     let mut drift = None;
     for (index, &change) in changes.iter().enumerate() {
         let lo = if index > 0 { changes[index - 1] } else { 0 };
-        let hi = changes.get(index + 1).copied().unwrap_or(values.len());
+        let hi = changes.get(index + 1).copied().unwrap_or(ranks.len());
         if spread[index] {
             kept.push(index);
             continue;
         }
-        let mut verdict = smooth_verdict(values, lo, change, hi);
+        let mut verdict = smooth_verdict(ranks, lo, change, hi);
         let reach = 2 * (change - lo).min(hi - change);
         let window = (lo.max(change.saturating_sub(reach)), hi.min(change + reach));
         if verdict == Verdict::Step && window != (lo, hi) {
             // The window can only drop a change: a flat start seen through it is no onset.
-            verdict = match smooth_verdict(values, window.0, change, window.1) {
+            verdict = match smooth_verdict(ranks, window.0, change, window.1) {
                 Verdict::Smooth => Verdict::Smooth,
                 _ => Verdict::Step,
             };

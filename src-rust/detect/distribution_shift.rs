@@ -58,6 +58,12 @@
 //!   line, 2r + 1 for r changes) as constant pieces: first over the span from the segment
 //!   before the run (every change of the run goes), else from the run's first change (the
 //!   change where the drift starts stays, the rest go), else from its second, and so on.
+//! - **Bends and cycles.** A level change that a continuous broken line (one knot: the
+//!   model of Fearnhead, Maidstone & Letchford 2019) fits as well as the step, by BIC on the
+//!   effective number of values `L / f`, over the span between its neighbours or a window of
+//!   twice its shorter side around it, is a smooth move (a daily cycle seen through part of
+//!   its period, a hump), not a change: it goes, and the metric drifts ([`smooth_steps`]).
+//!   A change whose span is a flat start then a line is the onset of a drift and stays.
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -556,6 +562,11 @@ pub fn metric_changes(
         return Ok(found);
     }
     let (kept, drift) = drifts(&positions, &ranks, values);
+    let spread: Vec<bool> = kept.iter().map(|&index| splits[index].3).collect();
+    let kept_positions: Vec<usize> = kept.iter().map(|&index| positions[index]).collect();
+    let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks);
+    let kept: Vec<usize> = smooth_kept.iter().map(|&slot| kept[slot]).collect();
+    let drift = drift.or(smooth);
     if drift.is_some() {
         found.drifting = true;
         found.drift = drift;
@@ -665,6 +676,22 @@ fn line_wins(values: &[f64], start: usize, end: usize, inner: &[usize]) -> bool 
         <= length * pieces.ln() + (2 * inner.len() + 1) as f64 * penalty
 }
 
+/// The way each change goes (Greater up, Less down): the mean rank of the segment after it
+/// against the one before, compared exactly as integers.
+fn directions(changes: &[usize], ranks: &[i64]) -> Vec<std::cmp::Ordering> {
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(changes);
+    bounds.push(ranks.len());
+    let sums: Vec<i128> = bounds
+        .windows(2)
+        .map(|w| ranks[w[0]..w[1]].iter().map(|&r| r as i128).sum())
+        .collect();
+    let lengths: Vec<i128> = bounds.windows(2).map(|w| (w[1] - w[0]) as i128).collect();
+    (0..changes.len())
+        .map(|i| (sums[i + 1] * lengths[i]).cmp(&(sums[i] * lengths[i + 1])))
+        .collect()
+}
+
 /// The indices (into `changes`) of the changes that are not steps of a drift, and the first
 /// span found drifting (see the module documentation).
 fn drifts(
@@ -675,14 +702,7 @@ fn drifts(
     let mut bounds = vec![0];
     bounds.extend_from_slice(changes);
     bounds.push(ranks.len());
-    let sums: Vec<i128> = bounds
-        .windows(2)
-        .map(|w| ranks[w[0]..w[1]].iter().map(|&r| r as i128).sum())
-        .collect();
-    let lengths: Vec<i128> = bounds.windows(2).map(|w| (w[1] - w[0]) as i128).collect();
-    let directions: Vec<std::cmp::Ordering> = (0..changes.len())
-        .map(|i| (sums[i + 1] * lengths[i]).cmp(&(sums[i] * lengths[i + 1])))
-        .collect();
+    let directions = directions(changes, ranks);
     let mut dropped = vec![false; changes.len()];
     let mut drift = None;
     let mut i = 0;
@@ -707,6 +727,154 @@ fn drifts(
         i = j + 1;
     }
     let kept = (0..changes.len()).filter(|&i| !dropped[i]).collect();
+    (kept, drift)
+}
+
+/// (RSS of the level step at `cut`, least RSS of a continuous broken line, least RSS of a
+/// flat start then a line) of integer scores y of one span (the metric's doubled mid-ranks:
+/// no ranking again), over the knots κ = 1..=L-3 of `y = a + b t + c (t - κ)₊` (the
+/// continuous piecewise-linear model of Fearnhead, Maidstone & Letchford 2019 with one
+/// knot) and of `y = a + c (t - κ)₊`. With S = Σy, `t' = 2t - (L - 1)` (summing to 0) and
+/// `h = (t - κ)₊`, the centred sums are `Syy = Σy² - S²/L`, `Sty = Σ t'y`, `Sth = Σ t'h`,
+/// `Shy = Σ hy - Σh S / L` and `Shh = Σh² - (Σh)²/L`: the step's RSS is
+/// `Syy - (L S₁ - k S)² / (L k (L - k))`, S₁ = Σ y[..k]; the line's
+/// `Syy - (Shh Sty² - 2 Sth Sty Shy + Stt Shy²) / (Stt Shh - Sth²)` (Frisch–Waugh); the
+/// flat start's `Syy - Shy² / Shh`; every sum an exact integer turned to a float, then these
+/// floats in this order (L >= 5).
+pub fn hinge_fit(scores: &[i64], cut: usize) -> (f64, f64, f64) {
+    let length = scores.len();
+    let size = length as i128;
+    let total: i128 = scores.iter().map(|&y| y as i128).sum();
+    let squares: i128 = scores.iter().map(|&y| (y as i128) * (y as i128)).sum();
+    let syy = squares as f64 - total as f64 * total as f64 / length as f64;
+    let head: i128 = scores[..cut].iter().map(|&y| y as i128).sum();
+    let left = (size * head - cut as i128 * total) as f64;
+    let step = syy - left * left / ((size * cut as i128 * (size - cut as i128)) as f64);
+    let time = |t: usize| 2 * t as i128 - (size - 1);
+    let stt = (0..length).map(|t| time(t) * time(t)).sum::<i128>() as f64;
+    let sty = (0..length)
+        .map(|t| time(t) * scores[t] as i128)
+        .sum::<i128>() as f64;
+    // Suffix sums over t >= κ of y, t y, t' and t' t, from the end: within i64 for spans
+    // up to about a million values (the NumPy twin's int64).
+    let (mut y_tail, mut ty_tail, mut c_tail, mut ct_tail) = (0i64, 0i64, 0i64, 0i64);
+    let (mut line, mut flat) = (f64::INFINITY, f64::INFINITY);
+    let (length_f, total_f) = (length as f64, total as f64);
+    let last = length as i64 - 1;
+    for t in (1..length).rev() {
+        let at = t as i64;
+        let y = scores[t];
+        let moment = 2 * at - last;
+        y_tail += y;
+        ty_tail += at * y;
+        c_tail += moment;
+        ct_tail += moment * at;
+        if t > length - 3 {
+            continue;
+        }
+        let tail = last - at;
+        let sum_h = (tail * (tail + 1) / 2) as f64;
+        let sum_hh = (tail * (tail + 1) * (2 * tail + 1) / 6) as f64;
+        let shh = sum_hh - sum_h * sum_h / length_f;
+        let sth = (ct_tail - at * c_tail) as f64;
+        let shy = (ty_tail - at * y_tail) as f64 - sum_h * total_f / length_f;
+        let explained =
+            (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (stt * shh - sth * sth);
+        line = line.min(syy - explained);
+        flat = flat.min(syy - shy * shy / shh);
+    }
+    (step, line, flat)
+}
+
+/// How a smooth curve explains a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// A step fits better than the broken line.
+    Step,
+    /// The broken line fits as well, and so does a flat start then a line: a drift begins.
+    Onset,
+    /// The broken line fits as well, a flat start does not: a bend or a cycle.
+    Smooth,
+}
+
+/// The [`Verdict`] on `ranks[start..end]` (the metric's doubled mid-ranks) for the step at
+/// `change`, by BIC on the part's effective number of values `L' = L / f` (f = (1 + ρ)/(1 - ρ),
+/// ρ from [`residual_rho`] of the step's residuals clipped to [0, 0.97]: autocorrelated
+/// noise inflates a likelihood ratio by about f): the broken line fits as well as the step
+/// when `L' ln(RSS_step / RSS_line) >= ln L'` (4 parameters against 3), the flat start as
+/// well as the line when `L' ln(RSS_flat / RSS_line) <= ln L'` (3 against 4); ln L' is
+/// taken at L' >= 2; Step when RSS_step <= 0 or L < 5.
+fn smooth_verdict(ranks: &[i64], start: usize, change: usize, end: usize) -> Verdict {
+    let length = end - start;
+    if length < 5 {
+        return Verdict::Step;
+    }
+    let ranks = &ranks[start..end];
+    let (step, line, flat) = hinge_fit(ranks, change - start);
+    if step <= 0.0 || line >= step {
+        // No effective length makes a worse fit win: skip its autocorrelation.
+        return Verdict::Step;
+    }
+    let rho = residual_rho(ranks, &[0, change - start, length])
+        .map_or(0.0, |(_, rho)| rho.clamp(0.0, PHI_MAX));
+    let effective = length as f64 / ((1.0 + rho) / (1.0 - rho));
+    let penalty = effective.max(2.0).ln();
+    if !(line <= 0.0 || effective * (step / line).ln() >= penalty) {
+        return Verdict::Step;
+    }
+    if flat <= 0.0 || (line > 0.0 && effective * (flat / line).ln() <= penalty) {
+        return Verdict::Onset;
+    }
+    Verdict::Smooth
+}
+
+/// The level changes that a smooth curve explains at least as well as a step (a cycle or a
+/// bend seen through a window, not a change): in the span between a change's neighbours,
+/// or in the window of twice its shorter side on each side of it (within the span), the
+/// broken line of [`hinge_fit`] (3 coefficients and a knot) against the step (2 levels and
+/// a position) by BIC on the effective number of values ([`smooth_verdict`]). A change
+/// whose span is as well described by a flat start then a line is the onset of a drift
+/// when it is the first change or goes the way of the change before it (else it is the top
+/// of a hump): it stays, and the drift runs from it to the span's end (the window only
+/// drops changes). Returns the indices (into `changes`) kept and the first span found
+/// drifting.
+fn smooth_steps(
+    changes: &[usize],
+    spread: &[bool],
+    ranks: &[i64],
+) -> (Vec<usize>, Option<(usize, usize)>) {
+    let directions = directions(changes, ranks);
+    let mut kept = Vec::with_capacity(changes.len());
+    let mut drift = None;
+    for (index, &change) in changes.iter().enumerate() {
+        let lo = if index > 0 { changes[index - 1] } else { 0 };
+        let hi = changes.get(index + 1).copied().unwrap_or(ranks.len());
+        if spread[index] {
+            kept.push(index);
+            continue;
+        }
+        let mut verdict = smooth_verdict(ranks, lo, change, hi);
+        let reach = 2 * (change - lo).min(hi - change);
+        let window = (lo.max(change.saturating_sub(reach)), hi.min(change + reach));
+        if verdict == Verdict::Step && window != (lo, hi) {
+            // The window can only drop a change: a flat start seen through it is no onset.
+            verdict = match smooth_verdict(ranks, window.0, change, window.1) {
+                Verdict::Smooth => Verdict::Smooth,
+                _ => Verdict::Step,
+            };
+        }
+        if verdict == Verdict::Onset && index > 0 && directions[index - 1] != directions[index] {
+            verdict = Verdict::Smooth; // the top of a hump, not a flat start
+        }
+        if verdict == Verdict::Onset {
+            drift = drift.or(Some((change, hi)));
+        }
+        if verdict == Verdict::Smooth {
+            drift = drift.or(Some((lo, hi)));
+        } else {
+            kept.push(index);
+        }
+    }
     (kept, drift)
 }
 

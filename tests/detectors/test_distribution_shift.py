@@ -222,6 +222,58 @@ def test_a_ramp_after_a_flat_start_is_one_change_and_a_drift(kernels: ModuleType
     assert len(positions(result)) <= 1
 
 
+def test_hinge_fit_is_least_squares() -> None:
+    """The step's RSS and the least RSS over the knots of the broken line and of the flat
+    start, against numpy.linalg.lstsq over every knot."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=40) + np.sin(np.arange(40) / 6)
+    ranks = twin.doubled_midranks(values)
+    y, t = ranks.astype(float), np.arange(40.0)
+
+    def rss(design: NDArray[np.float64]) -> float:
+        residuals = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        return float(residuals @ residuals)
+
+    ones = np.ones(40)
+    hinges = [np.maximum(t - knot, 0.0) for knot in range(1, 38)]
+    step, line, flat = twin.hinge_fit(ranks, 17)
+    assert step == pytest.approx(rss(np.column_stack([ones, t >= 17])), rel=1e-9)
+    assert line == pytest.approx(min(rss(np.column_stack([ones, t, h])) for h in hinges), rel=1e-9)
+    assert flat == pytest.approx(min(rss(np.column_stack([ones, h])) for h in hinges), rel=1e-9)
+
+
+def test_a_cycle_seen_through_part_of_its_period_is_a_drift(kernels: ModuleType) -> None:
+    """A daily cycle (period 288) seen over 200 values is a hump: the level changes the
+    search finds in it are explained by a broken line as well as by steps, so the metric
+    drifts instead (before the smooth check: a change on every one of these series)."""
+    hump = 2.0 * np.sin(2 * np.pi * np.arange(200) / 288)
+    columns = np.array([hump + np.random.default_rng(seed).normal(size=200) for seed in (0, 3)])
+    result = changes(kernels, columns)
+    assert result["metric"].size == 0
+    assert result["drifting"].tolist() == [True, True]
+
+
+def test_a_step_next_to_a_bend_stays_a_change(kernels: ModuleType) -> None:
+    """A sharp 2-SD step is not a bend: the broken line does not fit it."""
+    rng = np.random.default_rng(8)
+    values = rng.normal(size=200) + np.where(np.arange(200) < 120, 0.0, 2.0)
+    result = changes(kernels, values)
+    assert len(positions(result)) == 1
+    assert abs(positions(result)[0] - 120) <= 3
+    assert result["drifting"].tolist() == [False]
+
+
+def test_daily_cycles_over_part_of_a_period_rarely_get_a_change(kernels: ModuleType) -> None:
+    """Period 288 seen over 2000 values (the last cycle cut short: a half trough at the end):
+    at most 2 of 60 seeded series get a change (8 of 60 before the smooth check)."""
+    columns = np.empty((60, 2000))
+    for seed in range(60):
+        rng = np.random.default_rng([seed, 288])
+        columns[seed] = np.sin(2 * np.pi * np.arange(2000) / 288) + rng.normal(size=2000)
+    result = changes(kernels, columns)
+    assert np.unique(result["metric"]).size <= 2
+
+
 # --- arguments and edge cases --------------------------------------------------------------------
 
 

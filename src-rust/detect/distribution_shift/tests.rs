@@ -249,6 +249,49 @@ fn random_walks_and_ramps_drift() {
 }
 
 #[test]
+fn hinge_fit_of_a_line_and_of_a_step() {
+    // Strictly increasing values: the ranks 2, 4, .., 2L lie on a line (no residual), and
+    // the flat start (a knot at 1, then a line) misses only the first value's slope.
+    let line: Vec<i64> = (1..=12).map(|r| 2 * r).collect();
+    let (step, broken, flat) = hinge_fit(&line, 6);
+    // y' = 2t - 11: Syy = 572, S₁ = -36 over the first 6, so the step explains 36²·12/36.
+    assert_eq!(step, 572.0 - 36.0 * 36.0 * 12.0 / 36.0);
+    assert!(broken.abs() < 1e-9, "{broken}");
+    assert!(flat > 0.0 && flat < step, "{flat}");
+    // Two tied halves: a step has no residual, a broken line does.
+    let values: Vec<f64> = (0..12).map(|t| if t < 6 { 0.0 } else { 1.0 }).collect();
+    let (step, broken, _) = hinge_fit(&doubled_midranks(&values), 6);
+    assert_eq!(step, 0.0);
+    assert!(broken > 0.0, "{broken}");
+}
+
+#[test]
+fn a_cycle_through_part_of_its_period_drifts() {
+    // Period 288 over 200 values with noise: a hump, not a level change.
+    let noise = normals(11, 200);
+    let values: Vec<f64> = noise
+        .iter()
+        .enumerate()
+        .map(|(t, e)| e + 2.0 * (2.0 * std::f64::consts::PI * t as f64 / 288.0).sin())
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    assert!(found.changes.is_empty() && found.drifting, "{found:?}");
+    // A sharp step of the same size stays a change.
+    let values: Vec<f64> = noise
+        .iter()
+        .enumerate()
+        .map(|(t, e)| e + if t < 120 { 0.0 } else { 2.0 })
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    assert_eq!(found.changes.len(), 1, "{found:?}");
+    assert!(
+        found.changes[0].change_index.abs_diff(120) <= 3,
+        "{found:?}"
+    );
+    assert!(!found.drifting, "{found:?}");
+}
+
+#[test]
 fn untested_metrics_and_edge_cases() {
     let nan = f64::NAN;
     for (values, tested) in [

@@ -303,6 +303,9 @@ def segment(
         found.update(drifting=True, drift_start=0, drift_end=count)
         return found
     kept, drift = _drifts([split[0] for split in splits], ranks, values)
+    spread_at = {split[0]: split[5] for split in splits}
+    kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
+    drift = drift or smooth
     if drift is not None:
         found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
     bounds = [0, *kept, count]
@@ -406,15 +409,8 @@ def _drifts(
     goes; else when it describes the span from the run's first change, the others go; else
     from its second, and so on. Returns the
     kept changes and the first (start, end) span found drifting."""
-    count = ranks.size
-    bounds = [0, *changes, count]
-    sums = [int(ranks[lo:hi].sum()) for lo, hi in itertools.pairwise(bounds)]
-    lengths = [hi - lo for lo, hi in itertools.pairwise(bounds)]
-    directions = [
-        (sums[i + 1] * lengths[i] > sums[i] * lengths[i + 1])
-        - (sums[i + 1] * lengths[i] < sums[i] * lengths[i + 1])
-        for i in range(len(changes))
-    ]
+    bounds = [0, *changes, ranks.size]
+    directions = _directions(changes, ranks)
     dropped: set[int] = set()
     drift: tuple[int, int] | None = None
     i = 0
@@ -433,3 +429,122 @@ def _drifts(
                     break
         i = j + 1
     return [change for index, change in enumerate(changes) if index not in dropped], drift
+
+
+def _suffix(terms: Int64Array, starts: Int64Array) -> Int64Array:
+    """sum(terms[start:]) for each start (exact integers)."""
+    tails: Int64Array = np.cumsum(terms[::-1])[::-1]
+    return tails[starts]
+
+
+def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
+    """(RSS of the level step at ``cut``, least RSS of a continuous broken line, least RSS
+    of a flat start then a line) of integer scores y of one span (the metric's doubled
+    mid-ranks: no ranking again), over the knots kappa = 1..L-3 of y = a + b t +
+    c (t - kappa)_+ and of y = a + c (t - kappa)_+. With S = sum(y), t' = 2t - (L - 1)
+    (summing to 0) and h = (t - kappa)_+, the centred sums are Syy = sum(y^2) - S^2 / L,
+    Sty = sum(t' y), Sth = sum(t' h), Shy = sum(h y) - sum(h) S / L and
+    Shh = sum(h^2) - sum(h)^2 / L: the step's RSS is Syy - (L S1 - k S)^2 / (L k (L - k)),
+    S1 = sum(y[:k]); the line's Syy - (Shh Sty^2 - 2 Sth Sty Shy + Stt Shy^2) /
+    (Stt Shh - Sth^2) (Frisch-Waugh); the flat start's Syy - Shy^2 / Shh; every sum an
+    exact integer turned to a float, then these floats in this order."""
+    length = scores.size
+    total = int(scores.sum())
+    syy = float(int(np.dot(scores, scores))) - float(total) * float(total) / length
+    left = float(length * int(scores[:cut].sum()) - cut * total)
+    step = syy - left * left / float(length * cut * (length - cut))
+    time = 2 * np.arange(length, dtype=np.int64) - (length - 1)
+    stt = float(int(np.dot(time, time)))
+    sty = float(int(np.dot(time, scores)))
+    knots = np.arange(1, length - 2, dtype=np.int64)
+    # Suffix sums over t >= kappa of y, t y, t' and t' t.
+    index = np.arange(length, dtype=np.int64)
+    y_tail, ty_tail = _suffix(scores, knots), _suffix(index * scores, knots)
+    c_tail, ct_tail = _suffix(time, knots), _suffix(time * index, knots)
+    tail = length - 1 - knots  # m: h = 1..m after the knot
+    sum_h = (tail * (tail + 1) // 2).astype(np.float64)
+    sum_hh = (tail * (tail + 1) * (2 * tail + 1) // 6).astype(np.float64)
+    shh = sum_hh - sum_h * sum_h / length
+    sth = (ct_tail - knots * c_tail).astype(np.float64)
+    shy = (ty_tail - knots * y_tail).astype(np.float64) - sum_h * float(total) / length
+    explained = (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (
+        stt * shh - sth * sth
+    )
+    onset = syy - shy * shy / shh
+    return step, float(np.min(syy - explained)), float(np.min(onset))
+
+
+def _directions(changes: list[int], ranks: Int64Array) -> list[int]:
+    """The way each change goes (1 up, -1 down, 0 level): the mean rank of the segment
+    after it against the one before (compared exactly, as integers)."""
+    bounds = [0, *changes, ranks.size]
+    sums = [int(ranks[lo:hi].sum()) for lo, hi in itertools.pairwise(bounds)]
+    lengths = [hi - lo for lo, hi in itertools.pairwise(bounds)]
+    return [
+        (sums[i + 1] * lengths[i] > sums[i] * lengths[i + 1])
+        - (sums[i + 1] * lengths[i] < sums[i] * lengths[i + 1])
+        for i in range(len(changes))
+    ]
+
+
+def _smooth_steps(
+    kept: list[int], spread: list[bool], ranks: Int64Array
+) -> tuple[list[int], tuple[int, int] | None]:
+    """Level changes that a smooth curve explains at least as well as a step: in the span
+    between a change's neighbours, or in the window of twice its shorter side on each side
+    of it (within the span), the continuous broken line (3
+    coefficients and a knot) against the step (2 levels and a position) by BIC on the
+    part's effective number of values (:func:`_smooth_verdict`). A change whose span is as
+    well described by a flat start and then a line is the onset of a drift when it is the
+    first change or goes the way of the change before it (else it is the top of a hump):
+    it stays, and the drift runs from it to the span's end (the window only drops
+    changes). Returns the changes kept and the first span found drifting."""
+    bounds = [0, *kept, ranks.size]
+    directions = _directions(kept, ranks)
+    dropped: set[int] = set()
+    drift: tuple[int, int] | None = None
+    for index, change in enumerate(kept):
+        lo, hi = bounds[index], bounds[index + 2]
+        if spread[index]:
+            continue
+        verdict = _smooth_verdict(ranks, lo, change, hi)
+        reach = 2 * min(change - lo, hi - change)
+        window = (max(lo, change - reach), min(hi, change + reach))
+        if verdict == "step" and window != (lo, hi):
+            # The window can only drop a change: a flat start seen through it is no onset.
+            verdict = _smooth_verdict(ranks, window[0], change, window[1])
+            verdict = "step" if verdict == "onset" else verdict
+        if verdict == "onset" and index > 0 and directions[index - 1] != directions[index]:
+            verdict = "smooth"  # the top of a hump, not a flat start
+        if verdict == "onset":
+            drift = drift or (change, hi)
+        if verdict == "smooth":
+            dropped.add(index)
+            drift = drift or (lo, hi)
+    return [change for index, change in enumerate(kept) if index not in dropped], drift
+
+
+def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str:
+    """How a smooth curve explains the step at ``change`` of ranks[start:end] (the metric's
+    doubled mid-ranks), by BIC on the part's effective number of values L' = L / f
+    (f = (1 + rho) / (1 - rho) from :func:`residual_rho` of the step's residuals, clipped
+    to [0, 0.97]): "smooth" when the broken line fits as well as the step,
+    L' ln(RSS_step / RSS_line) >= ln L', and a flat start does not fit as well as the line;
+    "onset" when both fit as well (L' ln(RSS_flat / RSS_line) <= ln L'); "step" otherwise
+    (also when RSS_step <= 0 or L < 5). ln L' is taken at L' >= 2."""
+    length = end - start
+    if length < 5:
+        return "step"
+    part = ranks[start:end]
+    step, line, flat = hinge_fit(part, change - start)
+    if step <= 0.0 or line >= step:
+        return "step"  # no effective length makes a worse fit win: skip its autocorrelation
+    fitted = residual_rho(part, [0, change - start, length])
+    rho = 0.0 if fitted is None else min(max(fitted[1], 0.0), PHI_MAX)
+    effective = length / ((1.0 + rho) / (1.0 - rho))
+    penalty = math.log(max(effective, 2.0))
+    if not (line <= 0.0 or effective * math.log(step / line) >= penalty):
+        return "step"
+    if flat <= 0.0 or (line > 0.0 and effective * math.log(flat / line) <= penalty):
+        return "onset"
+    return "smooth"

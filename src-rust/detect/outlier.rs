@@ -266,6 +266,8 @@ fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec
         } else {
             ROBUST_Z_FACTOR * -offset / (y_mad * lower)
         };
+        // A subnormal MAD can overflow the ratio: the severity stays finite.
+        let z = z.min(f64::MAX);
         (z > threshold).then_some(z)
     });
     (scale, found)

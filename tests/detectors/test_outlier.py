@@ -57,6 +57,13 @@ def test_hand_worked_symmetric_metric(kernels: ModuleType) -> None:
     assert outliers(kernels, columns, 1.0)["task"].tolist() == [7]
 
 
+def test_subnormal_mad_keeps_the_severity_finite(kernels: ModuleType) -> None:
+    # median and MAD 5e-324: 0.6745 * 1 / 5e-324 overflows; the severity is the largest float
+    result = outliers(kernels, np.array([[0.0, 5e-324, 1.0]]))
+    assert result["task"].tolist() == [2]
+    assert result["severity"].tolist() == [np.finfo(np.float64).max]
+
+
 def test_fence_is_the_bonferroni_gaussian_quantile(kernels: ModuleType) -> None:
     """max(z_threshold, Phi^-1(1 - 0.1 / m)): scipy.stats.norm.isf(0.1 / m)."""
     assert numpy_outlier.fence(1.0, 8) == pytest.approx(2.241402727604945, rel=2e-9)

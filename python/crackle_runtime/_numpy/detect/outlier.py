@@ -199,6 +199,7 @@ def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Fl
         ROBUST_Z_FACTOR * offset / (y_mad * upper),
         ROBUST_Z_FACTOR * -offset / (y_mad * lower),
     )
+    z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
     selected = z > fence(z_threshold, m)
     if upper_only:
         selected &= offset > 0.0

@@ -1,6 +1,8 @@
 //! Nonlinear dependence between metric pairs (SPEC §6 `DEPENDENCE`): bias-corrected mutual
-//! information of quantile bins, permutation tested, for pairs whose linear correlation
-//! stays below the correlation threshold.
+//! information of quantile bins, tested against circular time-shift surrogates of y
+//! (`shared::surrogates`: each series keeps its autocorrelation; Quiroga et al. 2002), for
+//! pairs whose linear correlation stays below the correlation threshold. The detector reads
+//! AR(p)-prewhitened series, so a shared trend, step or cycle is no dependence.
 
 use std::f64::consts::LN_2;
 
@@ -9,8 +11,9 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
-use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::permutation::{MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
+use super::shared::surrogates::{shared_shift_tests, shortest_shift};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -118,13 +121,13 @@ pub fn dependence_bins(n: usize) -> usize {
 /// - `effect` = max - min over non-empty x-bins of the mean of y in the bin (sequential sums);
 /// - the tested subset is all pairs if n <= `max_test_n`, else every s-th pair (`[::s]`,
 ///   s = ⌈n / max_test_n⌉) with bins recomputed on it (b from its own length, quantile codes
-///   of the subset); T = its plug-in MI; round r gathers the subset's y-codes through the
-///   shared permutation of test family [`DEPENDENCE_TEST_FAMILY`]
-///   (`permutation(round_seed(seed, 1000, r), N)` for every pair, see
-///   [`shared_permutation_tests`]); sequential p with B = permutations.
+///   of the subset); T = its plug-in MI; round r shifts the subset's y-codes circularly by
+///   the shared shift of test family [`DEPENDENCE_TEST_FAMILY`]
+///   (`circular_shift(round_seed(seed, 1000, r), N, shortest_shift(y_codes, 1))`, see
+///   [`shared_shift_tests`]); sequential p with B = permutations.
 ///
 /// Pairs, and the tests of a permutation round, run in parallel; a complete metric is binned
-/// once and its codes are permuted once per round for every pair it is the y of.
+/// once and its codes are shifted once per round for every pair it is the y of.
 pub fn dependence_stats(
     columns: &[&[f64]],
     settings: &DependenceSettings,
@@ -172,12 +175,17 @@ pub fn dependence_stats(
             pending.push((pair, key, test));
         }
     }
-    let outcomes = shared_permutation_tests(
+    // Each y is shifted by at least its decorrelation length (no lag is scanned: floor 1).
+    let shortest: Vec<usize> = sequences
+        .iter()
+        .map(|codes| shortest_shift(codes, 1))
+        .collect();
+    let outcomes = shared_shift_tests(
         &pending,
         &sequences,
+        &shortest,
         settings.permutations,
-        settings.seed,
-        DEPENDENCE_TEST_FAMILY,
+        (settings.seed, DEPENDENCE_TEST_FAMILY),
         (budget, STAGE),
         |&(_, key, test)| (key, test.observed),
         |&(_, _, test), permuted, table: &mut Vec<u64>| {
@@ -398,10 +406,9 @@ fn conditional_mean_range(x_codes: &[u8], y: &[f64], bins: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::shared::permutation::{
-        permutation, round_seed, sequential_rule, DECISIVE_P_VALUE,
-    };
+    use crate::detect::shared::permutation::{round_seed, sequential_rule, DECISIVE_P_VALUE};
     use crate::detect::shared::ranks::quantile_bins;
+    use crate::detect::shared::surrogates::shift_surrogate;
     use crate::detect::shared::test_data::{normals, uniforms};
 
     /// The kernel through its parameters (checked as the registry checks them).
@@ -537,8 +544,8 @@ mod tests {
         let parts = MutualInformation::of(&xc, &yc, b);
         assert_eq!(row.mi, parts.plug_in());
         let expected = sequential_rule(parts.plug_in(), 99, |r| {
-            let perm = permutation(round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64), 120);
-            let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
+            let stream = round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64);
+            let yp = shift_surrogate(&yc, stream, shortest_shift(&yc, 1));
             MutualInformation::of(&xc, &yp, b).plug_in()
         });
         assert_eq!(row.p_value, expected.p_value);
@@ -568,8 +575,8 @@ mod tests {
         let (xc, yc) = (quantile_bins(&xs, b), quantile_bins(&ys, b));
         let observed = MutualInformation::of(&xc, &yc, b).plug_in();
         let expected = sequential_rule(observed, 49, |r| {
-            let perm = permutation(round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64), 180);
-            let yp: Vec<u8> = perm.iter().map(|&i| yc[i]).collect();
+            let stream = round_seed(SEED, DEPENDENCE_TEST_FAMILY, r as u64);
+            let yp = shift_surrogate(&yc, stream, shortest_shift(&yc, 1));
             MutualInformation::of(&xc, &yp, b).plug_in()
         });
         assert_eq!(complete.p_value, expected.p_value);

@@ -1,16 +1,20 @@
 //! Information flow between metric pairs (SPEC §6 `INFORMATION_FLOW`, §12): transfer entropy
 //! of quantile-binned series that conditions on the target's immediate past and scans the
 //! source delay u = 1..=max_lag (Schreiber 2000; Wibral et al. 2013), with a
-//! source-surrogate permutation test.
+//! test against circular time-shift surrogates of the source (`shared::surrogates`: the
+//! source keeps its autocorrelation, only its alignment with the target is broken;
+//! Quiroga et al. 2002, Lindner et al. 2011). The detector reads AR(p)-prewhitened series,
+//! so a shared trend, step or daily cycle gives no flow.
 
 use std::borrow::Cow;
 
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
-use super::shared::permutation::{shared_permutation_tests, MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::permutation::{MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::shared::release_in_background;
+use super::shared::surrogates::{shared_shift_tests, shortest_shift};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -118,14 +122,15 @@ pub fn flow_bins(n: usize) -> usize {
 /// - `best_lag` = the lag in 1..=max_lag with the largest TE(x→y) (first on ties; lags with
 ///   n <= lag + 1 have TE 0), `te` its TE, `te_reverse` = TE(y→x, best_lag);
 /// - tested = the last min(n, max_test_n) pairs with bins recomputed on them (b from their
-///   count, quantile codes of the subset); T = max over lags of TE(x→y); round r gathers the
-///   subset's x codes through the shared permutation of test family [`FLOW_TEST_FAMILY`]
-///   (`permutation(round_seed(seed, 100000, r), N)` for every ordered pair, see
-///   [`shared_permutation_tests`]) and recomputes the max over lags; sequential p with
+///   count, quantile codes of the subset); T = max over lags of TE(x→y); round r shifts the
+///   subset's x codes circularly by the shared shift of test family [`FLOW_TEST_FAMILY`]
+///   (`circular_shift(round_seed(seed, 100000, r), N, shortest_shift(x_codes, max_lag + 1))`,
+///   see [`shared_shift_tests`]: the shift passes the scanned delays, so no surrogate
+///   re-creates one) and recomputes the max over lags; sequential p with
 ///   B = `permutations`.
 ///
 /// Unordered pairs run in parallel (both directions of a pair share their binning), and so
-/// do the tests of a permutation round; a complete metric's source codes are permuted once
+/// do the tests of a permutation round; a complete metric's source codes are shifted once
 /// per round for every pair.
 pub fn information_flow_stats(
     columns: &[&[f64]],
@@ -177,12 +182,18 @@ pub fn information_flow_stats(
             pending.push((index, key, test));
         }
     }
-    let tested = shared_permutation_tests(
+    // Each source is shifted past the scanned delays plus its decorrelation length, so no
+    // surrogate re-creates a scanned delay of the original alignment.
+    let shortest: Vec<usize> = sequences
+        .iter()
+        .map(|codes| shortest_shift(codes, settings.max_lag + 1))
+        .collect();
+    let tested = shared_shift_tests(
         &pending,
         &sequences,
+        &shortest,
         settings.permutations,
-        settings.seed,
-        FLOW_TEST_FAMILY,
+        (settings.seed, FLOW_TEST_FAMILY),
         (budget, STAGE),
         |&(_, key, test)| (key, test.observed),
         |&(_, _, test), permuted, scratch: &mut TransferScratch| {
@@ -556,8 +567,9 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::detect::shared::permutation::{permutation, round_seed, sequential_rule};
+    use crate::detect::shared::permutation::{round_seed, sequential_rule};
     use crate::detect::shared::ranks::quantile_bins;
+    use crate::detect::shared::surrogates::shift_surrogate;
     use crate::detect::shared::test_data::normals;
     use crate::rng::SplitMix64;
 
@@ -776,8 +788,8 @@ mod tests {
         };
         let observed = max_te(&cx, &mut scratch);
         let expected = sequential_rule(observed, 99, |r| {
-            let perm = permutation(round_seed(SEED, FLOW_TEST_FAMILY, r as u64), 400);
-            let xp: Vec<u8> = perm.iter().map(|&i| cx[i]).collect();
+            let stream = round_seed(SEED, FLOW_TEST_FAMILY, r as u64);
+            let xp = shift_surrogate(&cx, stream, shortest_shift(&cx, 4));
             max_te(&xp, &mut scratch)
         });
         assert_eq!(row.p_value, expected.p_value);

@@ -49,6 +49,37 @@ def round_permutation(seed: int, test_id: int, r: int, n: int) -> list[int]:
     return permutation_reference(splitmix64_reference(stream, r), n)
 
 
+def decorrelation_reference(codes: list[int]) -> int:
+    """The first lag k in 1..n//4 where the sample autocorrelation of ``codes`` is <= 0 or
+    below 2/sqrt(n) (n//4 when none, at least 1; 1 for a constant series), from the
+    definition in exact integers: ``A_k = sum (n c_t - T)(n c_{t+k} - T)``."""
+    n, total = len(codes), sum(codes)
+    centered = [n * c - total for c in codes]
+    variance = sum(d * d for d in centered)
+    longest = max(n // 4, 1)
+    if variance == 0:
+        return 1
+    for k in range(1, min(longest, n - 1) + 1):
+        covariance = sum(centered[t] * centered[t + k] for t in range(n - k))
+        if covariance <= 0 or covariance / variance * math.sqrt(n) < 2.0:
+            return k
+    return longest
+
+
+def round_shift(seed: int, test_id: int, r: int, codes: list[int], floor: int) -> list[int]:
+    """The gather order of round ``r``'s circular-shift surrogate of ``codes`` in test
+    (family) ``test_id``: shift k = shortest + floor(u * range / 2**32), u the top 32 bits of
+    output 0 of the round's stream, shortest = min(floor + L - 1, max(n // 4, 1)) with L the
+    :func:`decorrelation_reference`, limited to (n - 1) // 2, range = n - 2 shortest + 1."""
+    n = len(codes)
+    shortest = min(floor + decorrelation_reference(codes) - 1, max(n // 4, 1))
+    shortest = min(shortest, (n - 1) // 2)
+    stream = (seed ^ (test_id * 0x9E3779B9)) & MASK64
+    u = splitmix64_reference(splitmix64_reference(stream, r), 0) >> 32
+    k = shortest + (u * (n - 2 * shortest + 1) >> 32)
+    return [(t + k) % n for t in range(n)]
+
+
 def sequential_reference(
     observed: float, statistic_of_round: Callable[[int], float], budget: int
 ) -> tuple[float, int]:

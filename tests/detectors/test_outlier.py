@@ -52,7 +52,35 @@ def test_hand_worked_symmetric_metric(kernels: ModuleType) -> None:
     assert result["task"].tolist() == [7]
     assert result["severity"].tolist() == [0.6745 * 29.5 / 2.0]
     assert result["deviation"].tolist() == [29.5]
-    assert outliers(kernels, columns, 1.0)["task"].tolist() == [0, 7]
+    # z_threshold 1.0: the fence is Phi^-1(1 - 0.1 / 8) = 2.2414 (Bonferroni over the 8
+    # values), so -3 (z = 0.6745 * 3.5 / 2 = 1.18) and 3 (z = 0.84) stay in, 30 is out.
+    assert outliers(kernels, columns, 1.0)["task"].tolist() == [7]
+
+
+def test_subnormal_mad_keeps_the_severity_finite(kernels: ModuleType) -> None:
+    # median and MAD 5e-324: 0.6745 * 1 / 5e-324 overflows; the severity is the largest float
+    result = outliers(kernels, np.array([[0.0, 5e-324, 1.0]]))
+    assert result["task"].tolist() == [2]
+    assert result["severity"].tolist() == [np.finfo(np.float64).max]
+
+
+def test_fence_is_the_bonferroni_gaussian_quantile(kernels: ModuleType) -> None:
+    """max(z_threshold, Phi^-1(1 - 0.1 / m)): scipy.stats.norm.isf(0.1 / m)."""
+    assert numpy_outlier.fence(1.0, 8) == pytest.approx(2.241402727604945, rel=2e-9)
+    assert numpy_outlier.fence(3.5, 1000) == pytest.approx(3.7190164854556804, rel=2e-9)
+    assert numpy_outlier.fence(3.5, 5000) == pytest.approx(4.10747965458625, rel=2e-9)
+    assert numpy_outlier.fence(3.5, 100) == 3.5  # isf(1e-3) = 3.09
+    assert numpy_outlier.fence(1.0, 4) == 1.0  # 0.025: outside the tail region
+    # 998 normal quantiles and 3.65, 3.8 planted: only 3.8 passes the fence (a z of 3.65
+    # is expected once in 7,600 clean values; 3.5 would flag it).
+    values = np.append(scipy.stats.norm.ppf((np.arange(998) + 0.5) / 998), [3.65, 3.8])
+    center = np.median(values)
+    mad = np.median(np.abs(values - center))
+    result = outliers(kernels, values[None, :])
+    assert result["scale"].tolist() == [RAW]
+    z = 0.6745 * (values - center) / mad
+    assert 3.5 < z[998] < 3.719 < z[999]
+    assert result["task"].tolist() == [999]
 
 
 def test_counts_use_the_geometric_tail_with_bonferroni(kernels: ModuleType) -> None:

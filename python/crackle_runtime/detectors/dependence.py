@@ -1,6 +1,7 @@
 """Nonlinear dependence (SPEC §6 ``DEPENDENCE``): strong mutual information between two
-metrics whose linear correlation stays below the threshold (e.g. y = x²); permutation
-tested, in the report's FDR pass. The kernel reads each metric AR(p)-prewhitened
+metrics whose linear correlation stays below the threshold (e.g. y = x²); tested against
+circular time-shift surrogates that keep each series' autocorrelation (SPEC §12), in the
+report's FDR pass. The kernel reads each metric AR(p)-prewhitened
 (``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend, step or
 daily cycle give no dependence (SPEC §12); r, MI and the conditional-mean range are those of the
 prewhitened series."""

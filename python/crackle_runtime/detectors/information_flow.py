@@ -1,9 +1,10 @@
 """Information flow (SPEC §6 ``INFORMATION_FLOW``, §12): transfer entropy from one metric to
 another at source delay 1..3, conditioned on the target's immediate past (Wibral et al.
-2013), significantly above the reverse direction; source-surrogate tested, in
-the report's FDR pass. The kernel reads each metric AR(p)-prewhitened
-(``DetectionData.prewhitened``), so autocorrelation, drift and a shared trend, step or
-daily cycle give no flow (SPEC §12); the transfer entropies are those of the prewhitened series."""
+2013), significantly above the reverse direction; tested against circular time shifts of
+the source (they keep its autocorrelation), in the report's FDR pass. The kernel reads each
+metric AR(p)-prewhitened (``DetectionData.prewhitened``), so autocorrelation, drift and a
+shared trend, step or daily cycle give no flow (SPEC §12); the transfer entropies are those
+of the prewhitened series."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """Outliers (SPEC §6 ``OUTLIER`` as amended by §12): tasks that stand out on some metric, on
 the scale the kernel chose for it (modified z, skew-adjusted; the log scale for positive
 right-skewed metrics; a Bonferroni-corrected geometric tail for counts and flags), each with
-a finite ``severity`` (an equivalent Gaussian z). A metric with change points (the
-distribution-shift detector's, in the same cooling) is scored within each segment between
-them (SPEC §12: fences within segments), so a regime change neither hides the outliers of
-a regime nor makes one. One pattern per task; a rule, not a test
-(no p-value, not in the FDR pass). The report keeps the most severe: at most
+a finite ``severity`` (an equivalent Gaussian z) above the fence
+max(outlier_z, Φ⁻¹(1 − 0.1 / m)) (Bonferroni over the metric's m values, or its segment's).
+A metric with change points (the distribution-shift detector's, in the same cooling) is
+scored within each segment between them (SPEC §12: fences within segments), so a regime
+change neither hides the outliers of a regime nor makes one. One pattern per task; a rule,
+not a test (no p-value, not in the FDR pass). The report keeps the most severe: at most
 ``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
 total."""
 
@@ -70,7 +71,8 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     order = np.argsort(-worst, kind="stable")[:MAX_OUTLIER_PATTERNS]
     if len(groups) < flagged_tasks or order.size < len(groups):
         found.notes.append(
-            f"outlier: {flagged_tasks} tasks stand out (severity > {z_threshold:g}); the "
+            f"outlier: {flagged_tasks} tasks stand out (severity > {z_threshold:g} and the "
+            f"metric's Bonferroni fence); the "
             f"{order.size} most severe are reported (at most {MAX_PER_METRIC} per metric)"
         )
     for group_index in order.tolist():

@@ -8,6 +8,7 @@ pub mod eigen;
 pub mod permutation;
 pub mod prewhiten;
 pub mod ranks;
+pub mod surrogates;
 #[cfg(test)]
 pub(crate) mod test_data;
 

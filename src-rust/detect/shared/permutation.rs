@@ -7,20 +7,10 @@
 //! - The stream seed of test (family) `t`, round `r`: SplitMix64 output r of stream
 //!   `seed ^ (t * 0x9E3779B9)` (wrapping u64).
 //! - The sequential rule and its tail: see [`SequentialTest`].
-//! - Shared permutations: the tests of one detector share their permutations (see
-//!   [`shared_permutation_tests`]): round r of every test whose permuted sequence has N
-//!   values uses `permutation(round_seed(seed, family, r), N)`.
-//!
-//! Every test's result is independent of the thread count; the tests of a round run in
-//! parallel.
+//! - Tests of one detector that share their rounds: `shared::surrogates`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use rayon::prelude::*;
-
-use crate::args::{Budget, DefaultValue, ParamSpec};
+use crate::args::{DefaultValue, ParamSpec};
 use crate::detect::PERMUTATION_SEED;
-use crate::error::{CoreError, CoreResult};
 use crate::rng::splitmix64_output;
 
 /// Multiplier of the test (family) id in the round stream seed.
@@ -41,13 +31,6 @@ pub const MIN_TAIL_EXCEEDANCES: usize = 10;
 /// A test whose tail p-value after [`decisive_round`] rounds is below this stops there: no
 /// Benjamini–Hochberg threshold of a report (q / m, m tests) comes near it.
 pub const DECISIVE_P_VALUE: f64 = 1e-12;
-/// A round of shared permutation tests runs in parallel from this many permuted values
-/// (summed over its tests) on; smaller rounds run on the calling thread.
-const PARALLEL_ROUND_WORK: usize = 1 << 15;
-
-/// Inside a round of shared permutation tests the deadline is checked every this many tests.
-const ROUND_CHECK_TESTS: usize = 64;
-
 /// Below this length a comparison sort is used instead of the bucket sort (same result).
 const BUCKET_MIN_LEN: usize = 256;
 /// Up to this length one bucket pass by the top key bits plus an insertion pass sorts the
@@ -380,134 +363,6 @@ pub fn sequential_rule(
     }
 }
 
-/// Runs sequential permutation tests round by round with shared permutations: round r of a
-/// test whose permuted sequence has N values evaluates its statistic on
-/// `sequence[permutation(round_seed(seed, family, r), N)]` (the gather), then records it in
-/// its [`SequentialTest`] (budget B = `budget`). `describe(test)` gives the index of the
-/// test's sequence in `sequences` and its observed statistic; tests may share a sequence.
-///
-/// Each permutation is drawn once per round and length, and each sequence still needed is
-/// gathered once per round, so the tests of a detector cost one counting pass per round
-/// each. Sharing permutations keeps every test's p-value valid (each test still sees
-/// uniformly random permutations) and is the usual practice of permutation-based multiple
-/// testing (it keeps the dependence between tests that the data have). Tests run in
-/// parallel within a round; `S` is per-thread scratch for `statistic`. The deadline of
-/// `deadline` is checked before every round and every 64 tests inside one (a Timeout error
-/// names `stage`).
-#[allow(clippy::too_many_arguments)]
-pub fn shared_permutation_tests<T, S>(
-    tests: &[T],
-    sequences: &[&[u8]],
-    budget: usize,
-    seed: u64,
-    family: u64,
-    (deadline, stage): (&Budget, &'static str),
-    describe: impl Fn(&T) -> (usize, f64),
-    statistic: impl Fn(&T, &[u8], &mut S) -> f64 + Sync,
-) -> CoreResult<Vec<PermutationTest>>
-where
-    T: Sync,
-    S: Default + Send,
-{
-    let keys: Vec<usize> = tests.iter().map(|test| describe(test).0).collect();
-    let mut states: Vec<SequentialTest> = tests
-        .iter()
-        .map(|test| SequentialTest::new(describe(test).1, budget))
-        .collect();
-    let mut outcomes: Vec<PermutationTest> = vec![
-        PermutationTest {
-            p_value: f64::NAN,
-            perms_run: 0
-        };
-        tests.len()
-    ];
-    let mut active: Vec<usize> = (0..tests.len()).collect();
-    let mut gathered: Vec<Vec<u8>> = vec![Vec::new(); sequences.len()];
-    let mut needed = vec![false; sequences.len()];
-    let mut buffer = PermutationBuffer::default();
-    // (length, permutation) of the lengths needed this round.
-    let mut drawn: Vec<(usize, Vec<usize>)> = Vec::new();
-    let mut round = 0u64;
-    while !active.is_empty() {
-        deadline.check(stage)?;
-        let round_stream = round_seed(seed, family, round);
-        needed.fill(false);
-        for &test in &active {
-            needed[keys[test]] = true;
-        }
-        drawn.clear();
-        for (sequence, _) in sequences.iter().zip(&needed).filter(|(_, &n)| n) {
-            if !drawn.iter().any(|(length, _)| *length == sequence.len()) {
-                let perm = buffer.fill(round_stream, sequence.len()).to_vec();
-                drawn.push((sequence.len(), perm));
-            }
-        }
-        // Small rounds run on this thread: a parallel round costs more than it saves.
-        let work: usize = active.iter().map(|&test| sequences[keys[test]].len()).sum();
-        let parallel = work >= PARALLEL_ROUND_WORK;
-        let gather = |((out, sequence), _): ((&mut Vec<u8>, &&[u8]), &bool)| {
-            out.clear();
-            if let Some((_, perm)) = drawn.iter().find(|(length, _)| *length == sequence.len()) {
-                out.extend(perm.iter().map(|&index| sequence[index]));
-            }
-        };
-        if parallel {
-            gathered
-                .par_iter_mut()
-                .zip(sequences.par_iter())
-                .zip(needed.par_iter())
-                .filter(|(_, &needed)| needed)
-                .for_each(gather);
-        } else {
-            gathered
-                .iter_mut()
-                .zip(sequences.iter())
-                .zip(needed.iter())
-                .filter(|(_, &needed)| needed)
-                .for_each(gather);
-        }
-        // A round of many tests can take long: the deadline is also checked every
-        // ROUND_CHECK_TESTS tests inside it (an expired one skips the rest of the round).
-        let expired = AtomicBool::new(false);
-        let evaluate = |scratch: &mut S, (position, &test): (usize, &usize)| {
-            if position % ROUND_CHECK_TESTS == ROUND_CHECK_TESTS - 1 && deadline.expired() {
-                expired.store(true, Ordering::Relaxed);
-            }
-            if expired.load(Ordering::Relaxed) {
-                return f64::NAN;
-            }
-            statistic(&tests[test], &gathered[keys[test]], scratch)
-        };
-        let values: Vec<f64> = if parallel {
-            active
-                .par_iter()
-                .enumerate()
-                .map_init(S::default, evaluate)
-                .collect()
-        } else {
-            let mut scratch = S::default();
-            active
-                .iter()
-                .enumerate()
-                .map(|entry| evaluate(&mut scratch, entry))
-                .collect()
-        };
-        if expired.into_inner() {
-            return Err(CoreError::Timeout { stage });
-        }
-        let mut still = Vec::with_capacity(active.len());
-        for (&test, value) in active.iter().zip(values) {
-            match states[test].record(value) {
-                Some(outcome) => outcomes[test] = outcome,
-                None => still.push(test),
-            }
-        }
-        active = still;
-        round += 1;
-    }
-    Ok(outcomes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,72 +532,5 @@ mod tests {
             test.record(99.0),
             Some(sequential_rule(96.0, 100, |r| r as f64))
         );
-    }
-
-    #[test]
-    fn a_deadline_passing_inside_a_round_stops_it() {
-        // 2,000 tests of ~1 ms each: one round takes ~1 s on two threads, far past the
-        // 30 ms deadline. The check every 64 tests stops it within a few ms of it.
-        let sequence: Vec<u8> = (0..64).map(|i| (i % 7) as u8).collect();
-        let sequences: Vec<&[u8]> = vec![&sequence];
-        let tests: Vec<usize> = (0..2000).collect();
-        let start = std::time::Instant::now();
-        let deadline = Budget::until(start + std::time::Duration::from_millis(30));
-        let outcome = shared_permutation_tests(
-            &tests,
-            &sequences,
-            199,
-            1,
-            1,
-            (&deadline, "round"),
-            |_| (0, f64::INFINITY),
-            |_, _, _: &mut ()| {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                0.0
-            },
-        );
-        let elapsed = start.elapsed();
-        assert_eq!(outcome, Err(CoreError::Timeout { stage: "round" }));
-        assert!(elapsed.as_millis() < 250, "stopped after {elapsed:?}");
-    }
-
-    #[test]
-    fn shared_tests_use_the_family_permutation_of_their_length() {
-        let a: Vec<u8> = (0..300).map(|i| (i * 7 % 11) as u8).collect();
-        let b: Vec<u8> = (0..120).map(|i| (i % 5) as u8).collect();
-        let sequences: Vec<&[u8]> = vec![&a, &b];
-        let statistic = |permuted: &[u8]| -> f64 {
-            permuted
-                .iter()
-                .take(50)
-                .enumerate()
-                .map(|(i, &c)| i as f64 * f64::from(c))
-                .sum()
-        };
-        // Two tests share sequence 0 (one far in the tail, one stopping early), one permutes
-        // the shorter sequence 1.
-        let tests = [(0usize, 9000.0), (1, 4000.0), (0, 0.0)];
-        let outcomes = shared_permutation_tests(
-            &tests,
-            &sequences,
-            60,
-            9,
-            1000,
-            (&Budget::unlimited(), "test"),
-            |&(key, observed)| (key, observed),
-            |_, permuted, _: &mut ()| statistic(permuted),
-        )
-        .unwrap();
-        for (&(key, observed), outcome) in tests.iter().zip(&outcomes) {
-            let sequence = sequences[key];
-            let expected = sequential_rule(observed, 60, |r| {
-                let perm = permutation(round_seed(9, 1000, r as u64), sequence.len());
-                let permuted: Vec<u8> = perm.iter().map(|&i| sequence[i]).collect();
-                statistic(&permuted)
-            });
-            assert_eq!(*outcome, expected);
-        }
-        assert_eq!(outcomes[2].perms_run, 5);
-        assert_eq!(outcomes[0].perms_run, 60);
     }
 }

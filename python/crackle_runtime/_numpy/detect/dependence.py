@@ -1,7 +1,7 @@
 """Nonlinear dependence between metric pairs (SPEC §6 ``DEPENDENCE``), the twin of the
 Rust core's ``detect::dependence``: bias-corrected mutual information of quantile bins,
-permutation tested, for pairs whose linear correlation stays below the correlation
-threshold."""
+tested against circular time-shift surrogates of y (``shared.surrogates``; Quiroga et al.
+2002), for pairs whose linear correlation stays below the correlation threshold."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from crackle_runtime._numpy._stats import all_equal, pearson
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.permutation import (
     PERMUTATION_SEED,
-    SharedPermutations,
     batch_limit,
+    round_seeds,
     sequential_p_value,
 )
 from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy, entropy_rows
+from crackle_runtime._numpy.detect.shared.surrogates import shift_rows, shortest_shift
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
 
@@ -84,8 +85,9 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     """Per metric pair (i < j, row-major order) over the tasks having both: n, Pearson r,
     quantile bins; when tested (n >= min_pairs, |r| < threshold_r, neither constant), the
     plug-in and Miller–Madow mutual information of the quantile bins, the information
-    coefficient, the range of y's mean over the x-bins and a sequential permutation
-    p-value (shared permutations of test family 1000; pairs longer than ``max_test_n``
+    coefficient, the range of y's mean over the x-bins and a sequential surrogate
+    p-value (y circularly shifted by the shared shifts of test family 1000, at least its
+    decorrelation length; pairs longer than ``max_test_n``
     tested on every s-th pair)."""
     threshold_r = params.unit_interval("threshold_r")
     min_pairs = params.count("min_pairs", 1)
@@ -97,7 +99,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     present = ~np.isnan(values)
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
     ranks = RankBinCache(values, complete)
-    shared = SharedPermutations(seed, DEPENDENCE_TEST_FAMILY, permutations)
+    seeds = round_seeds(seed, DEPENDENCE_TEST_FAMILY, permutations)
     pairs = metrics * (metrics - 1) // 2
     result = empty_result(FIELDS, pairs, ints=_INT_FIELDS, bools=("tested",))
     pair = -1
@@ -138,6 +140,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 tested_y = ranks.get(j, i, both, part, "thinned", tested_bins)
                 observed = _mutual_information(tested_x, tested_y, tested_bins)[0]
             marginals = entropy(tested_x, tested_bins) + entropy(tested_y, tested_bins)
+            shortest = shortest_shift(tested_y, 1)
 
             def permuted(
                 seeds: UInt64Array,
@@ -145,14 +148,15 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 tested_y: Int64Array = tested_y,
                 tested_bins: int = tested_bins,
                 marginals: float = marginals,
+                shortest: int = shortest,
             ) -> Float64Array:
-                shuffled = tested_y[shared.rows(seeds, tested_y.size)]
+                shuffled = tested_y[shift_rows(seeds, tested_y.size, shortest)]
                 joint = tested_x[None, :] * tested_bins + shuffled
                 joint_entropy = entropy_rows(joint, tested_bins * tested_bins)
                 return np.maximum(marginals - joint_entropy, 0.0)
 
             p_value, perms_run = sequential_p_value(
-                observed, shared.seeds, permuted, batch_limit(tested_x.size), (budget, STAGE)
+                observed, seeds, permuted, batch_limit(tested_x.size), (budget, STAGE)
             )
             store(
                 result,

@@ -1,8 +1,8 @@
 """Information flow between metric pairs (SPEC §6 ``INFORMATION_FLOW``, §12), the twin of
 the Rust core's ``detect::information_flow``: transfer entropy of quantile-binned series
 that conditions on the target's immediate past and scans the source delay u = 1..max_lag,
-I(Y_t; X_{t-u} | Y_{t-1}) (Schreiber 2000; Wibral et al. 2013), with a source-surrogate
-permutation test."""
+I(Y_t; X_{t-u} | Y_{t-1}) (Schreiber 2000; Wibral et al. 2013), tested against circular
+time-shift surrogates of the source (``shared.surrogates``; Quiroga et al. 2002)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from crackle_runtime._numpy._stats import all_equal
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.permutation import (
     PERMUTATION_SEED,
-    SharedPermutations,
     batch_limit,
+    round_seeds,
     sequential_p_value,
 )
 from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy
+from crackle_runtime._numpy.detect.shared.surrogates import shift_rows, shortest_shift
 from crackle_runtime._numpy.info import entropy_of_counts
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run"]
@@ -106,8 +107,9 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     """Per ordered metric pair (i -> j, i != j, row-major order) over the tasks having both:
     n, quantile bins; when tested (n >= min_values, neither constant), the lag 1..max_lag of
     the largest transfer entropy i -> j, that TE, the reverse TE at that lag, and a
-    sequential source-surrogate p-value of the maximum over lags (shared permutations of
-    test family 100000; pairs longer than ``max_test_n`` tested on their latest values)."""
+    sequential source-surrogate p-value of the maximum over lags (the source circularly
+    shifted by the shared shifts of test family 100000, at least max_lag plus its
+    decorrelation length; pairs longer than ``max_test_n`` tested on their latest values)."""
     min_values = params.count("min_values", 1)
     permutations = params.count("permutations", 1)
     seed = params.seed("seed")
@@ -119,7 +121,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
     ranks = RankBinCache(values, complete)
     constant = [all_equal(values[k][present[k]]) for k in range(metrics)]
-    shared = SharedPermutations(seed, FLOW_TEST_FAMILY, permutations)
+    seeds = round_seeds(seed, FLOW_TEST_FAMILY, permutations)
     pairs = metrics * (metrics - 1)
     result = empty_result(FIELDS, pairs, ints=_INT_FIELDS, bools=("tested",))
     pair = -1
@@ -165,18 +167,20 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                     )[0]
                 )
             scaled_source = tested_source * tested_bins
+            shortest = shortest_shift(tested_source, max_lag + 1)
 
             def permuted(
                 seeds: UInt64Array,
                 scaled_source: Int64Array = scaled_source,
                 tested_target: Int64Array = tested_target,
                 tested_bins: int = tested_bins,
+                shortest: int = shortest,
             ) -> Float64Array:
-                shuffled = scaled_source[shared.rows(seeds, scaled_source.size)]
+                shuffled = scaled_source[shift_rows(seeds, scaled_source.size, shortest)]
                 return _max_transfer_entropy(shuffled, tested_target, max_lag, tested_bins)
 
             p_value, perms_run = sequential_p_value(
-                observed, shared.seeds, permuted, batch_limit(tested_source.size), (budget, STAGE)
+                observed, seeds, permuted, batch_limit(tested_source.size), (budget, STAGE)
             )
             store(
                 result,

@@ -8,8 +8,9 @@ Per metric with >= 3 present values, one of four scales (the ``scale`` field):
   geometric tail ``P(X >= x) = (mu / (1 + mu))^x``, mu the mean, Bonferroni-corrected over
   the metric's m values (an outlier when ``m P < 0.01``), upper side only; ``severity`` =
   ``Phi^-1(1 - P)`` by Acklam's (2003) rational approximation in the tail region.
-- ``SCALE_LOG`` (1): every value > 0, >= 20 values and medcouple > 0.1: the skew-adjusted
-  modified z on ``ln x``, upper side only.
+- ``SCALE_LOG`` (1): every value > 0, >= 20 values, and either medcouple MC(x) > 0.1
+  (upper side only) or |MC(ln x)| < |MC(x)| (the log scale is the more symmetric one: both
+  sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
 - ``SCALE_MEAN_DEVIATION`` (3): MAD = 0 (not counts): ``1.253314 * 0.6745 * MeanAD`` in
   place of the MAD, no skew adjustment (Iglewicz & Hoaglin 1993).
@@ -20,6 +21,10 @@ median for MC > 0) and 1 on the light side, MC the medcouple (Brys,
 Hubert & Struyf 2004) clipped to +-0.6 (0 below 20 values or when |MC| < 0.1), computed exactly on a
 systematic sample of <= 512 present values (positions ``i * m // k``, task order), pairs
 x_i == x_j left out.
+
+The fence of the z scales is ``max(z_threshold, Phi^-1(1 - 0.1 / m))`` (:func:`fence`,
+Bonferroni over the metric's m values: at most 0.1 expected false outliers per metric or
+segment, whatever its length).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = [
     "KIND",
     "NAME",
     "PARAMS",
+    "fence",
     "medcouple",
     "outlier_scores",
     "run",
@@ -58,7 +64,9 @@ MEAN_DEVIATION_FACTOR = 1.253314  # sqrt(pi / 2)
 MIN_OUTLIER_VALUES = 3
 COUNT_MAX_DISTINCT = 16
 COUNT_FAMILY_ALPHA = 0.01
-LOG_SCALE_MEDCOUPLE = 0.1
+LOG_SCALE_MEDCOUPLE = 0.1  # MC above this: log scale, upper side only
+FENCE_FAMILY_ALPHA = 0.1  # Bonferroni level of the fence of the z scales, per metric
+TAIL_REGION = 0.02425  # upper_tail_z takes tail probabilities below this
 MEDCOUPLE_SAMPLE = 512
 MAX_MEDCOUPLE = 0.6
 MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's MC noise)
@@ -84,6 +92,15 @@ Flags = tuple[Int64Array, Float64Array]
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     z_threshold = params.finite("z_threshold", 0.0, inclusive=False)
     return outlier_scores(columns, z_threshold, budget)
+
+
+def fence(z_threshold: float, m: int) -> float:
+    """max(z_threshold, Phi^-1(1 - 0.1 / m)) (Bonferroni over the metric's m values);
+    z_threshold alone while 0.1 / m is outside the tail region (m <= 4)."""
+    tail = FENCE_FAMILY_ALPHA / m
+    if tail < TAIL_REGION:
+        return max(z_threshold, float(upper_tail_z(np.array(math.log(tail)))))
+    return z_threshold
 
 
 def upper_tail_z(log_tail: Float64Array) -> Float64Array:
@@ -151,7 +168,13 @@ def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Fl
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample = systematic_sample(present)
     positive = bool(np.all(present > 0.0))
-    log_scale = skew_known and positive and medcouple(sample) > LOG_SCALE_MEDCOUPLE
+    log_scale, upper_only = False, False
+    if skew_known and positive:
+        raw_mc = medcouple(sample)
+        if raw_mc > LOG_SCALE_MEDCOUPLE:
+            log_scale, upper_only = True, True
+        else:  # mildly skewed or symmetric: the log scale when it is the more symmetric one
+            log_scale = abs(medcouple(np.log(sample))) < abs(raw_mc)
     scale = SCALE_LOG if log_scale else SCALE_RAW
     transformed = np.log(present) if log_scale else present
     y_center = float(median(transformed))
@@ -176,8 +199,9 @@ def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Fl
         ROBUST_Z_FACTOR * offset / (y_mad * upper),
         ROBUST_Z_FACTOR * -offset / (y_mad * lower),
     )
-    selected = z > z_threshold
-    if log_scale:
+    z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
+    selected = z > fence(z_threshold, m)
+    if upper_only:
         selected &= offset > 0.0
     return scale, (np.flatnonzero(selected), z[selected]), center
 

@@ -95,26 +95,16 @@ pub fn table_from_state(
                 .par_iter()
                 .map(|&(i, j)| {
                     let (a, b) = (selection[i], selection[j]);
-                    correlation_from_state(state, (a, b), (columns[a], columns[b]), threshold)
-                        .with_pair(i, j)
+                    let mut row =
+                        correlation_from_state(state, (a, b), (columns[a], columns[b]), threshold);
+                    // numbered by the pair's positions in the selection, as the kernel's
+                    (row.i, row.j) = (i as i64, j as i64);
+                    row
                 })
                 .collect();
             Ok(CorrelationRow::table(&rows))
         }
         _ => unreachable!("checked against FROM_STATE above"),
-    }
-}
-
-trait WithPair {
-    fn with_pair(self, i: usize, j: usize) -> Self;
-}
-
-impl WithPair for CorrelationRow {
-    /// The row numbered by the pair's positions in the selection.
-    fn with_pair(mut self, i: usize, j: usize) -> Self {
-        self.i = i as i64;
-        self.j = j as i64;
-        self
     }
 }
 

@@ -26,6 +26,7 @@ from crackle_runtime._numpy.state import (
     PAIR_WIDTH,
     SERIES_WIDTH,
     _header,
+    flat_length,
     merge_series,
     series_of,
 )
@@ -52,7 +53,7 @@ class _Buckets:
 
     def __init__(self, flat: Float64Array, header: list[int], metric: int, column: Float64Array):
         m, start, tasks, size, first_bucket, bucket_count, _ = header
-        at = HEADER_WIDTH + m * SERIES_WIDTH + m * (m - 1) * PAIR_WIDTH + 2 * m + m * m
+        at = flat_length(m, 0)  # the buckets follow everything else
         rows = flat[at:].reshape(bucket_count, m, SERIES_WIDTH)[:, metric, :]
         self.column = column
         self.series: list[list[float]] = []

@@ -248,6 +248,9 @@ def test_exponential_tail_by_hand() -> None:
     # B < 40 (fewer than 10 exceedances) or no spread above the threshold: (h + 1) / (B + 1).
     assert perm.exponential_tail(1e6, 2, np.arange(39, dtype=np.float64)) == 3 / 40
     assert perm.exponential_tail(9.0, 0, np.full(99, 4.0)) == 1 / 100
+    # statistics tied up to rounding (0.1 + 0.2 vs 0.3): the spread is no tail to fit
+    tied = np.where(np.arange(40) % 3 == 0, 0.1 + 0.2, 0.3)
+    assert perm.exponential_tail(0.5, 0, tied) == 1 / 41
 
 
 def _fixed_statistics(values: list[float]) -> Callable[[NDArray[np.uint64]], NDArray[np.float64]]:

@@ -28,6 +28,10 @@ pub const MIN_P_VALUE: f64 = 1e-300;
 pub const TAIL_SHARE_DIVISOR: usize = 4;
 /// Fewer exceedances than this (B < 40) fit no tail.
 pub const MIN_TAIL_EXCEEDANCES: usize = 10;
+/// A mean excess at or below this share of the largest magnitude among the observed and the
+/// permuted statistics is rounding noise (statistics that are equal in exact arithmetic,
+/// summed in another order): the tail is not fitted.
+pub const TIE_RELATIVE: f64 = 1e-9;
 /// A test whose tail p-value after [`decisive_round`] rounds is below this stops there: no
 /// Benjamini–Hochberg threshold of a report (q / m, m tests) comes near it.
 pub const DECISIVE_P_VALUE: f64 = 1e-12;
@@ -313,7 +317,9 @@ pub fn decisive_round(budget: usize) -> usize {
 /// the permuted statistics over a threshold at their upper quarter.
 ///
 /// With k = ⌊B / 4⌋ and the values sorted descending s₀ >= s₁ >= …: threshold u = s_k,
-/// mean excess σ = (Σ_{i<k} (s_i - u)) / k (summed in that order); if k >= 10 and σ > 0,
+/// mean excess σ = (Σ_{i<k} (s_i - u)) / k (summed in that order); if k >= 10 and σ is
+/// more than [`TIE_RELATIVE`] × the largest of |T|, |s₀| and |s_{B-1}| (a smaller spread is
+/// rounding among tied statistics),
 /// p = (k + 1) / (B + 1) · exp(-max(T - u, 0) / σ), at least 1e-300; else
 /// p = (h + 1) / (B + 1). Sorts `values`.
 ///
@@ -340,7 +346,11 @@ pub fn exponential_tail(observed: f64, hits: usize, values: &mut [f64]) -> f64 {
         excess += value - threshold;
     }
     let scale = excess / exceedances as f64;
-    if scale.is_nan() || scale <= 0.0 {
+    let magnitude = observed
+        .abs()
+        .max(values[0].abs())
+        .max(values[budget - 1].abs());
+    if scale.is_nan() || scale <= TIE_RELATIVE * magnitude {
         return fallback;
     }
     let above = (observed - threshold).max(0.0);
@@ -487,6 +497,9 @@ mod tests {
         // Constant permuted statistics: σ = 0 → (h + 1) / (B + 1).
         let outcome = sequential_rule(10.0, 99, |_| 4.0);
         assert_eq!(outcome.p_value, 1.0 / 100.0);
+        // Statistics tied up to rounding (0.1 + 0.2 vs 0.3, σ ≈ 1.4e-17): no tail either.
+        let outcome = sequential_rule(0.5, 40, |r| if r % 3 == 0 { 0.1 + 0.2 } else { 0.3 });
+        assert_eq!(outcome.p_value, 1.0 / 41.0);
         // Fewer than 10 exceedances (B < 40): (h + 1) / (B + 1).
         let outcome = sequential_rule(0.0, 9, |_| 0.0);
         assert_eq!(outcome.p_value, 10.0 / 10.0);

@@ -50,6 +50,7 @@ HIT_ABSOLUTE = 1e-12  # statistics within this of T are ties, whatever the round
 _MIN_P_VALUE = 1e-300
 TAIL_SHARE_DIVISOR = 4  # the tail is fitted to the largest floor(B / 4) permuted statistics
 MIN_TAIL_EXCEEDANCES = 10  # fewer (B < 40) fit no tail
+TIE_RELATIVE = 1e-9  # a mean excess this small against the statistics' magnitude is rounding
 DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) rounds stops
 PERMUTATION_SEED = 0x5EED_CAFE  # the seed of every randomized detector: reproducible reports
 # Elements of the per-batch work arrays (rounds x series length): bounds the memory of a
@@ -204,7 +205,9 @@ def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> floa
     permuted statistics over their upper quarter.
 
     k = floor(B / 4); s = the values sorted descending; threshold u = s[k]; mean excess
-    sigma = sum(s[:k] - u) / k (summed left to right). If k >= 10 and sigma > 0:
+    sigma = sum(s[:k] - u) / k (summed left to right). If k >= 10 and sigma exceeds
+    TIE_RELATIVE x the largest of |T|, |s[0]|, |s[-1]| (a smaller spread is rounding among
+    statistics tied in exact arithmetic):
     p = (k + 1) / (B + 1) * exp(-max(T - u, 0) / sigma), at least 1e-300; else
     p = (h + 1) / (B + 1).
 
@@ -223,7 +226,8 @@ def exponential_tail(observed: float, hits: int, permuted: Float64Array) -> floa
     ordered = np.sort(permuted)[::-1]
     threshold = float(ordered[exceedances])
     scale = float(np.cumsum(ordered[:exceedances] - threshold)[-1]) / exceedances
-    if not scale > 0.0:
+    magnitude = max(abs(observed), abs(float(ordered[0])), abs(float(ordered[-1])))
+    if not scale > TIE_RELATIVE * magnitude:
         return fallback
     share = (exceedances + 1) / (budget + 1)
     return max(share * math.exp(-max(observed - threshold, 0.0) / scale), _MIN_P_VALUE)

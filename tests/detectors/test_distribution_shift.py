@@ -64,19 +64,21 @@ def test_kolmogorov_survival_is_scipys_kstwobign(x: float) -> None:
     )
 
 
-def test_a_step_of_twenty_values_by_hand(kernels: ModuleType) -> None:
-    # doubled ranks 11 (x10) and 31 (x10); S_10 = 110 - 10 * 420 / 20 = -100; each side is
-    # constant, so lrv = (20 * 10820 - 420**2) / (20 * 19); T = 100 / sqrt(20 lrv) * 20 / 25.
-    values = np.r_[np.zeros(10), np.ones(10)]
+def test_a_step_of_thirty_values_by_hand(kernels: ModuleType) -> None:
+    # doubled ranks 16 (x15) and 46 (x15); S_15 = 240 - 15 * 930 / 30 = -225; each side is
+    # constant, so lrv = (30 * 35580 - 930**2) / (30 * 29); T = 225 / sqrt(30 lrv) * 30 / 39.
+    values = np.r_[np.zeros(15), np.ones(15)]
     result = changes(kernels, values, min_segment=4)
-    statistic = 100.0 / math.sqrt(20.0 * 40_000.0 / 380.0) * 20.0 / 25.0
-    assert result["count"].tolist() == [20]
+    statistic = 225.0 / math.sqrt(30.0 * 202_500.0 / 870.0) * 30.0 / 39.0
+    assert result["count"].tolist() == [30]
     assert result["tested"].tolist() == [True]
-    assert positions(result) == [10]
+    assert positions(result) == [15]
     assert result["statistic"][0] == pytest.approx(statistic, rel=1e-14)
     assert result["p_value"][0] == pytest.approx(2 * stats.kstwobign.sf(statistic), rel=1e-12)
-    assert 0.009 < result["p_value"][0] < 0.01
-    assert (result["segment_start"][0], result["segment_end"][0]) == (0, 20)
+    assert result["p_value"][0] == pytest.approx(7.513888261135668e-4, rel=1e-9)
+    # the same clean step in twenty values is too short at alpha = 0.01 (T shrunk by 20/29)
+    assert positions(changes(kernels, np.r_[np.zeros(10), np.ones(10)], min_segment=4)) == []
+    assert (result["segment_start"][0], result["segment_end"][0]) == (0, 30)
     assert result["median_before"][0] == 0.0 and result["median_after"][0] == 1.0
     assert result["std_before"][0] == 0.0 and result["std_after"][0] == 0.0
     assert not result["spread"][0]

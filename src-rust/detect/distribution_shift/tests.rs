@@ -58,8 +58,8 @@ fn kolmogorov_survival_matches_known_values() {
 fn hand_worked_step_of_eight_values() {
     // ranks ×2: 5,5,5,5,13,13,13,13; S_4 = 20 - 4·72/8 = -16 is the largest |S_k|; each
     // side is constant, so lrv = the segment's variance (8·1088 - 72²)/(8·7) = 128/7:
-    // T = 16/√(8·128/7) · 8/13 = √(7/4) · 8/13 = √7 · 4/13, p_level = K(T) (the x < 1
-    // series... T = 0.814); spread scores are all 8 (p = 1).
+    // T = 16/√(8·128/7) · 8/17 = √(7/4) · 8/17 = √7 · 4/17, p_level = K(T) (the x < 1
+    // series, T = 0.623); spread scores are all 8 (p = 1).
     let values = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
     let ranks = doubled_midranks(&values);
     assert_eq!(ranks, vec![5, 5, 5, 5, 13, 13, 13, 13]);
@@ -69,29 +69,30 @@ fn hand_worked_step_of_eight_values() {
     let (k, statistic, p_level) = cusum_test(&ranks, 2, true);
     assert_eq!(cusum_test(&ranks, 2, false), (k, statistic, p_level));
     assert_eq!(k, 4);
-    let expected = 7f64.sqrt() * 4.0 / 13.0;
+    let expected = 7f64.sqrt() * 4.0 / 17.0;
     assert!((statistic - expected).abs() < 1e-15);
-    // scipy.stats.kstwobign.sf(sqrt(7) * 4 / 13)
+    // scipy.stats.kstwobign.sf(sqrt(7) * 4 / 17)
     assert!(
-        (p_level - 0.521_417_760_301_696_3).abs() < 1e-12,
+        (p_level - 0.833_120_884_017_579_3).abs() < 1e-12,
         "{p_level}"
     );
-    // At alpha = 0.01 eight values are too few for this step; twenty are enough.
+    // At alpha = 0.01 eight values are too few for this step; thirty are enough.
     assert!(changes_of(&values, 2, 0.01).changes.is_empty());
-    let mut twenty = vec![0.0; 10];
-    twenty.extend([1.0; 10]);
-    // ranks ×2 11 and 31; S_10 = 110 - 10·420/20 = -100; lrv = (20·10820 - 420²)/(20·19);
-    // T = 100/√(20·lrv) · 20/25; p = 2 K(T) < 0.01.
-    let found = changes_of(&twenty, 4, 0.01);
+    let mut thirty = vec![0.0; 15];
+    thirty.extend([1.0; 15]);
+    // ranks ×2 16 and 46; S_15 = 240 - 15·930/30 = -225; lrv = (30·35580 - 930²)/(30·29);
+    // T = 225/√(30·lrv) · 30/39; p = 2 K(T) = 7.5e-4.
+    let found = changes_of(&thirty, 4, 0.01);
     assert!(found.tested && !found.drifting && found.phi.is_nan());
     assert_eq!(found.changes.len(), 1);
     let change = found.changes[0];
-    let lrv: f64 = 40_000.0 / 380.0;
-    let statistic = 100.0 / (20.0 * lrv).sqrt() * 20.0 / 25.0;
+    let lrv: f64 = 202_500.0 / 870.0;
+    let statistic = 225.0 / (30.0 * lrv).sqrt() * 30.0 / 39.0;
     assert!((change.statistic - statistic).abs() < 1e-14);
     assert!((change.p_value - 2.0 * kolmogorov_survival(statistic)).abs() < 1e-15);
+    // 2 * scipy.stats.kstwobign.sf(statistic)
     assert!(
-        change.p_value < 0.01 && change.p_value > 0.009,
+        (change.p_value - 7.513_888_261_135_668e-4).abs() < 1e-12,
         "{change:?}"
     );
     assert_eq!(
@@ -100,7 +101,7 @@ fn hand_worked_step_of_eight_values() {
             change.segment_start,
             change.segment_end
         ),
-        (10, 0, 20)
+        (15, 0, 30)
     );
     assert!(!change.spread);
     assert_eq!([change.median_before, change.median_after], [0.0, 1.0]);

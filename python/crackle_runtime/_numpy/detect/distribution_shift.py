@@ -49,7 +49,7 @@ STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100
-SMALL_SAMPLE = 5.0  # T is shrunk by L' / (L' + 5), L' = L / f: the finite-sample correction
+SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -134,7 +134,7 @@ def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[in
     for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
     maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
     k = m; j the first maximiser of -S_j when S_m > 0 (else of S_j),
-    T = |S_m| / sqrt(L lrv) L' / (L' + 5), L' = L / f, with lrv and f from
+    T = |S_m| / sqrt(L lrv) L' / (L' + 9), L' = L / f, with lrv and f from
     :func:`split_long_run` cut at k and j
     with the floor :func:`difference_rho` of the pairs not straddling k, p the Kolmogorov
     survival of T (p = 1, T = 0 when lrv = 0)."""

@@ -6,9 +6,10 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
-from crackle_runtime import CracklePattern, PatternKind, PatternReport
+from crackle_runtime import CracklePattern, Kiln, PatternKind, PatternReport, ThermalProfile
 
 
 def test_kind_display_text_is_the_seeds() -> None:
@@ -142,6 +143,52 @@ def test_a_significant_regression_outranks_every_outlier_and_leads_the_overview(
     assert parsed["patterns"][0]["description"] == regression.description
     page = report.to_html(figures=False)
     assert page.index("incident 1") < page.index("<table>")
+
+
+def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> None:
+    def conserved(metric: str, cv: float) -> CracklePattern:
+        return CracklePattern(
+            PatternKind.CONSERVATION,
+            f"metric '{metric}' is conserved across 1000 tasks",
+            (),
+            1.0 - cv,
+            {"coefficient_of_variation": cv},
+            {"metric": metric},
+        )
+
+    steady, ramping, stepping = (
+        conserved("records_in", 0.04),
+        conserved("cpu_pct", 0.26),
+        (conserved("records_out", 0.05)),
+    )
+    fell = _change("records_out", "t716", 716, 996.0, 953.0, 1e-14)
+    law = CracklePattern(
+        PatternKind.CONSERVATION, "law 'a - b = 0'", (), 1.0, {}, {"law": "a - b = 0"}
+    )
+    patterns = [steady, ramping, stepping, fell, law]
+    report = PatternReport(
+        patterns, task_count=1000, change_positions={id(fell): 716}, drifting=["cpu_pct", "a"]
+    )
+    laws = [law.description for law in report.overview().laws]
+    assert laws == ["a - b = 0", "metric 'records_in' is conserved across 1000 tasks"]
+    # the patterns themselves stay (SPEC §6); only the overview leaves them out
+    assert ramping in report and stepping in report
+    # a kiln: a metric ramping from ~43 to ~81 keeps cv < 0.3 (a conservation pattern) but
+    # drifts, so the overview does not call it conserved
+    rng = np.random.default_rng(3)
+    cpu = np.r_[np.full(600, 43.0), np.linspace(43.0, 81.0, 400)] + rng.normal(0, 2, 1000)
+    load = rng.normal(100.0, 3.0, 1000)
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.CONSERVATION, "distribution_shift"))
+    kiln.add_matrix(np.c_[cpu, load], ["cpu_pct", "load"])
+    cooled = kiln.cool()
+    assert {p.details["metric"] for p in cooled.by_kind(PatternKind.CONSERVATION)} == {
+        "cpu_pct",
+        "load",
+    }
+    assert [law.description for law in cooled.overview().laws] == [
+        "metric 'load' is conserved across 1000 tasks (sum: "
+        f"{load.sum():.3f}, std_dev: {load.std():.3f})"
+    ]
 
 
 def test_an_empty_report_says_nothing_was_found() -> None:

@@ -270,9 +270,16 @@ def build_overview(
     skipped: Iterable[tuple[PatternKind, str]] = (),
     incomplete: Iterable[tuple[PatternKind, str]] = (),
     positions: Mapping[int, int] | None = None,
+    drifting: Iterable[str] = (),
 ) -> Overview:
     """The overview of ``patterns``. ``positions`` maps ``id(pattern)`` of change patterns
-    to the task position of their change (the cooling loop knows it)."""
+    to the task position of their change (the cooling loop knows it); ``drifting`` names
+    the metrics found drifting.
+
+    A metric that changes or drifts is not listed as a conserved quantity, even when its
+    coefficient of variation stays under the tolerance (a CPU share ramping from 43% to
+    81% has cv 0.26 < 0.3): its conservation pattern stays in the report, but the
+    overview's laws are the statements a person can rely on across the tasks."""
     patterns = list(patterns)
     positions = positions or {}
     located = {
@@ -292,12 +299,14 @@ def build_overview(
         )
         and (change := _change(pattern, positions)) is not None
     ]
+    moving = {change.metric for change in changes} | set(drifting)
     laws = tuple(
         Law(
             str(pattern.details.get("law", pattern.description)),
             tuple(str(label) for label in pattern.details.get("violations", ()) or ()),
         )
         for pattern in sorted((p for p in patterns if p.kind in _LAWS), key=rank_key)
+        if "law" in pattern.details or pattern.details.get("metric") not in moving
     )
     relationships = sorted((p for p in patterns if p.kind in _RELATIONSHIPS), key=rank_key)
     outliers = sorted(

@@ -47,6 +47,7 @@ class PatternReport(list[CracklePattern]):
         timings: dict[str, float] | None = None,
         change_positions: Mapping[int, int] | None = None,
         source: DetectionData | None = None,
+        drifting: Iterable[str] = (),
     ) -> None:
         indexed = list(enumerate(patterns))
         indexed.sort(key=lambda item: (-item[1].confidence, _RANK[item[1].kind], item[0]))
@@ -63,6 +64,8 @@ class PatternReport(list[CracklePattern]):
         self.timings: dict[str, float] = dict(timings or {})
         # id(pattern) -> the task position of a change pattern's change (from cooling)
         self._change_positions = dict(change_positions or {})
+        # the metrics the change-point detector found drifting (from cooling)
+        self._drifting = tuple(drifting)
         self._overview: Overview | None = None
         # the metrics the report was cooled from (no copy), for the HTML page's figures
         self._source = source
@@ -91,6 +94,7 @@ class PatternReport(list[CracklePattern]):
                 skipped=self.skipped,
                 incomplete=self.incomplete,
                 positions=self._change_positions,
+                drifting=self._drifting,
             )
         return self._overview
 

@@ -55,12 +55,14 @@ class Test:
 @dataclass
 class Findings:
     """What one detector found: patterns kept by rule, tests for the FDR pass, why it had
-    nothing to test (``skipped``), and notes for the report."""
+    nothing to test (``skipped``), notes for the report and the metrics found drifting."""
 
     patterns: list[CracklePattern] = field(default_factory=list)
     tests: list[Test] = field(default_factory=list)
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    # metrics this detector found drifting (a trend or a random walk), by name
+    drifting: list[str] = field(default_factory=list)
 
 
 def _always(data: DetectionData) -> bool:

@@ -83,6 +83,7 @@ class _Cooling:
         self.skipped: list[tuple[PatternKind, str]] = []
         self.incomplete: list[tuple[PatternKind, str]] = []
         self.notes: list[str] = []
+        self.drifting: list[str] = []
         self.timings: dict[str, float] = {}
 
     def time_left(self) -> float:
@@ -97,6 +98,7 @@ class _Cooling:
         self.patterns.extend(found.patterns)
         self.tests.extend(found.tests)
         self.notes.extend(found.notes)
+        self.drifting.extend(found.drifting)
         if found.skipped is not None:
             self.skipped.append((kind, found.skipped))
 
@@ -189,6 +191,7 @@ def cool(
         notes=state.notes,
         timings=state.timings,
         change_positions=_change_positions(state.patterns, data),
+        drifting=state.drifting,
         source=data,
     )
 

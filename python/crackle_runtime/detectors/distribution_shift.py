@@ -123,7 +123,9 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
             f"no metric has {2 * min_segment} or more varying values ({min_segment} per segment)"
         )
         return found
-    found.notes = [_drift_note(data, result, metric) for metric in flagged(result, "drifting")]
+    drifting = flagged(result, "drifting")
+    found.notes = [_drift_note(data, result, metric) for metric in drifting]
+    found.drifting = [data.names[metric] for metric in drifting]
     found.tests = [
         Test(
             PatternKind.DISTRIBUTION_SHIFT,

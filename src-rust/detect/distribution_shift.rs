@@ -72,6 +72,7 @@ use rayon::prelude::*;
 
 use super::shared::columns::{column_length, present_values};
 use super::shared::ranks::median;
+use super::shared::seasonal::{remove_cycle, seasonal_period};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -87,6 +88,7 @@ pub const FIELDS: &[&str] = &[
     "drifting",
     "drift_start",
     "drift_end",
+    "period",
     // per change
     "metric",
     "change_index",
@@ -180,6 +182,8 @@ pub struct MetricChanges {
     pub drifting: bool,
     /// The first span found drifting, [start, end) (-1, -1 when none).
     pub drift: Option<(usize, usize)>,
+    /// The period of the cycle removed before the search ([`seasonal_period`]), if any.
+    pub period: Option<usize>,
     pub changes: Vec<Change>,
 }
 
@@ -229,6 +233,13 @@ fn table(metrics: &[MetricChanges]) -> Table {
             metrics
                 .iter()
                 .map(|m| index(m.drift.map(|d| d.1)))
+                .collect::<Vec<_>>(),
+        )
+        .with(
+            "period",
+            metrics
+                .iter()
+                .map(|m| m.period.map_or(0, |p| p as i64))
                 .collect::<Vec<_>>(),
         );
     let changes: Vec<(usize, &Change)> = metrics
@@ -529,12 +540,18 @@ pub fn metric_changes(
         phi: f64::NAN,
         drifting: false,
         drift: None,
+        period: None,
         changes: Vec::new(),
     };
     let varies = values.iter().any(|&v| v != values[0]);
     if count < min_segment.saturating_mul(2) || !varies {
         return Ok(found);
     }
+    let raw = values;
+    // A cycle is removed first: the search then sees its steps and drifts, not its swings.
+    found.period = seasonal_period(&doubled_midranks(raw));
+    let adjusted = found.period.map(|period| remove_cycle(raw, period));
+    let values = adjusted.as_deref().unwrap_or(raw);
     let ranks = doubled_midranks(values);
     found.tested = true;
     let mut splits: Vec<Split> = Vec::new();
@@ -580,8 +597,9 @@ pub fn metric_changes(
     for (slot, &index) in kept.iter().enumerate() {
         let (change, statistic, p_value, spread) = splits[index];
         let (start, end) = (bounds[slot], bounds[slot + 2]);
-        let before = &values[start..change];
-        let after = &values[change..end];
+        // the summaries are of the values recorded, cycle included
+        let before = &raw[start..change];
+        let after = &raw[change..end];
         let (mean_before, ss_before) = mean_and_sum_of_squares(before);
         let (mean_after, ss_after) = mean_and_sum_of_squares(after);
         found.changes.push(Change {

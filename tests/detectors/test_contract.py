@@ -68,6 +68,7 @@ INT_FIELDS = frozenset(
         "segment_end",
         "drift_start",
         "drift_end",
+        "period",
     }
 )
 BOOL_FIELDS = frozenset(

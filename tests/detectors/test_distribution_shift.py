@@ -350,3 +350,92 @@ def test_each_change_is_its_own_pattern_with_words_a_person_reads() -> None:
     assert "median) at task 'run-1" in pattern.description
     assert pattern.metrics["relative_change"] == pytest.approx(0.25, abs=0.05)
     assert pattern.metrics["p_value"] < 1e-6
+
+
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=40, deadline=None)
+@given(
+    period=st.integers(4, 60),
+    cycles=st.integers(3, 12),
+    amplitude=st.sampled_from([0.5, 3.0, 20.0]),
+    step=st.sampled_from([0.0, 2.0]),
+    rounding=st.sampled_from([None, 0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_numpy_and_native_agree_on_cycles(
+    native: ModuleType,
+    numpy_backend: ModuleType,
+    period: int,
+    cycles: int,
+    amplitude: float,
+    step: float,
+    rounding: int | None,
+    seed: int,
+) -> None:
+    # cyclic series (the differential test above rarely draws one): same period, changes
+    n = period * cycles + period // 2
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = amplitude * np.sin(2 * np.pi * t / period) + rng.normal(size=n)
+    values[2 * n // 3 :] += step
+    if rounding is not None:
+        values = np.round(values, rounding)  # ties
+    ours, theirs = changes(numpy_backend, values), changes(native, values)
+    for field, column in ours.items():
+        if column.dtype == np.float64:
+            np.testing.assert_allclose(column, theirs[field], rtol=1e-12, atol=0, err_msg=field)
+        else:
+            np.testing.assert_array_equal(column, theirs[field], err_msg=field)
+
+
+# --- cycles ----------------------------------------------------------------------------------
+
+
+def test_scaled_autocovariances_by_hand() -> None:
+    from crackle_runtime._numpy.detect.shared import seasonal
+
+    series = np.array([1, 3, 2, 6], dtype=np.int64)
+    # n^2 sum (s_j - 3)(s_(j+k) - 3): lag 0 16 * 14 = 224, lag 1 16 * -3 = -48
+    assert seasonal.scaled_autocovariances(series, range(2)) == [224, -48]
+    # phase dispersion of 1, 3, 2, 6 at period 2: phases {1, 2} and {3, 6}; within-phase
+    # squares 0.5 + 4.5 = 5 over n - P = 2
+    assert seasonal.phase_dispersion(series, 2) == 2.5
+
+
+def test_a_step_on_a_daily_cycle_is_found_and_the_cycle_is_no_drift(kernels: ModuleType) -> None:
+    # A CPU share with a daily cycle of 288 samples (15 points) over AR(1) noise, 4,032
+    # samples (two weeks of 5-minute samples), +8 points from sample 2,900. Without the
+    # cycle's removal the metric was "drifting" and the step was dropped.
+    rng = np.random.default_rng(3)
+    n, period = 4032, 288
+    t = np.arange(n)
+    noise = np.zeros(n)
+    shocks = rng.normal(0.0, 1.5, n)
+    for i in range(1, n):
+        noise[i] = 0.5 * noise[i - 1] + shocks[i]
+    cycle = 35.0 + 15.0 * np.sin(2 * np.pi * t / period)
+    stepped = cycle + noise + np.where(t >= 2900, 8.0, 0.0)
+    result = changes(kernels, np.vstack([stepped, cycle + noise]))
+    assert result["period"].tolist() == [period, period]
+    assert result["drifting"].tolist() == [False, False]
+    (change,) = positions(result, 0)
+    assert abs(change - 2900) <= 5
+    assert positions(result, 1) == []
+    # the medians before and after are of the values recorded, cycle included
+    row = int(np.flatnonzero(result["metric"] == 0)[0])
+    assert result["median_before"][row] == np.median(stepped[:change])
+    assert result["median_after"][row] == np.median(stepped[change:])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_walks_and_persistent_noise_have_no_cycle(kernels: ModuleType, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+    walk = np.cumsum(rng.normal(size=n))
+    persistent = np.zeros(n)
+    shocks = rng.normal(size=n)
+    for i in range(1, n):
+        persistent[i] = 0.99 * persistent[i - 1] + shocks[i]
+    result = changes(kernels, np.vstack([walk, persistent, rng.normal(size=n)]))
+    assert result["period"].tolist() == [0, 0, 0]
+    assert result["drifting"][:2].tolist() == [True, True]

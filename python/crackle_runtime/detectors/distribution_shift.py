@@ -124,7 +124,13 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
         )
         return found
     drifting = flagged(result, "drifting")
-    found.notes = [_drift_note(data, result, metric) for metric in drifting]
+    found.notes = [
+        f"'{data.names[metric]}' repeats a cycle of {int(period)} tasks: its changes are "
+        "searched with the cycle removed"
+        for metric, period in enumerate(result["period"].tolist())
+        if period > 0
+    ]
+    found.notes += [_drift_note(data, result, metric) for metric in drifting]
     found.drifting = [data.names[metric] for metric in drifting]
     found.tests = [
         Test(

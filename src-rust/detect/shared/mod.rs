@@ -1,6 +1,6 @@
 //! Building blocks shared by the detectors: column checks and views, seeded permutations
 //! and the sequential permutation test, AR prewhitening, order statistics and binning,
-//! symmetric eigen decomposition. The NumPy backend has a module of the same name for each
+//! symmetric eigen decomposition, cycles (seasonality). The NumPy backend has a module of the same name for each
 //! (`crackle_runtime._numpy.detect.shared`).
 
 pub mod columns;
@@ -8,6 +8,7 @@ pub mod eigen;
 pub mod permutation;
 pub mod prewhiten;
 pub mod ranks;
+pub mod seasonal;
 pub mod surrogates;
 #[cfg(test)]
 pub(crate) mod test_data;

@@ -21,12 +21,13 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import median
+from crackle_runtime._numpy.detect.shared.seasonal import remove_cycle, seasonal_period
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
 
 NAME = "distribution_shift"
 KIND = "distribution shift"
-METRIC_FIELDS = ("count", "tested", "phi", "drifting", "drift_start", "drift_end")
+METRIC_FIELDS = ("count", "tested", "phi", "drifting", "drift_start", "drift_end", "period")
 CHANGE_FIELDS = (
     "metric",
     "change_index",
@@ -77,12 +78,13 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         per_metric["drifting"].append(found["drifting"])
         per_metric["drift_start"].append(found["drift_start"])
         per_metric["drift_end"].append(found["drift_end"])
+        per_metric["period"].append(found["period"])
         for change in found["changes"]:
             per_change["metric"].append(metric)
             for name in CHANGE_FIELDS[1:]:
                 per_change[name].append(change[name])
     result: dict[str, Any] = {}
-    ints = {"count", "drift_start", "drift_end", "metric", "change_index"}
+    ints = {"count", "drift_start", "drift_end", "period", "metric", "change_index"}
     ints |= {"segment_start", "segment_end"}
     bools = {"tested", "drifting", "spread"}
     for name in FIELDS:
@@ -275,10 +277,17 @@ def segment(
         "drifting": False,
         "drift_start": -1,
         "drift_end": -1,
+        "period": 0,
         "changes": [],
     }
     if count < 2 * min_segment or all_equal(values):
         return found
+    raw = values
+    # A cycle is removed first: the search then sees its steps and drifts, not its swings.
+    period = seasonal_period(doubled_midranks(raw))
+    if period is not None:
+        found["period"] = period
+        values = remove_cycle(raw, period)
     ranks = doubled_midranks(values)
     found["tested"] = True
     splits: list[tuple[int, int, int, float, float, bool]] = []
@@ -312,8 +321,9 @@ def segment(
     by_position = {split[0]: split for split in splits}
     for index, change in enumerate(kept):
         _, start, end, statistic, p_value, spread = by_position[change]
-        before = values[bounds[index] : change]
-        after = values[change : bounds[index + 2]]
+        # the summaries are of the values recorded, cycle included
+        before = raw[bounds[index] : change]
+        after = raw[change : bounds[index + 2]]
         found["changes"].append(
             {
                 "change_index": change,

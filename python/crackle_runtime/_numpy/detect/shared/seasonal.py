@@ -1,0 +1,94 @@
+"""A metric's cycle and its removal, the twin of the Rust core's
+``detect::shared::seasonal`` (the method and its constants are documented there): the
+period from the exact autocorrelation of the doubled mid-ranks (block sums for long
+series), refined by phase dispersion minimisation (Stellingwerf 1978); each value minus the
+median of its phase."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime._numpy.detect.shared.ranks import median
+
+__all__ = ["remove_cycle", "seasonal_period"]
+
+MIN_PERIOD = 4
+MIN_CYCLES = 3
+MAX_BLOCKS = 4096
+MAX_BLOCK = 16
+PEAK = (1, 2)  # autocorrelation at the period >= 1/2
+TROUGH = (3, 10)  # some lag before it <= -3/10
+
+Int64Array = NDArray[np.int64]
+Float64Array = NDArray[np.float64]
+
+
+def scaled_autocovariances(series: Int64Array, lags: range) -> list[int]:
+    """The autocovariances of ``series`` at ``lags``, times n^2, as exact integers:
+    n^2 sum s_j s_(j+k) - n S (sum_(j<n-k) s_j + sum_(j>=k) s_j) + (n - k) S^2."""
+    n = series.size
+    total = int(series.sum())
+    prefix = np.concatenate(([0], np.cumsum(series)))
+    out = []
+    for k in lags:
+        products = int(np.dot(series[: n - k], series[k:]))  # exact: int64 sums fit
+        head, tail = int(prefix[n - k]), total - int(prefix[k])
+        out.append(n * n * products - n * total * (head + tail) + (n - k) * total * total)
+    return out
+
+
+def phase_dispersion(ranks: Int64Array, period: int) -> float:
+    """(sum r^2 - sum_p S_p^2 / n_p) / (n - period), the phase terms summed in phase order."""
+    phases = np.arange(ranks.size) % period
+    sums = np.bincount(phases, weights=ranks, minlength=period)  # exact: integers < 2^53
+    counts = np.bincount(phases, minlength=period).astype(np.float64)
+    between = 0.0
+    for term in (sums * sums / counts).tolist():
+        between += term
+    squares = int(np.dot(ranks, ranks))
+    return (float(squares) - between) / (ranks.size - period)
+
+
+def seasonal_period(ranks: Int64Array) -> int | None:
+    """The period of the cycle of ``ranks`` (doubled mid-ranks in task order), or None."""
+    n = ranks.size
+    block = max(1, -(-n // MAX_BLOCKS))
+    if block > MAX_BLOCK:
+        return None
+    blocks = n // block
+    if blocks < MIN_CYCLES * MIN_PERIOD:
+        return None
+    sums = ranks[: blocks * block].reshape(blocks, block).sum(axis=1)
+    (variance,) = scaled_autocovariances(sums, range(1))
+    if variance <= 0:
+        return None
+    last = blocks // MIN_CYCLES
+    best: tuple[int, int] | None = None
+    trough = False
+    for lag, covariance in zip(
+        range(1, last + 1), scaled_autocovariances(sums, range(1, last + 1)), strict=True
+    ):
+        peak = PEAK[1] * covariance >= PEAK[0] * variance
+        if trough and peak and lag * block >= MIN_PERIOD and (best is None or covariance > best[1]):
+            best = (lag, covariance)
+        if TROUGH[1] * covariance <= -TROUGH[0] * variance:
+            trough = True
+    if best is None:
+        return None
+    candidate = best[0] * block
+    reach = candidate // 50 + block + 1
+    lowest = max(candidate - reach, MIN_PERIOD)
+    highest = min(candidate + reach, n // MIN_CYCLES)
+    chosen: tuple[int, float] | None = None
+    for period in range(lowest, highest + 1):
+        dispersion = phase_dispersion(ranks, period)
+        if chosen is None or dispersion < chosen[1]:
+            chosen = (period, dispersion)
+    return None if chosen is None else chosen[0]
+
+
+def remove_cycle(values: Float64Array, period: int) -> Float64Array:
+    """Each value minus the median of the values at its phase (t mod ``period``)."""
+    profile = np.array([float(median(values[phase::period])) for phase in range(period)])
+    return np.asarray(values - profile[np.arange(values.size) % period], dtype=np.float64)

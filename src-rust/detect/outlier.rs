@@ -61,10 +61,16 @@ pub const DETECTOR: Detector = Detector {
     name: "outlier",
     kind: "outlier",
     fields: FIELDS,
-    params: &[ParamSpec {
-        name: "z_threshold",
-        default: DefaultValue::Float(3.5),
-    }],
+    params: &[
+        ParamSpec {
+            name: "z_threshold",
+            default: DefaultValue::Float(3.5),
+        },
+        ParamSpec {
+            name: "family",
+            default: DefaultValue::Int(0),
+        },
+    ],
     run,
 };
 
@@ -74,7 +80,8 @@ pub const FIELDS: &[&str] = &["task", "metric", "severity", "deviation", "scale"
 
 fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table> {
     let z_threshold = params.finite("z_threshold", 0.0, false)?;
-    Ok(outlier_scores(columns, z_threshold, budget)?.table())
+    let family = params.count("family", 0)?;
+    Ok(outlier_scores(columns, z_threshold, family, budget)?.table())
 }
 
 const STAGE: &str = "outlier";
@@ -144,10 +151,13 @@ impl Outliers {
 type Flag = (usize, usize, f64, f64);
 
 /// The outliers of every metric (see the module documentation). `z_threshold` finite and
-/// > 0 (checked by the caller). Metrics run in parallel.
+/// positive (checked by the caller). `family`: the number of values the Bonferroni
+/// corrections count, at least each metric's own (0: its own; the whole metric's when
+/// `columns` is one of its segments). Metrics run in parallel.
 pub fn outlier_scores(
     columns: &[&[f64]],
     z_threshold: f64,
+    family: usize,
     budget: &Budget,
 ) -> CoreResult<Outliers> {
     column_length(columns)?;
@@ -156,7 +166,7 @@ pub fn outlier_scores(
         .enumerate()
         .map(|(metric, column)| {
             budget.check(STAGE)?;
-            Ok(metric_outliers(metric, column, z_threshold))
+            Ok(metric_outliers(metric, column, z_threshold, family))
         })
         .collect::<CoreResult<_>>()?;
     let scale = per_metric.iter().map(|(scale, _)| *scale).collect();
@@ -176,12 +186,18 @@ pub fn outlier_scores(
 }
 
 /// One metric's scale and its outliers in task order.
-fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec<Flag>) {
+fn metric_outliers(
+    metric: usize,
+    column: &[f64],
+    z_threshold: f64,
+    family: usize,
+) -> (i64, Vec<Flag>) {
     let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
     let m = present.len();
     if m < MIN_OUTLIER_VALUES {
         return (SCALE_NONE, Vec::new());
     }
+    let family = family.max(m);
     let (center, mad) = median_and_mad(&present);
     let flags = |score: &dyn Fn(f64) -> Option<f64>| -> Vec<Flag> {
         column
@@ -199,7 +215,7 @@ fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec
             return (SCALE_COUNT, Vec::new());
         }
         let log_ratio = (mean / (1.0 + mean)).ln();
-        let log_limit = (COUNT_FAMILY_ALPHA / m as f64).ln();
+        let log_limit = (COUNT_FAMILY_ALPHA / family as f64).ln();
         let found = flags(&|value| {
             let log_tail = value * log_ratio; // ln P(X >= value)
             (value > center && log_tail < log_limit).then(|| upper_tail_z(log_tail))
@@ -256,7 +272,7 @@ fn metric_outliers(metric: usize, column: &[f64], z_threshold: f64) -> (i64, Vec
     if y_mad == 0.0 {
         return (scale, Vec::new());
     }
-    let threshold = fence(z_threshold, m);
+    let threshold = fence(z_threshold, family);
     let found = flags(&|value| {
         let offset = transform(value) - y_center;
         let z = if offset > 0.0 {
@@ -388,7 +404,7 @@ mod tests {
     use super::*;
 
     fn outlier_scores(columns: &[&[f64]], z_threshold: f64) -> CoreResult<Outliers> {
-        super::outlier_scores(columns, z_threshold, &Budget::unlimited())
+        super::outlier_scores(columns, z_threshold, 0, &Budget::unlimited())
     }
 
     #[test]
@@ -413,6 +429,16 @@ mod tests {
         assert!((fence(3.5, 1000) - 3.719_016_485_455_680_4).abs() < 8e-9);
         assert_eq!(fence(3.5, 100), 3.5);
         assert_eq!(fence(1.0, 4), 1.0);
+        // 12 in place of 30: z = 0.6745 * 11.5 / 2 = 3.88 is past 3.5, but not past the fence
+        // of a segment of a metric of 10⁶ values (Φ⁻¹(1 − 10⁻⁷) = 5.2)
+        let segment = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 12.0];
+        let alone = super::outlier_scores(&[&segment], 3.5, 0, &Budget::unlimited()).unwrap();
+        assert_eq!(alone.task, vec![7]);
+        let within = super::outlier_scores(&[&segment], 3.5, 1_000_000, &Budget::unlimited());
+        assert!(within.unwrap().task.is_empty());
+        // a family smaller than the metric counts the metric's own values
+        let small = super::outlier_scores(&[&segment], 3.5, 2, &Budget::unlimited()).unwrap();
+        assert_eq!(small, alone);
     }
 
     #[test]

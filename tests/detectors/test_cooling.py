@@ -638,7 +638,7 @@ def test_outliers_are_scored_within_the_segments_between_change_points(kernels: 
     """A log-normal metric whose level triples half-way with x5 bursts on five tasks: one
     scale for both regimes hides every burst; within the two segments the change detector
     finds, the bursts stand out. Each segment's flagged tasks are exactly those of the
-    kernel run on that segment alone."""
+    kernel run on that segment alone, its multiplicity the metric's 600 values."""
     rng = np.random.default_rng(4)
     values = rng.lognormal(3.0, 0.2, 600)
     values[300:] *= 3.0
@@ -651,7 +651,7 @@ def test_outliers_are_scored_within_the_segments_between_change_points(kernels: 
     flagged = sorted(int(p.details["task_index"]) for p in report if p.kind == PatternKind.OUTLIER)
     expected = []
     for start, end in ((0, 300), (300, 600)):
-        alone = kernels.run_detector("outlier", values[None, start:end], None, {})
+        alone = kernels.run_detector("outlier", values[None, start:end], None, {"family": 600})
         expected.extend((np.asarray(alone["task"]) + start).tolist())
     assert flagged == sorted(expected)
     assert set(planted) <= set(flagged)
@@ -659,3 +659,22 @@ def test_outliers_are_scored_within_the_segments_between_change_points(kernels: 
     only = ThermalProfile.default().only(PatternKind.OUTLIER)
     hidden = {int(p.details["task_index"]) for p in cool_now(data, only)}
     assert not set(planted) & hidden
+
+
+def test_a_random_walk_is_fenced_against_its_local_level(kernels: ModuleType) -> None:
+    """A 4,000-step random walk (the change-point detector's phi >= 0.93: persistent) with
+    a spike of 25 step sizes at task 2,000: against the walk's global median its widest
+    excursion would be dozens of outliers and the spike ordinary; in windows of 30 values
+    the spike is found and the walk gives few others."""
+    rng = np.random.default_rng(12)
+    walk = np.cumsum(rng.normal(0.0, 2.0, 4000)) + 1000.0
+    walk[2000] += 50.0
+    data = data_of(walk[None, :], ["mem_mb"])
+    report = cool_now(data, ThermalProfile.default())
+    assert report.notes and any("'mem_mb' drifts" in note for note in report.notes)
+    flagged = {int(p.details["task_index"]) for p in report.by_kind(PatternKind.OUTLIER)}
+    assert 2000 in flagged
+    assert len(flagged - {2000}) <= 4
+    # one scale for the whole walk (distribution shift off): the spike is lost
+    only = ThermalProfile.default().only(PatternKind.OUTLIER)
+    assert 2000 not in {int(p.details["task_index"]) for p in cool_now(data, only)}

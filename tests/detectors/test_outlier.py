@@ -57,6 +57,22 @@ def test_hand_worked_symmetric_metric(kernels: ModuleType) -> None:
     assert outliers(kernels, columns, 1.0)["task"].tolist() == [7]
 
 
+def test_a_segment_counts_the_metrics_values_in_its_fence(kernels: ModuleType) -> None:
+    # 12 in place of 30: z = 0.6745 * 11.5 / 2 = 3.88 passes 3.5 alone, not the fence of a
+    # segment of a metric of 10^6 values (Phi^-1(1 - 1e-7) = 5.2); a count tail likewise
+    segment = np.array([[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 12.0]])
+    family = {"z_threshold": 3.5, "family": 1_000_000}
+    assert outliers(kernels, segment)["task"].tolist() == [7]
+    assert kernels.run_detector("outlier", segment, params=family)["task"].tolist() == []
+    # mean 0.36, geometric tail P(X >= 9) = (0.36 / 1.36)^9 = 6.3e-6: 50 values x 6.3e-6 <
+    # 0.01 flags the 9, 10^6 x 6.3e-6 does not
+    counts = np.array([[0.0] * 40 + [1.0] * 9 + [9.0]])
+    assert outliers(kernels, counts)["task"].tolist() == [49]
+    assert kernels.run_detector("outlier", counts, params=family)["task"].tolist() == []
+    with pytest.raises(ValueError, match=r"^family "):
+        kernels.run_detector("outlier", segment, params={"family": -1})
+
+
 def test_subnormal_mad_keeps_the_severity_finite(kernels: ModuleType) -> None:
     # median and MAD 5e-324: 0.6745 * 1 / 5e-324 overflows; the severity is the largest float
     result = outliers(kernels, np.array([[0.0, 5e-324, 1.0]]))

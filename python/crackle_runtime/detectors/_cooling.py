@@ -52,6 +52,13 @@ MIN_FENCE_SEGMENT = 30
 """A segmented detector reads a metric within the segments between its change points only
 when each segment has at least this many values (changes closer to each other or to an end
 are passed over): a scale estimated from fewer values is too loose to judge by."""
+#: A persistent metric (a random walk, phi -> 1: the change-point detector's ``phi`` at least
+#: its DRIFT_RHO) has no level to fence against, only a local one: its drifting span is
+#: fenced in windows of DRIFT_WINDOW values (more when the span would make more than
+#: DRIFT_WINDOWS of them).
+PERSISTENT_PHI = 0.93
+DRIFT_WINDOW = MIN_FENCE_SEGMENT
+DRIFT_WINDOWS = 200
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
@@ -242,20 +249,34 @@ def _segment_bounds(
 ) -> dict[int, list[int]]:
     """metric -> the bounds of its segments (positions among its present values, 0 first and
     the count last) from a distribution-shift result, for the metrics with a change kept
-    (each segment >= MIN_FENCE_SEGMENT values)."""
-    bounds: dict[int, list[int]] = {}
+    or a persistent drift (each segment >= MIN_FENCE_SEGMENT values; a persistent drifting
+    span cut into windows, see PERSISTENT_PHI: on a 4,032-sample random walk of a monitoring
+    export, 41 consecutive samples of one excursion were outliers against the global median,
+    0-8 within windows)."""
+    cuts: dict[int, list[int]] = {}
     metrics = np.asarray(result["metric"]).tolist()
-    changes = zip(metrics, np.asarray(result["change_index"]).tolist(), strict=True)
-    for metric, change in sorted(changes):
-        count = int(np.count_nonzero(data.present(int(metric))))
-        kept = bounds.setdefault(int(metric), [0])
-        if change - kept[-1] >= MIN_FENCE_SEGMENT and count - change >= MIN_FENCE_SEGMENT:
-            kept.append(int(change))
-    for metric in list(bounds):
-        if len(bounds[metric]) == 1:
-            del bounds[metric]
-        else:
-            bounds[metric].append(int(np.count_nonzero(data.present(metric))))
+    for metric, change in zip(metrics, np.asarray(result["change_index"]).tolist(), strict=True):
+        cuts.setdefault(int(metric), []).append(int(change))
+    drifting = np.asarray(result["drifting"]).tolist()
+    phi = np.asarray(result["phi"]).tolist()
+    starts, ends = (
+        np.asarray(result["drift_start"]).tolist(),
+        np.asarray(result["drift_end"]).tolist(),
+    )
+    for metric, drifts in enumerate(drifting):
+        if drifts and phi[metric] >= PERSISTENT_PHI:
+            start, end = int(starts[metric]), int(ends[metric])
+            width = max(DRIFT_WINDOW, -(-(end - start) // DRIFT_WINDOWS))
+            cuts.setdefault(metric, []).extend([start, *range(start + width, end, width), end])
+    bounds: dict[int, list[int]] = {}
+    for metric, candidates in cuts.items():
+        count = int(np.count_nonzero(data.present(metric)))
+        kept = [0]
+        for cut in sorted(set(candidates)):
+            if cut - kept[-1] >= MIN_FENCE_SEGMENT and count - cut >= MIN_FENCE_SEGMENT:
+                kept.append(cut)
+        if len(kept) > 1:
+            bounds[metric] = [*kept, count]
     return bounds
 
 
@@ -272,19 +293,22 @@ def _run_segmented(
     by task, then metric. A metric's ``scale`` is that of its longest segment."""
     kernels = _backend.kernels()
 
-    def run(matrix: NDArray[np.float64], rows: NDArray[np.int64] | None) -> dict[str, Any]:
+    def run(
+        matrix: NDArray[np.float64], rows: NDArray[np.int64] | None, extra: dict[str, int]
+    ) -> dict[str, Any]:
         deadline = {"deadline": state.time_left()}
         result: dict[str, Any] = kernels.run_detector(
-            detector.name, matrix, rows, {**params, **deadline}
+            detector.name, matrix, rows, {**params, **extra, **deadline}
         )
         return result
 
+    counts_family = "family" in kernels.DETECTORS[detector.name]["params"]
     plain = np.array([k not in bounds for k in range(len(view.names))], dtype=bool)
     scale = np.zeros(len(view.names), dtype=np.int64)
     pieces: list[tuple[dict[str, Any], NDArray[np.int64], int]] = []
     if plain.any():
         kept = view.select(plain)
-        result = run(kept.matrix, kept.rows)
+        result = run(kept.matrix, kept.rows, {})
         metrics = np.flatnonzero(plain)
         scale[metrics] = np.asarray(result["scale"])
         pieces.append((result, metrics, 0))
@@ -294,7 +318,9 @@ def _run_segmented(
         longest = -1
         for start, end in itertools.pairwise(edges):
             first, last = int(tasks[start]), int(tasks[end - 1]) + 1
-            result = run(np.ascontiguousarray(column[None, first:last]), None)
+            # the multiplicity of the metric's tests is all of its values, not the segment's
+            family = {"family": int(tasks.size)} if counts_family else {}
+            result = run(np.ascontiguousarray(column[None, first:last]), None, family)
             pieces.append((result, np.array([metric], dtype=np.int64), first))
             if end - start > longest:
                 longest, scale[metric] = end - start, int(np.asarray(result["scale"])[0])

@@ -56,7 +56,7 @@ __all__ = [
 NAME = "outlier"
 KIND = "outlier"
 FIELDS = ("task", "metric", "severity", "deviation", "scale")
-PARAMS: dict[str, Any] = {"z_threshold": 3.5}
+PARAMS: dict[str, Any] = {"z_threshold": 3.5, "family": 0}
 
 STAGE = "outlier"
 ROBUST_Z_FACTOR = 0.6745  # Phi^-1(3/4)
@@ -91,7 +91,8 @@ Flags = tuple[Int64Array, Float64Array]
 
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     z_threshold = params.finite("z_threshold", 0.0, inclusive=False)
-    return outlier_scores(columns, z_threshold, budget)
+    family = params.count("family", 0)
+    return outlier_scores(columns, z_threshold, budget, family)
 
 
 def fence(z_threshold: float, m: int) -> float:
@@ -145,26 +146,30 @@ def _is_count(values: Float64Array, mad: float) -> bool:
     return mad == 0.0 or np.unique(values).size <= COUNT_MAX_DISTINCT
 
 
-def _count_flags(present: Float64Array, center: float) -> Flags:
+def _count_flags(present: Float64Array, center: float, family: int) -> Flags:
     m = present.size
     mean = sequential_sum(present) / m
     if mean <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     log_tail = present * math.log(mean / (1.0 + mean))
-    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / m))
+    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
     return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
 
 
-def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Flags, float]:
-    """The scale, the (positions among the present values, severities) and the median."""
+def _metric_outliers(
+    present: Float64Array, z_threshold: float, family: int
+) -> tuple[int, Flags, float]:
+    """The scale, the (positions among the present values, severities) and the median;
+    ``family`` the number of values the Bonferroni corrections count (at least m)."""
     none: Flags = (np.zeros(0, dtype=np.int64), np.zeros(0))
     m = present.size
     if m < MIN_OUTLIER_VALUES:
         return SCALE_NONE, none, math.nan
+    family = max(family, m)
     center = float(median(present))
     mad = float(median(np.abs(present - center)))
     if _is_count(present, mad):
-        return SCALE_COUNT, _count_flags(present, center), center
+        return SCALE_COUNT, _count_flags(present, center, family), center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample = systematic_sample(present)
     positive = bool(np.all(present > 0.0))
@@ -200,15 +205,18 @@ def _metric_outliers(present: Float64Array, z_threshold: float) -> tuple[int, Fl
         ROBUST_Z_FACTOR * -offset / (y_mad * lower),
     )
     z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
-    selected = z > fence(z_threshold, m)
+    selected = z > fence(z_threshold, family)
     if upper_only:
         selected &= offset > 0.0
     return scale, (np.flatnonzero(selected), z[selected]), center
 
 
-def outlier_scores(columns: Float64Array, z_threshold: float, budget: Budget) -> dict[str, Any]:
+def outlier_scores(
+    columns: Float64Array, z_threshold: float, budget: Budget, family: int = 0
+) -> dict[str, Any]:
     """Every flagged (task, metric) sorted by task then metric (``task``, ``metric``,
-    ``severity``, ``deviation`` = x - median) and each metric's ``scale``."""
+    ``severity``, ``deviation`` = x - median) and each metric's ``scale``; ``family`` the
+    number of values the Bonferroni corrections count (0: each metric's own)."""
     values = as_columns(columns)
     scales = np.full(values.shape[0], SCALE_NONE, dtype=np.int64)
     tasks: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
@@ -220,7 +228,7 @@ def outlier_scores(columns: Float64Array, z_threshold: float, budget: Budget) ->
         row = values[metric]
         present_tasks = np.flatnonzero(~np.isnan(row))
         present = row[present_tasks]
-        scale, (positions, severity), center = _metric_outliers(present, z_threshold)
+        scale, (positions, severity), center = _metric_outliers(present, z_threshold, family)
         scales[metric] = scale
         tasks.append(present_tasks[positions].astype(np.int64))
         metrics.append(np.full(positions.size, metric, dtype=np.int64))

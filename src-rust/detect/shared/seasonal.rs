@@ -49,11 +49,13 @@ fn scaled_autocovariances(series: &[i64], lags: impl Iterator<Item = usize>) -> 
     }
     let size = n as i128;
     lags.map(|k| {
-        let products: i128 = series[..n - k]
+        // in i64: block sums are at most MAX_BLOCK · 2n <= 2.2e6, so at most MAX_BLOCKS
+        // products sum to below 2e16
+        let products = series[..n - k]
             .iter()
             .zip(&series[k..])
-            .map(|(&a, &b)| a as i128 * b as i128)
-            .sum();
+            .map(|(&a, &b)| a * b)
+            .sum::<i64>() as i128;
         let head = prefix[n - k];
         let tail = total - prefix[k];
         size * size * products - size * total * (head + tail) + (n - k) as i128 * total * total

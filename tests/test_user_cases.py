@@ -62,3 +62,64 @@ def test_the_ci_regression_leads_the_overview_and_ids_never_appear(seed: int) ->
     }
     assert len(outliers & hiccups) >= 0.9 * HICCUPS
     assert len(outliers - hiccups) <= 0.01 * RUNS
+
+
+SAMPLES, PERIOD, DEPLOY_AT = 4032, 288, 2900
+
+
+def monitoring_export(seed: int, deploy: bool) -> object:
+    """Two weeks of 5-minute samples of one service: requests and CPU follow a daily cycle,
+    latency too (AR(1) noise around it), a deploy raises latency 15% at sample 2,900 (when
+    ``deploy``), memory is a random walk, a sample id counts up."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(SAMPLES)
+    day = np.sin(2 * np.pi * t / PERIOD)
+
+    def ar(phi: float, sd: float) -> np.ndarray:
+        shocks = rng.normal(0.0, sd, SAMPLES + 500)
+        out = np.zeros(SAMPLES + 500)
+        for i in range(1, out.size):
+            out[i] = phi * out[i - 1] + shocks[i]
+        return out[500:]
+
+    latency = np.exp(np.log(80.0) + 0.15 * day + ar(0.7, 0.1) + rng.normal(0.0, 0.05, SAMPLES))
+    if deploy:
+        latency[DEPLOY_AT:] *= 1.15
+    return pd.DataFrame(
+        {
+            "ts": pd.Timestamp("2026-11-01") + pd.to_timedelta(t * 300, unit="s"),
+            "sample_id": t + 1,
+            "requests": rng.poisson(1000 * (1 + 0.6 * day)),
+            "cpu_pct": 35 + 15 * day + ar(0.8, 1.5),
+            "latency_ms": latency,
+            "mem_mb": 1000 + np.cumsum(rng.normal(0.0, 2.0, SAMPLES)),
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_deploy_on_daily_cycles_leads_and_the_cycles_are_neither_drifts_nor_changes(
+    seed: int,
+) -> None:
+    report = Kiln.from_pandas(monitoring_export(seed, deploy=True), order_by="ts").cool()
+    (incident, *_) = report.overview().incidents
+    assert [c.metric for c in incident.changes] == ["latency_ms"]
+    assert incident.position is not None and abs(incident.position - DEPLOY_AT) <= 15
+    assert 0.10 <= incident.changes[0].relative <= 0.20
+    changed = {p.details["metric"] for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)}
+    assert changed == {"latency_ms"}
+    notes = " ".join(report.notes)
+    for name in ("requests", "cpu_pct"):  # latency's cycle is weaker than its noise
+        assert f"'{name}' repeats a cycle of {PERIOD} tasks" in notes
+    for name in ("requests", "cpu_pct", "latency_ms"):
+        assert f"'{name}' drifts" not in notes
+    assert "'mem_mb' drifts" in notes and "'sample_id' takes part in no detector" in notes
+    # the random walk has a local level: a handful of outliers at most, not an excursion
+    walk = [p for p in report.by_kind(PatternKind.OUTLIER) if "mem_mb" in p.details["metrics"]]
+    assert len(walk) <= 10
+
+
+def test_cycles_without_a_deploy_report_no_change() -> None:
+    report = Kiln.from_pandas(monitoring_export(2, deploy=False), order_by="ts").cool()
+    assert not report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
+    assert not report.by_kind(PatternKind.PHASE_TRANSITION)

@@ -43,9 +43,7 @@ def phase_dispersion(ranks: Int64Array, period: int) -> float:
     phases = np.arange(ranks.size) % period
     sums = np.bincount(phases, weights=ranks, minlength=period)  # exact: integers < 2^53
     counts = np.bincount(phases, minlength=period).astype(np.float64)
-    between = 0.0
-    for term in (sums * sums / counts).tolist():
-        between += term
+    between = float(np.cumsum(sums * sums / counts)[-1])  # sequential, as the Rust loop
     squares = int(np.dot(ranks, ranks))
     return (float(squares) - between) / (ranks.size - period)
 

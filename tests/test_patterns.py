@@ -191,6 +191,32 @@ def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> N
     ]
 
 
+def test_an_incident_says_which_measure_moved() -> None:
+    # a status code whose 500s went from 1% to 6%: the medians tie at 200, the means move;
+    # a change of spread is worded with the standard deviations, as its description is
+    def shift(metric: str, changed: str, **values: float) -> CracklePattern:
+        return CracklePattern(
+            PatternKind.DISTRIBUTION_SHIFT,
+            metric,
+            (),
+            1.0,
+            {"change_index": 100, "p_value": 1e-20, **values},
+            {"metric": metric, "change_label": "t100", "changed": changed},
+        )
+
+    status = shift(
+        "status", "level", median_before=200, median_after=200, mean_before=203, mean_after=218
+    )
+    jitter = shift("jitter", "spread", median_before=5, median_after=5.1, std_before=1, std_after=3)
+    positions = {id(status): 100, id(jitter): 100}
+    report = PatternReport([status, jitter], task_count=1000, change_positions=positions)
+    assert report.summary().splitlines()[0] == (
+        "incident 1: at task 't100': jitter spread 1 → 3 (+200%), status mean 203 → 218 (+7%)"
+    )
+    changes = json.loads(report.to_json())["overview"]["incidents"][0]["changes"]
+    assert [c["measure"] for c in changes] == ["spread", "mean"]
+
+
 def test_an_empty_report_says_nothing_was_found() -> None:
     assert PatternReport().summary().splitlines()[0] == "nothing found"
 

@@ -68,6 +68,10 @@ class Change:
     before: float
     after: float
     p_value: float
+    # what before and after are: "" the typical value (median, or a half's mean), "mean"
+    # when the medians tie (a discrete metric), "spread" (standard deviations) for a change
+    # of spread
+    measure: str = ""
 
     @property
     def relative(self) -> float:
@@ -79,7 +83,8 @@ class Change:
     def describe(self) -> str:
         relative = self.relative
         percent = "" if math.isinf(relative) else f" ({relative * 100:+.0f}%)"
-        return f"{self.metric} {_number(self.before)} → {_number(self.after)}{percent}"
+        measure = f" {self.measure}" if self.measure else ""
+        return f"{self.metric}{measure} {_number(self.before)} → {_number(self.after)}{percent}"
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class Overview:
                             "after": json_safe(change.after),
                             "relative": json_safe(change.relative),
                             "p_value": json_safe(change.p_value),
+                            "measure": change.measure,
                         }
                         for change in incident.changes
                     ],
@@ -210,10 +216,21 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
     name = details.get("metric")
     if not isinstance(name, str):
         return None
-    if "median_before" in metrics and "median_after" in metrics:
-        before, after = metrics["median_before"], metrics["median_after"]
-    elif "mean_before" in metrics and "mean_after" in metrics:
-        before, after = metrics["mean_before"], metrics["mean_after"]
+    measure = ""
+    medians = ("median_before" in metrics and "median_after" in metrics) and (
+        metrics["median_before"],
+        metrics["median_after"],
+    )
+    means = ("mean_before" in metrics and "mean_after" in metrics) and (
+        metrics["mean_before"],
+        metrics["mean_after"],
+    )
+    if details.get("changed") == "spread" and "std_before" in metrics and "std_after" in metrics:
+        (before, after), measure = (metrics["std_before"], metrics["std_after"]), "spread"
+    elif medians and (medians[0] != medians[1] or not means):
+        before, after = medians
+    elif means:  # the medians tie (a discrete metric): the means tell, as the description
+        (before, after), measure = means, "mean"
     elif "first_half_avg" in metrics and "second_half_avg" in metrics:
         before, after = metrics["first_half_avg"], metrics["second_half_avg"]
     else:
@@ -225,6 +242,7 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
         before,
         after,
         _p_value(pattern),
+        measure,
     )
 
 

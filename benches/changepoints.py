@@ -48,6 +48,12 @@ def ar1(rng: np.random.Generator, n: int, phi: float) -> Float64Array:
     return out[200:]
 
 
+def slow_plus_noise(rng: np.random.Generator, n: int, phi: float, sd: float) -> Float64Array:
+    """A stationary AR(1) component of marginal sd ``sd`` plus unit white noise."""
+    slow = ar1(rng, n, phi) * np.sqrt(1.0 - phi * phi) * sd
+    return slow + rng.normal(size=n)
+
+
 NULLS: dict[str, Generator] = {
     "gaussian": lambda rng, n: rng.normal(size=n),
     "log-normal s=1": lambda rng, n: rng.lognormal(0.0, 1.0, size=n),
@@ -62,6 +68,9 @@ NULLS: dict[str, Generator] = {
         3.0 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(size=n)
     ),
     "random walk": lambda rng, n: np.cumsum(rng.normal(size=n)),
+    # a slow component under per-task noise (a latency driven by load): ARMA(1, 1)
+    "AR(1) 0.9 (0.5 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.9, 0.5),
+    "AR(1) 0.98 (0.25 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.98, 0.25),
 }
 
 

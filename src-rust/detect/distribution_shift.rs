@@ -125,6 +125,12 @@ pub const DETECTOR: Detector = Detector {
 
 /// The AR(1) coefficient's cap (Andrews & Monahan 1992).
 pub const PHI_MAX: f64 = 0.97;
+/// [`block_inflation`]'s blocks are `round(L^BLOCK_EXPONENT)` scores long...
+pub const BLOCK_EXPONENT: f64 = 0.6;
+/// ...and it needs at least this many of them (L >= 1,024), and half as many differences.
+pub const MIN_BLOCKS: usize = 16;
+/// The median of χ² with one degree of freedom.
+const CHI2_MEDIAN: f64 = 0.454_936_423_119_572_8;
 /// The finite-sample correction: T is shrunk by L' / (L' + 9), L' = L / f the effective
 /// number of values, fitted by simulation (as Stephens 1970 fitted his for
 /// Kolmogorov–Smirnov; the Kolmogorov limit is liberal on short series because the
@@ -409,11 +415,60 @@ pub fn difference_rho(scores: &[i64], cut: usize) -> f64 {
     (lag2 as f64 / count2 as f64) / (lag1 as f64 / count1 as f64) - 1.0
 }
 
-/// The AR(1) long-run variance of the scores demeaned within the pieces cut at `cuts`
-/// (ascending, inside 1..L-1), and f: ρ = max([`residual_rho`], `floor`) clipped to
-/// [0, 0.97], `f = (1 + ρ)/(1 - ρ)`, `Σe² / (L - J f) · f` for J pieces (J means fitted);
-/// infinite (nothing testable) when `L - J f <= 0`. When every piece is constant: the
-/// variance of the whole segment, `(L Σs² - S²) / (L (L - 1))` (0 when constant), and f = 1.
+/// The ratio of the long-run variance to the variance of the scores from their block sums
+/// (a batch-means estimate made robust to steps): blocks of `j = max(2, ⌊L^0.6 + 1/2⌋)`
+/// scores from the start, the differences `d_i = B_{i+1} - B_i` of adjacent block sums
+/// whose two blocks hold no cut, `lrv = median(d²) / (χ²₁ median · 2 j)` (for block sums
+/// much longer than the correlation, d is normal with variance 2 j lrv; the median leaves
+/// out the few differences a step not yet cut falls in), over `γ₀ = Σe² / L` (`energy`).
+/// 1 with fewer than [`MIN_BLOCKS`] blocks or half as many differences. Why: the AR(1)
+/// ratio reads the lag-1 autocorrelation, which a slow component under per-task noise
+/// (a latency driven by load: ARMA(1, 1)) keeps small while its long-run variance is large
+/// — such series got false changes in 35–67% of runs of 2,000–20,000 values, 2–7% and 0%
+/// with this ratio (`benches/changepoints.py`). Integer block sums; the median of two
+/// middle |d| is the mean of their squares.
+fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64) -> f64 {
+    let length = scores.len();
+    let width = ((length as f64).powf(BLOCK_EXPONENT) + 0.5)
+        .floor()
+        .max(2.0) as usize;
+    let count = length / width;
+    if count < MIN_BLOCKS || energy <= 0.0 {
+        return 1.0;
+    }
+    let sums: Vec<i64> = scores[..count * width]
+        .chunks_exact(width)
+        .map(|block| block.iter().sum())
+        .collect();
+    let mut spreads: Vec<u64> = (0..count - 1)
+        .filter(|&i| {
+            let (start, end) = (i * width, (i + 2) * width);
+            !cuts.iter().any(|&cut| start < cut && cut < end)
+        })
+        .map(|i| sums[i + 1].abs_diff(sums[i]))
+        .collect();
+    let kept = spreads.len();
+    if kept < MIN_BLOCKS / 2 {
+        return 1.0;
+    }
+    spreads.sort_unstable();
+    let square = |d: u64| (d as f64) * (d as f64);
+    let middle = if kept % 2 == 1 {
+        square(spreads[kept / 2])
+    } else {
+        (square(spreads[kept / 2 - 1]) + square(spreads[kept / 2])) / 2.0
+    };
+    let long_run = middle / CHI2_MEDIAN / (2.0 * width as f64);
+    long_run / (energy / length as f64)
+}
+
+/// The long-run variance of the scores demeaned within the pieces cut at `cuts`
+/// (ascending, inside 1..L-1), and f: the AR(1) ratio `(1 + ρ)/(1 - ρ)` with ρ =
+/// max([`residual_rho`], `floor`) clipped to [0, 0.97], or the block ratio
+/// [`block_inflation`] when larger (at most the AR(1) ratio at ρ = 0.97);
+/// `Σe² / (L - J f) · f` for J pieces (J means fitted); infinite (nothing testable) when
+/// `L - J f <= 0`. When every piece is constant: the variance of the whole segment,
+/// `(L Σs² - S²) / (L (L - 1))` (0 when constant), and f = 1.
 pub fn split_long_run(scores: &[i64], cuts: &[usize], floor: f64) -> (f64, f64) {
     let length = scores.len();
     let mut bounds = vec![0];
@@ -422,7 +477,9 @@ pub fn split_long_run(scores: &[i64], cuts: &[usize], floor: f64) -> (f64, f64) 
     match residual_rho(scores, &bounds) {
         Some((energy, rho)) => {
             let rho = rho.max(floor).clamp(0.0, PHI_MAX);
-            let inflation = (1.0 + rho) / (1.0 - rho);
+            let most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX);
+            let blocks = block_inflation(scores, cuts, energy).min(most);
+            let inflation = ((1.0 + rho) / (1.0 - rho)).max(blocks);
             let denominator = length as f64 - (bounds.len() - 1) as f64 * inflation;
             if denominator <= 0.0 {
                 return (f64::INFINITY, inflation);

@@ -37,6 +37,17 @@ def positions(result: Result, metric: int = 0) -> list[int]:
     return result["change_index"][result["metric"] == metric].tolist()
 
 
+def assert_same(ours: Result, theirs: Result) -> None:
+    """The two backends' results: the same fields, integers equal, floats to 1e-12."""
+    assert list(ours) == list(theirs)
+    for field, column in ours.items():
+        assert column.dtype == theirs[field].dtype, field
+        if column.dtype == np.float64:
+            np.testing.assert_allclose(column, theirs[field], rtol=1e-12, atol=0, err_msg=field)
+        else:
+            np.testing.assert_array_equal(column, theirs[field], err_msg=field)
+
+
 def ar1(rng: np.random.Generator, n: int, phi: float) -> NDArray[np.float64]:
     noise = rng.normal(size=n + 200)
     out = np.empty_like(noise)
@@ -321,13 +332,7 @@ def test_numpy_and_native_find_the_same_changes(
 ) -> None:
     ours = changes(numpy_backend, columns, min_segment=min_segment, alpha=alpha)
     theirs = changes(native, columns, min_segment=min_segment, alpha=alpha)
-    assert list(ours) == list(theirs)
-    for field, values in ours.items():
-        assert values.dtype == theirs[field].dtype, field
-        if values.dtype == np.float64:
-            np.testing.assert_allclose(values, theirs[field], rtol=1e-12, atol=0, err_msg=field)
-        else:
-            np.testing.assert_array_equal(values, theirs[field], err_msg=field)
+    assert_same(ours, theirs)
 
 
 # --- the wording ---------------------------------------------------------------------------------
@@ -381,11 +386,7 @@ def test_numpy_and_native_agree_on_cycles(
     if rounding is not None:
         values = np.round(values, rounding)  # ties
     ours, theirs = changes(numpy_backend, values), changes(native, values)
-    for field, column in ours.items():
-        if column.dtype == np.float64:
-            np.testing.assert_allclose(column, theirs[field], rtol=1e-12, atol=0, err_msg=field)
-        else:
-            np.testing.assert_array_equal(column, theirs[field], err_msg=field)
+    assert_same(ours, theirs)
 
 
 # --- cycles ----------------------------------------------------------------------------------
@@ -439,3 +440,36 @@ def test_walks_and_persistent_noise_have_no_cycle(kernels: ModuleType, seed: int
     result = changes(kernels, np.vstack([walk, persistent, rng.normal(size=n)]))
     assert result["period"].tolist() == [0, 0, 0]
     assert result["drifting"][:2].tolist() == [True, True]
+
+
+@pytest.mark.usefixtures("python_only")
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_and_native_agree_on_long_series_with_slow_components(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    # long enough for the block ratio (>= 1,024 values), with steps and a slow component
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1100, 6000))
+    slow = np.zeros(n)
+    shocks = rng.normal(size=n)
+    for t in range(1, n):
+        slow[t] = 0.98 * slow[t - 1] + shocks[t]
+    values = 0.1 * slow + rng.normal(size=n)
+    values[n // 3 :] += rng.choice([0.0, 1.0])
+    values = np.vstack([values, np.round(values * 2)])  # and a tied, discrete copy
+    ours, theirs = changes(numpy_backend, values), changes(native, values)
+    assert_same(ours, theirs)
+
+
+def test_block_ratio_by_hand() -> None:
+    # 1,024 scores: blocks of round(1024^0.6) = 64, 16 blocks, 15 differences. Scores 0 and
+    # 2 alternating in runs of 64 (block sums 0, 128, 0, ...): |d| = 128 everywhere, so
+    # lrv = 128^2 / (0.4549 * 128); energy / L = 1 (every score 1 away from the mean 1).
+    scores = np.repeat(np.tile([0, 2], 8), 64).astype(np.int64)
+    energy = float(scores.size)
+    expected = 128.0 * 128.0 / twin.CHI2_MEDIAN / 128.0
+    assert twin.block_inflation(scores, [], energy) == pytest.approx(expected, rel=1e-15)
+    # a cut inside blocks 3..4 removes the differences (2, 3) and (3, 4): 13 left, same median
+    assert twin.block_inflation(scores, [3 * 64 + 5], energy) == pytest.approx(expected)
+    # too few blocks (1,023 scores: blocks of 64, 15 of them): no block ratio
+    assert twin.block_inflation(scores[:1023], [], energy) == 1.0

@@ -48,6 +48,9 @@ PARAMS: dict[str, Any] = {"min_segment": 4, "alpha": 0.01}
 
 STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
+BLOCK_EXPONENT = 0.6  # block_inflation's blocks are round(L^0.6) scores long
+MIN_BLOCKS = 16  # ... and it needs this many of them, half as many differences
+CHI2_MEDIAN = 0.4549364231195728  # the median of chi-squared with one degree of freedom
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100
 SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
@@ -224,10 +227,39 @@ def difference_rho(scores: Int64Array, cut: int) -> float:
     return (float(sum2) / count2) / (float(sum1) / count1) - 1.0
 
 
+def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float:
+    """The long-run over plain variance ratio from the median squared difference of
+    adjacent block sums (blocks of max(2, floor(L^0.6 + 1/2)) scores, pairs of blocks holding
+    no cut): median(d^2) / (chi2_1 median * 2 j) over energy / L; 1 with fewer than 16 blocks
+    or 8 differences (see the Rust ``block_inflation``)."""
+    length = scores.size
+    width = max(math.floor(float(length) ** BLOCK_EXPONENT + 0.5), 2)
+    count = length // width
+    if count < MIN_BLOCKS or energy <= 0.0:
+        return 1.0
+    sums = scores[: count * width].reshape(count, width).sum(axis=1)
+    starts = np.arange(count - 1) * width
+    keep = np.ones(count - 1, dtype=bool)
+    for cut in cuts:
+        keep &= ~((starts < cut) & (cut < starts + 2 * width))
+    spreads = np.sort(np.abs(np.diff(sums))[keep])
+    kept = spreads.size
+    if kept < MIN_BLOCKS // 2:
+        return 1.0
+    if kept % 2:
+        middle = float(spreads[kept // 2]) * float(spreads[kept // 2])
+    else:
+        low, high = float(spreads[kept // 2 - 1]), float(spreads[kept // 2])
+        middle = (low * low + high * high) / 2.0
+    long_run = middle / CHI2_MEDIAN / (2.0 * width)
+    return float(long_run / (energy / length))
+
+
 def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[float, float]:
-    """(lrv, f): the AR(1) long-run variance of the scores demeaned within the pieces cut
-    at ``cuts`` (ascending, inside) and its ratio to the variance: rho =
-    max(:func:`residual_rho`, floor) clipped to [0, 0.97], f = (1 + rho) / (1 - rho),
+    """(lrv, f): the long-run variance of the scores demeaned within the pieces cut at
+    ``cuts`` (ascending, inside) and its ratio to the variance: rho =
+    max(:func:`residual_rho`, floor) clipped to [0, 0.97], f the larger of
+    (1 + rho) / (1 - rho) and :func:`block_inflation` (at most the ratio at 0.97),
     sum e^2 / (L - J f) f for J pieces; infinite (nothing testable) when L - J f <= 0; every
     piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1)),
     and f = 1."""
@@ -239,7 +271,8 @@ def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[f
         return float(centred) / size / (size - 1), 1.0
     energy, rho = fitted
     rho = min(max(rho, floor, 0.0), PHI_MAX)
-    inflation = (1.0 + rho) / (1.0 - rho)
+    most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX)
+    inflation = max((1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy), most))
     denominator = length - (len(bounds) - 1) * inflation
     if denominator <= 0.0:
         return math.inf, inflation

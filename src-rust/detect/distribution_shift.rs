@@ -44,6 +44,10 @@
 //!   memory and queue depth, deterministic (both backends give the same p-values without
 //!   random streams) and O(L). A deterministic daily cycle has no long-run variance of its
 //!   own: its CUSUM stays bounded.
+//!   For series of at least 1,024 values the ratio f is the larger of this and a
+//!   step-robust batch-means ratio ([`block_inflation`]): a slow component under per-task
+//!   noise (ARMA(1, 1), a latency driven by load) has a small lag-1 autocorrelation but a
+//!   large long-run variance, which the AR(1) form misses.
 //! - **Search.** Binary segmentation (Vostrikova 1981; Scott & Knott 1974): a segment of at
 //!   least `2 · min_segment` values whose test gives `p <= alpha` is split at its k and both
 //!   sides are searched again. Each change found is then re-placed and re-tested, left to

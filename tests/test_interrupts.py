@@ -81,12 +81,15 @@ def _one_trial(rng: random.Random, armed: threading.Event, integer: bool) -> tup
     sender.start()
     try:
         kiln.fire_all(tasks)
+        # a signal sent after fire_all returned reaches the handler here, still armed: it
+        # must not escape the trial (a KeyboardInterrupt out of a test ends the session)
+        sender.join()
+        time.sleep(0.001)
     except KeyboardInterrupt:
         pass
     finally:
-        sender.join()
-        time.sleep(0.001)  # let a signal sent after fire_all returned reach the handler
         armed.clear()
+        sender.join()
     labels, _, matrix = kiln.metric_matrix()
     recorded = len(labels)
     assert labels == [f"t{i}" for i in range(recorded)]

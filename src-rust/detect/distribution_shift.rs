@@ -131,7 +131,7 @@ pub const DETECTOR: Detector = Detector {
 pub const PHI_MAX: f64 = 0.97;
 /// [`block_inflation`]'s blocks are `round(L^BLOCK_EXPONENT)` scores long...
 pub const BLOCK_EXPONENT: f64 = 0.6;
-/// ...and it needs at least this many of them (L >= 1,024), and half as many differences.
+/// ...and it needs at least this many of them (L >= 1,024).
 pub const MIN_BLOCKS: usize = 16;
 /// The median of χ² with one degree of freedom.
 const CHI2_MEDIAN: f64 = 0.454_936_423_119_572_8;
@@ -424,22 +424,30 @@ pub fn difference_rho(scores: &[i64], cut: usize) -> f64 {
 /// scores from the start, the differences `d_i = B_{i+1} - B_i` of adjacent block sums
 /// whose two blocks hold no cut, `lrv = median(d²) / (χ²₁ median · 2 j)` (for block sums
 /// much longer than the correlation, d is normal with variance 2 j lrv; the median leaves
-/// out the few differences a step not yet cut falls in), over `γ₀ = Σe² / L` (`energy`).
-/// 1 with fewer than [`MIN_BLOCKS`] blocks or half as many differences. Why: the AR(1)
-/// ratio reads the lag-1 autocorrelation, which a slow component under per-task noise
-/// (a latency driven by load: ARMA(1, 1)) keeps small while its long-run variance is large
-/// — such series got false changes in 35–67% of runs of 2,000–20,000 values, 2–7% and 0%
-/// with this ratio (`benches/changepoints.py`). Integer block sums; the median of two
-/// middle |d| is the mean of their squares.
+/// out the few differences a step not yet cut falls in), over `γ₀ = Σe² / L` (`energy`);
+/// the smaller of this ratio at widths j and 2 j, because a cycle (which has no long-run
+/// variance) swings block sums half a period long but not those a whole period long.
+/// 1 with fewer than [`MIN_BLOCKS`] blocks of width j. Why: the AR(1) ratio reads the
+/// lag-1 autocorrelation, which a slow component under per-task noise (a latency driven
+/// by load: ARMA(1, 1)) keeps small while its long-run variance is large — such series got
+/// false changes in 39–42% of runs of 2,000 values and 15–95% of 20,000 (measured in
+/// `benches/changepoints.py` and `benches/RESULTS.md`). Integer block sums; the median of
+/// two middle |d| is the mean of their squares.
 fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64) -> f64 {
     let length = scores.len();
     let width = ((length as f64).powf(BLOCK_EXPONENT) + 0.5)
         .floor()
         .max(2.0) as usize;
-    let count = length / width;
-    if count < MIN_BLOCKS || energy <= 0.0 {
+    if length / width < MIN_BLOCKS || energy <= 0.0 {
         return 1.0;
     }
+    block_ratio(scores, cuts, energy, width).min(block_ratio(scores, cuts, energy, 2 * width))
+}
+
+/// The block ratio at one block width (1 with fewer than `MIN_BLOCKS / 4` differences).
+fn block_ratio(scores: &[i64], cuts: &[usize], energy: f64, width: usize) -> f64 {
+    let length = scores.len();
+    let count = length / width;
     let sums: Vec<i64> = scores[..count * width]
         .chunks_exact(width)
         .map(|block| block.iter().sum())
@@ -452,7 +460,7 @@ fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64) -> f64 {
         .map(|i| sums[i + 1].abs_diff(sums[i]))
         .collect();
     let kept = spreads.len();
-    if kept < MIN_BLOCKS / 2 {
+    if kept < MIN_BLOCKS / 4 {
         return 1.0;
     }
     spreads.sort_unstable();

@@ -464,12 +464,16 @@ def test_numpy_and_native_agree_on_long_series_with_slow_components(
 def test_block_ratio_by_hand() -> None:
     # 1,024 scores: blocks of round(1024^0.6) = 64, 16 blocks, 15 differences. Scores 0 and
     # 2 alternating in runs of 64 (block sums 0, 128, 0, ...): |d| = 128 everywhere, so
-    # lrv = 128^2 / (0.4549 * 128); energy / L = 1 (every score 1 away from the mean 1).
+    # lrv = 128^2 / (0.4549 * 2 * 64); energy / L = 1 (every score 1 away from the mean 1).
     scores = np.repeat(np.tile([0, 2], 8), 64).astype(np.int64)
     energy = float(scores.size)
     expected = 128.0 * 128.0 / twin.CHI2_MEDIAN / 128.0
-    assert twin.block_inflation(scores, [], energy) == pytest.approx(expected, rel=1e-15)
+    assert twin._block_ratio(scores, [], energy, 64) == pytest.approx(expected, rel=1e-15)
     # a cut inside blocks 3..4 removes the differences (2, 3) and (3, 4): 13 left, same median
-    assert twin.block_inflation(scores, [3 * 64 + 5], energy) == pytest.approx(expected)
+    assert twin._block_ratio(scores, [3 * 64 + 5], energy, 64) == pytest.approx(expected)
+    # at width 128 every block sum is 128: that is a cycle of 128 scores, no long-run
+    # variance; the detector takes the smaller ratio of widths 64 and 128
+    assert twin._block_ratio(scores, [], energy, 128) == 0.0
+    assert twin.block_inflation(scores, [], energy) == 0.0
     # too few blocks (1,023 scores: blocks of 64, 15 of them): no block ratio
     assert twin.block_inflation(scores[:1023], [], energy) == 1.0

@@ -49,7 +49,7 @@ PARAMS: dict[str, Any] = {"min_segment": 4, "alpha": 0.01}
 STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 BLOCK_EXPONENT = 0.6  # block_inflation's blocks are round(L^0.6) scores long
-MIN_BLOCKS = 16  # ... and it needs this many of them, half as many differences
+MIN_BLOCKS = 16  # ... and it needs this many of them
 CHI2_MEDIAN = 0.4549364231195728  # the median of chi-squared with one degree of freedom
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100
@@ -227,16 +227,10 @@ def difference_rho(scores: Int64Array, cut: int) -> float:
     return (float(sum2) / count2) / (float(sum1) / count1) - 1.0
 
 
-def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float:
-    """The long-run over plain variance ratio from the median squared difference of
-    adjacent block sums (blocks of max(2, floor(L^0.6 + 1/2)) scores, pairs of blocks holding
-    no cut): median(d^2) / (chi2_1 median * 2 j) over energy / L; 1 with fewer than 16 blocks
-    or 8 differences (see the Rust ``block_inflation``)."""
+def _block_ratio(scores: Int64Array, cuts: list[int], energy: float, width: int) -> float:
+    """The block ratio at one width (1 with fewer than MIN_BLOCKS / 4 differences)."""
     length = scores.size
-    width = max(math.floor(float(length) ** BLOCK_EXPONENT + 0.5), 2)
     count = length // width
-    if count < MIN_BLOCKS or energy <= 0.0:
-        return 1.0
     sums = scores[: count * width].reshape(count, width).sum(axis=1)
     starts = np.arange(count - 1) * width
     keep = np.ones(count - 1, dtype=bool)
@@ -244,7 +238,7 @@ def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float
         keep &= ~((starts < cut) & (cut < starts + 2 * width))
     spreads = np.sort(np.abs(np.diff(sums))[keep])
     kept = spreads.size
-    if kept < MIN_BLOCKS // 2:
+    if kept < MIN_BLOCKS // 4:
         return 1.0
     if kept % 2:
         middle = float(spreads[kept // 2]) * float(spreads[kept // 2])
@@ -253,6 +247,17 @@ def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float
         middle = (low * low + high * high) / 2.0
     long_run = middle / CHI2_MEDIAN / (2.0 * width)
     return float(long_run / (energy / length))
+
+
+def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float:
+    """The smaller of the block ratios at widths j and 2 j (see the Rust ``block_inflation``)."""
+    length = scores.size
+    width = max(math.floor(float(length) ** BLOCK_EXPONENT + 0.5), 2)
+    if length // width < MIN_BLOCKS or energy <= 0.0:
+        return 1.0
+    return min(
+        _block_ratio(scores, cuts, energy, width), _block_ratio(scores, cuts, energy, 2 * width)
+    )
 
 
 def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[float, float]:

@@ -210,7 +210,11 @@ pub fn change_points(
         .par_iter()
         .map(|column| {
             budget.check(STAGE)?;
-            metric_changes(&present_values(column), min_segment, alpha, budget)
+            let present = present_values(column);
+            // A cycle's phase counts tasks: with gaps, positions among the present values
+            // are not phases, so a metric with gaps is not searched for a cycle.
+            let cycles = present.len() == column.len();
+            metric_changes(&present, cycles, min_segment, alpha, budget)
         })
         .collect()
 }
@@ -595,9 +599,11 @@ pub fn split_segment(ranks: &[i64], min_segment: usize) -> (usize, f64, f64, boo
 /// A change found by the search: (position, T, p, spread).
 type Split = (usize, f64, f64, bool);
 
-/// One metric's changes (see the module documentation).
+/// One metric's changes (see the module documentation); `cycles`: search for a cycle
+/// first (the values are consecutive tasks).
 pub fn metric_changes(
     values: &[f64],
+    cycles: bool,
     min_segment: usize,
     alpha: f64,
     budget: &Budget,
@@ -617,10 +623,17 @@ pub fn metric_changes(
         return Ok(found);
     }
     let raw = values;
-    // A cycle is removed first: the search then sees its steps and drifts, not its swings.
-    found.period = seasonal_period(&doubled_midranks(raw));
-    let adjusted = found.period.map(|period| remove_cycle(raw, period));
-    let values = adjusted.as_deref().unwrap_or(raw);
+    // A cycle is removed first: the search then sees its steps and drifts, not its swings
+    // (not when removing it overflows: values near the largest float).
+    let adjusted = cycles
+        .then(|| seasonal_period(&doubled_midranks(raw)))
+        .flatten()
+        .map(|period| (period, remove_cycle(raw, period)))
+        .filter(|(_, removed)| removed.iter().all(|v| v.is_finite()));
+    found.period = adjusted.as_ref().map(|(period, _)| *period);
+    let values = adjusted
+        .as_ref()
+        .map_or(raw, |(_, removed)| removed.as_slice());
     let ranks = doubled_midranks(values);
     found.tested = true;
     let mut splits: Vec<Split> = Vec::new();

@@ -477,3 +477,39 @@ def test_block_ratio_by_hand() -> None:
     assert twin.block_inflation(scores, [], energy) == 0.0
     # too few blocks (1,023 scores: blocks of 64, 15 of them): no block ratio
     assert twin.block_inflation(scores[:1023], [], energy) == 1.0
+
+
+@pytest.mark.parametrize("period", [4, 12, 100])
+def test_a_cycle_is_reported_at_its_period_not_a_multiple(kernels: ModuleType, period: int) -> None:
+    # noise picks among the autocorrelation peaks at the period's multiples
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        t = np.arange(4000)
+        values = 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(size=4000)
+        assert changes(kernels, values)["period"].tolist() == [period], seed
+
+
+def test_a_metric_with_gaps_is_not_searched_for_a_cycle(kernels: ModuleType) -> None:
+    # positions among the present values are not phases: with 5% gaps a cycle of 100 was
+    # read as one of 96, removed at the wrong phase, and its leftovers became changes
+    rng = np.random.default_rng(1)
+    t = np.arange(4000)
+    values = 3.0 * np.sin(2 * np.pi * t / 100) + rng.normal(size=4000)
+    complete = changes(kernels, values)
+    assert complete["period"].tolist() == [100] and positions(complete) == []
+    values[rng.random(4000) < 0.05] = np.nan
+    gapped = changes(kernels, values)
+    assert gapped["period"].tolist() == [0]
+    assert positions(gapped) == []
+
+
+def test_a_cycle_near_the_largest_float_is_removed_without_overflow(kernels: ModuleType) -> None:
+    # the mean of two middle values near 1e308 overflowed to inf, every phase tied at inf
+    # and the step vanished; the phase medians are now taken of halved values
+    rng = np.random.default_rng(1)
+    t = np.arange(400)
+    values = 1e308 + 1e307 * np.sin(2 * np.pi * t / 8) + 1e306 * rng.normal(size=400)
+    values[200:] += 5e306
+    result = changes(kernels, values)
+    assert result["period"].tolist() == [8]
+    assert [abs(p - 200) <= 2 for p in positions(result)] == [True]

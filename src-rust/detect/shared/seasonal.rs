@@ -7,7 +7,9 @@
 //!   over blocks of `⌈n / 4096⌉` tasks when n > 4096) at every lag up to a third of the
 //!   series: the lag with the largest autocorrelation of at least [`PEAK`] that comes after
 //!   a lag with at most [`TROUGH`] (a cycle swings below its mean half a period away; the
-//!   autocorrelation of a random walk or an AR(1) series decays without such a swing).
+//!   autocorrelation of a random walk or an AR(1) series decays without such a swing); then,
+//!   since noise picks among the multiples of the period, the shortest `lag / d` (rounded)
+//!   after the first such trough whose autocorrelation is at least 1/2 and 9/10 of it.
 //!   Sums and comparisons are exact in integers: the autocovariance at lag k times n² is
 //!   `n² Σ s_j s_{j+k} - n S (Σ_{j<n-k} s_j + Σ_{j>=k} s_j) + (n - k) S²`.
 //! - **Period.** The candidate's resolution is one lag (or one block), and a period wrong by
@@ -103,17 +105,37 @@ pub fn seasonal_period(ranks: &[i64]) -> Option<usize> {
     let last = blocks / MIN_CYCLES;
     let covariances = scaled_autocovariances(&sums, 1..=last);
     let mut best: Option<(usize, i128)> = None;
-    let mut trough = false;
+    let mut trough: Option<usize> = None;
     for (lag, &covariance) in (1..=last).zip(&covariances) {
         let peak = PEAK.1 * covariance >= PEAK.0 * variance;
-        if trough && peak && lag * block >= MIN_PERIOD && best.is_none_or(|b| covariance > b.1) {
+        if trough.is_some()
+            && peak
+            && lag * block >= MIN_PERIOD
+            && best.is_none_or(|b| covariance > b.1)
+        {
             best = Some((lag, covariance));
         }
-        if TROUGH.1 * covariance <= -TROUGH.0 * variance {
-            trough = true;
+        if trough.is_none() && TROUGH.1 * covariance <= -TROUGH.0 * variance {
+            trough = Some(lag);
         }
     }
-    let candidate = best?.0 * block;
+    let (highest_peak, top) = best?;
+    let trough = trough.unwrap_or(0);
+    // Noise picks among the multiples of the period: the shortest lag lag/d (rounded)
+    // after the first trough whose peak is at least 9/10 of the best is the period.
+    let mut lag = highest_peak;
+    for divisor in 2..=highest_peak {
+        let shorter = (2 * highest_peak + divisor) / (2 * divisor);
+        let covariance = covariances[shorter - 1];
+        if shorter > trough
+            && shorter * block >= MIN_PERIOD
+            && PEAK.1 * covariance >= PEAK.0 * variance
+            && 10 * covariance >= 9 * top
+        {
+            lag = shorter;
+        }
+    }
+    let candidate = lag * block;
     let reach = candidate / 50 + block + 1;
     let lowest = candidate.saturating_sub(reach).max(MIN_PERIOD);
     let highest = (candidate + reach).min(n / MIN_CYCLES);
@@ -127,12 +149,19 @@ pub fn seasonal_period(ranks: &[i64]) -> Option<usize> {
     chosen.map(|c| c.0)
 }
 
-/// Each value minus the median of the values at its phase (t mod `period`).
+/// Each value minus the median of the values at its phase (t mod `period`), the median
+/// taken of the halved values and doubled (the mean of two middle values near the largest
+/// float does not overflow; halving and doubling are exact above the subnormals).
 pub fn remove_cycle(values: &[f64], period: usize) -> Vec<f64> {
     let profile: Vec<f64> = (0..period)
         .map(|phase| {
-            let at_phase: Vec<f64> = values.iter().skip(phase).step_by(period).copied().collect();
-            median(&at_phase)
+            let halves: Vec<f64> = values
+                .iter()
+                .skip(phase)
+                .step_by(period)
+                .map(|v| v * 0.5)
+                .collect();
+            2.0 * median(&halves)
         })
         .collect();
     values

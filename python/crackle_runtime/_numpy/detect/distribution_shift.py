@@ -74,7 +74,8 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         budget.check(STAGE)
         row = values_by_metric[metric]
         values = row[~np.isnan(row)]
-        found = segment(values, min_segment, alpha, budget)
+        # a cycle's phase counts tasks: a metric with gaps is not searched for one
+        found = segment(values, min_segment, alpha, budget, cycles=values.size == row.size)
         per_metric["count"].append(values.size)
         per_metric["tested"].append(found["tested"])
         per_metric["phi"].append(found["phi"])
@@ -305,9 +306,14 @@ def split_segment(ranks: Int64Array, min_segment: int) -> tuple[int, float, floa
 
 
 def segment(
-    values: Float64Array, min_segment: int, alpha: float, budget: Budget | None = None
+    values: Float64Array,
+    min_segment: int,
+    alpha: float,
+    budget: Budget | None = None,
+    cycles: bool = True,
 ) -> dict[str, Any]:
-    """The changes of one metric's present values (see the Rust module)."""
+    """The changes of one metric's present values (see the Rust module); ``cycles``: search
+    for a cycle first (the values are consecutive tasks)."""
     count = values.size
     found: dict[str, Any] = {
         "tested": False,
@@ -321,11 +327,14 @@ def segment(
     if count < 2 * min_segment or all_equal(values):
         return found
     raw = values
-    # A cycle is removed first: the search then sees its steps and drifts, not its swings.
-    period = seasonal_period(doubled_midranks(raw))
+    # A cycle is removed first: the search then sees its steps and drifts, not its swings
+    # (not when removing it overflows: values near the largest float).
+    period = seasonal_period(doubled_midranks(raw)) if cycles else None
     if period is not None:
-        found["period"] = period
-        values = remove_cycle(raw, period)
+        removed = remove_cycle(raw, period)
+        if np.all(np.isfinite(removed)):
+            found["period"] = period
+            values = removed
     ranks = doubled_midranks(values)
     found["tested"] = True
     splits: list[tuple[int, int, int, float, float, bool]] = []

@@ -62,19 +62,33 @@ def seasonal_period(ranks: Int64Array) -> int | None:
     if variance <= 0:
         return None
     last = blocks // MIN_CYCLES
+    covariances = scaled_autocovariances(sums, range(1, last + 1))
     best: tuple[int, int] | None = None
-    trough = False
-    for lag, covariance in zip(
-        range(1, last + 1), scaled_autocovariances(sums, range(1, last + 1)), strict=True
-    ):
+    trough: int | None = None
+    for lag, covariance in zip(range(1, last + 1), covariances, strict=True):
         peak = PEAK[1] * covariance >= PEAK[0] * variance
-        if trough and peak and lag * block >= MIN_PERIOD and (best is None or covariance > best[1]):
-            best = (lag, covariance)
-        if TROUGH[1] * covariance <= -TROUGH[0] * variance:
-            trough = True
+        if trough is not None and peak and lag * block >= MIN_PERIOD:
+            if best is None or covariance > best[1]:
+                best = (lag, covariance)
+        if trough is None and TROUGH[1] * covariance <= -TROUGH[0] * variance:
+            trough = lag
     if best is None:
         return None
-    candidate = best[0] * block
+    first_trough = 0 if trough is None else trough
+    # noise picks among the multiples of the period: the shortest lag / d (rounded) after
+    # the first trough whose peak is at least 9/10 of the best
+    lag, top = best
+    for divisor in range(2, best[0] + 1):
+        shorter = (2 * best[0] + divisor) // (2 * divisor)
+        covariance = covariances[shorter - 1]
+        if (
+            shorter > first_trough
+            and shorter * block >= MIN_PERIOD
+            and PEAK[1] * covariance >= PEAK[0] * variance
+            and 10 * covariance >= 9 * top
+        ):
+            lag = shorter
+    candidate = lag * block
     reach = candidate // 50 + block + 1
     lowest = max(candidate - reach, MIN_PERIOD)
     highest = min(candidate + reach, n // MIN_CYCLES)
@@ -87,6 +101,9 @@ def seasonal_period(ranks: Int64Array) -> int | None:
 
 
 def remove_cycle(values: Float64Array, period: int) -> Float64Array:
-    """Each value minus the median of the values at its phase (t mod ``period``)."""
-    profile = np.array([float(median(values[phase::period])) for phase in range(period)])
+    """Each value minus the median of the values at its phase (t mod ``period``), taken of
+    the halved values and doubled (no overflow near the largest float)."""
+    profile = np.array(
+        [2.0 * float(median(values[phase::period] * 0.5)) for phase in range(period)]
+    )
     return np.asarray(values - profile[np.arange(values.size) % period], dtype=np.float64)

@@ -6,10 +6,11 @@ plus, for signals, what was planted.
 Nulls: log-normal latencies (σ 0.5, 1), Pareto tails (α 2), retry counts (Poisson 0.3) and
 flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent random walks,
 a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
-columns beside two measured metrics. Signals: ×10 bursts on five tasks of a log-normal
-metric, ×5 bursts after a regime change (the level triples), runner hiccups (3–8× build
-time) in a CI-like series with a slow drift, a lead-lag pair of AR(1) series, and y = x²
-dependence.
+columns beside two measured metrics, two views of one latency (p50 and p99), CPU and
+latency driven by one load. Signals: ×10 bursts on five tasks of a log-normal metric, ×5
+bursts after a regime change (the level triples), runner hiccups (3–8× build time) in a
+CI-like series with a slow drift, a lead-lag pair of AR(1) series, a queue depth that
+latency follows two tasks later, and y = x² dependence.
 """
 
 from __future__ import annotations
@@ -120,6 +121,43 @@ def _lead_lag(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict
     return ["cause", "effect"], np.vstack([x, y]), {"source": "cause", "lag": 1}
 
 
+def _queue_leads_latency(
+    rng: np.random.Generator, n: int
+) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """Latency (log-normal) follows a persistent queue depth two tasks later."""
+    queue = 5.0 + 2.0 * ar1(rng, 0.9, n)[0]
+    latency = np.empty(n)
+    latency[:2] = np.exp(3.0 + rng.normal(0.0, 0.3, 2))
+    latency[2:] = np.exp(3.0 + 0.15 * queue[:-2] + rng.normal(0.0, 0.3, n - 2))
+    return (
+        ["queue_depth", "latency_ms"],
+        np.vstack([queue, latency]),
+        {
+            "source": "queue_depth",
+            "lag": 2,
+        },
+    )
+
+
+def _p50_p99(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """Two views of one latency process: p99 is p50 times independent noise (no lead)."""
+    level = 0.3 * ar1(rng, 0.9, n)[0] * np.sqrt(1.0 - 0.81)
+    p50 = np.exp(np.log(50.0) + level + rng.normal(0.0, 0.05, n))
+    return (
+        ["latency_p50_ms", "latency_p99_ms"],
+        np.vstack([p50, p50 * np.exp(1.2 + rng.normal(0.0, 0.3, n))]),
+        {},
+    )
+
+
+def _load_driven(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """CPU and latency both driven by one persistent load, each with its own noise."""
+    load = ar1(rng, 0.95, n)[0] * np.sqrt(1.0 - 0.95**2)
+    cpu = 40.0 + 10.0 * load + rng.normal(0.0, 1.0, n)
+    latency = np.exp(4.0 + 0.2 * load + rng.normal(0.0, 0.3, n))
+    return ["cpu_pct", "latency_ms"], np.vstack([cpu, latency]), {}
+
+
 def _square(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
     x = rng.uniform(-1.0, 1.0, n)
     return ["x", "y"], np.vstack([x, x**2 + rng.normal(0.0, 0.05, n)]), {}
@@ -149,4 +187,8 @@ CASES: tuple[Case, ...] = (
     Case("runner hiccups (CI, n=5000)", "outlier", 5000, _hiccups),
     Case("lead-lag AR(1) φ=0.5", "information flow", 300, _lead_lag),
     Case("y = x²", "dependence", 300, _square),
+    # added later: appended, so the cases above keep their seeds
+    Case("p50 / p99 of one latency", "null", 2000, _p50_p99),
+    Case("CPU and latency driven by load", "null", 1000, _load_driven),
+    Case("queue depth leads latency by 2", "information flow", 1000, _queue_leads_latency),
 )

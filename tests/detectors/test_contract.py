@@ -386,7 +386,8 @@ def differential_params(draw: st.DrawFn, name: str) -> dict[str, Any]:
     if name == "dependence":
         return {**common, "threshold_r": 0.6, "min_pairs": 5, "max_test_n": test_n}
     assert name == "information_flow", f"no differential parameters for {name}"
-    return {**common, "min_values": 6, "max_test_n": test_n, "max_lag": 3}
+    prewhiten = draw(st.sampled_from([0, 1]))
+    return {**common, "min_values": 6, "max_test_n": test_n, "max_lag": 3, "prewhiten": prewhiten}
 
 
 @pytest.mark.usefixtures("python_only")

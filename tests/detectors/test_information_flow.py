@@ -1,10 +1,11 @@
 """The information flow detector (SPEC §6 ``INFORMATION_FLOW``, §12, docs/kernels.md): per
 ordered metric pair, the transfer entropy of quantile-binned series conditioned on the
 target's immediate past over source delays 1..max_lag, the reverse transfer entropy at the
-best delay and a source-surrogate sequential permutation p-value. References: the NumPy
-backend's ``transfer_entropy`` information kernel (SPEC §7, lag 1) on the rank codes with
-the source and the target shifted by the delay, and the permutation test written out with
-loops from the contract."""
+best delay, a source-surrogate sequential permutation p-value and the time-reversal test of
+the direction. References: the NumPy backend's ``transfer_entropy`` information kernel
+(SPEC §7, lag 1) on the rank codes with the source and the target shifted by the delay, the
+permutation test written out with loops from the contract, and the jackknife of the
+time-reversal difference written out with dictionaries of counts."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from numpy.typing import NDArray
 from references import MASK64, Columns, round_shift, row, sequential_reference
 from strategies import small_matrices
 
+from crackle_runtime import Kiln, PatternKind
 from crackle_runtime._numpy import info as numpy_info
+from crackle_runtime._numpy._stats import student_t_two_sided_p
 from crackle_runtime._numpy.detect import information_flow as numpy_flow
 from crackle_runtime._numpy.detect.shared.ranks import rank_bins
 
@@ -30,7 +33,14 @@ SEED = 0x5EED_CAFE
 
 Result = dict[str, NDArray[Any]]
 # The fields of a tested pair only (NaN when untested).
-TEST_FIELDS = ("te", "te_reverse", "p_value")
+TEST_FIELDS = (
+    "te",
+    "te_reverse",
+    "p_value",
+    "te_time_reversed",
+    "te_reverse_time_reversed",
+    "direction_p",
+)
 
 
 def flow(
@@ -41,6 +51,7 @@ def flow(
     seed: int,
     max_test_n: int,
     max_lag: int,
+    prewhiten: int = 0,
 ) -> Result:
     result: Result = kernels.run_detector(
         "information_flow",
@@ -51,6 +62,7 @@ def flow(
             "seed": seed,
             "max_test_n": max_test_n,
             "max_lag": max_lag,
+            "prewhiten": prewhiten,
         },
     )
     return result
@@ -161,10 +173,12 @@ def test_flow_on_the_latest_values(kernels: ModuleType) -> None:
         ((50, 10, -1, 100, 3), "seed"),
         ((50, 10, 1, 0, 3), "max_test_n"),
         ((50, 10, 1, 100, 0), "max_lag"),
+        ((50, 10, 1, 100, 3, 2), "prewhiten"),
+        ((50, 10, 1, 100, 3, -1), "prewhiten"),
     ],
 )
 def test_flow_arguments_are_validated(
-    kernels: ModuleType, arguments: tuple[int, int, int, int, int], name: str
+    kernels: ModuleType, arguments: tuple[int, ...], name: str
 ) -> None:
     with pytest.raises(ValueError, match=rf"^{name}"):
         flow(kernels, np.ones((2, 60)), *arguments)
@@ -227,3 +241,154 @@ def test_flow_keeps_its_invariants_on_random_input(
     assert (result["best_lag"][~tested] == 0).all() and (result["perms_run"][~tested] == 0).all()
     for name in TEST_FIELDS:
         assert np.isnan(result[name][~tested]).all(), name
+
+
+def _te_of_samples(samples: list[tuple[int, int, int]]) -> float:
+    """TE from (y_future, x, y_past) samples: H(Y+, Y) - H(Y) - H(Y+, X, Y) + H(X, Y)."""
+
+    def entropy(keys: list[Any]) -> float:
+        counts: dict[Any, int] = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        total = len(keys)
+        return -sum(c / total * math.log2(c / total) for c in counts.values())
+
+    te = (
+        entropy([(f, p) for f, _, p in samples])
+        - entropy([p for _, _, p in samples])
+        - entropy(samples)
+        + entropy([(x, p) for _, x, p in samples])
+    )
+    return max(te, 0.0)
+
+
+def reversal_reference(
+    x: list[int], y: list[int], rx: list[int], ry: list[int], delay: int
+) -> float:
+    """The direction's p-value from the contract: D = (TE(x->y) - TE(y->x)) - (TE_r(x->y) -
+    TE_r(y->x)) at ``delay`` (TE_r on the codes read backward), K = min(40, samples // 5)
+    blocks by the target's task, pseudo-values K D - (K - 1) D_k, one-sided Student t."""
+    n = len(x)
+    samples = n - delay
+    k = min(40, samples // 5)
+
+    def te(source: list[int], target: list[int], reverse: bool, skip: int | None) -> float:
+        kept = []
+        for t in range(samples):
+            task = n - 1 - t - delay if reverse else t + delay
+            if task * k // n != skip:
+                kept.append((target[t + delay], source[t], target[t + delay - 1]))
+        return _te_of_samples(kept)
+
+    def difference(skip: int | None) -> float:
+        return (te(x, y, False, skip) - te(y, x, False, skip)) - (
+            te(rx, ry, True, skip) - te(ry, rx, True, skip)
+        )
+
+    full = difference(None)
+    pseudo = [k * full - (k - 1) * difference(block) for block in range(k)]
+    mean = sum(pseudo) / k
+    variance = sum((v - mean) ** 2 for v in pseudo) / (k - 1)
+    t = mean / math.sqrt(variance / k)
+    two_sided = student_t_two_sided_p(t, k - 1.0)
+    return two_sided / 2 if t > 0 else 1 - two_sided / 2
+
+
+def test_the_direction_p_value_is_the_time_reversal_jackknife(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(71)
+    n = 180
+    x = rng.normal(size=n)
+    y = np.r_[0.0, x[:-1]] + rng.normal(size=n)
+    result = flow(kernels, np.vstack([x, y]), 50, 19, SEED, 10_000, 3)
+    bins = int(result["bins"][0])  # round(cbrt(18)) = 3
+    codes = [rank_bins(v, bins).tolist() for v in (x, y)]
+    backward = [c[::-1] for c in codes]  # prewhiten = 0: the series as given, read backward
+    for index, (source, target) in enumerate([(0, 1), (1, 0)]):
+        stats = row(result, index)
+        if not stats["te"] > stats["te_reverse"]:  # no forward net flow: nothing to test
+            assert math.isnan(stats["te_time_reversed"]) and stats["direction_p"] == 1.0
+            continue
+        delay = int(stats["best_lag"])
+        expected = reversal_reference(
+            codes[source], codes[target], backward[source], backward[target], delay
+        )
+        assert stats["direction_p"] == pytest.approx(expected, rel=1e-9)
+        reversed_te = _te_of_samples(
+            [
+                (backward[target][t + delay], backward[source][t], backward[target][t + delay - 1])
+                for t in range(n - delay)
+            ]
+        )
+        assert stats["te_time_reversed"] == pytest.approx(reversed_te, rel=1e-12, abs=1e-15)
+    assert row(result, 0)["direction_p"] < 1e-3  # x leads: the lead turns around backward
+    assert row(result, 1)["direction_p"] == 1.0  # y -> x has no forward net flow
+    # Longer pairs: the direction is tested on the tested (latest) pairs, binned on their own.
+    latest = row(flow(kernels, np.vstack([x, y]), 50, 19, SEED, 120, 3), 0)
+    codes = [rank_bins(v[-120:], 2).tolist() for v in (x, y)]  # round(cbrt(12)) = 2
+    expected = reversal_reference(
+        codes[0], codes[1], codes[0][::-1], codes[1][::-1], int(latest["best_lag"])
+    )
+    assert latest["direction_p"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_prewhiten_reads_the_innovations_forward_and_backward(kernels: ModuleType) -> None:
+    rng = np.random.default_rng(72)
+    n = 400
+    x = np.cumsum(rng.normal(size=n))
+    y = np.r_[0.0, x[:-1]] + rng.normal(size=n)
+    y[7] = NAN  # a gap: the pair reads the tasks having both
+    columns = np.vstack([x, y])
+    result = flow(kernels, columns, 50, 19, SEED, 10_000, 3, prewhiten=1)
+    forward = kernels.prewhiten(columns)
+    # The backward innovations are the metric's model read backward in time; a stationary
+    # AR model's Yule-Walker fit is the same on the reversed series (to rounding).
+    backward = kernels.prewhiten(np.ascontiguousarray(columns[:, ::-1]))[:, ::-1]
+    plain = flow(kernels, forward, 50, 19, SEED, 10_000, 3)
+    for name in ("te", "te_reverse", "p_value", "best_lag"):
+        np.testing.assert_array_equal(result[name], plain[name])
+    both = ~np.isnan(y)
+    bins = int(result["bins"][0])
+    codes = [rank_bins(v[both], bins).tolist() for v in forward]
+    reversed_codes = [rank_bins(v[both], bins).tolist()[::-1] for v in backward]
+    delay = int(result["best_lag"][0])
+    expected = reversal_reference(codes[0], codes[1], reversed_codes[0], reversed_codes[1], delay)
+    assert result["direction_p"][0] == pytest.approx(expected, rel=1e-9)
+
+
+def _ar(rng: np.random.Generator, n: int, phi: float, sd: float) -> NDArray[np.float64]:
+    out, shocks = np.zeros(n), rng.normal(0.0, sd * math.sqrt(1 - phi * phi), n)
+    for t in range(1, n):
+        out[t] = phi * out[t - 1] + shocks[t]
+    return out
+
+
+def _two_views(seed: int, n: int = 2000) -> Any:
+    """p50 and p99 of one latency process (p99 is p50 times independent noise), and a
+    queue depth that another latency follows two tasks later."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    p50 = np.exp(np.log(50.0) + _ar(rng, n, 0.9, 0.3) + rng.normal(0.0, 0.05, n))
+    p99 = p50 * np.exp(1.2 + rng.normal(0.0, 0.3, n))
+    queue = 5.0 + _ar(rng, n, 0.9, 2.0)
+    follows = np.exp(3.0 + 0.15 * np.r_[queue[:2], queue[:-2]] + rng.normal(0.0, 0.3, n))
+    return pd.DataFrame(
+        {"latency_p50_ms": p50, "latency_p99_ms": p99, "queue": queue, "follows": follows}
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_views_of_one_latency_are_not_a_lead(seed: int) -> None:
+    """Before the time-reversal test, 'latency_p50_ms leads latency_p99_ms' was reported in
+    91% of runs (``benches/telemetry.py``); a real lead two tasks later is still found."""
+    report = Kiln.from_pandas(_two_views(seed)).cool()
+    flows = report.by_kind(PatternKind.INFORMATION_FLOW)
+    leads = {(p.details["source"], p.details["target"], p.details["lag"]) for p in flows}
+    assert not any({"latency_p50_ms", "latency_p99_ms"} == {s, t} for s, t, _ in leads), leads
+    assert ("queue", "follows", 2) in leads, leads
+    (lead,) = [p for p in flows if p.details["target"] == "follows"]
+    assert lead.metrics["direction_p_value"] < 1e-3
+    assert lead.metrics["p_value"] == max(
+        lead.metrics["surrogate_p_value"], lead.metrics["direction_p_value"]
+    )
+    assert lead.metrics["time_reversed_net_transfer_entropy"] < 0

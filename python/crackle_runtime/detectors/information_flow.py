@@ -2,9 +2,18 @@
 another at source delay 1..3, conditioned on the target's immediate past (Wibral et al.
 2013), significantly above the reverse direction; tested against circular time shifts of
 the source (they keep its autocorrelation), in the report's FDR pass. The kernel reads each
-metric AR(p)-prewhitened (``DetectionData.prewhitened``), so autocorrelation, drift and a
-shared trend, step or daily cycle give no flow (SPEC §12); the transfer entropies are those
-of the prewhitened series."""
+metric as its AR(p) innovations (``prewhiten`` = 1, as ``DetectionData.prewhitened``
+would), so autocorrelation, drift and a shared trend, step or daily cycle give no flow
+(SPEC §12); the transfer entropies are those of the innovations.
+
+A flow is a claim about time's direction, so it must also pass the time-reversal test
+(time-reversed Granger causality: Haufe et al. 2013; Winkler et al. 2016): the net flow
+must turn around when the series are read backward in time. Two views of one process
+with different noise (a p50 and a p99 latency) give a transfer entropy from the quieter
+to the noisier one in both directions of time, so they are not reported as a lead. The
+test's p-value is the larger of the surrogate and direction p-values (an
+intersection–union test, Berger 1982).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +29,12 @@ __all__ = ["DETECTOR"]
 
 
 def _params(profile: ThermalProfile) -> dict[str, Any]:
-    return {"permutations": int(profile.permutations)}
+    return {"permutations": int(profile.permutations), "prewhiten": 1}
+
+
+def _p_value(result: Result, row: int) -> float:
+    """The claim's p-value: dependence at a delay (surrogates) and forward in time."""
+    return max(float(result["p_value"][row]), float(result["direction_p"][row]))
 
 
 def _pattern(data: DetectionData, result: Result, row: int) -> CracklePattern | None:
@@ -44,7 +58,11 @@ def _pattern(data: DetectionData, result: Result, row: int) -> CracklePattern | 
             "reverse_transfer_entropy": te_reverse,
             "net_transfer_entropy": te - te_reverse,
             "lag": float(lag),
-            "p_value": field("p_value"),
+            "p_value": _p_value(result, row),
+            "surrogate_p_value": field("p_value"),
+            "direction_p_value": field("direction_p"),
+            "time_reversed_net_transfer_entropy": field("te_time_reversed")
+            - field("te_reverse_time_reversed"),
             "bins": field("bins"),
             "permutations": field("perms_run"),
             "n": field("n"),
@@ -63,7 +81,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     found.tests = [
         Test(
             PatternKind.INFORMATION_FLOW,
-            float(result["p_value"][row]),
+            _p_value(result, row),
             lambda row=row: _pattern(data, result, row),  # type: ignore[misc]
         )
         for row in tested
@@ -78,5 +96,4 @@ DETECTOR = Detector(
     _findings,
     pairwise=True,
     min_tasks="min_values",
-    prepare=DetectionData.prewhitened,
 )

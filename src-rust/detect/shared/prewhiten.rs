@@ -123,10 +123,22 @@ pub fn power_of_two_below(largest: f64) -> f64 {
 /// The AR(p) residuals of `values` (finite, in order; see the module documentation), in
 /// the units of `values`; zeros for a constant series, empty for no values.
 pub fn ar_residuals(values: &[f64]) -> Vec<f64> {
+    ar_residuals_both_ways(values, false).0
+}
+
+/// The forward AR(p) residuals of `values` ([`ar_residuals`]) and, when `backward`, the
+/// backward ones: the same model read backward in time, `b_t = c_t - Σ_{j=1}^{q} φ_{q,j}
+/// c_{t+j}` with q = min(n - 1 - t, p), subtracted in ascending j, times s (a stationary AR
+/// model has the same Yule–Walker coefficients in both directions of time: its
+/// autocovariances are; Box & Jenkins 1970 §3.1). Empty when not `backward`.
+pub fn ar_residuals_both_ways(values: &[f64], backward: bool) -> (Vec<f64>, Vec<f64>) {
     let n = values.len();
     let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if n == 0 || !(largest > 0.0 && largest.is_finite()) {
-        return vec![0.0; n];
+        return (
+            vec![0.0; n],
+            if backward { vec![0.0; n] } else { Vec::new() },
+        );
     }
     let scale = power_of_two_below(largest);
     let scaled: Vec<f64> = values.iter().map(|v| v / scale).collect();
@@ -134,7 +146,7 @@ pub fn ar_residuals(values: &[f64]) -> Vec<f64> {
     let centered: Vec<f64> = scaled.iter().map(|v| v - mean).collect();
     let model = fit_ar(&centered);
     let p = model.order();
-    (0..n)
+    let forward = (0..n)
         .map(|t| {
             let coefficients = &model.coefficients[t.min(p)];
             let mut residual = centered[t];
@@ -143,7 +155,22 @@ pub fn ar_residuals(values: &[f64]) -> Vec<f64> {
             }
             residual * scale
         })
-        .collect()
+        .collect();
+    let backward = if backward {
+        (0..n)
+            .map(|t| {
+                let coefficients = &model.coefficients[(n - 1 - t).min(p)];
+                let mut residual = centered[t];
+                for (j, phi) in coefficients.iter().enumerate() {
+                    residual -= phi * centered[t + 1 + j];
+                }
+                residual * scale
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (forward, backward)
 }
 
 /// Per column: the AR residuals of its present (non-NaN) values in order, at their tasks,
@@ -152,25 +179,83 @@ pub fn ar_residuals(values: &[f64]) -> Vec<f64> {
 pub fn prewhiten_columns(columns: &[&[f64]]) -> Vec<Vec<f64>> {
     columns
         .par_iter()
-        .map(|column| {
-            let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
-            let mut out = vec![f64::NAN; column.len()];
-            if tasks.len() < MIN_PREWHITEN_VALUES {
-                return out;
-            }
-            let present: Vec<f64> = tasks.iter().map(|&t| column[t]).collect();
-            for (&t, residual) in tasks.iter().zip(ar_residuals(&present)) {
-                out[t] = residual;
-            }
-            out
-        })
+        .map(|column| prewhiten_column(column, false).0)
         .collect()
+}
+
+/// Per column: its forward residuals ([`prewhiten_columns`]) and its backward residuals
+/// ([`ar_residuals_both_ways`]) at the same tasks. Columns run in parallel.
+pub fn prewhiten_columns_both_ways(columns: &[&[f64]]) -> Vec<(Vec<f64>, Vec<f64>)> {
+    columns
+        .par_iter()
+        .map(|column| prewhiten_column(column, true))
+        .collect()
+}
+
+fn prewhiten_column(column: &[f64], backward: bool) -> (Vec<f64>, Vec<f64>) {
+    let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
+    let mut forward_out = vec![f64::NAN; column.len()];
+    let mut backward_out = if backward {
+        vec![f64::NAN; column.len()]
+    } else {
+        Vec::new()
+    };
+    if tasks.len() < MIN_PREWHITEN_VALUES {
+        return (forward_out, backward_out);
+    }
+    let present: Vec<f64> = tasks.iter().map(|&t| column[t]).collect();
+    let (forward, backward_residuals) = ar_residuals_both_ways(&present, backward);
+    for (&t, residual) in tasks.iter().zip(forward) {
+        forward_out[t] = residual;
+    }
+    for (&t, residual) in tasks.iter().zip(backward_residuals) {
+        backward_out[t] = residual;
+    }
+    (forward_out, backward_out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::shared::test_data::normals;
+
+    #[test]
+    fn backward_residuals_are_the_model_read_backward() {
+        // An AR(2) series: the backward residuals equal the forward residuals of the
+        // reversed series (the same Yule–Walker fit, to rounding) and reverse exactly by
+        // definition on the model.
+        let shocks = normals(61, 500);
+        let mut x = vec![0.0; 500];
+        for t in 2..500 {
+            x[t] = 0.6 * x[t - 1] - 0.3 * x[t - 2] + shocks[t] + 10.0;
+        }
+        let (forward, backward) = ar_residuals_both_ways(&x, true);
+        assert_eq!(forward, ar_residuals(&x));
+        let reversed: Vec<f64> = x.iter().rev().copied().collect();
+        let mut expected = ar_residuals(&reversed);
+        expected.reverse();
+        for (b, e) in backward.iter().zip(&expected) {
+            assert!((b - e).abs() <= 1e-9 * (1.0 + e.abs()), "{b} vs {e}");
+        }
+        // Absent values and short columns: NaN at the same tasks both ways.
+        let nan = f64::NAN;
+        let column = [1.0, nan, 3.0, 2.0, nan, 5.0, 4.0];
+        let both = prewhiten_columns_both_ways(&[&column, &[1.0, nan]]);
+        assert_eq!(
+            both[0].0.iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
+            column.iter().map(|v| v.is_nan()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            both[0].1.iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
+            column.iter().map(|v| v.is_nan()).collect::<Vec<_>>()
+        );
+        assert!(both[1].0.iter().chain(&both[1].1).all(|v| v.is_nan()));
+        // A constant series: zeros both ways.
+        assert_eq!(
+            ar_residuals_both_ways(&[2.0; 4], true),
+            (vec![0.0; 4], vec![0.0; 4])
+        );
+    }
 
     #[test]
     fn powers_of_two() {

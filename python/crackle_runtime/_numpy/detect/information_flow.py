@@ -2,7 +2,9 @@
 the Rust core's ``detect::information_flow``: transfer entropy of quantile-binned series
 that conditions on the target's immediate past and scans the source delay u = 1..max_lag,
 I(Y_t; X_{t-u} | Y_{t-1}) (Schreiber 2000; Wibral et al. 2013), tested against circular
-time-shift surrogates of the source (``shared.surrogates``; Quiroga et al. 2002)."""
+time-shift surrogates of the source (``shared.surrogates``; Quiroga et al. 2002), and the
+time-reversal test of its direction (time-reversed Granger causality, Haufe et al. 2013,
+Winkler et al. 2016, with a delete-a-group jackknife; see the Rust module's documentation)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
-from crackle_runtime._numpy._stats import all_equal
+from crackle_runtime._numpy._stats import all_equal, student_t_two_sided_p
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.permutation import (
     PERMUTATION_SEED,
@@ -21,6 +23,7 @@ from crackle_runtime._numpy.detect.shared.permutation import (
     round_seeds,
     sequential_p_value,
 )
+from crackle_runtime._numpy.detect.shared.prewhiten import prewhiten_columns_both_ways
 from crackle_runtime._numpy.detect.shared.ranks import RankBinCache, entropy
 from crackle_runtime._numpy.detect.shared.surrogates import shift_rows, shortest_shift
 from crackle_runtime._numpy.info import entropy_of_counts
@@ -37,6 +40,9 @@ FIELDS = (
     "te",
     "te_reverse",
     "p_value",
+    "te_time_reversed",
+    "te_reverse_time_reversed",
+    "direction_p",
     "perms_run",
     "bins",
     "tested",
@@ -47,11 +53,15 @@ PARAMS: dict[str, Any] = {
     "seed": PERMUTATION_SEED,
     "max_test_n": 10_000,
     "max_lag": 3,
+    "prewhiten": 0,
 }
 
 STAGE = "information_flow"
 FLOW_TEST_FAMILY = 100_000  # the stream of the flow tests' shared permutations
 LAG_TIE = 1e-12  # transfer entropies (bits) this close tie when choosing the lag
+JACKKNIFE_BLOCKS = 40  # the most contiguous blocks of time of the time-reversal test,
+JACKKNIFE_BLOCK_SAMPLES = 5  # of at least this many samples on average,
+MIN_JACKKNIFE_BLOCKS = 5  # and at least this many blocks (else p = 1)
 _INT_FIELDS = ("i", "j", "n", "best_lag", "perms_run", "bins")
 
 Float64Array = NDArray[np.float64]
@@ -94,6 +104,97 @@ def _transfer_entropy_rows(
     return np.maximum(transfer, 0.0)
 
 
+def _transfer_entropy_of_tables(counts: Int64Array, bins: int, samples: Int64Array) -> Float64Array:
+    """TE (bits, clipped at 0) of each row of ``counts`` (rows x b^3 cells numbered
+    (y b + x) b + y+, the Rust table order) holding ``samples[row]`` samples: H(Y+, Y) -
+    H(Y) - H(Y+, X, Y) + H(X, Y), each entropy over its cells in ascending order."""
+    rows = counts.shape[0]
+    cube = counts.reshape(rows, bins, bins, bins)  # (y, x, y+)
+    out = np.empty(rows)
+    for row in range(rows):
+        total = int(samples[row])
+        table = cube[row]
+        future_and_past = entropy_of_counts(table.sum(axis=1).reshape(1, -1), total)[0]
+        past_only = entropy_of_counts(table.sum(axis=(1, 2)).reshape(1, -1), total)[0]
+        with_source = entropy_of_counts(table.reshape(1, -1), total)[0]
+        source_and_past = entropy_of_counts(table.sum(axis=2).reshape(1, -1), total)[0]
+        out[row] = ((future_and_past - past_only) - with_source) + source_and_past
+    return np.maximum(out, 0.0)
+
+
+def jackknife_blocks(samples: int) -> int:
+    """The time-reversal jackknife's blocks for ``samples`` samples: min(40, samples // 5)."""
+    return min(JACKKNIFE_BLOCKS, samples // JACKKNIFE_BLOCK_SAMPLES)
+
+
+def _block_tables(
+    source: Int64Array, target: Int64Array, bins: int, delay: int, reverse: bool, k: int
+) -> tuple[Int64Array, Int64Array]:
+    """(per-block counts (k x b^3), per-block sample counts) of the delayed TE source ->
+    target: sample t = 0..n-1-delay in cell (y[t+delay-1] b + x[t]) b + y[t+delay], block
+    floor(tau k / n) of its target's task tau (t + delay; n - 1 - t - delay when
+    ``reverse``)."""
+    n = source.size
+    steps = n - delay
+    t = np.arange(steps)
+    cells = (target[delay - 1 : delay - 1 + steps] * bins + source[:steps]) * bins + target[delay:]
+    task = n - 1 - t - delay if reverse else t + delay
+    blocks = task * k // n
+    cube = bins**3
+    counts = np.bincount(blocks * cube + cells, minlength=k * cube)
+    sizes = np.bincount(blocks, minlength=k)
+    return counts.reshape(k, cube), sizes
+
+
+def time_reversal_test(
+    forward: tuple[Int64Array, Int64Array],
+    reversed_codes: tuple[Int64Array, Int64Array],
+    bins: int,
+    delay: int,
+) -> tuple[float, float, float]:
+    """(TE_r(x->y), TE_r(y->x), p) of the time-reversal test of x -> y at ``delay``
+    (``time_reversal_test`` in the Rust core): D = (TE(x->y) - TE(y->x)) - (TE_r(x->y) -
+    TE_r(y->x)) at the delay, TE_r on ``reversed_codes`` (the backward series' codes read
+    from the last task to the first); the delete-a-group jackknife over K =
+    :func:`jackknife_blocks` blocks of time, pseudo-values K D - (K - 1) D_k, one-sided
+    Student t with K - 1 degrees of freedom; p = 1 with fewer than 5 blocks."""
+    x, y = forward
+    rx, ry = reversed_codes
+    n = x.size
+    if delay == 0 or n <= delay + 1:
+        return 0.0, 0.0, 1.0
+    samples = n - delay
+    k = max(jackknife_blocks(samples), 1)
+    tables = [
+        _block_tables(x, y, bins, delay, False, k),
+        _block_tables(y, x, bins, delay, False, k),
+        _block_tables(rx, ry, bins, delay, True, k),
+        _block_tables(ry, rx, bins, delay, True, k),
+    ]
+    # row 0: every sample; rows 1..K: without block k-1; per table
+    te = np.empty((4, k + 1))
+    for index, (blocks, sizes) in enumerate(tables):
+        total = blocks.sum(axis=0)
+        counts = np.vstack([total[None, :], total[None, :] - blocks])
+        sample_counts = np.concatenate([[samples], samples - sizes])
+        te[index] = _transfer_entropy_of_tables(counts, bins, sample_counts)
+    reversed_te, reverse_reversed_te = float(te[2, 0]), float(te[3, 0])
+    if k < MIN_JACKKNIFE_BLOCKS:
+        return reversed_te, reverse_reversed_te, 1.0
+    difference = (te[0] - te[1]) - (te[2] - te[3])
+    full = float(difference[0])
+    pseudo = [k * full - (k - 1.0) * float(d) for d in difference[1:]]
+    mean = sum(pseudo) / k  # in block order, as the Rust core sums
+    variance = sum((v - mean) * (v - mean) for v in pseudo) / (k - 1.0)
+    if variance > 0.0:
+        t = mean / math.sqrt(variance / k)
+        two_sided = student_t_two_sided_p(t, k - 1.0)
+        p_value = two_sided / 2.0 if t > 0.0 else 1.0 - two_sided / 2.0
+    else:
+        p_value = 0.0 if mean > 0.0 else 1.0
+    return reversed_te, reverse_reversed_te, p_value
+
+
 def _max_transfer_entropy(
     scaled_source: Int64Array, target: Int64Array, max_lag: int, bins: int
 ) -> Float64Array:
@@ -109,17 +210,27 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     the largest transfer entropy i -> j, that TE, the reverse TE at that lag, and a
     sequential source-surrogate p-value of the maximum over lags (the source circularly
     shifted by the shared shifts of test family 100000, at least max_lag plus its
-    decorrelation length; pairs longer than ``max_test_n`` tested on their latest values)."""
+    decorrelation length; pairs longer than ``max_test_n`` tested on their latest values);
+    the time-reversed TEs at that lag and the direction's p-value (:func:`time_reversal_test`
+    on the tested pairs, when te > te_reverse + 1e-12; else NaN, NaN, 1). With ``prewhiten`` = 1
+    each metric is read as its AR(p) innovations, its model read forward and (for the
+    time-reversed TEs) backward in time."""
     min_values = params.count("min_values", 1)
     permutations = params.count("permutations", 1)
     seed = params.seed("seed")
     max_test_n = params.count("max_test_n", 1)
     max_lag = params.count("max_lag", 1)
+    prewhiten = params.integer("prewhiten", 0, 1) == 1
     values = as_columns(columns)
+    if prewhiten:  # each metric's AR innovations, its model read forward and backward
+        values, backward = prewhiten_columns_both_ways(values)
+    else:
+        backward = values
     metrics = values.shape[0]
     present = ~np.isnan(values)
     complete: BoolArray = np.asarray(present.all(axis=1), dtype=np.bool_)
     ranks = RankBinCache(values, complete)
+    backward_ranks = RankBinCache(backward, complete)
     constant = [all_equal(values[k][present[k]]) for k in range(metrics)]
     seeds = round_seeds(seed, FLOW_TEST_FAMILY, permutations)
     pairs = metrics * (metrics - 1)
@@ -154,17 +265,31 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 _transfer_entropy_rows(target[None, :] * bins, source, best_lag, bins)[0]
             )
             if n <= max_test_n:
+                part, key = every, "all"
                 tested_source, tested_target, tested_bins = source, target, bins
                 observed = max(transfer)
             else:
-                part = slice(n - max_test_n, None)
+                part, key = slice(n - max_test_n, None), "latest"
                 tested_bins = _flow_bins(max_test_n)
-                tested_source = ranks.get(i, j, both, part, "latest", tested_bins)
-                tested_target = ranks.get(j, i, both, part, "latest", tested_bins)
+                tested_source = ranks.get(i, j, both, part, key, tested_bins)
+                tested_target = ranks.get(j, i, both, part, key, tested_bins)
                 observed = float(
                     _max_transfer_entropy(
                         tested_source[None, :] * tested_bins, tested_target, max_lag, tested_bins
                     )[0]
+                )
+            # the direction (with a forward net flow): the tested pairs and their backward
+            # series, read backward
+            te_time_reversed, te_reverse_time_reversed, direction_p = math.nan, math.nan, 1.0
+            if te > te_reverse + LAG_TIE:  # ties up to rounding: no forward net flow
+                te_time_reversed, te_reverse_time_reversed, direction_p = time_reversal_test(
+                    (tested_source, tested_target),
+                    (
+                        backward_ranks.get(i, j, both, part, key, tested_bins)[::-1],
+                        backward_ranks.get(j, i, both, part, key, tested_bins)[::-1],
+                    ),
+                    tested_bins,
+                    best_lag,
                 )
             scaled_source = tested_source * tested_bins
             shortest = shortest_shift(tested_source, max_lag + 1)
@@ -189,6 +314,9 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                     "best_lag": best_lag,
                     "te": te,
                     "te_reverse": te_reverse,
+                    "te_time_reversed": te_time_reversed,
+                    "te_reverse_time_reversed": te_reverse_time_reversed,
+                    "direction_p": direction_p,
                     "p_value": p_value,
                     "perms_run": perms_run,
                     "tested": True,

@@ -19,10 +19,12 @@ __all__ = [
     "MIN_PREWHITEN_VALUES",
     "VALUES_PER_AR_ORDER",
     "ar_residuals",
+    "ar_residuals_both_ways",
     "fit_ar",
     "max_ar_order",
     "power_of_two_below",
     "prewhiten_columns",
+    "prewhiten_columns_both_ways",
 ]
 
 Float64Array = NDArray[np.float64]
@@ -84,33 +86,51 @@ def ar_residuals(values: Float64Array) -> Float64Array:
     """The AR(p) residuals of ``values`` (finite, in order), in their units: values divided
     by s, the power of two at or below max |v| (exact), centered, ``e_t = c_t - sum_{j<=q}
     φ_{q,j} c_{t-j}`` with q = min(t, p), times s; zeros for a constant series."""
+    return ar_residuals_both_ways(values)[0]
+
+
+def ar_residuals_both_ways(values: Float64Array) -> tuple[Float64Array, Float64Array]:
+    """(forward, backward) residuals: :func:`ar_residuals`, and the same model read backward
+    in time, ``b_t = c_t - sum_{j<=q} φ_{q,j} c_{t+j}`` with q = min(n - 1 - t, p), times s
+    (a stationary AR model has the same Yule–Walker coefficients in both directions)."""
     values = np.asarray(values, dtype=np.float64)
     n = values.size
     largest = float(np.max(np.abs(values))) if n else 0.0
     if not (largest > 0.0 and math.isfinite(largest)):
-        return np.zeros(n)
+        return np.zeros(n), np.zeros(n)
     scale = power_of_two_below(largest)
     scaled = values / scale
     centered = scaled - sequential_sum(scaled) / n
     coefficients = fit_ar(centered)
     p = len(coefficients) - 1
-    residuals = centered.copy()
-    for t in range(min(p, n)):  # the first values: the lower orders
+    forward = centered.copy()
+    backward = centered.copy()
+    for t in range(min(p, n)):  # the first (last) values: the lower orders
         for j, phi in enumerate(coefficients[t]):
-            residuals[t] -= phi * centered[t - 1 - j]
+            forward[t] -= phi * centered[t - 1 - j]
+            backward[n - 1 - t] -= phi * centered[n - t + j]
     for j, phi in enumerate(coefficients[p]):
-        residuals[p:] -= phi * centered[p - 1 - j : n - 1 - j]
-    residuals *= scale
-    return residuals
+        forward[p:] -= phi * centered[p - 1 - j : n - 1 - j]
+        backward[: n - p] -= phi * centered[1 + j : n - p + 1 + j]
+    forward *= scale
+    backward *= scale
+    return forward, backward
 
 
 def prewhiten_columns(columns: Float64Array) -> Float64Array:
     """Per row of ``columns`` (metrics, tasks): the AR residuals of its present values at
     their tasks, NaN at the absent ones; all NaN with fewer than 3 present values."""
-    out = np.full(columns.shape, np.nan)
+    return prewhiten_columns_both_ways(columns)[0]
+
+
+def prewhiten_columns_both_ways(columns: Float64Array) -> tuple[Float64Array, Float64Array]:
+    """(forward, backward): :func:`prewhiten_columns` and, at the same tasks, the backward
+    residuals of :func:`ar_residuals_both_ways`."""
+    forward = np.full(columns.shape, np.nan)
+    backward = np.full(columns.shape, np.nan)
     for k in range(columns.shape[0]):
         column = columns[k]
         tasks = np.flatnonzero(~np.isnan(column))
         if tasks.size >= MIN_PREWHITEN_VALUES:
-            out[k, tasks] = ar_residuals(column[tasks])
-    return out
+            forward[k, tasks], backward[k, tasks] = ar_residuals_both_ways(column[tasks])
+    return forward, backward

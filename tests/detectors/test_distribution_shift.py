@@ -475,8 +475,10 @@ def test_block_ratio_by_hand() -> None:
     # variance; the detector takes the smaller ratio of widths 64 and 128
     assert twin._block_ratio(scores, [], energy, 128) == 0.0
     assert twin.block_inflation(scores, [], energy) == 0.0
-    # too few blocks (1,023 scores: blocks of 64, 15 of them): no block ratio
-    assert twin.block_inflation(scores[:1023], [], energy) == 1.0
+    # too few blocks (503 scores: blocks of round(503^0.6) = 42, 11 of them): no block
+    # ratio; 504 scores: 12 blocks of 42
+    assert twin.block_inflation(scores[:503], [], energy) == 1.0
+    assert twin.block_inflation(scores[:504], [], energy) != 1.0
 
 
 @pytest.mark.parametrize("period", [4, 12, 100])

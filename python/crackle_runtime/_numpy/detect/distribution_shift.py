@@ -49,7 +49,7 @@ PARAMS: dict[str, Any] = {"min_segment": 4, "alpha": 0.01}
 STAGE = "distribution_shift"
 PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 BLOCK_EXPONENT = 0.6  # block_inflation's blocks are round(L^0.6) scores long
-MIN_BLOCKS = 16  # ... and it needs this many of them
+MIN_BLOCKS = 12  # ... and it needs this many of them (L >= 504)
 CHI2_MEDIAN = 0.4549364231195728  # the median of chi-squared with one degree of freedom
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
 KOLMOGOROV_TERMS = 100

@@ -99,3 +99,12 @@ def test_dask_cool_refuses_more_rows_than_it_may_gather(client: Any) -> None:
         crackle_dask.cool(ddf, order_by="nope")
     with pytest.raises(TypeError, match="ddf must be a Dask DataFrame"):
         crackle_dask.cool(_frame(10))
+
+
+def test_a_second_local_cluster_beside_the_first_starts_without_a_warning(client: Any) -> None:
+    # The scheduler's HTTP routes used port 8787 even without a dashboard: a second cluster
+    # on the machine (another test run, a user's notebook) made Dask warn, which failed
+    # under warnings-as-errors. They now take any free port on 127.0.0.1.
+    with crackle_dask.local_client(1) as second:
+        assert second.scheduler_info()["address"] != client.scheduler_info()["address"]
+        assert second.submit(sum, [1, 2]).result() == 3

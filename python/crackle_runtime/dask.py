@@ -50,7 +50,8 @@ def _dask() -> Any:
 @contextlib.contextmanager
 def local_client(workers: int, threads_per_worker: int = 1) -> Iterator[Any]:
     """A ``distributed.Client`` of a ``LocalCluster`` of ``workers`` worker processes bound
-    to 127.0.0.1 (no dashboard), started on entry and stopped on exit."""
+    to 127.0.0.1 (no dashboard; the scheduler's HTTP routes on a free port), started on
+    entry and stopped on exit."""
     try:
         import distributed as _distributed
     except ImportError as exc:  # pragma: no cover - the extra is installed by make test
@@ -65,6 +66,10 @@ def local_client(workers: int, threads_per_worker: int = 1) -> Iterator[Any]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # The scheduler's HTTP routes (/health, /metrics) start even without a dashboard,
+            # on port 8787 by default: a port taken by another cluster made Dask warn (an
+            # error under warnings-as-errors). Any free port on 127.0.0.1 instead.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

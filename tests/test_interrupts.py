@@ -77,9 +77,11 @@ def _one_trial(rng: random.Random, armed: threading.Event, integer: bool) -> tup
     # the whole run takes tens of milliseconds: aim anywhere in it, the ends included
     delay = rng.uniform(0.0, 0.08)
     sender = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
-    armed.set()
-    sender.start()
     try:
+        # Started inside the try: a short delay can deliver the signal while start() waits
+        # for the timer thread (under load), and it must not escape the trial either.
+        armed.set()
+        sender.start()
         kiln.fire_all(tasks)
         # a signal sent after fire_all returned reaches the handler here, still armed: it
         # must not escape the trial (a KeyboardInterrupt out of a test ends the session)

@@ -76,7 +76,7 @@ use rayon::prelude::*;
 
 use super::shared::columns::{column_length, present_values};
 use super::shared::ranks::median;
-use super::shared::seasonal::{remove_cycle, seasonal_period};
+use super::shared::seasonal::find_cycle;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -214,9 +214,13 @@ pub fn change_points(
         .map(|column| {
             budget.check(STAGE)?;
             let present = present_values(column);
-            // A cycle's phase counts tasks: with gaps, positions among the present values
-            // are not phases, so a metric with gaps is not searched for a cycle.
-            let cycles = present.len() == column.len();
+            // A cycle's phase counts tasks, so the cycle search reads the present values'
+            // task positions.
+            let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
+            let cycles = Cycles::At {
+                tasks: &tasks,
+                length: column.len(),
+            };
             metric_changes(&present, cycles, min_segment, alpha, budget)
         })
         .collect()
@@ -602,11 +606,22 @@ pub fn split_segment(ranks: &[i64], min_segment: usize) -> (usize, f64, f64, boo
 /// A change found by the search: (position, T, p, spread).
 type Split = (usize, f64, f64, bool);
 
-/// One metric's changes (see the module documentation); `cycles`: search for a cycle
-/// first (the values are consecutive tasks).
+/// Whether and where [`metric_changes`] looks for a cycle first.
+#[derive(Debug, Clone, Copy)]
+pub enum Cycles<'a> {
+    /// No cycle search.
+    None,
+    /// The values are consecutive tasks.
+    Consecutive,
+    /// The values were recorded at these task positions (ascending) of `length` tasks.
+    At { tasks: &'a [usize], length: usize },
+}
+
+/// One metric's changes (see the module documentation), after removing its cycle
+/// ([`find_cycle`]) as `cycles` says.
 pub fn metric_changes(
     values: &[f64],
-    cycles: bool,
+    cycles: Cycles<'_>,
     min_segment: usize,
     alpha: f64,
     budget: &Budget,
@@ -628,11 +643,11 @@ pub fn metric_changes(
     let raw = values;
     // A cycle is removed first: the search then sees its steps and drifts, not its swings
     // (not when removing it overflows: values near the largest float).
-    let adjusted = cycles
-        .then(|| seasonal_period(&doubled_midranks(raw)))
-        .flatten()
-        .map(|period| (period, remove_cycle(raw, period)))
-        .filter(|(_, removed)| removed.iter().all(|v| v.is_finite()));
+    let adjusted = match cycles {
+        Cycles::None => None,
+        Cycles::Consecutive => find_cycle(raw, &doubled_midranks(raw), &[], count),
+        Cycles::At { tasks, length } => find_cycle(raw, &doubled_midranks(raw), tasks, length),
+    };
     found.period = adjusted.as_ref().map(|(period, _)| *period);
     let values = adjusted
         .as_ref()

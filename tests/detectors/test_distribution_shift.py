@@ -491,18 +491,53 @@ def test_a_cycle_is_reported_at_its_period_not_a_multiple(kernels: ModuleType, p
         assert changes(kernels, values)["period"].tolist() == [period], seed
 
 
-def test_a_metric_with_gaps_is_not_searched_for_a_cycle(kernels: ModuleType) -> None:
-    # positions among the present values are not phases: with 5% gaps a cycle of 100 was
-    # read as one of 96, removed at the wrong phase, and its leftovers became changes
+@pytest.mark.parametrize("share", [0.05, 0.15, 0.3])
+def test_a_cycle_with_gaps_is_found_by_task_phase(kernels: ModuleType, share: float) -> None:
+    # Positions among the present values are not phases (with 5% gaps a cycle of 100 was
+    # read as one of 96 and its leftovers became changes); the cycle is searched and removed
+    # by task position, so the period is the true one, the cycle gives no change and a step
+    # on it is found at its task.
     rng = np.random.default_rng(1)
     t = np.arange(4000)
     values = 3.0 * np.sin(2 * np.pi * t / 100) + rng.normal(size=4000)
-    complete = changes(kernels, values)
-    assert complete["period"].tolist() == [100] and positions(complete) == []
-    values[rng.random(4000) < 0.05] = np.nan
-    gapped = changes(kernels, values)
-    assert gapped["period"].tolist() == [0]
-    assert positions(gapped) == []
+    stepped = values + np.where(t >= 2600, 1.5, 0.0)
+    absent = rng.random(4000) < share
+    values[absent], stepped[absent] = np.nan, np.nan
+    result = changes(kernels, np.vstack([values, stepped]))
+    assert result["period"].tolist() == [100, 100]
+    assert result["drifting"].tolist() == [False, False]
+    assert positions(result, 0) == []
+    (change,) = positions(result, 1)  # among the present values
+    assert abs(int(np.flatnonzero(~absent)[change]) - 2600) <= 5
+
+
+def test_a_metric_with_many_gaps_is_not_searched_for_a_cycle(kernels: ModuleType) -> None:
+    # more than a third of the tasks absent: no cycle search (the placed ranks are diluted)
+    rng = np.random.default_rng(2)
+    t = np.arange(4000)
+    values = 3.0 * np.sin(2 * np.pi * t / 100) + rng.normal(size=4000)
+    values[rng.random(4000) < 0.4] = np.nan
+    assert changes(kernels, values)["period"].tolist() == [0]
+
+
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=30, deadline=None)
+@given(
+    period=st.integers(4, 40),
+    share=st.sampled_from([0.02, 0.1, 0.3]),
+    step=st.sampled_from([0.0, 2.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_numpy_and_native_agree_on_cycles_with_gaps(
+    native: ModuleType, numpy_backend: ModuleType, period: int, share: float, step: float, seed: int
+) -> None:
+    n = period * 8
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(size=n)
+    values[2 * n // 3 :] += step
+    values[rng.random(n) < share] = np.nan
+    assert_same(changes(numpy_backend, values), changes(native, values))
 
 
 def test_a_cycle_near_the_largest_float_is_removed_without_overflow(kernels: ModuleType) -> None:

@@ -3,7 +3,14 @@ use crate::detect::shared::test_data::normals;
 use crate::error::CoreError;
 
 fn changes_of(values: &[f64], min_segment: usize, alpha: f64) -> MetricChanges {
-    metric_changes(values, true, min_segment, alpha, &Budget::unlimited()).unwrap()
+    metric_changes(
+        values,
+        Cycles::Consecutive,
+        min_segment,
+        alpha,
+        &Budget::unlimited(),
+    )
+    .unwrap()
 }
 
 /// AR(1) with coefficient phi over N(0, 1) innovations, after a burn-in of 200.
@@ -341,7 +348,7 @@ fn a_spent_budget_stops_the_search() {
     let values = normals(1, 200);
     let spent = Budget::until(std::time::Instant::now());
     assert!(matches!(
-        metric_changes(&values, true, 4, 0.01, &spent),
+        metric_changes(&values, Cycles::Consecutive, 4, 0.01, &spent),
         Err(CoreError::Timeout { .. })
     ));
 }

@@ -21,7 +21,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import median
-from crackle_runtime._numpy.detect.shared.seasonal import remove_cycle, seasonal_period
+from crackle_runtime._numpy.detect.shared.seasonal import find_cycle
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
 
@@ -73,9 +73,12 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     for metric in range(metrics):
         budget.check(STAGE)
         row = values_by_metric[metric]
-        values = row[~np.isnan(row)]
-        # a cycle's phase counts tasks: a metric with gaps is not searched for one
-        found = segment(values, min_segment, alpha, budget, cycles=values.size == row.size)
+        present = ~np.isnan(row)
+        values = row[present]
+        # a cycle's phase counts tasks: the search reads the values' task positions
+        found = segment(
+            values, min_segment, alpha, budget, tasks=np.flatnonzero(present), length=row.size
+        )
         per_metric["count"].append(values.size)
         per_metric["tested"].append(found["tested"])
         per_metric["phi"].append(found["phi"])
@@ -310,10 +313,12 @@ def segment(
     min_segment: int,
     alpha: float,
     budget: Budget | None = None,
-    cycles: bool = True,
+    tasks: NDArray[np.int64] | None = None,
+    length: int | None = None,
 ) -> dict[str, Any]:
-    """The changes of one metric's present values (see the Rust module); ``cycles``: search
-    for a cycle first (the values are consecutive tasks)."""
+    """The changes of one metric's present values (see the Rust module), after removing its
+    cycle (:func:`find_cycle`): the values are consecutive tasks when ``tasks`` is None,
+    else recorded at ``tasks`` of ``length`` tasks."""
     count = values.size
     found: dict[str, Any] = {
         "tested": False,
@@ -329,12 +334,11 @@ def segment(
     raw = values
     # A cycle is removed first: the search then sees its steps and drifts, not its swings
     # (not when removing it overflows: values near the largest float).
-    period = seasonal_period(doubled_midranks(raw)) if cycles else None
-    if period is not None:
-        removed = remove_cycle(raw, period)
-        if np.all(np.isfinite(removed)):
-            found["period"] = period
-            values = removed
+    if tasks is None:
+        tasks, length = np.arange(count), count
+    cycle = find_cycle(raw, doubled_midranks(raw), tasks, count if length is None else length)
+    if cycle is not None:
+        found["period"], values = cycle
     ranks = doubled_midranks(values)
     found["tested"] = True
     splits: list[tuple[int, int, int, float, float, bool]] = []

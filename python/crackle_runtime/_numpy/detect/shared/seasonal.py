@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from crackle_runtime._numpy.detect.shared.ranks import median
 
-__all__ = ["remove_cycle", "seasonal_period"]
+__all__ = ["MAX_ABSENT", "find_cycle", "remove_cycle", "remove_cycle_at", "seasonal_period"]
 
 MIN_PERIOD = 4
 MIN_CYCLES = 3
@@ -103,7 +103,50 @@ def seasonal_period(ranks: Int64Array) -> int | None:
 def remove_cycle(values: Float64Array, period: int) -> Float64Array:
     """Each value minus the median of the values at its phase (t mod ``period``), taken of
     the halved values and doubled (no overflow near the largest float)."""
+    removed = remove_cycle_at(values, np.arange(values.size), period)
+    return values.copy() if removed is None else removed
+
+
+def remove_cycle_at(
+    values: Float64Array, tasks: NDArray[np.int64], period: int
+) -> Float64Array | None:
+    """:func:`remove_cycle` of values recorded at the task positions ``tasks`` (ascending):
+    a value's phase is its task mod ``period``; None when a phase has no value."""
+    phases = tasks % period
+    if np.bincount(phases, minlength=period).min() == 0:
+        return None
     profile = np.array(
-        [2.0 * float(median(values[phase::period] * 0.5)) for phase in range(period)]
+        [2.0 * float(median(values[phases == phase] * 0.5)) for phase in range(period)]
     )
-    return np.asarray(values - profile[np.arange(values.size) % period], dtype=np.float64)
+    return np.asarray(values - profile[phases], dtype=np.float64)
+
+
+MAX_ABSENT = (1, 3)  # at most one task in three absent for the cycle search
+
+
+def find_cycle(
+    values: Float64Array, ranks: NDArray[np.int64], tasks: NDArray[np.int64], length: int
+) -> tuple[int, Float64Array] | None:
+    """(period, values with the cycle removed) of a metric recorded at ``tasks`` of
+    ``length`` tasks (``ranks`` the values' doubled mid-ranks; see the Rust ``find_cycle``):
+    without gaps, :func:`seasonal_period` of the ranks; with at most one task in three
+    absent, of the ranks placed at their tasks with the mean rank count + 1 at the absent
+    ones, removed by task phase; None otherwise, or when the removal is not finite."""
+    count = values.size
+    if count == length:
+        period = seasonal_period(ranks)
+        if period is None:
+            return None
+        removed: Float64Array | None = remove_cycle(values, period)
+    else:
+        if (length - count) * MAX_ABSENT[1] > length * MAX_ABSENT[0]:
+            return None
+        placed = np.full(length, count + 1, dtype=np.int64)
+        placed[tasks] = ranks
+        period = seasonal_period(placed)
+        if period is None:
+            return None
+        removed = remove_cycle_at(values, tasks, period)
+    if removed is None or not np.all(np.isfinite(removed)):
+        return None
+    return period, removed

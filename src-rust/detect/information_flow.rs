@@ -118,8 +118,11 @@ pub struct FlowSettings {
     pub max_test_n: usize,
     /// Lags 1..=max_lag are scanned, >= 1.
     pub max_lag: usize,
-    /// Read each metric as its AR(p) innovations ([`prewhiten_columns`]), forward in time
-    /// and, for the time-reversed transfer entropies, backward in time.
+    /// Read each metric as its AR(p) innovations, its model read forward in time and, for
+    /// the time-reversed transfer entropies, backward in time (the detector's setting; the
+    /// direction test's calibration was measured on innovations: on two noisy views of one
+    /// AR(1) 0.9 process at n = 300, `direction_p` <= 0.05 in 2.2% of runs with it and
+    /// 7.5% on the raw series).
     pub prewhiten: bool,
 }
 

@@ -400,7 +400,7 @@ def test_scaled_autocovariances_by_hand() -> None:
     assert seasonal.scaled_autocovariances(series, range(2)) == [224, -48]
     # phase dispersion of 1, 3, 2, 6 at period 2: phases {1, 2} and {3, 6}; within-phase
     # squares 0.5 + 4.5 = 5 over n - P = 2
-    assert seasonal.phase_dispersion(series, 2) == 2.5
+    assert seasonal.phase_dispersion(series, 2) == (2.5, True)
 
 
 def test_a_step_on_a_daily_cycle_is_found_and_the_cycle_is_no_drift(kernels: ModuleType) -> None:
@@ -509,6 +509,23 @@ def test_a_cycle_with_gaps_is_found_by_task_phase(kernels: ModuleType, share: fl
     assert positions(result, 0) == []
     (change,) = positions(result, 1)  # among the present values
     assert abs(int(np.flatnonzero(~absent)[change]) - 2600) <= 5
+
+
+@pytest.mark.parametrize(("period", "every"), [(24, 3), (290, 4)])
+def test_periodic_gaps_never_give_a_wrong_period(
+    kernels: ModuleType, period: int, every: int
+) -> None:
+    # A metric absent at every k-th task: with k dividing the period some phases are never
+    # seen; otherwise the pairs of present tasks are more numerous at lags that are
+    # multiples of k, which pulls the candidate onto one. Neither cycle can be removed by
+    # phase medians: no period (the search then reads the metric as it is), never a
+    # neighbouring period whose removal would leave a beat (22 for 24 before).
+    n = period * 8
+    rng = np.random.default_rng(4)
+    t = np.arange(n)
+    values = 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(size=n)
+    values[::every] = np.nan
+    assert changes(kernels, values)["period"].tolist() == [0]
 
 
 def test_a_metric_with_many_gaps_is_not_searched_for_a_cycle(kernels: ModuleType) -> None:

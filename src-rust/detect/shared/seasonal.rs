@@ -68,26 +68,48 @@ fn scaled_autocovariances(series: &[i64], lags: impl Iterator<Item = usize>) -> 
     .collect()
 }
 
-/// The within-phase variance of `ranks` for period `period` (phase dispersion).
-fn phase_dispersion(ranks: &[i64], period: usize) -> f64 {
+/// The within-phase variance of `ranks` for period `period` (phase dispersion) over the
+/// tasks `present` says (every task when None), phases without such a task left out, and
+/// whether every phase has one.
+fn phase_dispersion(ranks: &[i64], period: usize, present: Option<&[bool]>) -> (f64, bool) {
     let mut sums = vec![0i64; period];
     let mut counts = vec![0i64; period];
+    let mut squares: i128 = 0;
+    let mut count = 0usize;
     for (t, &r) in ranks.iter().enumerate() {
-        sums[t % period] += r;
-        counts[t % period] += 1;
+        if present.is_none_or(|present| present[t]) {
+            sums[t % period] += r;
+            counts[t % period] += 1;
+            squares += r as i128 * r as i128;
+            count += 1;
+        }
     }
     let mut between = 0.0;
+    let mut phases = 0usize;
     for (&sum, &count) in sums.iter().zip(&counts) {
-        let sum = sum as f64;
-        between += sum * sum / count as f64;
+        if count > 0 {
+            let sum = sum as f64;
+            between += sum * sum / count as f64;
+            phases += 1;
+        }
     }
-    let squares: i128 = ranks.iter().map(|&r| r as i128 * r as i128).sum();
-    (squares as f64 - between) / (ranks.len() - period) as f64
+    let dispersion = (squares as f64 - between) / count.saturating_sub(phases).max(1) as f64;
+    (dispersion, phases == period)
 }
 
 /// The period of the cycle of `ranks` (a metric's doubled mid-ranks in task order), if it
 /// has one (see the module documentation).
 pub fn seasonal_period(ranks: &[i64]) -> Option<usize> {
+    seasonal_period_of(ranks, None)
+}
+
+/// [`seasonal_period`] of ranks placed at their tasks, `present` marking the tasks with a
+/// value: the candidate from the autocorrelation of every task; None when the candidate
+/// has a phase without a present task (a cycle never seen at some phase cannot be removed
+/// by phase medians); else the phase dispersion over the present tasks only, among the
+/// periods whose every phase has one (an absent task's placeholder rank has no spread: a
+/// metric absent at every k-th task pulled the period onto a multiple of k).
+pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usize> {
     let n = ranks.len();
     let block = n.div_ceil(MAX_BLOCKS).max(1);
     if block > MAX_BLOCK {
@@ -139,13 +161,16 @@ pub fn seasonal_period(ranks: &[i64]) -> Option<usize> {
         }
     }
     let candidate = lag * block;
+    if !phase_dispersion(ranks, candidate, present).1 {
+        return None;
+    }
     let reach = candidate / 50 + block + 1;
     let lowest = candidate.saturating_sub(reach).max(MIN_PERIOD);
     let highest = (candidate + reach).min(n / MIN_CYCLES);
     let mut chosen: Option<(usize, f64)> = None;
     for period in lowest..=highest {
-        let dispersion = phase_dispersion(ranks, period);
-        if chosen.is_none_or(|c| dispersion < c.1) {
+        let (dispersion, complete) = phase_dispersion(ranks, period, present);
+        if complete && chosen.is_none_or(|c| dispersion < c.1) {
             chosen = Some((period, dispersion));
         }
     }
@@ -192,8 +217,9 @@ pub const MAX_ABSENT: (usize, usize) = (1, 3);
 /// Without gaps, [`seasonal_period`] of the ranks and
 /// [`remove_cycle`]. With gaps (at most [`MAX_ABSENT`] of the tasks), the period is
 /// searched on the ranks placed at their tasks, an absent task holding the mean doubled
-/// rank `count + 1` (it adds nothing to the autocovariances), and the cycle is removed by
-/// task phase ([`remove_cycle_at`]; none when a phase has no value). None when no cycle
+/// rank `count + 1` (it adds nothing to the autocovariances; [`seasonal_period_of`]), and
+/// the cycle is removed by task phase ([`remove_cycle_at`]; none when a phase has no
+/// value). None when no cycle
 /// is found, with more gaps, or when removing it gives a non-finite value (values near
 /// the largest float).
 pub fn find_cycle(
@@ -211,10 +237,12 @@ pub fn find_cycle(
             return None;
         }
         let mut placed = vec![count as i64 + 1; length];
+        let mut present = vec![false; length];
         for (&rank, &task) in ranks.iter().zip(tasks) {
             placed[task] = rank;
+            present[task] = true;
         }
-        let period = seasonal_period(&placed)?;
+        let period = seasonal_period_of(&placed, Some(&present))?;
         (period, remove_cycle_at(values, tasks, period)?)
     };
     removed
@@ -327,6 +355,19 @@ mod tests {
             let misread = remove_cycle(&present, 288);
             assert!(misread.iter().any(|v| v.abs() > 4.0), "{share}");
         }
+        // Absent at every third task with a cycle of 24: the phases 0, 3, 6, ... are never
+        // seen, so the cycle cannot be removed (none, rather than a neighbouring period).
+        let short: Vec<f64> = noise(14, 600)
+            .iter()
+            .enumerate()
+            .map(|(t, e)| 3.0 * (std::f64::consts::TAU * t as f64 / 24.0).sin() + e)
+            .collect();
+        let every_third: Vec<usize> = (0..600).filter(|t| t % 3 != 0).collect();
+        let seen: Vec<f64> = every_third.iter().map(|&t| short[t]).collect();
+        assert_eq!(
+            find_cycle(&seen, &doubled_midranks(&seen), &every_third, 600),
+            None
+        );
         // More than a third of the tasks absent: not searched.
         let tasks: Vec<usize> = (0..n).filter(|&t| draws[t] >= 0.4).collect();
         let present: Vec<f64> = tasks.iter().map(|&t| values[t]).collect();

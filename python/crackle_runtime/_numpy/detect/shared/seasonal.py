@@ -38,18 +38,30 @@ def scaled_autocovariances(series: Int64Array, lags: range) -> list[int]:
     return out
 
 
-def phase_dispersion(ranks: Int64Array, period: int) -> float:
-    """(sum r^2 - sum_p S_p^2 / n_p) / (n - period), the phase terms summed in phase order."""
+def phase_dispersion(
+    ranks: Int64Array, period: int, present: NDArray[np.bool_] | None = None
+) -> tuple[float, bool]:
+    """((sum r^2 - sum_p S_p^2 / n_p) / (n - phases), every phase has a task) over the tasks
+    ``present`` marks (all when None), phases without one left out, the phase terms summed
+    in phase order."""
     phases = np.arange(ranks.size) % period
-    sums = np.bincount(phases, weights=ranks, minlength=period)  # exact: integers < 2^53
-    counts = np.bincount(phases, minlength=period).astype(np.float64)
-    between = float(np.cumsum(sums * sums / counts)[-1])  # sequential, as the Rust loop
+    if present is not None:
+        ranks, phases = ranks[present], phases[present]
+    counts_int = np.bincount(phases, minlength=period)
+    seen = counts_int > 0
+    sums = np.bincount(phases, weights=ranks, minlength=period)[seen]  # exact: < 2^53
+    counts = counts_int[seen].astype(np.float64)
+    between = float(np.cumsum(sums * sums / counts)[-1]) if sums.size else 0.0  # sequential
     squares = int(np.dot(ranks, ranks))
-    return (float(squares) - between) / (ranks.size - period)
+    dispersion = (float(squares) - between) / max(ranks.size - int(seen.sum()), 1)
+    return dispersion, bool(seen.all())
 
 
-def seasonal_period(ranks: Int64Array) -> int | None:
-    """The period of the cycle of ``ranks`` (doubled mid-ranks in task order), or None."""
+def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None) -> int | None:
+    """The period of the cycle of ``ranks`` (doubled mid-ranks in task order), or None;
+    with ``present`` (ranks placed at their tasks): None when the candidate has a phase
+    without a present task, else the phase dispersion over the present tasks among the
+    periods whose every phase has one (the Rust ``seasonal_period_of``)."""
     n = ranks.size
     block = max(1, -(-n // MAX_BLOCKS))
     if block > MAX_BLOCK:
@@ -89,13 +101,15 @@ def seasonal_period(ranks: Int64Array) -> int | None:
         ):
             lag = shorter
     candidate = lag * block
+    if not phase_dispersion(ranks, candidate, present)[1]:
+        return None  # a phase of the cycle is never seen: it cannot be removed
     reach = candidate // 50 + block + 1
     lowest = max(candidate - reach, MIN_PERIOD)
     highest = min(candidate + reach, n // MIN_CYCLES)
     chosen: tuple[int, float] | None = None
     for period in range(lowest, highest + 1):
-        dispersion = phase_dispersion(ranks, period)
-        if chosen is None or dispersion < chosen[1]:
+        dispersion, complete = phase_dispersion(ranks, period, present)
+        if complete and (chosen is None or dispersion < chosen[1]):
             chosen = (period, dispersion)
     return None if chosen is None else chosen[0]
 
@@ -143,7 +157,9 @@ def find_cycle(
             return None
         placed = np.full(length, count + 1, dtype=np.int64)
         placed[tasks] = ranks
-        period = seasonal_period(placed)
+        present = np.zeros(length, dtype=np.bool_)
+        present[tasks] = True
+        period = seasonal_period(placed, present)
         if period is None:
             return None
         removed = remove_cycle_at(values, tasks, period)

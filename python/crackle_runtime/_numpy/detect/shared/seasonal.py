@@ -100,12 +100,20 @@ def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None)
             and 10 * covariance >= 9 * top
         ):
             lag = shorter
-    candidate = lag * block
+    return _refined(ranks, lag * block, block, present)
+
+
+def _refined(
+    ranks: Int64Array, candidate: int, block: int, present: NDArray[np.bool_] | None
+) -> int | None:
+    """The period within ±(candidate / 50 + block + 1) of ``candidate`` with the least phase
+    dispersion (among those whose every phase is seen); None when the candidate has a phase
+    never seen (the cycle cannot be removed)."""
     if not phase_dispersion(ranks, candidate, present)[1]:
-        return None  # a phase of the cycle is never seen: it cannot be removed
+        return None
     reach = candidate // 50 + block + 1
     lowest = max(candidate - reach, MIN_PERIOD)
-    highest = min(candidate + reach, n // MIN_CYCLES)
+    highest = min(candidate + reach, ranks.size // MIN_CYCLES)
     chosen: tuple[int, float] | None = None
     for period in range(lowest, highest + 1):
         dispersion, complete = phase_dispersion(ranks, period, present)

@@ -511,20 +511,36 @@ def test_a_cycle_with_gaps_is_found_by_task_phase(kernels: ModuleType, share: fl
     assert abs(int(np.flatnonzero(~absent)[change]) - 2600) <= 5
 
 
-@pytest.mark.parametrize(("period", "every"), [(24, 3), (290, 4)])
-def test_periodic_gaps_never_give_a_wrong_period(
-    kernels: ModuleType, period: int, every: int
-) -> None:
-    # A metric absent at every k-th task: with k dividing the period some phases are never
-    # seen; otherwise the pairs of present tasks are more numerous at lags that are
-    # multiples of k, which pulls the candidate onto one. Neither cycle can be removed by
-    # phase medians: no period (the search then reads the metric as it is), never a
-    # neighbouring period whose removal would leave a beat (22 for 24 before).
+@pytest.mark.parametrize(("period", "every"), [(290, 4), (288, 7), (50, 4)])
+def test_a_cycle_with_periodic_gaps_is_found(kernels: ModuleType, period: int, every: int) -> None:
+    # A metric absent at every k-th task has more pairs of present tasks at lags that are
+    # multiples of k, and its placeholder ranks have no spread: both pulled the period
+    # onto a multiple of k (290 -> 288 with every fourth task absent). Autocovariances per
+    # present pair and the phase dispersion of present tasks find the cycle; a step on it
+    # is found at its task.
     n = period * 8
     rng = np.random.default_rng(4)
     t = np.arange(n)
-    values = 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(size=n)
+    values = 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(size=n) + 1.5 * (t >= n // 2)
     values[::every] = np.nan
+    result = changes(kernels, values)
+    assert abs(int(result["period"][0]) - period) <= 1
+    # the step is the strongest change; what the cycle's removal leaves is weak (p > 1e-3)
+    strongest = int(np.argmin(result["p_value"]))
+    change = int(result["change_index"][strongest])
+    assert abs(int(np.flatnonzero(~np.isnan(values))[change]) - n // 2) <= 5
+    assert result["p_value"][strongest] < 1e-20
+    assert np.all(np.delete(result["p_value"], strongest) > 1e-3)
+
+
+def test_a_cycle_with_a_phase_never_seen_is_not_removed(kernels: ModuleType) -> None:
+    # Absent at every third task with a cycle of 24: phases 0, 3, 6, ... are never seen,
+    # so the cycle cannot be removed by phase medians: no period, never a neighbouring one
+    # whose removal would leave a beat (22 before).
+    rng = np.random.default_rng(5)
+    t = np.arange(600)
+    values = 3.0 * np.sin(2 * np.pi * t / 24) + rng.normal(size=600)
+    values[::3] = np.nan
     assert changes(kernels, values)["period"].tolist() == [0]
 
 

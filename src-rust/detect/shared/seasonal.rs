@@ -68,6 +68,39 @@ fn scaled_autocovariances(series: &[i64], lags: impl Iterator<Item = usize>) -> 
     .collect()
 }
 
+/// Rescales the autocovariances at lags 1, 2, ... of block sums over tasks of which
+/// `present` marks those with a value, to what they would be with every task present: the
+/// lag-h sum runs over the pairs of blocks h apart and counts their pairs of present tasks
+/// `W_h = Σ w_i w_{i+h}` (`w_i` the present tasks of block i), against `(B - h) / B · W_0`
+/// with every task present, so each becomes `c_h (B - h) W_0 / (B W_h)` (integer division
+/// toward zero; 0 without a present pair). Without it, a metric absent at every k-th task
+/// has more present pairs at lags that are multiples of k, and its cycle's candidate is
+/// pulled onto one of them. Every task present: unchanged.
+fn per_present_pair(covariances: &mut [i128], present: &[bool], block: usize, blocks: usize) {
+    let weights: Vec<i128> = present[..blocks * block]
+        .chunks_exact(block)
+        .map(|chunk| chunk.iter().filter(|&&p| p).count() as i128)
+        .collect();
+    let pairs = |lag: usize| -> i128 {
+        weights[..blocks - lag]
+            .iter()
+            .zip(&weights[lag..])
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    let all = pairs(0);
+    let size = blocks as i128;
+    for (index, covariance) in covariances.iter_mut().enumerate() {
+        let lag = index + 1;
+        let present_pairs = pairs(lag);
+        *covariance = if present_pairs == 0 {
+            0
+        } else {
+            *covariance * ((size - lag as i128) * all) / (size * present_pairs)
+        };
+    }
+}
+
 /// The within-phase variance of `ranks` for period `period` (phase dispersion) over the
 /// tasks `present` says (every task when None), phases without such a task left out, and
 /// whether every phase has one.
@@ -104,11 +137,13 @@ pub fn seasonal_period(ranks: &[i64]) -> Option<usize> {
 }
 
 /// [`seasonal_period`] of ranks placed at their tasks, `present` marking the tasks with a
-/// value: the candidate from the autocorrelation of every task; None when the candidate
-/// has a phase without a present task (a cycle never seen at some phase cannot be removed
-/// by phase medians); else the phase dispersion over the present tasks only, among the
-/// periods whose every phase has one (an absent task's placeholder rank has no spread: a
-/// metric absent at every k-th task pulled the period onto a multiple of k).
+/// value: the candidate from the autocorrelation of every task, each lag's autocovariance
+/// per pair of present tasks ([`per_present_pair`]); the period of least phase dispersion
+/// over the present tasks only (an absent task's placeholder rank has no spread: a metric
+/// absent at every k-th task pulled the period onto a multiple of k), among the periods
+/// whose every phase has a present task; None when the candidate has a phase without one
+/// and fits better than that period (a cycle never seen at some phase cannot be removed
+/// by phase medians).
 pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usize> {
     let n = ranks.len();
     let block = n.div_ceil(MAX_BLOCKS).max(1);
@@ -128,7 +163,10 @@ pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usi
         return None;
     }
     let last = blocks / MIN_CYCLES;
-    let covariances = scaled_autocovariances(&sums, 1..=last);
+    let mut covariances = scaled_autocovariances(&sums, 1..=last);
+    if let Some(present) = present {
+        per_present_pair(&mut covariances, present, block, blocks);
+    }
     let mut best: Option<(usize, i128)> = None;
     let mut trough: Option<usize> = None;
     for (lag, &covariance) in (1..=last).zip(&covariances) {
@@ -161,9 +199,7 @@ pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usi
         }
     }
     let candidate = lag * block;
-    if !phase_dispersion(ranks, candidate, present).1 {
-        return None;
-    }
+    let (at_candidate, seen) = phase_dispersion(ranks, candidate, present);
     let reach = candidate / 50 + block + 1;
     let lowest = candidate.saturating_sub(reach).max(MIN_PERIOD);
     let highest = (candidate + reach).min(n / MIN_CYCLES);
@@ -174,7 +210,9 @@ pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usi
             chosen = Some((period, dispersion));
         }
     }
-    chosen.map(|c| c.0)
+    // A candidate with a phase never seen that fits better than every period seen at all
+    // its phases is the cycle: it cannot be removed.
+    chosen.filter(|c| seen || c.1 <= at_candidate).map(|c| c.0)
 }
 
 /// Each value minus the median of the values at its phase (t mod `period`), the median
@@ -260,6 +298,30 @@ mod tests {
     fn noise(seed: u64, n: usize) -> Vec<f64> {
         let mut rng = SplitMix64::new(seed);
         (0..n).map(|_| rng.next_f64() - 0.5).collect()
+    }
+
+    /// `amplitude · sin(2πt / period)` plus [`noise`].
+    fn sine(seed: u64, n: usize, period: f64, amplitude: f64) -> Vec<f64> {
+        noise(seed, n)
+            .iter()
+            .enumerate()
+            .map(|(t, e)| amplitude * (std::f64::consts::TAU * t as f64 / period).sin() + e)
+            .collect()
+    }
+
+    #[test]
+    fn autocovariances_per_present_pair() {
+        // Every task present: unchanged (the factor is exactly 1).
+        let mut covariances = vec![-48i128, 17, 5];
+        per_present_pair(&mut covariances, &[true; 8], 2, 4);
+        assert_eq!(covariances, vec![-48, 17, 5]);
+        // Blocks of 2 tasks, present counts 2, 1, 2, 0: W_0 = 4 + 1 + 4 = 9, W_1 = 2 + 2 = 4,
+        // W_2 = 4, W_3 = 0. Lag 1: -48 · 3 · 9 / (4 · 4) = -81 (toward zero), lag 2:
+        // 17 · 2 · 9 / 16 = 19, lag 3: no present pair.
+        let present = [true, true, true, false, true, true, false, false];
+        let mut covariances = vec![-48i128, 17, 5];
+        per_present_pair(&mut covariances, &present, 2, 4);
+        assert_eq!(covariances, vec![-81, 19, 0]);
     }
 
     #[test]
@@ -357,17 +419,19 @@ mod tests {
         }
         // Absent at every third task with a cycle of 24: the phases 0, 3, 6, ... are never
         // seen, so the cycle cannot be removed (none, rather than a neighbouring period).
-        let short: Vec<f64> = noise(14, 600)
-            .iter()
-            .enumerate()
-            .map(|(t, e)| 3.0 * (std::f64::consts::TAU * t as f64 / 24.0).sin() + e)
-            .collect();
+        let short = sine(14, 600, 24.0, 3.0);
         let every_third: Vec<usize> = (0..600).filter(|t| t % 3 != 0).collect();
         let seen: Vec<f64> = every_third.iter().map(|&t| short[t]).collect();
         assert_eq!(
             find_cycle(&seen, &doubled_midranks(&seen), &every_third, 600),
             None
         );
+        // Absent at every fourth task with a cycle of 290 (not a multiple of 4): found.
+        let long = sine(15, 2320, 290.0, 3.0);
+        let every_fourth: Vec<usize> = (0..2320).filter(|t| t % 4 != 0).collect();
+        let seen: Vec<f64> = every_fourth.iter().map(|&t| long[t]).collect();
+        let (period, _) = find_cycle(&seen, &doubled_midranks(&seen), &every_fourth, 2320).unwrap();
+        assert!(period.abs_diff(290) <= 1, "{period}");
         // More than a third of the tasks absent: not searched.
         let tasks: Vec<usize> = (0..n).filter(|&t| draws[t] >= 0.4).collect();
         let present: Vec<f64> = tasks.iter().map(|&t| values[t]).collect();

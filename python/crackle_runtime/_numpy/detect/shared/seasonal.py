@@ -38,6 +38,27 @@ def scaled_autocovariances(series: Int64Array, lags: range) -> list[int]:
     return out
 
 
+def per_present_pair(
+    covariances: list[int], present: NDArray[np.bool_], block: int, blocks: int
+) -> list[int]:
+    """The autocovariances at lags 1, 2, ... rescaled to every task present (the Rust
+    ``per_present_pair``): c_h (B - h) W_0 / (B W_h), W_h = sum w_i w_(i+h) over the blocks'
+    present-task counts w, integer division toward zero; 0 when W_h = 0."""
+    weights = present[: blocks * block].reshape(blocks, block).sum(axis=1).astype(np.int64)
+    everything = int(np.dot(weights, weights))
+    out = []
+    for lag, covariance in enumerate(covariances, start=1):
+        pairs = int(np.dot(weights[: blocks - lag], weights[lag:]))
+        if pairs == 0:
+            out.append(0)
+            continue
+        numerator = covariance * ((blocks - lag) * everything)
+        denominator = blocks * pairs
+        quotient = abs(numerator) // denominator  # toward zero, as Rust's i128 division
+        out.append(quotient if numerator >= 0 else -quotient)
+    return out
+
+
 def phase_dispersion(
     ranks: Int64Array, period: int, present: NDArray[np.bool_] | None = None
 ) -> tuple[float, bool]:
@@ -75,6 +96,8 @@ def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None)
         return None
     last = blocks // MIN_CYCLES
     covariances = scaled_autocovariances(sums, range(1, last + 1))
+    if present is not None:
+        covariances = per_present_pair(covariances, present, block, blocks)
     best: tuple[int, int] | None = None
     trough: int | None = None
     for lag, covariance in zip(range(1, last + 1), covariances, strict=True):
@@ -109,8 +132,7 @@ def _refined(
     """The period within ±(candidate / 50 + block + 1) of ``candidate`` with the least phase
     dispersion (among those whose every phase is seen); None when the candidate has a phase
     never seen (the cycle cannot be removed)."""
-    if not phase_dispersion(ranks, candidate, present)[1]:
-        return None
+    at_candidate, seen = phase_dispersion(ranks, candidate, present)
     reach = candidate // 50 + block + 1
     lowest = max(candidate - reach, MIN_PERIOD)
     highest = min(candidate + reach, ranks.size // MIN_CYCLES)
@@ -119,7 +141,9 @@ def _refined(
         dispersion, complete = phase_dispersion(ranks, period, present)
         if complete and (chosen is None or dispersion < chosen[1]):
             chosen = (period, dispersion)
-    return None if chosen is None else chosen[0]
+    if chosen is None or (not seen and at_candidate < chosen[1]):
+        return None
+    return chosen[0]
 
 
 def remove_cycle(values: Float64Array, period: int) -> Float64Array:

@@ -123,3 +123,26 @@ def test_cycles_without_a_deploy_report_no_change() -> None:
     report = Kiln.from_pandas(monitoring_export(2, deploy=False), order_by="ts").cool()
     assert not report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
     assert not report.by_kind(PatternKind.PHASE_TRANSITION)
+
+
+def test_scrape_gaps_leave_the_cycles_and_the_deploy_as_they_were() -> None:
+    # The same export with 3% of the samples lost per metric (failed scrapes, each metric
+    # on its own): positions among the present values are no phases, so before the cycle
+    # search read task positions the CPU curve with gaps was "drifting" and a step on it
+    # was dropped. The deploy still leads, the cycles are still notes, nothing drifts but
+    # the memory walk.
+    frame = monitoring_export(0, deploy=True)
+    rng = np.random.default_rng(9)
+    for name in ("requests", "cpu_pct", "latency_ms", "mem_mb"):
+        frame.loc[rng.random(SAMPLES) < 0.03, name] = np.nan  # type: ignore[attr-defined]
+    report = Kiln.from_pandas(frame, order_by="ts").cool()
+    (incident, *_) = report.overview().incidents
+    assert [c.metric for c in incident.changes] == ["latency_ms"]
+    assert incident.position is not None and abs(incident.position - DEPLOY_AT) <= 15
+    changed = {p.details["metric"] for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)}
+    assert changed == {"latency_ms"}
+    notes = " ".join(report.notes)
+    for name in ("requests", "cpu_pct"):
+        assert f"'{name}' repeats a cycle of {PERIOD} tasks" in notes
+    for name in ("requests", "cpu_pct", "latency_ms"):
+        assert f"'{name}' drifts" not in notes

@@ -190,14 +190,15 @@ pub fn information_flow_stats(
     let cached = prepare_testable(&columns, settings.min_values, |column| {
         CachedCodes::new(column, settings.max_test_n)
     });
-    // The tested codes of the backward series of each cached (complete) metric.
+    // The tested codes of the backward series of each cached (complete) metric, read from
+    // the last task to the first.
     let cached_backward: Vec<Option<Vec<u8>>> = cached
         .par_iter()
         .zip(&backward)
         .map(|(codes, column)| {
             codes.as_ref().map(|_| {
                 let size = column.len().min(settings.max_test_n);
-                quantile_codes(&min_ranks(&column[column.len() - size..]), flow_bins(size))
+                reversed_codes(&column[column.len() - size..], flow_bins(size))
             })
         })
         .collect();
@@ -301,6 +302,13 @@ fn innovations<'a>(columns: &[&'a [f64]], prewhiten: bool) -> (Series<'a>, Serie
         .unzip()
 }
 
+/// Quantile codes of `values` (b = `bins`) in reverse task order.
+fn reversed_codes(values: &[f64], bins: usize) -> Vec<u8> {
+    let mut codes = quantile_codes(&min_ranks(values), bins);
+    codes.reverse();
+    codes
+}
+
 /// Unordered pairs per parallel chunk (a deadline check between chunks).
 const PAIR_CHUNK: usize = 1 << 12;
 
@@ -376,7 +384,8 @@ struct PairRows {
     shared: bool,
 }
 
-/// Two complete metrics' cached codes and the codes of their backward series.
+/// Two complete metrics' cached codes and the tested codes of their backward series, read
+/// from the last task to the first.
 type CachedPair<'a> = ((&'a CachedCodes, &'a CachedCodes), (&'a [u8], &'a [u8]));
 
 /// The rows (a → b) and (b → a) of one unordered pair: `forward` and `backward` are the
@@ -452,8 +461,8 @@ fn pair_rows(
     };
     // The tested pairs' backward series, binned like the tested codes, read from the last
     // task to the first.
-    let (mut reversed_a, mut reversed_b): (Vec<u8>, Vec<u8>) = match cached {
-        Some((_, (ra, rb))) => (ra.to_vec(), rb.to_vec()),
+    let (reversed_a, reversed_b): (Cow<[u8]>, Cow<[u8]>) = match cached {
+        Some((_, (ra, rb))) => (Cow::Borrowed(ra), Cow::Borrowed(rb)),
         None => {
             let (ra, rb): (Vec<f64>, Vec<f64>) = column_a
                 .iter()
@@ -463,13 +472,11 @@ fn pair_rows(
                 .map(|(_, (&u, &v))| (u, v))
                 .unzip();
             (
-                quantile_codes(&min_ranks(&ra[n - size..]), test_bins),
-                quantile_codes(&min_ranks(&rb[n - size..]), test_bins),
+                Cow::Owned(reversed_codes(&ra[n - size..], test_bins)),
+                Cow::Owned(reversed_codes(&rb[n - size..], test_bins)),
             )
         }
     };
-    reversed_a.reverse();
-    reversed_b.reverse();
     let test_lags = effective_max_lag(context.max_lag, size);
     let directions = [
         (a, b, &te_ab, &te_ba, &test_a, &test_b, &mut result.forward),
@@ -676,6 +683,7 @@ pub fn time_reversal_test(
     let block_tables = |source: &[u8], target: &[u8], reverse: bool| {
         let mut blocks = vec![0u64; blocks_of_time * cube];
         let mut sizes = vec![0usize; blocks_of_time];
+        let mut total = vec![0u64; cube];
         for t in 0..samples {
             let cell = (target[t + delay - 1] as usize * bins + source[t] as usize) * bins
                 + target[t + delay] as usize;
@@ -687,12 +695,7 @@ pub fn time_reversal_test(
             let block = task * blocks_of_time / n;
             blocks[block * cube + cell] += 1;
             sizes[block] += 1;
-        }
-        let mut total = vec![0u64; cube];
-        for block in blocks.chunks_exact(cube) {
-            for (sum, &count) in total.iter_mut().zip(block) {
-                *sum += count;
-            }
+            total[cell] += 1;
         }
         (blocks, sizes, total)
     };

@@ -190,18 +190,23 @@ def _aligned_counts(
     )
 
 
-def entropy_of_counts(counts: IndexArray, total: int) -> FloatArray:
-    """Entropy (bits) of each row of a 2-D array of counts summing to ``total``:
-    ``-sum p log2 p`` with ``p = count / total`` over the non-empty cells, summed left to
-    right (a cumulative sum), as the native ``entropy_of_counts`` does; 0 for total 0.
+def entropy_of_counts(counts: IndexArray, total: int | IndexArray) -> FloatArray:
+    """Entropy (bits) of each row of a 2-D array of counts summing to ``total`` (one total
+    for every row, or one per row): ``-sum p log2 p`` with ``p = count / total`` over the
+    non-empty cells, summed left to right (a cumulative sum), as the native
+    ``entropy_of_counts`` does; 0 for total 0.
 
     The one entropy-of-counts of this backend: the information functions and the
     detectors' permutation tests (which compare statistics exactly) share it, so both
     backends give the same bits.
     """
-    if total == 0:
-        return np.zeros(counts.shape[0])
-    probabilities = counts / float(total)
+    totals = np.asarray(total)
+    if totals.ndim == 0:
+        if total == 0:
+            return np.zeros(counts.shape[0])
+        probabilities = counts / float(total)
+    else:  # a row of total 0 has no count: its entropy is 0
+        probabilities = counts / np.maximum(totals, 1).astype(np.float64)[:, None]
     terms = np.zeros_like(probabilities)
     np.log2(probabilities, out=terms, where=counts > 0)
     terms *= probabilities

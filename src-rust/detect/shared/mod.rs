@@ -22,3 +22,13 @@ pub fn release_in_background<T: Send + 'static>(value: T) {
         .name("crackle-release".into())
         .spawn(move || drop(value));
 }
+
+/// `Σ_t series[t] · series[t + lag]` over t < n - lag, exact in i128 (the caller keeps the
+/// products in range).
+pub(crate) fn lagged_product_sum(series: &[i128], lag: usize) -> i128 {
+    series[..series.len() - lag]
+        .iter()
+        .zip(&series[lag..])
+        .map(|(a, b)| a * b)
+        .sum()
+}

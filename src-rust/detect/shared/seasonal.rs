@@ -28,6 +28,7 @@
 //! walks of 1,000 and 4,032 values never get a period; a cycle of 288 tasks (amplitude 3
 //! sd, or 15 over AR(1) noise) always does.
 
+use super::lagged_product_sum;
 use super::ranks::median;
 
 /// The shortest period searched.
@@ -81,13 +82,7 @@ fn per_present_pair(covariances: &mut [i128], present: &[bool], block: usize, bl
         .chunks_exact(block)
         .map(|chunk| chunk.iter().filter(|&&p| p).count() as i128)
         .collect();
-    let pairs = |lag: usize| -> i128 {
-        weights[..blocks - lag]
-            .iter()
-            .zip(&weights[lag..])
-            .map(|(a, b)| a * b)
-            .sum()
-    };
+    let pairs = |lag: usize| lagged_product_sum(&weights, lag);
     let all = pairs(0);
     let size = blocks as i128;
     for (index, covariance) in covariances.iter_mut().enumerate() {

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+use super::lagged_product_sum;
 use super::permutation::{round_seed, PermutationTest, SequentialTest};
 use crate::args::Budget;
 use crate::error::{CoreError, CoreResult};
@@ -54,13 +55,7 @@ pub fn decorrelation_length(codes: &[u8]) -> usize {
         .iter()
         .map(|&c| n as i128 * i128::from(c) - total)
         .collect();
-    let lagged = |k: usize| -> i128 {
-        centered[..n - k]
-            .iter()
-            .zip(&centered[k..])
-            .map(|(a, b)| a * b)
-            .sum()
-    };
+    let lagged = |k: usize| lagged_product_sum(&centered, k);
     let variance = lagged(0);
     if variance == 0 {
         return 1;

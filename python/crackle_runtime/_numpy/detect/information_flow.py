@@ -110,16 +110,12 @@ def _transfer_entropy_of_tables(counts: Int64Array, bins: int, samples: Int64Arr
     H(Y) - H(Y+, X, Y) + H(X, Y), each entropy over its cells in ascending order."""
     rows = counts.shape[0]
     cube = counts.reshape(rows, bins, bins, bins)  # (y, x, y+)
-    out = np.empty(rows)
-    for row in range(rows):
-        total = int(samples[row])
-        table = cube[row]
-        future_and_past = entropy_of_counts(table.sum(axis=1).reshape(1, -1), total)[0]
-        past_only = entropy_of_counts(table.sum(axis=(1, 2)).reshape(1, -1), total)[0]
-        with_source = entropy_of_counts(table.reshape(1, -1), total)[0]
-        source_and_past = entropy_of_counts(table.sum(axis=2).reshape(1, -1), total)[0]
-        out[row] = ((future_and_past - past_only) - with_source) + source_and_past
-    return np.maximum(out, 0.0)
+    future_and_past = entropy_of_counts(cube.sum(axis=2).reshape(rows, -1), samples)
+    past_only = entropy_of_counts(cube.sum(axis=(2, 3)), samples)
+    with_source = entropy_of_counts(counts, samples)
+    source_and_past = entropy_of_counts(cube.sum(axis=3).reshape(rows, -1), samples)
+    transfer = ((future_and_past - past_only) - with_source) + source_and_past
+    return np.asarray(np.maximum(transfer, 0.0), dtype=np.float64)
 
 
 def jackknife_blocks(samples: int) -> int:

@@ -86,51 +86,65 @@ def ar_residuals(values: Float64Array) -> Float64Array:
     """The AR(p) residuals of ``values`` (finite, in order), in their units: values divided
     by s, the power of two at or below max |v| (exact), centered, ``e_t = c_t - sum_{j<=q}
     φ_{q,j} c_{t-j}`` with q = min(t, p), times s; zeros for a constant series."""
-    return ar_residuals_both_ways(values)[0]
+    return ar_residuals_both_ways(values, backward=False)[0]
 
 
-def ar_residuals_both_ways(values: Float64Array) -> tuple[Float64Array, Float64Array]:
-    """(forward, backward) residuals: :func:`ar_residuals`, and the same model read backward
-    in time, ``b_t = c_t - sum_{j<=q} φ_{q,j} c_{t+j}`` with q = min(n - 1 - t, p), times s
-    (a stationary AR model has the same Yule–Walker coefficients in both directions)."""
+def ar_residuals_both_ways(
+    values: Float64Array, backward: bool = True
+) -> tuple[Float64Array, Float64Array]:
+    """(forward, backward) residuals: :func:`ar_residuals`, and when ``backward`` the same
+    model read backward in time, ``b_t = c_t - sum_{j<=q} φ_{q,j} c_{t+j}`` with
+    q = min(n - 1 - t, p), times s (a stationary AR model has the same Yule–Walker
+    coefficients in both directions); an empty array when not ``backward``."""
     values = np.asarray(values, dtype=np.float64)
     n = values.size
     largest = float(np.max(np.abs(values))) if n else 0.0
     if not (largest > 0.0 and math.isfinite(largest)):
-        return np.zeros(n), np.zeros(n)
+        return np.zeros(n), np.zeros(n if backward else 0)
     scale = power_of_two_below(largest)
     scaled = values / scale
     centered = scaled - sequential_sum(scaled) / n
     coefficients = fit_ar(centered)
     p = len(coefficients) - 1
     forward = centered.copy()
-    backward = centered.copy()
-    for t in range(min(p, n)):  # the first (last) values: the lower orders
+    for t in range(min(p, n)):  # the first values: the lower orders
         for j, phi in enumerate(coefficients[t]):
             forward[t] -= phi * centered[t - 1 - j]
-            backward[n - 1 - t] -= phi * centered[n - t + j]
     for j, phi in enumerate(coefficients[p]):
         forward[p:] -= phi * centered[p - 1 - j : n - 1 - j]
-        backward[: n - p] -= phi * centered[1 + j : n - p + 1 + j]
     forward *= scale
-    backward *= scale
-    return forward, backward
+    if not backward:
+        return forward, np.zeros(0)
+    reading_back = centered.copy()
+    for t in range(min(p, n)):  # the last values: the lower orders
+        for j, phi in enumerate(coefficients[t]):
+            reading_back[n - 1 - t] -= phi * centered[n - t + j]
+    for j, phi in enumerate(coefficients[p]):
+        reading_back[: n - p] -= phi * centered[1 + j : n - p + 1 + j]
+    reading_back *= scale
+    return forward, reading_back
 
 
 def prewhiten_columns(columns: Float64Array) -> Float64Array:
     """Per row of ``columns`` (metrics, tasks): the AR residuals of its present values at
     their tasks, NaN at the absent ones; all NaN with fewer than 3 present values."""
-    return prewhiten_columns_both_ways(columns)[0]
+    return _prewhiten(columns, backward=False)[0]
 
 
 def prewhiten_columns_both_ways(columns: Float64Array) -> tuple[Float64Array, Float64Array]:
     """(forward, backward): :func:`prewhiten_columns` and, at the same tasks, the backward
     residuals of :func:`ar_residuals_both_ways`."""
+    return _prewhiten(columns, backward=True)
+
+
+def _prewhiten(columns: Float64Array, backward: bool) -> tuple[Float64Array, Float64Array]:
     forward = np.full(columns.shape, np.nan)
-    backward = np.full(columns.shape, np.nan)
+    reading_back = np.full(columns.shape if backward else (0, 0), np.nan)
     for k in range(columns.shape[0]):
         column = columns[k]
         tasks = np.flatnonzero(~np.isnan(column))
         if tasks.size >= MIN_PREWHITEN_VALUES:
-            forward[k, tasks], backward[k, tasks] = ar_residuals_both_ways(column[tasks])
-    return forward, backward
+            forward[k, tasks], back = ar_residuals_both_ways(column[tasks], backward)
+            if backward:
+                reading_back[k, tasks] = back
+    return forward, reading_back

@@ -80,9 +80,9 @@ def phase_dispersion(
 
 def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None) -> int | None:
     """The period of the cycle of ``ranks`` (doubled mid-ranks in task order), or None;
-    with ``present`` (ranks placed at their tasks): None when the candidate has a phase
-    without a present task, else the phase dispersion over the present tasks among the
-    periods whose every phase has one (the Rust ``seasonal_period_of``)."""
+    with ``present`` (ranks placed at their tasks): the autocovariances per pair of present
+    tasks (:func:`per_present_pair`) and the phase dispersion over the present tasks (the
+    Rust ``seasonal_period_of``)."""
     n = ranks.size
     block = max(1, -(-n // MAX_BLOCKS))
     if block > MAX_BLOCK:
@@ -130,8 +130,8 @@ def _refined(
     ranks: Int64Array, candidate: int, block: int, present: NDArray[np.bool_] | None
 ) -> int | None:
     """The period within ±(candidate / 50 + block + 1) of ``candidate`` with the least phase
-    dispersion (among those whose every phase is seen); None when the candidate has a phase
-    never seen (the cycle cannot be removed)."""
+    dispersion among those whose every phase is seen; None when the candidate has a phase
+    never seen and fits better (the cycle cannot be removed)."""
     at_candidate, seen = phase_dispersion(ranks, candidate, present)
     reach = candidate // 50 + block + 1
     lowest = max(candidate - reach, MIN_PERIOD)
@@ -159,11 +159,12 @@ def remove_cycle_at(
     """:func:`remove_cycle` of values recorded at the task positions ``tasks`` (ascending):
     a value's phase is its task mod ``period``; None when a phase has no value."""
     phases = tasks % period
-    if np.bincount(phases, minlength=period).min() == 0:
+    counts = np.bincount(phases, minlength=period)
+    if counts.min() == 0:
         return None
-    profile = np.array(
-        [2.0 * float(median(values[phases == phase] * 0.5)) for phase in range(period)]
-    )
+    # the halved values grouped by phase (one stable sort, not one mask per phase)
+    grouped = np.split(values[np.argsort(phases, kind="stable")] * 0.5, np.cumsum(counts)[:-1])
+    profile = np.array([2.0 * float(median(group)) for group in grouped])
     return np.asarray(values - profile[phases], dtype=np.float64)
 
 

@@ -36,7 +36,7 @@ mod _native {
     use crate::py::record::fire_chunk;
 
     #[pymodule_export]
-    use crate::py::state::{state_merge, state_of_columns, table_from_state};
+    use crate::py::state::{state_merge, state_of_columns, state_rows_needed, table_from_state};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+import scipy.signal
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crackle_runtime import CoolingState, Kiln, KilnCooledError, TaskOutput, _backend, _state
@@ -287,6 +288,126 @@ def test_correlation_from_state_reads_the_latest_pairs_of_a_long_series() -> Non
     got = _from_state("correlation", state, columns, [0, 1, 2], params)
     _assert_tables_equal(got, _kernel("correlation", columns, params), columns)
     assert np.isfinite(got["p_value"][0]) and got["n"][0] > 10_000
+
+
+def _gathered(columns: np.ndarray, spans: list[tuple[int, int]], tail: int) -> np.ndarray:
+    """The positions of ``spans`` plus the latest ``tail`` tasks."""
+    keep = np.zeros(columns.shape[1], dtype=bool)
+    for low, high in spans:
+        keep[low:high] = True
+    keep[columns.shape[1] - tail :] = True
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def _gather_in_rounds(
+    state: CoolingState, columns: np.ndarray, metrics: list[int], tail: int
+) -> tuple[np.ndarray, int]:
+    """The positions a cluster's client gathers: state_rows_needed's spans, asked again
+    with what was gathered until nothing more is needed, plus the latest ``tail`` tasks."""
+    kernels = _backend.kernels()
+    selected = np.array(metrics, dtype=np.int64)
+    spans: list[tuple[int, int]] = []
+    rounds = 0
+    while True:
+        positions = _gathered(columns, spans, 0)
+        more = kernels.state_rows_needed(
+            state.flat, selected, np.ascontiguousarray(columns[:, positions]), positions
+        )
+        assert more.shape[1] == 2 and np.all(more[:, 0] < more[:, 1])
+        if more.shape[0] == 0:
+            break
+        spans.extend((int(a), int(b)) for a, b in more)
+        rounds += 1
+        assert rounds < 50
+    return _gathered(columns, spans, tail), rounds
+
+
+@settings(max_examples=40)
+@given(_columns(), st.integers(0, 130))
+def test_tables_from_gathered_rows_equal_the_tables_of_every_row(
+    case: tuple[np.ndarray, int, list[int]], tail: int
+) -> None:
+    """The filtering pass on the tasks state_rows_needed names (plus the latest tasks for
+    a correlation's p-value) gives the tables of every task, bit for bit."""
+    columns, bucket, cuts = case
+    state = _merged_state(columns, bucket, cuts)
+    positions, _ = _gather_in_rounds(state, columns, [0, 1, 2], min(tail, columns.shape[1]))
+    kernels = _backend.kernels()
+    gathered = np.ascontiguousarray(columns[:, positions])
+    selected = np.array([0, 1, 2], dtype=np.int64)
+    for name, params in (("phase_transition", {"sensitivity": 0.1}), ("correlation", {})):
+        expected = kernels.table_from_state(name, state.flat, columns, selected, params)
+        try:
+            got = kernels.table_from_state(name, state.flat, gathered, selected, params, positions)
+        except ValueError as exc:
+            # too few of the latest tasks for a p-value: said, never a wrong value
+            assert name == "correlation" and "latest" in str(exc)
+            continue
+        for field, values in expected.items():
+            np.testing.assert_array_equal(got[field], values, err_msg=field)
+
+
+def test_a_long_series_needs_few_rows_in_few_rounds() -> None:
+    """At 200,000 tasks x 3 metrics (a step, AR noise, gaps), the phase-transition
+    filtering pass needs a few buckets in a few rounds; both backends name the same ones."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    columns = scipy.signal.lfilter([1.0], [1.0, -0.5], rng.normal(size=(3, n)), axis=1)
+    columns[1, 130_000:] += 1.5
+    columns[2, rng.random(n) < 0.1] = np.nan
+    state = _merged_state(columns, 1024, [0, 77_777, n])
+    positions, rounds = _gather_in_rounds(state, columns, [0, 1, 2], 12_000)
+    assert 1 <= rounds <= 6
+    assert positions.size < n // 5  # 33,088 of 200,000 (12,000 of them the latest)
+    kernels = _backend.kernels()
+    selected = np.arange(3, dtype=np.int64)
+    gathered = np.ascontiguousarray(columns[:, positions])
+    for name in ("phase_transition", "correlation"):
+        expected = kernels.table_from_state(name, state.flat, columns, selected, {})
+        got = kernels.table_from_state(name, state.flat, gathered, selected, {}, positions)
+        for field, values in expected.items():
+            np.testing.assert_array_equal(got[field], values, err_msg=field)
+
+
+def test_state_rows_needed_agrees_between_backends(native: Any, numpy_backend: Any) -> None:
+    rng = np.random.default_rng(3)
+    columns = rng.normal(size=(3, 5_000))
+    columns[0, 2_000:] += 0.7
+    columns[2, ::5] = np.nan
+    state = _merged_state(columns, 128, [0, 1_500, 5_000])
+    selected = np.arange(3, dtype=np.int64)
+    first = native.state_rows_needed(state.flat, selected)
+    np.testing.assert_array_equal(first, numpy_backend.state_rows_needed(state.flat, selected))
+    positions = _gathered(columns, [(int(a), int(b)) for a, b in first], 0)
+    gathered = np.ascontiguousarray(columns[:, positions])
+    np.testing.assert_array_equal(
+        native.state_rows_needed(state.flat, selected, gathered, positions),
+        numpy_backend.state_rows_needed(state.flat, selected, gathered, positions),
+    )
+
+
+def test_gathered_rows_name_their_bad_arguments() -> None:
+    columns = np.random.default_rng(1).normal(size=(3, 50))
+    state = _merged_state(columns, 8, [0, 50])
+    kernels = _backend.kernels()
+    selected = np.array([0, 1], dtype=np.int64)
+    for positions in ([0, 2, 1], [0, 1, 50], [-1, 0, 1]):
+        gathered = np.ascontiguousarray(columns[:, :3])
+        with pytest.raises(ValueError, match="positions"):
+            kernels.table_from_state(
+                "correlation", state.flat, gathered, selected, {}, np.array(positions)
+            )
+    with pytest.raises(ValueError, match="columns"):
+        kernels.table_from_state(
+            "correlation", state.flat, columns[:, :3].copy(), selected, {}, np.array([0, 1])
+        )
+    with pytest.raises(ValueError, match="positions"):
+        # the buckets of the halves' split were not gathered
+        kernels.table_from_state(
+            "phase_transition", state.flat, columns[:, :3].copy(), selected, {}, np.arange(3)
+        )
+    with pytest.raises(ValueError, match="metrics"):
+        kernels.state_rows_needed(state.flat, np.array([5]))
 
 
 def test_tables_from_state_name_their_bad_arguments() -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "run_detector",
     "state_merge",
     "state_of_columns",
+    "state_rows_needed",
     "table_from_state",
     "transfer_entropy",
 ]
@@ -120,7 +121,18 @@ def table_from_state(
     columns: NDArray[np.float64],
     metrics: NDArray[np.int64],
     params: dict[str, Any] | None = None,
+    positions: NDArray[np.int64] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """The table of detector ``name`` ("phase_transition" or "correlation") from the flat
     state ``flat`` over its metrics ``metrics``, reading a few buckets of ``columns`` (the
-    state's metrics x its tasks, NaN = absent)."""
+    state's metrics x its tasks, or x the tasks at ``positions``; NaN = absent)."""
+
+def state_rows_needed(
+    flat: NDArray[np.float64],
+    metrics: NDArray[np.int64],
+    columns: NDArray[np.float64] | None = None,
+    positions: NDArray[np.int64] | None = None,
+) -> NDArray[np.int64]:
+    """The tasks the phase-transition table of the state's metrics ``metrics`` reads next
+    and the gathered ``columns`` (x the tasks at ``positions``; None: nothing gathered)
+    lack, as (n, 2) ``[low, high)`` spans relative to the state's first task."""

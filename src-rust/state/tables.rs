@@ -41,38 +41,112 @@ pub const FROM_STATE: [&str; 2] = ["phase_transition", "correlation"];
 /// margin (bound and scores are computed in floating point).
 const BOUND_MARGIN: f64 = 1e-9;
 
+/// [`rows_needed`] asks for at most this many buckets of a metric's best-change search at
+/// a time: the search reads few buckets (the bound falls below the best score found after
+/// the first handful), but which ones depends on the values read before.
+pub const NEEDED_BATCH: usize = 4;
+
+/// The values the filtering pass reads: every task of the state (`positions` None), or
+/// only the tasks at `positions` (relative to the state's first task, strictly
+/// increasing), gathered from wherever the tasks live (a Dask cluster's partitions:
+/// [`rows_needed`] says which).
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    /// One column per metric of the state, over every task or over `positions`.
+    pub columns: &'a [&'a [f64]],
+    /// The tasks the columns hold; None: every task of the state.
+    pub positions: Option<&'a [u64]>,
+}
+
+impl<'a> Rows<'a> {
+    /// Every task of the state.
+    pub fn all(columns: &'a [&'a [f64]]) -> Rows<'a> {
+        Rows {
+            columns,
+            positions: None,
+        }
+    }
+
+    fn check(&self, state: &RunState) -> CoreResult<()> {
+        let expected = self.positions.map_or(state.tasks, |p| p.len() as u64);
+        if self.columns.len() != state.metrics
+            || self.columns.iter().any(|c| c.len() as u64 != expected)
+        {
+            return Err(CoreError::invalid(
+                "columns",
+                format!(
+                    "columns: expected {} metrics of {} values (the state's{}), got {} of {}",
+                    state.metrics,
+                    expected,
+                    if self.positions.is_some() {
+                        " gathered tasks"
+                    } else {
+                        ""
+                    },
+                    self.columns.len(),
+                    self.columns.first().map_or(0, |c| c.len())
+                ),
+            ));
+        }
+        if let Some(positions) = self.positions {
+            let increasing = positions.windows(2).all(|w| w[0] < w[1]);
+            if !increasing || positions.last().is_some_and(|&p| p >= state.tasks) {
+                return Err(CoreError::invalid(
+                    "positions",
+                    format!(
+                        "positions: must be strictly increasing task positions below {}",
+                        state.tasks
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of `metric` at the tasks `low..high` (every one of them gathered).
+    fn span(&self, metric: usize, low: usize, high: usize) -> CoreResult<&'a [f64]> {
+        let Some(positions) = self.positions else {
+            return Ok(&self.columns[metric][low..high]);
+        };
+        let i = positions.partition_point(|&p| p < low as u64);
+        let j = positions.partition_point(|&p| p < high as u64);
+        if j - i != high - low || metric >= self.columns.len() {
+            return Err(CoreError::invalid(
+                "positions",
+                format!("positions: the tasks {low}..{high} the filtering pass reads were not gathered (see rows_needed)"),
+            ));
+        }
+        Ok(&self.columns[metric][i..j])
+    }
+
+    /// Where, in the columns, the run of gathered tasks that ends at the state's last task
+    /// starts, and whether that run starts at the state's first task.
+    fn tail(&self, tasks: u64) -> (usize, bool) {
+        let Some(positions) = self.positions else {
+            return (0, true);
+        };
+        let mut from = positions.len();
+        while from > 0 && positions[from - 1] + (positions.len() - from) as u64 + 1 == tasks {
+            from -= 1;
+        }
+        let whole = from < positions.len() && positions[from] == 0;
+        (from, whole || tasks == 0)
+    }
+}
+
 /// The table of detector `name` (one of [`FROM_STATE`]) over the metrics `selection` of
-/// `state`, with `columns` the values of every metric of the state over its tasks (NaN =
-/// absent) for the filtering pass, and the detector's parameters (`sensitivity`,
-/// `threshold`, as its kernel reads them).
+/// `state`, with `rows` the values the filtering pass reads (every task, or the tasks
+/// [`rows_needed`] names plus the latest `MAX_TESTED_PAIRS` having each pair), and the
+/// detector's parameters (`sensitivity`, `threshold`, as its kernel reads them).
 pub fn table_from_state(
     name: &str,
     state: &RunState,
-    columns: &[&[f64]],
+    rows: Rows<'_>,
     selection: &[usize],
     params: &Params,
 ) -> CoreResult<Table> {
-    if columns.len() != state.metrics || columns.iter().any(|c| c.len() as u64 != state.tasks) {
-        return Err(CoreError::invalid(
-            "columns",
-            format!(
-                "columns: expected {} metrics of {} values (the state's), got {} of {}",
-                state.metrics,
-                state.tasks,
-                columns.len(),
-                columns.first().map_or(0, |c| c.len())
-            ),
-        ));
-    }
-    if let Some(&bad) = selection.iter().find(|&&k| k >= state.metrics) {
-        return Err(CoreError::invalid(
-            "metrics",
-            format!(
-                "metrics: index {bad} out of range for {} metrics",
-                state.metrics
-            ),
-        ));
-    }
+    rows.check(state)?;
+    check_selection(state, selection)?;
     if !FROM_STATE.contains(&name) {
         return Err(CoreError::invalid(
             "name",
@@ -85,8 +159,8 @@ pub fn table_from_state(
             let sensitivity = params.finite("sensitivity", 0.0, true)?;
             let rows: Vec<PhaseRow> = selection
                 .par_iter()
-                .map(|&k| phase_from_state(state, k, columns[k], sensitivity))
-                .collect();
+                .map(|&k| phase_from_state(state, k, rows, sensitivity))
+                .collect::<CoreResult<_>>()?;
             Ok(PhaseRow::table(&rows))
         }
         "correlation" => {
@@ -95,24 +169,88 @@ pub fn table_from_state(
                 .par_iter()
                 .map(|&(i, j)| {
                     let (a, b) = (selection[i], selection[j]);
-                    let mut row =
-                        correlation_from_state(state, (a, b), (columns[a], columns[b]), threshold);
+                    let mut row = correlation_from_state(state, (a, b), rows, threshold)?;
                     // numbered by the pair's positions in the selection, as the kernel's
                     (row.i, row.j) = (i as i64, j as i64);
-                    row
+                    Ok(row)
                 })
-                .collect();
+                .collect::<CoreResult<_>>()?;
             Ok(CorrelationRow::table(&rows))
         }
         _ => unreachable!("checked against FROM_STATE above"),
     }
 }
 
+/// The tasks (as `(low, high)` spans relative to the state's first task, sorted and
+/// disjoint) that the phase-transition table of the metrics `selection` reads next and
+/// `rows` (the tasks gathered so far; None: none) lacks: the buckets the halves' split
+/// falls in, then, in bound order, the buckets the best-change search reads given the
+/// values gathered ([`NEEDED_BATCH`] per metric at a time). Gather them and ask again
+/// until nothing is needed. The correlation table reads the latest tasks instead (see
+/// [`table_from_state`]).
+pub fn rows_needed(
+    state: &RunState,
+    selection: &[usize],
+    rows: Option<Rows<'_>>,
+) -> CoreResult<Vec<(u64, u64)>> {
+    check_selection(state, selection)?;
+    let empty: [&[f64]; 0] = [];
+    let nothing: [u64; 0] = [];
+    let rows = match rows {
+        Some(rows) => {
+            rows.check(state)?;
+            rows
+        }
+        None => Rows {
+            columns: &empty,
+            positions: Some(&nothing),
+        },
+    };
+    let mut spans: Vec<(u64, u64)> = selection
+        .par_iter()
+        .flat_map_iter(|&metric| {
+            let buckets = Buckets::new(state, metric);
+            buckets
+                .needed(rows, &state.series[metric])
+                .into_iter()
+                .map(move |index| {
+                    let (low, high) = buckets.spans[index];
+                    (low as u64, high as u64)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (low, high) in spans {
+        match merged.last_mut() {
+            Some(last) if low <= last.1 => last.1 = last.1.max(high),
+            _ => merged.push((low, high)),
+        }
+    }
+    Ok(merged)
+}
+
+/// Every index of `selection` names a metric of `state`.
+fn check_selection(state: &RunState, selection: &[usize]) -> CoreResult<()> {
+    match selection.iter().find(|&&k| k >= state.metrics) {
+        Some(&bad) => Err(CoreError::invalid(
+            "metrics",
+            format!(
+                "metrics: index {bad} out of range for {} metrics",
+                state.metrics
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 // --- phase transition ----------------------------------------------------------------------
 
-/// One metric's non-empty buckets in task order, with the filtering pass over its column.
-struct Buckets<'a> {
-    column: &'a [f64],
+/// One metric's non-empty buckets in task order; the filtering pass reads their values
+/// from [`Rows`].
+struct Buckets {
+    metric: usize,
     series: Vec<Series>,
     /// Column positions (relative to the state's first task) of each bucket.
     spans: Vec<(usize, usize)>,
@@ -120,8 +258,21 @@ struct Buckets<'a> {
     before: Vec<u64>,
 }
 
-impl<'a> Buckets<'a> {
-    fn new(state: &RunState, metric: usize, column: &'a [f64]) -> Buckets<'a> {
+/// What the boundaries of the buckets say about the best change point before any value is
+/// read.
+struct Scan {
+    /// `S_k` at each bucket's start.
+    partial_before: Vec<f64>,
+    /// The exact scores at the bucket boundaries, with their k.
+    candidates: Vec<(f64, u64)>,
+    /// The best of them.
+    best: f64,
+    /// Each bucket's bound on the scores inside it, highest first.
+    bounds: Vec<(f64, usize)>,
+}
+
+impl Buckets {
+    fn new(state: &RunState, metric: usize) -> Buckets {
         let (mut series, mut spans, mut before) = (Vec::new(), Vec::new(), vec![0]);
         let size = state.bucket_size;
         for b in 0..state.bucket_count() {
@@ -137,7 +288,7 @@ impl<'a> Buckets<'a> {
             spans.push((low as usize, high as usize));
         }
         Buckets {
-            column,
+            metric,
             series,
             spans,
             before,
@@ -145,13 +296,14 @@ impl<'a> Buckets<'a> {
     }
 
     /// The present values of the index-th bucket (the filtering pass).
-    fn values(&self, index: usize) -> Vec<f64> {
+    fn values(&self, rows: Rows<'_>, index: usize) -> CoreResult<Vec<f64>> {
         let (low, high) = self.spans[index];
-        self.column[low..high]
+        Ok(rows
+            .span(self.metric, low, high)?
             .iter()
             .copied()
             .filter(|v| !v.is_nan())
-            .collect()
+            .collect())
     }
 
     /// The bucket holding the value at position `k` (k < total).
@@ -160,20 +312,22 @@ impl<'a> Buckets<'a> {
     }
 
     /// The summary of the present values at positions `low..high`.
-    fn range(&self, low: u64, high: u64) -> Series {
+    fn range(&self, rows: Rows<'_>, low: u64, high: u64) -> CoreResult<Series> {
         if low >= high {
-            return Series::EMPTY;
+            return Ok(Series::EMPTY);
         }
         let (a, b) = (self.bucket_of(low), self.bucket_of(high - 1));
         let (start_a, start_b) = (self.before[a], self.before[b]);
         if a == b {
-            let values = self.values(a);
-            return Series::of(&values[(low - start_a) as usize..(high - start_a) as usize]);
+            let values = self.values(rows, a)?;
+            return Ok(Series::of(
+                &values[(low - start_a) as usize..(high - start_a) as usize],
+            ));
         }
         let mut summary = if low == start_a {
             self.series[a]
         } else {
-            Series::of(&self.values(a)[(low - start_a) as usize..])
+            Series::of(&self.values(rows, a)?[(low - start_a) as usize..])
         };
         for bucket in &self.series[a + 1..b] {
             summary = summary.merge(bucket);
@@ -181,20 +335,16 @@ impl<'a> Buckets<'a> {
         let last = if high == self.before[b + 1] {
             self.series[b]
         } else {
-            Series::of(&self.values(b)[..(high - start_b) as usize])
+            Series::of(&self.values(rows, b)?[..(high - start_b) as usize])
         };
-        summary.merge(&last)
+        Ok(summary.merge(&last))
     }
 
-    /// `argmax_k S_k² n / (k (n - k))` over k in 1..n-1, S_k the sum of the first k values
-    /// minus the mean of all (the first k on ties; 1 when every value is equal).
-    fn best_change(&self, whole: &Series) -> usize {
+    /// The exact scores `S_k² n / (k (n - k))` at the bucket boundaries and each bucket's
+    /// bound `|S_k| <= |S_k0| + range + j |mean_b - mean|` on the scores inside it.
+    fn scan(&self, whole: &Series) -> Scan {
         let n = whole.count as f64;
-        if whole.m2 == 0.0 {
-            return 1;
-        }
         let score = |partial: f64, k: f64| partial * partial * n / (k * (n - k));
-        // S_k at each bucket's start, and the exact scores at the boundaries
         let mut partial_before = Vec::with_capacity(self.series.len());
         let mut candidates: Vec<(f64, u64)> = Vec::new();
         let mut prefix = Series::EMPTY;
@@ -213,7 +363,7 @@ impl<'a> Buckets<'a> {
                 candidates.push((score(partial, k as f64), k));
             }
         }
-        let mut best = candidates
+        let best = candidates
             .iter()
             .map(|&(s, _)| s)
             .fold(f64::NEG_INFINITY, f64::max);
@@ -234,11 +384,52 @@ impl<'a> Buckets<'a> {
             }
         }
         bounds.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        Scan {
+            partial_before,
+            candidates,
+            best,
+            bounds,
+        }
+    }
+
+    /// `argmax_k S_k² n / (k (n - k))` over k in 1..n-1, S_k the sum of the first k values
+    /// minus the mean of all (the first k on ties; 1 when every value is equal), reading
+    /// the buckets whose bound reaches the best score found, highest bound first. A bucket
+    /// `rows` lacks is an error when `missing` is None; otherwise it is recorded there and
+    /// skipped, and the search stops after [`NEEDED_BATCH`] of them (its result is then
+    /// meaningless: [`rows_needed`] reads only `missing`).
+    fn best_change(
+        &self,
+        rows: Rows<'_>,
+        whole: &Series,
+        mut missing: Option<&mut Vec<usize>>,
+    ) -> CoreResult<usize> {
+        let n = whole.count as f64;
+        if whole.m2 == 0.0 {
+            return Ok(1);
+        }
+        let score = |partial: f64, k: f64| partial * partial * n / (k * (n - k));
+        let Scan {
+            partial_before,
+            mut candidates,
+            mut best,
+            bounds,
+        } = self.scan(whole);
         for (bound, index) in bounds {
             if bound < best * (1.0 - BOUND_MARGIN) {
                 break;
             }
-            let values = self.values(index);
+            let values = match (self.values(rows, index), missing.as_deref_mut()) {
+                (Ok(values), _) => values,
+                (Err(error), None) => return Err(error),
+                (Err(_), Some(list)) => {
+                    list.push(index);
+                    if list.len() >= NEEDED_BATCH {
+                        break;
+                    }
+                    continue;
+                }
+            };
             let k0 = self.before[index];
             let mut partial = partial_before[index];
             for (t, &value) in values[..values.len() - 1].iter().enumerate() {
@@ -251,12 +442,36 @@ impl<'a> Buckets<'a> {
                 }
             }
         }
-        candidates
+        Ok(candidates
             .iter()
             .filter(|&&(s, _)| s == best)
             .map(|&(_, k)| k as usize)
             .min()
-            .unwrap_or(1)
+            .unwrap_or(1))
+    }
+
+    /// The buckets [`phase_from_state`] reads that `rows` lacks, by index: those of the
+    /// best-change search (at most [`NEEDED_BATCH`] at a time), then, once the search has
+    /// what it reads, those the summaries cut at the halves' split and the change fall in.
+    fn needed(&self, rows: Rows<'_>, whole: &Series) -> Vec<usize> {
+        let count = whole.count;
+        if count < 2 {
+            return Vec::new();
+        }
+        let mut missing = Vec::new();
+        let change = match self.best_change(rows, whole, Some(&mut missing)) {
+            Ok(change) if missing.is_empty() => change as u64,
+            _ => return missing,
+        };
+        let half = count / 2;
+        let mut needed: Vec<usize> = [0, half - 1, half, change - 1, change, count - 1]
+            .into_iter()
+            .map(|k| self.bucket_of(k))
+            .filter(|&index| self.values(rows, index).is_err())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        needed
     }
 }
 
@@ -277,19 +492,30 @@ fn pieces_rho(pieces: &[Series], count: u64) -> f64 {
 }
 
 /// The phase-transition row of state metric `metric` (`phase_transition_stats`).
-fn phase_from_state(state: &RunState, metric: usize, column: &[f64], sensitivity: f64) -> PhaseRow {
+fn phase_from_state(
+    state: &RunState,
+    metric: usize,
+    rows: Rows<'_>,
+    sensitivity: f64,
+) -> CoreResult<PhaseRow> {
     let whole = state.series[metric];
     let count = whole.count;
     if count < 2 {
-        return untested_row(count as usize);
+        return Ok(untested_row(count as usize));
     }
-    let buckets = Buckets::new(state, metric, column);
+    let buckets = Buckets::new(state, metric);
     let half = count / 2;
-    let (first, second) = (buckets.range(0, half), buckets.range(half, count));
-    let change = buckets.best_change(&whole) as u64;
+    let (first, second) = (
+        buckets.range(rows, 0, half)?,
+        buckets.range(rows, half, count)?,
+    );
+    let change = buckets.best_change(rows, &whole, None)? as u64;
     let mut cuts = vec![0, half.min(change), half.max(change), count];
     cuts.dedup();
-    let pieces: Vec<Series> = cuts.windows(2).map(|w| buckets.range(w[0], w[1])).collect();
+    let pieces: Vec<Series> = cuts
+        .windows(2)
+        .map(|w| buckets.range(rows, w[0], w[1]))
+        .collect::<CoreResult<_>>()?;
     let rho = pieces_rho(&pieces, count);
     let difference = (first.first - second.first) + (first.mean_offset - second.mean_offset);
     let p_value = welch_inflated_from_moments(
@@ -298,7 +524,7 @@ fn phase_from_state(state: &RunState, metric: usize, column: &[f64], sensitivity
         difference,
         autocorrelation_inflation(rho),
     );
-    phase_row(
+    Ok(phase_row(
         Halves {
             count: count as usize,
             first_avg: first.mean(),
@@ -310,7 +536,7 @@ fn phase_from_state(state: &RunState, metric: usize, column: &[f64], sensitivity
         rho,
         p_value,
         sensitivity,
-    )
+    ))
 }
 
 // --- correlation ---------------------------------------------------------------------------
@@ -324,9 +550,9 @@ fn pair_index(metrics: usize, a: usize, b: usize) -> usize {
 fn correlation_from_state(
     state: &RunState,
     (a, b): (usize, usize),
-    (x, y): (&[f64], &[f64]),
+    rows: Rows<'_>,
     threshold: f64,
-) -> CorrelationRow {
+) -> CoreResult<CorrelationRow> {
     // the pair's statistics are symmetric: either order reads the same summary
     let pair = &state.pairs[pair_index(state.metrics, a.min(b), a.max(b))];
     let n = pair.count as usize;
@@ -338,17 +564,27 @@ fn correlation_from_state(
     };
     let p_value = if r.abs() >= threshold {
         // the latest MAX_TESTED_PAIRS tasks having both are all association_p_value reads
+        let (tail, whole) = rows.tail(state.tasks);
+        let (x, y) = (&rows.columns[a][tail..], &rows.columns[b][tail..]);
         let mut found = 0;
         let mut from = x.len();
         while from > 0 && found < MAX_TESTED_PAIRS {
             from -= 1;
             found += usize::from(!x[from].is_nan() && !y[from].is_nan());
         }
+        if found < MAX_TESTED_PAIRS && !whole {
+            return Err(CoreError::invalid(
+                "positions",
+                format!(
+                    "positions: the latest gathered tasks hold {found} tasks having both metrics {a} and {b}, fewer than the {MAX_TESTED_PAIRS} the p-value reads; gather more of the latest tasks"
+                ),
+            ));
+        }
         association_p_value(&x[from..], &y[from..])
     } else {
         f64::NAN
     };
-    correlation_row((a, b), n, r, p_value, threshold)
+    Ok(correlation_row((a, b), n, r, p_value, threshold))
 }
 
 #[cfg(test)]
@@ -420,9 +656,17 @@ mod tests {
         for (split, bucket_size) in [(5_000, 64), (1_234, 100), (777, 512), (5_000, 10_000)] {
             let state = merged_state(&data, split, bucket_size);
             let all = [0, 1, 2, 3];
-            let phase =
-                table_from_state("phase_transition", &state, &slices, &all, &sensitivity).unwrap();
-            let corr = table_from_state("correlation", &state, &slices, &all, &threshold).unwrap();
+            let phase = table_from_state(
+                "phase_transition",
+                &state,
+                Rows::all(&slices),
+                &all,
+                &sensitivity,
+            )
+            .unwrap();
+            let corr =
+                table_from_state("correlation", &state, Rows::all(&slices), &all, &threshold)
+                    .unwrap();
             for (k, row) in expected_phase.iter().enumerate() {
                 assert_eq!(phase.ints("count")[k], row.count);
                 assert_eq!(
@@ -466,33 +710,174 @@ mod tests {
         }
     }
 
+    /// The positions of the spans plus the latest `tail` tasks, and the columns over them.
+    fn gather(data: &[Vec<f64>], spans: &[(u64, u64)], tail: usize) -> (Vec<u64>, Vec<Vec<f64>>) {
+        let n = data[0].len();
+        let mut keep = vec![false; n];
+        for &(low, high) in spans {
+            keep[low as usize..high as usize].fill(true);
+        }
+        keep[n - tail..].fill(true);
+        let positions: Vec<u64> = (0..n as u64).filter(|&t| keep[t as usize]).collect();
+        let columns = data
+            .iter()
+            .map(|c| positions.iter().map(|&t| c[t as usize]).collect())
+            .collect();
+        (positions, columns)
+    }
+
+    #[test]
+    fn gathered_rows_give_the_tables_of_every_row() {
+        let data = columns(40_000);
+        let slices: Vec<&[f64]> = data.iter().map(Vec::as_slice).collect();
+        let all = [0, 1, 2, 3];
+        let (sensitivity, threshold) = (one("sensitivity", 0.0), one("threshold", 0.5));
+        for (split, bucket_size) in [(40_000, 256), (9_999, 1_000)] {
+            let state = merged_state(&data, split, bucket_size);
+            // gathered in rounds, as a cluster's client does
+            let (mut spans, mut rounds) = (Vec::new(), 0);
+            loop {
+                let (positions, gathered) = gather(&data, &spans, 0);
+                let views: Vec<&[f64]> = gathered.iter().map(Vec::as_slice).collect();
+                let rows = Rows {
+                    columns: &views,
+                    positions: Some(&positions),
+                };
+                let more = rows_needed(&state, &all, Some(rows)).unwrap();
+                if more.is_empty() {
+                    break;
+                }
+                spans.extend(more);
+                rounds += 1;
+            }
+            assert_eq!(
+                rows_needed(&state, &all, None).unwrap().is_empty(),
+                rounds == 0
+            );
+            let read: u64 = spans.iter().map(|&(low, high)| high - low).sum();
+            // 3,648 (buckets of 256) and 11,000 (of 1,000) tasks, in 2 rounds
+            assert!(
+                read > 0 && read < 40_000 * 3 / 10,
+                "{read} of 40,000 tasks read"
+            );
+            assert!((1..=8).contains(&rounds), "{rounds} rounds");
+            // metric 2 misses every 7th task: 12,000 latest tasks hold 10,000 of each pair
+            let (positions, gathered) = gather(&data, &spans, 12_000);
+            let views: Vec<&[f64]> = gathered.iter().map(Vec::as_slice).collect();
+            let rows = Rows {
+                columns: &views,
+                positions: Some(&positions),
+            };
+            for (name, params) in [
+                ("phase_transition", &sensitivity),
+                ("correlation", &threshold),
+            ] {
+                let expected =
+                    table_from_state(name, &state, Rows::all(&slices), &all, params).unwrap();
+                let got = table_from_state(name, &state, rows, &all, params).unwrap();
+                assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{name}");
+            }
+            // a needed bucket left out, or too few of the latest tasks: a named error
+            for (name, kept, tail, says) in [
+                ("phase_transition", &spans[1..], 12_000, "positions"),
+                ("correlation", &spans[..], 5_000, "latest"),
+            ] {
+                let (positions, gathered) = gather(&data, kept, tail);
+                let views: Vec<&[f64]> = gathered.iter().map(Vec::as_slice).collect();
+                let rows = Rows {
+                    columns: &views,
+                    positions: Some(&positions),
+                };
+                let params = if name == "correlation" {
+                    &threshold
+                } else {
+                    &sensitivity
+                };
+                let error = table_from_state(name, &state, rows, &all, params).unwrap_err();
+                assert!(error.to_string().contains(says), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn gathered_positions_are_checked() {
+        let data = columns(300);
+        let state = merged_state(&data, 300, 32);
+        let slices: Vec<&[f64]> = data.iter().map(|c| &c[..3]).collect();
+        let params = one("threshold", 0.7);
+        for positions in [&[0u64, 2, 1][..], &[0, 1, 300]] {
+            let rows = Rows {
+                columns: &slices,
+                positions: Some(positions),
+            };
+            let error = table_from_state("correlation", &state, rows, &[0], &params).unwrap_err();
+            assert!(error.to_string().contains("positions"), "{error}");
+        }
+        let rows = Rows {
+            columns: &slices,
+            positions: Some(&[0, 1]),
+        };
+        let error = table_from_state("correlation", &state, rows, &[0], &params).unwrap_err();
+        assert!(error.to_string().contains("columns"), "{error}");
+        assert!(rows_needed(&state, &[4], None)
+            .unwrap_err()
+            .to_string()
+            .contains("metrics"));
+    }
+
     #[test]
     fn a_selection_and_bad_arguments() {
         let data = columns(300);
         let slices: Vec<&[f64]> = data.iter().map(Vec::as_slice).collect();
         let state = merged_state(&data, 300, 32);
         let params = one("threshold", 0.7);
-        let selected = table_from_state("correlation", &state, &slices, &[0, 3], &params).unwrap();
+        let selected =
+            table_from_state("correlation", &state, Rows::all(&slices), &[0, 3], &params).unwrap();
         assert_eq!(selected.ints("i"), &[0]);
         assert_eq!(selected.ints("j"), &[1]);
         assert!(selected.bools("detected")[0]);
-        let error = table_from_state("clustering", &state, &slices, &[0], &params).unwrap_err();
+        let error =
+            table_from_state("clustering", &state, Rows::all(&slices), &[0], &params).unwrap_err();
         assert!(error.to_string().contains("name"));
-        let error =
-            table_from_state("correlation", &state, &slices[..2], &[0], &params).unwrap_err();
+        let error = table_from_state(
+            "correlation",
+            &state,
+            Rows::all(&slices[..2]),
+            &[0],
+            &params,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("columns"));
-        let error =
-            table_from_state("phase_transition", &state, &slices, &[9], &params).unwrap_err();
+        let error = table_from_state(
+            "phase_transition",
+            &state,
+            Rows::all(&slices),
+            &[9],
+            &params,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("metrics"));
-        let error =
-            table_from_state("phase_transition", &state, &slices, &[0], &params).unwrap_err();
+        let error = table_from_state(
+            "phase_transition",
+            &state,
+            Rows::all(&slices),
+            &[0],
+            &params,
+        )
+        .unwrap_err();
         assert!(
             error.to_string().contains("threshold"),
             "an unknown parameter is named"
         );
         let negative = one("sensitivity", -1.0);
-        let error =
-            table_from_state("phase_transition", &state, &slices, &[0], &negative).unwrap_err();
+        let error = table_from_state(
+            "phase_transition",
+            &state,
+            Rows::all(&slices),
+            &[0],
+            &negative,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("sensitivity"));
     }
 }

@@ -31,7 +31,7 @@ from crackle_runtime._numpy.state import (
     state_merge,
     state_of_columns,
 )
-from crackle_runtime._numpy.state_tables import table_from_state
+from crackle_runtime._numpy.state_tables import state_rows_needed, table_from_state
 
 build_profile = "numpy"
 CHUNK_FIELDS = list(_CHUNK_FIELDS)
@@ -56,6 +56,7 @@ __all__ = [
     "run_detector",
     "state_merge",
     "state_of_columns",
+    "state_rows_needed",
     "table_from_state",
     "transfer_entropy",
 ]

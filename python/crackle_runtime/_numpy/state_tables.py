@@ -31,11 +31,13 @@ from crackle_runtime._numpy.state import (
     series_of,
 )
 
-__all__ = ["FROM_STATE", "table_from_state"]
+__all__ = ["FROM_STATE", "state_rows_needed", "table_from_state"]
 
 FROM_STATE = ("phase_transition", "correlation")
 # a bucket is read when its bound reaches the best score found within this relative margin
 _BOUND_MARGIN = 1e-9
+# rows_needed asks for at most this many buckets of a metric's best-change search at a time
+NEEDED_BATCH = 4
 _EMPTY = series_of(np.empty(0))
 
 Float64Array = NDArray[np.float64]
@@ -47,15 +49,68 @@ def _mean(s: list[float]) -> float:
     return s[_FIRST] + s[_OFFSET]
 
 
-class _Buckets:
-    """One metric's non-empty buckets in task order, with the filtering pass over its
-    column (``Buckets`` in the Rust module)."""
+class _Rows:
+    """The values the filtering pass reads: every task (``positions`` None) or the tasks at
+    ``positions`` (``Rows`` in the Rust module)."""
 
-    def __init__(self, flat: Float64Array, header: list[int], metric: int, column: Float64Array):
+    def __init__(self, columns: Float64Array, positions: NDArray[np.int64] | None):
+        self.columns = columns
+        self.positions = positions
+
+    def check(self, metrics: int, tasks: int) -> None:
+        values, positions = self.columns, self.positions
+        expected = tasks if positions is None else positions.size
+        if values.ndim != 2 or values.shape[0] != metrics or values.shape[1] != expected:
+            gathered = "" if positions is None else " gathered tasks"
+            raise ValueError(
+                f"columns: expected {metrics} metrics of {expected} values (the state's"
+                f"{gathered}), got {values.shape[0] if values.ndim else 0} of "
+                f"{values.shape[1] if values.ndim == 2 else 0}"
+            )
+        if (
+            positions is not None
+            and positions.size
+            and (np.any(np.diff(positions) <= 0) or positions[0] < 0 or positions[-1] >= tasks)
+        ):
+            raise ValueError(f"positions: must be strictly increasing task positions below {tasks}")
+
+    def span(self, metric: int, low: int, high: int) -> Float64Array:
+        """The values of ``metric`` at the tasks low..high (every one of them gathered)."""
+        if self.positions is None:
+            column: Float64Array = self.columns[metric, low:high]
+            return column
+        i, j = np.searchsorted(self.positions, [low, high])
+        if j - i != high - low or metric >= self.columns.shape[0]:
+            raise ValueError(
+                f"positions: the tasks {low}..{high} the filtering pass reads were not "
+                "gathered (see rows_needed)"
+            )
+        gathered: Float64Array = self.columns[metric, i:j]
+        return gathered
+
+    def tail(self, tasks: int) -> tuple[int, bool]:
+        """Where the run of gathered tasks that ends at the last task starts, and whether
+        it starts at the first task."""
+        positions = self.positions
+        if positions is None:
+            return 0, True
+        size = positions.size
+        # contiguous up to the last task: position + (size - index) == tasks
+        ends = positions + (size - np.arange(size)) == tasks
+        from_ = size - int(np.argmin(ends[::-1])) if not ends.all() else 0
+        whole = from_ < size and int(positions[from_]) == 0
+        return from_, bool(whole or tasks == 0)
+
+
+class _Buckets:
+    """One metric's non-empty buckets in task order; the filtering pass reads their values
+    from a ``_Rows`` (``Buckets`` in the Rust module)."""
+
+    def __init__(self, flat: Float64Array, header: list[int], metric: int):
         m, start, tasks, size, first_bucket, bucket_count, _ = header
         at = flat_length(m, 0)  # the buckets follow everything else
         rows = flat[at:].reshape(bucket_count, m, SERIES_WIDTH)[:, metric, :]
-        self.column = column
+        self.metric = metric
         self.series: list[list[float]] = []
         self.spans: list[tuple[int, int]] = []
         self.before = [0]
@@ -69,37 +124,41 @@ class _Buckets:
             self.series.append(row)
             self.spans.append((low, high))
 
-    def values(self, index: int) -> Float64Array:
+    def values(self, rows: _Rows, index: int) -> Float64Array:
         low, high = self.spans[index]
-        values = self.column[low:high]
+        values = rows.span(self.metric, low, high)
         return values[~np.isnan(values)]
 
     def bucket_of(self, k: int) -> int:
         return int(np.searchsorted(self.before, k, side="right")) - 1
 
-    def range(self, low: int, high: int) -> list[float]:
+    def range(self, rows: _Rows, low: int, high: int) -> list[float]:
         """The summary of the present values at positions low..high."""
         if low >= high:
             return list(_EMPTY)
         a, b = self.bucket_of(low), self.bucket_of(high - 1)
         start_a, start_b = self.before[a], self.before[b]
         if a == b:
-            return series_of(self.values(a)[low - start_a : high - start_a])
-        summary = self.series[a] if low == start_a else series_of(self.values(a)[low - start_a :])
+            return series_of(self.values(rows, a)[low - start_a : high - start_a])
+        summary = (
+            self.series[a] if low == start_a else series_of(self.values(rows, a)[low - start_a :])
+        )
         for bucket in self.series[a + 1 : b]:
             summary = merge_series(summary, bucket)
         last = (
             self.series[b]
             if high == self.before[b + 1]
-            else series_of(self.values(b)[: high - start_b])
+            else series_of(self.values(rows, b)[: high - start_b])
         )
         return merge_series(summary, last)
 
-    def best_change(self, whole: list[float]) -> int:
-        """argmax_k S_k^2 n / (k (n - k)), first k on ties; 1 when every value is equal."""
+    def scan(
+        self, whole: list[float]
+    ) -> tuple[list[float], list[tuple[float, int]], list[tuple[float, int]]]:
+        """S_k at each bucket's start, the exact scores at the bucket boundaries and each
+        bucket's bound on the scores inside it, highest first (``scan`` in the Rust
+        module)."""
         n = whole[_COUNT]
-        if whole[_M2] == 0.0:
-            return 1
 
         def deviation(s: list[float]) -> float:
             return (s[_FIRST] - whole[_FIRST]) + (s[_OFFSET] - whole[_OFFSET])
@@ -115,7 +174,6 @@ class _Buckets:
             if 1 <= k < n:
                 partial = k * deviation(prefix)
                 candidates.append((partial * partial * n / (k * (n - k)), int(k)))
-        best = max((s for s, _ in candidates), default=-math.inf)
         bounds: list[tuple[float, int]] = []
         for index, bucket in enumerate(self.series):
             c = bucket[_COUNT]
@@ -127,10 +185,29 @@ class _Buckets:
             if denominator > 0.0:
                 bounds.append((reach * reach * n / denominator, index))
         bounds.sort(key=lambda item: (-item[0], item[1]))
+        return partial_before, candidates, bounds
+
+    def best_change(self, rows: _Rows, whole: list[float], missing: list[int] | None = None) -> int:
+        """argmax_k S_k^2 n / (k (n - k)), first k on ties; 1 when every value is equal.
+        A bucket ``rows`` lacks raises ValueError when ``missing`` is None; otherwise it is
+        recorded there and skipped, up to NEEDED_BATCH of them."""
+        n = whole[_COUNT]
+        if whole[_M2] == 0.0:
+            return 1
+        partial_before, candidates, bounds = self.scan(whole)
+        best = max((s for s, _ in candidates), default=-math.inf)
         for bound, index in bounds:
             if bound < best * (1.0 - _BOUND_MARGIN):
                 break
-            values = self.values(index)
+            try:
+                values = self.values(rows, index)
+            except ValueError:
+                if missing is None:
+                    raise
+                missing.append(index)
+                if len(missing) >= NEEDED_BATCH:
+                    break
+                continue
             k0 = self.before[index]
             # the running sum continued value by value, as the Rust loop adds them
             steps = ((values[:-1] - whole[_FIRST]) - whole[_OFFSET]).tolist()
@@ -143,6 +220,26 @@ class _Buckets:
                     candidates.append((score, k))
                     best = max(best, score)
         return min((k for s, k in candidates if s == best), default=1)
+
+    def needed(self, rows: _Rows, whole: list[float]) -> list[int]:
+        """The buckets _phase reads that ``rows`` lacks: those of the best-change search
+        (NEEDED_BATCH at a time), then those the cuts at the halves and the change fall in."""
+        count = int(whole[_COUNT])
+        if count < 2:
+            return []
+        missing: list[int] = []
+        change = self.best_change(rows, whole, missing)
+        if missing:
+            return missing
+        half = count // 2
+        needed = set()
+        for k in (0, half - 1, half, change - 1, change, count - 1):
+            index = self.bucket_of(k)
+            try:
+                self.values(rows, index)
+            except ValueError:
+                needed.add(index)
+        return sorted(needed)
 
 
 def _pieces_rho(pieces: list[list[float]], count: float) -> float:
@@ -162,19 +259,19 @@ def _pieces_rho(pieces: list[list[float]], count: float) -> float:
 
 
 def _phase(
-    flat: Float64Array, header: list[int], metric: int, column: Float64Array, sensitivity: float
+    flat: Float64Array, header: list[int], metric: int, rows: _Rows, sensitivity: float
 ) -> dict[str, Any]:
     at = HEADER_WIDTH + metric * SERIES_WIDTH
     whole = flat[at : at + SERIES_WIDTH].tolist()
     count = int(whole[_COUNT])
     if count < 2:
         return {"count": count}
-    buckets = _Buckets(flat, header, metric, column)
+    buckets = _Buckets(flat, header, metric)
     half = count // 2
-    first, second = buckets.range(0, half), buckets.range(half, count)
-    change = buckets.best_change(whole)
+    first, second = buckets.range(rows, 0, half), buckets.range(rows, half, count)
+    change = buckets.best_change(rows, whole)
     cuts = sorted({0, half, change, count})
-    pieces = [buckets.range(low, high) for low, high in itertools.pairwise(cuts)]
+    pieces = [buckets.range(rows, low, high) for low, high in itertools.pairwise(cuts)]
     rho = _pieces_rho(pieces, count)
     difference = (first[_FIRST] - second[_FIRST]) + (first[_OFFSET] - second[_OFFSET])
     _, p_value = welch_from_moments(
@@ -193,10 +290,10 @@ def _correlation(
     flat: Float64Array,
     header: list[int],
     pair: tuple[int, int],
-    columns: tuple[Float64Array, Float64Array],
+    rows: _Rows,
     threshold: float,
 ) -> dict[str, Any]:
-    m = header[0]
+    m, tasks = header[0], header[2]
     # the pair's statistics are symmetric: either order reads the same summary
     a, b = min(pair), max(pair)
     index = a * m - a * (a + 1) // 2 + (b - a - 1)
@@ -208,14 +305,30 @@ def _correlation(
     r = 0.0 if n < 2 or constant else pearson_from_sums(comoment, m2_x, m2_y)
     p_value = math.nan
     if abs(r) >= threshold:
-        x, y = columns
+        tail, whole = rows.tail(tasks)
+        x, y = rows.columns[pair[0], tail:], rows.columns[pair[1], tail:]
         both = ~np.isnan(x) & ~np.isnan(y)
         # the latest MAX_TESTED_PAIRS tasks having both are all association_p_value reads
         seen = np.cumsum(both[::-1])
+        found = int(seen[-1]) if seen.size else 0
+        if found < correlation.MAX_TESTED_PAIRS and not whole:
+            raise ValueError(
+                f"positions: the latest gathered tasks hold {found} tasks having both metrics "
+                f"{pair[0]} and {pair[1]}, fewer than the {correlation.MAX_TESTED_PAIRS} the "
+                "p-value reads; gather more of the latest tasks"
+            )
         reach = int(np.searchsorted(seen, correlation.MAX_TESTED_PAIRS)) + 1
         start = max(x.size - reach, 0)
         p_value = correlation.association_p_value(x[start:], y[start:])
     return correlation.correlation_row(pair, n, r, p_value, threshold)
+
+
+def _selection(metrics: NDArray[np.int64], m: int) -> list[int]:
+    selection = [int(k) for k in np.asarray(metrics).tolist()]
+    for k in selection:
+        if not 0 <= k < m:
+            raise ValueError(f"metrics: index {k} out of range for {m} metrics")
+    return selection
 
 
 def table_from_state(
@@ -224,24 +337,21 @@ def table_from_state(
     columns: Float64Array,
     metrics: NDArray[np.int64],
     params: Mapping[str, Any] | None = None,
+    positions: NDArray[np.int64] | None = None,
 ) -> dict[str, Any]:
     """The table of detector ``name`` (one of :data:`FROM_STATE`) over the state metrics
     ``metrics`` from the flat state ``flat``, reading a few buckets of ``columns`` (the
-    state's metrics x its tasks, NaN = absent); ``table_from_state`` in the Rust module."""
+    state's metrics x its tasks, or x the tasks at ``positions``; NaN = absent);
+    ``table_from_state`` in the Rust module."""
     flat = np.asarray(flat, dtype=np.float64)
     header = _header(flat, "state")
-    values = np.asarray(columns, dtype=np.float64)
     m, tasks = header[0], header[2]
-    if values.ndim != 2 or values.shape[0] != m or values.shape[1] != tasks:
-        raise ValueError(
-            f"columns: expected {m} metrics of {tasks} values (the state's), got "
-            f"{values.shape[0] if values.ndim else 0} of "
-            f"{values.shape[1] if values.ndim == 2 else 0}"
-        )
-    selection = [int(k) for k in np.asarray(metrics).tolist()]
-    for k in selection:
-        if not 0 <= k < m:
-            raise ValueError(f"metrics: index {k} out of range for {m} metrics")
+    rows = _Rows(
+        np.asarray(columns, dtype=np.float64),
+        None if positions is None else np.asarray(positions, dtype=np.int64),
+    )
+    rows.check(m, tasks)
+    selection = _selection(metrics, m)
     if name not in FROM_STATE:
         raise ValueError(f"name: no table from the state for {name!r} (one of {list(FROM_STATE)})")
     module = phase_transition if name == "phase_transition" else correlation
@@ -254,13 +364,50 @@ def table_from_state(
         )
         result["change_index"][:] = -1
         for row, k in enumerate(selection):
-            store(result, row, _phase(flat, header, k, values[k], sensitivity))
+            store(result, row, _phase(flat, header, k, rows, sensitivity))
         return result
     threshold = checked.unit_interval("threshold")
     pairs = list(itertools.combinations(range(len(selection)), 2))
     result = empty_result(correlation.FIELDS, len(pairs), ints=("i", "j", "n"), bools=("detected",))
     for row, (i, j) in enumerate(pairs):
         a, b = selection[i], selection[j]
-        found = _correlation(flat, header, (a, b), (values[a], values[b]), threshold)
+        found = _correlation(flat, header, (a, b), rows, threshold)
         store(result, row, {**found, "i": i, "j": j})
     return result
+
+
+def state_rows_needed(
+    flat: Float64Array,
+    metrics: NDArray[np.int64],
+    columns: Float64Array | None = None,
+    positions: NDArray[np.int64] | None = None,
+) -> NDArray[np.int64]:
+    """The tasks the phase-transition table of the state metrics ``metrics`` reads next
+    and the gathered ``columns`` (x the tasks at ``positions``; None: nothing gathered)
+    lack, as (n, 2) ``[low, high)`` spans, sorted and disjoint; ``state_rows_needed`` in
+    the Rust module (``rows_needed`` in ``src-rust/state/tables.rs``)."""
+    flat = np.asarray(flat, dtype=np.float64)
+    header = _header(flat, "state")
+    m, tasks = header[0], header[2]
+    selection = _selection(metrics, m)
+    if columns is None:
+        rows = _Rows(np.empty((0, 0)), np.empty(0, dtype=np.int64))
+    else:
+        rows = _Rows(
+            np.asarray(columns, dtype=np.float64),
+            np.asarray([] if positions is None else positions, dtype=np.int64),
+        )
+        rows.check(m, tasks)
+    spans: list[tuple[int, int]] = []
+    for k in selection:
+        at = HEADER_WIDTH + k * SERIES_WIDTH
+        buckets = _Buckets(flat, header, k)
+        whole = flat[at : at + SERIES_WIDTH].tolist()
+        spans.extend(buckets.spans[i] for i in buckets.needed(rows, whole))
+    merged: list[list[int]] = []
+    for low, high in sorted(spans):
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return np.array(merged, dtype=np.int64).reshape(len(merged), 2)

@@ -66,6 +66,7 @@ bench-quick: build
 	$(VPY) benches/quality.py --quick
 	$(VPY) benches/detector_cost.py --quick
 	$(VPY) benches/telemetry.py --quick
+	$(VPY) benches/gathered_rows.py --tasks 50000 --metrics 4
 
 bench: build
 	$(VPY) benches/run.py

@@ -306,6 +306,12 @@ impl Buckets {
             .collect())
     }
 
+    /// Whether `rows` holds every task of the index-th bucket (nothing is copied).
+    fn gathered(&self, rows: Rows<'_>, index: usize) -> bool {
+        let (low, high) = self.spans[index];
+        rows.span(self.metric, low, high).is_ok()
+    }
+
     /// The bucket holding the value at position `k` (k < total).
     fn bucket_of(&self, k: u64) -> usize {
         self.before.partition_point(|&b| b <= k) - 1
@@ -467,7 +473,7 @@ impl Buckets {
         let mut needed: Vec<usize> = [0, half - 1, half, change - 1, change, count - 1]
             .into_iter()
             .map(|k| self.bucket_of(k))
-            .filter(|&index| self.values(rows, index).is_err())
+            .filter(|&index| !self.gathered(rows, index))
             .collect();
         needed.sort_unstable();
         needed.dedup();

@@ -129,6 +129,15 @@ class _Buckets:
         values = rows.span(self.metric, low, high)
         return values[~np.isnan(values)]
 
+    def gathered(self, rows: _Rows, index: int) -> bool:
+        """Whether ``rows`` holds every task of the index-th bucket."""
+        low, high = self.spans[index]
+        try:
+            rows.span(self.metric, low, high)
+        except ValueError:
+            return False
+        return True
+
     def bucket_of(self, k: int) -> int:
         return int(np.searchsorted(self.before, k, side="right")) - 1
 
@@ -232,14 +241,8 @@ class _Buckets:
         if missing:
             return missing
         half = count // 2
-        needed = set()
-        for k in (0, half - 1, half, change - 1, change, count - 1):
-            index = self.bucket_of(k)
-            try:
-                self.values(rows, index)
-            except ValueError:
-                needed.add(index)
-        return sorted(needed)
+        cuts = (0, half - 1, half, change - 1, change, count - 1)
+        return sorted({i for i in map(self.bucket_of, cuts) if not self.gathered(rows, i)})
 
 
 def _pieces_rho(pieces: list[list[float]], count: float) -> float:

@@ -39,3 +39,34 @@ def test_crackle_cool_of_a_parquet_directory_on_a_local_cluster(
     assert "no Parquet files" in capsys.readouterr().err
     assert main(["cool", str(tmp_path), "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+def test_crackle_cool_above_gather_rows_reads_a_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _frame(9000, seed=6).sort_values("started")
+    for part in range(3):
+        frame.iloc[part * 3000 : (part + 1) * 3000].to_parquet(tmp_path / f"part-{part}.parquet")
+    options = ["--label", "run", "--format", "json"]
+    sampled = ["--gather-rows", "0", "--sample-rows", "900"]
+    assert main(["cool", str(tmp_path), "--workers", "2", *sampled, *options]) == 0
+    on_dask = json.loads(capsys.readouterr().out)
+    assert main(["cool", str(tmp_path / "part-*.parquet"), *options]) == 0
+    single = json.loads(capsys.readouterr().out)
+    exact = ("phase transition", "correlation")
+
+    def described(report: dict[str, Any]) -> list[str]:
+        return [
+            _printed(pattern["description"])
+            for pattern in report["patterns"]
+            if pattern["kind"] in exact
+        ]
+
+    assert described(on_dask) == described(single)
+    assert len(described(single)) >= 3
+    assert on_dask["task_count"] == 9000
+    assert any("coordinated sample" in note for note in on_dask["notes"])
+    assert main(["cool", str(tmp_path), "--workers", "1", "--sample-rows", "0"]) == 2
+    assert "--sample-rows must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["cool", str(tmp_path), "--gather-rows", "5"]) == 2
+    assert "need --scheduler or --workers" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crackle_runtime import CoolingState, CrackleError, Kiln
-from crackle_runtime.patterns import CracklePattern
+from crackle_runtime import CoolingState, Kiln
+from crackle_runtime.patterns import CracklePattern, PatternKind
 
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
@@ -91,12 +91,14 @@ def test_the_merged_state_equals_the_state_of_the_whole_frame(client: Any) -> No
     )
 
 
-def test_dask_cool_refuses_more_rows_than_it_may_gather(client: Any) -> None:
+def test_dask_cool_names_its_bad_arguments(client: Any) -> None:
     ddf = dd.from_pandas(_frame(200), npartitions=2)
-    with pytest.raises(CrackleError, match="200 rows are more than gather_rows = 100"):
-        crackle_dask.cool(ddf, label="run", gather_rows=100)
+    with pytest.raises(ValueError, match="gather_rows must be >= 0, got -1"):
+        crackle_dask.cool(ddf, label="run", gather_rows=-1)
     with pytest.raises(ValueError, match="order_by: no column 'nope'"):
         crackle_dask.cool(ddf, order_by="nope")
+    with pytest.raises(ValueError, match="label: no column 'nope'"):
+        crackle_dask.cool(ddf, label="nope")
     with pytest.raises(TypeError, match="ddf must be a Dask DataFrame"):
         crackle_dask.cool(_frame(10))
 
@@ -108,3 +110,97 @@ def test_a_second_local_cluster_beside_the_first_starts_without_a_warning(client
     with crackle_dask.local_client(1) as second:
         assert second.scheduler_info()["address"] != client.scheduler_info()["address"]
         assert second.submit(sum, [1, 2]).result() == 3
+
+
+def _exact(patterns: list[CracklePattern]) -> list[CracklePattern]:
+    """The patterns of the detectors a cluster computes from every row: phase transitions,
+    correlations and conserved metrics (not laws, which read the sample)."""
+    kinds = {PatternKind.PHASE_TRANSITION, PatternKind.CORRELATION, PatternKind.CONSERVATION}
+    return [p for p in patterns if p.kind in kinds and "law" not in p.details]
+
+
+def _sparse_frame(n: int) -> Any:
+    """A correlated pair present together on 1 task in 5, and a load: the latest 10,000
+    tasks hold too few of the pair for a correlation's p-value (the cluster's client
+    gathers more of the latest tasks, doubling, until they hold 10,000)."""
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=n)
+    present = rng.random(n) < 0.2
+    return pd.DataFrame(
+        {
+            "run": [f"run-{i:06d}" for i in range(n)],
+            "queue": np.where(present, base, np.nan),
+            "wait": np.where(present, 3.0 * base + 0.05 * rng.normal(size=n), np.nan),
+            "load": 10.0 + rng.normal(size=n),
+        }
+    )
+
+
+def _assert_same_exact(report: Any, expected: Any) -> None:
+    got, want = _exact(list(report)), _exact(list(expected))
+    assert [(p.kind, _printed(p.description), repr(p.details)) for p in got] == [
+        (p.kind, _printed(p.description), repr(p.details)) for p in want
+    ]
+    for a, b in zip(got, want, strict=True):
+        for name, value in b.metrics.items():
+            assert a.metrics[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name
+
+
+def test_above_gather_rows_the_exact_detectors_read_every_row(client: Any) -> None:
+    frame = _frame(30_000, seed=5)
+    expected = Kiln.from_pandas(frame, label="run", order_by="started").cool()
+    assert {p.kind for p in _exact(list(expected))} == {
+        PatternKind.PHASE_TRANSITION,
+        PatternKind.CORRELATION,
+        PatternKind.CONSERVATION,
+    }
+    reports = [
+        crackle_dask.cool(
+            dd.from_pandas(frame, npartitions=partitions),
+            label="run",
+            order_by="started",
+            gather_rows=0,
+            sample_rows=2_000,
+        )
+        for partitions in (3, 7)
+    ]
+    for report in reports:
+        assert report.task_count == 30_000
+        _assert_same_exact(report, expected)
+        found = re.search(r"a coordinated sample of (\d+) tasks", report.notes[-1])
+        assert found is not None and 1_500 < int(found.group(1)) < 2_500
+    # the sample is keyed on the labels: the same tasks for any partitioning
+    first, second = ([(p.kind, p.involved_tasks) for p in report] for report in reports)
+    assert first == second
+
+
+def test_a_correlation_far_from_the_latest_tasks_is_gathered(client: Any) -> None:
+    frame = _sparse_frame(100_000)
+    expected = Kiln.from_pandas(frame, label="run").cool()
+    report = crackle_dask.cool(
+        dd.from_pandas(frame, npartitions=3), label="run", gather_rows=0, sample_rows=1_000
+    )
+    pairs = [p.details["metrics"] for p in report if p.kind == PatternKind.CORRELATION]
+    assert ["queue", "wait"] in pairs
+    _assert_same_exact(report, expected)
+
+
+def test_a_sample_of_every_row_gives_the_single_machine_report(client: Any) -> None:
+    frame = _frame(12_000, seed=2)
+    report = crackle_dask.cool(
+        dd.from_pandas(frame, npartitions=4),
+        label="run",
+        order_by="started",
+        gather_rows=0,
+        sample_rows=12_000,
+    )
+    expected = Kiln.from_pandas(frame, label="run", order_by="started").cool()
+    _assert_same_report(list(report), list(expected))
+    assert report.notes[:-1] == expected.notes
+    assert "a coordinated sample of 12000 tasks" in report.notes[-1]
+
+
+def test_bad_sample_rows_is_named(client: Any) -> None:
+    ddf = dd.from_pandas(_frame(50), npartitions=2)
+    with pytest.raises(ValueError, match="sample_rows must be >= 1, got 0"):
+        crackle_dask.cool(ddf, label="run", gather_rows=0, sample_rows=0)

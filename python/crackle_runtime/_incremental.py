@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from crackle_runtime import _backend
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._data import DetectionData
 
-__all__ = ["FROM_STATE", "tables_from_state"]
+__all__ = ["FROM_STATE", "Gathered", "tables_from_state"]
 
 Table = dict[str, NDArray[Any]]
 
@@ -90,9 +91,15 @@ FROM_STATE = ("phase_transition", "conservation", "correlation")
 
 def tables_from_state(
     state: CoolingState,
+    gathered: Gathered | None = None,
 ) -> dict[str, Callable[[DetectionData, Mapping[str, Any]], Table]]:
     """For each detector of :data:`FROM_STATE`, a function of the cooling loop's view and
-    parameters returning the kernel's table from ``state`` (over the same metrics, by name)."""
+    parameters returning the kernel's table from ``state`` (over the same metrics, by name).
+
+    Without ``gathered`` the view's matrix holds every task of the state. With it, the
+    filtering pass reads the gathered rows instead, and the view holds other tasks (those
+    at ``gathered.view_positions``, which include each metric's change): a phase
+    transition's ``change_index`` is then counted among the view's values."""
     index = {name: k for k, name in enumerate(state.names)}
 
     def metrics_of(view: DetectionData) -> list[int]:
@@ -101,12 +108,21 @@ def tables_from_state(
     def from_kernel(name: str) -> Callable[[DetectionData, Mapping[str, Any]], Table]:
         def table(view: DetectionData, params: Mapping[str, Any]) -> Table:
             metrics = metrics_of(view)
+            selected = np.asarray(metrics, dtype=np.int64)
+            kernels = _backend.kernels()
+            if gathered is not None:
+                result: Table = kernels.table_from_state(
+                    name, state.flat, gathered.columns, selected, params, gathered.positions
+                )
+                if name == "phase_transition":
+                    result["change_index"] = gathered.view_changes(
+                        state, metrics, view, result["change_index"]
+                    )
+                return result
             rows = np.arange(len(metrics)) if view.rows is None else view.rows
             if view.matrix.shape != (len(state.names), state.tasks) or list(rows) != metrics:
                 raise ValueError(f"{name}: the view does not read the state's matrix")
-            flat, selected = state.flat, np.asarray(metrics, dtype=np.int64)
-            kernels = _backend.kernels()
-            result: Table = kernels.table_from_state(name, flat, view.matrix, selected, params)
+            result = kernels.table_from_state(name, state.flat, view.matrix, selected, params)
             return result
 
         return table
@@ -116,3 +132,50 @@ def tables_from_state(
         "conservation": lambda view, params: conservation_table(state, metrics_of(view), params),
         "correlation": from_kernel("correlation"),
     }
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The rows a cluster's client gathered for the filtering pass: ``columns`` (the
+    state's metrics x the gathered tasks, NaN = absent) at the task positions ``positions``
+    (ascending), and the positions of the tasks the cooling loop's view holds."""
+
+    columns: NDArray[np.float64]
+    positions: NDArray[np.int64]
+    view_positions: NDArray[np.int64]
+
+    def change_position(self, state: CoolingState, metric: int, change: int) -> int:
+        """The task position of the ``change``-th present value of state metric ``metric``
+        (-1 when out of range), found from the state's per-bucket counts and the gathered
+        bucket holding it (the filtering pass always gathers that bucket)."""
+        counts = np.cumsum(state.buckets["count"][:, metric])
+        if not 0 <= change < (counts[-1] if counts.size else 0):
+            return -1
+        bucket = int(np.searchsorted(counts, change, side="right"))
+        before = int(counts[bucket - 1]) if bucket else 0
+        low = max((state.first_bucket + bucket) * state.bucket_size, state.start)
+        high = min(low - low % state.bucket_size + state.bucket_size, state.start + state.tasks)
+        at = np.searchsorted(self.positions, [low, high])
+        values = self.columns[metric, at[0] : at[1]]
+        present = self.positions[at[0] : at[1]][~np.isnan(values)]
+        if at[1] - at[0] != high - low:
+            raise ValueError(f"gathered: the bucket of tasks [{low}, {high}) was not gathered")
+        return int(present[change - before])
+
+    def view_changes(
+        self,
+        state: CoolingState,
+        metrics: list[int],
+        view: DetectionData,
+        changes: NDArray[Any],
+    ) -> NDArray[np.int64]:
+        """``changes`` (present-value indices over every task, one per metric) as indices
+        among the view's present values; -1 where the change is not in the view."""
+        out = np.asarray(changes, dtype=np.int64).copy()
+        for row, metric in enumerate(metrics):
+            position = self.change_position(state, metric, int(out[row]))
+            having = self.view_positions[view.present(row)]
+            at = int(np.searchsorted(having, position))
+            found = position >= 0 and at < having.size and having[at] == position
+            out[row] = at if found else -1
+        return out

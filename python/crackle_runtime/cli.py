@@ -222,6 +222,20 @@ def _parser() -> argparse.ArgumentParser:
         help="cool on a local Dask cluster of N worker processes (needs the dask extra), "
         "e.g. --workers 2; FILE may then be a directory or a glob of Parquet files",
     )
+    cool.add_argument(
+        "--gather-rows",
+        metavar="N",
+        type=int,
+        help="with --scheduler or --workers: gather every row to this process up to N rows "
+        "(default 10,000,000); above, the detectors that need the values read a sample",
+    )
+    cool.add_argument(
+        "--sample-rows",
+        metavar="N",
+        type=int,
+        help="with --scheduler or --workers, above --gather-rows: about how many rows the "
+        "sample holds (default 1,000,000)",
+    )
     _output_options(cool)
     return parser
 
@@ -329,8 +343,13 @@ def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternR
     from crackle_runtime import dask as crackle_dask
 
     distributed: Any = _distributed  # untyped
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    for option, value, least in (
+        ("--workers", args.workers, 1),
+        ("--gather-rows", args.gather_rows, 0),
+        ("--sample-rows", args.sample_rows, 1),
+    ):
+        if value is not None and value < least:
+            raise UsageError(f"{option} must be >= {least}, got {value}")
     files = _parquet_files(args.file) or [args.file]
     profile = profile.ignoring(*args.ignore) if args.ignore else profile
     with contextlib.ExitStack() as stack:
@@ -339,12 +358,23 @@ def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternR
         else:
             stack.enter_context(crackle_dask.local_client(args.workers))
         ddf = dd.read_parquet(files)
-        return crackle_dask.cool(ddf, profile, label=args.label, order_by=args.order_by)
+        sizes = {
+            "gather_rows": crackle_dask.DEFAULT_GATHER_ROWS
+            if args.gather_rows is None
+            else args.gather_rows,
+            "sample_rows": crackle_dask.DEFAULT_SAMPLE_ROWS
+            if args.sample_rows is None
+            else args.sample_rows,
+        }
+        return crackle_dask.cool(ddf, profile, label=args.label, order_by=args.order_by, **sizes)
 
 
 def _cool(args: argparse.Namespace) -> int:
     profile = _cool_profile(args)
-    if args.scheduler is not None or args.workers is not None:
+    on_dask = args.scheduler is not None or args.workers is not None
+    if not on_dask and (args.gather_rows is not None or args.sample_rows is not None):
+        raise UsageError("--gather-rows and --sample-rows need --scheduler or --workers")
+    if on_dask:
         report = _cool_on_dask(args, profile)
         _emit(_render(report, args.format), args.output)
         return _exit_status(args, report)

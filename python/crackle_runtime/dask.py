@@ -11,8 +11,24 @@ The other detectors (column roles, conservation laws, clustering, outliers, dist
 shift, dependence, information flow), those filtering reads and the report's wording (the
 tasks involved in each pattern) need the values themselves: their columns are
 gathered to the client when the frame has at most ``gather_rows`` rows, and the report then
-equals a single-machine ``cool()`` of the same data. Above that, ``cool`` raises
-``CrackleError`` rather than report on part of the data.
+equals a single-machine ``cool()`` of the same data.
+
+Above ``gather_rows``, no step holds every row:
+
+1. one read of each partition returns its state, its rows in a coordinated sample (kept when
+   the 64-bit hash of the label, ``pandas.util.hash_array``, is below ``2^64 · sample_rows /
+   rows``: the same rows whatever the partitioning) and its rows among the latest 10,000;
+2. the filtering pass asks ``state_rows_needed`` which buckets the phase-transition tables
+   read next and reads only those rows from the partitions holding them, round after round
+   until none is missing, then more of the latest rows (doubling) while a correlation's
+   p-value lacks 10,000 tasks having both metrics;
+3. the client cools a kiln of the sample (plus each metric's change task): conservation,
+   phase transitions and correlations come from the state and the gathered rows and equal
+   the single-machine report's; the other detectors read the sample, a note says so, and the
+   report's ``task_count`` is every row's.
+
+Each read of a partition repeats the work its graph does; with ``order_by`` that includes
+the sort, so a large frame is best stored in task order and cooled with ``order_by=None``.
 
 Needs the ``dask`` extra (``pip install 'crackle_runtime[dask]'``).
 """
@@ -21,19 +37,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+from crackle_runtime import _backend, _incremental
 from crackle_runtime._state import CoolingState
-from crackle_runtime.errors import CrackleError
+from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.kiln import Kiln
+from crackle_runtime.patterns import PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
-__all__ = ["DEFAULT_GATHER_ROWS", "cool", "local_client", "states"]
+__all__ = ["DEFAULT_GATHER_ROWS", "DEFAULT_SAMPLE_ROWS", "cool", "local_client", "states"]
 
 #: The most rows ``cool`` gathers to the client for the detectors that need the values
 #: (16 metrics of 10M rows are 1.3 GB of float64).
 DEFAULT_GATHER_ROWS = 10_000_000
+#: About how many rows of a larger frame the detectors that need the values read (a
+#: coordinated sample: a row is kept when the hash of its label is below a threshold).
+DEFAULT_SAMPLE_ROWS = 1_000_000
+#: The latest rows gathered first for a correlation's p-value (more while too few).
+_TAIL = 10_000
 
 
 def _dask() -> Any:
@@ -86,8 +113,74 @@ def _partition_state(
     return CoolingState.of(names, columns, start=start, bucket_size=bucket_size).to_bytes()
 
 
+def _partition_pass(
+    partition: Any,
+    label: str | None,
+    order_by: str | None,
+    start: int,
+    keep_below: int,
+    tail_from: int,
+) -> tuple[bytes, Piece]:
+    """One read of a partition: its state and its rows in the coordinated sample (the
+    labels whose hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``."""
+    kiln = Kiln.from_pandas(partition, label=label, order_by=order_by)
+    names, columns = kiln._detection_columns()
+    state = CoolingState.of(names, columns, start=start).to_bytes()
+    sampled = _sampled(list(kiln._store.labels), keep_below)
+    keep = sampled.copy()
+    keep[max(tail_from - start, 0) :] = True
+    local = np.flatnonzero(keep)
+    return state, Piece(local + start, partition.iloc[local], sampled[local])
+
+
+def _sampled(labels: list[str], keep_below: int) -> NDArray[np.bool_]:
+    """Which labels the coordinated sample keeps: those whose 64-bit hash
+    (``pandas.util.hash_array``, the same in every process) is below ``keep_below``."""
+    if keep_below >= 2**64:
+        return np.ones(len(labels), dtype=bool)
+    import pandas as pd
+
+    hashes = pd.util.hash_array(np.asarray(labels, dtype=object))
+    return np.asarray(hashes < np.uint64(keep_below), dtype=bool)
+
+
+@dataclass
+class Piece:
+    """Rows of the frame read on a worker: their task positions, the rows, and which are
+    in the coordinated sample."""
+
+    positions: NDArray[np.int64]
+    frame: Any
+    sampled: NDArray[np.bool_]
+
+
+def _rows_at(partition: Any, local: NDArray[np.int64], start: int) -> Piece:
+    """The rows of a partition (first row at position ``start``) at ``local`` offsets."""
+    return Piece(local + start, partition.iloc[local], np.zeros(local.size, dtype=bool))
+
+
 def _merge(first: bytes, second: bytes) -> bytes:
     return CoolingState.from_bytes(first).merge(CoolingState.from_bytes(second)).to_bytes()
+
+
+def _tree(dask: Any, level: list[Any]) -> Any:
+    """The states of ``level`` (delayed bytes, in task order) merged in a binary tree."""
+    while len(level) > 1:
+        merged = [dask.delayed(_merge)(a, b) for a, b in zip(level[::2], level[1::2], strict=False)]
+        if len(level) % 2:
+            merged.append(level[-1])
+        level = merged
+    return level[0]
+
+
+def _layout(ddf: Any) -> tuple[list[Any], list[int], list[int]]:
+    """The partitions of ``ddf`` (delayed), their first positions and their lengths."""
+    lengths = [int(n) for n in ddf.map_partitions(len).compute()]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    parts = ddf.to_delayed()
+    if not parts:
+        raise ValueError("ddf: a frame without partitions has no tasks to cool")
+    return parts, starts, lengths
 
 
 def states(
@@ -99,21 +192,12 @@ def states(
     """The mergeable state of every row of ``ddf`` (partitions in order, each row a task):
     one state per partition on the workers, merged in a binary tree on the cluster."""
     dask = _dask()
-    lengths = [int(n) for n in ddf.map_partitions(len).compute()]
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
-    parts = ddf.to_delayed()
-    if not parts:
-        raise ValueError("ddf: a frame without partitions has no tasks to cool")
+    parts, starts, _ = _layout(ddf)
     level = [
         dask.delayed(_partition_state)(part, label, order_by, start, bucket_size)
         for part, start in zip(parts, starts, strict=True)
     ]
-    while len(level) > 1:
-        merged = [dask.delayed(_merge)(a, b) for a, b in zip(level[::2], level[1::2], strict=False)]
-        if len(level) % 2:
-            merged.append(level[-1])
-        level = merged
-    (data,) = dask.compute(level[0])
+    (data,) = dask.compute(_tree(dask, level))
     return CoolingState.from_bytes(data)
 
 
@@ -124,35 +208,195 @@ def cool(
     order_by: str | None = None,
     *,
     gather_rows: int = DEFAULT_GATHER_ROWS,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
 ) -> PatternReport:
     """Cool a Dask DataFrame, one task per row, partitions in order, on whatever cluster
     Dask's current scheduler is (a ``distributed.Client`` in scope, or threads).
 
     ``label`` names the label column (the index otherwise); ``order_by`` the column that
-    orders the tasks in time (the frame is sorted by it; it takes part in no detector). The
-    report equals ``Kiln.from_pandas(ddf.compute(), label, profile, order_by=order_by)
-    .cool()`` (exact detectors from the merged state, to rounding); with more than
-    ``gather_rows`` rows, CrackleError (see the module's documentation)."""
+    orders the tasks in time (the frame is sorted by it; it takes part in no detector).
+    Up to ``gather_rows`` rows, the report equals ``Kiln.from_pandas(ddf.compute(), label,
+    profile, order_by=order_by).cool()`` (exact detectors from the merged state, to
+    rounding). Above, conservation, phase transitions and correlations are still those of
+    every row; the other detectors read a coordinated sample of about ``sample_rows`` rows
+    (see the module's documentation)."""
     _dask()
     if not hasattr(ddf, "map_partitions") or not hasattr(ddf, "to_delayed"):
         raise TypeError(f"ddf must be a Dask DataFrame, got {type(ddf).__name__}")
     if int(gather_rows) < 0:
         raise ValueError(f"gather_rows must be >= 0, got {gather_rows}")
+    if int(sample_rows) < 1:
+        raise ValueError(f"sample_rows must be >= 1, got {sample_rows}")
     if order_by is not None:
         if order_by not in ddf.columns:
             raise ValueError(f"order_by: no column {order_by!r}")
         ddf = ddf.sort_values(order_by)
     if label is not None and label not in ddf.columns:
         raise ValueError(f"label: no column {label!r}")
+    profile = ThermalProfile() if profile is None else profile
+    layout = _layout(ddf)
+    tasks = sum(layout[2])
+    if tasks > gather_rows:
+        return _Sampled(ddf, layout, label, order_by, profile).cool(int(sample_rows))
     state = states(ddf, label, order_by)
-    if state.tasks > gather_rows:
-        raise CrackleError(
-            f"{state.tasks} rows are more than gather_rows = {gather_rows}: the detectors "
-            "that need the values (roles, laws, clustering, outliers, distribution shift, "
-            "dependence, information flow, and the buckets phase transitions and correlations "
-            "read) and the tasks each pattern involves are read on "
-            "the client; raise gather_rows if the columns fit in its memory"
-        )
     frame = ddf.compute()
     kiln = Kiln.from_pandas(frame, label=label, profile=profile, order_by=order_by)
     return kiln._cool_from_state(state)
+
+
+class _Sampled:
+    """``cool`` of a frame larger than ``gather_rows``: one pass for the state, the
+    coordinated sample and the latest rows, then the rounds of the filtering pass."""
+
+    def __init__(
+        self,
+        ddf: Any,
+        layout: tuple[list[Any], list[int], list[int]],
+        label: str | None,
+        order_by: str | None,
+        profile: ThermalProfile,
+    ) -> None:
+        self.dask = _dask()
+        self.parts, self.starts, self.lengths = layout
+        self.tasks = sum(self.lengths)
+        self.label, self.order_by, self.profile = label, order_by, profile
+        self.pieces: list[Piece] = []
+        self.rounds = 0
+        # metric -> its phase-transition change index over every task
+        self.changes: dict[str, int] = {}
+
+    def cool(self, sample_rows: int) -> PatternReport:
+        state = self._first_pass(sample_rows)
+        gathered, changes = self._filter(state)
+        positions, frame = self._rows()
+        sampled = np.zeros(positions.size, dtype=bool)
+        sampled[np.searchsorted(positions, self._sampled_positions())] = True
+        wanted = np.union1d(positions[sampled], [c for c in changes.values() if c >= 0])
+        view = frame.iloc[np.searchsorted(positions, wanted)]
+        kiln = Kiln.from_pandas(
+            view, label=self.label, profile=self.profile, order_by=self.order_by
+        )
+        report = kiln._cool_from_gathered(
+            state, _incremental.Gathered(gathered, positions, wanted.astype(np.int64))
+        )
+        return self._whole(report, state, int(wanted.size))
+
+    def _first_pass(self, sample_rows: int) -> CoolingState:
+        dask = self.dask
+        keep_below = 2**64 if sample_rows >= self.tasks else (2**64 * sample_rows) // self.tasks
+        tail_from = max(self.tasks - _TAIL, 0)
+        level, pieces = [], []
+        for part, start in zip(self.parts, self.starts, strict=True):
+            state, piece = dask.delayed(_partition_pass, nout=2)(
+                part, self.label, self.order_by, start, keep_below, tail_from
+            )
+            level.append(state)
+            pieces.append(piece)
+        data, self.pieces = dask.compute(_tree(dask, level), pieces)
+        self.pieces = list(self.pieces)
+        return CoolingState.from_bytes(data)
+
+    def _sampled_positions(self) -> NDArray[np.int64]:
+        return np.concatenate([p.positions[p.sampled] for p in self.pieces])
+
+    def _rows(self) -> tuple[NDArray[np.int64], Any]:
+        """Every gathered row once, in task order: positions and frame."""
+        import pandas as pd
+
+        positions = np.concatenate([p.positions for p in self.pieces])
+        first = np.unique(positions, return_index=True)[1]
+        frame = pd.concat([p.frame for p in self.pieces]).iloc[first]
+        return positions[first], frame
+
+    def _columns(self, state: CoolingState) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """The gathered rows as the state's metrics x tasks (NaN = absent), and positions."""
+        positions, frame = self._rows()
+        kiln = Kiln.from_pandas(frame, label=self.label, order_by=self.order_by)
+        names, columns = kiln._detection_columns()
+        where = {name: k for k, name in enumerate(names)}
+        aligned = np.full((len(state.names), positions.size), np.nan)
+        for k, name in enumerate(state.names):
+            if name in where:
+                aligned[k] = columns[where[name]]
+        return aligned, positions
+
+    def _gather(self, spans: NDArray[np.int64]) -> None:
+        """Read the rows in ``spans`` (``[low, high)`` task positions) from the partitions."""
+        dask = self.dask
+        wanted = np.concatenate([np.arange(low, high) for low, high in spans.tolist()])
+        reads = []
+        for part, start, length in zip(self.parts, self.starts, self.lengths, strict=True):
+            local = wanted[(wanted >= start) & (wanted < start + length)] - start
+            if local.size:
+                reads.append(dask.delayed(_rows_at)(part, local, start))
+        (pieces,) = dask.compute(reads)
+        self.pieces.extend(pieces)
+        self.rounds += 1
+
+    def _filter(self, state: CoolingState) -> tuple[NDArray[np.float64], dict[str, int]]:
+        """The filtering pass's rounds: gather what the phase-transition table reads next
+        (``state_rows_needed``) until nothing, and more of the latest tasks while a
+        correlation's p-value lacks them. Returns the gathered columns and each metric's
+        change position (-1: none)."""
+        kernels = _backend.kernels()
+        metrics = np.arange(len(state.names), dtype=np.int64)
+        tail = _TAIL
+        while True:
+            columns, positions = self._columns(state)
+            spans = kernels.state_rows_needed(state.flat, metrics, columns, positions)
+            if spans.shape[0]:
+                self._gather(spans)
+                continue
+            try:
+                kernels.table_from_state(
+                    "correlation",
+                    state.flat,
+                    columns,
+                    metrics,
+                    _params("correlation", self.profile),
+                    positions,
+                )
+            except ValueError as exc:
+                if "latest" not in str(exc) or tail >= self.tasks:
+                    raise
+                before, tail = tail, min(2 * tail, self.tasks)
+                self._gather(np.array([[self.tasks - tail, self.tasks - before]]))
+                continue
+            break
+        phase = kernels.table_from_state(
+            "phase_transition",
+            state.flat,
+            columns,
+            metrics,
+            _params("phase_transition", self.profile),
+            positions,
+        )
+        self.changes = {name: int(phase["change_index"][k]) for k, name in enumerate(state.names)}
+        gathered = _incremental.Gathered(columns, positions, positions)
+        changes = {
+            name: gathered.change_position(state, k, int(phase["change_index"][k]))
+            for k, name in enumerate(state.names)
+        }
+        return columns, changes
+
+    def _whole(self, report: PatternReport, state: CoolingState, view_tasks: int) -> PatternReport:
+        """The report of the view, said of every task: the task count, each phase
+        transition's change index over every task, and a note on what read the sample."""
+        report.task_count = state.tasks
+        for pattern in report:
+            if pattern.kind == PatternKind.PHASE_TRANSITION:
+                name = str(pattern.details["metric"])
+                pattern.metrics["change_index"] = float(self.changes[name])
+        report.notes.append(
+            f"cooled on the cluster: conservation, phase transitions and correlations read "
+            f"all {state.tasks} tasks; the other detectors read a coordinated sample of "
+            f"{view_tasks} tasks (kept by a hash of the label), and the tasks each pattern "
+            "lists are those of the sample"
+        )
+        return report
+
+
+def _params(name: str, profile: ThermalProfile) -> dict[str, Any]:
+    """The parameters the profile gives detector ``name``."""
+    detector = next(detector for detector in REGISTRY if detector.name == name)
+    return detector.params(profile)

@@ -85,6 +85,8 @@ class Kiln:
         # Incremental cooling (SPEC §14): after extend(), the mergeable state of the tasks
         # cooled so far and the metrics their cool hooks returned (kept across extend()).
         self._state: CoolingState | None = None
+        # set by _cool_from_gathered for the length of one cool()
+        self._gathered: tuple[CoolingState, _incremental.Gathered] | None = None
         self._kept_overrides: dict[int, dict[str, float]] = {}
 
     @property
@@ -449,7 +451,9 @@ class Kiln:
                 left_out = {name: "ignored by the profile" for name in self._profile.ignored}
                 left_out.update(self._index_columns)
                 tables = None
-                if state is not None:
+                if self._gathered is not None:
+                    tables = _incremental.tables_from_state(*self._gathered)
+                elif state is not None:
                     state = _extended_state(state, names, columns)
                     tables = _incremental.tables_from_state(state)
                 report = _cooling.cool(
@@ -475,6 +479,25 @@ class Kiln:
             self._state = state
             self._cooled = None
             return self.cool()
+
+    def _cool_from_gathered(
+        self, state: CoolingState, gathered: _incremental.Gathered
+    ) -> PatternReport:
+        """``cool()`` of a kiln holding some of the tasks ``state`` summarises (those at
+        ``gathered.view_positions``, e.g. a cluster's sample): the exact detectors read the
+        state and the rows of ``gathered``, the others the kiln's tasks."""
+        with self._guard("cool()"):
+            self._check_idle("cool()")
+            if gathered.view_positions.size != len(self._store):
+                raise ValueError(
+                    f"gathered: {gathered.view_positions.size} view positions, the kiln holds "
+                    f"{len(self._store)} tasks"
+                )
+            self._state, self._cooled, self._gathered = None, None, (state, gathered)
+            try:
+                return self.cool()
+            finally:
+                self._gathered = None
 
     def extend(self) -> None:
         """Reopen a cooled kiln for recording (every recording method works again); the

@@ -67,6 +67,7 @@ bench-quick: build
 	$(VPY) benches/detector_cost.py --quick
 	$(VPY) benches/telemetry.py --quick
 	$(VPY) benches/gathered_rows.py --tasks 50000 --metrics 4
+	$(VPY) benches/dask_parquet.py --quick
 
 bench: build
 	$(VPY) benches/run.py

@@ -73,10 +73,12 @@ def prepare(
     *,
     where: str = "the table",
     spell: Callable[[str], str] = _keyword,
+    labels: bool = True,
 ) -> Prepared:
     """Apply ``label``, ``order_by`` (rows sorted by it, stably, absent values last; it
     becomes an index column) and ``ignore`` (columns left out) to ``columns``. ``spell``
-    names an argument in messages (``label=`` for the API, ``--label`` for the CLI)."""
+    names an argument in messages (``label=`` for the API, ``--label`` for the CLI).
+    ``labels`` False leaves ``Prepared.labels`` empty (the values alone are wanted)."""
     ignored = _check_arguments(columns, label, order_by, ignore, where, spell)
     order = row_order(columns, order_by)
     metric_names = [name for name in columns.names if name in columns.numeric and name != label]
@@ -84,16 +86,16 @@ def prepare(
     for j, name in enumerate(metric_names):
         values[:, j] = columns.numeric[name]
     _require_finite(values, metric_names, where)
-    if label is None:
-        labels = [f"row-{i + 1}" for i in range(columns.rows)]
-    else:
-        labels = columns.texts(label)
+    texts: list[str] = []
+    if labels:
+        texts = [f"row-{i + 1}" for i in range(columns.rows)] if label is None else []
+        texts = texts if label is None else columns.texts(label)
     if order is not None:
         values = values[order]
-        labels = [labels[i] for i in order.tolist()]
+        texts = [texts[i] for i in order.tolist()] if texts else texts
 
     index_columns, notes = _roles(columns, label, order_by, ignored, spell)
-    return Prepared(values, metric_names, labels, index_columns, notes)
+    return Prepared(values, metric_names, texts, index_columns, notes)
 
 
 def _check_arguments(
@@ -221,8 +223,9 @@ def is_pandas(frame: object) -> bool:
     return hasattr(frame, "select_dtypes") and hasattr(frame, "columns")
 
 
-def columns_from_pandas(frame: Any) -> tuple[Columns, list[str]]:
-    """``Columns`` of a pandas DataFrame, and its index as text (the default labels).
+def columns_from_pandas(frame: Any) -> tuple[Columns, Callable[[], list[str]]]:
+    """``Columns`` of a pandas DataFrame, and its index as text (the default labels, made
+    when called).
     Bool, integer and float columns (nullable ones too) are metrics; timedeltas are
     metrics in seconds; datetimes are timestamps; anything else is not numeric."""
     names = [str(name) for name in frame.columns]
@@ -252,18 +255,26 @@ def columns_from_pandas(frame: Any) -> tuple[Columns, list[str]]:
     def texts(name: str) -> list[str]:
         return [str(value) for value in frame.iloc[:, names.index(name)].tolist()]
 
-    index = [str(value) for value in frame.index.tolist()]
+    def index() -> list[str]:
+        return [str(value) for value in frame.index.tolist()]
+
     return Columns(len(frame), names, numeric, kinds, texts, times), index
 
 
 def prepare_pandas(
-    frame: Any, label: str | None, order_by: str | None, ignore: Iterable[str] | str | None
+    frame: Any,
+    label: str | None,
+    order_by: str | None,
+    ignore: Iterable[str] | str | None,
+    *,
+    labels: bool = True,
 ) -> Prepared:
     """``prepare`` for a pandas DataFrame, whose index gives the labels when ``label`` is
-    None (sorted with the rows)."""
-    columns, index = columns_from_pandas(frame)
-    prepared = prepare(columns, label, order_by, ignore)
-    if label is None:
+    None (sorted with the rows); ``labels`` False leaves them out."""
+    columns, index_texts = columns_from_pandas(frame)
+    prepared = prepare(columns, label, order_by, ignore, labels=labels)
+    if label is None and labels:
+        index = index_texts()
         order = row_order(columns, order_by)
         prepared.labels = index if order is None else [index[i] for i in order.tolist()]
     return prepared

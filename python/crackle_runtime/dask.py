@@ -16,8 +16,10 @@ equals a single-machine ``cool()`` of the same data.
 Above ``gather_rows``, no step holds every row:
 
 1. one read of each partition returns its state, its rows in a coordinated sample (kept when
-   the 64-bit hash of the label, ``pandas.util.hash_array``, is below ``2^64 · sample_rows /
-   rows``: the same rows whatever the partitioning) and its rows among the latest 10,000;
+   the 64-bit hash of the label column's value, ``pandas.util.hash_array``, is below
+   ``2^64 · sample_rows / rows``: the same rows whatever the partitioning; without ``label``
+   the hash of the task position, as an index need not name tasks uniquely) and its rows
+   among the latest 10,000;
 2. the filtering pass asks ``state_rows_needed`` which buckets the phase-transition tables
    read next and reads only those rows from the partitions holding them, round after round
    until none is missing, then more of the latest rows (doubling) while a correlation's
@@ -36,6 +38,8 @@ Needs the ``dask`` extra (``pip install 'crackle_runtime[dask]'``).
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from crackle_runtime import _backend, _incremental
+from crackle_runtime import _backend, _frames, _incremental
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.kiln import Kiln
@@ -52,6 +56,8 @@ from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
 __all__ = ["DEFAULT_GATHER_ROWS", "DEFAULT_SAMPLE_ROWS", "cool", "local_client", "states"]
+
+log = logging.getLogger("crackle_runtime.dask")
 
 #: The most rows ``cool`` gathers to the client for the detectors that need the values
 #: (16 metrics of 10M rows are 1.3 GB of float64).
@@ -103,13 +109,20 @@ def local_client(workers: int, threads_per_worker: int = 1) -> Iterator[Any]:
         yield client
 
 
+def _partition_columns(
+    partition: Any, label: str | None, order_by: str | None
+) -> tuple[list[str], NDArray[np.float64]]:
+    """The metric names and (metrics, tasks) values ``Kiln.from_pandas`` would record from
+    ``partition`` (the frame is already in order), without making its labels."""
+    prepared = _frames.prepare_pandas(partition, label, order_by, None, labels=False)
+    return prepared.names, prepared.values.T
+
+
 def _partition_state(
     partition: Any, label: str | None, order_by: str | None, start: int, bucket_size: int | None
 ) -> bytes:
-    """The state of one partition (its first row at position ``start``), as bytes; its
-    metrics are those ``Kiln.from_pandas`` finds (the frame is already in order)."""
-    kiln = Kiln.from_pandas(partition, label=label, order_by=order_by)
-    names, columns = kiln._detection_columns()
+    """The state of one partition (its first row at position ``start``), as bytes."""
+    names, columns = _partition_columns(partition, label, order_by)
     return CoolingState.of(names, columns, start=start, bucket_size=bucket_size).to_bytes()
 
 
@@ -121,26 +134,27 @@ def _partition_pass(
     keep_below: int,
     tail_from: int,
 ) -> tuple[bytes, Piece]:
-    """One read of a partition: its state and its rows in the coordinated sample (the
-    labels whose hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``."""
-    kiln = Kiln.from_pandas(partition, label=label, order_by=order_by)
-    names, columns = kiln._detection_columns()
+    """One read of a partition: its state and its rows in the coordinated sample (those
+    whose key's hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``."""
+    names, columns = _partition_columns(partition, label, order_by)
     state = CoolingState.of(names, columns, start=start).to_bytes()
-    sampled = _sampled(list(kiln._store.labels), keep_below)
+    keys = np.arange(start, start + len(partition)) if label is None else partition[label]
+    sampled = _sampled(keys, keep_below)
     keep = sampled.copy()
     keep[max(tail_from - start, 0) :] = True
     local = np.flatnonzero(keep)
     return state, Piece(local + start, partition.iloc[local], sampled[local])
 
 
-def _sampled(labels: list[str], keep_below: int) -> NDArray[np.bool_]:
-    """Which labels the coordinated sample keeps: those whose 64-bit hash
-    (``pandas.util.hash_array``, the same in every process) is below ``keep_below``."""
+def _sampled(keys: Any, keep_below: int) -> NDArray[np.bool_]:
+    """Which rows the coordinated sample keeps: those whose key (the label column's value,
+    or the task position) has a 64-bit hash (``pandas.util.hash_array``, the same in every
+    process) below ``keep_below``."""
     if keep_below >= 2**64:
-        return np.ones(len(labels), dtype=bool)
+        return np.ones(len(keys), dtype=bool)
     import pandas as pd
 
-    hashes = pd.util.hash_array(np.asarray(labels, dtype=object))
+    hashes = pd.util.hash_array(np.asarray(keys))
     return np.asarray(hashes < np.uint64(keep_below), dtype=bool)
 
 
@@ -266,9 +280,23 @@ class _Sampled:
         self.changes: dict[str, int] = {}
 
     def cool(self, sample_rows: int) -> PatternReport:
+        began = time.perf_counter()
         state = self._first_pass(sample_rows)
+        first = time.perf_counter()
+        log.info(
+            "dask.cool: states, sample and latest rows of %d rows in %d partitions: %.3f s",
+            self.tasks,
+            len(self.parts),
+            first - began,
+        )
         gathered, changes = self._filter(state)
         positions, frame = self._rows()
+        log.info(
+            "dask.cool: filtering pass, %d rounds: %.3f s; %d rows gathered",
+            self.rounds,
+            time.perf_counter() - first,
+            positions.size,
+        )
         sampled = np.zeros(positions.size, dtype=bool)
         sampled[np.searchsorted(positions, self._sampled_positions())] = True
         wanted = np.union1d(positions[sampled], [c for c in changes.values() if c >= 0])
@@ -311,8 +339,7 @@ class _Sampled:
     def _columns(self, state: CoolingState) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """The gathered rows as the state's metrics x tasks (NaN = absent), and positions."""
         positions, frame = self._rows()
-        kiln = Kiln.from_pandas(frame, label=self.label, order_by=self.order_by)
-        names, columns = kiln._detection_columns()
+        names, columns = _partition_columns(frame, self.label, self.order_by)
         where = {name: k for k, name in enumerate(names)}
         aligned = np.full((len(state.names), positions.size), np.nan)
         for k, name in enumerate(state.names):

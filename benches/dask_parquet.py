@@ -147,26 +147,22 @@ def main() -> None:
     )
     profile = _profile()
     reference_files = files[: args.reference_rows // args.chunk]
-    with crackle_dask.local_client(2) as client:
+
+    def on_dask(paths: list[str]) -> tuple[Any, float]:
         began = time.perf_counter()
         report = crackle_dask.cool(
-            dd.read_parquet(files),
+            dd.read_parquet(paths),
             profile,
             label="run_id",
             gather_rows=0,
             sample_rows=args.sample_rows,
         )
-        whole = time.perf_counter() - began
+        return report, time.perf_counter() - began
+
+    with crackle_dask.local_client(2) as client:
+        report, whole = on_dask(files)
         peaks = _peak_mb(client)
-        began = time.perf_counter()
-        first = crackle_dask.cool(
-            dd.read_parquet(reference_files),
-            profile,
-            label="run_id",
-            gather_rows=0,
-            sample_rows=args.sample_rows,
-        )
-        first_time = time.perf_counter() - began
+        first, first_time = on_dask(reference_files)
     print(
         f"dask.cool, 2 workers: {args.rows:,} rows in {whole:.1f} s"
         f" ({whole / args.rows * 1e6:.2f} us/row), {len(report)} patterns;"

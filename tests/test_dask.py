@@ -169,8 +169,12 @@ def test_above_gather_rows_the_exact_detectors_read_every_row(client: Any) -> No
         _assert_same_exact(report, expected)
         found = re.search(r"a coordinated sample of (\d+) tasks", report.notes[-1])
         assert found is not None and 1_500 < int(found.group(1)) < 2_500
-    # the sample is keyed on the labels: the same tasks for any partitioning
-    first, second = ([(p.kind, p.involved_tasks) for p in report] for report in reports)
+    # the sample is keyed on the labels: the same tasks for any partitioning (outliers,
+    # fenced within each partition, are tested with planted bursts below)
+    first, second = (
+        [(p.kind, p.involved_tasks) for p in report if p.kind != PatternKind.OUTLIER]
+        for report in reports
+    )
     assert first == second
 
 
@@ -185,18 +189,29 @@ def test_a_correlation_far_from_the_latest_tasks_is_gathered(client: Any) -> Non
     _assert_same_exact(report, expected)
 
 
-def test_a_sample_of_every_row_gives_the_single_machine_report(client: Any) -> None:
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_a_sample_of_every_row_gives_the_single_machine_report(
+    client: Any, partitions: int
+) -> None:
+    """With every row in the sample, the report is a single machine's; outliers too when
+    one partition holds every row (with more, each is fenced within its partition)."""
     frame = _frame(12_000, seed=2)
     report = crackle_dask.cool(
-        dd.from_pandas(frame, npartitions=4),
+        dd.from_pandas(frame, npartitions=partitions),
         label="run",
         order_by="started",
         gather_rows=0,
         sample_rows=12_000,
     )
     expected = Kiln.from_pandas(frame, label="run", order_by="started").cool()
-    _assert_same_report(list(report), list(expected))
-    assert report.notes[:-1] == expected.notes
+    if partitions == 1:
+        _assert_same_report(list(report), list(expected))
+        assert report.notes[:-1] == expected.notes
+    else:
+        _assert_same_report(
+            [p for p in report if p.kind != PatternKind.OUTLIER],
+            [p for p in expected if p.kind != PatternKind.OUTLIER],
+        )
     assert "a coordinated sample of 12000 tasks" in report.notes[-1]
 
 
@@ -204,3 +219,31 @@ def test_bad_sample_rows_is_named(client: Any) -> None:
     ddf = dd.from_pandas(_frame(50), npartitions=2)
     with pytest.raises(ValueError, match="sample_rows must be >= 1, got 0"):
         crackle_dask.cool(ddf, label="run", gather_rows=0, sample_rows=0)
+
+
+def test_above_gather_rows_outliers_are_read_in_every_row(client: Any) -> None:
+    """Outliers come from every row (each partition scored within its change points'
+    segments, Bonferroni over every row), not from the sample of 1,000: five planted bursts
+    are found wherever the partitions cut, and the step of 'latency_ms' makes none."""
+    frame = _frame(30_000, seed=7).sort_values("started").reset_index(drop=True)
+    planted = [1_234, 9_876, 17_401, 17_402, 29_990]
+    frame.loc[planted, "load"] = 40.0  # 30 standard deviations
+    labels = {str(frame.loc[p, "run"]) for p in planted}
+    for partitions in (2, 5):
+        report = crackle_dask.cool(
+            dd.from_pandas(frame, npartitions=partitions),
+            label="run",
+            gather_rows=0,
+            sample_rows=1_000,
+        )
+        outliers = [p for p in report if p.kind == PatternKind.OUTLIER]
+        bursts = [p for p in outliers if p.details["task"] in labels]
+        assert sorted(p.details["task_index"] for p in bursts) == planted
+        assert all(p.details["metrics"] == ["load"] for p in bursts)
+        # the rest are borderline normal values (the fence is 4.7 here; a single machine
+        # reports one of them too): a partition's fence and scale are its own
+        others = [p.metrics["severity"] for p in outliers if p.details["task"] not in labels]
+        assert len(others) <= 5 and all(severity < 6 for severity in others)
+        assert all(p.metrics["severity"] > 13 for p in bursts)
+        assert "outliers (fenced within each partition)" in report.notes[-1]
+        assert not any("latency_ms" in p.details["metrics"] for p in outliers)

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from crackle_runtime import _backend
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._data import DetectionData
+from crackle_runtime.profile import ThermalProfile
 
 __all__ = ["FROM_STATE", "Gathered", "tables_from_state"]
 
@@ -179,3 +180,91 @@ class Gathered:
             found = position >= 0 and at < having.size and having[at] == position
             out[row] = at if found else -1
         return out
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """The outlier detector's flagged (task, metric) rows over runs of tasks scored apart
+    (a cluster's partitions), by task position and metric name, and the scale each run
+    chose for each metric."""
+
+    positions: NDArray[np.int64]
+    metrics: list[str]
+    severity: NDArray[np.float64]
+    deviation: NDArray[np.float64]
+    scales: dict[str, list[int]]
+
+    @classmethod
+    def of_run(
+        cls,
+        names: list[str],
+        columns: NDArray[np.float64],
+        start: int,
+        profile: ThermalProfile,
+        family: int,
+    ) -> tuple[Outliers, NDArray[np.int64]]:
+        """The outliers of the tasks ``columns`` (metrics ``names`` x tasks, the first at
+        position ``start``), fenced within the segments between their change points as the
+        cooling loop does, Bonferroni over at least ``family`` values; and the positions of
+        each metric's most severe (at most ``MAX_PER_METRIC``: every task a report of all
+        the runs can name is among them)."""
+        from crackle_runtime.detectors import _cooling
+        from crackle_runtime.detectors.outlier import most_severe
+
+        data = DetectionData([""] * columns.shape[1], names, columns)
+        result = _cooling.segmented_result("outlier", data, profile, family)
+        task, metric = np.asarray(result["task"]), np.asarray(result["metric"])
+        severity = np.asarray(result["severity"], dtype=np.float64)
+        scales = np.asarray(result["scale"]).tolist()
+        found = cls(
+            task.astype(np.int64) + start,
+            [names[k] for k in metric.tolist()],
+            severity,
+            np.asarray(result["deviation"], dtype=np.float64),
+            {name: [int(scale)] for name, scale in zip(names, scales, strict=True)},
+        )
+        return found, np.unique(task[most_severe(metric, severity)]).astype(np.int64) + start
+
+    @classmethod
+    def merged(cls, runs: list[Outliers]) -> Outliers:
+        """The rows and scales of every run."""
+        scales: dict[str, list[int]] = {}
+        for run in runs:
+            for name, chosen in run.scales.items():
+                scales.setdefault(name, []).extend(chosen)
+        return cls(
+            np.concatenate([run.positions for run in runs]),
+            [name for run in runs for name in run.metrics],
+            np.concatenate([run.severity for run in runs]),
+            np.concatenate([run.deviation for run in runs]),
+            scales,
+        )
+
+    def scale(self, name: str) -> int:
+        """The scale most runs chose for metric ``name`` (0, robust z, when none scored it)."""
+        chosen = self.scales.get(name)
+        return int(np.bincount(chosen).argmax()) if chosen else 0
+
+    def tasks_flagged(self, names: set[str]) -> int:
+        """How many tasks have an outlier on one of the metrics ``names``."""
+        on = np.array([name in names for name in self.metrics], dtype=bool)
+        return int(np.unique(self.positions[on]).size)
+
+    def table(self, view: DetectionData, view_positions: NDArray[np.int64]) -> Table:
+        """The outlier kernel's table over the view (the tasks at ``view_positions``): the
+        rows of its metrics at its tasks, sorted by task then metric."""
+        index = {name: k for k, name in enumerate(view.names)}
+        metric = np.array([index.get(name, -1) for name in self.metrics], dtype=np.int64)
+        at = np.searchsorted(view_positions, self.positions)
+        inside = at < view_positions.size
+        inside[inside] = view_positions[at[inside]] == self.positions[inside]
+        keep = inside & (metric >= 0)
+        task, metric = at[keep].astype(np.int64), metric[keep]
+        order = np.lexsort((metric, task))
+        return {
+            "task": task[order],
+            "metric": metric[order],
+            "severity": self.severity[keep][order],
+            "deviation": self.deviation[keep][order],
+            "scale": np.array([self.scale(name) for name in view.names], dtype=np.int64),
+        }

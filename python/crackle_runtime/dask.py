@@ -19,15 +19,20 @@ Above ``gather_rows``, no step holds every row:
    the 64-bit hash of the label column's value, ``pandas.util.hash_array``, is below
    ``2^64 · sample_rows / rows``: the same rows whatever the partitioning; without ``label``
    the hash of the task position, as an index need not name tasks uniquely) and its rows
-   among the latest 10,000;
+   among the latest 10,000; and its outliers (the detector run as the cooling loop runs it,
+   within the segments between the partition's change points, Bonferroni over every row of
+   the frame) with the rows of each metric's most severe 50, which hold every outlier task
+   a report can name;
 2. the filtering pass asks ``state_rows_needed`` which buckets the phase-transition tables
    read next and reads only those rows from the partitions holding them, round after round
    until none is missing, then more of the latest rows (doubling) while a correlation's
    p-value lacks 10,000 tasks having both metrics;
 3. the client cools a kiln of the sample (plus each metric's change task): conservation,
    phase transitions and correlations come from the state and the gathered rows and equal
-   the single-machine report's; the other detectors read the sample, a note says so, and the
-   report's ``task_count`` is every row's.
+   the single-machine report's; outliers are worded from the partitions' rows (equal to a
+   single machine's with one partition; with more, a partition's scale and fence are its
+   own, so borderline values may differ); the other detectors read the sample, a note says
+   so, and the report's ``task_count`` is every row's.
 
 Each read of a partition repeats the work its graph does; with ``order_by`` that includes
 the sort, so a large frame is best stored in task order and cooled with ``order_by=None``.
@@ -49,7 +54,10 @@ from numpy.typing import NDArray
 
 from crackle_runtime import _backend, _frames, _incremental
 from crackle_runtime._state import CoolingState
+from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
+from crackle_runtime.detectors.outlier import DETECTOR as OUTLIER
+from crackle_runtime.detectors.outlier import MAX_PER_METRIC
 from crackle_runtime.kiln import Kiln
 from crackle_runtime.patterns import PatternKind
 from crackle_runtime.profile import ThermalProfile
@@ -133,17 +141,27 @@ def _partition_pass(
     start: int,
     keep_below: int,
     tail_from: int,
+    outlier: ThermalProfile | None,
+    rows: int,
 ) -> tuple[bytes, Piece]:
-    """One read of a partition: its state and its rows in the coordinated sample (those
-    whose key's hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``."""
+    """One read of a partition: its state; its rows in the coordinated sample (those whose
+    key's hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``; with
+    ``outlier`` (the profile) its outliers, fenced within its change points' segments with
+    a Bonferroni family of the frame's ``rows``, and the rows of each metric's most
+    severe."""
     names, columns = _partition_columns(partition, label, order_by)
+    columns = np.ascontiguousarray(columns)
     state = CoolingState.of(names, columns, start=start).to_bytes()
     keys = np.arange(start, start + len(partition)) if label is None else partition[label]
     sampled = _sampled(keys, keep_below)
     keep = sampled.copy()
     keep[max(tail_from - start, 0) :] = True
+    flagged = None
+    if outlier is not None:
+        flagged, severe = _incremental.Outliers.of_run(names, columns, start, outlier, rows)
+        keep[severe - start] = True
     local = np.flatnonzero(keep)
-    return state, Piece(local + start, partition.iloc[local], sampled[local])
+    return state, Piece(local + start, partition.iloc[local], sampled[local], flagged)
 
 
 def _sampled(keys: Any, keep_below: int) -> NDArray[np.bool_]:
@@ -166,6 +184,7 @@ class Piece:
     positions: NDArray[np.int64]
     frame: Any
     sampled: NDArray[np.bool_]
+    outliers: _incremental.Outliers | None = None
 
 
 def _rows_at(partition: Any, local: NDArray[np.int64], start: int) -> Piece:
@@ -297,26 +316,62 @@ class _Sampled:
             time.perf_counter() - first,
             positions.size,
         )
-        sampled = np.zeros(positions.size, dtype=bool)
-        sampled[np.searchsorted(positions, self._sampled_positions())] = True
-        wanted = np.union1d(positions[sampled], [c for c in changes.values() if c >= 0])
+        runs = [piece.outliers for piece in self.pieces if piece.outliers is not None]
+        wanted = np.union1d(
+            self._sampled_positions(), [c for c in changes.values() if c >= 0]
+        ).astype(np.int64)
+        # outliers come from every row (the first pass), not from the sample's cooling
+        profile = self.profile.without(PatternKind.OUTLIER) if runs else self.profile
         view = frame.iloc[np.searchsorted(positions, wanted)]
-        kiln = Kiln.from_pandas(
-            view, label=self.label, profile=self.profile, order_by=self.order_by
+        kiln = Kiln.from_pandas(view, label=self.label, profile=profile, order_by=self.order_by)
+        report = kiln._cool_from_gathered(state, _incremental.Gathered(gathered, positions, wanted))
+        if runs:
+            outliers = _incremental.Outliers.merged(runs)
+            report = self._with_outliers(report, outliers, positions, frame, wanted)
+        return self._whole(report, state, int(wanted.size), bool(runs))
+
+    def _with_outliers(
+        self,
+        report: PatternReport,
+        outliers: _incremental.Outliers,
+        positions: NDArray[np.int64],
+        frame: Any,
+        wanted: NDArray[np.int64],
+    ) -> PatternReport:
+        """``report`` with the outlier patterns of every row: the detector's wording over
+        the sample and the rows each partition found most severe (its tasks by position)."""
+        rows = np.union1d(wanted, self._severe_positions()).astype(np.int64)
+        read = frame.iloc[np.searchsorted(positions, rows)]
+        kiln = Kiln.from_pandas(read, label=self.label, order_by=self.order_by)
+        names, columns = kiln._detection_columns()
+        source = report._source
+        kept = set(source.names) if source is not None else set()
+        data = DetectionData(list(kiln._store.labels), names, columns).select(
+            np.array([name in kept for name in names], dtype=bool)
         )
-        report = kiln._cool_from_gathered(
-            state, _incremental.Gathered(gathered, positions, wanted.astype(np.int64))
-        )
-        return self._whole(report, state, int(wanted.size))
+        found = OUTLIER.findings(data, outliers.table(data, rows), _params("outlier", self.profile))
+        for pattern in found.patterns:
+            pattern.details["task_index"] = int(rows[int(pattern.details["task_index"])])
+        notes = [note for note in report.notes if not note.startswith("outlier:")]
+        flagged = outliers.tasks_flagged(kept)
+        if flagged > len(found.patterns):
+            notes.append(
+                f"outlier: {flagged} tasks stand out (severity > {self.profile.outlier_z:g} "
+                "and the metric's Bonferroni fence); the "
+                f"{len(found.patterns)} most severe are reported (at most {MAX_PER_METRIC} "
+                "per metric)"
+            )
+        return report._with(found.patterns, notes)
 
     def _first_pass(self, sample_rows: int) -> CoolingState:
         dask = self.dask
         keep_below = 2**64 if sample_rows >= self.tasks else (2**64 * sample_rows) // self.tasks
         tail_from = max(self.tasks - _TAIL, 0)
         level, pieces = [], []
+        outlier = self.profile if PatternKind.OUTLIER in self.profile.detectors else None
         for part, start in zip(self.parts, self.starts, strict=True):
             state, piece = dask.delayed(_partition_pass, nout=2)(
-                part, self.label, self.order_by, start, keep_below, tail_from
+                part, self.label, self.order_by, start, keep_below, tail_from, outlier, self.tasks
             )
             level.append(state)
             pieces.append(piece)
@@ -326,6 +381,12 @@ class _Sampled:
 
     def _sampled_positions(self) -> NDArray[np.int64]:
         return np.concatenate([p.positions[p.sampled] for p in self.pieces])
+
+    def _severe_positions(self) -> NDArray[np.int64]:
+        """The rows the first pass read for their outliers (neither sampled nor latest)."""
+        return np.concatenate(
+            [p.positions[~p.sampled] for p in self.pieces if p.outliers is not None]
+        )
 
     def _rows(self) -> tuple[NDArray[np.int64], Any]:
         """Every gathered row once, in task order: positions and frame."""
@@ -406,7 +467,9 @@ class _Sampled:
         }
         return columns, changes
 
-    def _whole(self, report: PatternReport, state: CoolingState, view_tasks: int) -> PatternReport:
+    def _whole(
+        self, report: PatternReport, state: CoolingState, sample: int, outliers: bool
+    ) -> PatternReport:
         """The report of the view, said of every task: the task count, each phase
         transition's change index over every task, and a note on what read the sample."""
         report.task_count = state.tasks
@@ -414,11 +477,16 @@ class _Sampled:
             if pattern.kind == PatternKind.PHASE_TRANSITION:
                 name = str(pattern.details["metric"])
                 pattern.metrics["change_index"] = float(self.changes[name])
+        read = "conservation, phase transitions and correlations"
+        if outliers:
+            read = (
+                "conservation, phase transitions, correlations and outliers (fenced within "
+                "each partition)"
+            )
         report.notes.append(
-            f"cooled on the cluster: conservation, phase transitions and correlations read "
-            f"all {state.tasks} tasks; the other detectors read a coordinated sample of "
-            f"{view_tasks} tasks (kept by a hash of the label), and the tasks each pattern "
-            "lists are those of the sample"
+            f"cooled on the cluster: {read} read all {state.tasks} tasks; the other "
+            f"detectors read a coordinated sample of {sample} tasks (kept by a hash of the "
+            "label), and the tasks each of their patterns lists are those of the sample"
         )
         return report
 

@@ -70,6 +70,25 @@ class PatternReport(list[CracklePattern]):
         # the metrics the report was cooled from (no copy), for the HTML page's figures
         self._source = source
 
+    def _with(self, patterns: Iterable[CracklePattern], notes: Iterable[str]) -> PatternReport:
+        """A report of the same cooling with more ``patterns`` and these ``notes`` (a
+        cluster's outliers, worded apart from the sample)."""
+        return PatternReport(
+            [*self, *patterns],
+            task_count=self.task_count,
+            metric_count=self.metric_count,
+            skipped=self.skipped,
+            incomplete=self.incomplete,
+            tests_run=self.tests_run,
+            fdr=self.fdr,
+            elapsed=self.elapsed,
+            notes=notes,
+            timings=self.timings,
+            change_positions=self._change_positions,
+            source=self._source,
+            drifting=self._drifting,
+        )
+
     # --- views --------------------------------------------------------------------------
     def by_kind(self, kind: PatternKind | str) -> list[CracklePattern]:
         wanted = PatternKind.parse(kind)

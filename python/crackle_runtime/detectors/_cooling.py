@@ -43,6 +43,7 @@ __all__ = [
     "cool",
     "index_columns",
     "run_order",
+    "segmented_result",
 ]
 
 #: A detector's result table computed otherwise than by its kernel: (view, params) -> fields.
@@ -286,11 +287,13 @@ def _run_segmented(
     params: dict[str, Any],
     bounds: dict[int, list[int]],
     state: _Cooling,
+    family: int = 0,
 ) -> dict[str, NDArray[Any]]:
     """The result of ``detector`` (fields task, metric, ..., and a per-metric ``scale``) with
     each metric of ``bounds`` read within its segments (one kernel run per segment, over the
     tasks from its first to its last value) and the others in one run; flagged rows sorted
-    by task, then metric. A metric's ``scale`` is that of its longest segment."""
+    by task, then metric. A metric's ``scale`` is that of its longest segment. ``family``:
+    the fewest values a kernel's multiplicity counts (a run of a larger series)."""
     kernels = _backend.kernels()
 
     def run(
@@ -319,8 +322,8 @@ def _run_segmented(
         for start, end in itertools.pairwise(edges):
             first, last = int(tasks[start]), int(tasks[end - 1]) + 1
             # the multiplicity of the metric's tests is all of its values, not the segment's
-            family = {"family": int(tasks.size)} if counts_family else {}
-            result = run(np.ascontiguousarray(column[None, first:last]), None, family)
+            counted = {"family": max(int(tasks.size), family)} if counts_family else {}
+            result = run(np.ascontiguousarray(column[None, first:last]), None, counted)
             pieces.append((result, np.array([metric], dtype=np.int64), first))
             if end - start > longest:
                 longest, scale[metric] = end - start, int(np.asarray(result["scale"])[0])
@@ -434,3 +437,21 @@ def _bounded_pairs(state: _Cooling, detector: Detector, view: DetectionData) -> 
     state.incomplete.append((detector.kind, reason))
     state.notes.append(f"{detector.kind.value}: {reason}")
     return view.select(np.arange(metrics) < MAX_PAIR_METRICS)
+
+
+def segmented_result(
+    name: str, data: DetectionData, profile: ThermalProfile, family: int
+) -> Mapping[str, NDArray[Any]]:
+    """The result of segmented detector ``name`` over ``data`` as the cooling loop computes
+    it (each metric within the segments between the distribution-shift detector's change
+    points), its multiplicity counting at least ``family`` values: the run of a larger
+    series (a cluster's partition)."""
+    state = _Cooling(profile, time.perf_counter(), "raise")
+    detector = next(d for d in REGISTRY if d.name == name)
+    shift = next(d for d in REGISTRY if d.kind == PatternKind.DISTRIBUTION_SHIFT)
+    result = _result(state, shift, data, shift.params(profile), state.time_left(), None, {})
+    bounds = _segment_bounds(result, data)
+    params = {**detector.params(profile), "family": family}
+    if bounds:
+        return _run_segmented(detector, data, params, bounds, state, family)
+    return _result(state, detector, data, params, state.time_left(), None, {})

@@ -22,7 +22,7 @@ from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
-__all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS", "MAX_PER_METRIC", "SCALE_WORDS"]
+__all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS", "MAX_PER_METRIC", "SCALE_WORDS", "most_severe"]
 
 MAX_OUTLIER_PATTERNS = 200  # a report lists at most this many outlier tasks, the most severe
 MAX_PER_METRIC = 50  # ... and at most this many (task, metric) outliers of one metric
@@ -33,7 +33,7 @@ def _params(profile: ThermalProfile) -> dict[str, Any]:
     return {"z_threshold": float(profile.outlier_z)}
 
 
-def _most_severe(metrics: np.ndarray[Any, Any], severity: np.ndarray[Any, Any]) -> Any:
+def most_severe(metrics: np.ndarray[Any, Any], severity: np.ndarray[Any, Any]) -> Any:
     """Mask of the flagged (task, metric) rows kept: each metric's ``MAX_PER_METRIC`` most
     severe (ties in task order)."""
     order = np.lexsort((-severity, metrics))  # by metric, most severe first
@@ -58,7 +58,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     severity = np.asarray(result["severity"], dtype=np.float64)
     deviations, scales = np.asarray(result["deviation"]), np.asarray(result["scale"])
     flagged_tasks = np.unique(tasks).size
-    kept = _most_severe(metrics, severity)
+    kept = most_severe(metrics, severity)
     tasks, metrics, severity, deviations = (
         tasks[kept],
         metrics[kept],

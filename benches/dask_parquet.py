@@ -168,6 +168,9 @@ def main() -> None:
         f" ({whole / args.rows * 1e6:.2f} us/row), {len(report)} patterns;"
         f" peak RSS per worker {', '.join(f'{p:,.0f} MB' for p in peaks)}"
     )
+    print(f"    patterns by kind: {report.counts()}")
+    for note in report.notes:
+        print(f"    note: {note}")
     for kind, description in _exact(report)[:6]:
         print(f"    {kind}: {description}")
     began = time.perf_counter()

@@ -247,3 +247,14 @@ def test_above_gather_rows_outliers_are_read_in_every_row(client: Any) -> None:
         assert all(p.metrics["severity"] > 13 for p in bursts)
         assert "outliers (fenced within each partition)" in report.notes[-1]
         assert not any("latency_ms" in p.details["metrics"] for p in outliers)
+
+
+def test_empty_and_tiny_partitions_are_cooled(client: Any) -> None:
+    """An empty partition and one of 2 rows (too few to score an outlier: scale -1) take
+    part like any other."""
+    frame = _frame(6_000, seed=1)
+    pieces = [frame.iloc[:4_000], frame.iloc[:0], frame.iloc[4_000:4_002], frame.iloc[4_002:]]
+    ddf = dd.concat([dd.from_pandas(piece, npartitions=1) for piece in pieces])
+    report = crackle_dask.cool(ddf, label="run", gather_rows=0, sample_rows=500)
+    assert report.task_count == 6_000
+    _assert_same_exact(report, Kiln.from_pandas(frame, label="run").cool())

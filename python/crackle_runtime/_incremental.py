@@ -241,9 +241,10 @@ class Outliers:
         )
 
     def scale(self, name: str) -> int:
-        """The scale most runs chose for metric ``name`` (0, robust z, when none scored it)."""
-        chosen = self.scales.get(name)
-        return int(np.bincount(chosen).argmax()) if chosen else 0
+        """The scale most runs that scored metric ``name`` chose (-1, as the kernel says of a
+        metric with fewer than 3 values, when none scored it)."""
+        chosen = [scale for scale in self.scales.get(name, []) if scale >= 0]
+        return int(np.bincount(chosen).argmax()) if chosen else -1
 
     def tasks_flagged(self, names: set[str]) -> int:
         """How many tasks have an outlier on one of the metrics ``names``."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crackle_runtime import CoolingState, Kiln
+from crackle_runtime import CoolingState, Kiln, _frames
 from crackle_runtime.patterns import CracklePattern, PatternKind
 
 distributed = pytest.importorskip("distributed")
@@ -258,3 +258,45 @@ def test_empty_and_tiny_partitions_are_cooled(client: Any) -> None:
     report = crackle_dask.cool(ddf, label="run", gather_rows=0, sample_rows=500)
     assert report.task_count == 6_000
     _assert_same_exact(report, Kiln.from_pandas(frame, label="run").cool())
+
+
+def _awkward_order(frame: Any) -> Any:
+    """``frame`` with orders that a plain ``sort_values`` would not give as a single
+    machine does: 'started' with ties and absent values, 'when' text with blanks."""
+    frame = frame.copy()
+    rng = np.random.default_rng(3)
+    frame["started"] = frame["started"] // 7
+    frame.loc[rng.choice(len(frame), size=len(frame) // 20, replace=False), "started"] = np.nan
+    frame["when"] = [f"t{int(s):012d}" if s == s else "" for s in frame["started"]]
+    return frame
+
+
+@pytest.mark.parametrize("order_by", ["started", "when"])
+def test_order_by_sorts_as_a_single_machine_with_ties_blanks_and_absent_values(
+    client: Any, order_by: str
+) -> None:
+    """The cluster sorts by the keys a single machine sorts by, ties in their order,
+    blanks and absent values last, so every read of a partition sees the same rows in the
+    same order (a plain sort puts blank text first and orders ties as it likes)."""
+    frame = _awkward_order(_frame(20_000, seed=4))
+    ignore = "when" if order_by == "started" else "started"
+    frame = frame.drop(columns=[ignore])
+    expected = Kiln.from_pandas(frame, label="run", order_by=order_by).cool()
+    ddf = dd.from_pandas(frame, npartitions=3)
+    gathered = crackle_dask.cool(ddf, label="run", order_by=order_by)
+    _assert_same_report(list(gathered), list(expected))
+    sampled = crackle_dask.cool(
+        ddf, label="run", order_by=order_by, gather_rows=0, sample_rows=2_000
+    )
+    _assert_same_exact(sampled, expected)
+    phase = [p for p in _exact(list(expected)) if p.kind == PatternKind.PHASE_TRANSITION]
+    assert phase and all(p.details["change_label"] for p in phase)
+    # every outlier's task index is the position of its task in a single machine's order
+    order = _frames.row_order(_frames.columns_from_pandas(frame)[0], order_by)
+    assert order is not None
+    labels = frame["run"].to_numpy()[order]
+    outliers = [p for p in sampled if p.kind == PatternKind.OUTLIER]
+    assert outliers
+    assert [labels[p.details["task_index"]] for p in outliers] == [
+        p.details["task"] for p in outliers
+    ]

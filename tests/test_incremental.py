@@ -408,6 +408,11 @@ def test_gathered_rows_name_their_bad_arguments() -> None:
         )
     with pytest.raises(ValueError, match="metrics"):
         kernels.state_rows_needed(state.flat, np.array([5]))
+    # every row gathered, but not the rows the state summarises: values made absent
+    holed = columns.copy()
+    holed[:, 20:30] = np.nan
+    with pytest.raises(ValueError, match="not the rows it summarises"):
+        kernels.table_from_state("phase_transition", state.flat, holed, selected, {}, np.arange(50))
 
 
 def test_tables_from_state_name_their_bad_arguments() -> None:

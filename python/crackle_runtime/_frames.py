@@ -25,6 +25,7 @@ __all__ = [
     "columns_from_arrow",
     "columns_from_pandas",
     "iso_seconds",
+    "order_keys",
     "prepare",
     "prepare_pandas",
     "row_order",
@@ -74,13 +75,16 @@ def prepare(
     where: str = "the table",
     spell: Callable[[str], str] = _keyword,
     labels: bool = True,
+    in_order: bool = False,
 ) -> Prepared:
     """Apply ``label``, ``order_by`` (rows sorted by it, stably, absent values last; it
     becomes an index column) and ``ignore`` (columns left out) to ``columns``. ``spell``
     names an argument in messages (``label=`` for the API, ``--label`` for the CLI).
-    ``labels`` False leaves ``Prepared.labels`` empty (the values alone are wanted)."""
+    ``labels`` False leaves ``Prepared.labels`` empty (the values alone are wanted);
+    ``in_order`` True says the rows are already sorted by ``order_by`` (a frame sorted by
+    ``order_key`` elsewhere, read in pieces), which then only takes its role."""
     ignored = _check_arguments(columns, label, order_by, ignore, where, spell)
-    order = row_order(columns, order_by)
+    order = None if in_order else row_order(columns, order_by)
     metric_names = [name for name in columns.names if name in columns.numeric and name != label]
     values = np.empty((columns.rows, len(metric_names)), dtype=np.float64)
     for j, name in enumerate(metric_names):
@@ -195,17 +199,21 @@ def row_order(columns: Columns, name: str | None) -> NDArray[np.intp] | None:
     column orders them."""
     if name is None:
         return None
+    keys = order_keys(columns, name)
+    return np.asarray(np.lexsort(keys[::-1]), dtype=np.intp)  # stable; NaN sorts last
+
+
+def order_keys(columns: Columns, name: str) -> list[NDArray[Any]]:
+    """The keys, most significant first, whose lexicographic order is the order of the
+    rows by column ``name``: its values as float64 (NaN last) for metrics and timestamps;
+    for other columns whether the text is empty (absent, last), then the text."""
     if name in columns.numeric:
-        key = columns.numeric[name]
-    elif name in columns.times:
-        key = columns.times[name]
-    else:
-        cells = columns.texts(name)
-        present = np.array([cell != "" for cell in cells], dtype=bool)
-        text_key = np.array(cells, dtype=object)
-        order = np.argsort(text_key[present].astype(str), kind="stable")
-        return np.concatenate([np.flatnonzero(present)[order], np.flatnonzero(~present)])
-    return np.argsort(key, kind="stable")  # NaN sorts last
+        return [columns.numeric[name]]
+    if name in columns.times:
+        return [columns.times[name]]
+    cells = columns.texts(name)
+    absent = np.array([cell == "" for cell in cells], dtype=np.int8)
+    return [absent, np.array(cells, dtype=str)]
 
 
 def _require_finite(values: NDArray[np.float64], names: Sequence[str], where: str) -> None:
@@ -268,14 +276,15 @@ def prepare_pandas(
     ignore: Iterable[str] | str | None,
     *,
     labels: bool = True,
+    in_order: bool = False,
 ) -> Prepared:
     """``prepare`` for a pandas DataFrame, whose index gives the labels when ``label`` is
-    None (sorted with the rows); ``labels`` False leaves them out."""
+    None (sorted with the rows); ``labels`` and ``in_order`` as in ``prepare``."""
     columns, index_texts = columns_from_pandas(frame)
-    prepared = prepare(columns, label, order_by, ignore, labels=labels)
+    prepared = prepare(columns, label, order_by, ignore, labels=labels, in_order=in_order)
     if label is None and labels:
         index = index_texts()
-        order = row_order(columns, order_by)
+        order = None if in_order else row_order(columns, order_by)
         prepared.labels = index if order is None else [index[i] for i in order.tolist()]
     return prepared
 

@@ -122,8 +122,43 @@ def _partition_columns(
 ) -> tuple[list[str], NDArray[np.float64]]:
     """The metric names and (metrics, tasks) values ``Kiln.from_pandas`` would record from
     ``partition`` (the frame is already in order), without making its labels."""
-    prepared = _frames.prepare_pandas(partition, label, order_by, None, labels=False)
+    prepared = _frames.prepare_pandas(partition, label, order_by, None, labels=False, in_order=True)
     return prepared.names, prepared.values.T
+
+
+def _kiln(frame: Any, label: str | None, order_by: str | None, profile: ThermalProfile) -> Kiln:
+    """``Kiln.from_pandas`` of rows gathered from the sorted frame, kept in their order."""
+    prepared = _frames.prepare_pandas(frame, label, order_by, None, in_order=True)
+    return Kiln._from_prepared(prepared, profile)
+
+
+_KEY, _POSITION = "__crackle_order_key_", "__crackle_order_position"
+
+
+def _order_keys(
+    partition: Any, order_by: str, starts: list[int], partition_info: Any = None
+) -> Any:
+    """``partition`` with the columns that sort every row as ``Kiln.from_pandas`` sorts
+    them (``_frames.order_keys``, then the row's position: the sort is stable)."""
+    columns, _ = _frames.columns_from_pandas(partition[[order_by]])
+    keys = _frames.order_keys(columns, order_by)
+    start = starts[partition_info["number"]] if partition_info else 0
+    extra = {f"{_KEY}{k}": key for k, key in enumerate(keys)}
+    extra[_POSITION] = np.arange(start, start + len(partition), dtype=np.int64)
+    return partition.assign(**extra)
+
+
+def _ordered(ddf: Any, order_by: str) -> Any:
+    """``ddf`` sorted by ``order_by`` in exactly the order a single machine sorts it (ties
+    kept in their order, absent values last)."""
+    if order_by not in ddf.columns:
+        raise ValueError(f"order_by: no column {order_by!r}")
+    lengths = [int(n) for n in ddf.map_partitions(len).compute()]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    meta = _order_keys(ddf._meta, order_by, [0])
+    keyed = ddf.map_partitions(_order_keys, order_by, starts, meta=meta)
+    by = [name for name in meta.columns if str(name).startswith(_KEY)] + [_POSITION]
+    return keyed.sort_values(by).drop(columns=by)
 
 
 def _partition_state(
@@ -222,9 +257,18 @@ def states(
     order_by: str | None = None,
     bucket_size: int | None = None,
 ) -> CoolingState:
-    """The mergeable state of every row of ``ddf`` (partitions in order, each row a task):
-    one state per partition on the workers, merged in a binary tree on the cluster."""
+    """The mergeable state of every row of ``ddf`` (partitions in order, each row a task,
+    or sorted by ``order_by``): one state per partition on the workers, merged in a binary
+    tree on the cluster."""
     dask = _dask()
+    if order_by is not None:
+        ddf = _ordered(ddf, order_by)
+    return _states(dask, ddf, label, order_by, bucket_size)
+
+
+def _states(
+    dask: Any, ddf: Any, label: str | None, order_by: str | None, bucket_size: int | None = None
+) -> CoolingState:
     parts, starts, _ = _layout(ddf)
     level = [
         dask.delayed(_partition_state)(part, label, order_by, start, bucket_size)
@@ -260,21 +304,19 @@ def cool(
         raise ValueError(f"gather_rows must be >= 0, got {gather_rows}")
     if int(sample_rows) < 1:
         raise ValueError(f"sample_rows must be >= 1, got {sample_rows}")
-    if order_by is not None:
-        if order_by not in ddf.columns:
-            raise ValueError(f"order_by: no column {order_by!r}")
-        ddf = ddf.sort_values(order_by)
     if label is not None and label not in ddf.columns:
         raise ValueError(f"label: no column {label!r}")
+    if order_by is not None:
+        if order_by == label:
+            raise ValueError(f"order_by: {order_by!r} is also the label column")
+        ddf = _ordered(ddf, order_by)
     profile = ThermalProfile() if profile is None else profile
     layout = _layout(ddf)
     tasks = sum(layout[2])
     if tasks > gather_rows:
         return _Sampled(ddf, layout, label, order_by, profile).cool(int(sample_rows))
-    state = states(ddf, label, order_by)
-    frame = ddf.compute()
-    kiln = Kiln.from_pandas(frame, label=label, profile=profile, order_by=order_by)
-    return kiln._cool_from_state(state)
+    state = _states(_dask(), ddf, label, order_by)
+    return _kiln(ddf.compute(), label, order_by, profile)._cool_from_state(state)
 
 
 class _Sampled:
@@ -323,7 +365,7 @@ class _Sampled:
         # outliers come from every row (the first pass), not from the sample's cooling
         profile = self.profile.without(PatternKind.OUTLIER) if runs else self.profile
         view = frame.iloc[np.searchsorted(positions, wanted)]
-        kiln = Kiln.from_pandas(view, label=self.label, profile=profile, order_by=self.order_by)
+        kiln = _kiln(view, self.label, self.order_by, profile)
         report = kiln._cool_from_gathered(state, _incremental.Gathered(gathered, positions, wanted))
         if runs:
             outliers = _incremental.Outliers.merged(runs)
@@ -342,7 +384,7 @@ class _Sampled:
         the sample and the rows each partition found most severe (its tasks by position)."""
         rows = np.union1d(wanted, self._severe_positions()).astype(np.int64)
         read = frame.iloc[np.searchsorted(positions, rows)]
-        kiln = Kiln.from_pandas(read, label=self.label, order_by=self.order_by)
+        kiln = _kiln(read, self.label, self.order_by, self.profile)
         names, columns = kiln._detection_columns()
         source = report._source
         kept = set(source.names) if source is not None else set()
@@ -383,7 +425,8 @@ class _Sampled:
         return np.concatenate([p.positions[p.sampled] for p in self.pieces])
 
     def _severe_positions(self) -> NDArray[np.int64]:
-        """The rows the first pass read for their outliers (neither sampled nor latest)."""
+        """The rows the first pass read besides the sample: each metric's most severe
+        outliers, and the latest tasks."""
         return np.concatenate(
             [p.positions[~p.sampled] for p in self.pieces if p.outliers is not None]
         )
@@ -478,6 +521,7 @@ class _Sampled:
                 name = str(pattern.details["metric"])
                 pattern.metrics["change_index"] = float(self.changes[name])
         read = "conservation, phase transitions and correlations"
+        key = "the task position" if self.label is None else f"the label column {self.label!r}"
         if outliers:
             read = (
                 "conservation, phase transitions, correlations and outliers (fenced within "
@@ -485,8 +529,8 @@ class _Sampled:
             )
         report.notes.append(
             f"cooled on the cluster: {read} read all {state.tasks} tasks; the other "
-            f"detectors read a coordinated sample of {sample} tasks (kept by a hash of the "
-            "label), and the tasks each of their patterns lists are those of the sample"
+            f"detectors read a coordinated sample of {sample} tasks (kept by a hash of "
+            f"{key}), and the tasks each of their patterns lists are those of the sample"
         )
         return report
 

@@ -296,14 +296,28 @@ impl Buckets {
     }
 
     /// The present values of the index-th bucket (the filtering pass).
+    /// As many as the state counts there, or the rows are not those it summarises.
     fn values(&self, rows: Rows<'_>, index: usize) -> CoreResult<Vec<f64>> {
         let (low, high) = self.spans[index];
-        Ok(rows
+        let present: Vec<f64> = rows
             .span(self.metric, low, high)?
             .iter()
             .copied()
             .filter(|v| !v.is_nan())
-            .collect())
+            .collect();
+        let counted = self.series[index].count;
+        if present.len() as u64 != counted {
+            return Err(CoreError::invalid(
+                "columns",
+                format!(
+                    "columns: tasks {low}..{high} hold {} values of metric {}, where the state \
+                     counts {counted} (not the rows it summarises)",
+                    present.len(),
+                    self.metric
+                ),
+            ));
+        }
+        Ok(present)
     }
 
     /// Whether `rows` holds every task of the index-th bucket (nothing is copied).

@@ -125,9 +125,18 @@ class _Buckets:
             self.spans.append((low, high))
 
     def values(self, rows: _Rows, index: int) -> Float64Array:
+        """The present values of the index-th bucket; as many as the state counts there,
+        or the rows are not those the state summarises."""
         low, high = self.spans[index]
         values = rows.span(self.metric, low, high)
-        return values[~np.isnan(values)]
+        present = values[~np.isnan(values)]
+        counted = int(self.series[index][_COUNT])
+        if present.size != counted:
+            raise ValueError(
+                f"columns: tasks {low}..{high} hold {present.size} values of metric "
+                f"{self.metric}, where the state counts {counted} (not the rows it summarises)"
+            )
+        return present
 
     def gathered(self, rows: _Rows, index: int) -> bool:
         """Whether ``rows`` holds every task of the index-th bucket."""

@@ -4,6 +4,7 @@ single-machine ``cool()`` of the same data, for any number of partitions."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crackle_runtime import CoolingState, Kiln, _frames
+from crackle_runtime import CoolingState, Kiln, ThermalProfile, _frames
 from crackle_runtime.patterns import CracklePattern, PatternKind
 
 distributed = pytest.importorskip("distributed")
@@ -300,3 +301,54 @@ def test_order_by_sorts_as_a_single_machine_with_ties_blanks_and_absent_values(
     assert [labels[p.details["task_index"]] for p in outliers] == [
         p.details["task"] for p in outliers
     ]
+
+
+def _gathered_rows(caplog: Any) -> int:
+    found = re.findall(r"(\d+) rows gathered", caplog.text)
+    assert found, caplog.text
+    return int(found[-1])
+
+
+def test_the_latest_rows_gathered_for_a_p_value_are_bounded(
+    client: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    """A pair present together on 1 task in 5 needs the latest 50,000 tasks for the 10,000
+    its p-value reads; bounded at 20,000, the p-value reads the ~4,000 there, the note
+    says so, and r still reads every task. Without the correlation detector no more than
+    the first 10,000 latest tasks are read."""
+    frame = _sparse_frame(100_000)
+    expected = Kiln.from_pandas(frame, label="run").cool()
+    caplog.set_level(logging.INFO, logger="crackle_runtime.dask")
+    gathered = {}
+    reports = {}
+    for case, bound, profile in [
+        ("unbounded", crackle_dask.TAIL_ROWS, ThermalProfile()),
+        ("bounded", 20_000, ThermalProfile()),
+        ("no correlation", 20_000, ThermalProfile().without(PatternKind.CORRELATION)),
+    ]:
+        monkeypatch.setattr(crackle_dask, "TAIL_ROWS", bound)
+        caplog.clear()
+        reports[case] = crackle_dask.cool(
+            dd.from_pandas(frame, npartitions=3),
+            profile,
+            label="run",
+            gather_rows=0,
+            sample_rows=1_000,
+        )
+        gathered[case] = _gathered_rows(caplog)
+    # the latest 10,000 are read in the first pass; the bound adds 10,000, doubling 70,000
+    assert gathered["bounded"] <= gathered["no correlation"] + 10_000
+    assert gathered["unbounded"] >= gathered["no correlation"] + 20_000
+    assert not [p for p in reports["no correlation"] if p.kind == PatternKind.CORRELATION]
+    report = reports["bounded"]
+    pair = next(p for p in report if p.details.get("metrics") == ["queue", "wait"])
+    want = next(p for p in expected if p.details.get("metrics") == ["queue", "wait"])
+    assert pair.metrics["correlation"] == pytest.approx(want.metrics["correlation"], rel=1e-12)
+    assert pair.metrics["n"] == want.metrics["n"]
+    note = next(n for n in report.notes if n.startswith("correlation: the latest 20000"))
+    found = re.search(r"hold (\d+) having both", note)
+    assert found is not None
+    tail = frame.iloc[-20_000:]
+    assert int(found.group(1)) == int((tail["queue"].notna() & tail["wait"].notna()).sum())
+    assert not [n for n in reports["unbounded"].notes if n.startswith("correlation: the")]
+    _assert_same_exact(reports["unbounded"], expected)

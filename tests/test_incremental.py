@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from crackle_runtime import CoolingState, Kiln, KilnCooledError, TaskOutput, _backend, _state
 from crackle_runtime._incremental import conservation_table
+from crackle_runtime._numpy.detect import correlation as numpy_correlation
 from crackle_runtime.patterns import CracklePattern
 
 NAMES = ["load", "latency_ms", "doubled", "offset", "ticks", "noise"]
@@ -384,6 +385,38 @@ def test_state_rows_needed_agrees_between_backends(native: Any, numpy_backend: A
         native.state_rows_needed(state.flat, selected, gathered, positions),
         numpy_backend.state_rows_needed(state.flat, selected, gathered, positions),
     )
+
+
+def test_a_short_tail_gives_the_p_value_of_the_latest_gathered_tasks(
+    native: Any, numpy_backend: Any
+) -> None:
+    """With ``short_tail``, a pair present together on fewer than 10,000 of the latest
+    gathered tasks has its p-value from those (the same on both backends); without it,
+    that is an error naming the shortfall."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=30_000)
+    columns = np.vstack([base, 0.06 * base + rng.normal(size=30_000), rng.normal(size=30_000)])
+    columns[1, rng.random(30_000) < 0.5] = np.nan
+    state = _merged_state(columns, 4_096, [0, 11_000, 30_000])
+    selected = np.arange(3, dtype=np.int64)
+    positions = _gathered(columns, [], 8_000)
+    gathered = np.ascontiguousarray(columns[:, positions])
+    weak = {"threshold": 0.03}
+    tables = []
+    for kernels in (native, numpy_backend):
+        with pytest.raises(ValueError, match="latest gathered tasks hold"):
+            kernels.table_from_state("correlation", state.flat, gathered, selected, weak, positions)
+        tables.append(
+            kernels.table_from_state(
+                "correlation", state.flat, gathered, selected, weak, positions, True
+            )
+        )
+    x, y = columns[0, -8_000:], columns[1, -8_000:]
+    alone = numpy_correlation.association_p_value(x, y)
+    for table in tables:
+        assert table["p_value"][0] == pytest.approx(alone, rel=1e-12)
+        assert table["n"][0] == np.sum(~np.isnan(columns[1]))
+        assert 1e-12 < table["p_value"][0] < 0.05
 
 
 def test_gathered_rows_name_their_bad_arguments() -> None:

@@ -113,7 +113,13 @@ def tables_from_state(
             kernels = _backend.kernels()
             if gathered is not None:
                 result: Table = kernels.table_from_state(
-                    name, state.flat, gathered.columns, selected, params, gathered.positions
+                    name,
+                    state.flat,
+                    gathered.columns,
+                    selected,
+                    params,
+                    gathered.positions,
+                    gathered.short_tail,
                 )
                 if name == "phase_transition":
                     result["change_index"] = gathered.view_changes(
@@ -144,6 +150,9 @@ class Gathered:
     columns: NDArray[np.float64]
     positions: NDArray[np.int64]
     view_positions: NDArray[np.int64]
+    # a correlation's p-value may read fewer than the latest 10,000 tasks having both
+    # metrics: the client gathered no more of the latest tasks than its bound
+    short_tail: bool = False
 
     def change_position(self, state: CoolingState, metric: int, change: int) -> int:
         """The task position of the ``change``-th present value of state metric ``metric``

@@ -122,10 +122,13 @@ def table_from_state(
     metrics: NDArray[np.int64],
     params: dict[str, Any] | None = None,
     positions: NDArray[np.int64] | None = None,
+    short_tail: bool = False,
 ) -> dict[str, NDArray[Any]]:
     """The table of detector ``name`` ("phase_transition" or "correlation") from the flat
     state ``flat`` over its metrics ``metrics``, reading a few buckets of ``columns`` (the
-    state's metrics x its tasks, or x the tasks at ``positions``; NaN = absent)."""
+    state's metrics x its tasks, or x the tasks at ``positions``; NaN = absent);
+    ``short_tail`` True lets a correlation's p-value read fewer than the latest 10,000
+    tasks having both metrics when those are all the latest gathered tasks hold."""
 
 def state_rows_needed(
     flat: NDArray[np.float64],

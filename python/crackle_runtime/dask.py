@@ -25,8 +25,11 @@ Above ``gather_rows``, no step holds every row:
    a report can name;
 2. the filtering pass asks ``state_rows_needed`` which buckets the phase-transition tables
    read next and reads only those rows from the partitions holding them, round after round
-   until none is missing, then more of the latest rows (doubling) while a correlation's
-   p-value lacks 10,000 tasks having both metrics;
+   until none is missing, then more of the latest rows (doubling, up to ``TAIL_ROWS`` or
+   ``sample_rows`` rows, and only with the correlation detector) while a correlation's
+   p-value lacks 10,000 tasks having both metrics; a pair present together on fewer of
+   the latest rows than that has its p-value read from those (its r from every row), and
+   a note names it;
 3. the client cools a kiln of the sample (plus each metric's change task): conservation,
    phase transitions and correlations come from the state and the gathered rows and equal
    the single-machine report's; outliers are worded from the partitions' rows (equal to a
@@ -75,6 +78,10 @@ DEFAULT_GATHER_ROWS = 10_000_000
 DEFAULT_SAMPLE_ROWS = 1_000_000
 #: The latest rows gathered first for a correlation's p-value (more while too few).
 _TAIL = 10_000
+#: At most this many of the latest rows (or ``sample_rows``, if more) are gathered for the
+#: correlations' p-values: a pair present together on fewer of them has its p-value read
+#: from those alone, and a note says so.
+TAIL_ROWS = 1_000_000
 
 
 def _dask() -> Any:
@@ -337,11 +344,17 @@ class _Sampled:
         self.label, self.order_by, self.profile = label, order_by, profile
         self.pieces: list[Piece] = []
         self.rounds = 0
+        self.sample_rows = 0
+        # the latest tasks gathered when a pair's p-value reads fewer than 10,000 (0: none),
+        # and the pairs present together on fewer of them, with their count
+        self.short_tail = 0
+        self.short: dict[frozenset[str], int] = {}
         # metric -> its phase-transition change index over every task
         self.changes: dict[str, int] = {}
 
     def cool(self, sample_rows: int) -> PatternReport:
         began = time.perf_counter()
+        self.sample_rows = sample_rows
         state = self._first_pass(sample_rows)
         first = time.perf_counter()
         log.info(
@@ -366,7 +379,9 @@ class _Sampled:
         profile = self.profile.without(PatternKind.OUTLIER) if runs else self.profile
         view = frame.iloc[np.searchsorted(positions, wanted)]
         kiln = _kiln(view, self.label, self.order_by, profile)
-        report = kiln._cool_from_gathered(state, _incremental.Gathered(gathered, positions, wanted))
+        report = kiln._cool_from_gathered(
+            state, _incremental.Gathered(gathered, positions, wanted, bool(self.short_tail))
+        )
         if runs:
             outliers = _incremental.Outliers.merged(runs)
             report = self._with_outliers(report, outliers, positions, frame, wanted)
@@ -466,18 +481,21 @@ class _Sampled:
 
     def _filter(self, state: CoolingState) -> tuple[NDArray[np.float64], dict[str, int]]:
         """The filtering pass's rounds: gather what the phase-transition table reads next
-        (``state_rows_needed``) until nothing, and more of the latest tasks while a
-        correlation's p-value lacks them. Returns the gathered columns and each metric's
-        change position (-1: none)."""
+        (``state_rows_needed``) until nothing, and more of the latest tasks (doubling, up
+        to ``TAIL_ROWS`` or ``sample_rows``) while a correlation's p-value lacks them.
+        Returns the gathered columns and each metric's change position (-1: none)."""
         kernels = _backend.kernels()
         metrics = np.arange(len(state.names), dtype=np.int64)
-        tail = _TAIL
+        tail, bound = _TAIL, max(TAIL_ROWS, self.sample_rows)
+        correlation = PatternKind.CORRELATION in self.profile.detectors
         while True:
             columns, positions = self._columns(state)
             spans = kernels.state_rows_needed(state.flat, metrics, columns, positions)
             if spans.shape[0]:
                 self._gather(spans)
                 continue
+            if not correlation:
+                break
             try:
                 kernels.table_from_state(
                     "correlation",
@@ -490,7 +508,10 @@ class _Sampled:
             except ValueError as exc:
                 if "latest" not in str(exc) or tail >= self.tasks:
                     raise
-                before, tail = tail, min(2 * tail, self.tasks)
+                if tail >= bound:
+                    self._short_pairs(state, columns, positions, tail)
+                    break
+                before, tail = tail, min(2 * tail, self.tasks, bound)
                 self._gather(np.array([[self.tasks - tail, self.tasks - before]]))
                 continue
             break
@@ -509,6 +530,23 @@ class _Sampled:
             for k, name in enumerate(state.names)
         }
         return columns, changes
+
+    def _short_pairs(
+        self,
+        state: CoolingState,
+        columns: NDArray[np.float64],
+        positions: NDArray[np.int64],
+        tail: int,
+    ) -> None:
+        """Note the pairs present together on fewer than 10,000 of the latest ``tail``
+        tasks (all gathered): their p-values read those alone."""
+        self.short_tail = tail
+        present = (~np.isnan(columns[:, positions >= self.tasks - tail])).astype(np.float64)
+        together = present @ present.T
+        names = state.names
+        for a, b in zip(*np.triu_indices(len(names), 1), strict=True):
+            if together[a, b] < _TAIL:
+                self.short[frozenset((names[a], names[b]))] = int(together[a, b])
 
     def _whole(
         self, report: PatternReport, state: CoolingState, sample: int, outliers: bool
@@ -532,6 +570,15 @@ class _Sampled:
             f"detectors read a coordinated sample of {sample} tasks (kept by a hash of "
             f"{key}), and the tasks each of their patterns lists are those of the sample"
         )
+        for pattern in report:
+            pair = [str(name) for name in pattern.details.get("metrics", ())]
+            if pattern.kind == PatternKind.CORRELATION and frozenset(pair) in self.short:
+                count = self.short[frozenset(pair)]
+                report.notes.append(
+                    f"correlation: the latest {self.short_tail} tasks hold {count} "
+                    f"having both {pair[0]!r} and {pair[1]!r}; the p-value read those alone "
+                    f"(a single machine reads the latest {_TAIL} having both; r reads every task)"
+                )
         return report
 
 

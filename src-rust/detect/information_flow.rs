@@ -257,7 +257,7 @@ pub fn information_flow_stats(
     // surrogate re-creates a scanned delay of the original alignment.
     let shortest: Vec<usize> = sequences
         .iter()
-        .map(|codes| shortest_shift(codes, settings.max_lag + 1))
+        .map(|codes| shortest_shift(codes, settings.max_lag.saturating_add(1)))
         .collect();
     let tested = shared_shift_tests(
         &pending,

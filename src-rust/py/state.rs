@@ -43,9 +43,10 @@ pub fn state_merge<'py>(
 /// The table of detector `name` (`crate::state::tables::FROM_STATE`) from the flat state
 /// `flat` over its metrics `metrics`, with `columns` (the state's metrics × its tasks, or
 /// × the tasks at `positions`; NaN = absent) read by the filtering pass and `params` over
-/// the detector's defaults.
+/// the detector's defaults; `short_tail` as in `crate::state::tables::Rows`.
 #[pyfunction]
-#[pyo3(signature = (name, flat, columns, metrics, params = None, positions = None))]
+#[pyo3(signature = (name, flat, columns, metrics, params = None, positions = None, short_tail = false))]
+#[allow(clippy::too_many_arguments)] // the Python signature
 pub fn table_from_state<'py>(
     py: Python<'py>,
     name: &str,
@@ -54,6 +55,7 @@ pub fn table_from_state<'py>(
     metrics: PyReadonlyArray1<'py, i64>,
     params: Option<&Bound<'py, pyo3::types::PyDict>>,
     positions: Option<PyReadonlyArray1<'py, i64>>,
+    short_tail: bool,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let params = super::detect::params_of(params)?;
     let flat = flat.as_slice()?;
@@ -68,6 +70,7 @@ pub fn table_from_state<'py>(
         let rows = crate::state::tables::Rows {
             columns: &rows,
             positions: positions.as_deref(),
+            short_tail,
         };
         crate::state::tables::table_from_state(name, &state, rows, &selection, &params)
     })?;
@@ -102,6 +105,7 @@ pub fn state_rows_needed<'py>(
         let rows = gathered.then_some(crate::state::tables::Rows {
             columns: &rows,
             positions: Some(positions.as_deref().unwrap_or(&[])),
+            short_tail: false,
         });
         crate::state::tables::rows_needed(&state, &indices(&selection), rows)
     })?;

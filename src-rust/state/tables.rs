@@ -56,6 +56,10 @@ pub struct Rows<'a> {
     pub columns: &'a [&'a [f64]],
     /// The tasks the columns hold; None: every task of the state.
     pub positions: Option<&'a [u64]>,
+    /// A correlation's p-value reads the latest gathered run even when it holds fewer
+    /// than `MAX_TESTED_PAIRS` tasks having both metrics (a cluster that bounds the
+    /// latest tasks it gathers); false: that is an error naming the shortfall.
+    pub short_tail: bool,
 }
 
 impl<'a> Rows<'a> {
@@ -64,6 +68,7 @@ impl<'a> Rows<'a> {
         Rows {
             columns,
             positions: None,
+            short_tail: false,
         }
     }
 
@@ -204,6 +209,7 @@ pub fn rows_needed(
         None => Rows {
             columns: &empty,
             positions: Some(&nothing),
+            short_tail: false,
         },
     };
     let mut spans: Vec<(u64, u64)> = selection
@@ -592,7 +598,7 @@ fn correlation_from_state(
             from -= 1;
             found += usize::from(!x[from].is_nan() && !y[from].is_nan());
         }
-        if found < MAX_TESTED_PAIRS && !whole {
+        if found < MAX_TESTED_PAIRS && !whole && !rows.short_tail {
             return Err(CoreError::invalid(
                 "positions",
                 format!(
@@ -762,6 +768,7 @@ mod tests {
                 let rows = Rows {
                     columns: &views,
                     positions: Some(&positions),
+                    short_tail: false,
                 };
                 let more = rows_needed(&state, &all, Some(rows)).unwrap();
                 if more.is_empty() {
@@ -787,6 +794,7 @@ mod tests {
             let rows = Rows {
                 columns: &views,
                 positions: Some(&positions),
+                short_tail: false,
             };
             for (name, params) in [
                 ("phase_transition", &sensitivity),
@@ -807,6 +815,7 @@ mod tests {
                 let rows = Rows {
                     columns: &views,
                     positions: Some(&positions),
+                    short_tail: false,
                 };
                 let params = if name == "correlation" {
                     &threshold
@@ -815,6 +824,23 @@ mod tests {
                 };
                 let error = table_from_state(name, &state, rows, &all, params).unwrap_err();
                 assert!(error.to_string().contains(says), "{error}");
+            }
+            // a short tail allowed: each p-value reads the latest 5,000 tasks alone
+            let (positions, gathered) = gather(&data, &spans, 5_000);
+            let views: Vec<&[f64]> = gathered.iter().map(Vec::as_slice).collect();
+            let short = Rows {
+                columns: &views,
+                positions: Some(&positions),
+                short_tail: true,
+            };
+            let got = table_from_state("correlation", &state, short, &all, &threshold).unwrap();
+            let (i, j, p) = (got.ints("i"), got.ints("j"), got.floats("p_value"));
+            let tested = (0..p.len()).filter(|&row| !p[row].is_nan()).count();
+            assert!(tested > 0, "no pair reaches the threshold");
+            for row in (0..p.len()).filter(|&row| !p[row].is_nan()) {
+                let (a, b) = (i[row] as usize, j[row] as usize);
+                let alone = association_p_value(&data[a][35_000..], &data[b][35_000..]);
+                assert_eq!(p[row].to_bits(), alone.to_bits(), "pair {a}, {b}");
             }
         }
     }
@@ -829,6 +855,7 @@ mod tests {
             let rows = Rows {
                 columns: &slices,
                 positions: Some(positions),
+                short_tail: false,
             };
             let error = table_from_state("correlation", &state, rows, &[0], &params).unwrap_err();
             assert!(error.to_string().contains("positions"), "{error}");
@@ -836,6 +863,7 @@ mod tests {
         let rows = Rows {
             columns: &slices,
             positions: Some(&[0, 1]),
+            short_tail: false,
         };
         let error = table_from_state("correlation", &state, rows, &[0], &params).unwrap_err();
         assert!(error.to_string().contains("columns"), "{error}");

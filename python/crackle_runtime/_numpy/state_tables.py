@@ -51,11 +51,19 @@ def _mean(s: list[float]) -> float:
 
 class _Rows:
     """The values the filtering pass reads: every task (``positions`` None) or the tasks at
-    ``positions`` (``Rows`` in the Rust module)."""
+    ``positions`` (``Rows`` in the Rust module); ``short_tail``: a correlation's p-value
+    reads the latest gathered run even when it holds fewer tasks having both metrics than
+    the p-value reads on every row."""
 
-    def __init__(self, columns: Float64Array, positions: NDArray[np.int64] | None):
+    def __init__(
+        self,
+        columns: Float64Array,
+        positions: NDArray[np.int64] | None,
+        short_tail: bool = False,
+    ):
         self.columns = columns
         self.positions = positions
+        self.short_tail = short_tail
 
     def check(self, metrics: int, tasks: int) -> None:
         values, positions = self.columns, self.positions
@@ -323,7 +331,7 @@ def _correlation(
         # the latest MAX_TESTED_PAIRS tasks having both are all association_p_value reads
         seen = np.cumsum(both[::-1])
         found = int(seen[-1]) if seen.size else 0
-        if found < correlation.MAX_TESTED_PAIRS and not whole:
+        if found < correlation.MAX_TESTED_PAIRS and not whole and not rows.short_tail:
             raise ValueError(
                 f"positions: the latest gathered tasks hold {found} tasks having both metrics "
                 f"{pair[0]} and {pair[1]}, fewer than the {correlation.MAX_TESTED_PAIRS} the "
@@ -350,10 +358,13 @@ def table_from_state(
     metrics: NDArray[np.int64],
     params: Mapping[str, Any] | None = None,
     positions: NDArray[np.int64] | None = None,
+    short_tail: bool = False,
 ) -> dict[str, Any]:
     """The table of detector ``name`` (one of :data:`FROM_STATE`) over the state metrics
     ``metrics`` from the flat state ``flat``, reading a few buckets of ``columns`` (the
     state's metrics x its tasks, or x the tasks at ``positions``; NaN = absent);
+    ``short_tail`` True lets a correlation's p-value read fewer than the latest 10,000
+    tasks having both metrics when those are all the latest gathered tasks hold;
     ``table_from_state`` in the Rust module."""
     flat = np.asarray(flat, dtype=np.float64)
     header = _header(flat, "state")
@@ -361,6 +372,7 @@ def table_from_state(
     rows = _Rows(
         np.asarray(columns, dtype=np.float64),
         None if positions is None else np.asarray(positions, dtype=np.int64),
+        bool(short_tail),
     )
     rows.check(m, tasks)
     selection = _selection(metrics, m)

@@ -74,7 +74,10 @@ pub fn decorrelation_length(codes: &[u8]) -> usize {
 /// min(floor + L − 1, max(⌊N/4⌋, 1)), L = [`decorrelation_length`].
 pub fn shortest_shift(codes: &[u8], floor: usize) -> usize {
     let length = decorrelation_length(codes);
-    (floor.max(1) + length - 1).min((codes.len() / 4).max(1))
+    floor
+        .max(1)
+        .saturating_add(length - 1)
+        .min((codes.len() / 4).max(1))
 }
 
 /// The shift k of a round (stream seed `stream`) for N values: shortest + ⌊u·range / 2³²⌋

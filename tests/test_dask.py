@@ -352,3 +352,42 @@ def test_the_latest_rows_gathered_for_a_p_value_are_bounded(
     assert int(found.group(1)) == int((tail["queue"].notna() & tail["wait"].notna()).sum())
     assert not [n for n in reports["unbounded"].notes if n.startswith("correlation: the")]
     _assert_same_exact(reports["unbounded"], expected)
+
+
+def test_a_sparse_metric_is_fenced_over_its_own_values(client: Any) -> None:
+    """The Bonferroni family of a metric's fence is its present values in the whole frame
+    (as on one machine), not every row: a metric present on 1 task in 10 keeps the
+    single machine's fence, and its three values 4 standard deviations out are found."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    present = rng.random(n) < 0.1
+    frame = pd.DataFrame(
+        {
+            "run": [f"r{i:06d}" for i in range(n)],
+            "sparse": np.where(present, rng.normal(size=n), np.nan),
+            "dense": rng.normal(size=n),
+        }
+    )
+    planted = np.flatnonzero(present)[[100, 700, 1500]]
+    frame.loc[planted, "sparse"] = [4.0, 4.15, 4.3]
+    expected = Kiln.from_pandas(frame, label="run").cool()
+
+    def outliers(report: Any) -> list[tuple[str, float]]:
+        return sorted(
+            (str(p.details["task"]), round(p.metrics["severity"], 9))
+            for p in report
+            if p.kind == PatternKind.OUTLIER
+        )
+
+    assert [task for task, _ in outliers(expected)] == list(frame["run"].iloc[planted])
+    for partitions in (1, 3):
+        report = crackle_dask.cool(
+            dd.from_pandas(frame, npartitions=partitions),
+            label="run",
+            gather_rows=0,
+            sample_rows=2_000,
+        )
+        if partitions == 1:
+            assert outliers(report) == outliers(expected)
+        else:  # each partition's own scale: the same tasks, severities close
+            assert [t for t, _ in outliers(report)] == [t for t, _ in outliers(expected)]

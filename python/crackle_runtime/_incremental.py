@@ -210,29 +210,45 @@ class Outliers:
         columns: NDArray[np.float64],
         start: int,
         profile: ThermalProfile,
-        family: int,
+        families: list[int],
     ) -> tuple[Outliers, NDArray[np.int64]]:
         """The outliers of the tasks ``columns`` (metrics ``names`` x tasks, the first at
         position ``start``), fenced within the segments between their change points as the
-        cooling loop does, Bonferroni over at least ``family`` values; and the positions of
-        each metric's most severe (at most ``MAX_PER_METRIC``: every task a report of all
-        the runs can name is among them)."""
+        cooling loop does, Bonferroni over at least ``families[k]`` values of metric k
+        (its present values in every run, as one machine counts them); and the positions
+        of each metric's most severe (at most ``MAX_PER_METRIC``: every task a report of
+        all the runs can name is among them)."""
         from crackle_runtime.detectors import _cooling
         from crackle_runtime.detectors.outlier import most_severe
 
         data = DetectionData([""] * columns.shape[1], names, columns)
-        result = _cooling.segmented_result("outlier", data, profile, family)
-        task, metric = np.asarray(result["task"]), np.asarray(result["metric"])
-        severity = np.asarray(result["severity"], dtype=np.float64)
-        scales = np.asarray(result["scale"]).tolist()
+        family = np.asarray(families, dtype=np.int64)
+        task, metric, severity, deviation = [], [], [], []
+        scales = np.full(len(names), -1, dtype=np.int64)
+        for count in np.unique(family).tolist():
+            group = family == count
+            result = _cooling.segmented_result("outlier", data.select(group), profile, count)
+            chosen = np.flatnonzero(group)
+            task.append(np.asarray(result["task"], dtype=np.int64))
+            metric.append(chosen[np.asarray(result["metric"], dtype=np.int64)])
+            severity.append(np.asarray(result["severity"], dtype=np.float64))
+            deviation.append(np.asarray(result["deviation"], dtype=np.float64))
+            scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
+        if not task:
+            task, metric = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+            severity = deviation = [np.zeros(0)]
+        tasks, metrics = np.concatenate(task), np.concatenate(metric)
+        order = np.lexsort((metrics, tasks))
+        tasks, metrics = tasks[order], metrics[order]
+        severities = np.concatenate(severity)[order]
         found = cls(
-            task.astype(np.int64) + start,
-            [names[k] for k in metric.tolist()],
-            severity,
-            np.asarray(result["deviation"], dtype=np.float64),
-            {name: [int(scale)] for name, scale in zip(names, scales, strict=True)},
+            tasks + start,
+            [names[k] for k in metrics.tolist()],
+            severities,
+            np.concatenate(deviation)[order],
+            {name: [int(scale)] for name, scale in zip(names, scales.tolist(), strict=True)},
         )
-        return found, np.unique(task[most_severe(metric, severity)]).astype(np.int64) + start
+        return found, np.unique(tasks[most_severe(metrics, severities)]).astype(np.int64) + start
 
     @classmethod
     def merged(cls, runs: list[Outliers]) -> Outliers:

@@ -20,9 +20,10 @@ Above ``gather_rows``, no step holds every row:
    ``2^64 · sample_rows / rows``: the same rows whatever the partitioning; without ``label``
    the hash of the task position, as an index need not name tasks uniquely) and its rows
    among the latest 10,000; and its outliers (the detector run as the cooling loop runs it,
-   within the segments between the partition's change points, Bonferroni over every row of
-   the frame) with the rows of each metric's most severe 50, which hold every outlier task
-   a report can name;
+   within the segments between the partition's change points, Bonferroni over the metric's
+   present values in the whole frame, as one machine counts them: the read that measures
+   the partitions counts them) with the rows of each metric's most severe 50, which hold
+   every outlier task a report can name;
 2. the filtering pass asks ``state_rows_needed`` which buckets the phase-transition tables
    read next and reads only those rows from the partitions holding them, round after round
    until none is missing, then more of the latest rows (doubling, up to ``TAIL_ROWS`` or
@@ -184,13 +185,13 @@ def _partition_pass(
     keep_below: int,
     tail_from: int,
     outlier: ThermalProfile | None,
-    rows: int,
+    counts: dict[str, int],
 ) -> tuple[bytes, Piece]:
     """One read of a partition: its state; its rows in the coordinated sample (those whose
     key's hash is below ``keep_below``, of 2^64) or at positions >= ``tail_from``; with
     ``outlier`` (the profile) its outliers, fenced within its change points' segments with
-    a Bonferroni family of the frame's ``rows``, and the rows of each metric's most
-    severe."""
+    a Bonferroni family of each metric's present values in the frame (``counts``), and
+    the rows of each metric's most severe."""
     names, columns = _partition_columns(partition, label, order_by)
     columns = np.ascontiguousarray(columns)
     state = CoolingState.of(names, columns, start=start).to_bytes()
@@ -200,7 +201,8 @@ def _partition_pass(
     keep[max(tail_from - start, 0) :] = True
     flagged = None
     if outlier is not None:
-        flagged, severe = _incremental.Outliers.of_run(names, columns, start, outlier, rows)
+        families = [counts.get(name, 0) for name in names]
+        flagged, severe = _incremental.Outliers.of_run(names, columns, start, outlier, families)
         keep[severe - start] = True
     local = np.flatnonzero(keep)
     return state, Piece(local + start, partition.iloc[local], sampled[local], flagged)
@@ -248,14 +250,26 @@ def _tree(dask: Any, level: list[Any]) -> Any:
     return level[0]
 
 
-def _layout(ddf: Any) -> tuple[list[Any], list[int], list[int]]:
-    """The partitions of ``ddf`` (delayed), their first positions and their lengths."""
-    lengths = [int(n) for n in ddf.map_partitions(len).compute()]
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+def _counted(partition: Any) -> tuple[int, dict[str, int]]:
+    """A partition's rows and the values present in each of its columns."""
+    return len(partition), {str(name): int(n) for name, n in partition.count().items()}
+
+
+def _layout(ddf: Any) -> tuple[list[Any], list[int], list[int], dict[str, int]]:
+    """The partitions of ``ddf`` (delayed), their first positions and their lengths, and
+    the values present in each column of the whole frame."""
+    dask = _dask()
     parts = ddf.to_delayed()
     if not parts:
         raise ValueError("ddf: a frame without partitions has no tasks to cool")
-    return parts, starts, lengths
+    (counted,) = dask.compute([dask.delayed(_counted)(part) for part in parts])
+    lengths = [length for length, _ in counted]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    counts: dict[str, int] = {}
+    for _, present in counted:
+        for name, n in present.items():
+            counts[name] = counts.get(name, 0) + n
+    return parts, starts, lengths, counts
 
 
 def states(
@@ -276,7 +290,7 @@ def states(
 def _states(
     dask: Any, ddf: Any, label: str | None, order_by: str | None, bucket_size: int | None = None
 ) -> CoolingState:
-    parts, starts, _ = _layout(ddf)
+    parts, starts, _, _ = _layout(ddf)
     level = [
         dask.delayed(_partition_state)(part, label, order_by, start, bucket_size)
         for part, start in zip(parts, starts, strict=True)
@@ -333,13 +347,13 @@ class _Sampled:
     def __init__(
         self,
         ddf: Any,
-        layout: tuple[list[Any], list[int], list[int]],
+        layout: tuple[list[Any], list[int], list[int], dict[str, int]],
         label: str | None,
         order_by: str | None,
         profile: ThermalProfile,
     ) -> None:
         self.dask = _dask()
-        self.parts, self.starts, self.lengths = layout
+        self.parts, self.starts, self.lengths, self.counts = layout
         self.tasks = sum(self.lengths)
         self.label, self.order_by, self.profile = label, order_by, profile
         self.pieces: list[Piece] = []
@@ -428,7 +442,7 @@ class _Sampled:
         outlier = self.profile if PatternKind.OUTLIER in self.profile.detectors else None
         for part, start in zip(self.parts, self.starts, strict=True):
             state, piece = dask.delayed(_partition_pass, nout=2)(
-                part, self.label, self.order_by, start, keep_below, tail_from, outlier, self.tasks
+                part, self.label, self.order_by, start, keep_below, tail_from, outlier, self.counts
             )
             level.append(state)
             pieces.append(piece)

@@ -13,7 +13,15 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crackle_runtime import CoolingState, Kiln, KilnCooledError, TaskOutput, _backend, _state
+from crackle_runtime import (
+    CoolingState,
+    CrackleError,
+    Kiln,
+    KilnCooledError,
+    TaskOutput,
+    _backend,
+    _state,
+)
 from crackle_runtime._incremental import conservation_table
 from crackle_runtime._numpy.detect import correlation as numpy_correlation
 from crackle_runtime.patterns import CracklePattern
@@ -441,6 +449,17 @@ def test_gathered_rows_name_their_bad_arguments() -> None:
         )
     with pytest.raises(ValueError, match="metrics"):
         kernels.state_rows_needed(state.flat, np.array([5]))
+    with pytest.raises(ValueError, match="named twice"):
+        kernels.table_from_state("correlation", state.flat, columns, np.array([0, 0]), {})
+    # a state whose metric counts more values than its buckets hold (bytes from elsewhere)
+    bad = state.flat.copy()
+    bad[_state.HEADER_WIDTH] *= 2
+    with pytest.raises(ValueError, match="metric 0 counts 100"):
+        kernels.table_from_state("phase_transition", bad, columns, selected, {})
+    with pytest.raises(ValueError, match="metric 0 counts 100"):
+        kernels.state_rows_needed(bad, selected)
+    with pytest.raises(CrackleError, match="metric 0 counts 100"):
+        CoolingState.from_bytes(CoolingState(state.names, bad).to_bytes())
     # every row gathered, but not the rows the state summarises: values made absent
     holed = columns.copy()
     holed[:, 20:30] = np.nan

@@ -39,6 +39,7 @@ from crackle_runtime._numpy.state import (
     HEADER_WIDTH,
     STATE_PAIR_FIELDS,
     STATE_SERIES_FIELDS,
+    check_counts,
     flat_length,
 )
 from crackle_runtime.errors import CrackleError
@@ -419,3 +420,7 @@ def _check_body(flat: NDArray[np.float64], metrics: int) -> None:
             f"state bytes: {flat.size} values where {m} metrics and {buckets} buckets take "
             f"{flat_length(m, buckets)}"
         )
+    try:
+        check_counts(flat, [m, start, tasks, size, first, buckets, complete], "state bytes")
+    except ValueError as exc:
+        raise CrackleError(str(exc)) from None

@@ -473,7 +473,7 @@ impl RunState {
             at += width;
             slice
         };
-        let series = (0..metrics)
+        let series: Vec<Series> = (0..metrics)
             .map(|_| Series::read(take(SERIES_WIDTH)))
             .collect();
         let pairs = (0..pair_count)
@@ -485,9 +485,10 @@ impl RunState {
         let complete_first = take(metrics).to_vec();
         let complete_mean_offset = take(metrics).to_vec();
         let complete_comoment = take(metrics * metrics).to_vec();
-        let buckets = (0..bucket_count * metrics)
+        let buckets: Vec<Series> = (0..bucket_count * metrics)
             .map(|_| Series::read(take(SERIES_WIDTH)))
             .collect();
+        check_counts(&series, &buckets, start, tasks, bucket_size, first_bucket).map_err(bad)?;
         Ok(RunState {
             metrics,
             start,
@@ -503,6 +504,40 @@ impl RunState {
             complete_comoment,
             buckets,
         })
+    }
+}
+
+/// Each bucket counts at most its tasks and each metric's count is the sum of its
+/// buckets' (a state read from elsewhere: the filtering pass indexes by these counts).
+fn check_counts(
+    series: &[Series],
+    buckets: &[Series],
+    start: u64,
+    tasks: u64,
+    bucket_size: u64,
+    first_bucket: u64,
+) -> Result<(), String> {
+    let metrics = series.len();
+    let mut summed = vec![0u64; metrics];
+    for (index, bucket) in buckets.iter().enumerate() {
+        let (b, k) = (index / metrics.max(1), index % metrics.max(1));
+        let global = first_bucket + b as u64;
+        let span =
+            ((global + 1) * bucket_size).min(start + tasks) - (global * bucket_size).max(start);
+        if bucket.count > span {
+            return Err(format!(
+                "bucket {b} of metric {k} counts {} values in {span} tasks",
+                bucket.count
+            ));
+        }
+        summed[k] += bucket.count;
+    }
+    match (0..metrics).find(|&k| summed[k] != series[k].count) {
+        Some(k) => Err(format!(
+            "metric {k} counts {} values, its buckets {}",
+            series[k].count, summed[k]
+        )),
+        None => Ok(()),
     }
 }
 

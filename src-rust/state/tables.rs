@@ -237,18 +237,27 @@ pub fn rows_needed(
     Ok(merged)
 }
 
-/// Every index of `selection` names a metric of `state`.
+/// Every index of `selection` names a metric of `state`, once.
 fn check_selection(state: &RunState, selection: &[usize]) -> CoreResult<()> {
-    match selection.iter().find(|&&k| k >= state.metrics) {
-        Some(&bad) => Err(CoreError::invalid(
+    if let Some(&bad) = selection.iter().find(|&&k| k >= state.metrics) {
+        return Err(CoreError::invalid(
             "metrics",
             format!(
                 "metrics: index {bad} out of range for {} metrics",
                 state.metrics
             ),
-        )),
-        None => Ok(()),
+        ));
     }
+    let mut seen = vec![false; state.metrics];
+    for &k in selection {
+        if std::mem::replace(&mut seen[k], true) {
+            return Err(CoreError::invalid(
+                "metrics",
+                format!("metrics: an index is named twice in {selection:?}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // --- phase transition ----------------------------------------------------------------------

@@ -314,7 +314,33 @@ def _header(flat: Float64Array, name: str) -> list[int]:
             f"{name}: {flat.size} values where {metrics} metrics and {bucket_count} buckets "
             f"take {expected}"
         )
-    return [metrics, start, tasks, bucket_size, first_bucket, bucket_count, complete]
+    counts = [metrics, start, tasks, bucket_size, first_bucket, bucket_count, complete]
+    check_counts(flat, counts, name)
+    return counts
+
+
+def check_counts(flat: Float64Array, header: list[int], name: str) -> None:
+    """ValueError unless each bucket counts at most its tasks and each metric's count is
+    the sum of its buckets' (``RunState::from_flat`` checks the same)."""
+    metrics, start, tasks, size, first, buckets, _ = header
+    series = flat[HEADER_WIDTH : HEADER_WIDTH + metrics * SERIES_WIDTH]
+    counts = series.reshape(metrics, SERIES_WIDTH)[:, 0]
+    per_bucket = flat[flat_length(metrics, 0) :].reshape(buckets, metrics, SERIES_WIDTH)[:, :, 0]
+    index = first + np.arange(buckets)
+    spans = np.minimum((index + 1) * size, start + tasks) - np.maximum(index * size, start)
+    fits = (per_bucket >= 0) & (per_bucket <= spans[:, None]) & (per_bucket == np.floor(per_bucket))
+    if not fits.all():
+        b, k = (int(v) for v in np.argwhere(~fits)[0])
+        raise ValueError(
+            f"{name}: bucket {b} of metric {k} counts {per_bucket[b, k]:g} values in "
+            f"{int(spans[b])} tasks"
+        )
+    summed = per_bucket.sum(axis=0)
+    if not np.array_equal(summed, counts):
+        k = int(np.flatnonzero(summed != counts)[0])
+        raise ValueError(
+            f"{name}: metric {k} counts {int(counts[k])} values, its buckets {int(summed[k])}"
+        )
 
 
 def _rows(flat: Float64Array, at: int, count: int, width: int) -> list[list[float]]:

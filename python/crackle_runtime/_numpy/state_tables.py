@@ -348,6 +348,8 @@ def _selection(metrics: NDArray[np.int64], m: int) -> list[int]:
     for k in selection:
         if not 0 <= k < m:
             raise ValueError(f"metrics: index {k} out of range for {m} metrics")
+    if len(set(selection)) != len(selection):
+        raise ValueError(f"metrics: an index is named twice in {selection}")
     return selection
 
 

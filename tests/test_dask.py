@@ -269,6 +269,8 @@ def _awkward_order(frame: Any) -> Any:
     frame["started"] = frame["started"] // 7
     frame.loc[rng.choice(len(frame), size=len(frame) // 20, replace=False), "started"] = np.nan
     frame["when"] = [f"t{int(s):012d}" if s == s else "" for s in frame["started"]]
+    # missing text cells are blank too, whatever the string dtype Dask converts them to
+    frame.loc[rng.choice(len(frame), size=50, replace=False), "when"] = None
     return frame
 
 
@@ -300,6 +302,15 @@ def test_order_by_sorts_as_a_single_machine_with_ties_blanks_and_absent_values(
     assert outliers
     assert [labels[p.details["task_index"]] for p in outliers] == [
         p.details["task"] for p in outliers
+    ]
+
+
+def _queue_wait(report: Any) -> list[CracklePattern]:
+    """The correlation patterns of the pair 'queue', 'wait'."""
+    return [
+        p
+        for p in report
+        if p.kind == PatternKind.CORRELATION and p.details["metrics"] == ["queue", "wait"]
     ]
 
 
@@ -336,40 +347,49 @@ def test_the_latest_rows_gathered_for_a_p_value_are_bounded(
             sample_rows=1_000,
         )
         gathered[case] = _gathered_rows(caplog)
-    # the latest 10,000 are read in the first pass; the bound adds 10,000, doubling 70,000
-    assert gathered["bounded"] <= gathered["no correlation"] + 10_000
-    assert gathered["unbounded"] >= gathered["no correlation"] + 20_000
+    # without correlation no latest tasks are read; bounded 20,000; doubling reads 80,000
+    assert gathered["bounded"] <= gathered["no correlation"] + 20_000
+    assert gathered["unbounded"] >= gathered["no correlation"] + 30_000
     assert not [p for p in reports["no correlation"] if p.kind == PatternKind.CORRELATION]
     report = reports["bounded"]
-    pair = next(p for p in report if p.details.get("metrics") == ["queue", "wait"])
-    want = next(p for p in expected if p.details.get("metrics") == ["queue", "wait"])
+    pair, want = (_queue_wait(r)[0] for r in (report, expected))
     assert pair.metrics["correlation"] == pytest.approx(want.metrics["correlation"], rel=1e-12)
     assert pair.metrics["n"] == want.metrics["n"]
-    note = next(n for n in report.notes if n.startswith("correlation: the latest 20000"))
-    found = re.search(r"hold (\d+) having both", note)
+    note = next(n for n in report.notes if n.startswith("correlation: 'queue' and 'wait'"))
+    found = re.search(r"have (\d+) tasks having both among the latest (\d+);", note)
     assert found is not None
-    tail = frame.iloc[-20_000:]
+    tail = frame.iloc[-int(found.group(2)) :]
+    assert int(found.group(2)) >= 20_000
     assert int(found.group(1)) == int((tail["queue"].notna() & tail["wait"].notna()).sum())
-    assert not [n for n in reports["unbounded"].notes if n.startswith("correlation: the")]
+    assert not [n for n in reports["unbounded"].notes if n.startswith("correlation: ")]
     _assert_same_exact(reports["unbounded"], expected)
 
 
-def test_a_sparse_metric_is_fenced_over_its_own_values(client: Any) -> None:
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_sparse_metric_is_fenced_over_its_own_values(client: Any, arrow: bool) -> None:
     """The Bonferroni family of a metric's fence is its present values in the whole frame
     (as on one machine), not every row: a metric present on 1 task in 10 keeps the
-    single machine's fence, and its three values 4 standard deviations out are found."""
+    single machine's fence, and its three values 4 standard deviations out are found.
+    ``arrow``: the metric is an Arrow float column holding NaN as a value (not null), as
+    Parquet written elsewhere reads with ``dtype_backend="pyarrow"``: absent all the same."""
     rng = np.random.default_rng(1)
     n = 20_000
     present = rng.random(n) < 0.1
+    sparse = np.where(present, rng.normal(size=n), np.nan)
+    planted = np.flatnonzero(present)[[100, 700, 1500]]
+    sparse[planted] = [4.0, 4.15, 4.3]
+    column: Any = sparse
+    if arrow:
+        pa = pytest.importorskip("pyarrow")
+        column = pd.Series(pa.array(sparse, from_pandas=False), dtype=pd.ArrowDtype(pa.float64()))
+        assert column.count() == n  # pandas counts every NaN value as present
     frame = pd.DataFrame(
         {
             "run": [f"r{i:06d}" for i in range(n)],
-            "sparse": np.where(present, rng.normal(size=n), np.nan),
+            "sparse": column,
             "dense": rng.normal(size=n),
         }
     )
-    planted = np.flatnonzero(present)[[100, 700, 1500]]
-    frame.loc[planted, "sparse"] = [4.0, 4.15, 4.3]
     expected = Kiln.from_pandas(frame, label="run").cool()
 
     def outliers(report: Any) -> list[tuple[str, float]]:
@@ -391,3 +411,19 @@ def test_a_sparse_metric_is_fenced_over_its_own_values(client: Any) -> None:
             assert outliers(report) == outliers(expected)
         else:  # each partition's own scale: the same tasks, severities close
             assert [t for t, _ in outliers(report)] == [t for t, _ in outliers(expected)]
+
+
+def test_a_pair_whose_p_value_loses_its_tasks_is_noted(client: Any, monkeypatch: Any) -> None:
+    """A pair present together only long before the latest tasks: bounded, the p-value has
+    no task to read and the pattern is not reported; a note says why."""
+    frame = _sparse_frame(50_000)
+    frame.loc[10_000:, "wait"] = np.nan
+    expected = Kiln.from_pandas(frame, label="run").cool()
+    assert _queue_wait(expected)
+    monkeypatch.setattr(crackle_dask, "TAIL_ROWS", 10_000)
+    report = crackle_dask.cool(
+        dd.from_pandas(frame, npartitions=3), label="run", gather_rows=0, sample_rows=500
+    )
+    assert not _queue_wait(report)
+    note = next(n for n in report.notes if n.startswith("correlation: 'queue' and 'wait'"))
+    assert "have 0 tasks having both" in note and "no p-value" in note

@@ -206,14 +206,14 @@ def row_order(columns: Columns, name: str | None) -> NDArray[np.intp] | None:
 def order_keys(columns: Columns, name: str) -> list[NDArray[Any]]:
     """The keys, most significant first, whose lexicographic order is the order of the
     rows by column ``name``: its values as float64 (NaN last) for metrics and timestamps;
-    for other columns whether the text is empty (absent, last), then the text."""
+    for other columns the text after "0", and "1" for a blank (absent) cell, which sorts
+    it last. One key, so that a sorter splitting on the first key (Dask) sees them all."""
     if name in columns.numeric:
         return [columns.numeric[name]]
     if name in columns.times:
         return [columns.times[name]]
-    cells = columns.texts(name)
-    absent = np.array([cell == "" for cell in cells], dtype=np.int8)
-    return [absent, np.array(cells, dtype=str)]
+    cells = np.array(columns.texts(name), dtype=str)
+    return [np.where(cells == "", "1", np.char.add("0", cells))]
 
 
 def _require_finite(values: NDArray[np.float64], names: Sequence[str], where: str) -> None:
@@ -261,7 +261,12 @@ def columns_from_pandas(frame: Any) -> tuple[Columns, Callable[[], list[str]]]:
             kinds[name] = TEXT
 
     def texts(name: str) -> list[str]:
-        return [str(value) for value in frame.iloc[:, names.index(name)].tolist()]
+        # a missing cell (None, NaN, NA) is blank, as in an Arrow table: absent
+        series = frame.iloc[:, names.index(name)]
+        missing = series.isna().to_numpy().tolist()
+        return [
+            "" if gap else str(value) for value, gap in zip(series.tolist(), missing, strict=True)
+        ]
 
     def index() -> list[str]:
         return [str(value) for value in frame.index.tolist()]

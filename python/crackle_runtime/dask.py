@@ -251,8 +251,16 @@ def _tree(dask: Any, level: list[Any]) -> Any:
 
 
 def _counted(partition: Any) -> tuple[int, dict[str, int]]:
-    """A partition's rows and the values present in each of its columns."""
-    return len(partition), {str(name): int(n) for name, n in partition.count().items()}
+    """A partition's rows and the values present in each of its metric candidates (as
+    ``prepare_pandas`` reads them: a NaN stored as a value is absent too)."""
+    plain = [isinstance(dtype, np.dtype) for dtype in partition.dtypes]
+    present = {str(name): int(n) for name, n in partition.loc[:, plain].count().items()}
+    # other dtypes (Arrow, nullable) are counted as they are read, not as pandas counts
+    columns, _ = _frames.columns_from_pandas(partition.loc[:, [not p for p in plain]])
+    present.update(
+        {name: int(np.count_nonzero(~np.isnan(v))) for name, v in columns.numeric.items()}
+    )
+    return len(partition), present
 
 
 def _layout(ddf: Any) -> tuple[list[Any], list[int], list[int], dict[str, int]]:
@@ -359,10 +367,9 @@ class _Sampled:
         self.pieces: list[Piece] = []
         self.rounds = 0
         self.sample_rows = 0
-        # the latest tasks gathered when a pair's p-value reads fewer than 10,000 (0: none),
-        # and the pairs present together on fewer of them, with their count
-        self.short_tail = 0
-        self.short: dict[frozenset[str], int] = {}
+        # whether a pair's p-value may read fewer than 10,000 latest tasks, and the notes
+        self.short_tail = False
+        self.short_notes: list[str] = []
         # metric -> its phase-transition change index over every task
         self.changes: dict[str, int] = {}
 
@@ -394,7 +401,7 @@ class _Sampled:
         view = frame.iloc[np.searchsorted(positions, wanted)]
         kiln = _kiln(view, self.label, self.order_by, profile)
         report = kiln._cool_from_gathered(
-            state, _incremental.Gathered(gathered, positions, wanted, bool(self.short_tail))
+            state, _incremental.Gathered(gathered, positions, wanted, self.short_tail)
         )
         if runs:
             outliers = _incremental.Outliers.merged(runs)
@@ -437,7 +444,10 @@ class _Sampled:
     def _first_pass(self, sample_rows: int) -> CoolingState:
         dask = self.dask
         keep_below = 2**64 if sample_rows >= self.tasks else (2**64 * sample_rows) // self.tasks
-        tail_from = max(self.tasks - _TAIL, 0)
+        # the latest tasks are read for the correlations' p-values alone
+        tail_from = self.tasks
+        if PatternKind.CORRELATION in self.profile.detectors:
+            tail_from = max(self.tasks - _TAIL, 0)
         level, pieces = [], []
         outlier = self.profile if PatternKind.OUTLIER in self.profile.detectors else None
         for part, start in zip(self.parts, self.starts, strict=True):
@@ -523,7 +533,7 @@ class _Sampled:
                 if "latest" not in str(exc) or tail >= self.tasks:
                     raise
                 if tail >= bound:
-                    self._short_pairs(state, columns, positions, tail)
+                    self._short_pairs(state, columns, positions)
                     break
                 before, tail = tail, min(2 * tail, self.tasks, bound)
                 self._gather(np.array([[self.tasks - tail, self.tasks - before]]))
@@ -546,21 +556,41 @@ class _Sampled:
         return columns, changes
 
     def _short_pairs(
-        self,
-        state: CoolingState,
-        columns: NDArray[np.float64],
-        positions: NDArray[np.int64],
-        tail: int,
+        self, state: CoolingState, columns: NDArray[np.float64], positions: NDArray[np.int64]
     ) -> None:
-        """Note the pairs present together on fewer than 10,000 of the latest ``tail``
-        tasks (all gathered): their p-values read those alone."""
-        self.short_tail = tail
-        present = (~np.isnan(columns[:, positions >= self.tasks - tail])).astype(np.float64)
+        """The notes on the pairs whose r reaches the threshold and whose p-value reads
+        fewer tasks having both than a single machine's: those in the run of gathered tasks
+        that ends at the last task (reported or not)."""
+        self.short_tail = True
+        params = _params("correlation", self.profile)
+        table = _backend.kernels().table_from_state(
+            "correlation",
+            state.flat,
+            columns,
+            np.arange(len(state.names), dtype=np.int64),
+            params,
+            positions,
+            True,
+        )
+        size = positions.size
+        run = int(np.count_nonzero(positions + (size - np.arange(size)) == self.tasks))
+        present = (~np.isnan(columns[:, size - run :])).astype(np.float64)
         together = present @ present.T
-        names = state.names
-        for a, b in zip(*np.triu_indices(len(names), 1), strict=True):
-            if together[a, b] < _TAIL:
-                self.short[frozenset((names[a], names[b]))] = int(together[a, b])
+        for a, b, n, r, p in zip(
+            *(np.asarray(table[field]).tolist() for field in ("i", "j", "n", "r", "p_value")),
+            strict=True,
+        ):
+            read = int(together[a, b])
+            if abs(r) < params["threshold"] or read >= min(_TAIL, n):
+                continue
+            first, second = state.names[a], state.names[b]
+            said = "no p-value" if p != p else f"p = {p:.2g}"
+            self.short_notes.append(
+                f"correlation: {first!r} and {second!r} (r = {r:.3f} over the {n} tasks "
+                f"having both) have {read} tasks having both among the latest {run}; their "
+                f"p-value read those alone ({said}; a single machine reads the latest "
+                f"{min(_TAIL, n)} having both)"
+            )
 
     def _whole(
         self, report: PatternReport, state: CoolingState, sample: int, outliers: bool
@@ -584,15 +614,7 @@ class _Sampled:
             f"detectors read a coordinated sample of {sample} tasks (kept by a hash of "
             f"{key}), and the tasks each of their patterns lists are those of the sample"
         )
-        for pattern in report:
-            pair = [str(name) for name in pattern.details.get("metrics", ())]
-            if pattern.kind == PatternKind.CORRELATION and frozenset(pair) in self.short:
-                count = self.short[frozenset(pair)]
-                report.notes.append(
-                    f"correlation: the latest {self.short_tail} tasks hold {count} "
-                    f"having both {pair[0]!r} and {pair[1]!r}; the p-value read those alone "
-                    f"(a single machine reads the latest {_TAIL} having both; r reads every task)"
-                )
+        report.notes.extend(self.short_notes)
         return report
 
 

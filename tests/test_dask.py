@@ -427,3 +427,29 @@ def test_a_pair_whose_p_value_loses_its_tasks_is_noted(client: Any, monkeypatch:
     assert not _queue_wait(report)
     note = next(n for n in report.notes if n.startswith("correlation: 'queue' and 'wait'"))
     assert "have 0 tasks having both" in note and "no p-value" in note
+
+
+def test_laws_fitted_on_the_sample_are_checked_on_every_row(client: Any) -> None:
+    """A conservation law found in a sample of 2,000 of 30,000 tasks is checked on every
+    row: the tasks holding it and its violators (four planted, most outside the sample)
+    are a single machine's."""
+    frame = _frame(30_000, seed=3).sort_values("started").reset_index(drop=True)
+    planted = [100, 5_000, 12_345, 29_000]
+    frame.loc[planted, "records_out"] -= 50
+    expected = Kiln.from_pandas(frame, label="run").cool()
+
+    def laws(report: Any) -> list[tuple[str, list[str], float]]:
+        return [
+            (p.description, p.details["violations"], round(p.confidence, 12))
+            for p in report
+            if p.kind == PatternKind.CONSERVATION and "law" in p.details
+        ]
+
+    assert laws(expected)[0][1] == list(frame["run"].iloc[planted])
+    report = crackle_dask.cool(
+        dd.from_pandas(frame, npartitions=3), label="run", gather_rows=0, sample_rows=2_000
+    )
+    assert laws(report) == laws(expected)
+    assert "conservation laws, fitted on the sample, are checked on every task" in report.notes[-1]
+    sampled = re.search(r"a coordinated sample of (\d+) tasks", report.notes[-1])
+    assert sampled is not None and int(sampled.group(1)) < 3_000

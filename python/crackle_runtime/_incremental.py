@@ -294,3 +294,106 @@ class Outliers:
             "deviation": self.deviation[keep][order],
             "scale": np.array([self.scale(name) for name in view.names], dtype=np.int64),
         }
+
+
+#: The most violators of a law a cluster's report lists (the most severe; the count is
+#: every task's).
+MAX_LAW_VIOLATIONS = 1_000
+
+
+@dataclass(frozen=True)
+class LawCheck:
+    """A conservation law fitted on a sample (a cluster's client), to be checked on every
+    task: a task having every metric in ``required`` (the law detector's candidates, its
+    "complete" tasks) satisfies it when ``|sum_k c_k x_k - constant| <= max(1e-9 sum_k
+    |c_k x_k|, band)``, the band being 3.5 x 1.4826 x the MAD of the residual over the
+    sample's complete tasks, as the detector computes it (``evaluate_law``)."""
+
+    names: list[str]
+    coefficients: list[float]
+    constant: float
+    band: float
+
+    @classmethod
+    def of(cls, pattern: Any, values: Mapping[str, NDArray[np.float64]]) -> LawCheck:
+        """The check of a law pattern from the sample's complete tasks (``values``: each
+        law metric over them)."""
+        from crackle_runtime._numpy.detect.conservation_laws import _combination
+        from crackle_runtime._numpy.detect.shared.ranks import median
+
+        names = [str(name) for name in pattern.details["metrics"]]
+        coefficients = [float(pattern.metrics[f"coef:{name}"]) for name in names]
+        residual = _combination(coefficients, np.column_stack([values[n] for n in names]))
+        spread = float(median(np.abs(residual - float(median(residual))))) if residual.size else 0.0
+        return cls(names, coefficients, float(pattern.metrics["constant"]), 3.5 * 1.4826 * spread)
+
+    def tally(
+        self, values: Mapping[str, NDArray[np.float64]], complete: NDArray[np.bool_]
+    ) -> LawTally:
+        """The law over a run of tasks (``values`` per metric, ``complete`` the tasks having
+        every required metric)."""
+        from crackle_runtime._numpy.detect.conservation_laws import (
+            _absolute_combination,
+            _combination,
+        )
+
+        at = np.flatnonzero(complete)
+        raw = np.column_stack([values[name][at] for name in self.names])
+        residual = _combination(self.coefficients, raw)
+        allowed = np.maximum(1e-9 * _absolute_combination(self.coefficients, raw), self.band)
+        off = np.abs(residual - self.constant)
+        satisfied = off <= allowed
+        held = residual[satisfied] - self.constant
+        severity = np.divide(off, allowed, out=np.full(off.size, np.inf), where=allowed > 0)
+        worst = np.flatnonzero(~satisfied)
+        worst = worst[np.argsort(-severity[worst], kind="stable")[:MAX_LAW_VIOLATIONS]]
+        return LawTally(
+            int(at.size),
+            int(held.size),
+            float(held.sum()),
+            float((held * held).sum()),
+            at[worst].astype(np.int64),
+            severity[worst],
+        )
+
+
+@dataclass
+class LawTally:
+    """A law over a run of tasks: complete and satisfying tasks, the sums of the satisfying
+    residuals (less the constant) and their squares, and the most severe violators (task
+    offsets, severities: how many times the allowed distance)."""
+
+    complete: int
+    held: int
+    total: float
+    squares: float
+    violators: NDArray[np.int64]
+    severity: NDArray[np.float64]
+    labels: list[str] | None = None  # the violators' labels, when known
+
+    @classmethod
+    def merged(cls, runs: list[LawTally], starts: list[int]) -> LawTally:
+        """The tally of the runs together (their violators at task positions, the runs'
+        first tasks being ``starts``), keeping the most severe violators."""
+        violators = np.concatenate([r.violators + s for r, s in zip(runs, starts, strict=True)])
+        severity = np.concatenate([r.severity for r in runs])
+        labels = [label for r in runs for label in (r.labels or [""] * r.violators.size)]
+        worst = np.argsort(-severity, kind="stable")[:MAX_LAW_VIOLATIONS]
+        worst = worst[np.argsort(violators[worst], kind="stable")]  # in task order
+        return cls(
+            sum(r.complete for r in runs),
+            sum(r.held for r in runs),
+            math.fsum(r.total for r in runs),
+            math.fsum(r.squares for r in runs),
+            violators[worst].astype(np.int64),
+            severity[worst],
+            [labels[k] for k in worst.tolist()],
+        )
+
+    @property
+    def residual_std(self) -> float:
+        """The population std of the satisfying residuals (NaN when none)."""
+        if self.held == 0:
+            return math.nan
+        mean = self.total / self.held
+        return math.sqrt(max(self.squares / self.held - mean * mean, 0.0))

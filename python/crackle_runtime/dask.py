@@ -36,7 +36,12 @@ Above ``gather_rows``, no step holds every row:
    the single-machine report's; outliers are worded from the partitions' rows (equal to a
    single machine's with one partition; with more, a partition's scale and fence are its
    own, so borderline values may differ); the other detectors read the sample, a note says
-   so, and the report's ``task_count`` is every row's.
+   so, and the report's ``task_count`` is every row's;
+4. when the sample holds conservation laws, one more read of the partitions checks each on
+   every row (``LawCheck``: the law's coefficients and constant, and the band the sample's
+   residuals allow): the tasks that hold it, its residual std over them and its most
+   severe violators (at most 1,000 listed) are every row's, equal to a single machine's
+   when the sample finds the same law and band.
 
 Each read of a partition repeats the work its graph does; with ``order_by`` that includes
 the sort, so a large frame is best stored in task order and cooled with ``order_by=None``.
@@ -47,6 +52,7 @@ Needs the ``dask`` extra (``pip install 'crackle_runtime[dask]'``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -63,7 +69,7 @@ from crackle_runtime.detectors._registry import REGISTRY
 from crackle_runtime.detectors.outlier import DETECTOR as OUTLIER
 from crackle_runtime.detectors.outlier import MAX_PER_METRIC
 from crackle_runtime.kiln import Kiln
-from crackle_runtime.patterns import PatternKind
+from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 from crackle_runtime.report import PatternReport
 
@@ -206,6 +212,30 @@ def _partition_pass(
         keep[severe - start] = True
     local = np.flatnonzero(keep)
     return state, Piece(local + start, partition.iloc[local], sampled[local], flagged)
+
+
+def _law_pass(
+    partition: Any,
+    label: str | None,
+    order_by: str | None,
+    checks: list[_incremental.LawCheck],
+    required: list[str],
+) -> list[_incremental.LawTally]:
+    """Each law over a partition's rows: its complete tasks (having every metric in
+    ``required``), those satisfying it and its most severe violators, with their labels."""
+    names, columns = _partition_columns(partition, label, order_by)
+    absent = np.full(len(partition), np.nan)
+    values = {name: columns[k] for k, name in enumerate(names)}
+    complete = np.ones(len(partition), dtype=bool)
+    for name in required:
+        complete &= ~np.isnan(values.get(name, absent))
+    keys = (partition.index if label is None else partition[label]).to_numpy()
+    tallies = []
+    for check in checks:
+        tally = check.tally({name: values.get(name, absent) for name in check.names}, complete)
+        tally.labels = [str(key) for key in keys[tally.violators].tolist()]
+        tallies.append(tally)
+    return tallies
 
 
 def _sampled(keys: Any, keep_below: int) -> NDArray[np.bool_]:
@@ -369,6 +399,7 @@ class _Sampled:
         self.sample_rows = 0
         # whether a pair's p-value may read fewer than 10,000 latest tasks, and the notes
         self.short_tail = False
+        self.laws_checked = False
         self.short_notes: list[str] = []
         # metric -> its phase-transition change index over every task
         self.changes: dict[str, int] = {}
@@ -403,10 +434,41 @@ class _Sampled:
         report = kiln._cool_from_gathered(
             state, _incremental.Gathered(gathered, positions, wanted, self.short_tail)
         )
+        report = self._with_laws(report, kiln)
         if runs:
             outliers = _incremental.Outliers.merged(runs)
             report = self._with_outliers(report, outliers, positions, frame, wanted)
         return self._whole(report, state, int(wanted.size), bool(runs))
+
+    def _with_laws(self, report: PatternReport, kiln: Kiln) -> PatternReport:
+        """``report`` with each conservation law fitted on the sample checked on every
+        row (one more read of the partitions): how many tasks hold it, its residual std
+        over them and its most severe violators."""
+        laws = [p for p in report if p.kind == PatternKind.CONSERVATION and "law" in p.details]
+        if not laws:
+            return report
+        began = time.perf_counter()
+        names, columns = kiln._detection_columns()
+        index = {label: k for k, label in reversed(list(enumerate(kiln._store.labels)))}
+        first = laws[0]
+        sample = [index[t] for t in [*first.involved_tasks, *first.details["violations"]]]
+        complete = np.array(sorted(set(sample)), dtype=np.int64)
+        # the detector's complete tasks are those having every candidate metric
+        required = [n for k, n in enumerate(names) if not np.isnan(columns[k, complete]).any()]
+        by_name = {name: columns[k, complete] for k, name in enumerate(names)}
+        checks = [_incremental.LawCheck.of(law, by_name) for law in laws]
+        reads = [
+            self.dask.delayed(_law_pass)(part, self.label, self.order_by, checks, required)
+            for part in self.parts
+        ]
+        (per_partition,) = self.dask.compute(reads)
+        replaced = {}
+        for k, law in enumerate(laws):
+            tally = _incremental.LawTally.merged([p[k] for p in per_partition], self.starts)
+            replaced[id(law)] = _law_pattern(law, tally)
+        log.info("dask.cool: laws checked on every row: %.3f s", time.perf_counter() - began)
+        self.laws_checked = True
+        return report._with([], report.notes, replaced)
 
     def _with_outliers(
         self,
@@ -613,9 +675,32 @@ class _Sampled:
             f"cooled on the cluster: {read} read all {state.tasks} tasks; the other "
             f"detectors read a coordinated sample of {sample} tasks (kept by a hash of "
             f"{key}), and the tasks each of their patterns lists are those of the sample"
+            + (
+                "; conservation laws, fitted on the sample, are checked on every task (with "
+                "the band the sample allows), and each lists at most "
+                f"{_incremental.MAX_LAW_VIOLATIONS} violators, the most severe"
+                if self.laws_checked
+                else ""
+            )
         )
         report.notes.extend(self.short_notes)
         return report
+
+
+def _law_pattern(law: CracklePattern, tally: _incremental.LawTally) -> CracklePattern:
+    """The law pattern ``law`` (worded over the sample) said of every task of ``tally``."""
+    support = tally.held / tally.complete if tally.complete else 0.0
+    residual_std = tally.residual_std
+    metrics = {**law.metrics, "support": support, "residual_std": residual_std}
+    details = {**law.details, "violations": list(tally.labels or [])}
+    return dataclasses.replace(
+        law,
+        description=f"law '{law.details['law']}' holds across {tally.held} of "
+        f"{tally.complete} tasks (residual std: {residual_std:.3g})",
+        confidence=support,
+        metrics=metrics,
+        details=details,
+    )
 
 
 def _params(name: str, profile: ThermalProfile) -> dict[str, Any]:

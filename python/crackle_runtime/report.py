@@ -70,11 +70,18 @@ class PatternReport(list[CracklePattern]):
         # the metrics the report was cooled from (no copy), for the HTML page's figures
         self._source = source
 
-    def _with(self, patterns: Iterable[CracklePattern], notes: Iterable[str]) -> PatternReport:
-        """A report of the same cooling with more ``patterns`` and these ``notes`` (a
-        cluster's outliers, worded apart from the sample)."""
+    def _with(
+        self,
+        patterns: Iterable[CracklePattern],
+        notes: Iterable[str],
+        replaced: Mapping[int, CracklePattern] | None = None,
+    ) -> PatternReport:
+        """A report of the same cooling with more ``patterns``, each pattern whose ``id``
+        ``replaced`` maps given in its place, and these ``notes`` (a cluster's outliers and
+        laws, worded apart from the sample)."""
+        swap = replaced or {}
         return PatternReport(
-            [*self, *patterns],
+            [*(swap.get(id(p), p) for p in self), *patterns],
             task_count=self.task_count,
             metric_count=self.metric_count,
             skipped=self.skipped,

@@ -63,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend, _frames, _incremental
+from crackle_runtime._numpy.detect.conservation_laws import MIN_SUPPORT as MIN_LAW_SUPPORT
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
@@ -400,6 +401,7 @@ class _Sampled:
         # whether a pair's p-value may read fewer than 10,000 latest tasks, and the notes
         self.short_tail = False
         self.laws_checked = False
+        self.laws_dropped: list[str] = []
         self.short_notes: list[str] = []
         # metric -> its phase-transition change index over every task
         self.changes: dict[str, int] = {}
@@ -462,10 +464,14 @@ class _Sampled:
             for part in self.parts
         ]
         (per_partition,) = self.dask.compute(reads)
-        replaced = {}
+        replaced: dict[int, CracklePattern | None] = {}
         for k, law in enumerate(laws):
             tally = _incremental.LawTally.merged([p[k] for p in per_partition], self.starts)
-            replaced[id(law)] = _law_pattern(law, tally)
+            # as on one machine, a law holding on less than 90% of its tasks is none
+            held = tally.complete > 0 and tally.held / tally.complete >= MIN_LAW_SUPPORT
+            replaced[id(law)] = _law_pattern(law, tally) if held else None
+            if not held:
+                self.laws_dropped.append(str(law.details["law"]))
         log.info("dask.cool: laws checked on every row: %.3f s", time.perf_counter() - began)
         self.laws_checked = True
         return report._with([], report.notes, replaced)
@@ -684,6 +690,11 @@ class _Sampled:
             )
         )
         report.notes.extend(self.short_notes)
+        for law in self.laws_dropped:
+            report.notes.append(
+                f"conservation laws: '{law}' holds in the sample but on fewer than "
+                f"{MIN_LAW_SUPPORT:.0%} of every row's complete tasks: not reported"
+            )
         return report
 
 

@@ -74,14 +74,15 @@ class PatternReport(list[CracklePattern]):
         self,
         patterns: Iterable[CracklePattern],
         notes: Iterable[str],
-        replaced: Mapping[int, CracklePattern] | None = None,
+        replaced: Mapping[int, CracklePattern | None] | None = None,
     ) -> PatternReport:
         """A report of the same cooling with more ``patterns``, each pattern whose ``id``
-        ``replaced`` maps given in its place, and these ``notes`` (a cluster's outliers and
-        laws, worded apart from the sample)."""
+        ``replaced`` maps given in its place (None: left out), and these ``notes`` (a
+        cluster's outliers and laws, worded apart from the sample)."""
         swap = replaced or {}
+        kept = [swap.get(id(p), p) for p in self]
         return PatternReport(
-            [*(swap.get(id(p), p) for p in self), *patterns],
+            [*(p for p in kept if p is not None), *patterns],
             task_count=self.task_count,
             metric_count=self.metric_count,
             skipped=self.skipped,

@@ -25,7 +25,7 @@ __all__ = [
     "columns_from_arrow",
     "columns_from_pandas",
     "iso_seconds",
-    "order_keys",
+    "order_key",
     "prepare",
     "prepare_pandas",
     "row_order",
@@ -199,21 +199,20 @@ def row_order(columns: Columns, name: str | None) -> NDArray[np.intp] | None:
     column orders them."""
     if name is None:
         return None
-    keys = order_keys(columns, name)
-    return np.asarray(np.lexsort(keys[::-1]), dtype=np.intp)  # stable; NaN sorts last
+    return np.argsort(order_key(columns, name), kind="stable")  # NaN sorts last
 
 
-def order_keys(columns: Columns, name: str) -> list[NDArray[Any]]:
-    """The keys, most significant first, whose lexicographic order is the order of the
-    rows by column ``name``: its values as float64 (NaN last) for metrics and timestamps;
-    for other columns the text after "0", and "1" for a blank (absent) cell, which sorts
-    it last. One key, so that a sorter splitting on the first key (Dask) sees them all."""
+def order_key(columns: Columns, name: str) -> NDArray[Any]:
+    """The key whose stable sort is the order of the rows by column ``name``: its values
+    as float64 (NaN last) for metrics and timestamps; for other columns the text after
+    "0", and "1" for a blank (absent) cell, which sorts it last. One key, so that a sorter
+    that splits on its first key (Dask) sees the text."""
     if name in columns.numeric:
-        return [columns.numeric[name]]
+        return columns.numeric[name]
     if name in columns.times:
-        return [columns.times[name]]
+        return columns.times[name]
     cells = np.array(columns.texts(name), dtype=str)
-    return [np.where(cells == "", "1", np.char.add("0", cells))]
+    return np.where(cells == "", "1", np.char.add("0", cells))
 
 
 def _require_finite(values: NDArray[np.float64], names: Sequence[str], where: str) -> None:

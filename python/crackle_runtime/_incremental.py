@@ -306,8 +306,8 @@ class LawCheck:
     """A conservation law fitted on a sample (a cluster's client), to be checked on every
     task: a task having every metric in ``required`` (the law detector's candidates, its
     "complete" tasks) satisfies it when ``|sum_k c_k x_k - constant| <= max(1e-9 sum_k
-    |c_k x_k|, band)``, the band being 3.5 x 1.4826 x the MAD of the residual over the
-    sample's complete tasks, as the detector computes it (``evaluate_law``)."""
+    |c_k x_k|, band)``, the band being ``law_band`` of the residuals over the sample's
+    complete tasks, as the detector computes it (``evaluate_law``)."""
 
     names: list[str]
     coefficients: list[float]
@@ -318,14 +318,13 @@ class LawCheck:
     def of(cls, pattern: Any, values: Mapping[str, NDArray[np.float64]]) -> LawCheck:
         """The check of a law pattern from the sample's complete tasks (``values``: each
         law metric over them)."""
-        from crackle_runtime._numpy.detect.conservation_laws import _combination
-        from crackle_runtime._numpy.detect.shared.ranks import median
+        from crackle_runtime._numpy.detect.conservation_laws import _combination, law_band
 
         names = [str(name) for name in pattern.details["metrics"]]
         coefficients = [float(pattern.metrics[f"coef:{name}"]) for name in names]
         residual = _combination(coefficients, np.column_stack([values[n] for n in names]))
-        spread = float(median(np.abs(residual - float(median(residual))))) if residual.size else 0.0
-        return cls(names, coefficients, float(pattern.metrics["constant"]), 3.5 * 1.4826 * spread)
+        band = law_band(residual) if residual.size else 0.0
+        return cls(names, coefficients, float(pattern.metrics["constant"]), band)
 
     def tally(
         self, values: Mapping[str, NDArray[np.float64]], complete: NDArray[np.bool_]

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend, _frames, _incremental
+from crackle_runtime._numpy import state_tables
 from crackle_runtime._numpy.detect.conservation_laws import MIN_SUPPORT as MIN_LAW_SUPPORT
 from crackle_runtime._state import CoolingState
 from crackle_runtime.detectors._data import DetectionData
@@ -147,20 +149,20 @@ def _kiln(frame: Any, label: str | None, order_by: str | None, profile: ThermalP
     return Kiln._from_prepared(prepared, profile)
 
 
-_KEY, _POSITION = "__crackle_order_key_", "__crackle_order_position"
+_KEY, _POSITION = "__crackle_order_key", "__crackle_order_position"
 
 
-def _order_keys(
-    partition: Any, order_by: str, starts: list[int], partition_info: Any = None
-) -> Any:
+def _order_key(partition: Any, order_by: str, starts: list[int], partition_info: Any = None) -> Any:
     """``partition`` with the columns that sort every row as ``Kiln.from_pandas`` sorts
-    them (``_frames.order_keys``, then the row's position: the sort is stable)."""
+    them (``_frames.order_key``, then the row's position: the sort is stable)."""
     columns, _ = _frames.columns_from_pandas(partition[[order_by]])
-    keys = _frames.order_keys(columns, order_by)
     start = starts[partition_info["number"]] if partition_info else 0
-    extra = {f"{_KEY}{k}": key for k, key in enumerate(keys)}
-    extra[_POSITION] = np.arange(start, start + len(partition), dtype=np.int64)
-    return partition.assign(**extra)
+    return partition.assign(
+        **{
+            _KEY: _frames.order_key(columns, order_by),
+            _POSITION: np.arange(start, start + len(partition), dtype=np.int64),
+        }
+    )
 
 
 def _ordered(ddf: Any, order_by: str) -> Any:
@@ -168,12 +170,10 @@ def _ordered(ddf: Any, order_by: str) -> Any:
     kept in their order, absent values last)."""
     if order_by not in ddf.columns:
         raise ValueError(f"order_by: no column {order_by!r}")
-    lengths = [int(n) for n in ddf.map_partitions(len).compute()]
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
-    meta = _order_keys(ddf._meta, order_by, [0])
-    keyed = ddf.map_partitions(_order_keys, order_by, starts, meta=meta)
-    by = [name for name in meta.columns if str(name).startswith(_KEY)] + [_POSITION]
-    return keyed.sort_values(by).drop(columns=by)
+    starts = _layout(ddf)[1]
+    meta = _order_key(ddf._meta, order_by, [0])
+    keyed = ddf.map_partitions(_order_key, order_by, starts, meta=meta)
+    return keyed.sort_values([_KEY, _POSITION]).drop(columns=[_KEY, _POSITION])
 
 
 def _partition_state(
@@ -303,7 +303,7 @@ def _layout(ddf: Any) -> tuple[list[Any], list[int], list[int], dict[str, int]]:
         raise ValueError("ddf: a frame without partitions has no tasks to cool")
     (counted,) = dask.compute([dask.delayed(_counted)(part) for part in parts])
     lengths = [length for length, _ in counted]
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    starts = [0, *itertools.accumulate(lengths)][:-1]
     counts: dict[str, int] = {}
     for _, present in counted:
         for name, n in present.items():
@@ -640,9 +640,9 @@ class _Sampled:
             positions,
             True,
         )
-        size = positions.size
-        run = int(np.count_nonzero(positions + (size - np.arange(size)) == self.tasks))
-        present = (~np.isnan(columns[:, size - run :])).astype(np.float64)
+        start = state_tables.latest_run(positions, self.tasks)
+        run = positions.size - start
+        present = (~np.isnan(columns[:, start:])).astype(np.float64)
         together = present @ present.T
         for a, b, n, r, p in zip(
             *(np.asarray(table[field]).tolist() for field in ("i", "j", "n", "r", "p_value")),

@@ -102,12 +102,18 @@ class _Rows:
         positions = self.positions
         if positions is None:
             return 0, True
-        size = positions.size
-        # contiguous up to the last task: position + (size - index) == tasks
-        ends = positions + (size - np.arange(size)) == tasks
-        from_ = size - int(np.argmin(ends[::-1])) if not ends.all() else 0
-        whole = from_ < size and int(positions[from_]) == 0
+        from_ = latest_run(positions, tasks)
+        whole = from_ < positions.size and int(positions[from_]) == 0
         return from_, bool(whole or tasks == 0)
+
+
+def latest_run(positions: NDArray[np.int64], tasks: int) -> int:
+    """The index in ``positions`` (strictly increasing task positions) where the run of
+    consecutive tasks that ends at the last task (``tasks - 1``) starts."""
+    size = positions.size
+    # contiguous up to the last task: position + (size - index) == tasks
+    ends = positions + (size - np.arange(size)) == tasks
+    return size - int(np.argmin(ends[::-1])) if not ends.all() else 0
 
 
 class _Buckets:

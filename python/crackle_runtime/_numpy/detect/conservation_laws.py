@@ -211,6 +211,12 @@ def _snap(coefficient: float) -> float:
     return best
 
 
+def law_band(residual: Float64Array) -> float:
+    """The distance from the constant a law allows every task: 3.5 x 1.4826 x the MAD of
+    its residuals (a task also holds within 1e-9 of its terms' magnitude)."""
+    return 3.5 * 1.4826 * float(median(np.abs(residual - float(median(residual)))))
+
+
 def _combination(coefficients: list[float], raw: Float64Array) -> Float64Array:
     """sum_k c_k x_k per row of ``raw`` (tasks x terms), summed over k in order."""
     total = coefficients[0] * raw[:, 0]
@@ -369,8 +375,7 @@ def conservation_laws(
         constant = float(median(residual[trimmed_rows]))
         if abs(constant) <= 1e-9 * float(median(magnitude[trimmed_rows])):
             constant = 0.0
-        spread = float(median(np.abs(residual - float(median(residual)))))
-        allowed = np.maximum(1e-9 * magnitude, 3.5 * 1.4826 * spread)
+        allowed = np.maximum(1e-9 * magnitude, law_band(residual))
         satisfied = np.abs(residual - constant) <= allowed
         support = float(np.count_nonzero(satisfied)) / tasks.size
         if support < MIN_SUPPORT:

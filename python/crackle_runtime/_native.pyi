@@ -22,6 +22,7 @@ __all__ = [
     "column_roles",
     "entropy",
     "fire_chunk",
+    "forget_law_fits",
     "joint_entropy",
     "jsd",
     "kl_divergence",
@@ -82,6 +83,10 @@ def run_detector(
 ) -> dict[str, NDArray[Any]]:
     """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
     ``columns`` with ``params`` over its defaults; returns its named fields."""
+
+def forget_law_fits() -> None:
+    """Forget the conservation-law fits kept for the latest samples: the next run fits every
+    subset again."""
 
 def column_roles(
     columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None

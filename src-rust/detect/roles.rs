@@ -163,9 +163,63 @@ pub fn is_counter(values: &[f64]) -> bool {
     distinct >= MIN_COUNTER_DISTINCT
 }
 
+/// [`is_counter`] of a column's present values (NaN skipped), in one pass without a copy;
+/// it stops at the first value that leaves both orders.
+pub fn is_counter_column(column: &[f64]) -> bool {
+    let (mut count, mut distinct) = (0usize, 0usize);
+    let (mut up, mut down) = (true, true);
+    let mut previous = f64::NAN;
+    for &value in column.iter().filter(|value| !value.is_nan()) {
+        if count == 0 {
+            distinct = 1;
+        } else {
+            up &= value >= previous;
+            down &= value <= previous;
+            if !(up || down) {
+                return false;
+            }
+            distinct += usize::from(value != previous);
+        }
+        previous = value;
+        count += 1;
+    }
+    count >= MIN_COUNTER_VALUES && distinct >= MIN_COUNTER_DISTINCT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_column_reads_the_present_values() {
+        let nan = f64::NAN;
+        let columns: [&[f64]; 7] = [
+            &[0.0, nan, 1.0, 2.0, nan, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[9.0, 8.0, 8.0, 7.0, nan, 6.0, 5.0, 5.0, 4.0],
+            &[5.0, 5.0, 5.0, 5.0, 6.0, 6.0, 6.0, 6.0],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[1.0, 2.0, 3.0, 2.0, 5.0, 6.0, 7.0, 8.0],
+            &[
+                nan,
+                nan,
+                f64::NEG_INFINITY,
+                1.0,
+                2.0,
+                3.0,
+                4.0,
+                5.0,
+                6.0,
+                f64::INFINITY,
+            ],
+            &[],
+        ];
+        let expected = [true, true, false, false, false, true, false];
+        for (column, want) in columns.iter().zip(expected) {
+            let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+            assert_eq!(is_counter_column(column), want, "{column:?}");
+            assert_eq!(is_counter(&present), want, "{column:?}");
+        }
+    }
 
     #[test]
     fn counters_are_monotonic_with_three_distinct_values() {

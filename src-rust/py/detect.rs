@@ -130,6 +130,13 @@ pub fn column_roles<'py>(
     table_to_dict(py, table)
 }
 
+/// Forgets the conservation-law fits kept for the latest samples
+/// (`detect::conservation_laws::forget_fits`): the next run fits every subset again.
+#[pyfunction]
+pub fn forget_law_fits() {
+    detect::conservation_laws::forget_fits();
+}
+
 /// The AR residuals of the rows `metrics` (all when None) of `columns`, one row each over
 /// the same tasks (`detect::shared::prewhiten::prewhiten_columns`).
 #[pyfunction]

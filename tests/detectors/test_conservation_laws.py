@@ -172,6 +172,52 @@ def test_law_sample_is_a_subset_of_the_tasks(kernels: ModuleType) -> None:
     assert law["support"] == 1.0
 
 
+def _noisy_law(tasks: int, seed: int = 47) -> NDArray[np.float64]:
+    """records_out = 0.7 records_in + noise (an unsnapped law whose coefficients, constant and
+    band depend on every sampled value), 1% gross violators, one metric with gaps, noise."""
+    rng = np.random.default_rng(seed)
+    records_in = rng.uniform(100.0, 1000.0, tasks)
+    records_out = 0.7 * records_in + rng.normal(0.0, 1.0, tasks)
+    records_out[rng.random(tasks) < 0.01] += 300.0
+    noise = rng.normal(size=(2, tasks))
+    noise[1, rng.random(tasks) < 0.05] = NAN
+    return np.vstack([records_in, records_out, noise])
+
+
+def test_laws_read_a_sample_that_appended_tasks_rarely_change(kernels: ModuleType) -> None:
+    # The fit, the constant and the band read the sample (the complete tasks' positions
+    # with the smallest keys), and the kept fit of a sample is the fit itself: the result
+    # is the same whether the fit is new or kept, before and after tasks are appended.
+    columns = _noisy_law(6000)
+    for tasks in (5000, 5030, 6000):
+        kernels.forget_law_fits()
+        fresh = run_laws(kernels, columns[:, :tasks], sample_size=500)
+        kept = run_laws(kernels, columns[:, :tasks], sample_size=500)
+        assert set(fresh) == set(kept)
+        for name in fresh:
+            np.testing.assert_array_equal(kept[name], fresh[name])
+        (law,) = laws_in(fresh)
+        assert law["metrics"] == [0, 1]
+        assert law["coefficients"][0] == pytest.approx(0.7, rel=2e-3)
+        assert 0.95 < law["support"] < 0.995
+        violators = np.flatnonzero(~law["satisfied"])
+        assert violators.size == pytest.approx(0.01 * law["tasks"].size, rel=0.35)
+
+
+def test_law_sample_is_kept_when_no_appended_key_is_smaller() -> None:
+    # The sample's positions are the smallest keys of a stream that depends on (seed,
+    # position) only: appending positions keeps the sample unless one of them has a key
+    # among the smallest (a bottom-k sample, as the kept fits assume).
+    from crackle_runtime._numpy.detect.shared.permutation import permutation
+
+    for tasks, appended, size in [(5000, 30, 500), (5000, 1000, 500), (300, 10, 100)]:
+        before = np.sort(permutation(SEED, tasks)[:size])
+        after = np.sort(permutation(SEED, tasks + appended)[:size])
+        entered = after[after >= tasks]
+        assert (entered.size == 0) == bool(np.array_equal(before, after))
+        assert np.isin(after[after < tasks], before).all()
+
+
 def test_satisfied_is_law_major(kernels: ModuleType) -> None:
     # Two laws over the same 200 complete tasks; task 7 violates only the first.
     rng = np.random.default_rng(43)

@@ -11,6 +11,7 @@ from crackle_runtime._numpy.detect import (
     PERMUTATION_SEED,
     ROLE_FIELDS,
     column_roles,
+    forget_law_fits,
     prewhiten,
     run_detector,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "column_roles",
     "entropy",
     "fire_chunk",
+    "forget_law_fits",
     "joint_entropy",
     "jsd",
     "kl_divergence",

@@ -109,10 +109,17 @@ pub struct LawEvaluation {
 /// Over all complete tasks: residual_i = Σ_k c_k x_ik; constant = median of
 /// the residual over the trimmed tasks, snapped to 0 when |constant| <= 1e-9 × the median
 /// over the trimmed tasks of Σ_k |c_k x_ik|; task i satisfies when |residual_i - constant|
-/// <= max(1e-9 × Σ_k |c_k x_ik|, 3.5 × 1.4826 × MAD), MAD = median |r - median(r)| over all
-/// complete tasks; support = satisfying share; residual_std = population std of the
-/// residual over the satisfying tasks (NaN when none).
-pub fn evaluate_law(terms: &[&[f64]], coefficients: &[f64], trimmed: &[usize]) -> LawEvaluation {
+/// <= max(1e-9 × Σ_k |c_k x_ik|, 3.5 × 1.4826 × MAD), MAD = median |r - median(r)| over the
+/// `sample` (positions among the complete tasks; the band is then a function of the sample
+/// alone, like the coefficients and the constant); support = satisfying share over all
+/// complete tasks; residual_std = population std of the residual over the satisfying tasks
+/// (NaN when none).
+pub fn evaluate_law(
+    terms: &[&[f64]],
+    coefficients: &[f64],
+    trimmed: &[usize],
+    sample: &[usize],
+) -> LawEvaluation {
     let n = terms.first().map_or(0, |values| values.len());
     let (residuals, magnitudes): (Vec<f64>, Vec<f64>) = (0..n)
         .map(|task| residual_at(terms, coefficients, task))
@@ -123,9 +130,10 @@ pub fn evaluate_law(terms: &[&[f64]], coefficients: &[f64], trimmed: &[usize]) -
     if constant.abs() <= EXACT_RELATIVE * median_in_place(&mut trimmed_magnitudes) {
         constant = 0.0;
     }
-    let mut scratch = residuals.clone();
+    let mut scratch: Vec<f64> = sample.iter().map(|&task| residuals[task]).collect();
+    let sampled = scratch.clone();
     let center = median_in_place(&mut scratch);
-    for (slot, r) in scratch.iter_mut().zip(&residuals) {
+    for (slot, r) in scratch.iter_mut().zip(&sampled) {
         *slot = (r - center).abs();
     }
     let mad = median_in_place(&mut scratch);

@@ -8,15 +8,16 @@ mod evaluate;
 mod fit;
 
 use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
 pub use evaluate::{evaluate_law, snap_coefficient, LawEvaluation};
 pub use fit::{first_positions, fit_subset, SampleMatrix, SubsetFit, TRIM_QUANTUM};
 
-use super::roles::is_counter;
-use super::shared::columns::{column_length, present_values};
-use super::shared::permutation::{permutation, SEED};
+use super::roles::is_counter_column;
+use super::shared::columns::column_length_and_gaps;
+use super::shared::permutation::SEED;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -184,11 +185,14 @@ const STAGE: &str = "conservation_laws";
 ///    metrics with >= 2 distinct values over complete₀, the first 16; complete tasks =
 ///    tasks having every candidate (a superset of complete₀, so candidates still vary
 ///    there). Fewer than 2 candidates or 10 complete tasks → no laws.
-/// 2. z = (x - mean) / std over the complete tasks (sequential mean, population two-pass
-///    std); a candidate whose std is not finite and positive (underflow/overflow only) is
-///    dropped ([`standardize`]).
-/// 3. Sample S = all complete tasks if <= `sample_size`, else the first `sample_size`
-///    positions of `permutation(seed, n_complete)`, ascending ([`sample_matrix`]).
+/// 2. Sample S = all complete tasks if <= `sample_size`, else the first `sample_size`
+///    positions of `permutation(seed, n_complete)`, ascending ([`sample_positions`]). The
+///    key of position i depends on (seed, i) only, so S is a bottom-k sample: appending
+///    tasks changes it only when a new task's key is among the `sample_size` smallest.
+/// 3. z = (x - mean) / std with the sample's mean and std (sequential mean, population
+///    two-pass std over S in ascending order); a candidate whose std is not finite and
+///    positive (constant over S) is dropped ([`standardize`]). Steps 2–5 read S only, so
+///    their result is a function of S's values ([`fitted`] reuses it when S recurs).
 /// 4. Subsets of sizes 2..=max_terms (sizes ascending, lexicographic; `subset_rank` = 0-based
 ///    position in this enumeration over all sizes) are fitted by [`fit_subset`]; a subset is
 ///    a candidate law when λ <= `tolerance_eig`, every |w_k| >= 1e-6 and every term varies
@@ -198,8 +202,9 @@ const STAGE: &str = "conservation_laws";
 /// 6. Candidates are taken by size, then λ (values <= 1e-12 count as 0), then subset rank; a
 ///    candidate whose standardized coefficient vector (c_k·std_k in the m-space) lies in the
 ///    span of the accepted laws (Gram–Schmidt residual < max(1e-6, √λ) × its norm) is
-///    skipped; the others are evaluated over all complete tasks ([`evaluate_law`]) and
-///    accepted (joining the span) when support >= 0.9 ([`accept`]).
+///    skipped; the others are evaluated over all complete tasks with the band S's residuals
+///    allow ([`evaluate_law`]) and accepted (joining the span) when support >= 0.9
+///    ([`accept`]).
 ///
 /// Subsets are fitted in parallel (each fit is seeded by its rank).
 pub fn conservation_laws(
@@ -207,29 +212,27 @@ pub fn conservation_laws(
     settings: &LawSettings,
     budget: &Budget,
 ) -> CoreResult<Vec<Law>> {
-    let n = column_length(columns)?;
-    let Some((candidates, complete)) = candidates(columns, n) else {
+    let (n, gaps) = column_length_and_gaps(columns)?;
+    let Some((candidates, complete)) = candidates(columns, &gaps, n) else {
         return Ok(Vec::new());
     };
-    let metrics = standardize(columns, &candidates, &complete);
+    let sample = sample_positions(complete.len(), settings);
+    let metrics = standardize(columns, &candidates, &complete, &sample);
     if metrics.len() < 2 {
         return Ok(Vec::new());
     }
-    let (sample, sample_z) = sample_matrix(&metrics, complete.len(), settings);
     budget.check(STAGE)?;
-    let found = fit_candidates(&metrics, &sample, &sample_z, settings, budget)?;
-    Ok(accept(columns.len(), &metrics, &complete, found))
+    let found = fitted(&metrics, &sample, settings, budget)?;
+    Ok(accept(columns.len(), &metrics, &complete, &sample, found))
 }
 
 /// The candidate metrics and the complete tasks (step 1), or None when there are fewer
 /// than 2 candidates or 10 complete tasks.
-fn candidates(columns: &[&[f64]], n: usize) -> Option<(Vec<usize>, Vec<usize>)> {
+fn candidates(columns: &[&[f64]], gaps: &[bool], n: usize) -> Option<(Vec<usize>, Vec<usize>)> {
     let pool: Vec<usize> = (0..columns.len())
-        .filter(|&k| !is_counter(&present_values(columns[k])))
+        .filter(|&k| !is_counter_column(columns[k]))
         .collect();
-    let complete_pool: Vec<usize> = (0..n)
-        .filter(|&task| pool.iter().all(|&k| !columns[k][task].is_nan()))
-        .collect();
+    let complete_pool = complete_tasks(columns, gaps, &pool, n);
     let candidates: Vec<usize> = pool
         .iter()
         .copied()
@@ -245,70 +248,148 @@ fn candidates(columns: &[&[f64]], n: usize) -> Option<(Vec<usize>, Vec<usize>)> 
     if candidates.len() < 2 {
         return None;
     }
-    let complete: Vec<usize> = (0..n)
-        .filter(|&task| candidates.iter().all(|&k| !columns[k][task].is_nan()))
-        .collect();
+    let complete = complete_tasks(columns, gaps, &candidates, n);
     (complete.len() >= MIN_LAW_TASKS).then_some((candidates, complete))
 }
 
-/// The candidates over the complete tasks with their means and stds (step 2).
+/// The tasks (ascending) that have every metric of `metrics`, column by column; `gaps[k]`:
+/// does column k hold an absent value.
+fn complete_tasks(columns: &[&[f64]], gaps: &[bool], metrics: &[usize], n: usize) -> Vec<usize> {
+    let mut present: Option<Vec<bool>> = None;
+    for &k in metrics {
+        if !gaps[k] {
+            continue;
+        }
+        let present = present.get_or_insert_with(|| vec![true; n]);
+        for (slot, value) in present.iter_mut().zip(columns[k]) {
+            *slot &= !value.is_nan();
+        }
+    }
+    match present {
+        None => (0..n).collect(),
+        Some(present) => (0..n).filter(|&task| present[task]).collect(),
+    }
+}
+
+/// The sampled positions among the complete tasks, ascending (step 2).
+fn sample_positions(n_complete: usize, settings: &LawSettings) -> Vec<usize> {
+    if n_complete <= settings.sample_size {
+        return (0..n_complete).collect();
+    }
+    let mut chosen = first_positions(settings.seed, n_complete, settings.sample_size);
+    chosen.sort_unstable();
+    chosen
+}
+
+/// The candidates over the complete tasks with the sample's means and stds (step 3).
 fn standardize<'a>(
     columns: &[&'a [f64]],
     candidates: &[usize],
-    complete: &[usize],
+    complete: &'a [usize],
+    sample: &[usize],
 ) -> Vec<Standardized<'a>> {
-    let n_complete = complete.len();
-    let every_task = columns.first().is_some_and(|c| c.len() == n_complete);
+    let every_task = columns.first().is_some_and(|c| c.len() == complete.len());
     let mut metrics = Vec::with_capacity(candidates.len());
     for &k in candidates {
-        // Every task complete (the common case): read the column in place, no copy.
-        let values: Cow<'a, [f64]> = if every_task {
-            Cow::Borrowed(columns[k])
-        } else {
-            Cow::Owned(complete.iter().map(|&task| columns[k][task]).collect())
+        let mut metric = Standardized {
+            metric: k,
+            mean: f64::NAN,
+            std: f64::NAN,
+            column: columns[k],
+            complete: (!every_task).then_some(complete),
         };
-        let (mean, sum_of_squares) = mean_and_sum_of_squares(&values);
-        let std = (sum_of_squares / n_complete as f64).sqrt();
+        let sampled: Vec<f64> = sample.iter().map(|&position| metric.at(position)).collect();
+        let (mean, sum_of_squares) = mean_and_sum_of_squares(&sampled);
+        let std = (sum_of_squares / sampled.len() as f64).sqrt();
         if std.is_finite() && std > 0.0 && mean.is_finite() {
-            metrics.push(Standardized {
-                metric: k,
-                mean,
-                std,
-                values,
-            });
+            (metric.mean, metric.std) = (mean, std);
+            metrics.push(metric);
         }
     }
     metrics
 }
 
-/// The sampled positions among the complete tasks and their z-values (step 3).
-fn sample_matrix(
-    metrics: &[Standardized<'_>],
-    n_complete: usize,
-    settings: &LawSettings,
-) -> (Vec<usize>, SampleMatrix) {
-    let sample: Vec<usize> = if n_complete <= settings.sample_size {
-        (0..n_complete).collect()
-    } else {
-        let mut chosen = permutation(settings.seed, n_complete);
-        chosen.truncate(settings.sample_size);
-        chosen.sort_unstable();
-        chosen
-    };
+/// The sample's z-values and their covariance.
+fn sample_matrix(metrics: &[Standardized<'_>], sample: &[usize]) -> SampleMatrix {
     let count = metrics.len();
     let mut z_sample = Vec::with_capacity(sample.len() * count);
-    for &position in &sample {
+    for &position in sample {
         for metric in metrics {
-            z_sample.push((metric.values[position] - metric.mean) / metric.std);
+            z_sample.push((metric.at(position) - metric.mean) / metric.std);
         }
     }
-    let sample_z = SampleMatrix {
+    SampleMatrix {
         rows: sample.len(),
         columns: count,
         covariance: covariance_all(&z_sample, sample.len(), count),
         values: z_sample,
-    };
-    (sample, sample_z)
+    }
+}
+
+/// Samples of at most this many values (rows × candidates) have their fits kept.
+const MEMO_VALUES: usize = 1 << 20;
+/// The fits of this many samples are kept (the most recent).
+const MEMO_ENTRIES: usize = 4;
+
+/// What steps 3–5 read: the settings, the candidates, the sampled positions and their
+/// values (bits, row-major).
+#[derive(PartialEq)]
+struct FitKey {
+    settings: [u64; 4],
+    metrics: Vec<usize>,
+    sample: Vec<usize>,
+    values: Vec<u64>,
+}
+
+type FitMemo = Vec<(FitKey, Vec<CandidateLaw>)>;
+
+/// The latest fits: a cooled kiln that records more tasks (`Kiln.extend`) is cooled again
+/// with the same sample unless a new task's key is among the smallest.
+static FITS: Mutex<FitMemo> = Mutex::new(Vec::new());
+
+/// Forgets the kept fits (benchmarks that time a fit, tests that compare with a new one).
+pub fn forget_fits() {
+    FITS.lock().unwrap_or_else(PoisonError::into_inner).clear();
+}
+
+/// Steps 3–5 ([`sample_matrix`], [`fit_candidates`]); the result for a sample seen among
+/// the latest ones is taken from there (it is a function of the key alone).
+fn fitted(
+    metrics: &[Standardized<'_>],
+    sample: &[usize],
+    settings: &LawSettings,
+    budget: &Budget,
+) -> CoreResult<Vec<CandidateLaw>> {
+    let key = (sample.len() * metrics.len() <= MEMO_VALUES).then(|| FitKey {
+        settings: [
+            settings.tolerance_eig.to_bits(),
+            settings.seed,
+            settings.max_terms as u64,
+            settings.sample_size as u64,
+        ],
+        metrics: metrics.iter().map(|metric| metric.metric).collect(),
+        sample: sample.to_vec(),
+        values: sample
+            .iter()
+            .flat_map(|&position| metrics.iter().map(move |m| m.at(position).to_bits()))
+            .collect(),
+    });
+    let memo = || FITS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(key) = &key {
+        if let Some((_, found)) = memo().iter().find(|(seen, _)| seen == key) {
+            return Ok(found.clone());
+        }
+    }
+    let sample_z = sample_matrix(metrics, sample);
+    let found = fit_candidates(metrics, sample, &sample_z, settings, budget)?;
+    if let Some(key) = key {
+        let mut fits = memo();
+        if fits.len() >= MEMO_ENTRIES {
+            fits.remove(0);
+        }
+        fits.push((key, found.clone()));
+    }
+    Ok(found)
 }
 
 /// Fit every subset (step 4) and turn the fits that are laws into candidate laws with
@@ -374,11 +455,16 @@ fn candidate_law(
         .zip(&fit.weights)
         .map(|(&column, w)| w / metrics[column].std)
         .collect();
+    // The terms' whole columns, read at the trimmed tasks.
     let terms: Vec<&[f64]> = subset
         .iter()
-        .map(|&column| &metrics[column].values[..])
+        .map(|&column| metrics[column].column)
         .collect();
-    let coefficients = snap_coefficients(&normalize(&raw), &terms, &trimmed);
+    let trimmed_tasks: Vec<usize> = trimmed
+        .iter()
+        .map(|&position| metrics[subset[0]].task(position))
+        .collect();
+    let coefficients = snap_coefficients(&normalize(&raw), &terms, &trimmed_tasks);
     Some(CandidateLaw {
         rank,
         size: subset.len(),
@@ -394,6 +480,7 @@ fn accept(
     m: usize,
     metrics: &[Standardized<'_>],
     complete: &[usize],
+    sample: &[usize],
     found: Vec<CandidateLaw>,
 ) -> Vec<Law> {
     let tasks: Vec<i64> = complete.iter().map(|&task| task as i64).collect();
@@ -410,12 +497,13 @@ fn accept(
         let Some(direction) = outside_span(&vector, &basis, relative) else {
             continue;
         };
-        let terms: Vec<&[f64]> = candidate
+        let over_complete: Vec<Cow<'_, [f64]>> = candidate
             .subset
             .iter()
-            .map(|&column| &metrics[column].values[..])
+            .map(|&column| metrics[column].over_complete())
             .collect();
-        let evaluation = evaluate_law(&terms, &candidate.coefficients, &candidate.trimmed);
+        let terms: Vec<&[f64]> = over_complete.iter().map(|values| &values[..]).collect();
+        let evaluation = evaluate_law(&terms, &candidate.coefficients, &candidate.trimmed, sample);
         if evaluation.support < MIN_SUPPORT {
             continue;
         }
@@ -442,10 +530,37 @@ struct Standardized<'a> {
     metric: usize,
     mean: f64,
     std: f64,
-    values: Cow<'a, [f64]>,
+    /// The metric's column (every task).
+    column: &'a [f64],
+    /// The complete tasks (None: every task is complete).
+    complete: Option<&'a [usize]>,
+}
+
+impl Standardized<'_> {
+    /// The task at a position among the complete tasks.
+    #[inline]
+    fn task(&self, position: usize) -> usize {
+        self.complete
+            .map_or(position, |complete| complete[position])
+    }
+
+    /// The value at a position among the complete tasks.
+    #[inline]
+    fn at(&self, position: usize) -> f64 {
+        self.column[self.task(position)]
+    }
+
+    /// The values over the complete tasks (the column itself when every task is complete).
+    fn over_complete(&self) -> Cow<'_, [f64]> {
+        match self.complete {
+            None => Cow::Borrowed(self.column),
+            Some(complete) => Cow::Owned(complete.iter().map(|&task| self.column[task]).collect()),
+        }
+    }
 }
 
 /// A fitted subset that passed the eigenvalue and term checks.
+#[derive(Clone)]
 struct CandidateLaw {
     rank: usize,
     size: usize,

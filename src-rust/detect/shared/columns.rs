@@ -7,15 +7,37 @@ use crate::error::{CoreError, CoreResult};
 use crate::stats::all_equal;
 
 /// The common length n of the columns (0 when there are none), or an error naming the first
-/// column whose length differs from the first one's.
+/// column whose length differs from the first one's or that holds an infinity.
 pub(crate) fn column_length(columns: &[&[f64]]) -> CoreResult<usize> {
+    column_length_and_gaps(columns).map(|(n, _)| n)
+}
+
+/// [`column_length`] and, per column, whether it holds an absent value (NaN), in the same
+/// read of the values.
+pub(crate) fn column_length_and_gaps(columns: &[&[f64]]) -> CoreResult<(usize, Vec<bool>)> {
     let Some(first) = columns.first() else {
-        return Ok(0);
+        return Ok((0, Vec::new()));
     };
     let n = first.len();
+    let mut gaps = Vec::with_capacity(columns.len());
     for (index, column) in columns.iter().enumerate() {
-        // NaN marks an absent value; an infinity is invalid input.
-        if let Some(task) = column.iter().position(|value| value.is_infinite()) {
+        // NaN marks an absent value; an infinity is invalid input. One read tests both.
+        let (mut gap, mut infinite) = (false, false);
+        for chunk in column.chunks(SCAN_CHUNK) {
+            let (nan, inf) = chunk.iter().fold((false, false), |(nan, inf), value| {
+                (nan | value.is_nan(), inf | value.is_infinite())
+            });
+            gap |= nan;
+            infinite |= inf;
+            if infinite {
+                break;
+            }
+        }
+        gaps.push(gap);
+        if let Some(task) = infinite
+            .then(|| first_where(column, f64::is_infinite))
+            .flatten()
+        {
             return Err(CoreError::invalid(
                 "columns",
                 format!(
@@ -35,7 +57,36 @@ pub(crate) fn column_length(columns: &[&[f64]]) -> CoreResult<usize> {
             ));
         }
     }
-    Ok(n)
+    Ok((n, gaps))
+}
+
+/// Values scanned at once by [`first_where`] before it looks for the position.
+const SCAN_CHUNK: usize = 256;
+
+/// The position of the first value for which `test` holds: chunks of values are tested
+/// without branching (vectorized), and only a chunk that holds one is searched.
+#[inline]
+pub(crate) fn first_where(column: &[f64], test: impl Fn(f64) -> bool) -> Option<usize> {
+    let mut start = 0;
+    for chunk in column.chunks(SCAN_CHUNK) {
+        if chunk
+            .iter()
+            .fold(false, |found, &value| found | test(value))
+        {
+            return chunk
+                .iter()
+                .position(|&value| test(value))
+                .map(|at| start + at);
+        }
+        start += chunk.len();
+    }
+    None
+}
+
+/// Does the column hold an absent value (NaN)?
+#[inline]
+pub(crate) fn has_nan(column: &[f64]) -> bool {
+    first_where(column, f64::is_nan).is_some()
 }
 
 /// Every unordered metric pair (i, j), i < j, in the order (0,1), (0,2), ..., (1,2), ...
@@ -55,7 +106,7 @@ pub(crate) fn prepare_testable<T: Send>(
     columns
         .par_iter()
         .map(|column| {
-            let complete = !column.iter().any(|v| v.is_nan());
+            let complete = !has_nan(column);
             (complete && column.len() >= min_len.max(2) && !all_equal(column))
                 .then(|| prepare(column))
         })
@@ -116,6 +167,29 @@ mod tests {
         for bad in [-1, 2] {
             let error = select_rows(&rows, &[bad]).unwrap_err();
             assert!(error.to_string().starts_with("metrics: row"), "{error}");
+        }
+    }
+
+    #[test]
+    fn first_where_finds_the_first_position() {
+        let nan = f64::NAN;
+        for n in [0, 1, 255, 256, 257, 1000] {
+            for at in [0, 1, 254, 255, 256, 600, 999] {
+                let mut column = vec![1.0; n];
+                let expected = (at < n).then(|| {
+                    column[at] = nan;
+                    if at + 3 < n {
+                        column[at + 3] = nan;
+                    }
+                    at
+                });
+                assert_eq!(
+                    first_where(&column, f64::is_nan),
+                    expected,
+                    "n {n}, at {at}"
+                );
+                assert_eq!(has_nan(&column), expected.is_some());
+            }
         }
     }
 

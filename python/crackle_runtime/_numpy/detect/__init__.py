@@ -39,6 +39,7 @@ __all__ = [
     "REGISTRY",
     "ROLE_FIELDS",
     "column_roles",
+    "forget_law_fits",
     "prewhiten",
     "run_detector",
 ]
@@ -102,6 +103,12 @@ def run_detector(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result: dict[str, Any] = module.run(rows, resolved, budget)
     return result
+
+
+def forget_law_fits() -> None:
+    """Forget the conservation-law fits kept for the latest samples: the next run fits every
+    subset again."""
+    conservation_laws.forget_fits()
 
 
 def column_roles(columns: ArrayLike, metrics: ArrayLike | None = None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.eigen import smallest_eigenpairs
 from crackle_runtime._numpy.detect.shared.permutation import (
     PERMUTATION_SEED,
-    permutation,
     smallest_positions,
     stream_outputs,
 )
@@ -286,41 +285,42 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     }
 
 
-def conservation_laws(
-    values: Float64Array,
-    tolerance_eig: float,
-    seed: int,
-    max_terms: int,
-    sample_size: int,
+_Found = list[tuple[int, float, int, tuple[int, ...], Float64Array, BoolArray]]
+_MEMO_VALUES = 1 << 20  # samples of at most this many values have their fits kept
+_MEMO_ENTRIES = 4  # the fits of this many samples are kept (the most recent)
+_FITS: list[tuple[tuple[Any, ...], _Found]] = []
+
+
+def forget_fits() -> None:
+    """Forget the kept fits (benchmarks that time a fit, tests that compare with a new one)."""
+    _FITS.clear()
+
+
+def _fitted(
+    settings: tuple[Any, ...],
+    sample_rows: Int64Array,
+    sample_raw: Float64Array,
+    means: Float64Array,
+    stds: Float64Array,
     budget: Budget,
-) -> list[dict[str, Any]]:
-    """The laws as dicts with "metrics", "coefficients", "constant", "residual_std",
-    "satisfied" (over the complete tasks), "tasks" (the complete tasks) and "support"."""
-    metrics, _ = values.shape
-    present = ~np.isnan(values)
-    counters = np.array([is_counter(row[~np.isnan(row)]) for row in values], dtype=np.bool_)
-    candidates, complete = _law_candidates(values, present, counters.reshape(metrics))
-    tasks = np.flatnonzero(complete).astype(np.int64)
-    if len(candidates) < 2 or tasks.size < MIN_TASKS:
-        return []
-    raw = np.ascontiguousarray(values[candidates][:, tasks].T)  # complete tasks x candidates
-    means = np.empty(len(candidates))
-    stds = np.empty(len(candidates))
-    for k in range(len(candidates)):
-        mean, sum_of_squares = mean_and_sum_of_squares(raw[:, k])
-        means[k], stds[k] = mean, math.sqrt(sum_of_squares / tasks.size)
-    standardized = (raw - means) / stds
-    if tasks.size <= sample_size:
-        sample_rows = np.arange(tasks.size)
-    else:
-        sample_rows = np.sort(permutation(seed, tasks.size)[:sample_size])
-    sample = standardized[sample_rows]
+) -> _Found:
+    """Every subset fitted on the sample, the laws among them in the order they are taken
+    (size, eigenvalue, subset rank). A function of the settings, the candidates and the
+    sample's positions and values alone: the result for a sample seen among the latest
+    ones is taken from there (a cooled kiln that records more tasks is cooled again with the
+    same sample unless a new task's key is among the smallest)."""
+    tolerance_eig, seed, max_terms, _, candidates = settings
+    key = (*settings, sample_rows.tobytes(), sample_raw.tobytes())
+    memo = sample_raw.size <= _MEMO_VALUES
+    for seen, fits in _FITS if memo else []:
+        if seen == key:
+            return list(fits)
+    sample = (sample_raw - means) / stds
     sampled = sample_rows.size
     keep = (9 * sampled + 9) // 10  # ceil(0.9 |S|), exactly
     centered_sample = sample - sample.mean(axis=0)
     full_covariance = centered_sample.T @ centered_sample / sampled
-
-    found: list[tuple[int, float, int, tuple[int, ...], Float64Array, BoolArray]] = []
+    found: _Found = []
     rank = 0
     for size in range(2, min(max_terms, len(candidates)) + 1):
         subsets = np.array(list(combinations(range(len(candidates)), size)), dtype=np.int64)
@@ -350,6 +350,53 @@ def conservation_laws(
     # size, then the eigenvalue (<= ZERO_EIGENVALUE counts as 0: exact laws differ only
     # by rounding there), then the subset rank
     found.sort(key=lambda law: (law[0], 0.0 if law[1] <= ZERO_EIGENVALUE else law[1], law[2]))
+    if memo:
+        if len(_FITS) >= _MEMO_ENTRIES:
+            del _FITS[0]
+        _FITS.append((key, list(found)))
+    return found
+
+
+def conservation_laws(
+    values: Float64Array,
+    tolerance_eig: float,
+    seed: int,
+    max_terms: int,
+    sample_size: int,
+    budget: Budget,
+) -> list[dict[str, Any]]:
+    """The laws as dicts with "metrics", "coefficients", "constant", "residual_std",
+    "satisfied" (over the complete tasks), "tasks" (the complete tasks) and "support"."""
+    metrics, _ = values.shape
+    present = ~np.isnan(values)
+    counters = np.array([is_counter(row[~np.isnan(row)]) for row in values], dtype=np.bool_)
+    candidates, complete = _law_candidates(values, present, counters.reshape(metrics))
+    tasks = np.flatnonzero(complete).astype(np.int64)
+    if len(candidates) < 2 or tasks.size < MIN_TASKS:
+        return []
+    # the sample: a bottom-k sample of the complete tasks' positions (the key of position i
+    # depends on (seed, i) only), so appending tasks rarely changes it
+    if tasks.size <= sample_size:
+        sample_rows = np.arange(tasks.size)
+    else:
+        seeds = np.array([seed], dtype=np.uint64)
+        sample_rows = np.sort(smallest_positions(seeds, tasks.size, sample_size)[0])
+    raw = np.ascontiguousarray(values[candidates][:, tasks].T)  # complete tasks x candidates
+    means = np.empty(len(candidates))
+    stds = np.empty(len(candidates))
+    for k in range(len(candidates)):
+        mean, sum_of_squares = mean_and_sum_of_squares(raw[sample_rows, k])
+        means[k], stds[k] = mean, math.sqrt(sum_of_squares / sample_rows.size)
+    # a candidate constant over the sample takes no part
+    varies = np.isfinite(stds) & (stds > 0.0) & np.isfinite(means)
+    if not varies.all():
+        candidates = [c for c, keep in zip(candidates, varies.tolist(), strict=True) if keep]
+        raw, means, stds = raw[:, varies], means[varies], stds[varies]
+    if len(candidates) < 2:
+        return []
+    sample_raw = np.ascontiguousarray(raw[sample_rows])
+    key = (tolerance_eig, seed, max_terms, sample_size, tuple(candidates))
+    found = _fitted(key, sample_rows, sample_raw, means, stds, budget)
 
     laws: list[dict[str, Any]] = []
     basis: list[Float64Array] = []
@@ -375,7 +422,7 @@ def conservation_laws(
         constant = float(median(residual[trimmed_rows]))
         if abs(constant) <= 1e-9 * float(median(magnitude[trimmed_rows])):
             constant = 0.0
-        allowed = np.maximum(1e-9 * magnitude, law_band(residual))
+        allowed = np.maximum(1e-9 * magnitude, law_band(residual[sample_rows]))
         satisfied = np.abs(residual - constant) <= allowed
         support = float(np.count_nonzero(satisfied)) / tasks.size
         if support < MIN_SUPPORT:

@@ -261,6 +261,16 @@ def test_empty_and_tiny_partitions_are_cooled(client: Any) -> None:
     _assert_same_exact(report, Kiln.from_pandas(frame, label="run").cool())
 
 
+def test_a_frame_without_metrics_is_cooled(client: Any) -> None:
+    """Partitions with a label and no numeric column: states that count their tasks."""
+    frame = pd.DataFrame({"run": [f"run-{i}" for i in range(60)]})
+    expected = Kiln.from_pandas(frame, label="run").cool()
+    for partitions in (1, 2):
+        report = crackle_dask.cool(dd.from_pandas(frame, npartitions=partitions), label="run")
+        assert report.task_count == 60
+        assert len(report) == len(expected) == 0
+
+
 def _awkward_order(frame: Any) -> Any:
     """``frame`` with orders that a plain ``sort_values`` would not give as a single
     machine does: 'started' with ties and absent values, 'when' text with blanks."""

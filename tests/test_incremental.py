@@ -128,6 +128,70 @@ def test_every_recording_method_works_after_extend_and_repeated_extends() -> Non
     _assert_same_report(report, everything.cool())
 
 
+@pytest.mark.usefixtures("small_buckets")
+@pytest.mark.parametrize("before", ["nothing", "tasks without metrics"])
+def test_a_kiln_cooled_without_metrics_cools_again_after_extend_and_merge(before: str) -> None:
+    values = _matrix(400, seed=6)
+    first = 0 if before == "nothing" else 5
+
+    def cooled() -> Kiln:
+        kiln = Kiln()
+        for i in range(first):
+            kiln.add_entry(f"empty-{i}", {})
+        kiln.cool()
+        return kiln
+
+    labels = [f"empty-{i}" for i in range(first)] + _labels(400)
+    everything = Kiln()
+    for i in range(first):
+        everything.add_entry(f"empty-{i}", {})
+    everything.add_matrix(values, NAMES, _labels(400))
+    expected = everything.cool()
+    assert len(expected) > 0
+    extended = cooled()
+    extended.extend()
+    extended.add_matrix(values, NAMES, _labels(400))
+    _assert_same_report(extended.cool(), expected)
+    other = Kiln()
+    other.add_matrix(values, NAMES, _labels(400))
+    merged = cooled().merge(other)
+    assert merged.labels == labels
+    _assert_same_report(merged.cool(), expected)
+
+
+class _Hooked:
+    """A task whose ``cool`` hook adds the metric ``hooked`` (after the recorded ones)."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        self.row = row
+
+    def fire(self) -> TaskOutput:
+        return TaskOutput(None, _present(self.row))
+
+    def cool(self, output: Any, snapshot: Any) -> dict[str, float]:
+        return {"hooked": float(np.nansum(self.row))}
+
+
+@pytest.mark.usefixtures("small_buckets")
+def test_new_metrics_after_a_hook_metric_keep_the_state_in_the_kilns_order() -> None:
+    # The hook's metric comes after the recorded ones; a metric first recorded after
+    # extend() comes before it in the kiln's order but after it in the merged state's.
+    values = _matrix(300, seed=8)
+    kiln = Kiln()
+    kiln.fire_all([_Hooked(row) for row in values[:200]])
+    kiln.cool()
+    kiln.extend()
+    for i, row in enumerate(values[200:], start=200):
+        kiln.add_entry(f"late-{i}", {**_present(row), "late": float(i % 7)})
+    report = kiln.cool()
+    assert report.task_count == 300
+    again = Kiln()
+    again.fire_all([_Hooked(row) for row in values[:200]])
+    for i, row in enumerate(values[200:], start=200):
+        again.add_entry(f"late-{i}", {**_present(row), "late": float(i % 7)})
+    _assert_same_report(report, again.cool())
+
+
 def test_extend_on_an_open_kiln_changes_nothing() -> None:
     kiln = Kiln()
     kiln.add_matrix(_matrix(50), NAMES, _labels(50))

@@ -5,16 +5,20 @@ and the byte form."""
 from __future__ import annotations
 
 import itertools
+import math
 import struct
+import zlib
+from collections.abc import Sequence
 from types import ModuleType
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from crackle_runtime import CoolingState, CrackleError
-from crackle_runtime._numpy.state import flat_length
+from crackle_runtime._numpy.state import HEADER_WIDTH, STATE_SERIES_FIELDS, flat_length
 
 NAMES = ["a", "b", "c"]
 STATISTICS = ("series", "pairs", "differences")
@@ -213,22 +217,88 @@ def test_bytes_round_trip_and_bad_bytes() -> None:
     state = CoolingState.of(["é", "b", "c"], _data(2, 100), bucket_size=16)
     data = state.to_bytes()
     assert data[:8] == b"CRKSTATE"
-    assert struct.unpack_from("<IIQ", data, 8) == (1, 3, flat_length(3, state.bucket_count))
+    assert struct.unpack_from("<IIQ", data, 8) == (2, 3, flat_length(3, state.bucket_count))
+    (checksum,) = struct.unpack_from("<I", data, len(data) - 4)
+    assert checksum == zlib.crc32(data[:-4])
     assert CoolingState.from_bytes(data) == state
     with pytest.raises(CrackleError, match="bad magic"):
         CoolingState.from_bytes(b"PK\x03\x04" + data[4:])
     with pytest.raises(CrackleError, match="bytes of body"):
+        CoolingState.from_bytes(_version_1(state.names, state.flat)[:-8])
+    with pytest.raises(CrackleError, match="checksum"):
         CoolingState.from_bytes(data[:-8])
-    newer = data[:8] + struct.pack("<I", 2) + data[12:]
-    with pytest.raises(CrackleError, match="format version 2"):
+    newer = data[:8] + struct.pack("<I", 3) + data[12:]
+    with pytest.raises(CrackleError, match="format version 3"):
         CoolingState.from_bytes(newer)
     with pytest.raises(CrackleError, match="truncated"):
         CoolingState.from_bytes(data[:20])
+    data = _version_1(state.names, state.flat)  # no checksum: the body's own checks
+    assert CoolingState.from_bytes(data) == state
     header_at = len(data) - 8 * flat_length(3, state.bucket_count)
     broken = bytearray(data)
     broken[header_at + 8 * 5 : header_at + 8 * 6] = struct.pack("<d", 99.0)  # bucket_count
     with pytest.raises(CrackleError, match="do not cover"):
         CoolingState.from_bytes(bytes(broken))
+
+
+def _version_1(names: Sequence[str], flat: NDArray[np.float64]) -> bytes:
+    """The version-1 bytes of a state (the layout of version 2 without the checksum)."""
+    parts = [b"CRKSTATE", struct.pack("<IIQ", 1, len(names), len(flat))]
+    for name in names:
+        parts += [struct.pack("<I", len(name.encode())), name.encode()]
+    return b"".join([*parts, np.asarray(flat, "<f8").tobytes()])
+
+
+def test_every_changed_bit_of_the_bytes_is_refused() -> None:
+    columns = _data(2, 120)
+    columns[1, ::7] = np.nan
+    state = CoolingState.of(["a", "b", "c"], columns, bucket_size=32)
+    data = state.to_bytes()
+    for position in range(len(data)):
+        changed = bytearray(data)
+        changed[position] ^= 1 << (position % 8)
+        with pytest.raises(CrackleError):
+            CoolingState.from_bytes(bytes(changed))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("count", math.inf, "series 0 has values that are not counts"),
+        ("count", math.nan, "series 0 has values that are not counts"),
+        ("count", 2.5, "series 0 has values that are not counts"),
+        ("m2", -1.0, "series 0 has values that are negative"),
+        ("mean_offset", math.inf, "series 0 has values that are not finite"),
+        ("lag", math.nan, "series 0 has values that are not finite"),
+        ("bucket_size", 1e18, "are not counts"),
+        ("start", 2.0**70, "are not counts"),
+    ],
+)
+def test_bytes_of_impossible_statistics_are_refused(field: str, value: float, message: str) -> None:
+    state = CoolingState.of(["a", "b", "c"], _data(1, 20), bucket_size=8)
+    flat = state.flat.copy()
+    header = ["metrics", "start", "tasks", "bucket_size", "first_bucket"]
+    if field in header:
+        flat[header.index(field)] = value
+    else:
+        flat[HEADER_WIDTH + STATE_SERIES_FIELDS.index(field)] = value
+    with pytest.raises(CrackleError, match=message):
+        CoolingState.from_bytes(_version_1(state.names, flat))
+    with pytest.raises(CrackleError, match="distinct"):
+        CoolingState.from_bytes(_version_1(["a", "b", "a"], state.flat))
+    with pytest.raises(CrackleError, match="distinct"):
+        CoolingState(["a", "b", "a"], state.flat)
+
+
+def test_a_state_without_metrics_counts_its_tasks() -> None:
+    state = CoolingState.of([], np.zeros((0, 30)), start=5, bucket_size=8)
+    assert (state.start, state.tasks, state.bucket_count) == (5, 30, 0)
+    later = CoolingState.of(NAMES, _data(0, 10), start=35, bucket_size=8)
+    merged = state.merge(later)
+    assert (merged.names, merged.start, merged.tasks) == (tuple(NAMES), 5, 40)
+    whole = np.concatenate([np.full((3, 30), np.nan), _data(0, 10)], axis=1)
+    _assert_same_statistics(merged, CoolingState.of(NAMES, whole, start=5, bucket_size=8))
+    assert CoolingState.of([], np.zeros((0, 0))).aligned(["a"]).tasks == 0
 
 
 def test_bad_arguments_name_themselves() -> None:

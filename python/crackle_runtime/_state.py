@@ -6,11 +6,11 @@ The statistics are computed by the backend's kernels (``state_of_columns``,
 one flat float64 body. This module gives it names, aligns states over different metric
 sets, and serialises it.
 
-Byte layout of ``CoolingState.to_bytes()`` (version 1, every number little-endian)::
+Byte layout of ``CoolingState.to_bytes()`` (version 2, every number little-endian)::
 
     offset  size  field
     0       8     magic b"CRKSTATE"
-    8       4     u32 format version (1)
+    8       4     u32 format version (2)
     12      4     u32 m, the number of metrics
     16      8     u64 b, the number of float64 values in the body
     24      ...   m names, each a u32 byte length then its UTF-8 bytes
@@ -20,15 +20,18 @@ Byte layout of ``CoolingState.to_bytes()`` (version 1, every number little-endia
                   tasks' m first values, m mean offsets (mean - first) and m×m co-moments
                   (row-major), bucket_count·m bucket series (bucket-major); a mean is held
                   as its offset from its run's first value
+    ...     4     u32 CRC-32 (zlib) of every byte before it (version 2; version 1 has none)
 
-No pickle: a foreign, truncated, newer or inconsistent input raises CrackleError saying
-which.
+No pickle: a foreign, truncated, newer, corrupted (checksum) or inconsistent input (counts
+that are not counts, buckets that do not add up to their metric, negative sums of squares,
+statistics that are not finite) raises CrackleError saying which.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,7 +50,7 @@ from crackle_runtime.errors import CrackleError
 __all__ = ["DEFAULT_BUCKET_SIZE", "FORMAT_VERSION", "MAGIC", "CoolingState"]
 
 MAGIC = b"CRKSTATE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Task positions per bucket of the change-point summaries: the second pass reads at most a
 #: few buckets of this many tasks per metric.
 DEFAULT_BUCKET_SIZE = 4096
@@ -58,6 +61,15 @@ _EMPTY_SERIES = np.array(
     [0.0, 0.0, 0.0, 0.0, math.nan, math.nan, math.inf, -math.inf, 0.0, 1.0, 1.0, 0.0]
 )
 _EMPTY_PAIR = np.array([0.0] * 8 + [math.nan] * 4 + [math.inf] * 2 + [-math.inf] * 2)
+# fields that are counts, sums of squares, and values (NaN or infinite when nothing counted)
+_SERIES_COUNTS = [STATE_SERIES_FIELDS.index(f) for f in ("count", "changes")]
+_SERIES_SQUARES = [STATE_SERIES_FIELDS.index("m2")]
+_SERIES_VALUES = [STATE_SERIES_FIELDS.index(f) for f in ("first", "last", "min", "max")]
+_PAIR_SQUARES = [STATE_PAIR_FIELDS.index(f) for f in ("m2_x", "m2_y")]
+_PAIR_VALUES = [
+    STATE_PAIR_FIELDS.index(f)
+    for f in ("first_x", "first_y", "last_x", "last_y", "min_x", "min_y", "max_x", "max_y")
+]
 # PAIR_FIELDS with x and y exchanged (the co-moment is symmetric)
 _SWAP = [0, 2, 1, 4, 3, 5, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14]
 
@@ -78,6 +90,8 @@ class CoolingState:
 
     def __init__(self, names: Sequence[str], flat: NDArray[np.float64]) -> None:
         self._names = tuple(names)
+        if len(set(self._names)) != len(self._names):
+            raise CrackleError(f"state: metric names must be distinct, got {list(self._names)}")
         self._flat = np.asarray(flat, dtype=np.float64)
         self._flat.setflags(write=False)
         if int(self._flat[0]) != len(self._names):
@@ -110,8 +124,8 @@ class CoolingState:
             )
         if int(start) < 0:
             raise ValueError(f"start must be >= 0, got {start}")
-        if int(bucket_size) < 1:
-            raise ValueError(f"bucket_size must be >= 1, got {bucket_size}")
+        if not 1 <= int(bucket_size) < 2**53:
+            raise ValueError(f"bucket_size must be >= 1 and < 2**53, got {bucket_size}")
         flat = _backend.kernels().state_of_columns(values, int(start), int(bucket_size))
         return cls(names, flat)
 
@@ -281,20 +295,23 @@ class CoolingState:
             # a metric no task of this run has: no task of it is complete
             complete_count = 0
             origin, means, comoment = np.zeros(m), np.zeros(m), np.zeros((m, m))
-        bucket_rows = blocks["buckets"].reshape(-1, old_m, _SERIES_WIDTH)
-        buckets = np.array(
-            [
-                [bucket[where[n]] if n in where else _EMPTY_SERIES for n in names]
-                for bucket in bucket_rows
-            ]
-        ).reshape(-1)
         tasks = self.tasks
         bucket_count = self.bucket_count
-        if m and not old_m and tasks:
+        if old_m:
+            bucket_rows = blocks["buckets"].reshape(-1, old_m, _SERIES_WIDTH)
+            buckets = np.array(
+                [
+                    [bucket[where[n]] if n in where else _EMPTY_SERIES for n in names]
+                    for bucket in bucket_rows
+                ]
+            ).reshape(-1)
+        elif tasks:
             # a run without metrics has no buckets yet: every metric absent in each
             last = (self.start + tasks - 1) // self.bucket_size
             bucket_count = last - self.first_bucket + 1
             buckets = np.tile(_EMPTY_SERIES, bucket_count * m)
+        else:
+            buckets = np.zeros(0)
         header = [
             m,
             self.start,
@@ -338,7 +355,8 @@ class CoolingState:
             parts.append(struct.pack("<I", len(name)))
             parts.append(name)
         parts.append(self._flat.astype("<f8").tobytes())
-        return b"".join(parts)
+        data = b"".join(parts)
+        return data + struct.pack("<I", zlib.crc32(data))
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> CoolingState:
@@ -352,8 +370,17 @@ class CoolingState:
         version, count, length = struct.unpack_from("<IIQ", raw, 8)
         if version > FORMAT_VERSION or version < 1:
             raise CrackleError(
-                f"state bytes: format version {version}, this library reads {FORMAT_VERSION}"
+                f"state bytes: format version {version}, this library reads 1 to {FORMAT_VERSION}"
             )
+        if version >= 2:
+            if len(raw) < 28:
+                raise CrackleError(f"state bytes: truncated ({len(raw)} bytes)")
+            (checksum,) = struct.unpack_from("<I", raw, len(raw) - 4)
+            raw = raw[:-4]
+            if zlib.crc32(raw) != checksum:
+                raise CrackleError(
+                    "state bytes: checksum mismatch (the bytes were changed or truncated)"
+                )
         at = 24
         names: list[str] = []
         for _ in range(count):
@@ -372,6 +399,8 @@ class CoolingState:
             raise CrackleError(
                 f"state bytes: {len(raw) - at} bytes of body where the header says {8 * length}"
             )
+        if len(set(names)) != len(names):
+            raise CrackleError(f"state bytes: metric names must be distinct, got {names}")
         flat = np.frombuffer(raw, dtype="<f8", count=length, offset=at).astype(np.float64)
         _check_body(flat, len(names))
         return cls(names, flat)
@@ -397,9 +426,7 @@ def _check_body(flat: NDArray[np.float64], metrics: int) -> None:
     if flat.size < HEADER_WIDTH:
         raise CrackleError(f"state bytes: a body of {flat.size} values has no header")
     header = flat[:HEADER_WIDTH]
-    if not (
-        np.isfinite(header).all() and (header >= 0).all() and (header == np.floor(header)).all()
-    ):
+    if not _counts(header).all():
         raise CrackleError(f"state bytes: header values {header.tolist()} are not counts")
     m, start, tasks, size, first, buckets, complete = (int(v) for v in header)
     if m != metrics:
@@ -420,7 +447,49 @@ def _check_body(flat: NDArray[np.float64], metrics: int) -> None:
             f"state bytes: {flat.size} values where {m} metrics and {buckets} buckets take "
             f"{flat_length(m, buckets)}"
         )
+    _check_statistics(flat, m, buckets)
     try:
         check_counts(flat, [m, start, tasks, size, first, buckets, complete], "state bytes")
     except ValueError as exc:
         raise CrackleError(str(exc)) from None
+
+
+def _counts(values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which values are counts: whole numbers in 0 .. 2**53 (exact in a float64)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(
+            (values >= 0) & (values < 2.0**53) & (values == np.floor(values)), dtype=np.bool_
+        )
+
+
+def _check_statistics(flat: NDArray[np.float64], m: int, buckets: int) -> None:
+    """CrackleError unless every summary of the body is one: counts are counts, sums of
+    squares are >= 0, the other statistics finite (a summary of no value holds the empty
+    summary's NaN and infinite first, last, min and max)."""
+    pairs = m * (m - 1) // 2
+    series_at = HEADER_WIDTH
+    pairs_at = series_at + m * _SERIES_WIDTH
+    complete_at = pairs_at + 2 * pairs * _PAIR_WIDTH
+    buckets_at = complete_at + 2 * m + m * m
+    series = np.concatenate(
+        [flat[series_at:pairs_at], flat[buckets_at : buckets_at + buckets * m * _SERIES_WIDTH]]
+    ).reshape(-1, _SERIES_WIDTH)
+    pair_rows = flat[pairs_at:complete_at].reshape(-1, _PAIR_WIDTH)
+    checks = [
+        ("series", series, _SERIES_COUNTS, _SERIES_SQUARES, _SERIES_VALUES),
+        ("pair series", pair_rows, [0], _PAIR_SQUARES, _PAIR_VALUES),
+    ]
+    for what, rows, counts, squares, values in checks:
+        finite = np.isfinite(rows)
+        finite[:, values] |= (rows[:, 0] == 0)[:, None]  # the empty summary's NaN, infinities
+        problems = [
+            (~_counts(rows[:, counts]), "are not counts"),
+            (~finite, "are not finite"),
+            (np.isfinite(rows[:, squares]) & (rows[:, squares] < 0), "are negative"),
+        ]
+        for bad, problem in problems:
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise CrackleError(f"state bytes: {what} {row} has values that {problem}")
+    if not np.isfinite(flat[complete_at:buckets_at]).all():
+        raise CrackleError("state bytes: the complete tasks' statistics are not finite")

@@ -632,11 +632,12 @@ def _extended_state(
     state: CoolingState, names: list[str], columns: NDArray[np.float64]
 ) -> CoolingState:
     """``state`` (of the first ``state.tasks`` tasks) merged with the state of the tasks
-    recorded since, read from ``columns`` (every task, metrics ``names``)."""
+    recorded since, read from ``columns`` (every task, metrics ``names``), over the metrics
+    in the order of ``names`` (a merge puts the metrics new to ``state`` last)."""
     tasks = columns.shape[1]
     if state.tasks == tasks:
         return state.aligned(names)
     new = CoolingState.of(
         names, columns[:, state.tasks :], start=state.tasks, bucket_size=state.bucket_size
     )
-    return state.merge(new)
+    return state.merge(new).aligned(names)

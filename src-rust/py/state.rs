@@ -17,10 +17,12 @@ pub fn state_of_columns<'py>(
     bucket_size: u64,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let view = columns.as_array();
-    let owned: Vec<Vec<f64>> = view.rows().into_iter().map(|row| row.to_vec()).collect();
+    let tasks = view.ncols();
+    let mut owned = Vec::new();
+    // The rows in place when the matrix is C-contiguous (no copy of the values).
+    let slices = crate::py::detect::rows_of(&view, &mut owned);
     let flat = py.detach(|| {
-        let slices: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
-        RunState::of_columns(&slices, start, bucket_size).map(|state| state.to_flat())
+        RunState::of_columns(&slices, tasks, start, bucket_size).map(|state| state.to_flat())
     })?;
     Ok(flat.into_pyarray(py))
 }

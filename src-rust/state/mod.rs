@@ -65,7 +65,7 @@ fn check_bucket_size(bucket_size: u64) -> CoreResult<()> {
     if bucket_size == 0 || bucket_size as f64 >= EXACT_INTEGER {
         return Err(CoreError::invalid(
             "bucket_size",
-            format!("bucket_size must be >= 1, got {bucket_size}"),
+            format!("bucket_size must be >= 1 and < 2**53, got {bucket_size}"),
         ));
     }
     Ok(())
@@ -93,12 +93,17 @@ impl RunState {
         })
     }
 
-    /// The state of the tasks in `columns` (one slice per metric, all of one length, NaN
-    /// where a task lacks the metric), the first of them at position `start`.
-    pub fn of_columns(columns: &[&[f64]], start: u64, bucket_size: u64) -> CoreResult<RunState> {
+    /// The state of the `tasks` tasks in `columns` (one slice per metric, each of `tasks`
+    /// values, NaN where a task lacks the metric), the first of them at position `start`.
+    /// Without metrics the state counts the tasks and holds no bucket.
+    pub fn of_columns(
+        columns: &[&[f64]],
+        tasks: usize,
+        start: u64,
+        bucket_size: u64,
+    ) -> CoreResult<RunState> {
         check_bucket_size(bucket_size)?;
         let metrics = columns.len();
-        let tasks = columns.first().map_or(0, |c| c.len());
         if columns.iter().any(|c| c.len() != tasks) {
             return Err(CoreError::invalid(
                 "columns",
@@ -118,10 +123,10 @@ impl RunState {
             ));
         }
         let mut state = RunState::empty(metrics, start, bucket_size)?;
-        if tasks == 0 {
+        state.tasks = tasks as u64;
+        if tasks == 0 || metrics == 0 {
             return Ok(state);
         }
-        state.tasks = tasks as u64;
         state.series = columns
             .par_iter()
             .map(|column| Series::of(&present(column)))
@@ -585,7 +590,7 @@ mod tests {
 
     fn state(columns: &[Vec<f64>], range: std::ops::Range<usize>, size: u64) -> RunState {
         let slices: Vec<&[f64]> = columns.iter().map(|c| &c[range.clone()]).collect();
-        RunState::of_columns(&slices, range.start as u64, size).unwrap()
+        RunState::of_columns(&slices, range.len(), range.start as u64, size).unwrap()
     }
 
     fn assert_close(a: &[f64], b: &[f64]) {
@@ -652,7 +657,7 @@ mod tests {
     fn hand_worked_pair_and_complete_statistics() {
         let x = [1.0, 2.0, f64::NAN, 4.0];
         let y = [2.0, 4.0, 5.0, 8.0];
-        let s = RunState::of_columns(&[&x, &y], 0, 2).unwrap();
+        let s = RunState::of_columns(&[&x, &y], x.len(), 0, 2).unwrap();
         let pair = s.pairs[0];
         assert_eq!(pair.count, 3);
         // x = 1, 2, 4 (mean 7/3, M2 14/3); y = 2x, so the co-moment is 2·M2 = 28/3

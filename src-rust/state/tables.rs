@@ -674,7 +674,7 @@ mod tests {
         while start < n {
             let end = (start + split).min(n);
             let run: Vec<&[f64]> = columns.iter().map(|c| &c[start..end]).collect();
-            let next = RunState::of_columns(&run, start as u64, bucket_size).unwrap();
+            let next = RunState::of_columns(&run, end - start, start as u64, bucket_size).unwrap();
             state = state.merge(&next).unwrap();
             start = end;
         }

@@ -140,7 +140,7 @@ def _pair(xs: Float64Array, ys: Float64Array) -> list[float]:
 
 def _check_bucket_size(bucket_size: int) -> None:
     if bucket_size < 1 or bucket_size >= 2**53:
-        raise ValueError(f"bucket_size must be >= 1, got {bucket_size}")
+        raise ValueError(f"bucket_size must be >= 1 and < 2**53, got {bucket_size}")
 
 
 def state_of_columns(columns: Float64Array, start: int, bucket_size: int) -> Float64Array:
@@ -152,8 +152,7 @@ def state_of_columns(columns: Float64Array, start: int, bucket_size: int) -> Flo
         raise ValueError("columns: every metric must have one value per task")
     if np.isinf(columns).any():
         raise ValueError("columns: values must be finite (NaN marks an absent value)")
-    metrics, tasks = columns.shape
-    tasks = tasks if metrics else 0  # no metric, no task (as natively: one slice per metric)
+    metrics, tasks = columns.shape  # without metrics: the tasks are counted, no bucket
     if start < 0 or start + tasks >= 2**53:
         raise ValueError(f"start: tasks {start}.. go beyond 2**53 (positions are stored as f64)")
     present = ~np.isnan(columns)

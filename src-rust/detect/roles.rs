@@ -9,9 +9,11 @@
 //! Spearman's ρ (Spearman 1904) is Pearson's r of the average ranks (ties share the mean of
 //! their positions) with the positions 0..m-1 of the present values.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
-use super::shared::columns::{column_length, present_values};
+use super::shared::columns::{column_length_and_gaps, present_values};
 use super::Table;
 use crate::args::Budget;
 use crate::error::CoreResult;
@@ -44,12 +46,19 @@ const STAGE: &str = "column roles";
 ///   [`INDEX_RANK_CORRELATION`], else NaN (not computed);
 /// - `index`: `counter`, or |ρ| >= 0.99 and `distinct_share` >= 0.9.
 pub fn column_roles(columns: &[&[f64]], budget: &Budget) -> CoreResult<Table> {
-    column_length(columns)?;
+    let (_, gaps) = column_length_and_gaps(columns)?;
     let roles = columns
         .par_iter()
-        .map(|column| {
+        .zip(&gaps)
+        .map(|(column, &gap)| {
             budget.check(STAGE)?;
-            Ok(column_role(&present_values(column)))
+            // A column without gaps is read in place.
+            let present: Cow<'_, [f64]> = if gap {
+                Cow::Owned(present_values(column))
+            } else {
+                Cow::Borrowed(column)
+            };
+            Ok(column_role(&present))
         })
         .collect::<CoreResult<Vec<Role>>>()?;
     Ok(Table::new()

@@ -3,6 +3,7 @@ matrix, seen through a selection of its rows (no copy)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,6 @@ class DetectionData:
     names: Sequence[str]
     matrix: NDArray[np.float64]
     rows: NDArray[np.int64] | None = None
-    _label_array: NDArray[Any] | None = field(default=None, repr=False)
     _all: tuple[str, ...] | None = field(default=None, repr=False)
     _present: dict[int, NDArray[np.bool_]] = field(default_factory=dict, repr=False)
 
@@ -57,9 +57,9 @@ class DetectionData:
             self._all = tuple(self.labels)
         if mask is None or bool(mask.all()):
             return self._all
-        if self._label_array is None:
-            self._label_array = np.array(self._all, dtype=object)
-        return tuple(self._label_array[mask].tolist())
+        # one byte per task selects the labels (no object array of every label)
+        chosen = np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8).tobytes()
+        return tuple(itertools.compress(self._all, chosen))
 
     def pair_tasks(self, i: int, j: int) -> tuple[str, ...]:
         """Labels of the tasks having both metrics ``i`` and ``j``."""
@@ -76,7 +76,6 @@ class DetectionData:
             [self.names[k] for k in chosen.tolist()],
             self.matrix,
             np.asarray(rows, dtype=np.int64),
-            self._label_array,
             self._all,
         )
 

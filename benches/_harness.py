@@ -141,14 +141,19 @@ def best_of(
 
     ``setup`` (untimed) builds fresh arguments for every call, e.g. a new kiln to cool.
     A single repeat without ``setup`` is preceded by an untimed warm-up call.
-    The garbage collector is paused while timing, as ``timeit`` does.
+    The garbage collector is paused while timing, as ``timeit`` does. The conservation-law
+    fits the backend keeps for recent samples are forgotten before every call, so that a
+    cool is timed from scratch.
     """
+    from crackle_runtime import _backend
+
     best = math.inf
     result: Any = None
     if repeats <= 1 and setup is None:
         function()  # one untimed call: thread pools, caches and page faults warm up
     for _ in range(max(1, repeats)):
         arguments = setup() if setup is not None else ()
+        _backend.kernels().forget_law_fits()
         gc.collect()
         enabled = gc.isenabled()
         gc.disable()

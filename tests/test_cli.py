@@ -301,3 +301,55 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
         err = process.stderr.read()
         assert process.wait(timeout=120) == 1  # patterns were found
     assert err == b""
+
+
+def test_a_file_named_like_a_glob_is_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_csv(tmp_path / "runs[1].csv")
+    _write_csv(tmp_path / "runs1.csv", rows=30)  # what the glob would match
+    assert main(["cool", str(path), "--label", "name"]) == 0
+    assert "across 60 task(s)" in capsys.readouterr().out
+
+
+def test_a_cluster_run_of_a_missing_path_or_stdin_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("distributed")
+    assert main(["cool", str(tmp_path / "nothing-here"), "--workers", "1"]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main(["cool", "-", "--workers", "1"]) == 2
+    assert "not standard input" in capsys.readouterr().err
+
+
+def test_a_directory_of_parquet_is_read_as_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(0.0, 1.0, 200), rng.normal(5.0, 1.0, 200)]
+    (tmp_path / "d").mkdir()
+    for part in range(4):
+        chunk = pa.table({"x": x[100 * part : 100 * (part + 1)]})
+        pq.write_table(chunk, tmp_path / "d" / f"part-{part}.parquet")
+    pq.write_table(pa.table({"x": x}), tmp_path / "all.parquet")
+    outputs = []
+    for source in (tmp_path / "d", tmp_path / "all.parquet"):
+        assert main(["cool", str(source), "--format", "json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        outputs.append([(p["kind"], p["description"]) for p in report["patterns"]])
+        assert main(["cool", str(source), "--ignore", "nope"]) == 2
+        assert "--ignore 'nope': no such column" in capsys.readouterr().err
+    assert outputs[0] == outputs[1]
+    assert any("at task 'row-201'" in text for _, text in outputs[0])
+
+
+def test_values_near_the_largest_float_are_cooled(tmp_path: Path) -> None:
+    flip = np.r_[np.full(50, -1.7e308), np.full(50, 1.7e308), np.full(50, -1.7e308)]
+    path = tmp_path / "flip.csv"
+    path.write_text("flip,other\n" + "".join(f"{v!r},{i % 7}\n" for i, v in enumerate(flip)))
+    assert main(["cool", str(path), "--format", "json", "--output", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["task_count"] == 150

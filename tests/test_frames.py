@@ -157,3 +157,32 @@ def test_from_arrow_reads_sliced_chunks_with_nulls() -> None:
     kiln = Kiln.from_arrow(pa.table({"x": column}))
     values = kiln.metric_matrix()[2][:, 0]
     assert [None if math.isnan(v) else v for v in values] == column.to_pylist()
+
+
+def test_order_by_dates_past_2262_and_ordered_categories() -> None:
+    pd = pytest.importorskip("pandas")
+    stamps = pd.Series(pd.to_datetime(["2020-01-02", "9999-12-31", "2020-01-01"]))
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "far", "b"],
+            "t": stamps.astype("datetime64[s]"),
+            "stage": pd.Categorical(["late", "early", "late"], ["early", "late"], ordered=True),
+            "x": [1.0, 2.0, 3.0],
+        }
+    )
+    assert Kiln.from_pandas(frame, label="run", order_by="t").labels == ["b", "a", "far"]
+    assert Kiln.from_pandas(frame, label="run", order_by="stage").labels == ["far", "a", "b"]
+    pa = pytest.importorskip("pyarrow")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert table.schema.field("stage").type.ordered
+    assert Kiln.from_arrow(table, label="run", order_by="stage").labels == ["far", "a", "b"]
+    assert Kiln.from_arrow(table, label="run", order_by="t").labels == ["b", "a", "far"]
+
+
+def test_a_column_left_out_may_hold_values_too_large_for_a_float() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "raw": [1.0, np.inf, 2.0, -np.inf]})
+    kiln = Kiln.from_pandas(frame, ignore="raw")
+    assert kiln.task_count == 4
+    with pytest.raises(ValueError, match="'raw' is not finite"):
+        Kiln.from_pandas(frame)

@@ -157,3 +157,37 @@ def test_wide_csv_reads_in_bounded_time(wide_csv: Path, reader: str) -> None:
     prepared = _frames.prepare(columns, None, where=where)
     assert time.perf_counter() - started < 5.0
     assert prepared.values.shape == (3, 20_000)
+
+
+def test_csv_cells_read_alike_by_both_readers(tmp_path: Path, reader: str) -> None:
+    """Padded NA tokens leave a column numeric; an id keeps the text it was written with;
+    integers beyond 2**53 (nanosecond epochs) are numbers, rounded as pandas rounds them."""
+    path = tmp_path / "runs.csv"
+    path.write_text(
+        "job,b,ts_ns\n0031,1.5, 1700000000123456789\n1.50, NA,1700000001123456789\n"
+        "1e3,NA ,1700000002123456789\n0007,4,\n"
+    )
+    columns, _ = _readers.read_columns(str(path))
+    assert _nan_list(columns.numeric["b"]) == [1.5, None, None, 4.0]
+    assert columns.texts("job") == ["0031", "1.50", "1e3", "0007"]
+    assert _nan_list(columns.numeric["ts_ns"])[:3] == [
+        float(1700000000123456789),
+        float(1700000001123456789),
+        float(1700000002123456789),
+    ]
+
+
+def test_parquet_timestamps_of_any_unit_and_range(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    nanos = pa.array([1704067200000000001, None, 1704067199000000000], pa.timestamp("ns"))
+    days = pa.array([0, 2932896, None], pa.date32())  # 9999-12-31: an open end
+    seconds = pa.array([253402214400, 0, 1], pa.timestamp("s", tz="UTC"))
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"n": nanos, "d": days, "s": seconds, "x": [1.0, 2.0, 3.0]}), path)
+    columns, _ = _readers.read_columns(str(path))
+    assert _nan_list(columns.times["n"]) == [1704067200.000000001, None, 1704067199.0]
+    assert _nan_list(columns.times["d"]) == [0.0, 2932896 * 86400.0, None]
+    assert _nan_list(columns.times["s"]) == [253402214400.0, 0.0, 1.0]
+    assert _frames.row_order(columns, "d").tolist() == [0, 1, 2]

@@ -47,6 +47,8 @@ class Columns:
     kinds: dict[str, str]  # the other columns: name -> TEXT, TIMESTAMP, EMPTY, NESTED, ...
     texts: Callable[[str], list[str]]  # any column's cells as text (labels, text ordering)
     times: dict[str, NDArray[np.float64]] = field(default_factory=dict)  # seconds, NaN absent
+    # ordered categories: each cell's position among the declared categories, NaN absent
+    orders: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,7 +91,10 @@ def prepare(
     values = np.empty((columns.rows, len(metric_names)), dtype=np.float64)
     for j, name in enumerate(metric_names):
         values[:, j] = columns.numeric[name]
-    _require_finite(values, metric_names, where)
+    kept = [j for j, name in enumerate(metric_names) if name not in ignored]
+    _require_finite(values[:, kept], [metric_names[j] for j in kept], where)
+    # a column left out takes part in nothing: a value too large for a float64 is absent
+    values[np.isinf(values)] = np.nan
     texts: list[str] = []
     if labels:
         texts = [f"row-{i + 1}" for i in range(columns.rows)] if label is None else []
@@ -204,13 +209,17 @@ def row_order(columns: Columns, name: str | None) -> NDArray[np.intp] | None:
 
 def order_key(columns: Columns, name: str) -> NDArray[Any]:
     """The key whose stable sort is the order of the rows by column ``name``: its values
-    as float64 (NaN last) for metrics and timestamps; for other columns the text after
+    as float64 (NaN last) for metrics and timestamps, the position among the declared
+    categories for an ordered categorical (pandas ``ordered=True``, an ordered Arrow
+    dictionary such as a polars ``Enum``); for other columns the text after
     "0", and "1" for a blank (absent) cell, which sorts it last. One key, so that a sorter
     that splits on its first key (Dask) sees the text."""
     if name in columns.numeric:
         return columns.numeric[name]
     if name in columns.times:
         return columns.times[name]
+    if name in columns.orders:
+        return columns.orders[name]
     cells = np.array(columns.texts(name), dtype=str)
     return np.where(cells == "", "1", np.char.add("0", cells))
 
@@ -239,17 +248,24 @@ def columns_from_pandas(frame: Any) -> tuple[Columns, Callable[[], list[str]]]:
     numeric: dict[str, NDArray[np.float64]] = {}
     kinds: dict[str, str] = {}
     times: dict[str, NDArray[np.float64]] = {}
+    orders: dict[str, NDArray[np.float64]] = {}
     for position, name in enumerate(names):
         series = frame.iloc[:, position]
         kind = getattr(series.dtype, "kind", "O")
+        if getattr(series.dtype, "ordered", False):  # an ordered Categorical
+            codes = np.asarray(series.cat.codes, dtype=np.float64)
+            orders[name] = np.where(codes < 0, np.nan, codes)
         if kind in "biuf":
             numeric[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
         elif kind == "m":
             numeric[name] = series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
         elif kind == "M":
             kinds[name] = TIMESTAMP
-            nanoseconds = series.to_numpy(dtype="datetime64[ns]").view(np.int64)
-            seconds = nanoseconds.astype(np.float64) / 1e9
+            # the ticks of the column's own unit: no conversion to nanoseconds, which
+            # overflows beyond 1677-2262 (a 9999-12-31 open end)
+            unit = str(getattr(series.dt, "unit", "ns"))
+            ticks = np.asarray(series.array.asi8, dtype=np.int64)
+            seconds = ticks.astype(np.float64) / TICKS_PER_SECOND[unit]
             seconds[series.isna().to_numpy()] = np.nan
             times[name] = seconds
         elif kind == "c":
@@ -270,7 +286,7 @@ def columns_from_pandas(frame: Any) -> tuple[Columns, Callable[[], list[str]]]:
     def index() -> list[str]:
         return [str(value) for value in frame.index.tolist()]
 
-    return Columns(len(frame), names, numeric, kinds, texts, times), index
+    return Columns(len(frame), names, numeric, kinds, texts, times, orders), index
 
 
 def prepare_pandas(
@@ -304,18 +320,24 @@ def columns_from_arrow(table: Any) -> Columns:
     kinds: dict[str, str] = {}
     times: dict[str, NDArray[np.float64]] = {}
     cells: dict[str, list[Any]] = {}
+    orders: dict[str, NDArray[np.float64]] = {}
     for position, name in enumerate(names):
         column = table.column(position)
         kind = column.type
+        if types.is_dictionary(kind) and kind.ordered and column.num_chunks:
+            declared = column.chunk(0).dictionary.to_pylist()
+            where = {value: float(code) for code, value in enumerate(declared)}
+            orders[name] = np.array(
+                [np.nan if v is None else where.get(v, np.nan) for v in column.to_pylist()]
+            )
         if types.is_boolean(kind) or types.is_integer(kind) or types.is_floating(kind):
-            numeric[name] = _arrow_floats(column.cast(pa.float64()))
+            # integers beyond 2**53 (nanosecond epochs, snowflake ids) round, as in pandas
+            numeric[name] = _arrow_floats(column.cast(pa.float64(), safe=False))
         elif types.is_decimal(kind):
             numeric[name] = _arrow_floats(column.cast(pa.float64(), safe=False))
         elif types.is_timestamp(kind) or types.is_date(kind):
             kinds[name] = TIMESTAMP
-            stamps = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None)))
-            micros = stamps.cast(pa.int64()).cast(pa.float64())
-            times[name] = _arrow_floats(micros) / 1e6
+            times[name] = _arrow_seconds(pa, column)
         elif types.is_null(kind) or column.null_count == len(column):
             kinds[name] = EMPTY
         elif _is_text(types, kind):
@@ -335,7 +357,25 @@ def columns_from_arrow(table: Any) -> Columns:
             cells[name] = table.column(names.index(name)).to_pylist()
         return ["" if value is None else str(value) for value in cells[name]]
 
-    return Columns(table.num_rows, names, numeric, kinds, texts, times)
+    return Columns(table.num_rows, names, numeric, kinds, texts, times, orders)
+
+
+#: Ticks per second of each datetime unit (pandas, NumPy and Arrow name them alike).
+TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _arrow_seconds(pa: Any, column: Any) -> NDArray[np.float64]:
+    """Seconds since the epoch of an Arrow timestamp or date column, read from its own ticks
+    (no cast to another unit: a nanosecond stamp is not a whole microsecond, a 9999-12-31
+    open end does not fit in nanoseconds), NaN where null."""
+    kind = column.type
+    if pa.types.is_date32(kind):
+        ticks, per_second = column.cast(pa.int32()), 1.0 / 86_400.0
+    elif pa.types.is_date64(kind):
+        ticks, per_second = column.cast(pa.int64()), 1e3
+    else:
+        ticks, per_second = column.cast(pa.int64()), TICKS_PER_SECOND[kind.unit]
+    return _arrow_floats(ticks.cast(pa.float64(), safe=False)) / per_second
 
 
 def _is_text(types: Any, kind: Any) -> bool:

@@ -111,10 +111,45 @@ def _read(fmt: str, data: bytes, where: str) -> Columns:
         return _checked(_stdlib_jsonl(data, where), where)
     if pa is not None and _header_fields(data) <= _ARROW_MAX_CSV_COLUMNS:
         try:
-            return _checked(columns_from_arrow(_arrow_csv(pa, data)), where)
+            columns = columns_from_arrow(_arrow_csv(pa, data))
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"cannot read {where} as CSV: {_first_line(exc)}") from None
+        return _checked(_as_written(pa, data, columns), where)
     return _checked(_stdlib_csv(data, where), where)
+
+
+def _as_written(pa: Any, data: bytes, columns: Columns) -> Columns:
+    """The Arrow reader's ``columns`` made to read as the standard-library reader reads the
+    same file: a text column whose cells are all numbers or NA tokens once the standard
+    reader's rules apply (padded NA, `1_000`) is a metric, and a column's text is the cells
+    as written (an id `0031` stays `0031`, not the number parsed from it)."""
+    parsed = set(columns.numeric) | set(columns.times)
+    for name in [n for n in columns.names if columns.kinds.get(n) == TEXT]:
+        values = _csv_numbers(columns.texts(name))
+        if values is not None:
+            del columns.kinds[name]
+            columns.numeric[name] = values
+    arrow_texts = columns.texts
+    written: dict[str, list[str]] = {}
+
+    def texts(name: str) -> list[str]:
+        if name not in parsed or columns.names.count(name) != 1:
+            return arrow_texts(name)
+        if name not in written:
+            from pyarrow import csv as arrow_csv
+
+            convert = arrow_csv.ConvertOptions(
+                include_columns=[name],
+                column_types={name: pa.string()},
+                null_values=list(NA_TOKENS),
+                strings_can_be_null=True,
+            )
+            table = arrow_csv.read_csv(pa.BufferReader(data), convert_options=convert)
+            written[name] = ["" if c is None else str(c) for c in table.column(0).to_pylist()]
+        return written[name]
+
+    columns.texts = texts
+    return columns
 
 
 def _header_fields(data: bytes) -> int:
@@ -165,6 +200,10 @@ def _json_depth(data: bytes) -> int:
 
 
 def _parquet(source: Path | bytes, where: str) -> Columns:
+    return _checked(columns_from_arrow(_parquet_table(source, where)), where)
+
+
+def _parquet_table(source: Path | bytes, where: str) -> Any:
     pa = _arrow()
     if pa is None:
         raise ValueError(f"reading Parquet ({where}) needs pyarrow: pip install pyarrow")
@@ -175,9 +214,20 @@ def _parquet(source: Path | bytes, where: str) -> Columns:
         duplicate = first_duplicate(pq.read_schema(handle).names)
         if duplicate is not None:
             raise ValueError(f"{where}: duplicate column name {duplicate!r}")
-        table = pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
+        return pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"cannot read {where} as Parquet: {_first_line(exc)}") from None
+
+
+def read_parquet_files(files: Sequence[str], where: str) -> Columns:
+    """The ``Columns`` of Parquet files read one after the other (a directory or a glob, in
+    name order) as one table; a column some files lack is absent from their rows."""
+    tables = [_parquet_table(Path(name), name) for name in files]
+    pa = _arrow()
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"cannot read {where} as one table: {_first_line(exc)}") from None
     return _checked(columns_from_arrow(table), where)
 
 

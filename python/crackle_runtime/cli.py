@@ -319,6 +319,8 @@ def _parquet_files(pattern: str) -> list[str] | None:
     """The Parquet files ``pattern`` names when it is a directory (its ``*.parquet``) or a
     glob, sorted by name (the order of the tasks); None for a single file or ``-``."""
     path = Path(pattern)
+    if path.is_file() or pattern == "-":
+        return None  # a file whose name holds *, ? or [ is that file, not a glob
     if path.is_dir():
         files = sorted(str(p) for p in path.glob("*.parquet"))
     elif any(character in pattern for character in "*?["):
@@ -328,6 +330,16 @@ def _parquet_files(pattern: str) -> list[str] | None:
     if not files:
         raise UsageError(f"{pattern}: no Parquet files")
     return files
+
+
+def _dask_files(pattern: str) -> list[str]:
+    """The Parquet files ``--scheduler``/``--workers`` read: a directory, a glob or a file."""
+    if pattern == "-":
+        raise UsageError("--scheduler and --workers read Parquet files, not standard input")
+    files = _parquet_files(pattern)
+    if files is None and not Path(pattern).is_file():
+        raise UsageError(f"{pattern}: no such file or directory")
+    return files or [pattern]
 
 
 def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternReport:
@@ -350,7 +362,7 @@ def _cool_on_dask(args: argparse.Namespace, profile: ThermalProfile) -> PatternR
     ):
         if value is not None and value < least:
             raise UsageError(f"{option} must be >= {least}, got {value}")
-    files = _parquet_files(args.file) or [args.file]
+    files = _dask_files(args.file)
     profile = profile.ignoring(*args.ignore) if args.ignore else profile
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None:
@@ -378,16 +390,11 @@ def _cool(args: argparse.Namespace) -> int:
         report = _cool_on_dask(args, profile)
         _emit(_render(report, args.format), args.output)
         return _exit_status(args, report)
-    files = _parquet_files(args.file) if args.file != "-" else None
-    if files is not None:
-        import pandas as pd
-
-        frame = pd.concat([pd.read_parquet(name) for name in files], ignore_index=True)
-        profile = profile.ignoring(*args.ignore) if args.ignore else profile
-        report = Kiln.from_pandas(frame, args.label, profile, order_by=args.order_by).cool()
-        _emit(_render(report, args.format), args.output)
-        return _exit_status(args, report)
-    columns, where = _readers.read_columns(args.file)
+    files = _parquet_files(args.file)
+    if files is not None:  # a directory or a glob: one table, as a single file is read
+        columns, where = _readers.read_parquet_files(files, args.file), args.file
+    else:
+        columns, where = _readers.read_columns(args.file)
     prepared = _frames.prepare(
         columns, args.label, args.order_by, args.ignore, where=where, spell=_option
     )
@@ -423,6 +430,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    args: argparse.Namespace | None = None
     try:
         try:
             args = _parser().parse_args(argv)
@@ -433,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cool(args)
     except (UsageError, CrackleError, ValueError, TypeError, OverflowError) as exc:
         message = _one_line(exc)
+    except OSError as exc:  # a file the cluster or a reader could not open
+        message = f"cannot read {getattr(args, 'file', 'the input')}: {_one_line(exc)}"
     except (RecursionError, MemoryError) as exc:
         message = f"the input is too large or too deeply nested ({type(exc).__name__})"
     print(f"crackle: error: {message}", file=sys.stderr)

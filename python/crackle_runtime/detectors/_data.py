@@ -17,6 +17,10 @@ from crackle_runtime._store import MetricStore, validate_metrics
 __all__ = ["DetectionData"]
 
 
+#: Metrics with a |value| above this are prewhitened in units of their largest |value|.
+_PREWHITEN_LARGEST = 1e100
+
+
 @dataclass
 class DetectionData:
     """Labels, the names of the selected metrics, and the full matrix with the rows that
@@ -89,7 +93,17 @@ class DetectionData:
         cycle) then has (nearly) white residuals, so a permutation test of dependence or
         flow on them is valid (SPEC §12); a complete metric stays complete. A new matrix of
         the selected rows."""
-        residuals = _backend.kernels().prewhiten(self.matrix, self.rows)
+        columns, rows = self.matrix, self.rows
+        # Values near the largest float overflow the AR fit's sums of squares: such a
+        # metric is prewhitened in units of its largest |value| (the test on the residuals
+        # reads their ranks or bins, whatever the unit).
+        selected = self.columns
+        largest = np.max(np.abs(selected), axis=1, initial=0.0, where=~np.isnan(selected))
+        huge = largest > _PREWHITEN_LARGEST
+        if huge.any():
+            columns, rows = selected.copy(), None
+            columns[huge] /= largest[huge, None]
+        residuals = _backend.kernels().prewhiten(columns, rows)
         return DetectionData(self.labels, list(self.names), np.asarray(residuals))
 
     @classmethod

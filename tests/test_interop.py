@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from crackle_runtime import Kiln, PatternKind, ThermalProfile
+from crackle_runtime import CracklePattern, Kiln, PatternKind, PatternReport, ThermalProfile
 
 pa = pytest.importorskip("pyarrow")
 matplotlib = pytest.importorskip("matplotlib")
@@ -62,9 +62,25 @@ def test_report_arrow_stream() -> None:
     table = _read(report)
     assert table.num_rows == len(report) > 0
     rows = table.to_pylist()
-    assert [row["kind"] for row in rows] == [pattern.kind.value for pattern in report]
-    assert rows[0]["involved_tasks"] == list(report[0].involved_tasks)
-    assert json.loads(rows[0]["metrics"]).keys() == report[0].metrics.keys()
+    ranked = report.ranked()  # the order of every rendering
+    assert [row["description"] for row in rows] == [pattern.description for pattern in ranked]
+    assert rows[0]["involved_tasks"] == list(ranked[0].involved_tasks)
+    assert json.loads(rows[0]["metrics"]).keys() == ranked[0].metrics.keys()
+    frame = report.to_pandas()
+    assert frame["description"].tolist() == [pattern.description for pattern in ranked]
+
+
+def test_report_tables_list_patterns_ranked() -> None:
+    # An outlier of confidence 1.0 comes first by confidence, after the change by rank.
+    outlier = CracklePattern(PatternKind.OUTLIER, "task 'a' is an outlier", ("a",), 1.0)
+    change = CracklePattern(
+        PatternKind.DISTRIBUTION_SHIFT, "'x' rose", ("a", "b"), 0.5, {"p_value": 1e-9}
+    )
+    report = PatternReport([outlier, change], task_count=2, metric_count=1)
+    assert list(report) == [outlier, change]
+    assert report.ranked() == [change, outlier]
+    assert report.to_arrow().column("kind").to_pylist() == ["distribution shift", "outlier"]
+    assert report.to_pandas()["kind"].tolist() == ["distribution shift", "outlier"]
 
 
 def test_arrow_stream_and_plots_without_the_extras(monkeypatch: pytest.MonkeyPatch) -> None:

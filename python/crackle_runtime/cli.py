@@ -109,7 +109,10 @@ def _in_range(convert: Callable[[str], float], low: float, high: float, what: st
             raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
         inside = low <= value <= high if convert is int else low < value < high
         if not inside:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+            bounds = "inclusive" if convert is int else "exclusive"
+            raise argparse.ArgumentTypeError(
+                f"must be between {low} and {high} ({bounds}), got {text}"
+            )
         return value
 
     return parse

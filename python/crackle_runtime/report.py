@@ -167,19 +167,21 @@ class PatternReport(list[CracklePattern]):
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_pandas(self) -> Any:
-        """A DataFrame: kind, description, confidence, involved_tasks, metrics, details."""
+        """A DataFrame: kind, description, confidence, involved_tasks, metrics, details; the
+        patterns in :meth:`ranked` order, as every rendering lists them."""
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
+        ranked = self.ranked()
         return pd.DataFrame(
             {
-                "kind": [pattern.kind.value for pattern in self],
-                "description": [pattern.description for pattern in self],
-                "confidence": [pattern.confidence for pattern in self],
-                "involved_tasks": [list(pattern.involved_tasks) for pattern in self],
-                "metrics": [dict(pattern.metrics) for pattern in self],
-                "details": [dict(pattern.details) for pattern in self],
+                "kind": [pattern.kind.value for pattern in ranked],
+                "description": [pattern.description for pattern in ranked],
+                "confidence": [pattern.confidence for pattern in ranked],
+                "involved_tasks": [list(pattern.involved_tasks) for pattern in ranked],
+                "metrics": [dict(pattern.metrics) for pattern in ranked],
+                "details": [dict(pattern.details) for pattern in ranked],
             },
             columns=["kind", "description", "confidence", "involved_tasks", "metrics", "details"],
         )
@@ -187,25 +189,26 @@ class PatternReport(list[CracklePattern]):
     def to_arrow(self) -> Any:
         """The patterns as a ``pyarrow.Table`` (needs pyarrow): kind, description,
         confidence, involved_tasks (a list of labels), and metrics and details as JSON text
-        (NaN and inf as null)."""
+        (NaN and inf as null); the patterns in :meth:`ranked` order."""
         pa = _optional.pyarrow()
-        _optional.require_utf8("descriptions", (pattern.description for pattern in self))
+        ranked = self.ranked()
+        _optional.require_utf8("descriptions", (pattern.description for pattern in ranked))
         _optional.require_utf8(
-            "involved tasks", (label for pattern in self for label in pattern.involved_tasks)
+            "involved tasks", (label for pattern in ranked for label in pattern.involved_tasks)
         )
         table = pa.table(
             {
-                "kind": pa.array([pattern.kind.value for pattern in self], pa.string()),
-                "description": pa.array([pattern.description for pattern in self], pa.string()),
-                "confidence": pa.array([pattern.confidence for pattern in self], pa.float64()),
+                "kind": pa.array([pattern.kind.value for pattern in ranked], pa.string()),
+                "description": pa.array([p.description for p in ranked], pa.string()),
+                "confidence": pa.array([p.confidence for p in ranked], pa.float64()),
                 "involved_tasks": pa.array(
-                    [list(pattern.involved_tasks) for pattern in self], pa.list_(pa.string())
+                    [list(pattern.involved_tasks) for pattern in ranked], pa.list_(pa.string())
                 ),
                 "metrics": pa.array(
-                    [json.dumps(json_safe(pattern.metrics)) for pattern in self], pa.string()
+                    [json.dumps(json_safe(pattern.metrics)) for pattern in ranked], pa.string()
                 ),
                 "details": pa.array(
-                    [json.dumps(json_safe(pattern.details)) for pattern in self], pa.string()
+                    [json.dumps(json_safe(pattern.details)) for pattern in ranked], pa.string()
                 ),
             }
         )

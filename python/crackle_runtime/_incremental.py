@@ -306,8 +306,9 @@ class LawCheck:
     """A conservation law fitted on a sample (a cluster's client), to be checked on every
     task: a task having every metric in ``required`` (the law detector's candidates, its
     "complete" tasks) satisfies it when ``|sum_k c_k x_k - constant| <= max(1e-9 sum_k
-    |c_k x_k|, band)``, the band being ``law_band`` of the residuals over the sample's
-    complete tasks, as the detector computes it (``evaluate_law``)."""
+    |c_k x_k|, band)``, the band being the detector's (the pattern's metric ``band``: 3.5
+    robust standard deviations of the residuals over the sample it fitted the law on,
+    ``evaluate_law``)."""
 
     names: list[str]
     coefficients: list[float]
@@ -322,8 +323,11 @@ class LawCheck:
 
         names = [str(name) for name in pattern.details["metrics"]]
         coefficients = [float(pattern.metrics[f"coef:{name}"]) for name in names]
-        residual = _combination(coefficients, np.column_stack([values[n] for n in names]))
-        band = law_band(residual) if residual.size else 0.0
+        if "band" in pattern.metrics:  # the detector's: from the sample it fitted the law on
+            band = float(pattern.metrics["band"])
+        else:
+            residual = _combination(coefficients, np.column_stack([values[n] for n in names]))
+            band = law_band(residual) if residual.size else 0.0
         return cls(names, coefficients, float(pattern.metrics["constant"]), band)
 
     def tally(

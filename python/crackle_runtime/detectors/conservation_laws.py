@@ -63,7 +63,11 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
         text = law_text(names, coefficients, constant)
         metrics: dict[str, Any] = {f"coef:{n}": c for n, c in zip(names, coefficients, strict=True)}
         metrics.update(
-            constant=constant, residual_std=residual_std, support=support, p_value=math.nan
+            constant=constant,
+            residual_std=residual_std,
+            support=support,
+            band=float(result["band"][law]),
+            p_value=math.nan,
         )
         found.patterns.append(
             CracklePattern(

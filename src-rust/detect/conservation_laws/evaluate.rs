@@ -104,6 +104,8 @@ pub struct LawEvaluation {
     pub satisfied: Vec<bool>,
     pub support: f64,
     pub residual_std: f64,
+    /// 3.5 × 1.4826 × MAD of the sample's residuals.
+    pub band: f64,
 }
 
 /// Over all complete tasks: residual_i = Σ_k c_k x_ik; constant = median of
@@ -164,6 +166,7 @@ pub fn evaluate_law(
         },
         satisfied,
         residual_std,
+        band,
     }
 }
 

@@ -71,6 +71,9 @@ pub struct Law {
     pub constant: f64,
     /// Population std of the residual over the satisfying tasks.
     pub residual_std: f64,
+    /// The distance from the constant the law allows a task (3.5 normal-consistent MADs of
+    /// the sample's residuals; a task also holds within 1e-9 of its terms' magnitude).
+    pub band: f64,
     /// Per complete task: does it satisfy the law.
     pub satisfied: Vec<bool>,
     /// Task indices of the complete tasks (ascending), parallel to `satisfied`.
@@ -102,7 +105,7 @@ pub const DETECTOR: Detector = Detector {
     run,
 };
 
-/// The result fields. Per law: `constant`, `residual_std`, `support`; per term of every law
+/// The result fields. Per law: `constant`, `residual_std`, `support`, `band`; per term of every law
 /// (laws in order, terms in metric order): `term_law` (the law's index), `term_metric`,
 /// `term_coefficient`; per complete task: `tasks` (task indices, ascending); per law and
 /// complete task (law-major): `satisfied`.
@@ -110,6 +113,7 @@ pub const FIELDS: &[&str] = &[
     "constant",
     "residual_std",
     "support",
+    "band",
     "term_law",
     "term_metric",
     "term_coefficient",
@@ -156,6 +160,7 @@ pub fn laws_table(laws: &[Law]) -> Table {
             "support",
             laws.iter().map(|law| law.support).collect::<Vec<_>>(),
         )
+        .with("band", laws.iter().map(|law| law.band).collect::<Vec<_>>())
         .with("term_law", term_law)
         .with("term_metric", term_metric)
         .with("term_coefficient", term_coefficient)
@@ -517,6 +522,7 @@ fn accept(
             coefficients: candidate.coefficients,
             constant: evaluation.constant,
             residual_std: evaluation.residual_std,
+            band: evaluation.band,
             satisfied: evaluation.satisfied,
             tasks: tasks.clone(),
             support: evaluation.support,

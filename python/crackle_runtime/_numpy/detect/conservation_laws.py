@@ -38,6 +38,7 @@ FIELDS = (
     "constant",
     "residual_std",
     "support",
+    "band",
     "term_law",
     "term_metric",
     "term_coefficient",
@@ -254,7 +255,7 @@ def _law_coefficients(
 
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
     """Linear laws sum_k c_k x_k = constant of 2..max_terms metrics (counters take no part):
-    per law ``constant``, ``residual_std``, ``support``; per term ``term_law``,
+    per law ``constant``, ``residual_std``, ``support``, ``band``; per term ``term_law``,
     ``term_metric``, ``term_coefficient``; the complete ``tasks``; and ``satisfied`` per law
     and complete task (law-major). See the Rust core's ``detect::conservation_laws``."""
     tolerance_eig = params.finite("tolerance_eig", 0.0, inclusive=True)
@@ -269,6 +270,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         "constant": np.array([law["constant"] for law in laws], dtype=np.float64),
         "residual_std": np.array([law["residual_std"] for law in laws], dtype=np.float64),
         "support": np.array([law["support"] for law in laws], dtype=np.float64),
+        "band": np.array([law["band"] for law in laws], dtype=np.float64),
         "term_law": np.array(term_law, dtype=np.int64),
         "term_metric": np.array(
             [metric for law in laws for metric in law["metrics"]], dtype=np.int64
@@ -422,7 +424,8 @@ def conservation_laws(
         constant = float(median(residual[trimmed_rows]))
         if abs(constant) <= 1e-9 * float(median(magnitude[trimmed_rows])):
             constant = 0.0
-        allowed = np.maximum(1e-9 * magnitude, law_band(residual[sample_rows]))
+        band = law_band(residual[sample_rows])
+        allowed = np.maximum(1e-9 * magnitude, band)
         satisfied = np.abs(residual - constant) <= allowed
         support = float(np.count_nonzero(satisfied)) / tasks.size
         if support < MIN_SUPPORT:
@@ -434,6 +437,7 @@ def conservation_laws(
                 "coefficients": coefficients,
                 "constant": constant,
                 "residual_std": population_std(residual[satisfied]),
+                "band": band,
                 "satisfied": satisfied,
                 "tasks": tasks.copy(),
                 "support": support,

@@ -123,6 +123,9 @@ def test_a_significant_regression_outranks_every_outlier_and_leads_the_overview(
     assert report.ranked()[0] is regression
     assert all(report.ranked().index(o) > report.ranked().index(later) for o in outliers)
     overview = report.overview()
+    assert str(overview) == "\n".join(overview.lines())
+    assert str(overview).startswith("incident 1: at task 't3000': build_s")
+    assert "t4999" not in repr(overview) and repr(overview).startswith("<Overview: 2 incident")
     first, second = overview.incidents
     assert [c.metric for c in first.changes] == ["build_s", "queue"]
     assert first.label == "t3000" and first.position == 3000

@@ -116,9 +116,10 @@ class Law:
     violators: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Overview:
-    """What a person reads first; ``lines()`` words it, ``to_dict()`` serialises it."""
+    """What a person reads first; ``lines()`` words it (``str()`` and ``print()`` show
+    those lines), ``to_dict()`` serialises it."""
 
     incidents: tuple[Incident, ...] = ()
     laws: tuple[Law, ...] = ()
@@ -150,6 +151,17 @@ class Overview:
             lines.append(f"clusters: {self.cluster_count}; largest sizes: {sizes}")
         lines.extend(f"note: {note}" for note in self.notes)
         return lines or ["nothing found"]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        counts = (
+            f"{len(self.incidents)} incident(s), {len(self.laws)} law(s), "
+            f"{len(self.relationships)} relationship(s), {self.outlier_count} outlier(s), "
+            f"{self.cluster_count} cluster(s), {len(self.notes)} note(s)"
+        )
+        return f"<Overview: {counts}; print() it to read it>"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -138,11 +138,34 @@ def test_medcouple_matches_its_definition() -> None:
     rng = np.random.default_rng(3)
     for values in (rng.lognormal(0, 1, 301), rng.normal(size=200), rng.exponential(size=64)):
         assert numpy_outlier.medcouple(values) == pytest.approx(brute_medcouple(values), abs=1e-12)
-    # above 512 values the kernel reads the systematic sample i * m // 512 in task order
+    # above 512 values the kernel reads the order statistics of ranks i * m // 512
     values = rng.lognormal(0, 1, 2000)
-    sample = numpy_outlier.systematic_sample(values)
-    np.testing.assert_array_equal(sample, values[np.arange(512) * 2000 // 512])
+    sample = numpy_outlier.quantile_sample(values)
+    np.testing.assert_array_equal(sample, np.sort(values)[np.arange(512) * 2000 // 512])
+    np.testing.assert_array_equal(numpy_outlier.quantile_sample(values[::-1]), sample)
     assert numpy_outlier.medcouple(sample) == pytest.approx(brute_medcouple(sample), abs=1e-12)
+
+
+def test_the_scale_does_not_depend_on_the_order_of_the_tasks(kernels: ModuleType) -> None:
+    # log-normal values in an order with a regular pattern (every 40th task a middle value,
+    # evenly spread on the raw scale, as requests in completion order can be): the scale
+    # and the outliers are those of any order (a sample at every 40th task saw a symmetric
+    # metric, scored it on the raw scale and flagged its long upper tail)
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(8.0, 0.6, 512 * 40)
+    ranked = np.sort(values)
+    spread = np.linspace(ranked[values.size // 5], ranked[4 * values.size // 5], 512)
+    middle = np.zeros(values.size, dtype=bool)
+    middle[np.unique(np.searchsorted(ranked, spread))] = True
+    assert middle.sum() == 512
+    regular = np.zeros(values.size, dtype=bool)
+    regular[::40] = True
+    ordered = np.empty_like(values)
+    ordered[regular] = ranked[middle]
+    ordered[~regular] = rng.permutation(ranked[~middle])
+    results = [outliers(kernels, x[None, :]) for x in (values, ordered, np.sort(values))]
+    assert {tuple(r["scale"].tolist()) for r in results} == {(LOG,)}
+    assert [r["task"].size for r in results] == [0, 0, 0]
 
 
 def test_normal_quantile_matches_scipy() -> None:

@@ -19,7 +19,8 @@ The skew-adjusted modified z (Iglewicz & Hoaglin 1993; Hubert & Vandervieren 200
 ``0.6745 |y - median| / (MAD f)`` with ``f = e^{3 |MC|}`` on the heavy side (above the
 median for MC > 0) and 1 on the light side, MC the medcouple (Brys,
 Hubert & Struyf 2004) clipped to +-0.6 (0 below 20 values or when |MC| < 0.1), computed exactly on a
-systematic sample of <= 512 present values (positions ``i * m // k``, task order), pairs
+sample of <= 512 evenly spaced order statistics of the present values (ranks ``i * m // k``,
+the same in any task order), pairs
 x_i == x_j left out.
 
 The fence of the z scales is ``max(z_threshold, Phi^-1(1 - 0.1 / m))`` (:func:`fence`,
@@ -49,7 +50,7 @@ __all__ = [
     "medcouple",
     "outlier_scores",
     "run",
-    "systematic_sample",
+    "quantile_sample",
     "upper_tail_z",
 ]
 
@@ -125,11 +126,15 @@ def medcouple(values: Float64Array) -> float:
     return 0.0 if kernel.size == 0 else float(median(kernel))
 
 
-def systematic_sample(values: Float64Array) -> Float64Array:
-    """At most 512 values at the positions ``i * m // k`` (task order)."""
+def quantile_sample(values: Float64Array) -> Float64Array:
+    """At most 512 of the values: their order statistics of ranks ``i * m // k`` (0-based,
+    ascending; all of them when m <= 512), whatever the order of the values."""
     m = values.size
     k = min(m, MEDCOUPLE_SAMPLE)
-    return values[np.arange(k, dtype=np.int64) * m // k]
+    if k == m:
+        return np.sort(values)
+    ranks = np.arange(k, dtype=np.int64) * m // k
+    return np.asarray(np.partition(values, ranks)[ranks], dtype=np.float64)
 
 
 def _side_factors(mc: float) -> tuple[float, float]:
@@ -171,7 +176,7 @@ def _metric_outliers(
     if _is_count(present, mad):
         return SCALE_COUNT, _count_flags(present, center, family), center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
-    sample = systematic_sample(present)
+    sample = quantile_sample(present)
     positive = bool(np.all(present > 0.0))
     log_scale, upper_only = False, False
     if skew_known and positive:

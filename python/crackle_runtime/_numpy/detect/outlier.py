@@ -49,8 +49,8 @@ __all__ = [
     "fence",
     "medcouple",
     "outlier_scores",
-    "run",
     "quantile_sample",
+    "run",
     "upper_tail_z",
 ]
 

@@ -506,9 +506,9 @@ PLANTED = [
         "dependence",
         ["x", "y"],
         _square,
-        r"'(?P<b>[^']+)' depends on '(?P<a>[^']+)' nonlinearly \(information coefficient "
-        r"(?P<info>\d\.\d{2}) vs \|r\| = \d\.\d{2}, MI \d+\.\d{3} bits; mean of '(?P=b)' "
-        r"varies by \S+ across '(?P=a)'\)",
+        r"'(?P<a>[^']+)' and '(?P<b>[^']+)' are related nonlinearly \(information coefficient "
+        r"(?P<info>\d\.\d{2}) vs \|r\| = \d\.\d{2}, MI \d+\.\d{3} bits, between their "
+        r"prewhitened values\)",
         frozenset({"metrics"}),
         check=_check_square,
     ),

@@ -439,7 +439,27 @@ def test_walks_and_persistent_noise_have_no_cycle(kernels: ModuleType, seed: int
         persistent[i] = 0.99 * persistent[i - 1] + shocks[i]
     result = changes(kernels, np.vstack([walk, persistent, rng.normal(size=n)]))
     assert result["period"].tolist() == [0, 0, 0]
-    assert result["drifting"][:2].tolist() == [True, True]
+    # the walk keeps its unit root (AR(1) 0.99 over 3,000 values is borderline: either)
+    assert result["drifting"][[0, 2]].tolist() == [True, False]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_step_in_a_persistent_stationary_metric_is_a_change_not_a_drift(
+    kernels: ModuleType, seed: int
+) -> None:
+    # a queue depth: AR(1) 0.95 (unit marginal sd) over 5,000 tasks, +1.5 sd from task 2,600
+    rng = np.random.default_rng(seed)
+    n, phi = 5000, 0.95
+    queue = np.zeros(n)
+    shocks = rng.normal(0.0, np.sqrt(1.0 - phi * phi), n)
+    for t in range(1, n):
+        queue[t] = phi * queue[t - 1] + shocks[t]
+    walk = np.cumsum(rng.normal(size=n))
+    result = changes(kernels, np.vstack([queue + np.where(np.arange(n) < 2600, 0.0, 1.5), walk]))
+    assert result["drifting"].tolist() == [False, True]
+    found = result["change_index"][(result["metric"] == 0) & (result["p_value"] <= 1e-3)]
+    assert np.any(np.abs(found - 2600) <= 150)  # AR(1) 0.95: a long-run sd 6x its sd
+    assert not np.any(result["metric"] == 1)  # a walk's excursions are not changes
 
 
 @pytest.mark.usefixtures("python_only")

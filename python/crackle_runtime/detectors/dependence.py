@@ -47,9 +47,11 @@ def _pattern(
     mi_corrected, effect = field("mi_corrected"), field("effect")
     return CracklePattern(
         PatternKind.DEPENDENCE,
-        f"'{b}' depends on '{a}' nonlinearly (information coefficient "
-        f"{info_coef:.2f} vs |r| = {abs(r):.2f}, MI {mi_corrected:.3f} bits; mean of "
-        f"'{b}' varies by {effect:.4g} across '{a}')",
+        # symmetric (mutual information), and of the prewhitened values: no direction and
+        # no raw-unit effect size in the words (the conditional-mean range is a metric)
+        f"'{a}' and '{b}' are related nonlinearly (information coefficient "
+        f"{info_coef:.2f} vs |r| = {abs(r):.2f}, MI {mi_corrected:.3f} bits, between their "
+        "prewhitened values)",
         data.pair_tasks(i, j),
         info_coef,
         {

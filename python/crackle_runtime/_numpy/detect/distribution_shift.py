@@ -51,7 +51,8 @@ PHI_MAX = 0.97  # the AR(1) coefficient's cap (Andrews & Monahan 1992)
 BLOCK_EXPONENT = 0.6  # block_inflation's blocks are round(L^0.6) scores long
 MIN_BLOCKS = 12  # ... and it needs this many of them (L >= 504)
 CHI2_MEDIAN = 0.4549364231195728  # the median of chi-squared with one degree of freedom
-DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric
+DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric ...
+UNIT_ROOT_T = -3.96  # ... that keeps a unit root (Dickey-Fuller t above this; the Rust docs)
 KOLMOGOROV_TERMS = 100
 SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
 
@@ -211,6 +212,17 @@ def residual_rho(scores: Int64Array, bounds: list[int]) -> tuple[float, float] |
     return energy, rho + pieces * (1.0 + 3.0 * rho) / scores.size
 
 
+def keeps_unit_root(scores: Int64Array) -> bool:
+    """Whether the scores keep a unit root: the Dickey-Fuller t of their bias-corrected
+    lag-1 autocorrelation rho about their mean (:func:`residual_rho` of one piece),
+    (rho - 1) / sqrt((1 - rho^2) / (n - 1)), is above -3.96 (rho >= 1: it is)."""
+    fitted = residual_rho(scores, [0, scores.size])
+    if fitted is None or fitted[1] >= 1.0:
+        return True
+    rho = fitted[1]
+    return (rho - 1.0) / math.sqrt((1.0 - rho * rho) / (scores.size - 1.0)) > UNIT_ROOT_T
+
+
 def difference_rho(scores: Int64Array, cut: int) -> float:
     """The lag-1 autocorrelation of integer scores from their variogram at lags 1 and 2:
     D_j = sum (s_t - s_(t-j))^2 / count over the pairs (t - j, t) that do not straddle
@@ -358,7 +370,7 @@ def segment(
     splits = _refine(splits, ranks, count, min_segment)
     fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
     found["phi"] = math.nan if fitted is None else fitted[1]
-    if found["phi"] >= DRIFT_RHO:
+    if found["phi"] >= DRIFT_RHO and keeps_unit_root(ranks):
         # Persistent within the segments too: a random walk or a trend, not steps.
         found.update(drifting=True, drift_start=0, drift_end=count)
         return found

@@ -66,6 +66,7 @@ MIN_OUTLIER_VALUES = 3
 COUNT_MAX_DISTINCT = 16
 COUNT_FAMILY_ALPHA = 0.01
 LOG_SCALE_MEDCOUPLE = 0.1  # MC above this: log scale, upper side only
+LOG_SCALE_TIE_MEDCOUPLE = 0.03  # positive values with a medcouple below this: raw scale
 FENCE_FAMILY_ALPHA = 0.1  # Bonferroni level of the fence of the z scales, per metric
 TAIL_REGION = 0.02425  # upper_tail_z takes tail probabilities below this
 MEDCOUPLE_SAMPLE = 512
@@ -183,7 +184,7 @@ def _metric_outliers(
         raw_mc = medcouple(sample)
         if raw_mc > LOG_SCALE_MEDCOUPLE:
             log_scale, upper_only = True, True
-        else:  # mildly skewed or symmetric: the log scale when it is the more symmetric one
+        elif raw_mc >= LOG_SCALE_TIE_MEDCOUPLE:  # mildly skewed: log when more symmetric
             log_scale = abs(medcouple(np.log(sample))) < abs(raw_mc)
     scale = SCALE_LOG if log_scale else SCALE_RAW
     transformed = np.log(present) if log_scale else present

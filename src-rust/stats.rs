@@ -349,7 +349,15 @@ pub(crate) fn correlation_from_sums(sxy: f64, sxx: f64, syy: f64) -> f64 {
     if sxx == 0.0 || syy == 0.0 {
         return 0.0;
     }
-    (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0)
+    // The square root of the product (exact for perfectly linear pairs: r = ±1), unless the
+    // product underflows (values near 1e-160) or overflows (1e160): then of each.
+    let product = sxx * syy;
+    let scale = if product.is_normal() {
+        product.sqrt()
+    } else {
+        sxx.sqrt() * syy.sqrt()
+    };
+    (sxy / scale).clamp(-1.0, 1.0)
 }
 
 /// Two-sided p-value of Pearson's r over n pairs: t = r √((n-2)/(1-r²)), df = n - 2;

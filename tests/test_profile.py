@@ -159,3 +159,11 @@ def test_ignoring_leaves_metrics_out_of_every_detector() -> None:
 def test_ignoring_needs_names(bad: object) -> None:
     with pytest.raises(InvalidProfileError, match="ignored"):
         ThermalProfile.default().ignoring(bad)  # type: ignore[arg-type]
+
+
+def test_permutations_are_bounded_by_the_kernels_limit() -> None:
+    profile = ThermalProfile.default().with_thresholds(permutations=1_000_000)
+    assert profile.permutations == 1_000_000
+    for bad in (0, 1_000_001):
+        with pytest.raises(InvalidProfileError, match="permutations must be between 1 and"):
+            ThermalProfile.default().with_thresholds(permutations=bad)

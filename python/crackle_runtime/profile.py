@@ -233,6 +233,7 @@ _FINITE = (
     "conservation_tolerance",
     "outlier_z",
 )
+_MAX_PERMUTATIONS = 1_000_000  # the kernels' limit (a p-value resolution of 1e-6)
 _COUNTS = ("min_tasks_for_detection", "permutations")
 
 
@@ -257,8 +258,11 @@ def _validate(profile: ThermalProfile) -> None:
     for name in _FINITE:
         if math.isinf(getattr(profile, name)):
             raise InvalidProfileError(f"{name} must be finite, got {getattr(profile, name)!r}")
-    if profile.permutations < 1:
-        raise InvalidProfileError(f"permutations must be >= 1, got {profile.permutations!r}")
+    if not 1 <= profile.permutations <= _MAX_PERMUTATIONS:
+        raise InvalidProfileError(
+            f"permutations must be between 1 and {_MAX_PERMUTATIONS:,}, "
+            f"got {profile.permutations!r}"
+        )
     for name in ("correlation_threshold", "fdr"):
         value = float(getattr(profile, name))
         if not 0.0 < value <= 1.0:

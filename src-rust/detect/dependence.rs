@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
-use super::shared::permutation::{MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::permutation::{MAX_PERMUTATIONS, MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::shared::surrogates::{shared_shift_tests, shortest_shift};
 use super::{Detector, Table};
@@ -72,7 +72,7 @@ fn run(columns: &[&[f64]], params: &Params, budget: &Budget) -> CoreResult<Table
     let settings = DependenceSettings {
         threshold_r: params.unit_interval("threshold_r")?,
         min_pairs: params.count("min_pairs", 1)?,
-        permutations: params.count("permutations", 1)?,
+        permutations: params.integer("permutations", 1, MAX_PERMUTATIONS as i128)? as usize,
         seed: params.seed("seed")?,
         max_test_n: params.count("max_test_n", 1)?,
     };

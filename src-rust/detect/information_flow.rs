@@ -32,7 +32,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
-use super::shared::permutation::{MAX_TEST_N, PERMUTATIONS, SEED};
+use super::shared::permutation::{MAX_PERMUTATIONS, MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::prewhiten::prewhiten_columns_both_ways;
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::shared::release_in_background;
@@ -130,7 +130,7 @@ impl FlowSettings {
     pub fn from_params(params: &Params) -> CoreResult<Self> {
         Ok(FlowSettings {
             min_values: params.count("min_values", 1)?,
-            permutations: params.count("permutations", 1)?,
+            permutations: params.integer("permutations", 1, MAX_PERMUTATIONS as i128)? as usize,
             seed: params.seed("seed")?,
             max_test_n: params.count("max_test_n", 1)?,
             max_lag: params.count("max_lag", 1)?,

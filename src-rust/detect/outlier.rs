@@ -291,7 +291,11 @@ fn metric_outliers(
         } else {
             ROBUST_Z_FACTOR * -offset / (y_mad * lower)
         };
-        // A subnormal MAD can overflow the ratio: the severity stays finite.
+        // A subnormal MAD can overflow the ratio: the severity stays finite. An offset or
+        // MAD beyond the largest float makes z no number: no outlier (as in the NumPy twin).
+        if z.is_nan() {
+            return None;
+        }
         let z = z.min(f64::MAX);
         (z > threshold).then_some(z)
     });

@@ -185,7 +185,9 @@ pub(crate) fn phase_row(
     };
     let half = count / 2;
     let tested = half >= MIN_TESTED_HALF && count - half >= MIN_TESTED_HALF;
-    let drifting = rho >= PERSISTENT_RHO;
+    // A ρ that is not a number (squared residuals beyond the largest float) says nothing
+    // either way: as the NumPy twin reads `rho < PERSISTENT_RHO`, it is not detected.
+    let drifting = rho.is_nan() || rho >= PERSISTENT_RHO;
     PhaseRow {
         count: count as i64,
         first_avg,

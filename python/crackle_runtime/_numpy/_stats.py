@@ -18,6 +18,7 @@ per-value work (sums, centering) done by NumPy.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from numpy.typing import NDArray
@@ -300,10 +301,14 @@ def welch_from_moments(
 
 
 def pearson_from_sums(sxy: float, sxx: float, syy: float) -> float:
-    """r = sxy / sqrt(sxx syy), clipped to [-1, 1]; 0 when either sum of squares is 0."""
+    """r = sxy / sqrt(sxx syy) (sqrt(sxx) sqrt(syy) when the product underflows, near
+    1e-160, or overflows), clipped to [-1, 1]; 0 when either sum of squares is 0."""
     if sxx == 0.0 or syy == 0.0:
         return 0.0
-    return _clamp(sxy / math.sqrt(sxx * syy), -1.0, 1.0)
+    product = sxx * syy
+    normal = math.isfinite(product) and product >= sys.float_info.min
+    scale = math.sqrt(product) if normal else math.sqrt(sxx) * math.sqrt(syy)
+    return _clamp(sxy / scale, -1.0, 1.0)
 
 
 def pearson(x: Float64Array, y: Float64Array) -> float:

@@ -41,7 +41,11 @@ const BUCKET_MIN_LEN: usize = 256;
 /// keys; longer inputs use the three-pass LSD radix sort (same result).
 const BUCKET_MAX_LEN: usize = 1 << 20;
 
-/// The permutation rounds B of a test (`permutations`, default 199).
+/// The most permutation rounds a test takes (a p-value resolution of 1e-6; the sequential
+/// rule stops most tests long before): more is refused, not run for hours.
+pub const MAX_PERMUTATIONS: usize = 1_000_000;
+/// The permutation rounds B of a test (`permutations`, default 199, at most
+/// [`MAX_PERMUTATIONS`]).
 pub const PERMUTATIONS: ParamSpec = ParamSpec {
     name: "permutations",
     default: DefaultValue::Int(199),

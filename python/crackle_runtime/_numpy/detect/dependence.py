@@ -15,6 +15,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, pearson
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.permutation import (
+    MAX_PERMUTATIONS,
     PERMUTATION_SEED,
     batch_limit,
     round_seeds,
@@ -91,7 +92,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     tested on every s-th pair)."""
     threshold_r = params.unit_interval("threshold_r")
     min_pairs = params.count("min_pairs", 1)
-    permutations = params.count("permutations", 1)
+    permutations = params.integer("permutations", 1, MAX_PERMUTATIONS)
     seed = params.seed("seed")
     max_test_n = params.count("max_test_n", 1)
     values = as_columns(columns)

@@ -18,6 +18,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, student_t_two_sided_p
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.permutation import (
+    MAX_PERMUTATIONS,
     PERMUTATION_SEED,
     batch_limit,
     round_seeds,
@@ -191,6 +192,12 @@ def time_reversal_test(
     return reversed_te, reverse_reversed_te, p_value
 
 
+def _lags(max_lag: int, n: int) -> int:
+    """The delays a series of n values can have: at most n - 2 (the native
+    ``effective_max_lag``)."""
+    return min(max_lag, max(n - 2, 0))
+
+
 def _max_transfer_entropy(
     scaled_source: Int64Array, target: Int64Array, max_lag: int, bins: int
 ) -> Float64Array:
@@ -212,7 +219,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     each metric is read as its AR(p) innovations, its model read forward and (for the
     time-reversed TEs) backward in time."""
     min_values = params.count("min_values", 1)
-    permutations = params.count("permutations", 1)
+    permutations = params.integer("permutations", 1, MAX_PERMUTATIONS)
     seed = params.seed("seed")
     max_test_n = params.count("max_test_n", 1)
     max_lag = params.count("max_lag", 1)
@@ -253,7 +260,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
             target = ranks.get(j, i, both, every, "all", bins)
             transfer = [
                 float(_transfer_entropy_rows(source[None, :] * bins, target, lag, bins)[0])
-                for lag in range(1, max_lag + 1)
+                for lag in range(1, _lags(max_lag, n) + 1)
             ]
             best_lag = _first_best(transfer) + 1
             te = transfer[best_lag - 1]
@@ -271,7 +278,10 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 tested_target = ranks.get(j, i, both, part, key, tested_bins)
                 observed = float(
                     _max_transfer_entropy(
-                        tested_source[None, :] * tested_bins, tested_target, max_lag, tested_bins
+                        tested_source[None, :] * tested_bins,
+                        tested_target,
+                        _lags(max_lag, tested_source.size),
+                        tested_bins,
                     )[0]
                 )
             # the direction (with a forward net flow): the tested pairs and their backward
@@ -298,7 +308,8 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 shortest: int = shortest,
             ) -> Float64Array:
                 shuffled = scaled_source[shift_rows(seeds, scaled_source.size, shortest)]
-                return _max_transfer_entropy(shuffled, tested_target, max_lag, tested_bins)
+                lags = _lags(max_lag, scaled_source.size)
+                return _max_transfer_entropy(shuffled, tested_target, lags, tested_bins)
 
             p_value, perms_run = sequential_p_value(
                 observed, seeds, permuted, batch_limit(tested_source.size), (budget, STAGE)

@@ -21,6 +21,7 @@ from crackle_runtime._numpy._rng import GOLDEN_GAMMA, mix64, splitmix64
 __all__ = [
     "DECISIVE_P_VALUE",
     "HIT_TOLERANCE",
+    "MAX_PERMUTATIONS",
     "PERMUTATION_SEED",
     "STOP_HITS",
     "SharedPermutations",
@@ -52,6 +53,7 @@ TAIL_SHARE_DIVISOR = 4  # the tail is fitted to the largest floor(B / 4) permute
 MIN_TAIL_EXCEEDANCES = 10  # fewer (B < 40) fit no tail
 TIE_RELATIVE = 1e-9  # a mean excess this small against the statistics' magnitude is rounding
 DECISIVE_P_VALUE = 1e-12  # a tail p-value below this after decisive_round(B) rounds stops
+MAX_PERMUTATIONS = 1_000_000  # the most rounds a test takes (more is refused)
 PERMUTATION_SEED = 0x5EED_CAFE  # the seed of every randomized detector: reproducible reports
 # Elements of the per-batch work arrays (rounds x series length): bounds the memory of a
 # batch of permutation rounds to a few arrays of this many values.

@@ -54,9 +54,11 @@ use super::shared::columns::column_length;
 use std::borrow::Cow;
 
 use super::shared::ranks::{median_and_mad, median_in_place};
+use super::PERMUTATION_SEED;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
+use crate::rng::splitmix64_output;
 use crate::stats::sequential_sum;
 
 /// The registry entry.
@@ -333,19 +335,35 @@ fn is_count(values: &[f64], mad: f64) -> bool {
     true
 }
 
-/// At most [`MEDCOUPLE_SAMPLE`] of the present values: their order statistics of ranks
-/// `i * m / k` (0-based, i = 0..k; all of them when m <= 512), ascending. A function of the
-/// values alone, not of their order: a sample at evenly spaced task positions aliases with
-/// any regular pattern of the order (requests in completion order gave a log-normal metric a
-/// medcouple of 0.09 where its values give 0.27, and the raw scale).
+/// At most [`MEDCOUPLE_SAMPLE`] of the present values: the order statistics of ranks
+/// `i * s / k` (0-based, i = 0..k; all of them when m <= 512), ascending, of the values
+/// (s = m) or, above [`QUANTILE_POOL`] values, of the pool of s = 8,192 values at the
+/// positions `(u_j >> 32) * m >> 32`, u_j output j of the SplitMix64 stream
+/// [`PERMUTATION_SEED`]. Up to 8,192 values a function of the values alone, not of their
+/// order; above, of a pseudo-random pool no regular pattern of the order aliases with. A
+/// sample at evenly spaced task positions did alias (requests in completion order gave a
+/// log-normal metric a medcouple of 0.09 where its values give 0.27, and the raw scale).
 pub fn quantile_sample(values: &[f64]) -> Vec<f64> {
     let m = values.len();
-    let k = m.min(MEDCOUPLE_SAMPLE);
-    let ranks: Vec<usize> = (0..k).map(|i| i * m / k).collect();
-    let mut scratch = values.to_vec();
-    select_ranks(&mut scratch, &ranks, 0);
-    ranks.iter().map(|&rank| scratch[rank]).collect()
+    let mut pool: Vec<f64> = if m <= QUANTILE_POOL {
+        values.to_vec()
+    } else {
+        (0..QUANTILE_POOL as u64)
+            .map(|j| {
+                let u = splitmix64_output(PERMUTATION_SEED, j) >> 32;
+                values[((u * m as u64) >> 32) as usize]
+            })
+            .collect()
+    };
+    let s = pool.len();
+    let k = s.min(MEDCOUPLE_SAMPLE);
+    let ranks: Vec<usize> = (0..k).map(|i| i * s / k).collect();
+    select_ranks(&mut pool, &ranks, 0);
+    ranks.iter().map(|&rank| pool[rank]).collect()
 }
+
+/// Above this many values the medcouple's order statistics are those of a pool of this many.
+pub const QUANTILE_POOL: usize = 8192;
 
 /// Places the order statistic of each rank (ascending, >= `offset`) of the slice that
 /// starts at rank `offset` at its position: select the middle rank, then each side's

@@ -268,3 +268,20 @@ def test_outliers_keep_their_invariants_on_random_input(
         assert result["deviation"][k].item() == columns[m, t] - np.median(values)
         if result["scale"][m] != COUNT:
             assert severity[k] > 1.0
+
+
+@pytest.mark.usefixtures("python_only")
+def test_backends_agree_on_the_pool_of_a_long_metric(
+    native: ModuleType, numpy_backend: ModuleType
+) -> None:
+    # above 8,192 values the medcouple reads a pseudo-random pool of 8,192 of them
+    rng = np.random.default_rng(8)
+    columns = np.vstack([rng.lognormal(3.0, 0.4, 30_000), rng.normal(50.0, 2.0, 30_000)])
+    columns[0, [10, 20_000]] *= 8.0
+    expected = numpy_outlier.quantile_sample(columns[0])
+    assert expected.size == 512 and np.all(np.diff(expected) >= 0)
+    a, b = native.run_detector("outlier", columns), numpy_backend.run_detector("outlier", columns)
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-12)
+    assert a["scale"].tolist() == [LOG, RAW] and {10, 20_000} <= set(a["task"].tolist())

@@ -37,8 +37,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
+from crackle_runtime._numpy._rng import splitmix64
 from crackle_runtime._numpy._stats import sequential_sum
 from crackle_runtime._numpy.detect.shared.columns import as_columns
+from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
 from crackle_runtime._numpy.detect.shared.ranks import median
 
 __all__ = [
@@ -70,6 +72,7 @@ LOG_SCALE_TIE_MEDCOUPLE = 0.03  # positive values with a medcouple below this: r
 FENCE_FAMILY_ALPHA = 0.1  # Bonferroni level of the fence of the z scales, per metric
 TAIL_REGION = 0.02425  # upper_tail_z takes tail probabilities below this
 MEDCOUPLE_SAMPLE = 512
+QUANTILE_POOL = 8192  # above this many values, the order statistics of a pool of this many
 MAX_MEDCOUPLE = 0.6
 MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's MC noise)
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
@@ -128,14 +131,23 @@ def medcouple(values: Float64Array) -> float:
 
 
 def quantile_sample(values: Float64Array) -> Float64Array:
-    """At most 512 of the values: their order statistics of ranks ``i * m // k`` (0-based,
-    ascending; all of them when m <= 512), whatever the order of the values."""
+    """At most 512 of the values: the order statistics of ranks ``i * s // k`` (0-based,
+    ascending; all of them when s <= 512) of the values (s = m) or, above 8,192 values, of the
+    pool of 8,192 values at the positions ``(u_j >> 32) * m >> 32``, u_j output j of the
+    SplitMix64 stream PERMUTATION_SEED (the Rust core's ``quantile_sample``)."""
     m = values.size
-    k = min(m, MEDCOUPLE_SAMPLE)
-    if k == m:
-        return np.sort(values)
-    ranks = np.arange(k, dtype=np.int64) * m // k
-    return np.asarray(np.partition(values, ranks)[ranks], dtype=np.float64)
+    pool = values
+    if m > QUANTILE_POOL:
+        draws = splitmix64(PERMUTATION_SEED, QUANTILE_POOL) >> np.uint64(32)
+        with np.errstate(over="ignore"):
+            positions = (draws * np.uint64(m)) >> np.uint64(32)
+        pool = values[positions.astype(np.int64)]
+    s = pool.size
+    k = min(s, MEDCOUPLE_SAMPLE)
+    if k == s:
+        return np.sort(pool)
+    ranks = np.arange(k, dtype=np.int64) * s // k
+    return np.asarray(np.partition(pool, ranks)[ranks], dtype=np.float64)
 
 
 def _side_factors(mc: float) -> tuple[float, float]:

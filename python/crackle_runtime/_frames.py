@@ -93,8 +93,10 @@ def prepare(
         values[:, j] = columns.numeric[name]
     kept = [j for j, name in enumerate(metric_names) if name not in ignored]
     _require_finite(values[:, kept], [metric_names[j] for j in kept], where)
-    # a column left out takes part in nothing: a value too large for a float64 is absent
-    values[np.isinf(values)] = np.nan
+    for j, name in enumerate(metric_names):
+        if name in ignored:  # left out, it takes part in nothing: too large is absent
+            column = values[:, j]
+            column[np.isinf(column)] = np.nan
     texts: list[str] = []
     if labels:
         texts = [f"row-{i + 1}" for i in range(columns.rows)] if label is None else []
@@ -325,11 +327,7 @@ def columns_from_arrow(table: Any) -> Columns:
         column = table.column(position)
         kind = column.type
         if types.is_dictionary(kind) and kind.ordered and column.num_chunks:
-            declared = column.chunk(0).dictionary.to_pylist()
-            where = {value: float(code) for code, value in enumerate(declared)}
-            orders[name] = np.array(
-                [np.nan if v is None else where.get(v, np.nan) for v in column.to_pylist()]
-            )
+            orders[name] = _category_positions(pa, column)
         if types.is_boolean(kind) or types.is_integer(kind) or types.is_floating(kind):
             # integers beyond 2**53 (nanosecond epochs, snowflake ids) round, as in pandas
             numeric[name] = _arrow_floats(column.cast(pa.float64(), safe=False))
@@ -358,6 +356,23 @@ def columns_from_arrow(table: Any) -> Columns:
         return ["" if value is None else str(value) for value in cells[name]]
 
     return Columns(table.num_rows, names, numeric, kinds, texts, times, orders)
+
+
+def _category_positions(pa: Any, column: Any) -> NDArray[np.float64]:
+    """Each cell's position among the declared categories of an ordered Arrow dictionary
+    column (the first chunk's dictionary), NaN where null: a chunk's indices translated
+    through its dictionary (per category, not per cell)."""
+    declared = column.chunk(0).dictionary.to_pylist()
+    where = {value: float(position) for position, value in enumerate(declared)}
+    parts = []
+    for chunk in column.chunks:
+        translate = np.array([where.get(v, np.nan) for v in chunk.dictionary.to_pylist()])
+        indices = _arrow_floats(pa.chunked_array([chunk.indices.cast(pa.float64())]))
+        present = ~np.isnan(indices)
+        positions = np.full(indices.size, np.nan)
+        positions[present] = translate[indices[present].astype(np.int64)]
+        parts.append(positions)
+    return np.concatenate(parts)
 
 
 #: Ticks per second of each datetime unit (pandas, NumPy and Arrow name them alike).

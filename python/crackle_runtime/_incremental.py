@@ -316,19 +316,12 @@ class LawCheck:
     band: float
 
     @classmethod
-    def of(cls, pattern: Any, values: Mapping[str, NDArray[np.float64]]) -> LawCheck:
-        """The check of a law pattern from the sample's complete tasks (``values``: each
-        law metric over them)."""
-        from crackle_runtime._numpy.detect.conservation_laws import _combination, law_band
-
+    def of(cls, pattern: Any) -> LawCheck:
+        """The check of a law pattern: its terms, constant and band."""
         names = [str(name) for name in pattern.details["metrics"]]
         coefficients = [float(pattern.metrics[f"coef:{name}"]) for name in names]
-        if "band" in pattern.metrics:  # the detector's: from the sample it fitted the law on
-            band = float(pattern.metrics["band"])
-        else:
-            residual = _combination(coefficients, np.column_stack([values[n] for n in names]))
-            band = law_band(residual) if residual.size else 0.0
-        return cls(names, coefficients, float(pattern.metrics["constant"]), band)
+        metrics = pattern.metrics
+        return cls(names, coefficients, float(metrics["constant"]), float(metrics["band"]))
 
     def tally(
         self, values: Mapping[str, NDArray[np.float64]], complete: NDArray[np.bool_]

@@ -399,8 +399,6 @@ class CoolingState:
             raise CrackleError(
                 f"state bytes: {len(raw) - at} bytes of body where the header says {8 * length}"
             )
-        if len(set(names)) != len(names):
-            raise CrackleError(f"state bytes: metric names must be distinct, got {names}")
         flat = np.frombuffer(raw, dtype="<f8", count=length, offset=at).astype(np.float64)
         _check_body(flat, len(names))
         return cls(names, flat)

@@ -457,8 +457,7 @@ class _Sampled:
         complete = np.array(sorted(set(sample)), dtype=np.int64)
         # the detector's complete tasks are those having every candidate metric
         required = [n for k, n in enumerate(names) if not np.isnan(columns[k, complete]).any()]
-        by_name = {name: columns[k, complete] for k, name in enumerate(names)}
-        checks = [_incremental.LawCheck.of(law, by_name) for law in laws]
+        checks = [_incremental.LawCheck.of(law) for law in laws]
         reads = [
             self.dask.delayed(_law_pass)(part, self.label, self.order_by, checks, required)
             for part in self.parts

@@ -394,6 +394,9 @@ pub fn keeps_unit_root(scores: &[i64]) -> bool {
     if rho >= 1.0 {
         return true;
     }
+    if rho <= -1.0 {
+        return false;
+    }
     let error = ((1.0 - rho * rho) / (scores.len() as f64 - 1.0)).sqrt();
     (rho - 1.0) / error > UNIT_ROOT_T
 }

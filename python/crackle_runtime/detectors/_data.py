@@ -96,12 +96,16 @@ class DetectionData:
         columns, rows = self.matrix, self.rows
         # Values near the largest float overflow the AR fit's sums of squares: such a
         # metric is prewhitened in units of its largest |value| (the test on the residuals
-        # reads their ranks or bins, whatever the unit).
-        selected = self.columns
-        largest = np.max(np.abs(selected), axis=1, initial=0.0, where=~np.isnan(selected))
+        # reads their ranks or bins, whatever the unit). Row by row: no copy of the matrix.
+        largest = np.array(
+            [
+                max(np.nanmax(row, initial=-np.inf), -np.nanmin(row, initial=np.inf))
+                for row in (self.column(k) for k in range(len(self.names)))
+            ]
+        )
         huge = largest > _PREWHITEN_LARGEST
         if huge.any():
-            columns, rows = selected.copy(), None
+            columns, rows = self.columns.copy(), None
             columns[huge] /= largest[huge, None]
         residuals = _backend.kernels().prewhiten(columns, rows)
         return DetectionData(self.labels, list(self.names), np.asarray(residuals))

@@ -220,6 +220,8 @@ def keeps_unit_root(scores: Int64Array) -> bool:
     if fitted is None or fitted[1] >= 1.0:
         return True
     rho = fitted[1]
+    if rho <= -1.0:  # no variance left to divide by: no unit root (as natively: NaN)
+        return False
     return (rho - 1.0) / math.sqrt((1.0 - rho * rho) / (scores.size - 1.0)) > UNIT_ROOT_T
 
 

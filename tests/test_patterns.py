@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from typing import Any
 
 import numpy as np
 import pytest
 
 from crackle_runtime import CracklePattern, Kiln, PatternKind, PatternReport, ThermalProfile
+from crackle_runtime.patterns import TaskLabels
 
 
 def test_kind_display_text_is_the_seeds() -> None:
@@ -28,6 +30,48 @@ def test_kind_display_text_is_the_seeds() -> None:
 def test_confidence_is_clamped(given: float, expected: float) -> None:
     pattern = CracklePattern(PatternKind.CORRELATION, "x", ("a",), given)
     assert pattern.confidence == expected
+
+
+def test_task_labels_read_the_source_when_first_used() -> None:
+    source = ["a", "b", "c", "d"]
+    every = TaskLabels(source, 3)
+    chosen = TaskLabels(source, 4, bytes([1, 0, 1, 1]))
+    source.append("e")  # a kiln's labels are appended to after the pattern is made
+    assert len(every) == 3 and len(chosen) == 3
+    assert every == ("a", "b", "c") and ("a", "b", "c") == every
+    assert chosen == ("a", "c", "d") and chosen != ("a", "c") and chosen != ["a", "c", "d"]
+    assert hash(chosen) == hash(("a", "c", "d"))
+    assert chosen[1] == "c" and chosen[-1] == "d" and chosen[:2] == ("a", "c")
+    assert list(chosen) == ["a", "c", "d"] and "d" in chosen and "b" not in chosen
+    assert repr(chosen) == repr(("a", "c", "d"))
+    assert pickle.loads(pickle.dumps(chosen)) == ("a", "c", "d")
+    assert TaskLabels(source, 0) == () and not TaskLabels(source, 2, bytes(2))
+    with pytest.raises(ValueError, match="count"):
+        TaskLabels(source, 9)
+    with pytest.raises(ValueError, match="chosen"):
+        TaskLabels(source, 3, bytes(2))
+
+
+def test_patterns_with_task_labels_equal_those_with_tuples() -> None:
+    lazy = CracklePattern(PatternKind.CONSERVATION, "d", TaskLabels(["x", "y"], 2), 0.5)
+    plain = CracklePattern(PatternKind.CONSERVATION, "d", ("x", "y"), 0.5)
+    assert isinstance(lazy.involved_tasks, TaskLabels)
+    assert lazy == plain and hash(lazy) == hash(plain)
+    assert lazy.to_dict() == plain.to_dict()
+    assert lazy.with_metric("k", 1.0).involved_tasks == ("x", "y")
+
+
+def test_a_cooled_kiln_extended_keeps_its_patterns_tasks() -> None:
+    rng = np.random.default_rng(5)
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.CONSERVATION))
+    kiln.add_matrix(10.0 + 0.01 * rng.normal(size=(50, 1)), ["steady"])
+    before = next(p for p in kiln.cool() if p.kind == PatternKind.CONSERVATION)
+    kiln.extend()
+    new = [f"new-{i}" for i in range(5)]
+    kiln.add_matrix(10.0 + 0.01 * rng.normal(size=(5, 1)), ["steady"], new)
+    after = next(p for p in kiln.cool() if p.kind == PatternKind.CONSERVATION)
+    assert len(before.involved_tasks) == 50 and "new-0" not in before.involved_tasks
+    assert after.involved_tasks == tuple(kiln.labels)
 
 
 def test_pattern_is_an_immutable_value_with_builders() -> None:

@@ -447,15 +447,17 @@ class Kiln:
             self._cooled = _Cooled(PatternReport(), Timestamp.now(), overrides)
             try:
                 names, columns = self._detection_columns()
-                data = DetectionData(self._store.labels, names, columns)
-                left_out = {name: "ignored by the profile" for name in self._profile.ignored}
-                left_out.update(self._index_columns)
+                counts = None
                 tables = None
                 if self._gathered is not None:
                     tables = _incremental.tables_from_state(*self._gathered)
                 elif state is not None:
                     state = _extended_state(state, names, columns)
                     tables = _incremental.tables_from_state(state)
+                    counts = np.asarray(state.series["count"], dtype=np.int64)
+                data = DetectionData(self._store.labels, names, columns, counts=counts)
+                left_out = {name: "ignored by the profile" for name in self._profile.ignored}
+                left_out.update(self._index_columns)
                 report = _cooling.cool(
                     data, self._profile, started, on_timeout, left_out, tables=tables
                 )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
-__all__ = ["DETECTOR_ORDER", "CracklePattern", "PatternKind", "json_safe", "printable"]
+__all__ = [
+    "DETECTOR_ORDER",
+    "CracklePattern",
+    "PatternKind",
+    "TaskLabels",
+    "json_safe",
+    "printable",
+]
 
 
 class PatternKind(enum.StrEnum):
@@ -65,6 +73,67 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+class TaskLabels(Sequence[str]):
+    """The labels of a pattern's tasks, in recording order: the first ``count`` labels of
+    ``source`` (a kiln's labels, which are only ever appended to), or those at the non-zero
+    bytes of ``chosen`` (one byte per task). An immutable sequence that reads ``source``
+    the first time its items are asked for, then holds them as a tuple: a pattern over a
+    million tasks costs no million-label tuple until someone reads its tasks (``cool()``
+    after ``extend()`` does not pay for every task's label). Equal to the tuple of the same
+    labels, with the same hash."""
+
+    __slots__ = ("_chosen", "_count", "_items", "_size", "_source")
+
+    def __init__(self, source: Sequence[str], count: int, chosen: bytes | None = None) -> None:
+        if count > len(source) or (chosen is not None and len(chosen) != count):
+            raise ValueError("TaskLabels: count exceeds the labels, or chosen is not count long")
+        self._source = source
+        self._count = count
+        self._chosen = chosen
+        self._size = count if chosen is None else count - chosen.count(0)
+        self._items: tuple[str, ...] | None = None
+
+    def _tuple(self) -> tuple[str, ...]:
+        if self._items is None:
+            head = itertools.islice(self._source, self._count)
+            chosen = head if self._chosen is None else itertools.compress(head, self._chosen)
+            self._items = tuple(chosen)
+            self._source = ()  # the labels are held: the kiln's list may go
+        return self._items
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self._tuple()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tuple())
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._tuple()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TaskLabels):
+            return len(self) == len(other) and self._tuple() == other._tuple()
+        if isinstance(other, tuple):
+            return len(self) == len(other) and self._tuple() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._tuple())
+
+    def __repr__(self) -> str:
+        return repr(self._tuple())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self._tuple(),))
+
+
 def _clamp_confidence(confidence: float) -> float:
     value = float(confidence)
     if math.isnan(value):
@@ -78,14 +147,17 @@ class CracklePattern:
 
     kind: PatternKind
     description: str
-    involved_tasks: tuple[str, ...]
+    #: The labels of the tasks the pattern involves, in recording order: a tuple, or a
+    #: :class:`TaskLabels` (equal to the tuple of the same labels) read when first used.
+    involved_tasks: Sequence[str]
     confidence: float
     metrics: dict[str, float] = field(default_factory=dict, hash=False)
     details: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", PatternKind.parse(self.kind))
-        object.__setattr__(self, "involved_tasks", tuple(self.involved_tasks))
+        if not isinstance(self.involved_tasks, TaskLabels):
+            object.__setattr__(self, "involved_tasks", tuple(self.involved_tasks))
         object.__setattr__(self, "confidence", _clamp_confidence(self.confidence))
         object.__setattr__(self, "metrics", {str(k): float(v) for k, v in self.metrics.items()})
         object.__setattr__(self, "details", dict(self.details))

@@ -3,7 +3,6 @@ matrix, seen through a selection of its rows (no copy)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from numpy.typing import NDArray
 
 from crackle_runtime import _backend
 from crackle_runtime._store import MetricStore, validate_metrics
+from crackle_runtime.patterns import TaskLabels
 
 __all__ = ["DetectionData"]
 
@@ -24,13 +24,16 @@ _PREWHITEN_LARGEST = 1e100
 @dataclass
 class DetectionData:
     """Labels, the names of the selected metrics, and the full matrix with the rows that
-    hold them (``rows`` None: every row). Kernels read the rows in place."""
+    hold them (``rows`` None: every row). Kernels read the rows in place. ``labels`` are
+    only ever appended to (a kiln's); the first ``task_count`` are these tasks'.
+    ``counts``, when known (a mergeable state's), is the number of present values of each
+    row of ``matrix``: a row present on every task needs no scan for its mask."""
 
     labels: Sequence[str]
     names: Sequence[str]
     matrix: NDArray[np.float64]
     rows: NDArray[np.int64] | None = None
-    _all: tuple[str, ...] | None = field(default=None, repr=False)
+    counts: NDArray[np.int64] | None = field(default=None, repr=False)
     _present: dict[int, NDArray[np.bool_]] = field(default_factory=dict, repr=False)
 
     @property
@@ -51,21 +54,25 @@ class DetectionData:
         """Mask of the tasks having ``metric`` (cached)."""
         mask = self._present.get(metric)
         if mask is None:
-            mask = ~np.isnan(self.column(metric))
+            row = metric if self.rows is None else int(self.rows[metric])
+            if self.counts is not None and int(self.counts[row]) == self.task_count:
+                mask = np.ones(self.task_count, dtype=bool)
+            else:
+                mask = ~np.isnan(self.column(metric))
             self._present[metric] = mask
         return mask
 
-    def tasks(self, mask: NDArray[np.bool_] | None = None) -> tuple[str, ...]:
-        """Labels of the tasks in ``mask`` (all when None) in recording order."""
-        if self._all is None:
-            self._all = tuple(self.labels)
+    def tasks(self, mask: NDArray[np.bool_] | None = None) -> TaskLabels:
+        """Labels of the tasks in ``mask`` (all when None) in recording order, read when
+        first used (:class:`TaskLabels`)."""
+        n = self.task_count
         if mask is None or bool(mask.all()):
-            return self._all
+            return TaskLabels(self.labels, n)
         # one byte per task selects the labels (no object array of every label)
         chosen = np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8).tobytes()
-        return tuple(itertools.compress(self._all, chosen))
+        return TaskLabels(self.labels, n, chosen)
 
-    def pair_tasks(self, i: int, j: int) -> tuple[str, ...]:
+    def pair_tasks(self, i: int, j: int) -> TaskLabels:
         """Labels of the tasks having both metrics ``i`` and ``j``."""
         return self.tasks(self.present(i) & self.present(j))
 
@@ -80,7 +87,7 @@ class DetectionData:
             [self.names[k] for k in chosen.tolist()],
             self.matrix,
             np.asarray(rows, dtype=np.int64),
-            self._all,
+            self.counts,
         )
 
     def prewhitened(self) -> DetectionData:

@@ -47,7 +47,6 @@ def _params(profile: ThermalProfile) -> dict[str, Any]:
 
 def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Findings:
     found = Findings()
-    all_tasks = data.tasks()
     tasks = np.asarray(result["tasks"], dtype=np.int64)
     satisfied_all = np.asarray(result["satisfied"], dtype=bool).reshape(-1, tasks.size or 1)
     term_law = np.asarray(result["term_law"])
@@ -56,8 +55,10 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
         names = [data.names[int(k)] for k in np.asarray(result["term_metric"])[terms]]
         coefficients = [float(c) for c in np.asarray(result["term_coefficient"])[terms]]
         satisfied = satisfied_all[law][: tasks.size]
-        holds = [all_tasks[k] for k in tasks[satisfied].tolist()]
-        violations = [all_tasks[k] for k in tasks[~satisfied].tolist()]
+        holding = np.zeros(data.task_count, dtype=bool)
+        holding[tasks[satisfied]] = True
+        holds = data.tasks(holding)
+        violations = [data.labels[k] for k in tasks[~satisfied].tolist()]
         residual_std = float(result["residual_std"][law])
         support = float(result["support"][law])
         text = law_text(names, coefficients, constant)
@@ -74,7 +75,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
                 PatternKind.CONSERVATION,
                 f"law '{text}' holds across {len(holds)} of {len(tasks)} tasks "
                 f"(residual std: {residual_std:.3g})",
-                tuple(holds),
+                holds,
                 support,
                 metrics,
                 {"metrics": names, "law": text, "violations": violations},

@@ -5,6 +5,7 @@
 use super::{C_STEPS, ELEMENTAL_STARTS, SCREEN_EIGENVALUE};
 use crate::detect::shared::eigen::identifiable_smallest_eigenpair;
 use crate::rng::splitmix64_output;
+use std::sync::{Mutex, PoisonError};
 
 /// The sample's z-values, row-major, and their population covariance.
 pub struct SampleMatrix {
@@ -131,14 +132,37 @@ fn fit_fixed<const D: usize>(
     Some(best)
 }
 
+/// Scans of at least this many positions are kept for [`first_positions`] to continue.
+const KEPT_SCAN: usize = 1 << 16;
+
+/// One bottom-`count` scan: the `count` smallest (key, index) pairs over positions 0..n.
+struct Scan {
+    seed: u64,
+    count: usize,
+    n: usize,
+    smallest: Vec<(u64, usize)>,
+}
+
+/// The latest long scan: the law sample of a kiln cooled again after `Kiln.extend` is that
+/// of the old positions plus the new ones, so the scan goes on from where it stopped.
+static LATEST_SCAN: Mutex<Option<Scan>> = Mutex::new(None);
+
 /// The first `count` positions of `permutation(seed, n)` (the `count` smallest (key, index)
-/// pairs in order), without sorting all n keys.
+/// pairs in order), without sorting all n keys. The key of position i depends on (seed, i)
+/// alone, so a scan of 0..m (m <= n, kept when m >= [`KEPT_SCAN`]) goes on over m..n: the
+/// same result as a scan from 0.
 pub fn first_positions(seed: u64, n: usize, count: usize) -> Vec<usize> {
-    let mut smallest: Vec<(u64, usize)> = Vec::with_capacity(count + 1);
     if count == 0 {
         return Vec::new();
     }
-    for index in 0..n {
+    let kept = (n >= KEPT_SCAN).then(|| LATEST_SCAN.lock().unwrap_or_else(PoisonError::into_inner));
+    let (start, mut smallest) = match kept.as_deref() {
+        Some(Some(scan)) if scan.seed == seed && scan.count == count && scan.n <= n => {
+            (scan.n, scan.smallest.clone())
+        }
+        _ => (0, Vec::with_capacity(count + 1)),
+    };
+    for index in start..n {
         let key = splitmix64_output(seed, index as u64) >> 32;
         // Indices grow, so an equal key never displaces an earlier index (stable).
         if smallest.len() == count && key >= smallest[count - 1].0 {
@@ -147,6 +171,14 @@ pub fn first_positions(seed: u64, n: usize, count: usize) -> Vec<usize> {
         let at = smallest.partition_point(|&(k, _)| k <= key);
         smallest.insert(at, (key, index));
         smallest.truncate(count);
+    }
+    if let Some(mut kept) = kept {
+        *kept = Some(Scan {
+            seed,
+            count,
+            n,
+            smallest: smallest.clone(),
+        });
     }
     smallest.into_iter().map(|(_, index)| index).collect()
 }
@@ -366,6 +398,27 @@ mod tests {
             );
         }
         assert!(first_positions(1, 10, 0).is_empty());
+    }
+
+    #[test]
+    fn long_scans_go_on_from_the_kept_one() {
+        let n = KEPT_SCAN + 5000;
+        let fresh = |seed: u64, n: usize, count: usize| -> Vec<usize> {
+            let mut keys: Vec<(u64, usize)> = (0..n)
+                .map(|i| (splitmix64_output(seed, i as u64) >> 32, i))
+                .collect();
+            keys.sort_unstable();
+            keys[..count].iter().map(|&(_, i)| i).collect()
+        };
+        // a scan of n, then of more positions (continued), fewer (from 0), another seed
+        for (seed, m, count) in [
+            (7u64, n, 300usize),
+            (7, n + 777, 300),
+            (7, n - 10, 300),
+            (8, n, 300),
+        ] {
+            assert_eq!(first_positions(seed, m, count), fresh(seed, m, count));
+        }
     }
 
     #[test]

@@ -253,26 +253,36 @@ fn candidates(columns: &[&[f64]], gaps: &[bool], n: usize) -> Option<(Vec<usize>
     if candidates.len() < 2 {
         return None;
     }
-    let complete = complete_tasks(columns, gaps, &candidates, n);
+    // The candidates' complete tasks are the pool's when they keep every column with gaps.
+    let gappy = |metrics: &[usize]| metrics.iter().filter(|&&k| gaps[k]).count();
+    let complete = if gappy(&candidates) == gappy(&pool) {
+        complete_pool
+    } else {
+        complete_tasks(columns, gaps, &candidates, n)
+    };
     (complete.len() >= MIN_LAW_TASKS).then_some((candidates, complete))
 }
 
 /// The tasks (ascending) that have every metric of `metrics`, column by column; `gaps[k]`:
 /// does column k hold an absent value.
 fn complete_tasks(columns: &[&[f64]], gaps: &[bool], metrics: &[usize], n: usize) -> Vec<usize> {
-    let mut present: Option<Vec<bool>> = None;
-    for &k in metrics {
-        if !gaps[k] {
-            continue;
+    let gappy: Vec<&[f64]> = metrics
+        .iter()
+        .filter(|&&k| gaps[k])
+        .map(|&k| columns[k])
+        .collect();
+    match gappy[..] {
+        [] => (0..n).collect(),
+        [column] => (0..n).filter(|&task| !column[task].is_nan()).collect(),
+        _ => {
+            let mut present = vec![true; n];
+            for column in &gappy {
+                for (slot, value) in present.iter_mut().zip(column.iter()) {
+                    *slot &= !value.is_nan();
+                }
+            }
+            (0..n).filter(|&task| present[task]).collect()
         }
-        let present = present.get_or_insert_with(|| vec![true; n]);
-        for (slot, value) in present.iter_mut().zip(columns[k]) {
-            *slot &= !value.is_nan();
-        }
-    }
-    match present {
-        None => (0..n).collect(),
-        Some(present) => (0..n).filter(|&task| present[task]).collect(),
     }
 }
 

@@ -19,45 +19,53 @@ pub(crate) fn column_length_and_gaps(columns: &[&[f64]]) -> CoreResult<(usize, V
         return Ok((0, Vec::new()));
     };
     let n = first.len();
-    let mut gaps = Vec::with_capacity(columns.len());
-    for (index, column) in columns.iter().enumerate() {
-        // NaN marks an absent value; an infinity is invalid input. One read tests both.
-        let (mut gap, mut infinite) = (false, false);
-        for chunk in column.chunks(SCAN_CHUNK) {
-            let (nan, inf) = chunk.iter().fold((false, false), |(nan, inf), value| {
-                (nan | value.is_nan(), inf | value.is_infinite())
-            });
-            gap |= nan;
-            infinite |= inf;
-            if infinite {
-                break;
-            }
-        }
-        gaps.push(gap);
-        if let Some(task) = infinite
-            .then(|| first_where(column, f64::is_infinite))
-            .flatten()
-        {
-            return Err(CoreError::invalid(
-                "columns",
-                format!(
-                    "columns contains an infinite value ({}) at metric {index}, task {task}",
-                    column[task]
-                ),
-            ));
-        }
-        if column.len() != n {
-            return Err(CoreError::invalid(
-                "columns",
-                format!(
-                    "columns must all have the same length (column {index} has {} values, \
-                     column 0 has {n})",
-                    column.len()
-                ),
-            ));
+    // The columns are read in parallel; the first column in order that fails names the error.
+    columns
+        .par_iter()
+        .enumerate()
+        .map(|(index, column)| column_gap(index, column, n))
+        .collect::<CoreResult<Vec<bool>>>()
+        .map(|gaps| (n, gaps))
+}
+
+/// Whether column `index` (of length `n` like the first) holds an absent value, in one read
+/// that also refuses an infinity.
+fn column_gap(index: usize, column: &[f64], n: usize) -> CoreResult<bool> {
+    // NaN marks an absent value; an infinity is invalid input. One read tests both.
+    let (mut gap, mut infinite) = (false, false);
+    for chunk in column.chunks(SCAN_CHUNK) {
+        let (nan, inf) = chunk.iter().fold((false, false), |(nan, inf), value| {
+            (nan | value.is_nan(), inf | value.is_infinite())
+        });
+        gap |= nan;
+        infinite |= inf;
+        if infinite {
+            break;
         }
     }
-    Ok((n, gaps))
+    if let Some(task) = infinite
+        .then(|| first_where(column, f64::is_infinite))
+        .flatten()
+    {
+        return Err(CoreError::invalid(
+            "columns",
+            format!(
+                "columns contains an infinite value ({}) at metric {index}, task {task}",
+                column[task]
+            ),
+        ));
+    }
+    if column.len() != n {
+        return Err(CoreError::invalid(
+            "columns",
+            format!(
+                "columns must all have the same length (column {index} has {} values, \
+                 column 0 has {n})",
+                column.len()
+            ),
+        ));
+    }
+    Ok(gap)
 }
 
 /// Values scanned at once by [`first_where`] before it looks for the position.

@@ -80,16 +80,20 @@ def run_detector(
     columns: NDArray[np.float64],
     metrics: NDArray[np.int64] | None = None,
     params: dict[str, Any] | None = None,
+    complete: NDArray[np.bool_] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
-    ``columns`` with ``params`` over its defaults; returns its named fields."""
+    ``columns`` with ``params`` over its defaults; returns its named fields. ``complete``:
+    one flag per selected row, the rows known to hold every value, all finite."""
 
 def forget_law_fits() -> None:
     """Forget the conservation-law fits kept for the latest samples: the next run fits every
     subset again."""
 
 def column_roles(
-    columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None
+    columns: NDArray[np.float64],
+    metrics: NDArray[np.int64] | None = None,
+    complete: NDArray[np.bool_] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """The roles of the rows ``metrics`` (all when None): ``counter`` per metric."""
 

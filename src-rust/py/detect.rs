@@ -82,50 +82,84 @@ pub(crate) fn table_to_dict<'py>(py: Python<'py>, table: Table) -> PyResult<Boun
 
 /// Run the registered detector `name` over the rows `metrics` (all when None) of
 /// `columns` (metrics × tasks, NaN = absent) with `params` over its defaults; returns its
-/// named fields.
+/// named fields. `complete` (one flag per selected row) marks the rows the caller knows to
+/// hold every value, all finite: the detector does not read them to find gaps
+/// (`detect::shared::columns::with_complete_columns`).
 #[pyfunction]
-#[pyo3(signature = (name, columns, metrics = None, params = None))]
+#[pyo3(signature = (name, columns, metrics = None, params = None, complete = None))]
 pub fn run_detector<'py>(
     py: Python<'py>,
     name: &str,
     columns: PyReadonlyArray2<'py, f64>,
     metrics: Option<PyReadonlyArray1<'py, i64>>,
     params: Option<&Bound<'py, PyDict>>,
+    complete: Option<PyReadonlyArray1<'py, bool>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = params_of(params)?;
     let view = columns.as_array();
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let selection = metrics.map(|m| m.as_array().to_vec());
+    let complete = complete.map(|flags| flags.as_array().to_vec());
     let table = py.detach(|| {
         let rows = match &selection {
             Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
             None => rows,
         };
-        detect::run_detector(name, &rows, &params)
+        with_flags(&rows, complete.as_deref(), || {
+            detect::run_detector(name, &rows, &params)
+        })
     })?;
     table_to_dict(py, table)
 }
 
+/// `run` with the rows flagged in `complete` known to be complete (an error naming
+/// `complete` when it does not hold one flag per row).
+fn with_flags<R>(
+    rows: &[&[f64]],
+    complete: Option<&[bool]>,
+    run: impl FnOnce() -> crate::error::CoreResult<R>,
+) -> crate::error::CoreResult<R> {
+    match complete {
+        None => run(),
+        Some(flags) if flags.len() == rows.len() => {
+            detect::shared::columns::with_complete_columns(rows, flags, run)
+        }
+        Some(flags) => Err(crate::error::CoreError::invalid(
+            "complete",
+            format!(
+                "complete must hold one flag per selected row ({} flags, {} rows)",
+                flags.len(),
+                rows.len()
+            ),
+        )),
+    }
+}
+
 /// The roles of the rows `metrics` (all when None) of `columns`: `counter`, `spearman`,
-/// `distinct_share` and `index` per metric (`detect::roles`).
+/// `distinct_share` and `index` per metric (`detect::roles`); `complete` as for
+/// [`run_detector`].
 #[pyfunction]
-#[pyo3(signature = (columns, metrics = None))]
+#[pyo3(signature = (columns, metrics = None, complete = None))]
 pub fn column_roles<'py>(
     py: Python<'py>,
     columns: PyReadonlyArray2<'py, f64>,
     metrics: Option<PyReadonlyArray1<'py, i64>>,
+    complete: Option<PyReadonlyArray1<'py, bool>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.as_array();
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let selection = metrics.map(|m| m.as_array().to_vec());
+    let complete = complete.map(|flags| flags.as_array().to_vec());
     let table = py.detach(|| {
         let rows = match &selection {
             Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
             None => rows,
         };
-        roles::column_roles(&rows, &crate::args::Budget::unlimited())
+        with_flags(&rows, complete.as_deref(), || {
+            roles::column_roles(&rows, &crate::args::Budget::unlimited())
+        })
     })?;
     table_to_dict(py, table)
 }

@@ -326,6 +326,25 @@ def test_metrics_out_of_range_are_refused(kernels: ModuleType, rows: list[int]) 
         kernels.column_roles(planted_columns(), metrics)
 
 
+def test_rows_flagged_complete_give_the_same_result(kernels: ModuleType) -> None:
+    columns = planted_columns()
+    columns[2, ::7] = np.nan  # one row with gaps, flagged as such
+    metrics = np.array([0, 2, 4], dtype=np.int64)
+    flags = np.array([True, False, True])
+    for name in NAMES:
+        flagged = kernels.run_detector(name, columns, metrics, None, flags)
+        plain = kernels.run_detector(name, columns, metrics)
+        assert list(flagged) == list(plain)
+        for field in plain:
+            np.testing.assert_array_equal(flagged[field], plain[field], err_msg=name)
+        with pytest.raises(ValueError, match=r"^complete must hold one flag per selected row"):
+            kernels.run_detector(name, columns, metrics, None, flags[:2])
+    roles = kernels.column_roles(columns, metrics, flags)
+    assert roles["spearman"].tolist() == kernels.column_roles(columns, metrics)["spearman"].tolist()
+    with pytest.raises(ValueError, match=r"^complete must hold one flag per selected row"):
+        kernels.column_roles(columns, None, flags)
+
+
 @pytest.mark.parametrize("rows", SELECTIONS, ids=str)
 def test_column_roles_select_rows_too(kernels: ModuleType, rows: list[int]) -> None:
     columns = np.vstack([planted_columns(), np.arange(90.0)])  # row 6: a counter

@@ -141,7 +141,7 @@ class _Cooling:
 def index_columns(data: DetectionData) -> dict[str, str]:
     """The metrics of ``data`` whose role is ``index`` (SPEC §12), name -> why, in words
     for the report's data notes."""
-    roles = _backend.kernels().column_roles(data.matrix, data.rows)
+    roles = _backend.kernels().column_roles(data.matrix, data.rows, data.complete())
     found: dict[str, str] = {}
     for k, name in enumerate(data.names):
         if not bool(roles["index"][k]):
@@ -418,7 +418,7 @@ def _result(
     if detector.segmented and bounds:
         return _run_segmented(detector, read, params, bounds, state)
     result: Mapping[str, NDArray[Any]] = _backend.kernels().run_detector(
-        detector.name, read.matrix, read.rows, {**params, "deadline": remaining}
+        detector.name, read.matrix, read.rows, {**params, "deadline": remaining}, read.complete()
     )
     return result
 

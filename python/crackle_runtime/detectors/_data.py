@@ -62,6 +62,14 @@ class DetectionData:
             self._present[metric] = mask
         return mask
 
+    def complete(self) -> NDArray[np.bool_] | None:
+        """Per selected metric, whether ``counts`` shows it present on every task (None
+        when the counts are not known): a kernel need not read it to find gaps."""
+        if self.counts is None:
+            return None
+        counts = self.counts if self.rows is None else self.counts[self.rows]
+        return np.asarray(counts == self.task_count, dtype=np.bool_)
+
     def tasks(self, mask: NDArray[np.bool_] | None = None) -> TaskLabels:
         """Labels of the tasks in ``mask`` (all when None) in recording order, read when
         first used (:class:`TaskLabels`)."""

@@ -1,6 +1,8 @@
 //! Column checks and views every detector uses: the common length of the columns, the
 //! metric pairs, the testable (complete, varying) columns, a metric's present values.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
@@ -19,13 +21,78 @@ pub(crate) fn column_length_and_gaps(columns: &[&[f64]]) -> CoreResult<(usize, V
         return Ok((0, Vec::new()));
     };
     let n = first.len();
+    let known: Vec<bool> = columns
+        .iter()
+        .map(|column| known_complete(column))
+        .collect();
     // The columns are read in parallel; the first column in order that fails names the error.
     columns
         .par_iter()
+        .zip(&known)
         .enumerate()
-        .map(|(index, column)| column_gap(index, column, n))
+        .map(|(index, (column, &complete))| {
+            if complete {
+                same_length(index, column, n).map(|()| false)
+            } else {
+                column_gap(index, column, n)
+            }
+        })
+        .collect::<Vec<CoreResult<bool>>>()
+        .into_iter()
         .collect::<CoreResult<Vec<bool>>>()
         .map(|gaps| (n, gaps))
+}
+
+thread_local! {
+    /// The columns (address, length) the running kernel's caller vouched for on this
+    /// thread: every value present and finite ([`with_complete_columns`]).
+    static COMPLETE: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn known_complete(column: &[f64]) -> bool {
+    let key = (column.as_ptr() as usize, column.len());
+    !column.is_empty() && COMPLETE.with(|known| known.borrow().contains(&key))
+}
+
+/// Runs `run` with the columns whose `complete` flag is set known to hold every value, all
+/// finite: while it runs, [`column_length_and_gaps`] (on this thread) checks their length
+/// but does not read their values. A caller that knows this already (`Kiln.cool()` after
+/// `extend()`, from the counts of its mergeable state) spares the kernels a read of every
+/// value; a column flagged wrongly has its NaN read as values.
+pub fn with_complete_columns<R>(
+    columns: &[&[f64]],
+    complete: &[bool],
+    run: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Vec<(usize, usize)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = std::mem::take(&mut self.0);
+            COMPLETE.with(|known| *known.borrow_mut() = previous);
+        }
+    }
+    let known: Vec<(usize, usize)> = columns
+        .iter()
+        .zip(complete)
+        .filter(|(_, &flag)| flag)
+        .map(|(column, _)| (column.as_ptr() as usize, column.len()))
+        .collect();
+    let _restore = Restore(COMPLETE.with(|cell| cell.replace(known)));
+    run()
+}
+
+fn same_length(index: usize, column: &[f64], n: usize) -> CoreResult<()> {
+    if column.len() == n {
+        return Ok(());
+    }
+    Err(CoreError::invalid(
+        "columns",
+        format!(
+            "columns must all have the same length (column {index} has {} values, \
+             column 0 has {n})",
+            column.len()
+        ),
+    ))
 }
 
 /// Whether column `index` (of length `n` like the first) holds an absent value, in one read
@@ -55,17 +122,7 @@ fn column_gap(index: usize, column: &[f64], n: usize) -> CoreResult<bool> {
             ),
         ));
     }
-    if column.len() != n {
-        return Err(CoreError::invalid(
-            "columns",
-            format!(
-                "columns must all have the same length (column {index} has {} values, \
-                 column 0 has {n})",
-                column.len()
-            ),
-        ));
-    }
-    Ok(gap)
+    same_length(index, column, n).map(|()| gap)
 }
 
 /// Values scanned at once by [`first_where`] before it looks for the position.
@@ -163,6 +220,22 @@ pub(crate) fn max_abs(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_vouched_complete_are_not_read_for_gaps() {
+        let (a, b, c) = ([1.0, f64::NAN, 3.0], [1.0, 2.0, f64::NAN], [1.0, 2.0]);
+        let rows: [&[f64]; 2] = [&a, &b];
+        let gaps = |rows: &[&[f64]]| column_length_and_gaps(rows).map(|(_, gaps)| gaps);
+        assert_eq!(gaps(&rows).ok(), Some(vec![true, true]));
+        // the flag is the caller's word: a NaN in a flagged column is not looked for
+        let vouched = with_complete_columns(&rows, &[true, false], || gaps(&rows));
+        assert_eq!(vouched.ok(), Some(vec![false, true]));
+        // a flagged column's length is still checked, and the flags end with the call
+        let short: [&[f64]; 2] = [&a, &c];
+        let error = with_complete_columns(&short, &[true, true], || gaps(&short)).unwrap_err();
+        assert!(error.to_string().contains("same length"), "{error}");
+        assert_eq!(gaps(&rows).ok(), Some(vec![true, true]));
+    }
 
     #[test]
     fn rows_are_selected_by_index() {

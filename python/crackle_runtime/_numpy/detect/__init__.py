@@ -81,20 +81,37 @@ def _rows(columns: ArrayLike, metrics: ArrayLike | None) -> Any:
     return array if metrics is None else select_rows(array, metrics)
 
 
+def _check_complete(rows: Any, complete: ArrayLike | None) -> None:
+    """``complete`` holds one flag per row (the native kernels skip the gap scan of the
+    flagged rows; NumPy's scans are whole-array operations, so the flags change nothing
+    here but are checked the same way)."""
+    if complete is None:
+        return
+    flags = np.asarray(complete, dtype=np.bool_).reshape(-1)
+    count = np.asarray(rows).shape[0] if np.ndim(rows) == 2 else len(rows)
+    if flags.size != count:
+        raise ValueError(
+            f"complete must hold one flag per selected row ({flags.size} flags, {count} rows)"
+        )
+
+
 def run_detector(
     name: str,
     columns: ArrayLike,
     metrics: ArrayLike | None = None,
     params: Mapping[str, Any] | None = None,
+    complete: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
     ``columns`` (metrics x tasks, NaN = absent) with ``params`` over its defaults; returns
-    its named fields."""
+    its named fields. ``complete``: one flag per selected row, the rows known to hold every
+    value (see :func:`_check_complete`)."""
     rows = _rows(columns, metrics)
     module = _BY_NAME.get(name)
     if module is None:
         raise ValueError(f"name: no detector {name!r} (known: {', '.join(_BY_NAME)})")
     resolved = Params(params).resolve(name, {**module.PARAMS, **_DEADLINE})
+    _check_complete(rows, complete)
     budget = resolved.deadline("deadline")
     budget.check(name)
     # Values near the float64 range overflow in sums and differences exactly as they do in
@@ -111,10 +128,15 @@ def forget_law_fits() -> None:
     conservation_laws.forget_fits()
 
 
-def column_roles(columns: ArrayLike, metrics: ArrayLike | None = None) -> dict[str, Any]:
-    """The roles of the rows ``metrics`` (all when None) of ``columns``."""
+def column_roles(
+    columns: ArrayLike, metrics: ArrayLike | None = None, complete: ArrayLike | None = None
+) -> dict[str, Any]:
+    """The roles of the rows ``metrics`` (all when None) of ``columns``; ``complete`` as for
+    :func:`run_detector`."""
+    rows = _rows(columns, metrics)
+    _check_complete(rows, complete)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return roles.column_roles(_rows(columns, metrics))
+        return roles.column_roles(rows)
 
 
 def prewhiten(columns: ArrayLike, metrics: ArrayLike | None = None) -> NDArray[np.float64]:

@@ -68,6 +68,9 @@ NULLS: dict[str, Generator] = {
         3.0 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(size=n)
     ),
     "random walk": lambda rng, n: np.cumsum(rng.normal(size=n)),
+    # a slow drift (CI build times creeping up): a trend, no step
+    "trend +0.6 sd": lambda rng, n: 0.6 * np.arange(n) / n + rng.normal(size=n),
+    "trend +3 sd": lambda rng, n: 3.0 * np.arange(n) / n + rng.normal(size=n),
     # a slow component under per-task noise (a latency driven by load): ARMA(1, 1)
     "AR(1) 0.9 (0.5 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.9, 0.5),
     "AR(1) 0.98 (0.25 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.98, 0.25),

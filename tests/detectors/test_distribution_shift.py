@@ -225,6 +225,45 @@ def test_random_walks_drift_instead_of_stepping(kernels: ModuleType) -> None:
     assert np.unique(result["metric"]).size <= 2
 
 
+def test_a_slow_trend_is_a_drift_not_a_step(kernels: ModuleType) -> None:
+    """Build times creeping up 8% over 3,000 runs (log-normal, sigma 0.12): a straight line
+    fits the ranks as well as the step binary segmentation finds where the CUSUM peaks, so
+    the metric drifts over all its values and no change is reported (seeds where a step was
+    reported before the straight-line check: 0, 3, 6). A +25% regression on the same drift
+    is still a change."""
+    t = np.arange(3000)
+    for seed in (0, 3, 6):
+        rng = np.random.default_rng(seed)
+        values = 420.0 * (1.0 + 0.08 * t / t.size) * rng.lognormal(0.0, 0.12, t.size)
+        result = changes(kernels, values)
+        assert positions(result) == [], seed
+        assert result["drifting"].tolist() == [True], seed
+        values[2100:] *= 1.25
+        assert any(abs(p - 2100) <= 5 for p in positions(changes(kernels, values))), seed
+
+
+def test_the_drift_note_reads_the_medians_of_the_first_and_last_tenth(
+    kernels: ModuleType,
+) -> None:
+    """A log-normal latency (sigma 1) doubling over a load test: the note's medians are
+    those of the first and last 300 of 3,000 values (ten values at each end gave "drifts
+    down" on some seeds of such series)."""
+    t = np.arange(3000)
+    values = (
+        100.0
+        * np.exp(np.log(2.0) * t / t.size)
+        * np.random.default_rng(4).lognormal(0.0, 1.0, t.size)
+    )
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    kiln.add_matrix(values[:, None], ["latency"])
+    notes = [note for note in kiln.cool().notes if "drifts" in note]
+    first, last = np.median(values[:300]), np.median(values[-300:])
+    assert notes == [
+        f"'latency' drifts up over all its values (median {first:.4g} → {last:.4g}): a trend "
+        "or a random walk, reported as a drift rather than as a series of changes"
+    ]
+
+
 def test_a_ramp_after_a_flat_start_is_one_change_and_a_drift(kernels: ModuleType) -> None:
     t = np.arange(1000)
     values = np.random.default_rng(9).normal(size=1000) + np.where(t < 600, 0.0, (t - 600) / 40)

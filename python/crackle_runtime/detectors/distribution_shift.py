@@ -90,12 +90,19 @@ def _pattern(data: DetectionData, result: Result, change: int) -> CracklePattern
     )
 
 
+#: A drift note's medians read at least this many values at each end of the span.
+DRIFT_NOTE_SHARE_MIN = 10
+
+
 def _drift_note(data: DetectionData, result: Result, metric: int) -> str:
     name = data.names[metric]
     rows = data.present(metric).nonzero()[0]
     start, end = int(result["drift_start"][metric]), int(result["drift_end"][metric])
     values = data.column(metric)[rows]
-    head, tail = values[start : min(start + 10, end)], values[max(end - 10, start) : end]
+    # the medians of the drifting span's first and last tenth (at least 10 values, at most
+    # half the span): ten values alone gave the wrong direction on noisy metrics
+    width = min(max(DRIFT_NOTE_SHARE_MIN, (end - start) // 10), max(1, (end - start) // 2))
+    head, tail = values[start : start + width], values[end - width : end]
     first, last = float(np.median(head)), float(np.median(tail))
     way = "up" if last > first else "down" if last < first else "around"
     where = (

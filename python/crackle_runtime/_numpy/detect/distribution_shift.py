@@ -549,6 +549,19 @@ def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
     return step, float(np.min(syy - explained)), float(np.min(onset))
 
 
+def line_rss(scores: Int64Array) -> float:
+    """The least RSS of a straight line y = a + b t through integer scores y of one span,
+    Syy - Sty^2 / Stt with the exact sums of :func:`hinge_fit` turned to floats in its
+    order."""
+    length = scores.size
+    total = int(scores.sum())
+    syy = float(int(np.dot(scores, scores))) - float(total) * float(total) / length
+    time = 2 * np.arange(length, dtype=np.int64) - (length - 1)
+    stt = float(int(np.dot(time, time)))
+    sty = float(int(np.dot(time, scores)))
+    return syy - sty * sty / stt
+
+
 def _directions(changes: list[int], ranks: Int64Array) -> list[int]:
     """The way each change goes (1 up, -1 down, 0 level): the mean rank of the segment
     after it against the one before (compared exactly, as integers)."""
@@ -603,8 +616,10 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
     """How a smooth curve explains the step at ``change`` of ranks[start:end] (the metric's
     doubled mid-ranks), by BIC on the part's effective number of values L' = L / f
     (f = (1 + rho) / (1 - rho) from :func:`residual_rho` of the step's residuals, clipped
-    to [0, 0.97]): "smooth" when the broken line fits as well as the step,
-    L' ln(RSS_step / RSS_line) >= ln L', and a flat start does not fit as well as the line;
+    to [0, 0.97]): "smooth" when a straight line fits as well as the step,
+    L' ln(RSS_straight / RSS_step) <= ln L' (2 parameters against 3: a slow drift), or when
+    the broken line fits as well as the step, L' ln(RSS_step / RSS_line) >= ln L', and a
+    flat start does not fit as well as the line;
     "onset" when both fit as well (L' ln(RSS_flat / RSS_line) <= ln L'); "step" otherwise
     (also when RSS_step <= 0 or L < 5). ln L' is taken at L' >= 2."""
     length = end - start
@@ -612,13 +627,16 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
         return "step"
     part = ranks[start:end]
     step, line, flat = hinge_fit(part, change - start)
-    if step <= 0.0 or line >= step:
-        return "step"  # no effective length makes a worse fit win: skip its autocorrelation
+    if step <= 0.0:
+        return "step"
     fitted = residual_rho(part, [0, change - start, length])
     rho = 0.0 if fitted is None else min(max(fitted[1], 0.0), PHI_MAX)
     effective = length / ((1.0 + rho) / (1.0 - rho))
     penalty = math.log(max(effective, 2.0))
-    if not (line <= 0.0 or effective * math.log(step / line) >= penalty):
+    straight = line_rss(part)
+    if straight <= 0.0 or effective * math.log(straight / step) <= penalty:
+        return "smooth"  # a straight line (2 coefficients against the step's 3): a trend
+    if line >= step or not (line <= 0.0 or effective * math.log(step / line) >= penalty):
         return "step"
     if flat <= 0.0 or (line > 0.0 and effective * math.log(flat / line) <= penalty):
         return "onset"

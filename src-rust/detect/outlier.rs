@@ -38,8 +38,10 @@
 //! both equal to the median are left out; the sign kernel of Brys et al. is symmetric over
 //! them). No full sort: the medians and order statistics are selections (O(m log k)).
 //!
-//! The fence (scales raw, log, mean deviation) is [`fence`]`(z_threshold, m)` =
-//! max(z_threshold, Φ⁻¹(1 − [`FENCE_FAMILY_ALPHA`] / m)): the modified z is an equivalent
+//! The fence (scales raw, log, mean deviation) is [`fence`]`(z_threshold, s · m)` =
+//! max(z_threshold, Φ⁻¹(1 − [`FENCE_FAMILY_ALPHA`] / (s · m))), s the number of sides read
+//! (2, or 1 for the upper side alone: a two-sided read at Φ⁻¹(1 − α / m) expected 0.2 false
+//! outliers of an iid Gaussian metric, not 0.1): the modified z is an equivalent
 //! Gaussian z, so a fixed 3.5 flags m · 2.3e-4 clean values of a metric (1.2 of 5,000 runs of a
 //! CI export), and the Bonferroni bound keeps the expected number of false outliers of a
 //! metric (or of a segment) at or below 0.1 whatever its length — the multiplicity
@@ -283,7 +285,8 @@ fn metric_outliers(
     if y_mad == 0.0 {
         return (scale, Vec::new());
     }
-    let threshold = fence(z_threshold, family);
+    // Each side read is a test of every value: both sides double the Bonferroni family.
+    let threshold = fence(z_threshold, if upper_only { family } else { 2 * family });
     let found = flags(&|value| {
         let offset = transform(value) - y_center;
         let z = if offset > 0.0 {

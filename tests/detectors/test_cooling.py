@@ -216,12 +216,17 @@ class DeadlineRecorder:
     deadlines: dict[str, float] = field(default_factory=dict)
 
     def run_detector(
-        self, name: str, columns: Any, metrics: Any = None, params: Any = None
+        self,
+        name: str,
+        columns: Any,
+        metrics: Any = None,
+        params: Any = None,
+        complete: Any = None,
     ) -> dict[str, Any]:
         self.deadlines[name] = float((params or {})["deadline"])
         if name in self.cut:
             raise CoolingTimeoutError(f"time budget exhausted during {name}")
-        result: dict[str, Any] = self.kernels.run_detector(name, columns, metrics, params)
+        result: dict[str, Any] = self.kernels.run_detector(name, columns, metrics, params, complete)
         return result
 
     def __getattr__(self, name: str) -> Any:

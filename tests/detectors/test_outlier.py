@@ -87,15 +87,17 @@ def test_fence_is_the_bonferroni_gaussian_quantile(kernels: ModuleType) -> None:
     assert numpy_outlier.fence(3.5, 5000) == pytest.approx(4.10747965458625, rel=2e-9)
     assert numpy_outlier.fence(3.5, 100) == 3.5  # isf(1e-3) = 3.09
     assert numpy_outlier.fence(1.0, 4) == 1.0  # 0.025: outside the tail region
-    # 998 normal quantiles and 3.65, 3.8 planted: only 3.8 passes the fence (a z of 3.65
-    # is expected once in 7,600 clean values; 3.5 would flag it).
-    values = np.append(scipy.stats.norm.ppf((np.arange(998) + 0.5) / 998), [3.65, 3.8])
+    # 998 normal quantiles and 3.8, 4.0 planted: the raw scale reads both sides, so its
+    # family is 2 x 1,000 tests and its fence isf(0.1 / 2000) = 3.891: only 4.0 passes (a z
+    # of 3.8 is expected once in 7,000 clean values on either side; 3.5 would flag it).
+    assert numpy_outlier.fence(3.5, 2000) == pytest.approx(3.890591886413094, rel=2e-9)
+    values = np.append(scipy.stats.norm.ppf((np.arange(998) + 0.5) / 998), [3.8, 4.0])
     center = np.median(values)
     mad = np.median(np.abs(values - center))
     result = outliers(kernels, values[None, :])
     assert result["scale"].tolist() == [RAW]
     z = 0.6745 * (values - center) / mad
-    assert 3.5 < z[998] < 3.719 < z[999]
+    assert 3.719 < z[998] < 3.891 < z[999]
     assert result["task"].tolist() == [999]
 
 

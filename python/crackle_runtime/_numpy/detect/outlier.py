@@ -223,7 +223,8 @@ def _metric_outliers(
         ROBUST_Z_FACTOR * -offset / (y_mad * lower),
     )
     z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
-    selected = z > fence(z_threshold, family)
+    # each side read is a test of every value: both sides double the Bonferroni family
+    selected = z > fence(z_threshold, family if upper_only else 2 * family)
     if upper_only:
         selected &= offset > 0.0
     return scale, (np.flatnonzero(selected), z[selected]), center

@@ -108,6 +108,14 @@ def test_to_dict_is_json_safe() -> None:
     json.dumps(data, allow_nan=False)
 
 
+def test_outliers_rank_by_severity_above_clusters() -> None:
+    mild = CracklePattern(PatternKind.OUTLIER, "mild", ("a",), 1.0, {"severity": 4.2})
+    severe = CracklePattern(PatternKind.OUTLIER, "severe", ("b",), 1.0, {"severity": 9.0})
+    pair = CracklePattern(PatternKind.CLUSTERING, "pair", ("c", "d"), 1.0)
+    report = PatternReport([pair, mild, severe], task_count=4)
+    assert [p.description for p in report.ranked()] == ["severe", "mild", "pair"]
+
+
 def test_report_sorts_by_confidence_then_detector_order_then_discovery() -> None:
     a = CracklePattern(PatternKind.CORRELATION, "corr-1", (), 0.8)
     b = CracklePattern(PatternKind.CLUSTERING, "clu", (), 0.8)
@@ -119,9 +127,9 @@ def test_report_sorts_by_confidence_then_detector_order_then_discovery() -> None
     summary = report.summary()
     assert "4 pattern(s) across 4 task(s)" in summary
     assert "q = 0.01 over 3 test(s)" in summary
-    # the renderings list patterns ranked: relationships, clusters, then outliers
+    # the renderings list patterns ranked: relationships, outliers, then clusters
     parsed = json.loads(report.to_json())
-    assert [p["description"] for p in parsed["patterns"]] == ["corr-1", "corr-2", "clu", "out"]
+    assert [p["description"] for p in parsed["patterns"]] == ["corr-1", "corr-2", "out", "clu"]
     assert parsed["tests_run"] == 3
 
 

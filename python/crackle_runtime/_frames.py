@@ -131,8 +131,6 @@ def _check_arguments(
                     f"{spell(argument)} {name!r}: no such column in {where} "
                     f"(columns: {_shorten(columns.names)})"
                 )
-    if label is not None and label == order_by:
-        raise ValueError(f"{spell('order_by')} {order_by!r} is also the label column")
     return ignored
 
 

@@ -38,8 +38,11 @@ _TIER = {
     **dict.fromkeys(_CHANGES, 0),
     **dict.fromkeys(_LAWS, 1),
     **dict.fromkeys(_RELATIONSHIPS, 2),
-    PatternKind.CLUSTERING: 3,
-    PatternKind.OUTLIER: 4,
+    # An outlier passed a fence with a multiplicity correction; a cluster is a distance
+    # rule in raw units (SPEC §6), which finds hundreds of small groups in an ordinary CI
+    # export: outliers first, or a runner's 5x hiccup ranks below them all.
+    PatternKind.OUTLIER: 3,
+    PatternKind.CLUSTERING: 4,
 }
 
 
@@ -49,10 +52,15 @@ def _p_value(pattern: CracklePattern) -> float:
 
 
 def rank_key(pattern: CracklePattern) -> tuple[int, float, float, int]:
-    """Sort key: kind group, p-value, -confidence, -number of tasks (smallest first)."""
+    """Sort key: kind group, p-value (an outlier's: none, so its severity instead, the most
+    severe first), -confidence, -number of tasks (smallest first)."""
+    evidence = _p_value(pattern)
+    if pattern.kind == PatternKind.OUTLIER:
+        severity = pattern.metrics.get("severity", math.nan)
+        evidence = -severity if not math.isnan(severity) else 0.0
     return (
-        _TIER.get(pattern.kind, 5),
-        _p_value(pattern),
+        _TIER.get(pattern.kind, 6),
+        evidence,
         -pattern.confidence,
         -len(pattern.involved_tasks),
     )

@@ -367,8 +367,6 @@ def cool(
     if label is not None and label not in ddf.columns:
         raise ValueError(f"label: no column {label!r}")
     if order_by is not None:
-        if order_by == label:
-            raise ValueError(f"order_by: {order_by!r} is also the label column")
         ddf = _ordered(ddf, order_by)
     profile = ThermalProfile() if profile is None else profile
     layout = _layout(ddf)

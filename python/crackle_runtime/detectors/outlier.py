@@ -29,6 +29,12 @@ MAX_PER_METRIC = 50  # ... and at most this many (task, metric) outliers of one 
 SCALE_WORDS = {0: "robust z", 1: "log scale", 2: "count tail", 3: "mean deviation"}
 
 
+def _scale_word(scale: int, deviation: float) -> str:
+    """How the kernel scored a value: a metric on the log scale reads its lower side on the
+    raw scale (only a mildly skewed one reads that side at all)."""
+    return SCALE_WORDS[0] if scale == 1 and deviation < 0.0 else SCALE_WORDS[scale]
+
+
 def _params(profile: ThermalProfile) -> dict[str, Any]:
     return {"z_threshold": float(profile.outlier_z)}
 
@@ -106,7 +112,7 @@ def _pattern(
         values[f"deviation:{name}"] = float(deviations[k])
     described = ", ".join(
         f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
-        f"median, {SCALE_WORDS[int(scales[int(metrics[k])])]})"
+        f"median, {_scale_word(int(scales[int(metrics[k])]), float(deviations[k]))})"
         for name, k in zip(names, group, strict=True)
     )
     return CracklePattern(

@@ -217,11 +217,11 @@ def _metric_outliers(
     if y_mad == 0.0:
         return scale, none, center
     offset = (np.log(present) if log_scale else present) - y_center
-    z = np.where(
-        offset > 0.0,
-        ROBUST_Z_FACTOR * offset / (y_mad * upper),
-        ROBUST_Z_FACTOR * -offset / (y_mad * lower),
-    )
+    lower_z = ROBUST_Z_FACTOR * -offset / (y_mad * lower)
+    if scale == SCALE_LOG and not upper_only:
+        # a mildly skewed metric on the log scale reads its lower side on the raw scale
+        lower_z = ROBUST_Z_FACTOR * (center - present) / mad if mad > 0.0 else np.zeros(m)
+    z = np.where(offset > 0.0, ROBUST_Z_FACTOR * offset / (y_mad * upper), lower_z)
     z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
     # each side read is a test of every value: both sides double the Bonferroni family
     selected = z > fence(z_threshold, family if upper_only else 2 * family)

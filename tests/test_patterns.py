@@ -224,8 +224,14 @@ def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> N
     report = PatternReport(
         patterns, task_count=1000, change_positions={id(fell): 716}, drifting=["cpu_pct", "a"]
     )
-    laws = [law.description for law in report.overview().laws]
-    assert laws == ["a - b = 0", "metric 'records_in' is conserved across 1000 tasks"]
+    overview = report.overview()
+    assert [law.description for law in overview.laws] == ["a - b = 0"]
+    # conserved quantities are one line of steady metrics, not laws
+    assert [(q.metric, q.cv) for q in overview.steady] == [("records_in", 0.04)]
+    assert "steady (spread well under the mean, no change): 'records_in' (cv 0.04)" in str(
+        overview
+    )
+    assert overview.to_dict()["steady"] == [{"metric": "records_in", "cv": 0.04}]
     # the patterns themselves stay (SPEC §6); only the overview leaves them out
     assert ramping in report and stepping in report
     # a kiln: a metric ramping from ~43 to ~81 keeps cv < 0.3 (a conservation pattern) but
@@ -240,10 +246,8 @@ def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> N
         "cpu_pct",
         "load",
     }
-    assert [law.description for law in cooled.overview().laws] == [
-        "metric 'load' is conserved across 1000 tasks (sum: "
-        f"{load.sum():.3f}, std_dev: {load.std():.3f})"
-    ]
+    assert [q.metric for q in cooled.overview().steady] == ["load"]
+    assert cooled.overview().laws == ()
 
 
 def test_an_incident_says_which_measure_moved() -> None:

@@ -3,14 +3,15 @@
 The overview groups what the detectors found into a few statements: incidents (changes of
 several metrics at about the same task, each with its before → after), laws with their
 violators, the strongest relationships, the most severe outliers and the largest clusters
-(the top ten and a count), and the data notes (metrics left out and why, detectors skipped
-or cut short). It is built from the report's patterns; the cooling loop also passes each
+(the top ten and a count), the steady metrics (conserved quantities that neither change nor
+drift, in one line) and the data notes (metrics left out and why, detectors skipped or cut
+short). It is built from the report's patterns; the cooling loop also passes each
 change's task position, so changes of metrics recorded by different tasks group correctly.
 
 Ranking orders findings by what they are, then by evidence and size: changes first, then
-laws, relationships, clusters and outliers; within a group the smallest p-value first, then
-the highest confidence, then the most tasks. The detectors' ``confidence`` formulas are not
-touched: the ranking is a separate key.
+laws, relationships, outliers (the most severe first) and clusters; within a group the
+smallest p-value first, then the highest confidence, then the most tasks. The detectors'
+``confidence`` formulas are not touched: the ranking is a separate key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from crackle_runtime.patterns import CracklePattern, PatternKind, json_safe
 
-__all__ = ["Change", "Incident", "Law", "Overview", "build_overview", "rank_key"]
+__all__ = ["Change", "Incident", "Law", "Overview", "Steady", "build_overview", "rank_key"]
 
 TOP = 10  # outliers and clusters listed by name; the rest are counted
 TOP_RELATIONSHIPS = 5
@@ -118,10 +119,22 @@ class Incident:
 
 @dataclass(frozen=True)
 class Law:
-    """A conservation law or conserved quantity, and the tasks that violate it."""
+    """A conservation law, and the tasks that violate it."""
 
     description: str
     violators: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Steady:
+    """A conserved quantity (SPEC §6: a metric whose spread stays under the profile's
+    tolerance of its mean) that neither changes nor drifts: its coefficient of variation."""
+
+    metric: str
+    cv: float
+
+    def describe(self) -> str:
+        return f"'{self.metric}' (cv {self.cv:.2g})"
 
 
 @dataclass(frozen=True, repr=False)
@@ -132,6 +145,7 @@ class Overview:
     incidents: tuple[Incident, ...] = ()
     laws: tuple[Law, ...] = ()
     relationships: tuple[CracklePattern, ...] = ()
+    steady: tuple[Steady, ...] = ()
     outliers: tuple[CracklePattern, ...] = ()
     outlier_count: int = 0
     clusters: tuple[CracklePattern, ...] = ()
@@ -157,6 +171,9 @@ class Overview:
         if self.cluster_count:
             sizes = ", ".join(str(len(pattern.involved_tasks)) for pattern in self.clusters)
             lines.append(f"clusters: {self.cluster_count}; largest sizes: {sizes}")
+        if self.steady:
+            shown = ", ".join(quantity.describe() for quantity in self.steady)
+            lines.append(f"steady (spread well under the mean, no change): {shown}")
         lines.extend(f"note: {note}" for note in self.notes)
         return lines or ["nothing found"]
 
@@ -167,7 +184,8 @@ class Overview:
         counts = (
             f"{len(self.incidents)} incident(s), {len(self.laws)} law(s), "
             f"{len(self.relationships)} relationship(s), {self.outlier_count} outlier(s), "
-            f"{self.cluster_count} cluster(s), {len(self.notes)} note(s)"
+            f"{self.cluster_count} cluster(s), {len(self.steady)} steady metric(s), "
+            f"{len(self.notes)} note(s)"
         )
         return f"<Overview: {counts}; print() it to read it>"
 
@@ -199,6 +217,10 @@ class Overview:
                 for law in self.laws
             ],
             "relationships": [pattern.description for pattern in self.relationships],
+            "steady": [
+                {"metric": quantity.metric, "cv": json_safe(quantity.cv)}
+                for quantity in self.steady
+            ],
             "outliers": {
                 "count": self.outlier_count,
                 "most_severe": [pattern.description for pattern in self.outliers],
@@ -338,13 +360,32 @@ def build_overview(
         and (change := _change(pattern, positions)) is not None
     ]
     moving = {change.metric for change in changes} | set(drifting)
+    conserved = sorted((p for p in patterns if p.kind in _LAWS), key=rank_key)
     laws = tuple(
         Law(
-            str(pattern.details.get("law", pattern.description)),
+            str(pattern.details["law"]),
             tuple(str(label) for label in pattern.details.get("violations", ()) or ()),
         )
-        for pattern in sorted((p for p in patterns if p.kind in _LAWS), key=rank_key)
-        if "law" in pattern.details or pattern.details.get("metric") not in moving
+        for pattern in conserved
+        if "law" in pattern.details
+    )
+    # A conserved quantity (a near-constant metric) is no law across metrics, and a noisy
+    # count or CPU share passes the tolerance: one line of steady metrics, the steadiest
+    # first, without those that change or drift.
+    steady = tuple(
+        sorted(
+            (
+                Steady(
+                    str(pattern.details["metric"]),
+                    float(pattern.metrics.get("coefficient_of_variation", math.nan)),
+                )
+                for pattern in conserved
+                if "law" not in pattern.details
+                and "metric" in pattern.details
+                and pattern.details["metric"] not in moving
+            ),
+            key=lambda quantity: (math.isnan(quantity.cv), quantity.cv),
+        )
     )
     relationships = sorted((p for p in patterns if p.kind in _RELATIONSHIPS), key=rank_key)
     outliers = sorted(
@@ -363,6 +404,7 @@ def build_overview(
         incidents=_incidents(changes, task_count),
         laws=laws,
         relationships=tuple(relationships[:TOP_RELATIONSHIPS]),
+        steady=steady,
         outliers=tuple(outliers[:TOP]),
         outlier_count=len(outliers),
         clusters=tuple(clusters[:TOP]),

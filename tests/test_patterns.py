@@ -228,9 +228,7 @@ def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> N
     assert [law.description for law in overview.laws] == ["a - b = 0"]
     # conserved quantities are one line of steady metrics, not laws
     assert [(q.metric, q.cv) for q in overview.steady] == [("records_in", 0.04)]
-    assert "steady (spread well under the mean, no change): 'records_in' (cv 0.04)" in str(
-        overview
-    )
+    assert "steady (spread well under the mean, no change): 'records_in' (cv 0.04)" in str(overview)
     assert overview.to_dict()["steady"] == [{"metric": "records_in", "cv": 0.04}]
     # the patterns themselves stay (SPEC §6); only the overview leaves them out
     assert ramping in report and stepping in report

@@ -483,6 +483,23 @@ def test_walks_and_persistent_noise_have_no_cycle(kernels: ModuleType, seed: int
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_a_weak_cycle_seen_many_times_is_found(kernels: ModuleType, seed: int) -> None:
+    """14 days of 5-minute windows whose daily cycle is 30% of the variance: its
+    autocorrelation at 288 is about 0.3, under the fixed 1/2, but 14 repetitions make it
+    plain (the limits fall with the number of cycles, not below 3 Bartlett standard
+    errors). AR(1) 0.99 over 10,000 values, whose autocorrelations are noisy, gets none."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4032)
+    weak = 0.93 * np.sin(2 * np.pi * t / 288) + rng.normal(size=t.size)
+    persistent = np.zeros(10000)
+    shocks = rng.normal(size=10000)
+    for i in range(1, 10000):
+        persistent[i] = 0.99 * persistent[i - 1] + shocks[i]
+    assert abs(int(changes(kernels, weak)["period"][0]) - 288) <= 6
+    assert changes(kernels, persistent)["period"].tolist() == [0]
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_a_step_in_a_persistent_stationary_metric_is_a_change_not_a_drift(
     kernels: ModuleType, seed: int
 ) -> None:

@@ -6,6 +6,8 @@ median of its phase."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -17,8 +19,9 @@ MIN_PERIOD = 4
 MIN_CYCLES = 3
 MAX_BLOCKS = 4096
 MAX_BLOCK = 16
-PEAK = (1, 2)  # autocorrelation at the period >= 1/2
-TROUGH = (3, 10)  # some lag before it <= -3/10
+PEAK = 0.5  # autocorrelation at the period >= 1/2 (less over many cycles, see _limits)
+TROUGH = 0.3  # some lag before it <= -3/10 (less over many cycles)
+NOISE_SDS = 3.0  # the lowered limits stay this many of Bartlett's standard errors out
 
 Int64Array = NDArray[np.int64]
 Float64Array = NDArray[np.float64]
@@ -78,6 +81,26 @@ def phase_dispersion(
     return dispersion, bool(seen.all())
 
 
+def _limits(covariances: list[int], variance: int, blocks: int) -> tuple[list[float], list[float]]:
+    """Per lag k (1-based, position k - 1): the autocorrelation a peak reaches and the one
+    a trough goes below (Rust ``limits``): PEAK and TROUGH times min(1, sqrt(3 k / blocks))
+    (a cycle seen many times swings less and still stands out), never below NOISE_SDS of
+    Bartlett's standard error sqrt((1 + 2 sum_{j<k} r_j^2) / blocks), floats formed in
+    this order."""
+    scale = float(variance)
+    peaks: list[float] = []
+    troughs: list[float] = []
+    squares = 0.0
+    for lag, covariance in enumerate(covariances, 1):
+        many = min(1.0, math.sqrt(MIN_CYCLES * lag / blocks))
+        noise = NOISE_SDS * math.sqrt((1.0 + 2.0 * squares) / blocks)
+        peaks.append(min(PEAK, max(PEAK * many, noise)))
+        troughs.append(min(TROUGH, max(TROUGH * many, noise)))
+        r = float(covariance) / scale
+        squares += r * r
+    return peaks, troughs
+
+
 def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None) -> int | None:
     """The period of the cycle of ``ranks`` (doubled mid-ranks in task order), or None;
     with ``present`` (ranks placed at their tasks): the autocovariances per pair of present
@@ -98,14 +121,16 @@ def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None)
     covariances = scaled_autocovariances(sums, range(1, last + 1))
     if present is not None:
         covariances = per_present_pair(covariances, present, block, blocks)
+    peaks, troughs = _limits(covariances, variance, blocks)
+    scale = float(variance)
     best: tuple[int, int] | None = None
     trough: int | None = None
     for lag, covariance in zip(range(1, last + 1), covariances, strict=True):
-        peak = PEAK[1] * covariance >= PEAK[0] * variance
+        peak = float(covariance) >= peaks[lag - 1] * scale
         if trough is not None and peak and lag * block >= MIN_PERIOD:
             if best is None or covariance > best[1]:
                 best = (lag, covariance)
-        if trough is None and TROUGH[1] * covariance <= -TROUGH[0] * variance:
+        if trough is None and float(covariance) <= -troughs[lag - 1] * scale:
             trough = lag
     if best is None:
         return None
@@ -119,7 +144,7 @@ def seasonal_period(ranks: Int64Array, present: NDArray[np.bool_] | None = None)
         if (
             shorter > first_trough
             and shorter * block >= MIN_PERIOD
-            and PEAK[1] * covariance >= PEAK[0] * variance
+            and float(covariance) >= peaks[shorter - 1] * scale
             and 10 * covariance >= 9 * top
         ):
             lag = shorter

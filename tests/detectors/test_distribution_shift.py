@@ -500,6 +500,21 @@ def test_a_weak_cycle_seen_many_times_is_found(kernels: ModuleType, seed: int) -
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_a_deploy_does_not_hide_a_weak_cycle(kernels: ModuleType, seed: int) -> None:
+    """The weak cycle above with a deploy at 80% (+1.5 sd): the step adds to every
+    autocorrelation of the ranks and hid the cycle's trough; the cycle is searched again on
+    the ranks within the two pieces cut at the least-squares change (step_free_ranks),
+    removed, and the deploy located."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4032)
+    values = 0.93 * np.sin(2 * np.pi * t / 288) + rng.normal(size=t.size)
+    values[3300:] += 1.5
+    result = changes(kernels, values)
+    assert abs(int(result["period"][0]) - 288) <= 6
+    assert any(abs(p - 3300) <= 5 for p in positions(result))
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_a_step_in_a_persistent_stationary_metric_is_a_change_not_a_drift(
     kernels: ModuleType, seed: int
 ) -> None:

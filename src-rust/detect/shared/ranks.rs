@@ -171,6 +171,28 @@ pub fn round_half_even(value: f64) -> usize {
     rounded as usize
 }
 
+/// 2 × the 1-based mid-rank of each value: a tie group at sorted positions i..=j (0-based)
+/// gets i + j + 2.
+pub fn doubled_midranks(values: &[f64]) -> Vec<i64> {
+    let n = values.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+    let mut ranks = vec![0i64; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start;
+        // -0.0 and 0.0 tie (compared as numbers, as NumPy does).
+        while end + 1 < n && values[order[end + 1]] == values[order[start]] {
+            end += 1;
+        }
+        for &position in &order[start..=end] {
+            ranks[position] = (start + end + 2) as i64;
+        }
+        start = end + 1;
+    }
+    ranks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

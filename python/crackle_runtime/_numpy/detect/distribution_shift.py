@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
 from crackle_runtime._numpy.detect.shared.columns import as_columns
-from crackle_runtime._numpy.detect.shared.ranks import median
+from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 from crackle_runtime._numpy.detect.shared.seasonal import find_cycle
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
@@ -100,20 +100,6 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         dtype = np.int64 if name in ints else np.bool_ if name in bools else np.float64
         result[name] = np.array(column, dtype=dtype)
     return result
-
-
-def doubled_midranks(values: Float64Array) -> Int64Array:
-    """2 x the mid-rank of each value (1-based; ties share the mean of their ranks), an
-    integer: a tie group occupying sorted positions i..j (0-based) gets i + j + 2."""
-    n = values.size
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], n] - 1
-    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[order] = (starts + ends + 2)[group]
-    return ranks
 
 
 def kolmogorov_survival(x: float) -> float:

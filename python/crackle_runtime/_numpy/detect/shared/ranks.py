@@ -14,6 +14,7 @@ from crackle_runtime._numpy.info import bin_indices, entropy_of_counts
 __all__ = [
     "RankBinCache",
     "average_ranks",
+    "doubled_midranks",
     "entropy",
     "entropy_rows",
     "equal_width_bins",
@@ -109,3 +110,17 @@ class RankBinCache:
         if shared:
             self.cache[(metric, key, bins)] = codes
         return codes
+
+
+def doubled_midranks(values: Float64Array) -> Int64Array:
+    """2 x the mid-rank of each value (1-based; ties share the mean of their ranks), an
+    integer: a tie group occupying sorted positions i..j (0-based) gets i + j + 2."""
+    n = values.size
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = (starts + ends + 2)[group]
+    return ranks

@@ -11,9 +11,16 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from crackle_runtime._numpy.detect.shared.ranks import median
+from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 
-__all__ = ["MAX_ABSENT", "find_cycle", "remove_cycle", "remove_cycle_at", "seasonal_period"]
+__all__ = [
+    "MAX_ABSENT",
+    "find_cycle",
+    "remove_cycle",
+    "remove_cycle_at",
+    "seasonal_period",
+    "step_free_ranks",
+]
 
 MIN_PERIOD = 4
 MIN_CYCLES = 3
@@ -193,6 +200,26 @@ def remove_cycle_at(
     return np.asarray(values - profile[phases], dtype=np.float64)
 
 
+def step_free_ranks(values: Float64Array, ranks: Int64Array) -> Int64Array:
+    """``values`` ranked within the two pieces cut at the least-squares location of one
+    change of ``ranks`` (the first k in [n/10, n - n/10] maximising T_k^2 / (k (n - k)),
+    T_k = n sum(ranks[:k]) - k sum(ranks); Hinkley 1970), each piece's doubled mid-ranks
+    minus their mean L + 1 (the Rust ``step_free_ranks``): a step no longer hides the
+    cycle's trough."""
+    n = ranks.size
+    margin = max(n // 10, 1)
+    if n < 2 * margin + 1:
+        return ranks.copy()
+    # exact in int64 for the lengths searched (n <= MAX_BLOCKS * MAX_BLOCK)
+    cuts = np.arange(margin, n - margin + 1, dtype=np.int64)
+    prefix = np.cumsum(ranks, dtype=np.int64)[cuts - 1]
+    t = (n * prefix - cuts * int(ranks.sum())).astype(np.float64)
+    criterion = t * t / (cuts * (n - cuts)).astype(np.float64)
+    cut = int(cuts[int(np.argmax(criterion))])  # the first maximiser
+    pieces = (values[:cut], values[cut:])
+    return np.concatenate([doubled_midranks(piece) - (piece.size + 1) for piece in pieces])
+
+
 MAX_ABSENT = (1, 3)  # at most one task in three absent for the cycle search
 
 
@@ -207,6 +234,8 @@ def find_cycle(
     count = values.size
     if count == length:
         period = seasonal_period(ranks)
+        if period is None and count <= MAX_BLOCKS * MAX_BLOCK:  # longer: not searched
+            period = seasonal_period(step_free_ranks(values, ranks))
         if period is None:
             return None
         removed: Float64Array | None = remove_cycle(values, period)

@@ -108,6 +108,14 @@ def test_to_dict_is_json_safe() -> None:
     json.dumps(data, allow_nan=False)
 
 
+def test_printing_a_report_shows_its_summary() -> None:
+    pattern = CracklePattern(PatternKind.OUTLIER, "task 'a' is an outlier", ("a",), 1.0)
+    report = PatternReport([pattern], task_count=4, tests_run=0)
+    assert str(report) == report.summary()
+    assert str(report).startswith("outliers: 1 task(s); most severe: 'a'")
+    assert repr(report) == "PatternReport(1 patterns, tasks=4)"
+
+
 def test_outliers_rank_by_severity_above_clusters() -> None:
     mild = CracklePattern(PatternKind.OUTLIER, "mild", ("a",), 1.0, {"severity": 4.2})
     severe = CracklePattern(PatternKind.OUTLIER, "severe", ("b",), 1.0, {"severity": 9.0})

@@ -312,3 +312,7 @@ class PatternReport(list[CracklePattern]):
 
     def __repr__(self) -> str:
         return f"PatternReport({len(self)} patterns, tasks={self.task_count})"
+
+    def __str__(self) -> str:
+        """``print(report)`` shows :meth:`summary`: the overview, then the statistics."""
+        return self.summary()

@@ -106,6 +106,9 @@ pub struct LawEvaluation {
     pub residual_std: f64,
     /// 3.5 × 1.4826 × MAD of the sample's residuals.
     pub band: f64,
+    /// The band is at most 1e-9 × the typical magnitude of the terms (the median over the
+    /// trimmed tasks of Σ_k |c_k x_ik|): the law holds exactly, up to rounding.
+    pub exact: bool,
 }
 
 /// Over all complete tasks: residual_i = Σ_k c_k x_ik; constant = median of
@@ -129,7 +132,8 @@ pub fn evaluate_law(
     let mut trimmed_residuals: Vec<f64> = trimmed.iter().map(|&task| residuals[task]).collect();
     let mut trimmed_magnitudes: Vec<f64> = trimmed.iter().map(|&task| magnitudes[task]).collect();
     let mut constant = median_in_place(&mut trimmed_residuals);
-    if constant.abs() <= EXACT_RELATIVE * median_in_place(&mut trimmed_magnitudes) {
+    let typical = median_in_place(&mut trimmed_magnitudes);
+    if constant.abs() <= EXACT_RELATIVE * typical {
         constant = 0.0;
     }
     let mut scratch: Vec<f64> = sample.iter().map(|&task| residuals[task]).collect();
@@ -167,6 +171,7 @@ pub fn evaluate_law(
         satisfied,
         residual_std,
         band,
+        exact: band <= EXACT_RELATIVE * typical,
     }
 }
 

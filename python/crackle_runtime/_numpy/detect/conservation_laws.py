@@ -402,6 +402,10 @@ def conservation_laws(
 
     laws: list[dict[str, Any]] = []
     basis: list[Float64Array] = []
+    exact_sets: list[set[int]] = []  # the metrics of each exact law accepted so far
+    # exact fits first (each group in its order): an exact law is known before the
+    # approximate laws among fewer of its metrics
+    found = sorted(found, key=lambda fit: bool(fit[1] > ZERO_EIGENVALUE))
     for _, eigenvalue, _, subset, weights, mask in found:
         columns_of_law = list(subset)
         trimmed_rows = sample_rows[mask]
@@ -422,7 +426,8 @@ def conservation_laws(
         residual = _combination(coefficients, law_raw)
         magnitude = _absolute_combination(coefficients, law_raw)
         constant = float(median(residual[trimmed_rows]))
-        if abs(constant) <= 1e-9 * float(median(magnitude[trimmed_rows])):
+        typical = float(median(magnitude[trimmed_rows]))
+        if abs(constant) <= 1e-9 * typical:
             constant = 0.0
         band = law_band(residual[sample_rows])
         allowed = np.maximum(1e-9 * magnitude, band)
@@ -430,6 +435,15 @@ def conservation_laws(
         support = float(np.count_nonzero(satisfied)) / tasks.size
         if support < MIN_SUPPORT:
             continue
+        # an approximate law among fewer of an exact law's metrics is a relation between its
+        # other terms and these, not a second law (the Rust ``within_exact_law``)
+        law_metrics = {candidates[k] for k in columns_of_law}
+        exact = band <= 1e-9 * typical
+        if not exact and any(law_metrics < known for known in exact_sets):
+            basis.append(remainder / remainder_norm)  # not reported; its supersets implied
+            continue
+        if exact:
+            exact_sets.append(law_metrics)
         basis.append(remainder / remainder_norm)
         laws.append(
             {

@@ -44,6 +44,9 @@ pub const MAX_BLOCK: usize = 16;
 pub const PEAK: f64 = 0.5;
 /// A lag before it has autocorrelation at most -3/10 (less over many cycles).
 pub const TROUGH: f64 = 0.3;
+/// A step explaining less of the ranks' variance than this hides no cycle worth a second
+/// search ([`step_free_ranks`]): it moves every autocorrelation by about that much.
+pub const STEP_SHARE: f64 = 0.02;
 /// The lowered limits stay this many of Bartlett's standard errors away from 0.
 pub const NOISE_SDS: f64 = 3.0;
 
@@ -273,13 +276,16 @@ pub fn remove_cycle_at(values: &[f64], tasks: &[usize], period: usize) -> Option
 /// doubled mid-ranks minus their mean `L + 1`: integers with the piece's level removed. A
 /// deploy that moves a metric by 40% adds to every autocorrelation of its ranks and hides
 /// its daily cycle's trough; [`find_cycle`] searches these when the ranks show no cycle.
-pub fn step_free_ranks(values: &[f64], ranks: &[i64]) -> Vec<i64> {
+/// None (no second search, no ranking again) when that step explains less than
+/// [`STEP_SHARE`] of the ranks' variance, or the series is too short to cut.
+pub fn step_free_ranks(values: &[f64], ranks: &[i64]) -> Option<Vec<i64>> {
     let n = ranks.len();
     let margin = (n / 10).max(1);
     if n < 2 * margin + 1 {
-        return ranks.to_vec();
+        return None;
     }
     let total: i128 = ranks.iter().map(|&r| r as i128).sum();
+    let squares: i128 = ranks.iter().map(|&r| r as i128 * r as i128).sum();
     let mut prefix: i128 = ranks[..margin].iter().map(|&r| r as i128).sum();
     let (mut cut, mut best) = (margin, f64::NEG_INFINITY);
     for k in margin..=n - margin {
@@ -292,12 +298,16 @@ pub fn step_free_ranks(values: &[f64], ranks: &[i64]) -> Vec<i64> {
             (cut, best) = (k, criterion);
         }
     }
+    // best / (n Σr² - S²) is the share of the ranks' variance the step explains
+    if best < STEP_SHARE * (n as i128 * squares - total * total) as f64 {
+        return None;
+    }
     let mut free = Vec::with_capacity(n);
     for piece in [&values[..cut], &values[cut..]] {
         let mean = piece.len() as i64 + 1;
         free.extend(doubled_midranks(piece).into_iter().map(|r| r - mean));
     }
-    free
+    Some(free)
 }
 
 /// The most absent tasks a metric may have for its cycle to be searched: one in three
@@ -328,8 +338,9 @@ pub fn find_cycle(
         // Longer series are not searched: no ranking again.
         let period = seasonal_period(ranks).or_else(|| {
             (count <= MAX_BLOCKS * MAX_BLOCK)
-                .then(|| seasonal_period(&step_free_ranks(values, ranks)))
+                .then(|| step_free_ranks(values, ranks))
                 .flatten()
+                .and_then(|free| seasonal_period(&free))
         })?;
         (period, remove_cycle(values, period))
     } else {

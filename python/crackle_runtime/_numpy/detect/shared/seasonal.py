@@ -28,6 +28,7 @@ MAX_BLOCKS = 4096
 MAX_BLOCK = 16
 PEAK = 0.5  # autocorrelation at the period >= 1/2 (less over many cycles, see _limits)
 TROUGH = 0.3  # some lag before it <= -3/10 (less over many cycles)
+STEP_SHARE = 0.02  # a step explaining less of the ranks' variance: no second search
 NOISE_SDS = 3.0  # the lowered limits stay this many of Bartlett's standard errors out
 
 Int64Array = NDArray[np.int64]
@@ -200,22 +201,28 @@ def remove_cycle_at(
     return np.asarray(values - profile[phases], dtype=np.float64)
 
 
-def step_free_ranks(values: Float64Array, ranks: Int64Array) -> Int64Array:
+def step_free_ranks(values: Float64Array, ranks: Int64Array) -> Int64Array | None:
     """``values`` ranked within the two pieces cut at the least-squares location of one
     change of ``ranks`` (the first k in [n/10, n - n/10] maximising T_k^2 / (k (n - k)),
     T_k = n sum(ranks[:k]) - k sum(ranks); Hinkley 1970), each piece's doubled mid-ranks
     minus their mean L + 1 (the Rust ``step_free_ranks``): a step no longer hides the
-    cycle's trough."""
+    cycle's trough. None when the step explains less than STEP_SHARE of the ranks'
+    variance, or the series is too short to cut."""
     n = ranks.size
     margin = max(n // 10, 1)
     if n < 2 * margin + 1:
-        return ranks.copy()
+        return None
     # exact in int64 for the lengths searched (n <= MAX_BLOCKS * MAX_BLOCK)
     cuts = np.arange(margin, n - margin + 1, dtype=np.int64)
     prefix = np.cumsum(ranks, dtype=np.int64)[cuts - 1]
     t = (n * prefix - cuts * int(ranks.sum())).astype(np.float64)
     criterion = t * t / (cuts * (n - cuts)).astype(np.float64)
-    cut = int(cuts[int(np.argmax(criterion))])  # the first maximiser
+    best = int(np.argmax(criterion))  # the first maximiser
+    total = int(ranks.sum())
+    spread = float(n * int(np.dot(ranks, ranks)) - total * total)
+    if float(criterion[best]) < STEP_SHARE * spread:  # the step's share of the variance
+        return None
+    cut = int(cuts[best])
     pieces = (values[:cut], values[cut:])
     return np.concatenate([doubled_midranks(piece) - (piece.size + 1) for piece in pieces])
 
@@ -235,7 +242,8 @@ def find_cycle(
     if count == length:
         period = seasonal_period(ranks)
         if period is None and count <= MAX_BLOCKS * MAX_BLOCK:  # longer: not searched
-            period = seasonal_period(step_free_ranks(values, ranks))
+            free = step_free_ranks(values, ranks)
+            period = None if free is None else seasonal_period(free)
         if period is None:
             return None
         removed: Float64Array | None = remove_cycle(values, period)

@@ -46,6 +46,13 @@ def test_task_labels_read_the_source_when_first_used() -> None:
     assert repr(chosen) == repr(("a", "c", "d"))
     assert pickle.loads(pickle.dumps(chosen)) == ("a", "c", "d")
     assert TaskLabels(source, 0) == () and not TaskLabels(source, 2, bytes(2))
+    # what a tuple supports, with tuples as results
+    assert chosen + ("x",) == ("a", "c", "d", "x")  # noqa: RUF005 (the operator is tested)
+    assert ("x",) + chosen == ("x", "a", "c", "d")  # noqa: RUF005
+    assert chosen * 2 == 2 * chosen == ("a", "c", "d") * 2
+    assert every < chosen and chosen > ("a", "b") and sorted([chosen, every]) == [every, chosen]
+    with pytest.raises(TypeError):
+        _ = chosen < ["a"]
     with pytest.raises(ValueError, match="count"):
         TaskLabels(source, 9)
     with pytest.raises(ValueError, match="chosen"):

@@ -84,7 +84,9 @@ def run_detector(
 ) -> dict[str, NDArray[Any]]:
     """Run the registered detector ``name`` over the rows ``metrics`` (all when None) of
     ``columns`` with ``params`` over its defaults; returns its named fields. ``complete``:
-    one flag per selected row, the rows known to hold every value, all finite."""
+    one flag per selected row, the rows known to hold every value, all finite (the caller's
+    word, not checked: a wrong flag has NaN read as a value; the NumPy backend ignores the
+    flags)."""
 
 def forget_law_fits() -> None:
     """Forget the conservation-law fits kept for the latest samples: the next run fits every

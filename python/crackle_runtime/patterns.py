@@ -80,7 +80,9 @@ class TaskLabels(Sequence[str]):
     the first time its items are asked for, then holds them as a tuple: a pattern over a
     million tasks costs no million-label tuple until someone reads its tasks (``cool()``
     after ``extend()`` does not pay for every task's label). Equal to the tuple of the same
-    labels, with the same hash."""
+    labels, with the same hash, ordered against tuples, and ``+`` / ``*`` give tuples;
+    ``tuple(labels)`` is the tuple itself (for ``json.dumps`` or an ``isinstance`` check,
+    which a sequence does not pass)."""
 
     __slots__ = ("_chosen", "_count", "_items", "_size", "_source")
 
@@ -127,11 +129,47 @@ class TaskLabels(Sequence[str]):
     def __hash__(self) -> int:
         return hash(self._tuple())
 
+    # What a tuple of the labels supports, with tuples as results.
+    def __add__(self, other: object) -> tuple[str, ...]:
+        if isinstance(other, TaskLabels | tuple):
+            return self._tuple() + tuple(other)
+        return NotImplemented
+
+    def __radd__(self, other: object) -> tuple[str, ...]:
+        if isinstance(other, tuple):
+            return other + self._tuple()
+        return NotImplemented
+
+    def __mul__(self, times: int) -> tuple[str, ...]:
+        return self._tuple() * times
+
+    __rmul__ = __mul__
+
+    def __lt__(self, other: object) -> bool:
+        return self._tuple() < _as_tuple(other)
+
+    def __le__(self, other: object) -> bool:
+        return self._tuple() <= _as_tuple(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self._tuple() > _as_tuple(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self._tuple() >= _as_tuple(other)
+
     def __repr__(self) -> str:
         return repr(self._tuple())
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (tuple, (self._tuple(),))
+
+
+def _as_tuple(other: object) -> tuple[str, ...]:
+    if isinstance(other, TaskLabels):
+        return other._tuple()
+    if isinstance(other, tuple):
+        return other
+    raise TypeError(f"'<' not supported between TaskLabels and {type(other).__name__}")
 
 
 def _clamp_confidence(confidence: float) -> float:

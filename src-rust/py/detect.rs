@@ -84,7 +84,8 @@ pub(crate) fn table_to_dict<'py>(py: Python<'py>, table: Table) -> PyResult<Boun
 /// `columns` (metrics × tasks, NaN = absent) with `params` over its defaults; returns its
 /// named fields. `complete` (one flag per selected row) marks the rows the caller knows to
 /// hold every value, all finite: the detector does not read them to find gaps
-/// (`detect::shared::columns::with_complete_columns`).
+/// (`detect::shared::columns::with_complete_columns`). The flags are the caller's word: a
+/// wrong one has NaN read as a value or an infinity scored (the NumPy backend ignores them).
 #[pyfunction]
 #[pyo3(signature = (name, columns, metrics = None, params = None, complete = None))]
 pub fn run_detector<'py>(

@@ -274,6 +274,15 @@ def test_a_ramp_after_a_flat_start_is_one_change_and_a_drift(kernels: ModuleType
     assert len(positions(result)) <= 1
 
 
+def test_the_twins_integer_sums_do_not_wrap_on_long_series() -> None:
+    """The doubled ranks of 2.2M values: one int64 dot product of them wraps around (the
+    Rust sums in i128); exact_dot adds int64 chunks as Python ints. A straight run of ranks
+    is a straight line: its line_rss is 0 up to rounding, not -1.8e19."""
+    ranks = 2 * np.arange(1, 2_200_001, dtype=np.int64)
+    assert twin.exact_dot(ranks, ranks) == sum(4 * k * k for k in range(1, 2_200_001))
+    assert abs(twin.line_rss(ranks)) <= 1e-9 * float(twin.exact_dot(ranks, ranks))
+
+
 def test_hinge_fit_is_least_squares() -> None:
     """The step's RSS and the least RSS over the knots of the broken line and of the flat
     start, against numpy.linalg.lstsq over every knot."""

@@ -165,8 +165,8 @@ def _side_moments(side: Int64Array) -> tuple[float, float, float]:
     first - last) + (q - 1) S^2, P = sum s_t s_(t+1)."""
     q = side.size
     total = int(side.sum())
-    squares = int(np.dot(side, side))
-    lagged = int(np.dot(side[:-1], side[1:])) if q > 1 else 0
+    squares = exact_dot(side, side)
+    lagged = exact_dot(side[:-1], side[1:]) if q > 1 else 0
     ends = int(side[0]) + int(side[-1])
     energy = float(q * squares - total * total) / q
     products = float(q * q * lagged - q * total * (2 * total - ends) + (q - 1) * total * total)
@@ -418,7 +418,7 @@ def _refine(
 def _centred_energy(part: Int64Array) -> tuple[int, int, int]:
     """(q, S, q sum y^2 - S^2) of integer values y (exact)."""
     total = int(part.sum())
-    return part.size, total, part.size * int(np.dot(part, part)) - total * total
+    return part.size, total, part.size * exact_dot(part, part) - total * total
 
 
 def _fit_costs(ranks: Int64Array, start: int, end: int, inner: list[int]) -> tuple[float, float]:
@@ -430,7 +430,7 @@ def _fit_costs(ranks: Int64Array, start: int, end: int, inner: list[int]) -> tup
     length, total, centred = _centred_energy(part)
     t_sum = length * (length - 1) // 2
     t_squares = (length - 1) * length * (2 * length - 1) // 6
-    cross = length * int(np.dot(np.arange(length, dtype=np.int64), part)) - t_sum * total
+    cross = length * exact_dot(np.arange(length, dtype=np.int64), part) - t_sum * total
     spread = length * t_squares - t_sum * t_sum
     b = float(cross)
     line = (float(centred) - b * b / float(spread)) / length
@@ -498,6 +498,17 @@ def _suffix(terms: Int64Array, starts: Int64Array) -> Int64Array:
     return tails[starts]
 
 
+def exact_dot(a: Int64Array, b: Int64Array) -> int:
+    """sum(a * b) of two int64 arrays exactly, as a Python int (the Rust sums in i128): int64
+    dot products over chunks short enough not to overflow, added as Python ints (one
+    np.dot of the doubled ranks of 2M values wraps around)."""
+    if a.size == 0:
+        return 0
+    largest = max(int(np.abs(a).max()) * int(np.abs(b).max()), 1)
+    chunk = max(1, (1 << 62) // largest)
+    return sum(int(np.dot(a[i : i + chunk], b[i : i + chunk])) for i in range(0, a.size, chunk))
+
+
 def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
     """(RSS of the level step at ``cut``, least RSS of a continuous broken line, least RSS
     of a flat start then a line) of integer scores y of one span (the metric's doubled
@@ -511,12 +522,12 @@ def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
     exact integer turned to a float, then these floats in this order."""
     length = scores.size
     total = int(scores.sum())
-    syy = float(int(np.dot(scores, scores))) - float(total) * float(total) / length
+    syy = float(exact_dot(scores, scores)) - float(total) * float(total) / length
     left = float(length * int(scores[:cut].sum()) - cut * total)
     step = syy - left * left / float(length * cut * (length - cut))
     time = 2 * np.arange(length, dtype=np.int64) - (length - 1)
-    stt = float(int(np.dot(time, time)))
-    sty = float(int(np.dot(time, scores)))
+    stt = float(exact_dot(time, time))
+    sty = float(exact_dot(time, scores))
     knots = np.arange(1, length - 2, dtype=np.int64)
     # Suffix sums over t >= kappa of y, t y, t' and t' t.
     index = np.arange(length, dtype=np.int64)
@@ -541,10 +552,10 @@ def line_rss(scores: Int64Array) -> float:
     order."""
     length = scores.size
     total = int(scores.sum())
-    syy = float(int(np.dot(scores, scores))) - float(total) * float(total) / length
+    syy = float(exact_dot(scores, scores)) - float(total) * float(total) / length
     time = 2 * np.arange(length, dtype=np.int64) - (length - 1)
-    stt = float(int(np.dot(time, time)))
-    sty = float(int(np.dot(time, scores)))
+    stt = float(exact_dot(time, time))
+    sty = float(exact_dot(time, scores))
     return syy - sty * sty / stt
 
 

@@ -55,10 +55,7 @@ def _p_value(pattern: CracklePattern) -> float:
 def rank_key(pattern: CracklePattern) -> tuple[int, float, float, int]:
     """Sort key: kind group, p-value (an outlier's: none, so its severity instead, the most
     severe first), -confidence, -number of tasks (smallest first)."""
-    evidence = _p_value(pattern)
-    if pattern.kind == PatternKind.OUTLIER:
-        severity = pattern.metrics.get("severity", math.nan)
-        evidence = -severity if not math.isnan(severity) else 0.0
+    evidence = -_severity(pattern) if pattern.kind == PatternKind.OUTLIER else _p_value(pattern)
     return (
         _TIER.get(pattern.kind, 6),
         evidence,
@@ -248,7 +245,11 @@ def _outlier_name(pattern: CracklePattern) -> str:
 
 
 def _severity(pattern: CracklePattern) -> float:
-    """An outlier's largest |z| over its metrics (its confidence when it has none)."""
+    """An outlier's severity (the detector's largest equivalent Gaussian z over its
+    metrics), else its largest |z:metric|, else its confidence."""
+    severity = pattern.metrics.get("severity", math.nan)
+    if not math.isnan(severity):
+        return severity
     scores = [abs(v) for k, v in pattern.metrics.items() if k.startswith("z:") and v == v]
     return max(scores) if scores else pattern.confidence
 

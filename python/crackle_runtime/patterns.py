@@ -120,20 +120,17 @@ class TaskLabels(Sequence[str]):
         return label in self._tuple()
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, TaskLabels):
-            return len(self) == len(other) and self._tuple() == other._tuple()
-        if isinstance(other, tuple):
-            return len(self) == len(other) and self._tuple() == other
-        return NotImplemented
+        if not isinstance(other, TaskLabels | tuple):
+            return NotImplemented
+        return len(self) == len(other) and self._tuple() == _tuple_of(other)
 
     def __hash__(self) -> int:
         return hash(self._tuple())
 
     # What a tuple of the labels supports, with tuples as results.
     def __add__(self, other: object) -> tuple[str, ...]:
-        if isinstance(other, TaskLabels | tuple):
-            return self._tuple() + tuple(other)
-        return NotImplemented
+        items = _tuple_of(other)
+        return NotImplemented if items is None else self._tuple() + items
 
     def __radd__(self, other: object) -> tuple[str, ...]:
         if isinstance(other, tuple):
@@ -146,16 +143,20 @@ class TaskLabels(Sequence[str]):
     __rmul__ = __mul__
 
     def __lt__(self, other: object) -> bool:
-        return self._tuple() < _as_tuple(other)
+        items = _tuple_of(other)
+        return NotImplemented if items is None else self._tuple() < items
 
     def __le__(self, other: object) -> bool:
-        return self._tuple() <= _as_tuple(other)
+        items = _tuple_of(other)
+        return NotImplemented if items is None else self._tuple() <= items
 
     def __gt__(self, other: object) -> bool:
-        return self._tuple() > _as_tuple(other)
+        items = _tuple_of(other)
+        return NotImplemented if items is None else self._tuple() > items
 
     def __ge__(self, other: object) -> bool:
-        return self._tuple() >= _as_tuple(other)
+        items = _tuple_of(other)
+        return NotImplemented if items is None else self._tuple() >= items
 
     def __repr__(self) -> str:
         return repr(self._tuple())
@@ -164,12 +165,11 @@ class TaskLabels(Sequence[str]):
         return (tuple, (self._tuple(),))
 
 
-def _as_tuple(other: object) -> tuple[str, ...]:
+def _tuple_of(other: object) -> tuple[str, ...] | None:
+    """The labels of a TaskLabels or a tuple (what TaskLabels compares with), else None."""
     if isinstance(other, TaskLabels):
         return other._tuple()
-    if isinstance(other, tuple):
-        return other
-    raise TypeError(f"'<' not supported between TaskLabels and {type(other).__name__}")
+    return other if isinstance(other, tuple) else None
 
 
 def _clamp_confidence(confidence: float) -> float:

@@ -533,15 +533,14 @@ fn accept(
             .iter()
             .map(|&column| metrics[column].metric)
             .collect();
+        // A law left out is still known: its noisy supersets are implied by it.
+        basis.push(direction);
         if !evaluation.exact && within_exact_law(&law_metrics, &exact_sets) {
-            // Not reported, but known: its noisy supersets are implied by it.
-            basis.push(direction);
             continue;
         }
         if evaluation.exact {
             exact_sets.push(law_metrics.clone());
         }
-        basis.push(direction);
         laws.push(Law {
             metrics: law_metrics,
             coefficients: candidate.coefficients,

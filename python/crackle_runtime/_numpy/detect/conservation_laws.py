@@ -439,12 +439,11 @@ def conservation_laws(
         # other terms and these, not a second law (the Rust ``within_exact_law``)
         law_metrics = {candidates[k] for k in columns_of_law}
         exact = band <= 1e-9 * typical
+        basis.append(remainder / remainder_norm)  # a law left out still implies its supersets
         if not exact and any(law_metrics < known for known in exact_sets):
-            basis.append(remainder / remainder_norm)  # not reported; its supersets implied
             continue
         if exact:
             exact_sets.append(law_metrics)
-        basis.append(remainder / remainder_norm)
         laws.append(
             {
                 "metrics": [candidates[k] for k in columns_of_law],

@@ -213,12 +213,12 @@ def step_free_ranks(values: Float64Array, ranks: Int64Array) -> Int64Array | Non
     if n < 2 * margin + 1:
         return None
     # exact in int64 for the lengths searched (n <= MAX_BLOCKS * MAX_BLOCK)
+    total = int(ranks.sum())
     cuts = np.arange(margin, n - margin + 1, dtype=np.int64)
     prefix = np.cumsum(ranks, dtype=np.int64)[cuts - 1]
-    t = (n * prefix - cuts * int(ranks.sum())).astype(np.float64)
+    t = (n * prefix - cuts * total).astype(np.float64)
     criterion = t * t / (cuts * (n - cuts)).astype(np.float64)
     best = int(np.argmax(criterion))  # the first maximiser
-    total = int(ranks.sum())
     spread = float(n * int(np.dot(ranks, ranks)) - total * total)
     if float(criterion[best]) < STEP_SHARE * spread:  # the step's share of the variance
         return None

@@ -870,12 +870,16 @@ fn drifts(
 /// no ranking again), over the knots κ = 1..=L-3 of `y = a + b t + c (t - κ)₊` (the
 /// continuous piecewise-linear model of Fearnhead, Maidstone & Letchford 2019 with one
 /// knot) and of `y = a + c (t - κ)₊`. With S = Σy, `t' = 2t - (L - 1)` (summing to 0) and
-/// `h = (t - κ)₊`, the centred sums are `Syy = Σy² - S²/L`, `Sty = Σ t'y`, `Sth = Σ t'h`,
+/// a hinge h, the centred sums are `Syy = Σy² - S²/L`, `Sty = Σ t'y`, `Sth = Σ t'h`,
 /// `Shy = Σ hy - Σh S / L` and `Shh = Σh² - (Σh)²/L`: the step's RSS is
-/// `Syy - (L S₁ - k S)² / (L k (L - k))`, S₁ = Σ y[..k]; the line's
-/// `Syy - (Shh Sty² - 2 Sth Sty Shy + Stt Shy²) / (Stt Shh - Sth²)` (Frisch–Waugh); the
-/// flat start's `Syy - Shy² / Shh`; every sum an exact integer turned to a float, then these
-/// floats in this order (L >= 5).
+/// `Syy - (L S₁ - k S)² / (L k (L - k))`, S₁ = Σ y[..k]; the broken line's
+/// `Syy - (Shh Sty² - 2 Sth Sty Shy + Stt Shy²) / (Stt Shh - Sth²)` (Frisch–Waugh) with
+/// the hinge of shorter support: `h = (t - κ)₊` for 2κ >= L, `g = (κ - t)₊` below. Both
+/// span the same lines with 1 and t, but the longer one is nearly a multiple of t' and its
+/// sums cancel: with h at κ = 2 of 600,000 ranks the broken line's "RSS" came out 3% below
+/// the straight line's, and a clear step was dropped as a bend. The flat start's RSS is
+/// `Syy - Shy² / Shh` with `h = (t - κ)₊`. Every sum is an exact integer (i128: the sums
+/// are about L³) turned to a float, then these floats in this order (L >= 5).
 pub fn hinge_fit(scores: &[i64], cut: usize) -> (f64, f64, f64) {
     let length = scores.len();
     let size = length as i128;
@@ -890,32 +894,55 @@ pub fn hinge_fit(scores: &[i64], cut: usize) -> (f64, f64, f64) {
     let sty = (0..length)
         .map(|t| time(t) * scores[t] as i128)
         .sum::<i128>() as f64;
-    // Suffix sums over t >= κ of y, t y, t' and t' t, from the end: within i64 for spans
-    // up to about a million values (the NumPy twin's int64).
-    let (mut y_tail, mut ty_tail, mut c_tail, mut ct_tail) = (0i64, 0i64, 0i64, 0i64);
-    let (mut line, mut flat) = (f64::INFINITY, f64::INFINITY);
     let (length_f, total_f) = (length as f64, total as f64);
-    let last = length as i64 - 1;
+    // Syy minus the broken line's RSS from a hinge's Σh, Σh², Σt'h and Σhy.
+    let explained = |sum_h: i128, sum_hh: i128, sth: i128, hy: i128| {
+        let sum_h = sum_h as f64;
+        let shh = sum_hh as f64 - sum_h * sum_h / length_f;
+        let (sth, shy) = (sth as f64, hy as f64 - sum_h * total_f / length_f);
+        (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (stt * shh - sth * sth)
+    };
+    let (mut line, mut flat) = (f64::INFINITY, f64::INFINITY);
+    // Before the knot: g = κ..1 at t = 0..κ-1, from sums over t < κ.
+    let (mut y_head, mut ty_head, mut c_head, mut ct_head) = (0i128, 0i128, 0i128, 0i128);
+    for knot in 1..length.saturating_sub(2) {
+        let t = knot - 1;
+        let (at, y) = (t as i128, scores[t] as i128);
+        y_head += y;
+        ty_head += at * y;
+        c_head += time(t);
+        ct_head += time(t) * at;
+        if 2 * knot >= length {
+            break;
+        }
+        let k = knot as i128;
+        let (sum_g, sum_gg) = (k * (k + 1) / 2, k * (k + 1) * (2 * k + 1) / 6);
+        line = line.min(syy - explained(sum_g, sum_gg, k * c_head - ct_head, k * y_head - ty_head));
+    }
+    // After the knot: h = 1..m, m = L - 1 - κ, from sums over t >= κ.
+    let (mut y_tail, mut ty_tail, mut c_tail, mut ct_tail) = (0i128, 0i128, 0i128, 0i128);
+    let last = size - 1;
     for t in (1..length).rev() {
-        let at = t as i64;
-        let y = scores[t];
-        let moment = 2 * at - last;
+        let (at, y) = (t as i128, scores[t] as i128);
         y_tail += y;
         ty_tail += at * y;
-        c_tail += moment;
-        ct_tail += moment * at;
+        c_tail += time(t);
+        ct_tail += time(t) * at;
         if t > length - 3 {
             continue;
         }
         let tail = last - at;
-        let sum_h = (tail * (tail + 1) / 2) as f64;
-        let sum_hh = (tail * (tail + 1) * (2 * tail + 1) / 6) as f64;
-        let shh = sum_hh - sum_h * sum_h / length_f;
-        let sth = (ct_tail - at * c_tail) as f64;
-        let shy = (ty_tail - at * y_tail) as f64 - sum_h * total_f / length_f;
-        let explained =
-            (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (stt * shh - sth * sth);
-        line = line.min(syy - explained);
+        let (sum_h, sum_hh) = (
+            tail * (tail + 1) / 2,
+            tail * (tail + 1) * (2 * tail + 1) / 6,
+        );
+        let (sth, hy) = (ct_tail - at * c_tail, ty_tail - at * y_tail);
+        if 2 * t >= length {
+            line = line.min(syy - explained(sum_h, sum_hh, sth, hy));
+        }
+        let sum_h = sum_h as f64;
+        let shh = sum_hh as f64 - sum_h * sum_h / length_f;
+        let shy = hy as f64 - sum_h * total_f / length_f;
         flat = flat.min(syy - shy * shy / shh);
     }
     (step, line, flat)

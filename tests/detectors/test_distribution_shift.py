@@ -283,6 +283,31 @@ def test_the_twins_integer_sums_do_not_wrap_on_long_series() -> None:
     assert abs(twin.line_rss(ranks)) <= 1e-9 * float(twin.exact_dot(ranks, ranks))
 
 
+def test_a_step_in_600000_values_is_not_a_bend(kernels: ModuleType) -> None:
+    """A 0.5-SD step at a third of 600,000 values stays a change. The broken line's sums
+    for a knot near the start of so long a span cancelled (its "RSS" came out 3% below the
+    straight line's): the step was dropped as a bend and the metric called drifting over
+    all its values, from about 600,000 values on."""
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=600_000)
+    values[200_000:] += 0.5
+    result = changes(kernels, values)
+    assert result["drifting"].tolist() == [False]
+    assert [abs(position - 200_000) <= 100 for position in positions(result)] == [True]
+
+
+@pytest.mark.parametrize("length", [600_000, 1_100_000])
+def test_the_broken_line_of_long_noise_is_near_the_straight_line(length: int) -> None:
+    """On the ranks of iid noise the best broken line improves on the straight line by a
+    few ln(L) / L at most, at any length: the twin's sums stay exact past int64 (from
+    2^20 values on) and the hinge of shorter support keeps them from cancelling."""
+    ranks = twin.doubled_midranks(np.random.default_rng(length).normal(size=length))
+    straight = twin.line_rss(ranks)
+    _, line, flat = twin.hinge_fit(ranks, length // 2)
+    assert straight * (1.0 - 1e-3) <= line <= straight
+    assert line <= flat
+
+
 def test_hinge_fit_is_least_squares() -> None:
     """The step's RSS and the least RSS over the knots of the broken line and of the flat
     start, against numpy.linalg.lstsq over every knot."""

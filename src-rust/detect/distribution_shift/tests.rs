@@ -274,6 +274,20 @@ fn hinge_fit_of_a_line_and_of_a_step() {
 }
 
 #[test]
+fn the_broken_line_of_long_noise_is_near_the_straight_line() {
+    // 600,000 ranks of iid noise: the best broken line improves on the straight line by a
+    // few ln(L) / L; with the hinge (t - κ)₊ at κ = 2 its sums cancelled to 3% below.
+    let ranks = doubled_midranks(&normals(2, 600_000));
+    let straight = line_rss(&ranks);
+    let (_, broken, flat) = hinge_fit(&ranks, 300_000);
+    assert!(
+        broken <= straight && broken >= straight * (1.0 - 1e-3),
+        "{broken} {straight}"
+    );
+    assert!(broken <= flat, "{broken} {flat}");
+}
+
+#[test]
 fn a_cycle_through_part_of_its_period_drifts() {
     // Period 288 over 200 values with noise: a hump, not a level change.
     let noise = normals(11, 200);

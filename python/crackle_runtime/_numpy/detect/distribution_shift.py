@@ -492,10 +492,11 @@ def _drifts(
     return [change for index, change in enumerate(changes) if index not in dropped], drift
 
 
-def _suffix(terms: Int64Array, starts: Int64Array) -> Int64Array:
-    """sum(terms[start:]) for each start (exact integers)."""
-    tails: Int64Array = np.cumsum(terms[::-1])[::-1]
-    return tails[starts]
+def _partial_sums(terms: Int64Array, ends: Int64Array, exact: bool) -> Int64Array:
+    """sum(terms[:end]) for each end, as int64, or as Python ints when ``exact`` (sums past
+    int64's range)."""
+    running = np.cumsum(terms.astype(object) if exact else terms)
+    return np.concatenate([np.zeros(1, dtype=running.dtype), running])[ends]
 
 
 def exact_dot(a: Int64Array, b: Int64Array) -> int:
@@ -509,18 +510,35 @@ def exact_dot(a: Int64Array, b: Int64Array) -> int:
     return sum(int(np.dot(a[i : i + chunk], b[i : i + chunk])) for i in range(0, a.size, chunk))
 
 
+EXACT_SPAN = 1 << 20  # from this length the hinge sums (about L^3) leave int64
+
+
+def _hinge_explained(
+    sums: tuple[Float64Array, Float64Array, Float64Array],
+    stt: float,
+    sty: float,
+) -> Float64Array:
+    """Syy minus the broken line's RSS from the hinge's centred sums (Shh, Sth, Shy)."""
+    shh, sth, shy = sums
+    return (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (stt * shh - sth * sth)
+
+
 def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
     """(RSS of the level step at ``cut``, least RSS of a continuous broken line, least RSS
     of a flat start then a line) of integer scores y of one span (the metric's doubled
     mid-ranks: no ranking again), over the knots kappa = 1..L-3 of y = a + b t +
-    c (t - kappa)_+ and of y = a + c (t - kappa)_+. With S = sum(y), t' = 2t - (L - 1)
-    (summing to 0) and h = (t - kappa)_+, the centred sums are Syy = sum(y^2) - S^2 / L,
-    Sty = sum(t' y), Sth = sum(t' h), Shy = sum(h y) - sum(h) S / L and
-    Shh = sum(h^2) - sum(h)^2 / L: the step's RSS is Syy - (L S1 - k S)^2 / (L k (L - k)),
-    S1 = sum(y[:k]); the line's Syy - (Shh Sty^2 - 2 Sth Sty Shy + Stt Shy^2) /
-    (Stt Shh - Sth^2) (Frisch-Waugh); the flat start's Syy - Shy^2 / Shh; every sum an
-    exact integer turned to a float, then these floats in this order."""
+    c (t - kappa)_+ and of y = a + c (t - kappa)_+ (see the Rust ``hinge_fit``). With
+    S = sum(y), t' = 2t - (L - 1) and a hinge h, the centred sums are Syy = sum(y^2) -
+    S^2 / L, Sty = sum(t' y), Sth = sum(t' h), Shy = sum(h y) - sum(h) S / L and Shh =
+    sum(h^2) - sum(h)^2 / L: the step's RSS is Syy - (L S1 - k S)^2 / (L k (L - k)),
+    S1 = sum(y[:k]); the broken line's Syy - (Shh Sty^2 - 2 Sth Sty Shy + Stt Shy^2) /
+    (Stt Shh - Sth^2) (Frisch-Waugh) with the hinge of shorter support, h = (t - kappa)_+
+    for 2 kappa >= L and g = (kappa - t)_+ below (both span the same lines with 1 and t;
+    the longer one is nearly a multiple of t' and its sums cancel); the flat start's
+    Syy - Shy^2 / Shh with h = (t - kappa)_+; every sum an exact integer turned to a float,
+    then these floats in this order."""
     length = scores.size
+    exact = length >= EXACT_SPAN
     total = int(scores.sum())
     syy = float(exact_dot(scores, scores)) - float(total) * float(total) / length
     left = float(length * int(scores[:cut].sum()) - cut * total)
@@ -528,21 +546,48 @@ def hinge_fit(scores: Int64Array, cut: int) -> tuple[float, float, float]:
     time = 2 * np.arange(length, dtype=np.int64) - (length - 1)
     stt = float(exact_dot(time, time))
     sty = float(exact_dot(time, scores))
-    knots = np.arange(1, length - 2, dtype=np.int64)
-    # Suffix sums over t >= kappa of y, t y, t' and t' t.
     index = np.arange(length, dtype=np.int64)
-    y_tail, ty_tail = _suffix(scores, knots), _suffix(index * scores, knots)
-    c_tail, ct_tail = _suffix(time, knots), _suffix(time * index, knots)
-    tail = length - 1 - knots  # m: h = 1..m after the knot
+    knots = np.arange(1, length - 2, dtype=np.int64)
+    weighted, timed = index * scores, time * index
+    if exact:
+        weighted = scores.astype(object) * index.astype(object)
+        timed = time.astype(object) * index.astype(object)
+    # After the knot: h = 1..m, m = L - 1 - kappa; sums over t >= kappa.
+    ends = np.full(knots.size, length, dtype=np.int64)
+    y_tail = _partial_sums(scores, ends, exact) - _partial_sums(scores, knots, exact)
+    ty_tail = _partial_sums(weighted, ends, exact) - _partial_sums(weighted, knots, exact)
+    c_tail = _partial_sums(time, ends, exact) - _partial_sums(time, knots, exact)
+    ct_tail = _partial_sums(timed, ends, exact) - _partial_sums(timed, knots, exact)
+    tail = (length - 1 - knots).astype(object) if exact else length - 1 - knots
     sum_h = (tail * (tail + 1) // 2).astype(np.float64)
     sum_hh = (tail * (tail + 1) * (2 * tail + 1) // 6).astype(np.float64)
-    shh = sum_hh - sum_h * sum_h / length
-    sth = (ct_tail - knots * c_tail).astype(np.float64)
-    shy = (ty_tail - knots * y_tail).astype(np.float64) - sum_h * float(total) / length
-    explained = (shh * sty * sty - 2.0 * sth * sty * shy + stt * shy * shy) / (
-        stt * shh - sth * sth
+    after = (
+        sum_hh - sum_h * sum_h / length,
+        (ct_tail - knots * c_tail).astype(np.float64),
+        (ty_tail - knots * y_tail).astype(np.float64) - sum_h * float(total) / length,
     )
-    onset = syy - shy * shy / shh
+    onset = syy - after[2] * after[2] / after[0]
+    # Before the knot: g = kappa..1 at t = 0..kappa-1; sums over t < kappa.
+    lower = knots[2 * knots < length]
+    head = lower.astype(object) if exact else lower
+    sum_g = (head * (head + 1) // 2).astype(np.float64)
+    sum_gg = (head * (head + 1) * (2 * head + 1) // 6).astype(np.float64)
+    y_head = _partial_sums(scores, lower, exact)
+    before = (
+        sum_gg - sum_g * sum_g / length,
+        (lower * _partial_sums(time, lower, exact) - _partial_sums(timed, lower, exact)).astype(
+            np.float64
+        ),
+        (lower * y_head - _partial_sums(weighted, lower, exact)).astype(np.float64)
+        - sum_g * float(total) / length,
+    )
+    upper = slice(lower.size, None)
+    explained = np.concatenate(
+        [
+            _hinge_explained(before, stt, sty),
+            _hinge_explained((after[0][upper], after[1][upper], after[2][upper]), stt, sty),
+        ]
+    )
     return step, float(np.min(syy - explained)), float(np.min(onset))
 
 

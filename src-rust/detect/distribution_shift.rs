@@ -75,7 +75,8 @@
 //!   A change whose span is a flat start then a line is the onset of a drift and stays. A
 //!   change that a straight line over the same span fits as well, by the same BIC (2
 //!   coefficients against the step's 3), is a slow trend cut where its CUSUM peaks: it goes,
-//!   and the metric drifts over the span.
+//!   and the metric drifts over the span. The drift reported is the widest of the spans
+//!   found once those that overlap or touch are joined ([`widest_drift`]).
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -211,7 +212,7 @@ pub struct MetricChanges {
     /// bias-corrected ([`residual_rho`]; NaN untested or every segment constant).
     pub phi: f64,
     pub drifting: bool,
-    /// The first span found drifting, [start, end) (-1, -1 when none).
+    /// The widest span found drifting ([`widest_drift`]), [start, end) (-1, -1 when none).
     pub drift: Option<(usize, usize)>,
     /// The period of the cycle removed before the search ([`seasonal_period`]), if any.
     pub period: Option<usize>,
@@ -695,12 +696,13 @@ pub fn metric_changes(
         found.drift = Some((0, count));
         return Ok(found);
     }
-    let (kept, drift) = drifts(&positions, &ranks, values);
+    let (kept, mut spans) = drifts(&positions, &ranks, values);
     let spread: Vec<bool> = kept.iter().map(|&index| splits[index].3).collect();
     let kept_positions: Vec<usize> = kept.iter().map(|&index| positions[index]).collect();
     let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks);
     let kept: Vec<usize> = smooth_kept.iter().map(|&slot| kept[slot]).collect();
-    let drift = drift.or(smooth);
+    spans.extend(smooth);
+    let drift = widest_drift(&mut spans);
     if drift.is_some() {
         found.drifting = true;
         found.drift = drift;
@@ -827,19 +829,36 @@ fn directions(changes: &[usize], ranks: &[i64]) -> Vec<std::cmp::Ordering> {
         .collect()
 }
 
-/// The indices (into `changes`) of the changes that are not steps of a drift, and the first
-/// span found drifting (see the module documentation).
-fn drifts(
-    changes: &[usize],
-    ranks: &[i64],
-    values: &[f64],
-) -> (Vec<usize>, Option<(usize, usize)>) {
+/// The widest of the drifting spans once spans that overlap or touch are joined (the first
+/// of equally wide ones): a ramp over 400,000 tasks is cut by binary segmentation into
+/// dozens of changes, dropped run by run, and each run's span is only part of the ramp.
+pub fn widest_drift(spans: &mut [(usize, usize)]) -> Option<(usize, usize)> {
+    spans.sort_unstable();
+    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for &(start, end) in spans.iter() {
+        match joined.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => joined.push((start, end)),
+        }
+    }
+    let mut widest: Option<(usize, usize)> = None;
+    for span in joined {
+        if widest.is_none_or(|(lo, hi)| span.1 - span.0 > hi - lo) {
+            widest = Some(span);
+        }
+    }
+    widest
+}
+
+/// The indices (into `changes`) of the changes that are not steps of a drift, and the spans
+/// found drifting (see the module documentation).
+fn drifts(changes: &[usize], ranks: &[i64], values: &[f64]) -> (Vec<usize>, Vec<(usize, usize)>) {
     let mut bounds = vec![0];
     bounds.extend_from_slice(changes);
     bounds.push(ranks.len());
     let directions = directions(changes, ranks);
     let mut dropped = vec![false; changes.len()];
-    let mut drift = None;
+    let mut spans = Vec::new();
     let mut i = 0;
     while i < changes.len() {
         let mut j = i;
@@ -854,7 +873,7 @@ fn drifts(
                 let start = bounds[first];
                 if line_wins(values, start, end, &changes[first..=j]) {
                     dropped[first..=j].iter_mut().for_each(|d| *d = true);
-                    drift = drift.or(Some((start, end)));
+                    spans.push((start, end));
                     break;
                 }
             }
@@ -862,7 +881,7 @@ fn drifts(
         i = j + 1;
     }
     let kept = (0..changes.len()).filter(|&i| !dropped[i]).collect();
-    (kept, drift)
+    (kept, spans)
 }
 
 /// (RSS of the level step at `cut`, least RSS of a continuous broken line, least RSS of a
@@ -980,7 +999,11 @@ enum Verdict {
 /// noise inflates a likelihood ratio by about f): Smooth when a straight line fits as well
 /// as the step, `L' ln(RSS_straight / RSS_step) <= ln L'` (2 parameters against 3: a slow
 /// drift, which binary segmentation cuts where its CUSUM peaks — on CI build times creeping
-/// up 8% over 3,000 runs a step was reported in 16 of 20 exports, 1 of 20 with this test);
+/// up 8% over 3,000 runs a step was reported in 16 of 20 exports, 1 of 20 with this test),
+/// but Onset when then the flat start fits as well as the broken line and better than the
+/// straight line, `L' ln(RSS_straight / RSS_flat) > ln L'` (a ramp over the last 40% of
+/// the values: the straight line beat the step, and the metric was called drifting from
+/// its first value);
 /// else the broken line fits as well as the step when `L' ln(RSS_step / RSS_line) >= ln L'`
 /// (4 parameters against 3), the flat start as well as the line when
 /// `L' ln(RSS_flat / RSS_line) <= ln L'` (3 against 4); ln L' is taken at L' >= 2; Step
@@ -1000,14 +1023,23 @@ fn smooth_verdict(ranks: &[i64], start: usize, change: usize, end: usize) -> Ver
     let effective = length as f64 / ((1.0 + rho) / (1.0 - rho));
     let penalty = effective.max(2.0).ln();
     let straight = line_rss(ranks);
+    let flat_start = flat <= 0.0 || (line > 0.0 && effective * (flat / line).ln() <= penalty);
     if straight <= 0.0 || effective * (straight / step).ln() <= penalty {
-        // A straight line (2 coefficients against the step's 3) fits as well: a trend.
-        return Verdict::Smooth;
+        // A straight line (2 coefficients against the step's 3) fits as well: a trend,
+        // unless a flat start then a line fits as well as the broken line and better than
+        // the straight line (3 against 2): a ramp after a flat stretch, which a straight
+        // line over the whole span can fit better than one step does.
+        let ramp = straight > 0.0 && flat_start && effective * (straight / flat).ln() > penalty;
+        return if ramp {
+            Verdict::Onset
+        } else {
+            Verdict::Smooth
+        };
     }
     if line >= step || !(line <= 0.0 || effective * (step / line).ln() >= penalty) {
         return Verdict::Step;
     }
-    if flat <= 0.0 || (line > 0.0 && effective * (flat / line).ln() <= penalty) {
+    if flat_start {
         return Verdict::Onset;
     }
     Verdict::Smooth
@@ -1021,16 +1053,15 @@ fn smooth_verdict(ranks: &[i64], start: usize, change: usize, end: usize) -> Ver
 /// whose span is as well described by a flat start then a line is the onset of a drift
 /// when it is the first change or goes the way of the change before it (else it is the top
 /// of a hump): it stays, and the drift runs from it to the span's end (the window only
-/// drops changes). Returns the indices (into `changes`) kept and the first span found
-/// drifting.
+/// drops changes). Returns the indices (into `changes`) kept and the spans found drifting.
 fn smooth_steps(
     changes: &[usize],
     spread: &[bool],
     ranks: &[i64],
-) -> (Vec<usize>, Option<(usize, usize)>) {
+) -> (Vec<usize>, Vec<(usize, usize)>) {
     let directions = directions(changes, ranks);
     let mut kept = Vec::with_capacity(changes.len());
-    let mut drift = None;
+    let mut spans = Vec::new();
     for (index, &change) in changes.iter().enumerate() {
         let lo = if index > 0 { changes[index - 1] } else { 0 };
         let hi = changes.get(index + 1).copied().unwrap_or(ranks.len());
@@ -1052,15 +1083,15 @@ fn smooth_steps(
             verdict = Verdict::Smooth; // the top of a hump, not a flat start
         }
         if verdict == Verdict::Onset {
-            drift = drift.or(Some((change, hi)));
+            spans.push((change, hi));
         }
         if verdict == Verdict::Smooth {
-            drift = drift.or(Some((lo, hi)));
+            spans.push((lo, hi));
         } else {
             kept.push(index);
         }
     }
-    (kept, drift)
+    (kept, spans)
 }
 
 #[cfg(test)]

@@ -296,6 +296,45 @@ def test_a_step_in_600000_values_is_not_a_bend(kernels: ModuleType) -> None:
     assert [abs(position - 200_000) <= 100 for position in positions(result)] == [True]
 
 
+def ramp(length: int, start: int, rise: float, seed: int) -> NDArray[np.float64]:
+    """Gaussian noise, flat until ``start``, then rising linearly by ``rise`` SD to the end."""
+    values = np.random.default_rng(seed).normal(size=length)
+    values[start:] += rise * np.arange(length - start) / (length - start)
+    return values
+
+
+def level_changes(result: Result) -> list[int]:
+    return result["change_index"][~result["spread"]].tolist()
+
+
+def test_a_ramp_after_a_flat_stretch_is_a_change_then_a_drift(kernels: ModuleType) -> None:
+    """120,000 flat values, then a ramp of 1 SD over the last 80,000: one level change near
+    where the ramp starts, and a drift from it to the end. A straight line over the whole
+    series fitted better than one step, and the metric was called drifting from its first
+    value."""
+    result = changes(kernels, ramp(200_000, 120_000, 1.0, seed=1))
+    assert [abs(change - 120_000) <= 10_000 for change in level_changes(result)] == [True]
+    assert result["drifting"].tolist() == [True]
+    assert result["drift_start"].tolist() == level_changes(result)
+    assert result["drift_end"].tolist() == [200_000]
+
+
+def test_a_ramp_cut_into_many_changes_drifts_to_its_end(kernels: ModuleType) -> None:
+    """A ramp of 2 SD over the last 400,000 of 1,000,000 values is cut by the search into
+    dozens of changes, dropped run by run; the drift reported joins the runs' spans. Only
+    the first run's span was reported: a drift from 608,657 to 635,712."""
+    result = changes(kernels, ramp(1_000_000, 600_000, 2.0, seed=0))
+    assert [abs(change - 600_000) <= 20_000 for change in level_changes(result)] == [True]
+    assert result["drift_start"].tolist() == level_changes(result)
+    assert result["drift_end"].tolist() == [1_000_000]
+
+
+def test_the_widest_drift_joins_spans_that_overlap_or_touch() -> None:
+    assert twin.widest_drift([]) is None
+    assert twin.widest_drift([(5, 10), (0, 3), (10, 20), (2, 4)]) == (5, 20)
+    assert twin.widest_drift([(10, 14), (0, 4)]) == (0, 4)
+
+
 @pytest.mark.parametrize("length", [600_000, 1_100_000])
 def test_the_broken_line_of_long_noise_is_near_the_straight_line(length: int) -> None:
     """On the ranks of iid noise the best broken line improves on the straight line by a

@@ -288,6 +288,40 @@ fn the_broken_line_of_long_noise_is_near_the_straight_line() {
 }
 
 #[test]
+fn the_widest_drift_joins_spans_that_overlap_or_touch() {
+    assert_eq!(widest_drift(&mut []), None);
+    // (0, 3) and (2, 4) join to (0, 4); (5, 10) and (10, 20) touch: (5, 20) is the widest.
+    let mut spans = [(5, 10), (0, 3), (10, 20), (2, 4)];
+    assert_eq!(widest_drift(&mut spans), Some((5, 20)));
+    // Equally wide: the first.
+    assert_eq!(widest_drift(&mut [(10, 14), (0, 4)]), Some((0, 4)));
+}
+
+#[test]
+fn a_ramp_after_a_flat_stretch_is_a_change_then_a_drift() {
+    // 120,000 flat values, then a ramp of 1 SD over the last 80,000: a straight line over
+    // the whole series fits better than one step, and the metric was called drifting from
+    // its first value; the flat start then a line fits better than both.
+    let n = 200_000;
+    let values: Vec<f64> = normals(1, n)
+        .iter()
+        .enumerate()
+        .map(|(t, e)| e + (t.saturating_sub(120_000) as f64 / 80_000.0))
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    let level: Vec<usize> = found
+        .changes
+        .iter()
+        .filter(|c| !c.spread)
+        .map(|c| c.change_index)
+        .collect();
+    assert_eq!(level.len(), 1, "{found:?}");
+    let change = level[0];
+    assert!(change.abs_diff(120_000) <= 10_000, "{change}");
+    assert_eq!(found.drift, Some((change, n)));
+}
+
+#[test]
 fn a_cycle_through_part_of_its_period_drifts() {
     // Period 288 over 200 values with noise: a hump, not a level change.
     let noise = normals(11, 200);

@@ -362,10 +362,10 @@ def segment(
         # Persistent within the segments too: a random walk or a trend, not steps.
         found.update(drifting=True, drift_start=0, drift_end=count)
         return found
-    kept, drift = _drifts([split[0] for split in splits], ranks, values)
+    kept, spans = _drifts([split[0] for split in splits], ranks, values)
     spread_at = {split[0]: split[5] for split in splits}
     kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
-    drift = drift or smooth
+    drift = widest_drift(spans + smooth)
     if drift is not None:
         found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
     bounds = [0, *kept, count]
@@ -461,19 +461,35 @@ def _line_wins(values: Float64Array, start: int, end: int, inner: list[int]) -> 
     )
 
 
+def widest_drift(spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The widest of the drifting spans once spans that overlap or touch are joined (the
+    first of equally wide ones; see the Rust module)."""
+    joined: list[list[int]] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([start, end])
+    widest: tuple[int, int] | None = None
+    for start, end in joined:
+        if widest is None or end - start > widest[1] - widest[0]:
+            widest = (start, end)
+    return widest
+
+
 def _drifts(
     changes: list[int], ranks: Int64Array, values: Float64Array
-) -> tuple[list[int], tuple[int, int] | None]:
+) -> tuple[list[int], list[tuple[int, int]]]:
     """Changes that are steps of a drift merged away: in each maximal run of >= 2
     consecutive changes in the same direction, when a line describes the span from the
     segment before the run to the end of the run's last segment, every change of the run
     goes; else when it describes the span from the run's first change, the others go; else
-    from its second, and so on. Returns the
-    kept changes and the first (start, end) span found drifting."""
+    from its second, and so on. Returns the kept changes and the (start, end) spans found
+    drifting."""
     bounds = [0, *changes, ranks.size]
     directions = _directions(changes, ranks)
     dropped: set[int] = set()
-    drift: tuple[int, int] | None = None
+    spans: list[tuple[int, int]] = []
     i = 0
     while i < len(changes):
         j = i
@@ -486,10 +502,10 @@ def _drifts(
             for first in range(i, j + 1):
                 if _line_wins(values, bounds[first], end, changes[first : j + 1]):
                     dropped.update(range(first, j + 1))
-                    drift = drift or (bounds[first], end)
+                    spans.append((bounds[first], end))
                     break
         i = j + 1
-    return [change for index, change in enumerate(changes) if index not in dropped], drift
+    return [change for index, change in enumerate(changes) if index not in dropped], spans
 
 
 def _partial_sums(terms: Int64Array, ends: Int64Array, exact: bool) -> Int64Array:
@@ -619,7 +635,7 @@ def _directions(changes: list[int], ranks: Int64Array) -> list[int]:
 
 def _smooth_steps(
     kept: list[int], spread: list[bool], ranks: Int64Array
-) -> tuple[list[int], tuple[int, int] | None]:
+) -> tuple[list[int], list[tuple[int, int]]]:
     """Level changes that a smooth curve explains at least as well as a step: in the span
     between a change's neighbours, or in the window of twice its shorter side on each side
     of it (within the span), the continuous broken line (3
@@ -628,11 +644,11 @@ def _smooth_steps(
     well described by a flat start and then a line is the onset of a drift when it is the
     first change or goes the way of the change before it (else it is the top of a hump):
     it stays, and the drift runs from it to the span's end (the window only drops
-    changes). Returns the changes kept and the first span found drifting."""
+    changes). Returns the changes kept and the spans found drifting."""
     bounds = [0, *kept, ranks.size]
     directions = _directions(kept, ranks)
     dropped: set[int] = set()
-    drift: tuple[int, int] | None = None
+    spans: list[tuple[int, int]] = []
     for index, change in enumerate(kept):
         lo, hi = bounds[index], bounds[index + 2]
         if spread[index]:
@@ -647,11 +663,11 @@ def _smooth_steps(
         if verdict == "onset" and index > 0 and directions[index - 1] != directions[index]:
             verdict = "smooth"  # the top of a hump, not a flat start
         if verdict == "onset":
-            drift = drift or (change, hi)
+            spans.append((change, hi))
         if verdict == "smooth":
             dropped.add(index)
-            drift = drift or (lo, hi)
-    return [change for index, change in enumerate(kept) if index not in dropped], drift
+            spans.append((lo, hi))
+    return [change for index, change in enumerate(kept) if index not in dropped], spans
 
 
 def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str:
@@ -659,7 +675,9 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
     doubled mid-ranks), by BIC on the part's effective number of values L' = L / f
     (f = (1 + rho) / (1 - rho) from :func:`residual_rho` of the step's residuals, clipped
     to [0, 0.97]): "smooth" when a straight line fits as well as the step,
-    L' ln(RSS_straight / RSS_step) <= ln L' (2 parameters against 3: a slow drift), or when
+    L' ln(RSS_straight / RSS_step) <= ln L' (2 parameters against 3: a slow drift) unless
+    the flat start fits as well as the broken line and L' ln(RSS_straight / RSS_flat) >
+    ln L' ("onset": a ramp after a flat stretch), or when
     the broken line fits as well as the step, L' ln(RSS_step / RSS_line) >= ln L', and a
     flat start does not fit as well as the line;
     "onset" when both fit as well (L' ln(RSS_flat / RSS_line) <= ln L'); "step" otherwise
@@ -676,10 +694,13 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
     effective = length / ((1.0 + rho) / (1.0 - rho))
     penalty = math.log(max(effective, 2.0))
     straight = line_rss(part)
+    flat_start = flat <= 0.0 or (line > 0.0 and effective * math.log(flat / line) <= penalty)
     if straight <= 0.0 or effective * math.log(straight / step) <= penalty:
-        return "smooth"  # a straight line (2 coefficients against the step's 3): a trend
+        # A straight line (2 coefficients against the step's 3) fits as well: a trend,
+        # unless a flat start then a line fits as well as the broken line and better than
+        # the straight line (3 against 2): a ramp after a flat stretch.
+        ramp = straight > 0.0 and flat_start and effective * math.log(straight / flat) > penalty
+        return "onset" if ramp else "smooth"
     if line >= step or not (line <= 0.0 or effective * math.log(step / line) >= penalty):
         return "step"
-    if flat <= 0.0 or (line > 0.0 and effective * math.log(flat / line) <= penalty):
-        return "onset"
-    return "smooth"
+    return "onset" if flat_start else "smooth"

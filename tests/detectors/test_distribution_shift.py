@@ -6,6 +6,7 @@ steps, and seeded null series (iid, skewed, discrete, AR(1), daily cycle) for ca
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import ModuleType
 from typing import Any
@@ -107,6 +108,50 @@ def test_split_long_run_is_the_ar1_formula() -> None:
     # no effective value per mean (6 - 2 * 3 = 0): not testable.
     assert twin.split_long_run(scores, [3], 0.2) == pytest.approx((2.0, 1.5), rel=1e-15)
     assert twin.split_long_run(scores, [3], 0.5) == (math.inf, pytest.approx(3.0))
+
+
+def flat_top_ratio(scores: NDArray[np.int64], bounds: list[int]) -> float:
+    """The flat-top kernel ratio written out in floats: residuals from each piece's mean,
+    lag-j products within pieces, Politis' (2003) bandwidth rule with c = 2, K = 5."""
+    length = scores.size
+    pieces = [scores[lo:hi] - scores[lo:hi].mean() for lo, hi in itertools.pairwise(bounds)]
+    gamma0 = sum(float(piece @ piece) for piece in pieces)
+
+    def gamma(lag: int) -> float:
+        return sum(float(piece[:-lag] @ piece[lag:]) for piece in pieces if piece.size > lag)
+
+    most = min(length // 4, 8 * math.ceil(round(length ** (1 / 3), 9)))
+    limit = 2 * math.sqrt(math.log10(length) / length)
+    small = [abs(gamma(lag) / gamma0) < limit for lag in range(1, most + 1)]
+    bandwidth = next((m for m in range(most - 4) if all(small[m : m + 5])), most - 5)
+    weights = [1.0 if j <= bandwidth else 2 - j / bandwidth for j in range(1, 2 * bandwidth + 1)]
+    return 1 + 2 * sum(w * gamma(j) for j, w in enumerate(weights, start=1)) / gamma0
+
+
+@pytest.mark.parametrize(
+    ("phi", "bounds"), [(0.0, [0, 2000]), (0.9, [0, 2000]), (0.9, [0, 700, 2000])]
+)
+def test_kernel_inflation_is_the_flat_top_kernel(phi: float, bounds: list[int]) -> None:
+    """Against the float formula; near (1 + phi) / (1 - phi) on AR(1) (1 and 19)."""
+    scores = twin.doubled_midranks(ar1(np.random.default_rng(7), 2000, phi))
+    fitted = twin.residual_rho(scores, bounds)
+    assert fitted is not None
+    ratio = twin.kernel_inflation(scores, bounds, fitted[0])
+    assert ratio == pytest.approx(flat_top_ratio(scores, bounds), rel=1e-9)
+    assert ratio == pytest.approx((1 + phi) / (1 - phi), rel=0.35)
+
+
+def test_a_slow_component_under_noise_is_no_change(kernels: ModuleType) -> None:
+    """A slow AR(1) 0.9 component of 0.5 SD under unit noise (a latency driven by load),
+    2,000 values: the search cuts it at 1,062 with p = 1.8e-5 by the AR(1) and block ratios
+    (lag-1 autocorrelation 0.2); the re-test's flat-top kernel ratio reads the long-run
+    variance and the p-value rises above 0.01."""
+    rng = np.random.default_rng(161)
+    slow = ar1(rng, 2000, 0.9) * math.sqrt(1 - 0.81) * 0.5
+    values = slow + rng.normal(size=2000)
+    result = changes(kernels, values)
+    assert result["p_value"].size > 0
+    assert (result["p_value"] > 0.01).all()
 
 
 def test_the_level_change_is_placed_by_least_squares() -> None:

@@ -70,11 +70,14 @@ fn hand_worked_step_of_eight_values() {
     let values = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
     let ranks = doubled_midranks(&values);
     assert_eq!(ranks, vec![5, 5, 5, 5, 13, 13, 13, 13]);
-    assert_eq!(split_long_run(&ranks, &[2, 4], 0.0), (128.0 / 7.0, 1.0));
+    assert_eq!(
+        split_long_run(&ranks, &[2, 4], 0.0, false),
+        (128.0 / 7.0, 1.0)
+    );
     // Within each side the ranks are constant: no difference but the step's, left out.
     assert_eq!(difference_rho(&ranks, 4), 0.0);
-    let (k, statistic, p_level) = cusum_test(&ranks, 2, true);
-    assert_eq!(cusum_test(&ranks, 2, false), (k, statistic, p_level));
+    let (k, statistic, p_level) = cusum_test(&ranks, 2, true, false);
+    assert_eq!(cusum_test(&ranks, 2, false, false), (k, statistic, p_level));
     assert_eq!(k, 4);
     let expected = 7f64.sqrt() * 4.0 / 17.0;
     assert!((statistic - expected).abs() < 1e-15);
@@ -144,28 +147,28 @@ fn split_long_run_is_the_ar1_formula() {
         residual_rho(&[1, 3, 2, 6, 8, 7], &[0, 3, 6]),
         Some((4.0, -0.5 + 2.0 * (1.0 - 1.5) / 6.0))
     );
-    assert!((split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.0).0 - 1.0).abs() < 1e-15);
+    assert!((split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.0, false).0 - 1.0).abs() < 1e-15);
     // With the floor ρ = 0.5: f = 3, lrv = 4 / (6 - 2·3) → nothing testable; ρ = 0.2:
     // f = 1.5, lrv = 4 / (6 - 3) · 1.5 = 2.
     assert_eq!(
-        split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.5).0,
+        split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.5, false).0,
         f64::INFINITY
     );
-    let (lrv, inflation) = split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.2);
+    let (lrv, inflation) = split_long_run(&[1, 3, 2, 6, 8, 7], &[3], 0.2, false);
     assert!((lrv - 2.0).abs() < 1e-15 && (inflation - 1.5).abs() < 1e-15);
     // A persistent sequence: ρ is capped at 0.97, f = 1.97 / 0.03 ≈ 66, and 40 values in
     // two pieces are fewer than one effective value per mean (40 - 2f < 0): not testable.
     let smooth: Vec<i64> = (0..40).map(|t| t * t).collect();
     let (_, rho) = residual_rho(&smooth, &[0, 20, 40]).unwrap();
     assert!(rho > 0.97);
-    assert_eq!(split_long_run(&smooth, &[20], 0.0).0, f64::INFINITY);
+    assert_eq!(split_long_run(&smooth, &[20], 0.0, false).0, f64::INFINITY);
     // Over 400 values the same ρ leaves 400 - 2f effective values: γ₀ f.
     let long: Vec<i64> = (0..400).map(|t| t * t).collect();
     let (energy, rho) = residual_rho(&long, &[0, 200, 400]).unwrap();
     assert!(rho > 0.97);
     let inflation = 1.97 / 0.03;
     let expected = energy / (400.0 - 2.0 * inflation) * inflation;
-    assert!((split_long_run(&long, &[200], 0.0).0 - expected).abs() < 1e-12 * expected);
+    assert!((split_long_run(&long, &[200], 0.0, false).0 - expected).abs() < 1e-12 * expected);
 }
 
 #[test]
@@ -285,6 +288,21 @@ fn the_broken_line_of_long_noise_is_near_the_straight_line() {
         "{broken} {straight}"
     );
     assert!(broken <= flat, "{broken} {flat}");
+}
+
+#[test]
+fn kernel_inflation_reads_the_long_run_variance() {
+    // iid: the bandwidth rule stops at lag 0 or a few lags (ratio near 1); AR(1) 0.9: near
+    // (1 + 0.9) / (1 - 0.9) = 19 (11.8 to 40 over 60 NumPy series).
+    for (phi, low, high) in [(0.0, 0.7, 1.3), (0.9, 10.0, 45.0)] {
+        let ranks = doubled_midranks(&ar1(7, 2000, phi));
+        let (energy, _) = residual_rho(&ranks, &[0, 2000]).unwrap();
+        let ratio = kernel_inflation(&ranks, &[0, 2000], energy);
+        assert!(low <= ratio && ratio <= high, "{phi} {ratio}");
+    }
+    assert_eq!(ceil_cbrt(2000), 13);
+    assert_eq!(ceil_cbrt(1_000_000), 100);
+    assert_eq!(kernel_inflation(&[1, 2, 3, 4], &[0, 4], 5.0), 1.0);
 }
 
 #[test]

@@ -54,6 +54,9 @@ CHI2_MEDIAN = 0.4549364231195728  # the median of chi-squared with one degree of
 DRIFT_RHO = 0.93  # ranks this autocorrelated within their segments: a drifting metric ...
 UNIT_ROOT_T = -3.96  # ... that keeps a unit root (Dickey-Fuller t above this; the Rust docs)
 KOLMOGOROV_TERMS = 100
+KERNEL_C = 2.0  # the flat-top kernel's bandwidth rule (Politis 2003): |rho_j| < c sqrt(log10 L / L)
+KERNEL_LAGS = 5  # ... for this many lags in a row, searched up to lag
+KERNEL_REACH = 8  # ... min(L / 4, 8 ceil(L^(1/3)))
 SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
 
 Float64Array = NDArray[np.float64]
@@ -125,7 +128,9 @@ def kolmogorov_survival(x: float) -> float:
     return min(max(1.0 - math.sqrt(2.0 * math.pi) / x * total, 0.0), 1.0)
 
 
-def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[int, float, float]:
+def cusum_test(
+    scores: Int64Array, min_segment: int, weighted: bool, kernel: bool = False
+) -> tuple[int, float, float]:
     """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
     for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
     maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
@@ -149,7 +154,7 @@ def cusum_test(scores: Int64Array, min_segment: int, weighted: bool) -> tuple[in
     # The other extreme of the CUSUM: a change back (a regression, then its fix) is cut
     # out of the residuals too, so it cannot pass for autocorrelation.
     other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
-    lrv, inflation = split_long_run(scores, sorted({k, other}), difference_rho(scores, k))
+    lrv, inflation = split_long_run(scores, sorted({k, other}), difference_rho(scores, k), kernel)
     if lrv == 0.0:
         return k, 0.0, 1.0
     effective = length / inflation
@@ -264,11 +269,65 @@ def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float
     )
 
 
-def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[float, float]:
+def ceil_cbrt(n: int) -> int:
+    """The smallest c with c^3 >= n."""
+    c = 0
+    while c * c * c < n:
+        c += 1
+    return c
+
+
+def kernel_inflation(scores: Int64Array, bounds: list[int], energy: float) -> float:
+    """The ratio of the flat-top (trapezoid) kernel long-run variance to the variance of the
+    scores demeaned within the pieces cut at ``bounds`` (``energy`` = sum e^2; Politis 2003
+    adaptive bandwidth; see the Rust ``kernel_inflation``): lag-j products over pairs within
+    a piece from exact integer sums, q^2 sum e_t e_(t+j) = q^2 sum s_t s_(t+j) - q S (A + B)
+    + (q - j) S^2, each piece's turned to a float over q^2 and added in order."""
+    length = scores.size
+    most = min(length // 4, KERNEL_REACH * ceil_cbrt(length))
+    if energy <= 0.0 or most <= KERNEL_LAGS:
+        return 1.0
+    threshold = KERNEL_C * math.sqrt(math.log10(length) / length)
+    pieces = []
+    for lo, hi in itertools.pairwise(bounds):
+        side = scores[lo:hi]
+        prefix = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(side)])
+        pieces.append((side, int(prefix[-1]), prefix))
+    covariances = [0.0]  # covariances[j]: the lag-j sum of products (lag 0 unused)
+    quiet, bandwidth, lag = 0, -1, 0
+    while bandwidth < 0 or lag < 2 * bandwidth:
+        lag += 1
+        total = 0.0
+        for side, whole, prefix in pieces:
+            q = side.size
+            if lag >= q:
+                continue
+            products = exact_dot(side[: q - lag], side[lag:])
+            head, tail = int(prefix[q - lag]), whole - int(prefix[lag])
+            centred = q * q * products - q * whole * (head + tail) + (q - lag) * whole * whole
+            total += float(centred) / (q * q)
+        covariances.append(total)
+        if bandwidth < 0:
+            quiet = quiet + 1 if abs(total / energy) < threshold else 0
+            if quiet == KERNEL_LAGS:
+                bandwidth = lag - KERNEL_LAGS
+            elif lag == most:
+                bandwidth = most - KERNEL_LAGS
+    long_run = energy
+    for lag in range(1, 2 * bandwidth + 1):
+        weight = 1.0 if lag <= bandwidth else (2 * bandwidth - lag) / bandwidth
+        long_run += 2.0 * weight * covariances[lag]
+    return long_run / energy
+
+
+def split_long_run(
+    scores: Int64Array, cuts: list[int], floor: float, kernel: bool = False
+) -> tuple[float, float]:
     """(lrv, f): the long-run variance of the scores demeaned within the pieces cut at
     ``cuts`` (ascending, inside) and its ratio to the variance: rho =
     max(:func:`residual_rho`, floor) clipped to [0, 0.97], f the larger of
-    (1 + rho) / (1 - rho) and :func:`block_inflation` (at most the ratio at 0.97),
+    (1 + rho) / (1 - rho) and :func:`block_inflation` (at most the ratio at 0.97), and with
+    ``kernel`` of :func:`kernel_inflation` (with the same cap),
     sum e^2 / (L - J f) f for J pieces; infinite (nothing testable) when L - J f <= 0; every
     piece constant: the variance of the whole segment, (L sum s^2 - S^2) / (L (L - 1)),
     and f = 1."""
@@ -282,6 +341,8 @@ def split_long_run(scores: Int64Array, cuts: list[int], floor: float) -> tuple[f
     rho = min(max(rho, floor, 0.0), PHI_MAX)
     most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX)
     inflation = max((1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy), most))
+    if kernel and inflation < most:  # at the cap already, the kernel cannot raise f
+        inflation = max(inflation, min(kernel_inflation(scores, bounds, energy), most))
     denominator = length - (len(bounds) - 1) * inflation
     if denominator <= 0.0:
         return math.inf, inflation
@@ -297,12 +358,14 @@ def spread_scores(ranks: Int64Array) -> Int64Array:
     return np.abs(2 * ranks - middle)
 
 
-def split_segment(ranks: Int64Array, min_segment: int) -> tuple[int, float, float, bool]:
+def split_segment(
+    ranks: Int64Array, min_segment: int, kernel: bool = False
+) -> tuple[int, float, float, bool]:
     """(k, T, p, spread) of the better of the level and spread tests of one segment:
     p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
     on ties)."""
-    level = cusum_test(ranks, min_segment, weighted=True)
-    spread = cusum_test(spread_scores(ranks), min_segment, weighted=False)
+    level = cusum_test(ranks, min_segment, weighted=True, kernel=kernel)
+    spread = cusum_test(spread_scores(ranks), min_segment, weighted=False, kernel=kernel)
     use_spread = spread[2] < level[2]
     k, statistic, p_value = spread if use_spread else level
     return k, statistic, min(1.0, 2.0 * p_value), use_spread
@@ -409,7 +472,7 @@ def _refine(
     for index in range(len(positions)):
         lo = positions[index - 1] if index > 0 else 0
         hi = positions[index + 1] if index + 1 < len(positions) else count
-        k, statistic, p_value, spread = split_segment(ranks[lo:hi], min_segment)
+        k, statistic, p_value, spread = split_segment(ranks[lo:hi], min_segment, kernel=True)
         positions[index] = lo + k
         refined.append((lo + k, lo, hi, statistic, p_value, spread))
     return refined

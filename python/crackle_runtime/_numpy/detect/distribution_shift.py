@@ -137,8 +137,9 @@ def cusum_test(
     k = m; j the first maximiser of -S_j when S_m > 0 (else of S_j),
     T = |S_m| / sqrt(L lrv) L' / (L' + 9), L' = L / f, with lrv and f from
     :func:`split_long_run` cut at k and j
-    with the floor :func:`difference_rho` of the pairs not straddling k, p the Kolmogorov
-    survival of T (p = 1, T = 0 when lrv = 0)."""
+    with the floor :func:`difference_rho` of the pairs not straddling k (and with ``kernel``
+    f at least :func:`kernel_inflation`, the block ratio the larger of its two widths), p
+    the Kolmogorov survival of T (p = 1, T = 0 when lrv = 0)."""
     length = scores.size
     prefix = np.cumsum(scores)
     total = float(prefix[-1])
@@ -258,13 +259,17 @@ def _block_ratio(scores: Int64Array, cuts: list[int], energy: float, width: int)
     return float(long_run / (energy / length))
 
 
-def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float:
-    """The smaller of the block ratios at widths j and 2 j (see the Rust ``block_inflation``)."""
+def block_inflation(
+    scores: Int64Array, cuts: list[int], energy: float, widest: bool = False
+) -> float:
+    """The smaller of the block ratios at widths j and 2 j, the larger when ``widest`` (see
+    the Rust ``block_inflation``)."""
     length = scores.size
     width = max(math.floor(float(length) ** BLOCK_EXPONENT + 0.5), 2)
     if length // width < MIN_BLOCKS or energy <= 0.0:
         return 1.0
-    return min(
+    pick = max if widest else min
+    return pick(
         _block_ratio(scores, cuts, energy, width), _block_ratio(scores, cuts, energy, 2 * width)
     )
 
@@ -340,7 +345,9 @@ def split_long_run(
     energy, rho = fitted
     rho = min(max(rho, floor, 0.0), PHI_MAX)
     most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX)
-    inflation = max((1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy), most))
+    inflation = max(
+        (1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy, kernel), most)
+    )
     if kernel and inflation < most:  # at the cap already, the kernel cannot raise f
         inflation = max(inflation, min(kernel_inflation(scores, bounds, energy), most))
     denominator = length - (len(bounds) - 1) * inflation

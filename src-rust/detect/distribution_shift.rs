@@ -57,8 +57,7 @@
 //!   adaptive bandwidth of Politis 2003): between its neighbours a change's segment holds
 //!   no other step, and a slow component's autocorrelations are read where they are (the
 //!   p50 and p99 of one latency under slowly varying load, 2,000 windows: a false change
-//!   in 10 of 60 exports without it, 1 of 60 with it), and its block ratio is the larger
-//!   of its two widths.
+//!   in 10 of 60 exports without it, 1 of 60 with it).
 //! - **Drift.** A metric whose ranks stay persistent within the segments found (their
 //!   bias-corrected lag-1 autocorrelation `phi` >= 0.93) and whose ranks as a whole keep a
 //!   unit root (the Dickey–Fuller t of their lag-1 autocorrelation ρ,
@@ -82,7 +81,8 @@
 //!   change that a straight line over the same span fits as well, by the same BIC (2
 //!   coefficients against the step's 3), is a slow trend cut where its CUSUM peaks: it goes,
 //!   and the metric drifts over the span. The drift reported is the widest of the spans
-//!   found once those that overlap or touch are joined ([`widest_drift`]).
+//!   found once those that overlap or touch are joined ([`widest_drift`]), ended where a
+//!   line then flat fits it better than a line ([`ramp_end`]).
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -467,18 +467,14 @@ pub fn difference_rho(scores: &[i64], cut: usize) -> f64 {
 /// much longer than the correlation, d is normal with variance 2 j lrv; the median leaves
 /// out the few differences a step not yet cut falls in), over `γ₀ = Σe² / L` (`energy`);
 /// the smaller of this ratio at widths j and 2 j, because a cycle (which has no long-run
-/// variance) swings block sums half a period long but not those a whole period long; the
-/// larger when `widest` (the refinement's re-test, after the cycle is removed and with the
-/// change's neighbours cut: a slow component of a quarter of an SD under unit noise,
-/// AR(1) 0.98, 2,000 values, kept a change past Benjamini–Hochberg at 0.01 in 37 of 200
-/// series with the smaller, 15 with the larger).
+/// variance) swings block sums half a period long but not those a whole period long.
 /// 1 with fewer than [`MIN_BLOCKS`] blocks of width j. Why: the AR(1) ratio reads the
 /// lag-1 autocorrelation, which a slow component under per-task noise (a latency driven
 /// by load: ARMA(1, 1)) keeps small while its long-run variance is large — such series got
 /// false changes in 39–42% of runs of 2,000 values and 15–95% of 20,000 (measured in
 /// `benches/changepoints.py` and `benches/RESULTS.md`). Integer block sums; the median of
 /// two middle |d| is the mean of their squares.
-fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64, widest: bool) -> f64 {
+fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64) -> f64 {
     let length = scores.len();
     let width = ((length as f64).powf(BLOCK_EXPONENT) + 0.5)
         .floor()
@@ -486,15 +482,7 @@ fn block_inflation(scores: &[i64], cuts: &[usize], energy: f64, widest: bool) ->
     if length / width < MIN_BLOCKS || energy <= 0.0 {
         return 1.0;
     }
-    let (narrow, wide) = (
-        block_ratio(scores, cuts, energy, width),
-        block_ratio(scores, cuts, energy, 2 * width),
-    );
-    if widest {
-        narrow.max(wide)
-    } else {
-        narrow.min(wide)
-    }
+    block_ratio(scores, cuts, energy, width).min(block_ratio(scores, cuts, energy, 2 * width))
 }
 
 /// The block ratio at one block width (1 with fewer than `MIN_BLOCKS / 4` differences).
@@ -645,7 +633,7 @@ pub fn split_long_run(scores: &[i64], cuts: &[usize], floor: f64, kernel: bool) 
         Some((energy, rho)) => {
             let rho = rho.max(floor).clamp(0.0, PHI_MAX);
             let most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX);
-            let blocks = block_inflation(scores, cuts, energy, kernel).min(most);
+            let blocks = block_inflation(scores, cuts, energy).min(most);
             let mut inflation = ((1.0 + rho) / (1.0 - rho)).max(blocks);
             if kernel && inflation < most {
                 // (at the cap already, the kernel cannot raise f: a random walk's segments)
@@ -672,7 +660,7 @@ pub fn split_long_run(scores: &[i64], cuts: &[usize], floor: f64, kernel: bool) 
 /// [`split_long_run`] cut at
 /// k and j with the floor [`difference_rho`] of the pairs not straddling k
 /// ([`SMALL_SAMPLE`]; with `kernel`, the refinement's re-test, f at least
-/// [`kernel_inflation`] and the block ratio the larger of its widths),
+/// [`kernel_inflation`]),
 /// p = [`kolmogorov_survival`] of T;
 /// (k, 0, 1) when lrv = 0.
 pub fn cusum_test(
@@ -748,12 +736,22 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
 }
 
 /// (k, T, p, spread) of the better of the level and spread tests of one segment:
-/// `p = min(1, 2 · min(p_level, p_spread))`, k and T of the smaller (level on ties).
+/// `p = min(1, 2 · min(p_level, p_spread))`, k and T of the smaller (level on ties). With
+/// `kernel` (the refinement's re-test) the test and k are chosen as without it, and T and
+/// p are the chosen test's with `kernel`: the kernel can raise the level test's f more
+/// than the spread test's on a segment that holds part of a ramp, and a choice by those
+/// p-values can move a change (the demo's latency change went from batch 622, the ramp
+/// starting at 600, to a spread change at 485, with a wider block ratio in the re-test).
 pub fn split_segment(ranks: &[i64], min_segment: usize, kernel: bool) -> (usize, f64, f64, bool) {
-    let level = cusum_test(ranks, min_segment, true, kernel);
-    let spread = cusum_test(&spread_scores(ranks), min_segment, false, kernel);
+    let level = cusum_test(ranks, min_segment, true, false);
+    let spreads = spread_scores(ranks);
+    let spread = cusum_test(&spreads, min_segment, false, false);
     let use_spread = spread.2 < level.2;
-    let (k, statistic, p_value) = if use_spread { spread } else { level };
+    let (k, mut statistic, mut p_value) = if use_spread { spread } else { level };
+    if kernel {
+        let scores = if use_spread { &spreads[..] } else { ranks };
+        (_, statistic, p_value) = cusum_test(scores, min_segment, !use_spread, true);
+    }
     (k, statistic, (2.0 * p_value).min(1.0), use_spread)
 }
 
@@ -842,7 +840,13 @@ pub fn metric_changes(
     let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks);
     let kept: Vec<usize> = smooth_kept.iter().map(|&slot| kept[slot]).collect();
     spans.extend(smooth);
-    let drift = widest_drift(&mut spans);
+    // The drift reported runs to where it levels off, if it does before its span ends
+    // (ranked within the span: the whole series' ranks bend a ramp that rises past the
+    // values before it, and a 400,000-task ramp was cut 40,000 tasks short).
+    let drift = widest_drift(&mut spans).map(|(start, end)| {
+        let within = doubled_midranks(&values[start..end]);
+        (start, ramp_end(&within).map_or(end, |knot| start + knot))
+    });
     if drift.is_some() {
         found.drifting = true;
         found.drift = drift;
@@ -1120,6 +1124,58 @@ pub fn line_rss(scores: &[i64]) -> f64 {
         .map(|t| time(t) * scores[t] as i128)
         .sum::<i128>() as f64;
     syy - sty * sty / stt
+}
+
+/// Where a drift that starts at the first of `scores` (one span of the metric's doubled
+/// mid-ranks) stops: the knot κ (2 <= κ <= L - 2, the first of equal ones) of the least-RSS
+/// "line then flat" `y = a + c (κ - t)₊` when it fits better than the straight line by BIC
+/// on the effective number of values, `L' ln(RSS_line / RSS_end) > ln L'` (3 coefficients
+/// against 2), L' = L / f with f = (1 + ρ)/(1 - ρ), ρ = [`difference_rho`] at κ clipped to
+/// [0, 0.97] (the variogram of the differences, which a trend does not inflate); None when
+/// the line fits as well (the drift runs to the span's end) or L < 8. A ramp from task
+/// 1,000 to 1,500 of 3,000, then flat, was reported drifting to task 3,000. With S = Σy,
+/// `Sgg = Σg² - (Σg)²/L` and `Sgy = Σgy - Σg S / L` for g = (κ - t)₊ (Σg = κ(κ+1)/2, Σg² =
+/// κ(κ+1)(2κ+1)/6, Σgy = κ Σ_{t<κ} y - Σ_{t<κ} t y), `RSS_end = Syy - Sgy² / Sgg`; exact
+/// integer sums turned to floats in this order.
+pub fn ramp_end(scores: &[i64]) -> Option<usize> {
+    let length = scores.len();
+    if length < 8 {
+        return None;
+    }
+    let total: i128 = scores.iter().map(|&y| y as i128).sum();
+    let squares: i128 = scores.iter().map(|&y| (y as i128) * (y as i128)).sum();
+    let (length_f, total_f) = (length as f64, total as f64);
+    let syy = squares as f64 - total_f * total_f / length_f;
+    let (mut y_head, mut ty_head) = (0i128, 0i128);
+    let mut best = (f64::INFINITY, 0usize);
+    for knot in 1..length - 1 {
+        let t = knot - 1;
+        y_head += scores[t] as i128;
+        ty_head += t as i128 * scores[t] as i128;
+        if knot < 2 {
+            continue;
+        }
+        let k = knot as i128;
+        let sum_g = (k * (k + 1) / 2) as f64;
+        let sum_gg = (k * (k + 1) * (2 * k + 1) / 6) as f64;
+        let sgg = sum_gg - sum_g * sum_g / length_f;
+        let sgy = (k * y_head - ty_head) as f64 - sum_g * total_f / length_f;
+        let rss = syy - sgy * sgy / sgg;
+        if rss < best.0 {
+            best = (rss, knot);
+        }
+    }
+    let (end, knot) = best;
+    let line = line_rss(scores);
+    if line <= 0.0 {
+        return None;
+    }
+    if end <= 0.0 {
+        return Some(knot);
+    }
+    let rho = difference_rho(scores, knot).clamp(0.0, PHI_MAX);
+    let effective = length_f / ((1.0 + rho) / (1.0 - rho));
+    (effective * (line / end).ln() > effective.max(2.0).ln()).then_some(knot)
 }
 
 /// How a smooth curve explains a change.

@@ -306,6 +306,33 @@ fn kernel_inflation_reads_the_long_run_variance() {
 }
 
 #[test]
+fn ramp_end_is_the_knot_of_a_line_then_flat() {
+    // y = 2 min(t, 10) over 30 values: 20 - 2 (10 - t)₊, exactly a line then flat at 10.
+    let bent: Vec<i64> = (0..30).map(|t: i64| 2 * t.min(10)).collect();
+    assert_eq!(ramp_end(&bent), Some(10));
+    // A straight line has no end; too short a span is not tried.
+    let line: Vec<i64> = (0..30).collect();
+    assert_eq!(ramp_end(&line), None);
+    assert_eq!(ramp_end(&bent[..7]), None);
+}
+
+#[test]
+fn a_ramp_then_a_plateau_drifts_over_the_ramp_only() {
+    // 3,000 values: flat, a 2 SD ramp over tasks 1,000..1,500, then flat at the top.
+    let values: Vec<f64> = normals(4, 3000)
+        .iter()
+        .enumerate()
+        .map(|(t, e)| e + 2.0 * ((t as f64 - 1000.0) / 500.0).clamp(0.0, 1.0))
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    let (start, end) = found.drift.expect("a drift");
+    assert!(
+        start.abs_diff(1000) <= 200 && end.abs_diff(1500) <= 150,
+        "{found:?}"
+    );
+}
+
+#[test]
 fn the_widest_drift_joins_spans_that_overlap_or_touch() {
     assert_eq!(widest_drift(&mut []), None);
     // (0, 3) and (2, 4) join to (0, 4); (5, 10) and (10, 20) touch: (5, 20) is the widest.

@@ -138,8 +138,8 @@ def cusum_test(
     T = |S_m| / sqrt(L lrv) L' / (L' + 9), L' = L / f, with lrv and f from
     :func:`split_long_run` cut at k and j
     with the floor :func:`difference_rho` of the pairs not straddling k (and with ``kernel``
-    f at least :func:`kernel_inflation`, the block ratio the larger of its two widths), p
-    the Kolmogorov survival of T (p = 1, T = 0 when lrv = 0)."""
+    f at least :func:`kernel_inflation`), p the Kolmogorov survival of T (p = 1, T = 0 when
+    lrv = 0)."""
     length = scores.size
     prefix = np.cumsum(scores)
     total = float(prefix[-1])
@@ -259,17 +259,13 @@ def _block_ratio(scores: Int64Array, cuts: list[int], energy: float, width: int)
     return float(long_run / (energy / length))
 
 
-def block_inflation(
-    scores: Int64Array, cuts: list[int], energy: float, widest: bool = False
-) -> float:
-    """The smaller of the block ratios at widths j and 2 j, the larger when ``widest`` (see
-    the Rust ``block_inflation``)."""
+def block_inflation(scores: Int64Array, cuts: list[int], energy: float) -> float:
+    """The smaller of the block ratios at widths j and 2 j (see the Rust ``block_inflation``)."""
     length = scores.size
     width = max(math.floor(float(length) ** BLOCK_EXPONENT + 0.5), 2)
     if length // width < MIN_BLOCKS or energy <= 0.0:
         return 1.0
-    pick = max if widest else min
-    return pick(
+    return min(
         _block_ratio(scores, cuts, energy, width), _block_ratio(scores, cuts, energy, 2 * width)
     )
 
@@ -345,9 +341,7 @@ def split_long_run(
     energy, rho = fitted
     rho = min(max(rho, floor, 0.0), PHI_MAX)
     most = (1.0 + PHI_MAX) / (1.0 - PHI_MAX)
-    inflation = max(
-        (1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy, kernel), most)
-    )
+    inflation = max((1.0 + rho) / (1.0 - rho), min(block_inflation(scores, cuts, energy), most))
     if kernel and inflation < most:  # at the cap already, the kernel cannot raise f
         inflation = max(inflation, min(kernel_inflation(scores, bounds, energy), most))
     denominator = length - (len(bounds) - 1) * inflation
@@ -370,11 +364,17 @@ def split_segment(
 ) -> tuple[int, float, float, bool]:
     """(k, T, p, spread) of the better of the level and spread tests of one segment:
     p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
-    on ties)."""
-    level = cusum_test(ranks, min_segment, weighted=True, kernel=kernel)
-    spread = cusum_test(spread_scores(ranks), min_segment, weighted=False, kernel=kernel)
+    on ties). With ``kernel`` (the refinement's re-test) the test and k are chosen as
+    without it, and T and p are the chosen test's with ``kernel`` (see the Rust
+    ``split_segment``)."""
+    level = cusum_test(ranks, min_segment, weighted=True)
+    spreads = spread_scores(ranks)
+    spread = cusum_test(spreads, min_segment, weighted=False)
     use_spread = spread[2] < level[2]
     k, statistic, p_value = spread if use_spread else level
+    if kernel:
+        scores = spreads if use_spread else ranks
+        _, statistic, p_value = cusum_test(scores, min_segment, not use_spread, kernel=True)
     return k, statistic, min(1.0, 2.0 * p_value), use_spread
 
 
@@ -436,6 +436,11 @@ def segment(
     spread_at = {split[0]: split[5] for split in splits}
     kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
     drift = widest_drift(spans + smooth)
+    if drift is not None:
+        # the drift reported runs to where it levels off, if it does before its span ends
+        # (ranked within the span: the whole series' ranks bend a long ramp into a curve)
+        knot = ramp_end(doubled_midranks(values[drift[0] : drift[1]]))
+        drift = drift if knot is None else (drift[0], drift[0] + knot)
     if drift is not None:
         found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
     bounds = [0, *kept, count]
@@ -688,6 +693,41 @@ def line_rss(scores: Int64Array) -> float:
     stt = float(exact_dot(time, time))
     sty = float(exact_dot(time, scores))
     return syy - sty * sty / stt
+
+
+def ramp_end(scores: Int64Array) -> int | None:
+    """Where a drift that starts at the first of the scores stops: the knot kappa (2 <=
+    kappa <= L - 2, the first of equal ones) of the least-RSS line then flat y = a +
+    c (kappa - t)_+ when L' ln(RSS_line / RSS_end) > ln L' (L' = L / f, rho =
+    :func:`difference_rho` at kappa clipped to [0, 0.97]); None when the line fits as well
+    or L < 8 (see the Rust ``ramp_end``; exact integer sums turned to floats in its order)."""
+    length = scores.size
+    if length < 8:
+        return None
+    exact = length >= EXACT_SPAN
+    total = int(scores.sum())
+    syy = float(exact_dot(scores, scores)) - float(total) * float(total) / length
+    index = np.arange(length, dtype=np.int64)
+    weighted = scores.astype(object) * index.astype(object) if exact else index * scores
+    knots = np.arange(2, length - 1, dtype=np.int64)
+    head = knots.astype(object) if exact else knots
+    sum_g = (head * (head + 1) // 2).astype(np.float64)
+    sum_gg = (head * (head + 1) * (2 * head + 1) // 6).astype(np.float64)
+    y_head = _partial_sums(scores, knots, exact)
+    gy = (head * y_head - _partial_sums(weighted, knots, exact)).astype(np.float64)
+    sgg = sum_gg - sum_g * sum_g / length
+    sgy = gy - sum_g * float(total) / length
+    rss = syy - sgy * sgy / sgg
+    best = int(np.argmin(rss))
+    end, knot = float(rss[best]), int(knots[best])
+    line = line_rss(scores)
+    if line <= 0.0:
+        return None
+    if end <= 0.0:
+        return knot
+    rho = min(max(difference_rho(scores, knot), 0.0), PHI_MAX)
+    effective = length / ((1.0 + rho) / (1.0 - rho))
+    return knot if effective * math.log(line / end) > math.log(max(effective, 2.0)) else None
 
 
 def _directions(changes: list[int], ranks: Int64Array) -> list[int]:

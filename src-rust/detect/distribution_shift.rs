@@ -81,8 +81,8 @@
 //!   change that a straight line over the same span fits as well, by the same BIC (2
 //!   coefficients against the step's 3), is a slow trend cut where its CUSUM peaks: it goes,
 //!   and the metric drifts over the span. The drift reported is the widest of the spans
-//!   found once those that overlap or touch are joined ([`widest_drift`]), ended where a
-//!   line then flat fits it better than a line ([`ramp_end`]).
+//!   found once those that overlap or touch are joined ([`widest_drift`]), cut to where a
+//!   line then flat, and a flat then line, fit it better than a line ([`trim_drift`]).
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -840,13 +840,8 @@ pub fn metric_changes(
     let (smooth_kept, smooth) = smooth_steps(&kept_positions, &spread, &ranks);
     let kept: Vec<usize> = smooth_kept.iter().map(|&slot| kept[slot]).collect();
     spans.extend(smooth);
-    // The drift reported runs to where it levels off, if it does before its span ends
-    // (ranked within the span: the whole series' ranks bend a ramp that rises past the
-    // values before it, and a 400,000-task ramp was cut 40,000 tasks short).
-    let drift = widest_drift(&mut spans).map(|(start, end)| {
-        let within = doubled_midranks(&values[start..end]);
-        (start, ramp_end(&within).map_or(end, |knot| start + knot))
-    });
+    let kept_at: Vec<usize> = kept.iter().map(|&index| positions[index]).collect();
+    let drift = widest_drift(&mut spans).map(|span| trim_drift(values, span, &kept_at));
     if drift.is_some() {
         found.drifting = true;
         found.drift = drift;
@@ -1176,6 +1171,31 @@ pub fn ramp_end(scores: &[i64]) -> Option<usize> {
     let rho = difference_rho(scores, knot).clamp(0.0, PHI_MAX);
     let effective = length_f / ((1.0 + rho) / (1.0 - rho));
     (effective * (line / end).ln() > effective.max(2.0).ln()).then_some(knot)
+}
+
+/// A drift span `[start, end)` of `values` cut to where it moves, around the changes kept
+/// (`changes`, ascending): it ends at [`ramp_end`] of the part after the last change inside
+/// the span, then starts at the knot κ of a "flat then line" `y = a + c (t - κ)₊` over the
+/// part before the first change inside, when that fits better than a line (the same test
+/// on the reversed ranks). Each part is ranked within itself: the whole series' ranks bend
+/// a long ramp that rises past the values before it into a curve (a 400,000-task ramp was
+/// cut 40,000 tasks short), and a step kept inside the span bends a trend across it (a
+/// trend from task 0 with a step at 2,000 of 3,000 started at 1,155). A ramp over tasks
+/// 1,000..1,500 of 3,000 between flat stretches drifted to task 3,000, or from task 0 when
+/// its first change was judged a bend over the span from task 0.
+fn trim_drift(values: &[f64], (start, end): (usize, usize), changes: &[usize]) -> (usize, usize) {
+    let inside: Vec<usize> = changes
+        .iter()
+        .copied()
+        .filter(|&c| start < c && c < end)
+        .collect();
+    let tail = inside.last().copied().unwrap_or(start);
+    let end = ramp_end(&doubled_midranks(&values[tail..end])).map_or(end, |knot| tail + knot);
+    let head = inside.first().copied().unwrap_or(end);
+    let mut reversed = doubled_midranks(&values[start..head]);
+    reversed.reverse();
+    let first = ramp_end(&reversed).map_or(start, |knot| head - 1 - knot);
+    (first, end)
 }
 
 /// How a smooth curve explains a change.

@@ -360,7 +360,7 @@ def test_a_ramp_after_a_flat_stretch_is_a_change_then_a_drift(kernels: ModuleTyp
     result = changes(kernels, ramp(200_000, 120_000, 1.0, seed=1))
     assert [abs(change - 120_000) <= 10_000 for change in level_changes(result)] == [True]
     assert result["drifting"].tolist() == [True]
-    assert result["drift_start"].tolist() == level_changes(result)
+    assert abs(int(result["drift_start"][0]) - 120_000) <= 10_000
     assert result["drift_end"].tolist() == [200_000]
 
 
@@ -370,7 +370,7 @@ def test_a_ramp_cut_into_many_changes_drifts_to_its_end(kernels: ModuleType) -> 
     the first run's span was reported: a drift from 608,657 to 635,712."""
     result = changes(kernels, ramp(1_000_000, 600_000, 2.0, seed=0))
     assert [abs(change - 600_000) <= 20_000 for change in level_changes(result)] == [True]
-    assert result["drift_start"].tolist() == level_changes(result)
+    assert abs(int(result["drift_start"][0]) - 600_000) <= 20_000
     assert result["drift_end"].tolist() == [1_000_000]
 
 
@@ -384,18 +384,18 @@ def test_ramp_end_is_the_knot_of_a_line_then_flat() -> None:
 
 def test_a_ramp_then_a_plateau_drifts_over_the_ramp_only(kernels: ModuleType) -> None:
     """Flat, a 2 SD ramp over tasks 1,000..1,500 of 3,000, then flat at the top, 8 series:
-    a drift that starts at the ramp ends near 1,500 (it ran to task 3,000). Where the drift
-    starts is less settled: in 3 of these 8 series it starts at task 0, in 1 the ramp is
+    the drift runs over the ramp. It ran to task 3,000, and in 3 of these series from task
+    0 (the first change judged a bend over the span from task 0). In 1 of them the ramp is
     three changes and no drift."""
     t = np.arange(3000)
-    ends = []
+    spans = []
     for seed in range(1, 9):
         noise = np.random.default_rng(seed).normal(size=3000)
         result = changes(kernels, noise + 2 * np.clip((t - 1000) / 500, 0, 1))
-        if result["drifting"][0] and int(result["drift_start"][0]) >= 900:
-            ends.append(int(result["drift_end"][0]))
-    assert len(ends) >= 4
-    assert all(abs(end - 1500) <= 250 for end in ends), ends
+        if result["drifting"][0]:
+            spans.append((int(result["drift_start"][0]), int(result["drift_end"][0])))
+    assert len(spans) >= 7
+    assert all(abs(a - 1000) <= 300 and abs(b - 1500) <= 200 for a, b in spans), spans
 
 
 def test_the_widest_drift_joins_spans_that_overlap_or_touch() -> None:

@@ -437,10 +437,7 @@ def segment(
     kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
     drift = widest_drift(spans + smooth)
     if drift is not None:
-        # the drift reported runs to where it levels off, if it does before its span ends
-        # (ranked within the span: the whole series' ranks bend a long ramp into a curve)
-        knot = ramp_end(doubled_midranks(values[drift[0] : drift[1]]))
-        drift = drift if knot is None else (drift[0], drift[0] + knot)
+        drift = trim_drift(values, drift, kept)
     if drift is not None:
         found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
     bounds = [0, *kept, count]
@@ -728,6 +725,22 @@ def ramp_end(scores: Int64Array) -> int | None:
     rho = min(max(difference_rho(scores, knot), 0.0), PHI_MAX)
     effective = length / ((1.0 + rho) / (1.0 - rho))
     return knot if effective * math.log(line / end) > math.log(max(effective, 2.0)) else None
+
+
+def trim_drift(values: Float64Array, span: tuple[int, int], changes: list[int]) -> tuple[int, int]:
+    """A drift span cut to where it moves around the changes kept (see the Rust
+    ``trim_drift``): it ends at :func:`ramp_end` of the part after the last change inside
+    the span, then starts at the knot of a flat then line over the part before the first
+    change inside when that fits better than a line (:func:`ramp_end` of the reversed
+    ranks); each part ranked within itself."""
+    start, end = span
+    inside = [change for change in changes if start < change < end]
+    tail = inside[-1] if inside else start
+    knot = ramp_end(doubled_midranks(values[tail:end]))
+    end = end if knot is None else tail + knot
+    head = inside[0] if inside else end
+    knot = ramp_end(doubled_midranks(values[start:head])[::-1].copy())
+    return (start if knot is None else head - 1 - knot), end
 
 
 def _directions(changes: list[int], ranks: Int64Array) -> list[int]:

@@ -729,9 +729,15 @@ pub fn cusum_test(
 /// doubled ranks.
 pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
     let mut ordered = ranks.to_vec();
-    ordered.sort_unstable();
     let n = ranks.len();
-    let middle = ordered[(n - 1) / 2] + ordered[n / 2];
+    // the two middle order statistics by selection (O(n)), not a sort
+    let (_, &mut high, _) = ordered.select_nth_unstable(n / 2);
+    let low = if n % 2 == 1 {
+        high
+    } else {
+        *ordered[..n / 2].iter().max().expect("n >= 2")
+    };
+    let middle = low + high;
     ranks.iter().map(|&r| (2 * r - middle).abs()).collect()
 }
 
@@ -795,16 +801,17 @@ pub fn metric_changes(
     let raw = values;
     // A cycle is removed first: the search then sees its steps and drifts, not its swings
     // (not when removing it overflows: values near the largest float).
+    let raw_ranks = doubled_midranks(raw);
     let adjusted = match cycles {
         Cycles::None => None,
-        Cycles::Consecutive => find_cycle(raw, &doubled_midranks(raw), &[], count),
-        Cycles::At { tasks, length } => find_cycle(raw, &doubled_midranks(raw), tasks, length),
+        Cycles::Consecutive => find_cycle(raw, &raw_ranks, &[], count),
+        Cycles::At { tasks, length } => find_cycle(raw, &raw_ranks, tasks, length),
     };
     found.period = adjusted.as_ref().map(|(period, _)| *period);
-    let values = adjusted
-        .as_ref()
-        .map_or(raw, |(_, removed)| removed.as_slice());
-    let ranks = doubled_midranks(values);
+    let (values, ranks) = match &adjusted {
+        Some((_, removed)) => (removed.as_slice(), doubled_midranks(removed)),
+        None => (raw, raw_ranks), // no cycle removed: the ranks are the same
+    };
     found.tested = true;
     let mut splits: Vec<Split> = Vec::new();
     let mut pending = vec![(0usize, count)];

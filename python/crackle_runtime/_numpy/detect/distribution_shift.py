@@ -353,8 +353,8 @@ def split_long_run(
 def spread_scores(ranks: Int64Array) -> Int64Array:
     """|2 r - (r_(lo) + r_(hi))|: twice the distance of each doubled rank from the median of
     the segment's doubled ranks (lo, hi the middle order statistics)."""
-    ordered = np.sort(ranks)
     length = ranks.size
+    ordered = np.partition(ranks, [(length - 1) // 2, length // 2])
     middle = int(ordered[(length - 1) // 2]) + int(ordered[length // 2])
     return np.abs(2 * ranks - middle)
 
@@ -406,10 +406,11 @@ def segment(
     # (not when removing it overflows: values near the largest float).
     if tasks is None:
         tasks, length = np.arange(count), count
-    cycle = find_cycle(raw, doubled_midranks(raw), tasks, count if length is None else length)
+    ranks = doubled_midranks(raw)
+    cycle = find_cycle(raw, ranks, tasks, count if length is None else length)
     if cycle is not None:
         found["period"], values = cycle
-    ranks = doubled_midranks(values)
+        ranks = doubled_midranks(values)  # else the same ranks
     found["tested"] = True
     splits: list[tuple[int, int, int, float, float, bool]] = []
     pending = [(0, count)]

@@ -854,7 +854,7 @@ pub fn metric_changes(
         found.drift = drift;
     }
     let mut bounds = vec![0];
-    bounds.extend(kept.iter().map(|&index| positions[index]));
+    bounds.extend_from_slice(&kept_at);
     bounds.push(count);
     for (slot, &index) in kept.iter().enumerate() {
         let (change, statistic, p_value, spread) = splits[index];

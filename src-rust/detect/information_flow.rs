@@ -40,7 +40,7 @@ use super::shared::surrogates::{shared_shift_tests, shortest_shift};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
-use crate::info::histogram::entropy_of_counts;
+use crate::info::histogram::{entropy_of_counts, surprise};
 use crate::stats::{all_equal, student_t_two_sided_p};
 
 crate::record! {
@@ -594,20 +594,16 @@ impl TransferScratch {
             if count == 0 {
                 continue;
             }
-            let term = |count: u64| {
-                let p = count as f64 / size;
-                -(p * p.log2())
-            };
             let index = count as usize;
             if index >= SURPRISE_CACHE {
-                entropy += term(count); // a rare large cell: not remembered
+                entropy += surprise(count, size); // a rare large cell: not remembered
                 continue;
             }
             if index >= terms.len() {
                 terms.resize(index + 1, f64::NAN);
             }
             if terms[index].is_nan() {
-                terms[index] = term(count);
+                terms[index] = surprise(count, size);
             }
             entropy += terms[index];
         }

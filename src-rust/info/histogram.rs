@@ -247,7 +247,7 @@ impl Sum {
 
 /// `-p log2 p`, the entropy term of a cell holding `count` of `total` samples.
 #[inline]
-fn surprise(count: u64, total: f64) -> f64 {
+pub(crate) fn surprise(count: u64, total: f64) -> f64 {
     let p = count as f64 / total;
     -(p * p.log2())
 }

@@ -438,9 +438,8 @@ def segment(
     kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
     drift = widest_drift(spans + smooth)
     if drift is not None:
-        drift = trim_drift(values, drift, kept)
-    if drift is not None:
-        found.update(drifting=True, drift_start=drift[0], drift_end=drift[1])
+        start, end = trim_drift(values, drift, kept)
+        found.update(drifting=True, drift_start=start, drift_end=end)
     bounds = [0, *kept, count]
     by_position = {split[0]: split for split in splits}
     for index, change in enumerate(kept):

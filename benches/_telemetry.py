@@ -158,6 +158,26 @@ def _load_driven(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, d
     return ["cpu_pct", "latency_ms"], np.vstack([cpu, latency]), {}
 
 
+def _weak_cycle_deploy(deploy: bool) -> Callable[..., Any]:
+    """Four days of 5-minute samples: requests repeat a daily cycle of 288; latency's cycle
+    is a third of its variance under AR(1) 0.7 noise (too weak for its own cycle search over
+    four repetitions); with ``deploy``, latency +15% from 72% of the samples."""
+
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        day = np.sin(2 * np.pi * np.arange(n) / 288.0)
+        requests = rng.poisson(1000 * (1 + 0.6 * day)).astype(float)
+        noise = 0.1 * np.sqrt(1.0 - 0.49) * ar1(rng, 0.7, n)[0] + rng.normal(0.0, 0.05, n)
+        latency = 80.0 * np.exp(0.15 * day + noise)
+        planted: dict[str, Any] = {}
+        if deploy:
+            at = int(0.72 * n)
+            latency[at:] *= 1.15
+            planted = {"metric": "latency_ms", "at": at}
+        return ["requests", "latency_ms"], np.vstack([requests, latency]), planted
+
+    return make
+
+
 def _square(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
     x = rng.uniform(-1.0, 1.0, n)
     return ["x", "y"], np.vstack([x, x**2 + rng.normal(0.0, 0.05, n)]), {}
@@ -191,4 +211,6 @@ CASES: tuple[Case, ...] = (
     Case("p50 / p99 of one latency", "null", 2000, _p50_p99),
     Case("CPU and latency driven by load", "null", 1000, _load_driven),
     Case("queue depth leads latency by 2", "information flow", 1000, _queue_leads_latency),
+    Case("requests and latency, 4 days of cycles", "null", 1152, _weak_cycle_deploy(False)),
+    Case("deploy +15% on a weak daily cycle, 4 days", "change", 1152, _weak_cycle_deploy(True)),
 )

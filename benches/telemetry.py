@@ -95,6 +95,14 @@ def measure(
         add("found", float(bool(flows)))
         add("right dir", float(bool(right) and len(right) == len(flows)))
         add("right lag", float(any(p.details["lag"] == planted["lag"] for p in right)))
+    elif case.kind == "change":
+        shifts = [p for p in report if p.kind == PatternKind.DISTRIBUTION_SHIFT]
+        mine = [p for p in shifts if p.details["metric"] == planted["metric"]]
+        errors = [abs(int(p.metrics["change_index"]) - planted["at"]) for p in mine]
+        add("found", float(bool(mine)))
+        add("within 30", float(any(e <= 30 for e in errors)))
+        add("within 90", float(any(e <= 90 for e in errors)))
+        add("other changes", float(len(shifts) - len(mine) + sum(e > 90 for e in errors) > 0))
     elif case.kind == "dependence":
         add("found", float(any(p.kind == PatternKind.DEPENDENCE for p in report)))
 

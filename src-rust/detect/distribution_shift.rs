@@ -84,6 +84,10 @@
 //!   found once those that overlap or touch are joined ([`widest_drift`]), cut to where a
 //!   line then flat, and a flat then line, fit it better than a line ([`trim_drift`]).
 //!
+//! - **Cycles.** A metric's cycle is removed before the search (`shared::seasonal`); a
+//!   metric without one of its own is tested at the periods the other metrics repeat
+//!   ([`shared_cycle`]) and searched again when one fits ([`change_points`]).
+//!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
 
@@ -93,7 +97,7 @@ pub use super::shared::ranks::doubled_midranks;
 
 use super::shared::columns::{column_length, present_values};
 use super::shared::ranks::median;
-use super::shared::seasonal::find_cycle;
+use super::shared::seasonal::{find_cycle, shared_cycle};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -236,7 +240,8 @@ pub struct MetricChanges {
 }
 
 /// Every metric's changes (metrics in parallel; the budget is checked per metric and per
-/// segment searched).
+/// segment searched). A metric without a cycle of its own is tested at the periods the
+/// others repeat ([`shared_cycle`]), and searched again when it has one of them.
 pub fn change_points(
     columns: &[&[f64]],
     min_segment: usize,
@@ -244,21 +249,53 @@ pub fn change_points(
     budget: &Budget,
 ) -> CoreResult<Vec<MetricChanges>> {
     column_length(columns)?;
-    columns
-        .par_iter()
-        .map(|column| {
-            budget.check(STAGE)?;
-            let present = present_values(column);
-            // A cycle's phase counts tasks, so the cycle search reads the present values'
-            // task positions.
-            let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
-            let cycles = Cycles::At {
+    let search = |column: &[f64], periods: Option<&[usize]>| {
+        budget.check(STAGE)?;
+        let present = present_values(column);
+        // A cycle's phase counts tasks, so the cycle search reads the present values'
+        // task positions.
+        let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
+        let length = column.len();
+        let cycles = match periods {
+            None => Cycles::At {
                 tasks: &tasks,
-                length: column.len(),
-            };
-            metric_changes(&present, cycles, min_segment, alpha, budget)
+                length,
+            },
+            Some(periods) => Cycles::Shared {
+                tasks: &tasks,
+                length,
+                periods,
+            },
+        };
+        metric_changes(&present, cycles, min_segment, alpha, budget)
+    };
+    let mut metrics = columns
+        .par_iter()
+        .map(|column| search(column, None))
+        .collect::<CoreResult<Vec<_>>>()?;
+    let mut periods: Vec<usize> = metrics.iter().filter_map(|m| m.period).collect();
+    periods.sort_unstable();
+    periods.dedup();
+    if periods.is_empty() {
+        return Ok(metrics);
+    }
+    let again = columns
+        .par_iter()
+        .zip(&metrics)
+        .map(|(column, found)| {
+            if found.period.is_some() || !found.tested {
+                return Ok(None);
+            }
+            let shared = search(column, Some(&periods))?;
+            Ok(shared.period.is_some().then_some(shared))
         })
-        .collect()
+        .collect::<CoreResult<Vec<_>>>()?;
+    for (found, shared) in metrics.iter_mut().zip(again) {
+        if let Some(shared) = shared {
+            *found = shared;
+        }
+    }
+    Ok(metrics)
 }
 
 fn table(metrics: &[MetricChanges]) -> Table {
@@ -773,6 +810,14 @@ pub enum Cycles<'a> {
     Consecutive,
     /// The values were recorded at these task positions (ascending) of `length` tasks.
     At { tasks: &'a [usize], length: usize },
+    /// As `At`, tested at the periods other metrics of the same tasks repeat
+    /// ([`shared_cycle`]) instead of searched; when none fits, the metric is not searched
+    /// (it was searched without a cycle already) and comes back untested.
+    Shared {
+        tasks: &'a [usize],
+        length: usize,
+        periods: &'a [usize],
+    },
 }
 
 /// One metric's changes (see the module documentation), after removing its cycle
@@ -806,7 +851,15 @@ pub fn metric_changes(
         Cycles::None => None,
         Cycles::Consecutive => find_cycle(raw, &raw_ranks, &[], count),
         Cycles::At { tasks, length } => find_cycle(raw, &raw_ranks, tasks, length),
+        Cycles::Shared {
+            tasks,
+            length,
+            periods,
+        } => shared_cycle(raw, &raw_ranks, tasks, length, periods),
     };
+    if adjusted.is_none() && matches!(cycles, Cycles::Shared { .. }) {
+        return Ok(found); // searched already, without a cycle
+    }
     found.period = adjusted.as_ref().map(|(period, _)| *period);
     let (values, ranks) = match &adjusted {
         Some((_, removed)) => (removed.as_slice(), doubled_midranks(removed)),

@@ -656,6 +656,91 @@ def test_a_deploy_does_not_hide_a_weak_cycle(kernels: ModuleType, seed: int) -> 
     assert any(abs(p - 3300) <= 5 for p in positions(result))
 
 
+@pytest.mark.parametrize(("n", "period"), [(48, 8), (50, 8), (1152, 288), (700, 30)])
+def test_shared_period_p_is_the_periodogram_ratio(n: int, period: int) -> None:
+    """I(1/P) over the mean periodogram at the Fourier frequencies k/n, k within 8 of n/P
+    but at least one step from it and below n/2, against F(2, 2M): numpy's FFT and
+    scipy's F distribution."""
+    from crackle_runtime._numpy.detect.shared import seasonal
+
+    rng = np.random.default_rng(n)
+    t = np.arange(n)
+    x = np.round(4 * np.sin(2 * np.pi * t / period) + rng.normal(0, 6, n)).astype(np.int64)
+    centred = x - round(float(x.mean()))
+    spectrum = np.abs(np.fft.fft(centred)) ** 2
+    at_period = abs(np.sum(centred * np.exp(-2j * np.pi * t / period))) ** 2
+    ks = [k for k in range(1, (n - 1) // 2 + 1) if abs(k - n / period) >= 1]
+    ks = [k for k in ks if n // period - 8 <= k <= -(-n // period) + 8]
+    g = at_period / np.mean(spectrum[ks])
+    expected = stats.f.sf(g, 2, 2 * len(ks))
+    assert seasonal.shared_period_p(centred, period) == pytest.approx(expected, rel=1e-9)
+
+
+def monitoring_latency(
+    rng: np.random.Generator, n: int, deploy: int | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Requests with a plain daily cycle (288 samples) and a latency whose cycle is a third
+    of its variance under AR(1) 0.7 noise, +15% from ``deploy``."""
+    t = np.arange(n)
+    day = np.sin(2 * np.pi * t / 288)
+    requests = rng.poisson(1000 * (1 + 0.6 * day)).astype(np.float64)
+    noise = ar1(rng, n, 0.7) * 0.1 * math.sqrt(1 - 0.49) + rng.normal(0, 0.05, n)
+    latency = 80 * np.exp(0.15 * day + noise)
+    if deploy is not None:
+        latency[deploy:] *= 1.15
+    return requests, latency
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_weak_cycle_over_a_few_days_is_the_one_the_other_metrics_repeat(
+    kernels: ModuleType, seed: int
+) -> None:
+    """Four days of 5-minute samples: the latency's own cycle search finds nothing (four
+    repetitions of a cycle a third of its variance), and its AR(1) noise then swallows a
+    +15% deploy. Beside the requests, which repeat 288 samples, the latency is tested at
+    that period, its cycle is removed and the deploy found."""
+    rng = np.random.default_rng(seed)
+    requests, latency = monitoring_latency(rng, 1152, 830)
+    alone = changes(kernels, latency)
+    assert alone["period"].tolist() == [0] and positions(alone) == []
+    both = changes(kernels, np.vstack([requests, latency]))
+    assert both["period"].tolist() == [288, 288]
+    (change,) = positions(both, 1)
+    assert abs(change - 830) <= 90
+    # the summaries are of the values recorded
+    row = int(np.flatnonzero(both["metric"] == 1)[0])
+    assert both["median_after"][row] / both["median_before"][row] == pytest.approx(1.15, abs=0.1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_metric_without_the_shared_cycle_keeps_its_own_result(
+    kernels: ModuleType, seed: int
+) -> None:
+    """A stepped iid metric and an AR(1) 0.9 metric beside a cycling one are not given its
+    cycle: the same changes as alone; a latency export without a deploy gets no change."""
+    rng = np.random.default_rng(seed)
+    requests, latency = monitoring_latency(rng, 1152, None)
+    stepped = rng.normal(size=1152)
+    stepped[700:] += 1.0
+    persistent = ar1(rng, 1152, 0.9)
+    together = changes(kernels, np.vstack([requests, latency, stepped, persistent]))
+    assert together["period"].tolist()[2:] == [0, 0]
+    for metric, values in ((2, stepped), (3, persistent)):
+        assert positions(together, metric) == positions(changes(kernels, values))
+    assert positions(together, 1) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_and_native_agree_on_shared_cycles(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    requests, latency = monitoring_latency(rng, 1152, 830 if seed % 2 else None)
+    latency[rng.random(1152) < 0.05 * (seed // 2)] = np.nan  # gaps: tested by task phase
+    columns = np.vstack([requests, latency, rng.normal(size=1152)])
+    assert_same(changes(numpy_backend, columns), changes(native, columns))
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_step_in_a_persistent_stationary_metric_is_a_change_not_a_drift(
     kernels: ModuleType, seed: int

@@ -21,7 +21,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
-from crackle_runtime._numpy.detect.shared.seasonal import find_cycle
+from crackle_runtime._numpy.detect.shared.seasonal import find_cycle, shared_cycle
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
 
@@ -74,16 +74,33 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     metrics = values_by_metric.shape[0]
     per_metric: dict[str, list[Any]] = {name: [] for name in METRIC_FIELDS}
     per_change: dict[str, list[Any]] = {name: [] for name in CHANGE_FIELDS}
-    for metric in range(metrics):
+
+    def search(metric: int, periods: list[int] | None) -> dict[str, Any]:
         budget.check(STAGE)
         row = values_by_metric[metric]
         present = ~np.isnan(row)
-        values = row[present]
         # a cycle's phase counts tasks: the search reads the values' task positions
-        found = segment(
-            values, min_segment, alpha, budget, tasks=np.flatnonzero(present), length=row.size
+        return segment(
+            row[present],
+            min_segment,
+            alpha,
+            budget,
+            tasks=np.flatnonzero(present),
+            length=row.size,
+            periods=periods,
         )
-        per_metric["count"].append(values.size)
+
+    every = [search(metric, None) for metric in range(metrics)]
+    # a metric without a cycle of its own, tested at the periods the others repeat
+    periods = sorted({found["period"] for found in every if found["period"]})
+    if periods:
+        for metric, found in enumerate(every):
+            if found["tested"] and not found["period"]:
+                shared = search(metric, periods)
+                if shared["period"]:
+                    every[metric] = shared
+    for metric, found in enumerate(every):
+        per_metric["count"].append(int(np.count_nonzero(~np.isnan(values_by_metric[metric]))))
         per_metric["tested"].append(found["tested"])
         per_metric["phi"].append(found["phi"])
         per_metric["drifting"].append(found["drifting"])
@@ -385,10 +402,13 @@ def segment(
     budget: Budget | None = None,
     tasks: NDArray[np.int64] | None = None,
     length: int | None = None,
+    periods: list[int] | None = None,
 ) -> dict[str, Any]:
     """The changes of one metric's present values (see the Rust module), after removing its
     cycle (:func:`find_cycle`): the values are consecutive tasks when ``tasks`` is None,
-    else recorded at ``tasks`` of ``length`` tasks."""
+    else recorded at ``tasks`` of ``length`` tasks. With ``periods``, the cycle is tested at
+    those (:func:`shared_cycle`) instead of searched, and without one the metric is not
+    searched (it comes back untested)."""
     count = values.size
     found: dict[str, Any] = {
         "tested": False,
@@ -407,7 +427,13 @@ def segment(
     if tasks is None:
         tasks, length = np.arange(count), count
     ranks = doubled_midranks(raw)
-    cycle = find_cycle(raw, ranks, tasks, count if length is None else length)
+    length = count if length is None else length
+    if periods is None:
+        cycle = find_cycle(raw, ranks, tasks, length)
+    else:
+        cycle = shared_cycle(raw, ranks, tasks, length, periods)
+        if cycle is None:
+            return found  # searched already, without a cycle
     if cycle is not None:
         found["period"], values = cycle
         ranks = doubled_midranks(values)  # else the same ranks

@@ -19,6 +19,8 @@ __all__ = [
     "remove_cycle",
     "remove_cycle_at",
     "seasonal_period",
+    "shared_cycle",
+    "shared_period_p",
     "step_free_ranks",
 ]
 
@@ -30,6 +32,8 @@ PEAK = 0.5  # autocorrelation at the period >= 1/2 (less over many cycles, see _
 TROUGH = 0.3  # some lag before it <= -3/10 (less over many cycles)
 STEP_SHARE = 0.02  # a step explaining less of the ranks' variance: no second search
 NOISE_SDS = 3.0  # the lowered limits stay this many of Bartlett's standard errors out
+SHARED_ALPHA = 1e-3  # another metric's period is this metric's cycle at p <= 0.001 ...
+SHARED_NEIGHBOURS = 8  # ... against this many Fourier frequencies on each side
 
 Int64Array = NDArray[np.int64]
 Float64Array = NDArray[np.float64]
@@ -258,6 +262,71 @@ def find_cycle(
         if period is None:
             return None
         removed = remove_cycle_at(values, tasks, period)
+    if removed is None or not np.all(np.isfinite(removed)):
+        return None
+    return period, removed
+
+
+def _periodogram(centred: Int64Array, count: int, step: int) -> float:
+    """(sum x_t cos theta_t)^2 + (sum x_t sin theta_t)^2, theta_t = 2 pi (t step mod count)
+    / count read from the count-point tables (the Rust ``periodogram``)."""
+    angles = 2.0 * math.pi * np.arange(count, dtype=np.float64) / count
+    index = (np.arange(centred.size, dtype=np.int64) * step) % count
+    x = centred.astype(np.float64)
+    re = float(x @ np.cos(angles)[index])
+    im = float(x @ np.sin(angles)[index])
+    return re * re + im * im
+
+
+def shared_period_p(centred: Int64Array, period: int) -> float:
+    """The periodogram ratio test of a cycle of ``period`` tasks in ``centred`` (integers
+    with mean 0, one per task): I(1/period) against the mean periodogram at the
+    SHARED_NEIGHBOURS Fourier frequencies on each side at least one step away, below n/2;
+    p = (1 + g/M)^-M, F(2, 2M) (Priestley 1981 §6.1.4). 1 without a neighbour or power."""
+    n = centred.size
+    at_period = _periodogram(centred, period, 1)
+    lowest = max(n // period - SHARED_NEIGHBOURS, 0)
+    highest = -(-n // period) + SHARED_NEIGHBOURS
+    ks = [
+        k
+        for k in range(lowest, highest + 1)
+        if k != 0 and 2 * k < n and abs(k * period - n) >= period
+    ]
+    noise = sum(_periodogram(centred, n, k) for k in ks)
+    if not ks or noise <= 0.0:
+        return 1.0
+    m = float(len(ks))
+    g = at_period / (noise / m)
+    return float(min((1.0 + g / m) ** -m, 1.0))
+
+
+def shared_cycle(
+    values: Float64Array,
+    ranks: Int64Array,
+    tasks: NDArray[np.int64],
+    length: int,
+    periods: list[int],
+) -> tuple[int, Float64Array] | None:
+    """The cycle of a metric whose own search found none at one of ``periods`` (found on
+    other metrics of the same ``length`` tasks; the Rust ``shared_cycle``): the period of
+    least :func:`shared_period_p` on the ranks placed at their tasks (the first on ties),
+    when at most SHARED_ALPHA, and the values with it removed by task phase."""
+    count = values.size
+    if length > MAX_BLOCKS * MAX_BLOCK or (length - count) * MAX_ABSENT[1] > length * MAX_ABSENT[0]:
+        return None
+    centred = np.zeros(length, dtype=np.int64)
+    centred[tasks] = ranks - (count + 1)  # an absent task adds nothing
+    best: tuple[int, float] | None = None
+    for period in periods:
+        if period < MIN_PERIOD or length < MIN_CYCLES * period:
+            continue
+        p = shared_period_p(centred, period)
+        if best is None or p < best[1]:
+            best = (period, p)
+    if best is None or best[1] > SHARED_ALPHA:
+        return None
+    period = best[0]
+    removed = remove_cycle_at(values, tasks, period)
     if removed is None or not np.all(np.isfinite(removed)):
         return None
     return period, removed

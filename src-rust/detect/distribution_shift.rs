@@ -52,7 +52,10 @@
 //!   least `2 · min_segment` values whose test gives `p <= alpha` is split at its k and both
 //!   sides are searched again. Each change found is then re-placed and re-tested, left to
 //!   right, between its neighbours (the refinement of Fryzlewicz 2014 §3); its p-value is
-//!   that of its own segment, and the report's Benjamini–Hochberg pass decides it. The
+//!   that of its own segment (the larger of it and that of the segment between the changes
+//!   kept on either side, when a neighbour moved or went as part of a drift or a bend: a
+//!   change re-tested between two neighbours inside a slow excursion had p = 5e-31 there and
+//!   p = 1e-3 between the changes kept), and the report's Benjamini–Hochberg pass decides it. The
 //!   re-test's f is also at least the flat-top kernel ratio ([`kernel_inflation`], the
 //!   adaptive bandwidth of Politis 2003): between its neighbours a change's segment holds
 //!   no other step, and a slow component's autocorrelations are read where they are (the
@@ -881,7 +884,7 @@ pub fn metric_changes(
         }
     }
     splits.sort_by_key(|split| split.0);
-    let splits = refine(&splits, &ranks, min_segment, budget)?;
+    let (splits, tested) = refine(&splits, &ranks, min_segment, budget)?;
     let positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
     let mut cuts = vec![0];
     cuts.extend_from_slice(&positions);
@@ -910,8 +913,17 @@ pub fn metric_changes(
     bounds.extend_from_slice(&kept_at);
     bounds.push(count);
     for (slot, &index) in kept.iter().enumerate() {
-        let (change, statistic, p_value, spread) = splits[index];
+        let (change, mut statistic, mut p_value, spread) = splits[index];
         let (start, end) = (bounds[slot], bounds[slot + 2]);
+        if (start, end) != tested[index] {
+            // A neighbour moved or went (a drift, a bend): the change's segment is wider
+            // than the one it was re-tested in, and its p-value the larger of the two.
+            budget.check(STAGE)?;
+            let (_, wider, p_wider, _) = split_segment(&ranks[start..end], min_segment, true);
+            if p_wider > p_value {
+                (statistic, p_value) = (wider, p_wider);
+            }
+        }
         // the summaries are of the values recorded, cycle included
         let before = &raw[start..change];
         let after = &raw[change..end];
@@ -936,15 +948,20 @@ pub fn metric_changes(
 }
 
 /// Each change, left to right, re-placed and re-tested between its neighbours (the refined
-/// one on its left, the found one on its right) by [`split_segment`].
+/// one on its left, the found one on its right) by [`split_segment`], and the segments
+/// they were re-tested in.
+/// The segment each refined change was re-tested in: [start, end).
+type Tested = Vec<(usize, usize)>;
+
 fn refine(
     splits: &[Split],
     ranks: &[i64],
     min_segment: usize,
     budget: &Budget,
-) -> CoreResult<Vec<Split>> {
+) -> CoreResult<(Vec<Split>, Tested)> {
     let mut positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
     let mut refined = Vec::with_capacity(splits.len());
+    let mut tested = Vec::with_capacity(splits.len());
     for index in 0..positions.len() {
         budget.check(STAGE)?;
         let lo = if index > 0 { positions[index - 1] } else { 0 };
@@ -952,8 +969,9 @@ fn refine(
         let (k, statistic, p_value, spread) = split_segment(&ranks[lo..hi], min_segment, true);
         positions[index] = lo + k;
         refined.push((lo + k, statistic, p_value, spread));
+        tested.push((lo, hi));
     }
-    Ok(refined)
+    Ok((refined, tested))
 }
 
 /// (L, S, L Σy² - S²) of integer values (exact).

@@ -466,18 +466,35 @@ def segment(
     if drift is not None:
         start, end = trim_drift(values, drift, kept)
         found.update(drifting=True, drift_start=start, drift_end=end)
-    bounds = [0, *kept, count]
     by_position = {split[0]: split for split in splits}
-    for index, change in enumerate(kept):
-        _, start, end, statistic, p_value, spread = by_position[change]
-        # the summaries are of the values recorded, cycle included
-        before = raw[bounds[index] : change]
-        after = raw[change : bounds[index + 2]]
-        found["changes"].append(
+    found["changes"] = _kept_changes(raw, ranks, [by_position[c] for c in kept], min_segment)
+    return found
+
+
+def _kept_changes(
+    raw: Float64Array,
+    ranks: Int64Array,
+    kept: list[tuple[int, int, int, float, float, bool]],
+    min_segment: int,
+) -> list[dict[str, Any]]:
+    """Each kept change (as refined: position, re-test segment, T, p, spread) with its
+    segment between the kept changes on either side, its p-value the larger of its
+    re-test's and that segment's when they differ (a neighbour moved or went: a drift, a
+    bend), and the summaries of the values recorded (cycle included) on each side."""
+    bounds = [0, *(split[0] for split in kept), raw.size]
+    changes = []
+    for index, (change, start, end, statistic, p_value, spread) in enumerate(kept):
+        lo, hi = bounds[index], bounds[index + 2]
+        if (lo, hi) != (start, end):
+            _, wider, p_wider, _ = split_segment(ranks[lo:hi], min_segment, kernel=True)
+            if p_wider > p_value:
+                statistic, p_value = wider, p_wider
+        before, after = raw[lo:change], raw[change:hi]
+        changes.append(
             {
                 "change_index": change,
-                "segment_start": bounds[index],
-                "segment_end": bounds[index + 2],
+                "segment_start": lo,
+                "segment_end": hi,
                 "statistic": statistic,
                 "p_value": p_value,
                 "spread": spread,
@@ -489,7 +506,7 @@ def segment(
                 "std_after": population_std(after),
             }
         )
-    return found
+    return changes
 
 
 def _refine(

@@ -628,14 +628,10 @@ pub fn transfer_entropy_codes(
         return 0.0;
     }
     let samples = n - lag;
-    let table = &mut scratch.table;
-    table.clear();
-    table.resize(bins * bins * bins, 0);
-    for t in 0..samples {
-        let cell = (y[t] as usize * bins + x[t] as usize) * bins + y[t + lag] as usize;
-        table[cell] += 1;
-    }
-    transfer_entropy_of_table(table, bins, samples)
+    count_lanes(&mut scratch.table, bins * bins * bins, samples, |t| {
+        (y[t] as usize * bins + x[t] as usize) * bins + y[t + lag] as usize
+    });
+    transfer_entropy_of_table(&scratch.table, bins, samples)
 }
 
 /// The transfer entropy (bits, clipped at 0) of a count table over
@@ -834,6 +830,63 @@ struct SurrogateTest {
     base: Vec<f64>,
 }
 
+/// Counts of the cells `offsets[t] + source[t] · bins` (t < offsets.len() = source.len())
+/// into `table` (left holding `cells` counts). [`LANES`] tables side by side take
+/// consecutive samples in turn and are added up after: an increment no longer waits for
+/// the one before it when both hit the same cell (information flow over
+/// `benches/detector_cost.py`'s data: 0.39 → 0.34 s). Integer counts: the same table as
+/// one pass.
+fn count_cells(table: &mut Vec<u64>, cells: usize, offsets: &[u16], source: &[u8], bins: usize) {
+    table.clear();
+    table.resize(LANES * cells, 0);
+    let mut offset_chunks = offsets.chunks_exact(LANES);
+    let mut source_chunks = source.chunks_exact(LANES);
+    for (offset, x) in offset_chunks.by_ref().zip(source_chunks.by_ref()) {
+        for lane in 0..LANES {
+            table[lane * cells + offset[lane] as usize + x[lane] as usize * bins] += 1;
+        }
+    }
+    for (&offset, &x) in offset_chunks
+        .remainder()
+        .iter()
+        .zip(source_chunks.remainder())
+    {
+        table[offset as usize + x as usize * bins] += 1;
+    }
+    add_lanes(table, cells);
+}
+
+/// Counts of `cell(t)` for t < `samples` into `table` (left holding `cells` counts), in
+/// [`LANES`] side-by-side tables added up after (see [`count_cells`]).
+fn count_lanes(table: &mut Vec<u64>, cells: usize, samples: usize, cell: impl Fn(usize) -> usize) {
+    table.clear();
+    table.resize(LANES * cells, 0);
+    let whole = samples - samples % LANES;
+    for t in (0..whole).step_by(LANES) {
+        for lane in 0..LANES {
+            table[lane * cells + cell(t + lane)] += 1;
+        }
+    }
+    for t in whole..samples {
+        table[cell(t)] += 1;
+    }
+    add_lanes(table, cells);
+}
+
+/// The [`LANES`] tables of `table` added into the first (left holding `cells` counts).
+fn add_lanes(table: &mut Vec<u64>, cells: usize) {
+    let (first, rest) = table.split_at_mut(cells);
+    for lane in rest.chunks_exact(cells) {
+        for (total, &count) in first.iter_mut().zip(lane) {
+            *total += count;
+        }
+    }
+    table.truncate(cells);
+}
+
+/// The side-by-side count tables of [`count_cells`].
+const LANES: usize = 4;
+
 impl SurrogateTest {
     fn new(target: &[u8], bins: usize, lags: usize) -> Self {
         let n = target.len();
@@ -865,13 +918,14 @@ impl SurrogateTest {
         let bins = self.bins;
         let mut best = 0.0f64;
         for (offsets, &base) in self.offsets.iter().zip(&self.base) {
-            let table = &mut scratch.table;
-            table.clear();
-            table.resize(bins * bins * bins, 0);
-            for (&offset, &x) in offsets.iter().zip(source) {
-                table[offset as usize + x as usize * bins] += 1;
-            }
             let samples = offsets.len();
+            count_cells(
+                &mut scratch.table,
+                bins * bins * bins,
+                offsets,
+                &source[..samples],
+                bins,
+            );
             let table = std::mem::take(&mut scratch.table);
             let driver_past = scratch.entropy(
                 table

@@ -52,6 +52,7 @@ def flow(
     max_test_n: int,
     max_lag: int,
     prewhiten: int = 0,
+    direction_alpha: float = 1.0,
 ) -> Result:
     result: Result = kernels.run_detector(
         "information_flow",
@@ -63,6 +64,7 @@ def flow(
             "max_test_n": max_test_n,
             "max_lag": max_lag,
             "prewhiten": prewhiten,
+            "direction_alpha": direction_alpha,
         },
     )
     return result
@@ -175,10 +177,12 @@ def test_flow_on_the_latest_values(kernels: ModuleType) -> None:
         ((50, 10, 1, 100, 0), "max_lag"),
         ((50, 10, 1, 100, 3, 2), "prewhiten"),
         ((50, 10, 1, 100, 3, -1), "prewhiten"),
+        ((50, 10, 1, 100, 3, 0, 0.0), "direction_alpha"),
+        ((50, 10, 1, 100, 3, 0, 1.5), "direction_alpha"),
     ],
 )
 def test_flow_arguments_are_validated(
-    kernels: ModuleType, arguments: tuple[int, ...], name: str
+    kernels: ModuleType, arguments: tuple[float, ...], name: str
 ) -> None:
     with pytest.raises(ValueError, match=rf"^{name}"):
         flow(kernels, np.ones((2, 60)), *arguments)
@@ -329,6 +333,33 @@ def test_the_direction_p_value_is_the_time_reversal_jackknife(kernels: ModuleTyp
         codes[0], codes[1], codes[0][::-1], codes[1][::-1], int(latest["best_lag"])
     )
     assert latest["direction_p"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_direction_is_tested_only_for_a_p_value_that_can_be_a_discovery(
+    kernels: ModuleType,
+) -> None:
+    # A lead x -> y beside two independent series: with direction_alpha the rows whose
+    # surrogate p-value is larger are left untested (1, NaN, NaN), the others unchanged.
+    rng = np.random.default_rng(73)
+    n = 400
+    x = rng.normal(size=n)
+    y = np.r_[0.0, x[:-1]] + rng.normal(size=n)
+    columns = np.vstack([x, y, rng.normal(size=n), rng.normal(size=n)])
+    every = flow(kernels, columns, 50, 99, SEED, 10_000, 3)
+    some = flow(kernels, columns, 50, 99, SEED, 10_000, 3, direction_alpha=0.05)
+    directed = ~np.isnan(every["te_time_reversed"])
+    assert directed.sum() >= 3  # forward net flows of the independent pairs too
+    kept = every["p_value"] <= 0.05
+    assert kept[0] and every["direction_p"][0] < 1e-3  # the lead x -> y
+    for name in every:
+        np.testing.assert_array_equal(some[name][kept], every[name][kept], err_msg=name)
+    skipped = directed & ~kept
+    assert skipped.any()
+    assert np.all(some["direction_p"][skipped] == 1.0)
+    assert np.all(np.isnan(some["te_time_reversed"][skipped]))
+    assert np.all(np.isnan(some["te_reverse_time_reversed"][skipped]))
+    for name in ("p_value", "te", "te_reverse", "best_lag", "perms_run"):
+        np.testing.assert_array_equal(some[name], every[name], err_msg=name)
 
 
 def test_prewhiten_reads_the_innovations_forward_and_backward(kernels: ModuleType) -> None:

@@ -29,7 +29,12 @@ __all__ = ["DETECTOR"]
 
 
 def _params(profile: ThermalProfile) -> dict[str, Any]:
-    return {"permutations": int(profile.permutations), "prewhiten": 1}
+    # a direction is tested only for a p-value that can be a discovery (at most the FDR)
+    return {
+        "permutations": int(profile.permutations),
+        "prewhiten": 1,
+        "direction_alpha": float(profile.fdr),
+    }
 
 
 def _p_value(result: Result, row: int) -> float:

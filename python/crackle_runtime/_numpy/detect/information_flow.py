@@ -55,6 +55,7 @@ PARAMS: dict[str, Any] = {
     "max_test_n": 10_000,
     "max_lag": 3,
     "prewhiten": 0,
+    "direction_alpha": 1.0,
 }
 
 STAGE = "information_flow"
@@ -215,7 +216,8 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     shifted by the shared shifts of test family 100000, at least max_lag plus its
     decorrelation length; pairs longer than ``max_test_n`` tested on their latest values);
     the time-reversed TEs at that lag and the direction's p-value (:func:`time_reversal_test`
-    on the tested pairs, when te > te_reverse + 1e-12; else NaN, NaN, 1). With ``prewhiten`` = 1
+    on the tested pairs, when te > te_reverse + 1e-12 and the p-value is at most
+    ``direction_alpha``; else NaN, NaN, 1). With ``prewhiten`` = 1
     each metric is read as its AR(p) innovations, its model read forward and (for the
     time-reversed TEs) backward in time."""
     min_values = params.count("min_values", 1)
@@ -224,6 +226,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     max_test_n = params.count("max_test_n", 1)
     max_lag = params.count("max_lag", 1)
     prewhiten = params.integer("prewhiten", 0, 1) == 1
+    direction_alpha = params.unit_interval("direction_alpha")
     values = as_columns(columns)
     if prewhiten:  # each metric's AR innovations, its model read forward and backward
         values, backward = prewhiten_columns_both_ways(values)
@@ -284,19 +287,6 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                         tested_bins,
                     )[0]
                 )
-            # the direction (with a forward net flow): the tested pairs and their backward
-            # series, read backward
-            te_time_reversed, te_reverse_time_reversed, direction_p = math.nan, math.nan, 1.0
-            if te > te_reverse + LAG_TIE:  # ties up to rounding: no forward net flow
-                te_time_reversed, te_reverse_time_reversed, direction_p = time_reversal_test(
-                    (tested_source, tested_target),
-                    (
-                        backward_ranks.get(i, j, both, part, key, tested_bins)[::-1],
-                        backward_ranks.get(j, i, both, part, key, tested_bins)[::-1],
-                    ),
-                    tested_bins,
-                    best_lag,
-                )
             scaled_source = tested_source * tested_bins
             shortest = shortest_shift(tested_source, max_lag + 1)
 
@@ -314,6 +304,20 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
             p_value, perms_run = sequential_p_value(
                 observed, seeds, permuted, batch_limit(tested_source.size), (budget, STAGE)
             )
+            # the direction (with a forward net flow, when the p-value can be a discovery):
+            # the tested pairs and their backward series, read backward
+            te_time_reversed, te_reverse_time_reversed, direction_p = math.nan, math.nan, 1.0
+            # ties up to rounding: no forward net flow
+            if te > te_reverse + LAG_TIE and p_value <= direction_alpha:
+                te_time_reversed, te_reverse_time_reversed, direction_p = time_reversal_test(
+                    (tested_source, tested_target),
+                    (
+                        backward_ranks.get(i, j, both, part, key, tested_bins)[::-1],
+                        backward_ranks.get(j, i, both, part, key, tested_bins)[::-1],
+                    ),
+                    tested_bins,
+                    best_lag,
+                )
             store(
                 result,
                 pair,

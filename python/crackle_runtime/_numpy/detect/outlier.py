@@ -196,8 +196,8 @@ def _metric_outliers(
         raw_mc = medcouple(sample)
         if raw_mc > LOG_SCALE_MEDCOUPLE:
             log_scale, upper_only = True, True
-        elif raw_mc >= LOG_SCALE_TIE_MEDCOUPLE:  # mildly skewed: log when more symmetric
-            log_scale = abs(medcouple(np.log(sample))) < abs(raw_mc)
+        elif raw_mc >= LOG_SCALE_TIE_MEDCOUPLE:  # mildly skewed: log above the median
+            log_scale = True
     scale = SCALE_LOG if log_scale else SCALE_RAW
     transformed = np.log(present) if log_scale else present
     y_center = float(median(transformed))

@@ -31,9 +31,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::shared::columns::{column_length, prepare_testable, unordered_pairs};
+use super::shared::columns::{column_length, has_nan, prepare_testable, unordered_pairs};
 use super::shared::permutation::{MAX_PERMUTATIONS, MAX_TEST_N, PERMUTATIONS, SEED};
-use super::shared::prewhiten::prewhiten_columns_both_ways;
+use super::shared::prewhiten::{prewhiten_column_both_ways, prewhiten_columns_both_ways};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
 use super::shared::release_in_background;
 use super::shared::surrogates::{shared_shift_tests, shortest_shift};
@@ -194,24 +194,57 @@ pub fn information_flow_stats(
 ) -> CoreResult<Vec<FlowRow>> {
     column_length(columns)?;
     let m = columns.len();
-    let (forward, backward) = innovations(columns, settings.prewhiten);
-    let columns: Vec<&[f64]> = forward.iter().map(AsRef::as_ref).collect();
-    let backward: Vec<&[f64]> = backward.iter().map(AsRef::as_ref).collect();
-    let cached = prepare_testable(&columns, settings.min_values, |column| {
-        CachedCodes::new(column, settings.max_test_n)
-    });
-    // The tested codes of the backward series of each cached (complete) metric, read from
-    // the last task to the first.
-    let cached_backward: Vec<Option<Vec<u8>>> = cached
-        .par_iter()
-        .zip(&backward)
-        .map(|(codes, column)| {
-            codes.as_ref().map(|_| {
-                let size = column.len().min(settings.max_test_n);
-                reversed_codes(&column[column.len() - size..], flow_bins(size))
+    // With every metric complete, each metric's innovations are binned as soon as they are
+    // computed and dropped (1M x 16: both ways' innovations of every metric at once were
+    // 256 MB); a pair then reads only its metrics' codes.
+    let given = columns;
+    let lean = settings.prewhiten && given.iter().all(|column| !has_nan(column));
+    let (forward, backward) = if lean {
+        (Vec::new(), Vec::new())
+    } else {
+        innovations(given, settings.prewhiten)
+    };
+    let (columns, backward): (Vec<&[f64]>, Vec<&[f64]>) = if lean {
+        (vec![&[][..]; m], vec![&[][..]; m])
+    } else {
+        (
+            forward.iter().map(AsRef::as_ref).collect(),
+            backward.iter().map(AsRef::as_ref).collect(),
+        )
+    };
+    // Per testable complete metric: its codes, and the tested codes of its backward series
+    // read from the last task to the first.
+    let (cached, cached_backward): (Vec<Option<CachedCodes>>, Vec<Option<Vec<u8>>>) = if lean {
+        given
+            .par_iter()
+            .map(|column| {
+                let (forward, backward) = prewhiten_column_both_ways(column);
+                // prepare_testable's rule on the innovations
+                if forward.len() < settings.min_values.max(2) || all_equal(&forward) {
+                    return (None, None);
+                }
+                (
+                    Some(CachedCodes::new(&forward, settings.max_test_n)),
+                    Some(tail_reversed_codes(&backward, settings.max_test_n)),
+                )
             })
-        })
-        .collect();
+            .unzip()
+    } else {
+        let cached = prepare_testable(&columns, settings.min_values, |column| {
+            CachedCodes::new(column, settings.max_test_n)
+        });
+        let cached_backward = cached
+            .par_iter()
+            .zip(&backward)
+            .map(|(codes, column)| {
+                codes
+                    .as_ref()
+                    .map(|_| tail_reversed_codes(column, settings.max_test_n))
+            })
+            .collect();
+        (cached, cached_backward)
+    };
+    let length = given.first().map_or(0, |column| column.len());
     let pairs = unordered_pairs(m);
     // The pairs go in chunks with a deadline check between them; past the deadline the
     // state built so far is freed in the background, so the cut costs about one chunk.
@@ -227,6 +260,15 @@ pub fn information_flow_stats(
                     .as_deref()
                     .zip(cached_backward[b].as_deref()),
             );
+            if lean && both_cached.is_none() {
+                // a constant or too short metric: the pair is not tested
+                return PairRows {
+                    forward: blank_row(a, b, length, flow_bins(length)),
+                    backward: blank_row(b, a, length, flow_bins(length)),
+                    tests: [None, None],
+                    shared: false,
+                };
+            }
             pair_rows(
                 settings,
                 (a, b),
@@ -336,6 +378,13 @@ fn innovations<'a>(columns: &[&'a [f64]], prewhiten: bool) -> (Series<'a>, Serie
         .into_iter()
         .map(|(forward, backward)| (Cow::Owned(forward), Cow::Owned(backward)))
         .unzip()
+}
+
+/// [`reversed_codes`] of the latest min(n, `max_test_n`) values of `column` (b from their
+/// count).
+fn tail_reversed_codes(column: &[f64], max_test_n: usize) -> Vec<u8> {
+    let size = column.len().min(max_test_n);
+    reversed_codes(&column[column.len() - size..], flow_bins(size))
 }
 
 /// Quantile codes of `values` (b = `bins`) in reverse task order.
@@ -457,7 +506,8 @@ fn pair_rows(
             .unzip();
         (&gathered.0, &gathered.1)
     };
-    let n = xa.len();
+    // cached codes are of complete, non-constant series (prepare_testable)
+    let n = cached.map_or(xa.len(), |((codes, _), _)| codes.full.len());
     let bins = flow_bins(n);
     let mut result = PairRows {
         forward: blank_row(a, b, n, bins),
@@ -465,7 +515,7 @@ fn pair_rows(
         tests: [None, None],
         shared: cached.is_some(),
     };
-    if n < context.min_values || all_equal(xa) || all_equal(xb) {
+    if n < context.min_values || (cached.is_none() && (all_equal(xa) || all_equal(xb))) {
         return result;
     }
     let (codes_a, codes_b): (Cow<[u8]>, Cow<[u8]>) = match cached {

@@ -186,15 +186,15 @@ pub fn prewhiten<'py>(
     let mut owned = Vec::new();
     let rows = rows_of(&view, &mut owned);
     let selection = metrics.map(|m| m.as_array().to_vec());
-    let residuals = py.detach(|| {
+    let (count, flat) = py.detach(|| {
         let rows = match &selection {
             Some(selection) => detect::shared::columns::select_rows(&rows, selection)?,
             None => rows,
         };
-        Ok::<_, crate::error::CoreError>(detect::shared::prewhiten::prewhiten_columns(&rows))
+        let mut flat = vec![0.0; rows.len() * tasks];
+        detect::shared::prewhiten::prewhiten_columns_into(&rows, &mut flat);
+        Ok::<_, crate::error::CoreError>((rows.len(), flat))
     })?;
-    let count = residuals.len();
-    let flat: Vec<f64> = residuals.into_iter().flatten().collect();
     let array = numpy::ndarray::Array2::from_shape_vec((count, tasks), flat)
         .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
     Ok(array.into_pyarray(py))

@@ -386,6 +386,34 @@ def test_prewhiten_reads_the_innovations_forward_and_backward(kernels: ModuleTyp
     assert result["direction_p"][0] == pytest.approx(expected, rel=1e-9)
 
 
+def test_complete_metrics_give_the_same_rows_beside_a_metric_with_gaps(
+    kernels: ModuleType,
+) -> None:
+    # With every metric complete the kernel keeps each metric's codes only (its innovations
+    # are binned and dropped); a metric with gaps beside them makes it keep every series.
+    # The pairs of the complete metrics are the same rows either way.
+    rng = np.random.default_rng(74)
+    n = 600
+    x = np.cumsum(rng.normal(size=n))
+    y = np.r_[0.0, x[:-1]] + rng.normal(size=n)
+    z = rng.normal(size=n)
+    gappy = rng.normal(size=n)
+    gappy[::9] = NAN
+    complete = np.vstack([x, y, z, np.full(n, 2.0)])  # and a constant one (untested)
+    alone = flow(kernels, complete, 50, 49, SEED, 300, 3, prewhiten=1)
+    beside = flow(kernels, np.vstack([complete, gappy]), 50, 49, SEED, 300, 3, prewhiten=1)
+    rows = [
+        k
+        for k, (i, j) in enumerate(zip(beside["i"].tolist(), beside["j"].tolist(), strict=True))
+        if i < 4 and j < 4
+    ]
+    assert len(rows) == alone["i"].size == 12
+    for name in alone:
+        np.testing.assert_array_equal(beside[name][rows], alone[name], err_msg=name)
+    assert alone["tested"].tolist().count(True) == 6  # the constant metric's pairs: untested
+    assert alone["n"].tolist() == [n] * 12
+
+
 def _ar(rng: np.random.Generator, n: int, phi: float, sd: float) -> NDArray[np.float64]:
     out, shocks = np.zeros(n), rng.normal(0.0, sd * math.sqrt(1 - phi * phi), n)
     for t in range(1, n):

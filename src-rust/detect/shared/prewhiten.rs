@@ -133,44 +133,53 @@ pub fn ar_residuals(values: &[f64]) -> Vec<f64> {
 /// autocovariances are; Box & Jenkins 1970 §3.1). Empty when not `backward`.
 pub fn ar_residuals_both_ways(values: &[f64], backward: bool) -> (Vec<f64>, Vec<f64>) {
     let n = values.len();
+    let mut forward = vec![0.0; n];
+    let mut backward_out = if backward { vec![0.0; n] } else { Vec::new() };
+    ar_residuals_into(
+        values,
+        &mut forward,
+        backward.then_some(&mut backward_out[..]),
+    );
+    (forward, backward_out)
+}
+
+/// [`ar_residuals_both_ways`] written into `forward` (and `backward` when given), each of
+/// the length of `values`.
+fn ar_residuals_into(values: &[f64], forward: &mut [f64], backward: Option<&mut [f64]>) {
+    let n = values.len();
     let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if n == 0 || !(largest > 0.0 && largest.is_finite()) {
-        return (
-            vec![0.0; n],
-            if backward { vec![0.0; n] } else { Vec::new() },
-        );
+        forward.fill(0.0);
+        if let Some(backward) = backward {
+            backward.fill(0.0);
+        }
+        return;
     }
     let scale = power_of_two_below(largest);
-    let scaled: Vec<f64> = values.iter().map(|v| v / scale).collect();
-    let mean = scaled.iter().sum::<f64>() / n as f64;
-    let centered: Vec<f64> = scaled.iter().map(|v| v - mean).collect();
+    // the scaled values' sum, then each scaled value minus the mean (the same floats as
+    // from a stored copy of the scaled values, without it)
+    let mean = values.iter().map(|v| v / scale).sum::<f64>() / n as f64;
+    let centered: Vec<f64> = values.iter().map(|v| v / scale - mean).collect();
     let model = fit_ar(&centered);
     let p = model.order();
-    let forward = (0..n)
-        .map(|t| {
-            let coefficients = &model.coefficients[t.min(p)];
+    for (t, out) in forward.iter_mut().enumerate() {
+        let coefficients = &model.coefficients[t.min(p)];
+        let mut residual = centered[t];
+        for (j, phi) in coefficients.iter().enumerate() {
+            residual -= phi * centered[t - 1 - j];
+        }
+        *out = residual * scale;
+    }
+    if let Some(backward) = backward {
+        for (t, out) in backward.iter_mut().enumerate() {
+            let coefficients = &model.coefficients[(n - 1 - t).min(p)];
             let mut residual = centered[t];
             for (j, phi) in coefficients.iter().enumerate() {
-                residual -= phi * centered[t - 1 - j];
+                residual -= phi * centered[t + 1 + j];
             }
-            residual * scale
-        })
-        .collect();
-    let backward = if backward {
-        (0..n)
-            .map(|t| {
-                let coefficients = &model.coefficients[(n - 1 - t).min(p)];
-                let mut residual = centered[t];
-                for (j, phi) in coefficients.iter().enumerate() {
-                    residual -= phi * centered[t + 1 + j];
-                }
-                residual * scale
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    (forward, backward)
+            *out = residual * scale;
+        }
+    }
 }
 
 /// Per column: the AR residuals of its present (non-NaN) values in order, at their tasks,
@@ -183,6 +192,25 @@ pub fn prewhiten_columns(columns: &[&[f64]]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// [`prewhiten_columns`] written into `out`, one row of the columns' length per column in
+/// order (row-major): the caller's buffer is the only copy of the result (a Vec per column
+/// flattened afterwards peaked at twice the matrix and more, 1M × 16: 322 MB).
+pub fn prewhiten_columns_into(columns: &[&[f64]], out: &mut [f64]) {
+    let length = columns.first().map_or(0, |column| column.len());
+    if length == 0 {
+        return;
+    }
+    out.par_chunks_mut(length)
+        .zip(columns.par_iter())
+        .for_each(|(row, column)| {
+            if length >= MIN_PREWHITEN_VALUES && column.iter().all(|v| !v.is_nan()) {
+                ar_residuals_into(column, row, None); // straight into the row
+            } else {
+                row.copy_from_slice(&prewhiten_column(column, false).0);
+            }
+        });
+}
+
 /// Per column: its forward residuals ([`prewhiten_columns`]) and its backward residuals
 /// ([`ar_residuals_both_ways`]) at the same tasks. Columns run in parallel.
 pub fn prewhiten_columns_both_ways(columns: &[&[f64]]) -> Vec<(Vec<f64>, Vec<f64>)> {
@@ -192,7 +220,16 @@ pub fn prewhiten_columns_both_ways(columns: &[&[f64]]) -> Vec<(Vec<f64>, Vec<f64
         .collect()
 }
 
+/// One column's forward and backward residuals ([`prewhiten_columns_both_ways`]).
+pub fn prewhiten_column_both_ways(column: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    prewhiten_column(column, true)
+}
+
 fn prewhiten_column(column: &[f64], backward: bool) -> (Vec<f64>, Vec<f64>) {
+    if column.len() >= MIN_PREWHITEN_VALUES && column.iter().all(|v| !v.is_nan()) {
+        // every task present: the residuals are already at their tasks (no copies)
+        return ar_residuals_both_ways(column, backward);
+    }
     let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
     let mut forward_out = vec![f64::NAN; column.len()];
     let mut backward_out = if backward {

@@ -836,6 +836,20 @@ def _smooth_steps(
     return [change for index, change in enumerate(kept) if index not in dropped], spans
 
 
+JUMP_SIDE = 3  # the fewest values on each side of a jump tested by _jumps
+JUMP_EVIDENCE = 2.0  # ... which needs this many times the BIC penalty
+
+
+def _jumps(scores: Int64Array, cut: int, line: float, effective: float, penalty: float) -> bool:
+    """Whether the span jumps at ``cut``: a line on each side fits better than the
+    continuous broken line (RSS ``line``) by BIC on L', L' ln(RSS_line / RSS_apart) > ln L'
+    (see the Rust ``jumps``)."""
+    if cut < JUMP_SIDE or scores.size - cut < JUMP_SIDE or line <= 0.0:
+        return False
+    apart = line_rss(scores[:cut]) + line_rss(scores[cut:])
+    return apart <= 0.0 or effective * math.log(line / apart) > JUMP_EVIDENCE * penalty
+
+
 def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str:
     """How a smooth curve explains the step at ``change`` of ranks[start:end] (the metric's
     doubled mid-ranks), by BIC on the part's effective number of values L' = L / f
@@ -847,7 +861,8 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
     the broken line fits as well as the step, L' ln(RSS_step / RSS_line) >= ln L', and a
     flat start does not fit as well as the line;
     "onset" when both fit as well (L' ln(RSS_flat / RSS_line) <= ln L'); "step" otherwise
-    (also when RSS_step <= 0 or L < 5). ln L' is taken at L' >= 2."""
+    (also when RSS_step <= 0 or L < 5, and first of all when the span jumps at the change,
+    :func:`_jumps`). ln L' is taken at L' >= 2."""
     length = end - start
     if length < 5:
         return "step"
@@ -859,6 +874,8 @@ def _smooth_verdict(ranks: Int64Array, start: int, change: int, end: int) -> str
     rho = 0.0 if fitted is None else min(max(fitted[1], 0.0), PHI_MAX)
     effective = length / ((1.0 + rho) / (1.0 - rho))
     penalty = math.log(max(effective, 2.0))
+    if _jumps(part, change - start, line, effective, penalty):
+        return "step"
     straight = line_rss(part)
     flat_start = flat <= 0.0 or (line > 0.0 and effective * math.log(flat / line) <= penalty)
     if straight <= 0.0 or effective * math.log(straight / step) <= penalty:

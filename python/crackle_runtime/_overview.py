@@ -268,8 +268,11 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
         metrics["mean_before"],
         metrics["mean_after"],
     )
-    if details.get("changed") == "spread" and "std_before" in metrics and "std_after" in metrics:
+    changed = details.get("changed")
+    if changed == "spread" and "std_before" in metrics and "std_after" in metrics:
         (before, after), measure = (metrics["std_before"], metrics["std_after"]), "spread"
+    elif changed == "trend" and medians:  # the medians of the task-to-task changes
+        (before, after), measure = medians, "trend per task"
     elif medians and (medians[0] != medians[1] or not means):
         before, after = medians
     elif means:  # the medians tie (a discrete metric): the means tell, as the description

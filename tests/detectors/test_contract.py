@@ -72,7 +72,16 @@ INT_FIELDS = frozenset(
     }
 )
 BOOL_FIELDS = frozenset(
-    {"sampled", "detected", "is_counter", "tested", "satisfied", "drifting", "spread"}
+    {
+        "sampled",
+        "detected",
+        "is_counter",
+        "tested",
+        "satisfied",
+        "drifting",
+        "spread",
+        "differenced",
+    }
 )
 
 # Parameters small enough that the detectors test something on a few dozen tasks.

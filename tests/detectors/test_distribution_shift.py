@@ -447,6 +447,58 @@ def test_a_cycle_seen_through_part_of_its_period_is_a_drift(kernels: ModuleType)
     assert result["drifting"].tolist() == [True, True]
 
 
+def drift_with_a_new_slope(seed: int) -> NDArray[np.float64]:
+    """A queue total that grows by 0.1 per batch, +0.6 from batch 600, with unit noise on
+    each increment: a random walk with a drift whose slope changes."""
+    rng = np.random.default_rng(seed)
+    steps = np.where(np.arange(1000) < 600, 0.1, 0.6) + rng.normal(0.0, 1.0, 1000)
+    return 100.0 + np.cumsum(steps)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_a_drifting_metric_reports_the_change_of_its_trend(kernels: ModuleType, seed: int) -> None:
+    """Drifting over all its values, the metric's changes were all dropped (its excursions);
+    its task-to-task differences are searched instead, and the new slope is a change."""
+    result = changes(kernels, drift_with_a_new_slope(seed))
+    assert result["drifting"].tolist() == [True]
+    assert (int(result["drift_start"][0]), int(result["drift_end"][0])) == (0, 1000)
+    (row,) = np.flatnonzero(result["differenced"])
+    assert abs(int(result["change_index"][row]) - 600) <= 5
+    assert result["p_value"][row] < 1e-6
+    # the summaries are of the differences: about 0.1 and 0.6 per task
+    assert result["median_before"][row] == pytest.approx(0.1, abs=0.15)
+    assert result["median_after"][row] == pytest.approx(0.6, abs=0.15)
+
+
+def test_random_walks_have_no_change_of_trend(kernels: ModuleType) -> None:
+    found = 0
+    for seed in range(20):
+        walk = np.cumsum(np.random.default_rng([seed, 5]).standard_t(3, size=500))
+        result = changes(kernels, walk)
+        found += int(np.any(result["p_value"][result["differenced"]] <= 1e-3))
+    assert found == 0
+
+
+def test_a_change_of_trend_reads_as_one() -> None:
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    values = drift_with_a_new_slope(0)
+    kiln.add_matrix(values[:, None], ["queue_total"], [f"b{t}" for t in range(1000)])
+    report = kiln.cool()
+    (pattern,) = report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
+    assert pattern.description.startswith("the trend of 'queue_total' rose (+0.")
+    assert pattern.details["changed"] == "trend" and pattern.details["direction"] == "up"
+    assert any("'queue_total' drifts up over all its values" in note for note in report.notes)
+    (incident,) = report.overview().incidents
+    assert incident.changes[0].measure == "trend per task"
+
+
+def test_numpy_and_native_agree_on_changes_of_trend(
+    native: ModuleType, numpy_backend: ModuleType
+) -> None:
+    columns = np.vstack([drift_with_a_new_slope(seed) for seed in range(4)])
+    assert_same(changes(numpy_backend, columns), changes(native, columns))
+
+
 @pytest.mark.parametrize("seed", [2, 5, 6, 9, 13, 18])
 def test_a_jump_on_a_trend_is_a_change_not_a_bend(kernels: ModuleType, seed: int) -> None:
     """A quality-control series: a small trend throughout, Gaussian noise, then from task

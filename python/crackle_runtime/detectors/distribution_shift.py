@@ -29,9 +29,21 @@ def _percent(before: float, after: float) -> float:
     return (after - before) / abs(before) if before != 0.0 else math.nan
 
 
-def _wording(name: str, field: dict[str, float], spread: bool) -> tuple[str, str]:
+def _wording(
+    name: str, field: dict[str, float], spread: bool, differenced: bool = False
+) -> tuple[str, str]:
     """(direction, what changed) of one change, e.g. ("up", "'build_s' rose 25% (255 → 320
-    median)")."""
+    median)"); of a drifting metric's task-to-task differences, its trend, e.g. ("up", "the
+    trend of 'gdp' rose (+0.12 → +0.85 per task, median)")."""
+    if differenced:  # a level change of the differences: the trend's slope
+        before, after, what = field["median_before"], field["median_after"], "median"
+        if before == after:
+            before, after, what = field["mean_before"], field["mean_after"], "mean"
+        direction = "up" if after > before else "down"
+        verb = "rose" if direction == "up" else "fell"
+        return direction, (
+            f"the trend of '{name}' {verb} ({before:+.4g} → {after:+.4g} per task, {what})"
+        )
     if spread:
         before, after = field["std_before"], field["std_after"]
         direction = "up" if after > before else "down"
@@ -64,7 +76,8 @@ def _pattern(data: DetectionData, result: Result, change: int) -> CracklePattern
     start, end = int(result["segment_start"][change]), int(result["segment_end"][change])
     label = data.labels[int(rows[index])]
     spread = bool(result["spread"][change])
-    direction, what = _wording(name, field, spread)
+    differenced = bool(result["differenced"][change])
+    direction, what = _wording(name, field, spread, differenced)
     p_value = field["p_value"]
     median_delta = field["median_after"] - field["median_before"]
     return CracklePattern(
@@ -83,7 +96,7 @@ def _pattern(data: DetectionData, result: Result, change: int) -> CracklePattern
             "metric": name,
             "change_label": label,
             "direction": direction,
-            "changed": "spread" if spread else "level",
+            "changed": "trend" if differenced else ("spread" if spread else "level"),
             "segment_start_label": data.labels[int(rows[start])],
             "segment_end_label": data.labels[int(rows[end - 1])],
         },

@@ -36,6 +36,7 @@ CHANGE_FIELDS = (
     "statistic",
     "p_value",
     "spread",
+    "differenced",
     "mean_before",
     "mean_after",
     "median_before",
@@ -114,7 +115,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     result: dict[str, Any] = {}
     ints = {"count", "drift_start", "drift_end", "period", "metric", "change_index"}
     ints |= {"segment_start", "segment_end"}
-    bools = {"tested", "drifting", "spread"}
+    bools = {"tested", "drifting", "spread", "differenced"}
     for name in FIELDS:
         column = per_metric[name] if name in per_metric else per_change[name]
         dtype = np.int64 if name in ints else np.bool_ if name in bools else np.float64
@@ -403,6 +404,8 @@ def segment(
     tasks: NDArray[np.int64] | None = None,
     length: int | None = None,
     periods: list[int] | None = None,
+    differences: bool = True,
+    cycles: bool = True,
 ) -> dict[str, Any]:
     """The changes of one metric's present values (see the Rust module), after removing its
     cycle (:func:`find_cycle`): the values are consecutive tasks when ``tasks`` is None,
@@ -428,7 +431,9 @@ def segment(
         tasks, length = np.arange(count), count
     ranks = doubled_midranks(raw)
     length = count if length is None else length
-    if periods is None:
+    if not cycles:
+        cycle = None
+    elif periods is None:
         cycle = find_cycle(raw, ranks, tasks, length)
     else:
         cycle = shared_cycle(raw, ranks, tasks, length, periods)
@@ -438,8 +443,48 @@ def segment(
         found["period"], values = cycle
         ranks = doubled_midranks(values)  # else the same ranks
     found["tested"] = True
+    splits = _binary_segmentation(ranks, min_segment, alpha, budget)
+    splits = _refine(splits, ranks, count, min_segment)
+    fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
+    found["phi"] = math.nan if fitted is None else fitted[1]
+    if found["phi"] >= DRIFT_RHO and keeps_unit_root(ranks):
+        # Persistent within the segments too: a random walk or a trend, not steps; what
+        # changes is read in its task-to-task differences.
+        found.update(drifting=True, drift_start=0, drift_end=count)
+        if differences:
+            found["changes"] = _difference_changes(values, min_segment, alpha, budget)
+        return found
+    kept, spans = _drifts([split[0] for split in splits], ranks, values)
+    spread_at = {split[0]: split[5] for split in splits}
+    kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
+    drift = widest_drift(spans + smooth)
+    if drift is not None:
+        start, end = trim_drift(values, drift, kept)
+        found.update(drifting=True, drift_start=start, drift_end=end)
+    by_position = {split[0]: split for split in splits}
+    found["changes"] = _kept_changes(raw, ranks, [by_position[c] for c in kept], min_segment)
+    if (
+        differences
+        and not found["changes"]
+        and (found["drift_start"], found["drift_end"])
+        == (
+            0,
+            count,
+        )
+    ):
+        # drifting over all its values by its changes' runs and bends: the same reading
+        found["changes"] = _difference_changes(values, min_segment, alpha, budget)
+    return found
+
+
+def _binary_segmentation(
+    ranks: Int64Array, min_segment: int, alpha: float, budget: Budget | None
+) -> list[tuple[int, int, int, float, float, bool]]:
+    """The changes binary segmentation finds (position, segment start and end, T, p,
+    spread), by position: a segment of at least 2 min_segment values whose
+    :func:`split_segment` gives p <= alpha is split and both sides searched again."""
     splits: list[tuple[int, int, int, float, float, bool]] = []
-    pending = [(0, count)]
+    pending = [(0, ranks.size)]
     while pending:
         start, end = pending.pop()
         if end - start < 2 * min_segment:
@@ -451,24 +496,38 @@ def segment(
             splits.append((start + k, start, end, statistic, p_value, spread))
             pending.append((start + k, end))
             pending.append((start, start + k))
-    splits.sort()
-    splits = _refine(splits, ranks, count, min_segment)
-    fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
-    found["phi"] = math.nan if fitted is None else fitted[1]
-    if found["phi"] >= DRIFT_RHO and keeps_unit_root(ranks):
-        # Persistent within the segments too: a random walk or a trend, not steps.
-        found.update(drifting=True, drift_start=0, drift_end=count)
-        return found
-    kept, spans = _drifts([split[0] for split in splits], ranks, values)
-    spread_at = {split[0]: split[5] for split in splits}
-    kept, smooth = _smooth_steps(kept, [spread_at[change] for change in kept], ranks)
-    drift = widest_drift(spans + smooth)
-    if drift is not None:
-        start, end = trim_drift(values, drift, kept)
-        found.update(drifting=True, drift_start=start, drift_end=end)
-    by_position = {split[0]: split for split in splits}
-    found["changes"] = _kept_changes(raw, ranks, [by_position[c] for c in kept], min_segment)
-    return found
+    return sorted(splits)
+
+
+def _difference_changes(
+    values: Float64Array, min_segment: int, alpha: float, budget: Budget | None
+) -> list[dict[str, Any]]:
+    """The changes of the task-to-task differences of a metric drifting over all its values
+    (see the Rust ``difference_changes``): marked ``differenced``, placed at the first value
+    after the first difference of the new regime; none when a difference is not finite."""
+    differences = np.diff(values)
+    if not np.all(np.isfinite(differences)):
+        return []
+    steps = np.arange(differences.size)
+    found = segment(
+        differences,
+        min_segment,
+        alpha,
+        budget,
+        steps,
+        differences.size,
+        differences=False,
+        cycles=False,
+    )
+    # level changes only: noise proportional to a rising level widens the differences
+    changes: list[dict[str, Any]] = [c for c in found["changes"] if not c["spread"]]
+    for change in changes:
+        change.update(
+            change_index=change["change_index"] + 1,
+            segment_end=change["segment_end"] + 1,
+            differenced=True,
+        )
+    return changes
 
 
 def _kept_changes(
@@ -498,6 +557,7 @@ def _kept_changes(
                 "statistic": statistic,
                 "p_value": p_value,
                 "spread": spread,
+                "differenced": False,
                 "mean_before": mean_and_sum_of_squares(before)[0],
                 "mean_after": mean_and_sum_of_squares(after)[0],
                 "median_before": float(median(before)),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crackle_runtime import Kiln, PatternKind
+from crackle_runtime import Kiln, PatternKind, PatternReport
+from crackle_runtime._overview import Incident
 
 pd = pytest.importorskip("pandas")
 
@@ -100,17 +101,24 @@ def monitoring_export(
     )
 
 
+def the_deploy_leads(report: PatternReport, deploy_at: int, within: int) -> Incident:
+    """The overview's first incident is the latency's change, within ``within`` samples of
+    the deploy, and the latency is the only metric with a change; the incident."""
+    (incident, *_) = report.overview().incidents
+    assert [c.metric for c in incident.changes] == ["latency_ms"]
+    assert incident.position is not None and abs(incident.position - deploy_at) <= within
+    shifts = report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
+    assert {p.details["metric"] for p in shifts} == {"latency_ms"}
+    return incident
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_deploy_on_daily_cycles_leads_and_the_cycles_are_neither_drifts_nor_changes(
     seed: int,
 ) -> None:
     report = Kiln.from_pandas(monitoring_export(seed, deploy=True), order_by="ts").cool()
-    (incident, *_) = report.overview().incidents
-    assert [c.metric for c in incident.changes] == ["latency_ms"]
-    assert incident.position is not None and abs(incident.position - DEPLOY_AT) <= 15
+    incident = the_deploy_leads(report, DEPLOY_AT, 15)
     assert 0.10 <= incident.changes[0].relative <= 0.20
-    changed = {p.details["metric"] for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)}
-    assert changed == {"latency_ms"}
     notes = " ".join(report.notes)
     for name in ("requests", "cpu_pct"):  # latency's cycle is weaker than its noise
         assert f"'{name}' repeats a cycle of {PERIOD} tasks" in notes
@@ -131,13 +139,9 @@ def test_a_deploy_on_four_days_of_cycles_leads(seed: int) -> None:
     deploy_at = 830
     frame = monitoring_export(seed, deploy=True, samples=1152, deploy_at=deploy_at)
     report = Kiln.from_pandas(frame, order_by="ts").cool()
-    (incident, *_) = report.overview().incidents
-    assert [c.metric for c in incident.changes] == ["latency_ms"]
-    assert incident.position is not None and abs(incident.position - deploy_at) <= 90
+    incident = the_deploy_leads(report, deploy_at, 90)
     # the medians of the values recorded, cycle included, on each side of where it is found
     assert 0.08 <= incident.changes[0].relative <= 0.22
-    changed = {p.details["metric"] for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)}
-    assert changed == {"latency_ms"}
     notes = " ".join(report.notes)
     for name in ("requests", "cpu_pct", "latency_ms"):
         assert f"'{name}' repeats a cycle of" in notes
@@ -162,11 +166,7 @@ def test_scrape_gaps_leave_the_cycles_and_the_deploy_as_they_were() -> None:
     for name in ("requests", "cpu_pct", "latency_ms", "mem_mb"):
         frame.loc[rng.random(SAMPLES) < 0.03, name] = np.nan  # type: ignore[attr-defined]
     report = Kiln.from_pandas(frame, order_by="ts").cool()
-    (incident, *_) = report.overview().incidents
-    assert [c.metric for c in incident.changes] == ["latency_ms"]
-    assert incident.position is not None and abs(incident.position - DEPLOY_AT) <= 15
-    changed = {p.details["metric"] for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)}
-    assert changed == {"latency_ms"}
+    the_deploy_leads(report, DEPLOY_AT, 15)
     notes = " ".join(report.notes)
     for name in ("requests", "cpu_pct"):
         assert f"'{name}' repeats a cycle of {PERIOD} tasks" in notes

@@ -864,7 +864,7 @@ pub fn metric_changes(
 /// are its slope plus noise: a level change among them is a change of the slope, not an
 /// excursion (on 200 random walks with Gaussian and t(3) steps, ARIMA(1, 1, 0) 0.5 and 0.9,
 /// trends under AR(1) 0.9 noise and AR(1) 0.99, each of 200 and 2,000 values, one with
-/// p <= 0.001 at most). None when a difference is not finite.
+/// p <= 0.001 at most). No change when a difference is not finite.
 fn difference_changes(
     values: &[f64],
     min_segment: usize,
@@ -883,13 +883,10 @@ fn difference_changes(
         budget,
         false,
     )?;
-    let changes: Vec<Change> = found
+    Ok(found
         .changes
         .into_iter()
         .filter(|change| !change.spread)
-        .collect();
-    Ok(changes
-        .into_iter()
         .map(|change| Change {
             change_index: change.change_index + 1,
             segment_end: change.segment_end + 1,
@@ -1032,12 +1029,12 @@ fn changes_of(
     Ok(found)
 }
 
-/// Each change, left to right, re-placed and re-tested between its neighbours (the refined
-/// one on its left, the found one on its right) by [`split_segment`], and the segments
-/// they were re-tested in.
 /// The segment each refined change was re-tested in: [start, end).
 type Tested = Vec<(usize, usize)>;
 
+/// Each change, left to right, re-placed and re-tested between its neighbours (the refined
+/// one on its left, the found one on its right) by [`split_segment`], and the segments
+/// they were re-tested in.
 fn refine(
     splits: &[Split],
     ranks: &[i64],

@@ -31,7 +31,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::shared::columns::{column_length, has_nan, prepare_testable, unordered_pairs};
+use super::shared::columns::{column_length, has_nan, prepare_testable, testable, unordered_pairs};
 use super::shared::permutation::{MAX_PERMUTATIONS, MAX_TEST_N, PERMUTATIONS, SEED};
 use super::shared::prewhiten::{prewhiten_column_both_ways, prewhiten_columns_both_ways};
 use super::shared::ranks::{min_ranks, quantile_codes, round_half_even};
@@ -219,8 +219,7 @@ pub fn information_flow_stats(
             .par_iter()
             .map(|column| {
                 let (forward, backward) = prewhiten_column_both_ways(column);
-                // prepare_testable's rule on the innovations
-                if forward.len() < settings.min_values.max(2) || all_equal(&forward) {
+                if !testable(&forward, settings.min_values) {
                     return (None, None);
                 }
                 (
@@ -929,27 +928,14 @@ struct SurrogateTest {
 /// `benches/detector_cost.py`'s data: 0.39 → 0.34 s). Integer counts: the same table as
 /// one pass.
 fn count_cells(table: &mut Vec<u64>, cells: usize, offsets: &[u16], source: &[u8], bins: usize) {
-    table.clear();
-    table.resize(LANES * cells, 0);
-    let mut offset_chunks = offsets.chunks_exact(LANES);
-    let mut source_chunks = source.chunks_exact(LANES);
-    for (offset, x) in offset_chunks.by_ref().zip(source_chunks.by_ref()) {
-        for lane in 0..LANES {
-            table[lane * cells + offset[lane] as usize + x[lane] as usize * bins] += 1;
-        }
-    }
-    for (&offset, &x) in offset_chunks
-        .remainder()
-        .iter()
-        .zip(source_chunks.remainder())
-    {
-        table[offset as usize + x as usize * bins] += 1;
-    }
-    add_lanes(table, cells);
+    count_lanes(table, cells, offsets.len(), |t| {
+        offsets[t] as usize + source[t] as usize * bins
+    });
 }
 
 /// Counts of `cell(t)` for t < `samples` into `table` (left holding `cells` counts), in
-/// [`LANES`] side-by-side tables added up after (see [`count_cells`]).
+/// [`LANES`] side-by-side tables added up after (see [`count_cells`]; the same counts as one
+/// pass).
 fn count_lanes(table: &mut Vec<u64>, cells: usize, samples: usize, cell: impl Fn(usize) -> usize) {
     table.clear();
     table.resize(LANES * cells, 0);
@@ -976,7 +962,7 @@ fn add_lanes(table: &mut Vec<u64>, cells: usize) {
     table.truncate(cells);
 }
 
-/// The side-by-side count tables of [`count_cells`].
+/// The side-by-side count tables of [`count_lanes`].
 const LANES: usize = 4;
 
 impl SurrogateTest {

@@ -29,6 +29,13 @@ def _percent(before: float, after: float) -> float:
     return (after - before) / abs(before) if before != 0.0 else math.nan
 
 
+def _centres(field: dict[str, float]) -> tuple[float, float, str]:
+    """(before, after, "median"), or the means when the medians tie (a discrete metric)."""
+    if field["median_before"] == field["median_after"]:
+        return field["mean_before"], field["mean_after"], "mean"
+    return field["median_before"], field["median_after"], "median"
+
+
 def _wording(
     name: str, field: dict[str, float], spread: bool, differenced: bool = False
 ) -> tuple[str, str]:
@@ -36,9 +43,7 @@ def _wording(
     median)"); of a drifting metric's task-to-task differences, its trend, e.g. ("up", "the
     trend of 'gdp' rose (+0.12 → +0.85 per task, median)")."""
     if differenced:  # a level change of the differences: the trend's slope
-        before, after, what = field["median_before"], field["median_after"], "median"
-        if before == after:
-            before, after, what = field["mean_before"], field["mean_after"], "mean"
+        before, after, what = _centres(field)
         direction = "up" if after > before else "down"
         verb = "rose" if direction == "up" else "fell"
         return direction, (
@@ -50,11 +55,7 @@ def _wording(
         verb = "rose" if direction == "up" else "fell"
         ratio = f" ×{after / before:.3g}" if before > 0.0 else ""
         return direction, f"spread of '{name}' {verb}{ratio} (std {before:.4g} → {after:.4g})"
-    before, after = field["median_before"], field["median_after"]
-    if before == after:  # discrete metrics: the medians tie, the means tell
-        before, after, what = field["mean_before"], field["mean_after"], "mean"
-    else:
-        what = "median"
+    before, after, what = _centres(field)
     direction = "up" if after > before else "down"
     verb = "rose" if direction == "up" else "fell"
     relative = _percent(before, after)

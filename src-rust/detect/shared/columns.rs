@@ -161,8 +161,13 @@ pub(crate) fn unordered_pairs(m: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// `prepare(column)` for every column that is complete (no NaN), has at least `min_len`
-/// (and at least 2) values and is not constant; None for the others. In parallel.
+/// Whether a column is complete (no NaN), has at least `min_len` (and at least 2) values
+/// and is not constant: the columns [`prepare_testable`] prepares.
+pub(crate) fn testable(column: &[f64], min_len: usize) -> bool {
+    !has_nan(column) && column.len() >= min_len.max(2) && !all_equal(column)
+}
+
+/// `prepare(column)` for every [`testable`] column; None for the others. In parallel.
 pub(crate) fn prepare_testable<T: Send>(
     columns: &[&[f64]],
     min_len: usize,
@@ -170,11 +175,7 @@ pub(crate) fn prepare_testable<T: Send>(
 ) -> Vec<Option<T>> {
     columns
         .par_iter()
-        .map(|column| {
-            let complete = !has_nan(column);
-            (complete && column.len() >= min_len.max(2) && !all_equal(column))
-                .then(|| prepare(column))
-        })
+        .map(|column| testable(column, min_len).then(|| prepare(column)))
         .collect()
 }
 

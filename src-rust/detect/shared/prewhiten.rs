@@ -21,6 +21,7 @@
 //! A constant series has residuals 0. The NumPy twin is
 //! `crackle_runtime._numpy.detect.shared.prewhiten`.
 
+use super::columns::has_nan;
 use rayon::prelude::*;
 
 /// The largest AR order fitted.
@@ -203,7 +204,7 @@ pub fn prewhiten_columns_into(columns: &[&[f64]], out: &mut [f64]) {
     out.par_chunks_mut(length)
         .zip(columns.par_iter())
         .for_each(|(row, column)| {
-            if length >= MIN_PREWHITEN_VALUES && column.iter().all(|v| !v.is_nan()) {
+            if complete(column) {
                 ar_residuals_into(column, row, None); // straight into the row
             } else {
                 row.copy_from_slice(&prewhiten_column(column, false).0);
@@ -225,8 +226,14 @@ pub fn prewhiten_column_both_ways(column: &[f64]) -> (Vec<f64>, Vec<f64>) {
     prewhiten_column(column, true)
 }
 
+/// Every task present and enough of them to fit: the residuals are at their tasks as
+/// computed.
+fn complete(column: &[f64]) -> bool {
+    column.len() >= MIN_PREWHITEN_VALUES && !has_nan(column)
+}
+
 fn prewhiten_column(column: &[f64], backward: bool) -> (Vec<f64>, Vec<f64>) {
-    if column.len() >= MIN_PREWHITEN_VALUES && column.iter().all(|v| !v.is_nan()) {
+    if complete(column) {
         // every task present: the residuals are already at their tasks (no copies)
         return ar_residuals_both_ways(column, backward);
     }

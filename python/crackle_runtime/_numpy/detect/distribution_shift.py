@@ -411,7 +411,9 @@ def segment(
     cycle (:func:`find_cycle`): the values are consecutive tasks when ``tasks`` is None,
     else recorded at ``tasks`` of ``length`` tasks. With ``periods``, the cycle is tested at
     those (:func:`shared_cycle`) instead of searched, and without one the metric is not
-    searched (it comes back untested)."""
+    searched (it comes back untested); without ``cycles`` no cycle is looked for. With
+    ``differences``, a metric drifting over all its values gets the changes of its
+    task-to-task differences (:func:`_difference_changes`)."""
     count = values.size
     found: dict[str, Any] = {
         "tested": False,
@@ -463,15 +465,8 @@ def segment(
         found.update(drifting=True, drift_start=start, drift_end=end)
     by_position = {split[0]: split for split in splits}
     found["changes"] = _kept_changes(raw, ranks, [by_position[c] for c in kept], min_segment)
-    if (
-        differences
-        and not found["changes"]
-        and (found["drift_start"], found["drift_end"])
-        == (
-            0,
-            count,
-        )
-    ):
+    drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
+    if differences and not found["changes"] and drifts_over_all:
         # drifting over all its values by its changes' runs and bends: the same reading
         found["changes"] = _difference_changes(values, min_segment, alpha, budget)
     return found

@@ -267,14 +267,22 @@ def find_cycle(
     return period, removed
 
 
-def _periodogram(centred: Int64Array, count: int, step: int) -> float:
-    """(sum x_t cos theta_t)^2 + (sum x_t sin theta_t)^2, theta_t = 2 pi (t step mod count)
-    / count read from the count-point tables (the Rust ``periodogram``)."""
+def _tables(count: int) -> tuple[Float64Array, Float64Array]:
+    """cos and sin of 2 pi i / count for i < count."""
     angles = 2.0 * math.pi * np.arange(count, dtype=np.float64) / count
-    index = (np.arange(centred.size, dtype=np.int64) * step) % count
+    return np.cos(angles), np.sin(angles)
+
+
+def _periodogram(
+    centred: Int64Array, tables: tuple[Float64Array, Float64Array], step: int
+) -> float:
+    """(sum x_t cos theta_t)^2 + (sum x_t sin theta_t)^2, theta_t = 2 pi (t step mod count)
+    / count read from the count-point ``tables`` (the Rust ``periodogram``)."""
+    cosines, sines = tables
+    index = (np.arange(centred.size, dtype=np.int64) * step) % cosines.size
     x = centred.astype(np.float64)
-    re = float(x @ np.cos(angles)[index])
-    im = float(x @ np.sin(angles)[index])
+    re = float(x @ cosines[index])
+    im = float(x @ sines[index])
     return re * re + im * im
 
 
@@ -284,7 +292,7 @@ def shared_period_p(centred: Int64Array, period: int) -> float:
     SHARED_NEIGHBOURS Fourier frequencies on each side at least one step away, below n/2;
     p = (1 + g/M)^-M, F(2, 2M) (Priestley 1981 §6.1.4). 1 without a neighbour or power."""
     n = centred.size
-    at_period = _periodogram(centred, period, 1)
+    at_period = _periodogram(centred, _tables(period), 1)
     lowest = max(n // period - SHARED_NEIGHBOURS, 0)
     highest = -(-n // period) + SHARED_NEIGHBOURS
     ks = [
@@ -292,7 +300,8 @@ def shared_period_p(centred: Int64Array, period: int) -> float:
         for k in range(lowest, highest + 1)
         if k != 0 and 2 * k < n and abs(k * period - n) >= period
     ]
-    noise = sum(_periodogram(centred, n, k) for k in ks)
+    tables = _tables(n)  # one n-point table for every Fourier frequency
+    noise = sum(_periodogram(centred, tables, k) for k in ks)
     if not ks or noise <= 0.0:
         return 1.0
     m = float(len(ks))

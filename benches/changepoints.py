@@ -74,6 +74,9 @@ NULLS: dict[str, Generator] = {
     # a slow component under per-task noise (a latency driven by load): ARMA(1, 1)
     "AR(1) 0.9 (0.5 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.9, 0.5),
     "AR(1) 0.98 (0.25 sd) + noise": lambda rng, n: slow_plus_noise(rng, n, 0.98, 0.25),
+    "AR(1) 0.99": lambda rng, n: ar1(rng, n, 0.99),
+    # heavy-tailed steps: its largest steps are jumps by the jump test's null
+    "random walk, t(3) steps": lambda rng, n: np.cumsum(rng.standard_t(3.0, size=n)),
 }
 
 
@@ -99,6 +102,9 @@ def planted(kind: str, rng: np.random.Generator, n: int) -> tuple[Float64Array, 
     elif kind == "ar0.5":
         x = ar1(rng, n, 0.5)
         x[tau:] += 2.0 / np.sqrt(1 - 0.25)  # 2 marginal sd
+    elif kind == "ar0.99":  # a memory gauge: 20 sd of its increments, 2.8 of its own
+        x = ar1(rng, n, 0.99)
+        x[tau:] += 20.0
     else:
         raise ValueError(kind)
     return x, tau
@@ -189,6 +195,7 @@ def power_table(seeds: int) -> list[str]:
         ("Poisson 2 -> 3", "poisson", 200, 5),
         ("2-SD step on AR(1) 0.5", "ar0.5", 200, 5),
         ("1-SD step on a daily cycle (3 SD, P 288)", "cycle", 2000, 10),
+        ("2.8-SD step on AR(1) 0.99", "ar0.99", 1000, 2),
     ]
     for index, (label, kind, n, margin) in enumerate(cases):
         series, taus = [], []

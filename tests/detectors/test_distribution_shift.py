@@ -1014,3 +1014,128 @@ def test_a_cycle_near_the_largest_float_is_removed_without_overflow(kernels: Mod
     result = changes(kernels, values)
     assert result["period"].tolist() == [8]
     assert [abs(p - 200) <= 2 for p in positions(result)] == [True]
+
+
+# --- jumps of a persistent metric ----------------------------------------------------------------
+
+
+def climb_with_a_jump(n: int, at: int, jump: float, spike: bool = False) -> NDArray[np.float64]:
+    """A steady climb whose increments cycle through 0.05, 0.10, 0.15, 0.20 per task, the
+    increment into ``at`` replaced by ``jump`` (with ``spike``, taken back at once)."""
+    steps = 0.05 * (1 + np.arange(n - 1) % 4)
+    steps[at - 1] = jump
+    if spike:
+        steps[at] = -jump
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def test_a_jump_by_hand(kernels: ModuleType) -> None:
+    """The 40 increments around t = 29 (9..50 without 29) are ten each of 0.05, 0.10, 0.15
+    and 0.20: median 0.125, MAD 0.05; z = (5 - 0.125) / (1.4826 * 0.05), read against
+    Student's t(12) and Bonferroni over the 59 increments."""
+    values = climb_with_a_jump(60, 30, 5.0)
+    z = 4.875 / (stats.norm.ppf(0.75) ** -1 * 0.05)
+    p_value = 59 * 2 * stats.t.sf(z, 12)
+    ((position, found_z, found_p),) = twin.level_jumps(values, 0.01)
+    assert position == 30
+    assert found_z == pytest.approx(z, rel=1e-9)
+    assert found_p == pytest.approx(p_value, rel=1e-6)
+    # a steady climb drifts over all its values: the jump is its change, at the jump's p
+    result = changes(kernels, values)
+    assert result["drifting"].tolist() == [True]
+    (row,) = np.flatnonzero(~result["differenced"])
+    assert int(result["change_index"][row]) == 30
+    assert result["p_value"][row] == pytest.approx(p_value, rel=1e-6)
+    assert result["median_after"][row] - result["median_before"][row] > 5.0
+
+
+def test_no_jump_at_a_lone_outlier_a_short_series_or_a_rounded_ramp() -> None:
+    # back at once: the median after it moves by the climb only, not by half the jump
+    assert twin.level_jumps(climb_with_a_jump(60, 30, 5.0, spike=True), 0.01) == []
+    assert twin.level_jumps(climb_with_a_jump(41, 20, 5.0), 0.01) == []  # 41 increments needed
+    ramp = 2.53 - 0.01 * np.arange(60.0)  # equal increments but for rounding: no scale
+    ramp[45] -= 0.02
+    assert twin.level_jumps(ramp, 0.01) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_step_in_a_very_persistent_metric_is_found_where_it_is(
+    kernels: ModuleType, seed: int
+) -> None:
+    """AR(1) 0.99 (a memory gauge), +2.8 of its sd (20 sd of its increments) from task 600
+    of 1,000: the rank CUSUM's long-run variance, inflated by the persistence, found it in
+    0 of 40 series, and the whole looked like a random walk (a step passes for a unit root,
+    Perron 1989). Its jump is found at the task, and no other level change is as strong."""
+    rng = np.random.default_rng([seed, 17])
+    increments = np.sqrt(1.0 - 0.99**2)
+    values = increments * ar1(rng, 1000, 0.99)
+    values[600:] += 20 * increments
+    result = changes(kernels, values)
+    strong = ~result["differenced"] & (result["p_value"] <= 1e-3)
+    assert result["change_index"][strong].tolist() == [600]
+
+
+JUMP_NULLS = {
+    "gaussian walk": lambda rng, n: np.cumsum(rng.normal(size=n)),
+    "ar1-0.99": lambda rng, n: ar1(rng, n, 0.99),
+    "ar1-0.95": lambda rng, n: ar1(rng, n, 0.95),
+    "log-normal ar1-0.99": lambda rng, n: np.exp(0.1 * ar1(rng, n, 0.99)),
+    "lognormal": lambda rng, n: rng.lognormal(0.0, 1.0, size=n),
+    "pareto": lambda rng, n: rng.pareto(2.0, size=n),
+}
+
+
+@pytest.mark.parametrize("case", list(JUMP_NULLS))
+def test_persistent_and_heavy_tailed_nulls_have_no_jump(kernels: ModuleType, case: str) -> None:
+    """20 series each of 200 and 2,000 values: no level change (jumps and the search's)
+    with p <= 1e-3, at most one series."""
+    generate = JUMP_NULLS[case]
+    columns = np.full((40, 2000), NAN)
+    for seed in range(40):
+        n = 200 if seed % 2 else 2000
+        columns[seed, :n] = generate(np.random.default_rng([seed, 23]), n)
+    result = changes(kernels, columns)
+    level = ~result["differenced"] & (result["p_value"] <= 1e-3)
+    assert np.unique(result["metric"][level]).size <= 1
+
+
+def alternating_levels(seed: int) -> NDArray[np.float64]:
+    """A runner's pace over intervals: a slow, smooth wander about 15 and 9 minutes per mile
+    in turn, switching at once at 60, 96, 114, 174, 204, 240, 258 and 317."""
+    rng = np.random.default_rng(seed)
+    bounds = [0, 60, 96, 114, 174, 204, 240, 258, 317, 376]
+    level = np.concatenate(
+        [
+            np.full(hi - lo, 15.0 if i % 2 == 0 else 9.0)
+            for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+        ]
+    )
+    return level + 0.3 * ar1(rng, level.size, 0.97)
+
+
+def test_a_wandering_metric_with_jumps_reports_each_jump_and_drifts_between() -> None:
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    values = alternating_levels(0)
+    kiln.add_matrix(values[:, None], ["pace"], [f"lap{t}" for t in range(values.size)])
+    report = kiln.cool()
+    found = sorted(
+        int(p.metrics["change_index"]) for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)
+    )
+    assert found == [60, 96, 114, 174, 204, 240, 258, 317]
+    words = [p.description for p in report.by_kind(PatternKind.DISTRIBUTION_SHIFT)]
+    assert any(w.startswith("'pace' fell") and "at task 'lap60'" in w for w in words)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numpy_and_native_agree_on_jumps(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    rng = np.random.default_rng([seed, 29])
+    step = np.sqrt(1.0 - 0.99**2) * ar1(rng, 1500, 0.99)
+    step[700:] += 3.0
+    walks = np.cumsum(rng.standard_t(3, size=1500))
+    paces = np.concatenate([alternating_levels(seed), np.full(1500 - 376, NAN)])
+    columns = np.vstack([step, walks, paces])
+    ours, theirs = changes(numpy_backend, columns), changes(native, columns)
+    assert np.any(~ours["differenced"])
+    assert_same(ours, theirs)

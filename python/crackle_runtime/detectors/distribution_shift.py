@@ -125,9 +125,14 @@ def _drift_note(data: DetectionData, result: Result, metric: int) -> str:
         else f"from task '{data.labels[int(rows[start])]}' to task "
         f"'{data.labels[int(rows[end - 1])]}'"
     )
+    # a metric drifting over all its values reports only its jumps as level changes
+    jumps = (result["metric"] == metric) & ~result["differenced"]
+    apart = (
+        ", apart from its abrupt jumps" if start == 0 and end == rows.size and jumps.any() else ""
+    )
     return (
         f"'{name}' drifts {way} {where} (median {first:.4g} → {last:.4g}): a trend or a "
-        "random walk, reported as a drift rather than as a series of changes"
+        f"random walk, reported as a drift rather than as a series of changes{apart}"
     )
 
 

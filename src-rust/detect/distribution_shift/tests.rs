@@ -446,3 +446,82 @@ fn a_spent_budget_stops_the_search() {
         Err(CoreError::Timeout { .. })
     ));
 }
+
+/// A steady climb whose increments cycle through 0.05, 0.10, 0.15, 0.20 per task, with
+/// the increment into `at` replaced by `jump` (and, with `spike`, taken back at once).
+fn climb_with_a_jump(n: usize, at: usize, jump: f64, spike: bool) -> Vec<f64> {
+    let mut values = vec![0.0];
+    for t in 0..n - 1 {
+        let mut step = 0.05 * (1 + t % 4) as f64;
+        if t + 1 == at {
+            step = jump;
+        }
+        if spike && t == at {
+            step = -jump;
+        }
+        values.push(values[t] + step);
+    }
+    values
+}
+
+#[test]
+fn a_jump_by_hand() {
+    // The 40 increments around t = 29 (9..50 without 29) are ten of each of 0.05, 0.10,
+    // 0.15 and 0.20: median 0.125, MAD 0.05; z = (5 - 0.125) / (1.4826 · 0.05).
+    let values = climb_with_a_jump(60, 30, 5.0, false);
+    let jumps = level_jumps(&values, 0.01);
+    assert_eq!(jumps.len(), 1);
+    let jump = jumps[0];
+    assert_eq!(jump.position, 30);
+    let z = 4.875 / (MAD_NORMAL * 0.05);
+    assert!((jump.z - z).abs() <= 1e-9 * z, "{} vs {z}", jump.z);
+    let p = 59.0 * student_t_two_sided_p(z, JUMP_DF);
+    assert!((jump.p_value - p).abs() <= 1e-6 * p);
+    // a climb drifts over all its values: the jump is its change, with the jump's p-value
+    let found = changes_of(&values, 4, 0.01);
+    assert!(found.drifting);
+    let change = found
+        .changes
+        .iter()
+        .find(|change| !change.differenced)
+        .unwrap();
+    assert_eq!(change.change_index, 30);
+    assert_eq!(change.p_value, jump.p_value);
+}
+
+#[test]
+fn no_jump_at_a_lone_outlier_a_short_series_or_a_rounded_ramp() {
+    // the level comes back at once: the values after the spike are not all above
+    assert!(level_jumps(&climb_with_a_jump(60, 30, 5.0, true), 0.01).is_empty());
+    // 41 increments are needed
+    assert!(level_jumps(&climb_with_a_jump(41, 20, 5.0, false), 0.01).is_empty());
+    // equal increments but for rounding have no scale
+    let mut ramp: Vec<f64> = (0..60).map(|t| 2.53 - 0.01 * t as f64).collect();
+    ramp[45] -= 0.02;
+    assert!(level_jumps(&ramp, 0.01).is_empty());
+    // not finite
+    let mut gap = climb_with_a_jump(60, 30, 5.0, false);
+    gap[3] = f64::INFINITY;
+    assert!(level_jumps(&gap, 0.01).is_empty());
+}
+
+#[test]
+fn a_step_in_a_very_persistent_metric_is_its_jump() {
+    // AR(1) 0.99, a step of 20 increment SDs at 600 of 1,000: the rank CUSUM's long-run
+    // variance cannot see it, the jump test does.
+    for seed in 0..5 {
+        let mut values = ar1(seed, 1000, 0.99);
+        for value in &mut values[600..] {
+            *value += 20.0;
+        }
+        let found = changes_of(&values, 4, 0.01);
+        assert!(
+            found
+                .changes
+                .iter()
+                .any(|change| change.change_index == 600 && change.p_value <= 1e-3),
+            "seed {seed}: {:?}",
+            found.changes
+        );
+    }
+}

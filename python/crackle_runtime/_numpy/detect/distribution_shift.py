@@ -18,7 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
-from crackle_runtime._numpy._stats import all_equal, mean_and_sum_of_squares, population_std
+from crackle_runtime._numpy._stats import (
+    all_equal,
+    mean_and_sum_of_squares,
+    population_std,
+    student_t_two_sided_p,
+)
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 from crackle_runtime._numpy.detect.shared.seasonal import find_cycle, shared_cycle
@@ -59,6 +64,12 @@ KERNEL_C = 2.0  # the flat-top kernel's bandwidth rule (Politis 2003): |rho_j| <
 KERNEL_LAGS = 5  # ... for this many lags in a row, searched up to lag
 KERNEL_REACH = 8  # ... min(L / 4, 8 ceil(L^(1/3)))
 SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
+JUMP_NEIGHBOURS = 40  # a jump's increment is scaled by the MAD of the 40 increments nearest it
+JUMP_DF = 12.0  # ... and its z read against Student's t with 12 degrees of freedom
+JUMP_SCREEN = 2.5  # increments below 2.5 times their neighbours' mean deviation: not tested
+JUMP_LEVEL = 10  # the 10 values after a jump lie beyond the 10 before, median by half of it
+MAD_NORMAL = 1.482602218505602  # 1 / Phi^-1(3/4)
+JUMP_RESOLUTION = 1e-9  # a scale at most this times max |x| is rounding: no jump test
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -222,11 +233,12 @@ def residual_rho(scores: Int64Array, bounds: list[int]) -> tuple[float, float] |
     return energy, rho + pieces * (1.0 + 3.0 * rho) / scores.size
 
 
-def keeps_unit_root(scores: Int64Array) -> bool:
+def keeps_unit_root(scores: Int64Array, cuts: list[int] | None = None) -> bool:
     """Whether the scores keep a unit root: the Dickey-Fuller t of their bias-corrected
-    lag-1 autocorrelation rho about their mean (:func:`residual_rho` of one piece),
-    (rho - 1) / sqrt((1 - rho^2) / (n - 1)), is above -3.96 (rho >= 1: it is)."""
-    fitted = residual_rho(scores, [0, scores.size])
+    lag-1 autocorrelation rho about their means between ``cuts`` (the jumps;
+    :func:`residual_rho`), (rho - 1) / sqrt((1 - rho^2) / (n - 1)), is above -3.96 (rho >=
+    1: it is)."""
+    fitted = residual_rho(scores, [0, *(cuts or []), scores.size])
     if fitted is None or fitted[1] >= 1.0:
         return True
     rho = fitted[1]
@@ -396,6 +408,65 @@ def split_segment(
     return k, statistic, min(1.0, 2.0 * p_value), use_spread
 
 
+def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, float]]:
+    """(position, z, p) of each jump of the values, by position (see the Rust ``jumps``):
+    increment d_t = x_(t+1) - x_t screened where |d_t - med d| exceeds JUMP_SCREEN times
+    the mean of |d_j - med d| over its window of JUMP_NEIGHBOURS + 1 increments (t's
+    nearest, the first or last ones at the ends); z = |d_t - c| / (MAD_NORMAL MAD) with c
+    and MAD the median and MAD of the window without t; p = min(1, m P(|t_12| >= z)) over
+    the m increments; a jump when p <= alpha and the JUMP_LEVEL values from t + 1 lie all
+    beyond the JUMP_LEVEL before, their median by half of d_t - c or more, its way; of
+    jumps within JUMP_LEVEL of each other the largest z (the first of equal ones) is
+    kept. The position is t + 1, the first value of the new level."""
+    differences = np.diff(values)
+    count = differences.size
+    if count <= JUMP_NEIGHBOURS or not np.all(np.isfinite(differences)):
+        return []
+    deviations = np.abs(differences - float(median(differences)))
+    prefix = np.concatenate([np.zeros(1), np.cumsum(deviations)])
+    starts = np.clip(np.arange(count) - JUMP_NEIGHBOURS // 2, 0, count - JUMP_NEIGHBOURS - 1)
+    window = prefix[starts + JUMP_NEIGHBOURS + 1] - prefix[starts] - deviations
+    screened = np.flatnonzero(deviations > JUMP_SCREEN * (window / JUMP_NEIGHBOURS))
+    if screened.size == 0:
+        return []
+    offsets = np.arange(JUMP_NEIGHBOURS + 1)
+    at = starts[screened][:, None] + offsets[None, :]
+    # the window without t itself: t's column moved to the end and cut off
+    keep = at != screened[:, None]
+    neighbours = differences[at[keep].reshape(screened.size, JUMP_NEIGHBOURS)]
+    centre = median(neighbours)
+    scale = MAD_NORMAL * median(np.abs(neighbours - centre[:, None]))
+    # increments equal but for rounding (values on a grid, a steady ramp) have no scale
+    resolution = JUMP_RESOLUTION * float(np.max(np.abs(values)))
+    found: list[tuple[int, float, float]] = []
+    for index, t in enumerate(screened.tolist()):
+        if scale[index] <= resolution:
+            continue
+        offset = float(differences[t]) - float(centre[index])
+        z = abs(offset) / float(scale[index])
+        p_value = min(1.0, count * student_t_two_sided_p(z, JUMP_DF))
+        if p_value > alpha:
+            continue
+        position = t + 1
+        if position < JUMP_LEVEL or values.size - position < JUMP_LEVEL:
+            continue
+        before = values[position - JUMP_LEVEL : position]
+        after = values[position : position + JUMP_LEVEL]
+        if offset > 0.0:
+            separate = after.min() > before.max()
+            moved = float(median(after)) - float(median(before))
+        else:
+            separate = after.max() < before.min()
+            moved = float(median(before)) - float(median(after))
+        if separate and moved >= abs(offset) / 2.0:
+            found.append((position, z, p_value))
+    kept: list[tuple[int, float, float]] = []
+    for jump in sorted(found, key=lambda j: (-j[1], j[0])):
+        if all(abs(jump[0] - other[0]) > JUMP_LEVEL for other in kept):
+            kept.append(jump)
+    return sorted(kept)
+
+
 def segment(
     values: Float64Array,
     min_segment: int,
@@ -449,12 +520,18 @@ def segment(
     splits = _refine(splits, ranks, count, min_segment)
     fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
     found["phi"] = math.nan if fitted is None else fitted[1]
-    if found["phi"] >= DRIFT_RHO and keeps_unit_root(ranks):
+    # Abrupt moves of the level: a step is no unit root (Perron 1989), and a drifting
+    # metric's jumps are its changes.
+    persistent = found["phi"] >= DRIFT_RHO
+    jumped = level_jumps(values, alpha) if differences and persistent else []
+    if persistent and keeps_unit_root(ranks, [jump[0] for jump in jumped]):
         # Persistent within the segments too: a random walk or a trend, not steps; what
-        # changes is read in its task-to-task differences.
+        # changes is read in its jumps and its task-to-task differences.
         found.update(drifting=True, drift_start=0, drift_end=count)
         if differences:
-            found["changes"] = _difference_changes(values, min_segment, alpha, budget)
+            found["changes"] = _kept_changes(raw, ranks, [], min_segment, jumped)
+            found["changes"] += _difference_changes(values, min_segment, alpha, budget)
+            found["changes"].sort(key=lambda change: change["change_index"])
         return found
     kept, spans = _drifts([split[0] for split in splits], ranks, values)
     spread_at = {split[0]: split[5] for split in splits}
@@ -464,7 +541,9 @@ def segment(
         start, end = trim_drift(values, drift, kept)
         found.update(drifting=True, drift_start=start, drift_end=end)
     by_position = {split[0]: split for split in splits}
-    found["changes"] = _kept_changes(raw, ranks, [by_position[c] for c in kept], min_segment)
+    found["changes"] = _kept_changes(
+        raw, ranks, [by_position[c] for c in kept], min_segment, jumped
+    )
     drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
     if differences and not found["changes"] and drifts_over_all:
         # drifting over all its values by its changes' runs and bends: the same reading
@@ -525,24 +604,54 @@ def _difference_changes(
     return changes
 
 
+def _with_jumps(
+    kept: list[tuple[int, int, int, float, float, bool]],
+    jumped: list[tuple[int, float, float]],
+) -> list[tuple[int, int, int, float, float, bool, float]]:
+    """The kept changes and the jumps by position, each with the jump's p-value (NaN when
+    not a jump): a kept change within JUMP_LEVEL of a jump (the nearest, the earlier of
+    two as near) moves to the jump and keeps its segment, T and p, spread cleared; a jump
+    with no such change comes in with its own segment (-1, -1), z and p."""
+    merged = [(*split, math.nan) for split in kept]
+    for position, z, p_value in jumped:
+        near = [
+            (abs(entry[0] - position), index)
+            for index, entry in enumerate(merged)
+            if math.isnan(entry[6]) and abs(entry[0] - position) <= JUMP_LEVEL
+        ]
+        if near:
+            index = min(near)[1]
+            _, start, end, statistic, p_change, _, _ = merged[index]
+            merged[index] = (position, start, end, statistic, p_change, False, p_value)
+        else:
+            merged.append((position, -1, -1, z, p_value, False, p_value))
+    return sorted(merged)
+
+
 def _kept_changes(
     raw: Float64Array,
     ranks: Int64Array,
     kept: list[tuple[int, int, int, float, float, bool]],
     min_segment: int,
+    jumped: list[tuple[int, float, float]],
 ) -> list[dict[str, Any]]:
-    """Each kept change (as refined: position, re-test segment, T, p, spread) with its
-    segment between the kept changes on either side, its p-value the larger of its
-    re-test's and that segment's when they differ (a neighbour moved or went: a drift, a
-    bend), and the summaries of the values recorded (cycle included) on each side."""
-    bounds = [0, *(split[0] for split in kept), raw.size]
+    """Each kept change (as refined: position, re-test segment, T, p, spread) and jump
+    (:func:`_with_jumps`) with its segment between the changes on either side; a change's
+    p-value the larger of its re-test's and that segment's when they differ (a neighbour
+    moved or went: a drift, a bend), then for a change at a jump min(1, 2 min(p, p_jump))
+    (either test could have found it), a jump alone its own; and the summaries of the
+    values recorded (cycle included) on each side."""
+    merged = _with_jumps(kept, jumped)
+    bounds = [0, *(entry[0] for entry in merged), raw.size]
     changes = []
-    for index, (change, start, end, statistic, p_value, spread) in enumerate(kept):
+    for index, (change, start, end, statistic, p_value, spread, p_jump) in enumerate(merged):
         lo, hi = bounds[index], bounds[index + 2]
-        if (lo, hi) != (start, end):
+        if start >= 0 and (lo, hi) != (start, end):
             _, wider, p_wider, _ = split_segment(ranks[lo:hi], min_segment, kernel=True)
             if p_wider > p_value:
                 statistic, p_value = wider, p_wider
+        if start >= 0 and not math.isnan(p_jump):
+            p_value = min(1.0, 2.0 * min(p_value, p_jump))
         before, after = raw[lo:change], raw[change:hi]
         changes.append(
             {

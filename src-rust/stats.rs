@@ -213,6 +213,60 @@ pub fn student_t_two_sided_p(t: f64, df: f64) -> f64 {
     p.clamp(0.0, 1.0)
 }
 
+/// The tail region of Acklam's (2003) normal quantile: `Φ⁻¹(P)` for a lower tail
+/// probability P < 0.02425 given as `q = sqrt(-2 ln P)` (`-Φ⁻¹(P) = Φ⁻¹(1 - P)`).
+pub fn normal_quantile_tail(q: f64) -> f64 {
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let numerator = ((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5];
+    numerator / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+}
+
+/// Φ⁻¹(p) for 0 < p < 1 by Acklam's (2003) rational approximation (relative error below
+/// 1.2e-9): the central region `|p - 0.5| <= 0.5 - 0.02425` in `q = p - 0.5`, the tails in
+/// `q = sqrt(-2 ln p)` (of `1 - p` above).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const LOW: f64 = 0.02425;
+    let tail = normal_quantile_tail;
+    if p < LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - LOW {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        let numerator = (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q;
+        numerator / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
 /// Sequential left-to-right sum.
 #[inline]
 pub(crate) fn sequential_sum(values: &[f64]) -> f64 {
@@ -377,6 +431,25 @@ pub fn pearson_p_value(r: f64, n: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_quantile_matches_known_values() {
+        // scipy.stats.norm.ppf
+        for (p, expected) in [
+            (0.5, 0.0),
+            (0.975, 1.959_963_984_540_054),
+            (0.01, -2.326_347_874_040_841),
+            (0.9, 1.281_551_565_544_600_5),
+            (1e-10, -6.361_340_902_404_056),
+            (1.0 - 1e-6, 4.753_424_308_817_087),
+        ] {
+            let found = normal_quantile(p);
+            assert!(
+                (found - expected).abs() <= 1.2e-9 * expected.abs().max(1e-3),
+                "{p}: {found} vs {expected}"
+            );
+        }
+    }
 
     fn assert_close(actual: f64, expected: f64, relative: f64) {
         let scale = expected.abs().max(f64::MIN_POSITIVE);

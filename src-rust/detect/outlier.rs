@@ -70,7 +70,7 @@ use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
 use crate::rng::splitmix64_output;
-use crate::stats::sequential_sum;
+use crate::stats::{normal_quantile_tail, sequential_sum};
 
 /// The registry entry.
 pub const DETECTOR: Detector = Detector {
@@ -446,24 +446,7 @@ pub fn fence(z_threshold: f64, m: usize) -> f64 {
 /// rational approximation of the normal quantile in its tail region (relative error below
 /// 1.2e-9), finite for every finite `ln P`.
 pub fn upper_tail_z(log_tail: f64) -> f64 {
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let q = (-2.0 * log_tail).sqrt();
-    let numerator = ((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5];
-    let denominator = (((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0;
-    -numerator / denominator
+    -normal_quantile_tail((-2.0 * log_tail).sqrt())
 }
 
 #[cfg(test)]

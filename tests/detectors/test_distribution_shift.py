@@ -20,6 +20,7 @@ from scipy import stats
 from strategies import small_matrices
 
 from crackle_runtime import Kiln, ThermalProfile
+from crackle_runtime._numpy._stats import normal_quantile
 from crackle_runtime._numpy.detect import distribution_shift as twin
 from crackle_runtime.patterns import PatternKind
 
@@ -1138,4 +1139,105 @@ def test_numpy_and_native_agree_on_jumps(
     columns = np.vstack([step, walks, paces])
     ours, theirs = changes(numpy_backend, columns), changes(native, columns)
     assert np.any(~ours["differenced"])
+    assert_same(ours, theirs)
+
+
+# --- the incident scan ---------------------------------------------------------------------------
+
+
+def test_normal_quantile_is_acklams_approximation_of_scipys() -> None:
+    p = np.concatenate([np.linspace(1e-9, 1 - 1e-9, 100_001), [1e-300, 0.02425, 0.97575]])
+    expected = stats.norm.ppf(p)
+    found = normal_quantile(p)
+    away = np.abs(expected) > 1e-6
+    assert np.max(np.abs(found - expected)[away] / np.abs(expected[away])) < 1.2e-9
+
+
+@pytest.mark.parametrize(("width", "rho"), [(1, 0.0), (5, 0.0), (5, 0.7), (8, 0.95), (3, 0.3)])
+def test_window_difference_variance_sums_the_ar1_covariances(width: int, rho: float) -> None:
+    sign = np.where(np.arange(2 * width) < width, -1.0, 1.0)
+    lags = np.abs(np.subtract.outer(np.arange(2 * width), np.arange(2 * width)))
+    brute = float(sign @ (rho**lags) @ sign)
+    assert twin.window_difference_variance(width, rho) == pytest.approx(brute, rel=1e-9)
+
+
+def test_the_scan_by_hand() -> None:
+    """One width's z and p of the change found, recomputed from the definition: van der
+    Waerden scores, the difference of adjacent window sums, its median and MAD, the iid
+    floor, and the upcrossing tail over the scan with Bonferroni over the widths."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=600)
+    values[300:340] += 2.5
+    ranks = twin.doubled_midranks(values)
+    found = twin.incidents(ranks, 0.01, 0.0)
+    assert [position for position, *_ in found] == [300, 341]  # the noise puts the end at 341
+    scores = stats.norm.ppf(stats.rankdata(values) / 601)
+    widths = [8, 16, 32]  # 600 >= 16 w
+    best = []
+    for width in widths:
+        sums = np.convolve(scores, np.ones(width), "valid")  # sums[i] = scores[i:i + w]
+        t = np.arange(width, 600 - width + 1)
+        moved = sums[t] - sums[t - width]
+        centre = np.median(moved)
+        scale = max(
+            1.482602218505602 * np.median(np.abs(moved - centre)), np.sqrt(2 * width) * scores.std()
+        )
+        z = np.abs(moved - centre) / scale
+        p = 3 * 2 * (600 - 2 * width + 1) * 1.5 / width * z * stats.norm.pdf(z)
+        best.append(min(p[np.abs(t - 300) <= 2]))
+    assert found[0][2] == pytest.approx(min(best), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_incident_is_found_at_both_ends(kernels: ModuleType, seed: int) -> None:
+    """+3 sd on 30 of 2,000 values: binary segmentation's CUSUM sees neither end (0 of 60
+    series); the scan sees both."""
+    rng = np.random.default_rng([seed, 31])
+    values = rng.normal(size=2000)
+    start = int(rng.integers(500, 1500))
+    values[start : start + 30] += 3.0
+    result = changes(kernels, values)
+    strong = result["change_index"][result["p_value"] <= 0.01]
+    for end in (start, start + 30):
+        assert np.any(np.abs(strong - end) <= 3), (end, strong)
+
+
+SCAN_NULLS = {
+    "gaussian": lambda rng, n: rng.normal(size=n),
+    "lognormal": lambda rng, n: rng.lognormal(0.0, 1.0, size=n),
+    "poisson": lambda rng, n: rng.poisson(2.0, size=n).astype(float),
+    "bernoulli-0.2": lambda rng, n: rng.binomial(1, 0.2, size=n).astype(float),
+    "bernoulli-0.05": lambda rng, n: rng.binomial(1, 0.05, size=n).astype(float),
+    "ar1-0.5": lambda rng, n: ar1(rng, n, 0.5),
+    "ar1-0.9": lambda rng, n: ar1(rng, n, 0.9),
+}
+
+
+@pytest.mark.parametrize("case", list(SCAN_NULLS))
+def test_the_scan_rarely_finds_a_change_in_a_null_series(case: str) -> None:
+    """100 series of 200 to 2,000 values, the scan alone (rho 0 for iid data, the AR(1)
+    coefficient for the AR series): a change at p <= 0.01 in at most 2."""
+    rho = {"ar1-0.5": 0.5, "ar1-0.9": 0.9}.get(case, 0.0)
+    found = 0
+    for seed in range(100):
+        rng = np.random.default_rng([seed, 37])
+        values = SCAN_NULLS[case](rng, int(rng.integers(200, 2001)))
+        found += bool(twin.incidents(twin.doubled_midranks(values), 0.01, rho))
+    assert found <= 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numpy_and_native_agree_on_incidents(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    rng = np.random.default_rng([seed, 41])
+    columns = np.full((3, 4000), NAN)
+    for row in range(3):
+        n = int(rng.integers(300, 4001))
+        values = rng.normal(size=n)
+        start, width = int(rng.integers(n // 4, n // 2)), int(rng.integers(15, 120))
+        values[start : start + width] += rng.choice([-3.0, 2.0, 1.5])
+        columns[row, :n] = [values, np.exp(values), np.round(values * 2)][row]
+    ours, theirs = changes(numpy_backend, columns), changes(native, columns)
+    assert ours["change_index"].size >= 3
     assert_same(ours, theirs)

@@ -525,3 +525,69 @@ fn a_step_in_a_very_persistent_metric_is_its_jump() {
         );
     }
 }
+
+#[test]
+fn window_difference_variance_sums_the_ar1_covariances() {
+    // brute force: D = sum(after) - sum(before), Cov(x_i, x_j) = rho^|i - j|
+    for (width, rho) in [(1usize, 0.0f64), (5, 0.0), (5, 0.7), (8, 0.95), (3, 0.3)] {
+        let mut variance = 0.0;
+        for i in 0..2 * width {
+            for j in 0..2 * width {
+                let sign = |k: usize| if k < width { -1.0 } else { 1.0 };
+                variance += sign(i) * sign(j) * rho.powi(i.abs_diff(j) as i32);
+            }
+        }
+        let formula = window_difference_variance(width, rho);
+        assert!(
+            (formula - variance).abs() <= 1e-9 * variance,
+            "{width} {rho}"
+        );
+    }
+    assert_eq!(window_difference_variance(8, 0.0), 16.0);
+}
+
+#[test]
+fn an_incident_is_found_at_both_ends() {
+    // 2,000 values, +3 sd on 30 of them from 900: binary segmentation sees neither end
+    for seed in 0..3 {
+        let mut values = normals(seed, 2000);
+        for value in &mut values[900..930] {
+            *value += 3.0;
+        }
+        let ranks = doubled_midranks(&values);
+        let found = incidents(&ranks, 0.01, 0.0, &Budget::unlimited()).unwrap();
+        let near = |at: usize| {
+            found
+                .iter()
+                .any(|c| c.position.abs_diff(at) <= 3 && c.p_value <= 1e-3)
+        };
+        assert!(near(900) && near(930), "seed {seed}: {found:?}");
+        // in the search, the scan's p-value joins that of the change it also saw
+        let changes = changes_of(&values, 4, 0.01).changes;
+        for at in [900, 930] {
+            assert!(
+                changes
+                    .iter()
+                    .any(|c| c.change_index.abs_diff(at) <= 3 && c.p_value <= 2e-3),
+                "seed {seed}: {changes:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_scan_on_short_or_sparse_series() {
+    // 127 values: no window of 8 has 16 times its width
+    let ranks = doubled_midranks(&normals(1, 127));
+    assert!(incidents(&ranks, 0.5, 0.0, &Budget::unlimited())
+        .unwrap()
+        .is_empty());
+    // flags set on 1 task in 50: a window of 256 holds about 5 of them, fewer differ
+    let flags: Vec<f64> = (0..5000)
+        .map(|t| if t % 50 == 7 { 1.0 } else { 0.0 })
+        .collect();
+    let ranks = doubled_midranks(&flags);
+    assert!(incidents(&ranks, 0.5, 0.0, &Budget::unlimited())
+        .unwrap()
+        .is_empty());
+}

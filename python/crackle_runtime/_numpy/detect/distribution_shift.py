@@ -21,6 +21,7 @@ from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._stats import (
     all_equal,
     mean_and_sum_of_squares,
+    normal_quantile,
     population_std,
     student_t_two_sided_p,
 )
@@ -69,7 +70,14 @@ JUMP_DF = 12.0  # ... and its z read against Student's t with 12 degrees of free
 JUMP_SCREEN = 2.5  # increments below 2.5 times their neighbours' mean deviation: not tested
 JUMP_LEVEL = 10  # the 10 values after a jump lie beyond the 10 before, median by half of it
 MAD_NORMAL = 1.482602218505602  # 1 / Phi^-1(3/4)
+INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
 JUMP_RESOLUTION = 1e-9  # a scale at most this times max |x| is rounding: no jump test
+SCAN_NARROWEST = 8  # the incident scan's windows: 8, 16, ..., 256 values on each side
+SCAN_WIDTHS = 6
+SCAN_SPAN = 16  # a window of w values is scanned over at least 16 w values
+SCAN_VARIED = 5  # ... of which w (1 - the commonest value's share) >= 5 differ from it
+SCAN_SAMPLE = 4096  # the window differences' median and MAD read at most this many of them
+SCAN_CROSSINGS = 1.5  # rho(h) = 1 - 1.5 |h| / w near h = 0: the standardised scan's slope
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -467,6 +475,97 @@ def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, fl
     return sorted(kept)
 
 
+def window_difference_variance(width: int, rho: float) -> float:
+    """Var(D) / Var(x) for the difference D of the sums of two adjacent windows of ``width``
+    values of an AR(1) series with lag-1 autocorrelation rho: 2 Var(S_w) - 2 Cov(S_after,
+    S_before) = 2 w (1 + rho) / (1 - rho) - 4 rho (1 - rho^w) / (1 - rho)^2 - 2 rho (1 -
+    rho^w)^2 / (1 - rho)^2 (2 w at rho = 0)."""
+    gone = 1.0 - rho**width
+    rest = (1.0 - rho) * (1.0 - rho)
+    return (
+        2.0 * width * (1.0 + rho) / (1.0 - rho)
+        - 4.0 * rho * gone / rest
+        - 2.0 * rho * gone * gone / rest
+    )
+
+
+def window_direction(ranks: Int64Array, position: int, width: int) -> int:
+    """1, -1 or 0: whether the mean rank of the ``width`` values from ``position`` is above,
+    below or equal to that of the ``width`` before (fewer at the ends; exact integers)."""
+    before = ranks[max(0, position - width) : position]
+    after = ranks[position : position + width]
+    rising = int(after.sum()) * before.size
+    falling = int(before.sum()) * after.size
+    return (rising > falling) - (rising < falling)
+
+
+def incidents(ranks: Int64Array, alpha: float, rho: float) -> list[tuple[int, float, float, int]]:
+    """(position, z, p, w) of each level change the multiscale moving-sum scan finds (see
+    the Rust ``incidents``), by position: over the van der Waerden scores
+    s = Phi^-1(r / (2 (L + 1))) of the doubled mid-ranks r, at each window width w, the
+    difference D_t of the sums of the w scores from t and the w before; z = |D_t - c| /
+    max(MAD_NORMAL MAD, sd(s) sqrt(V_w(rho))), V_w the AR(1) variance of a window
+    difference (:func:`window_difference_variance`, rho clipped to [0, 0.97]), c and MAD
+    the median and MAD of every
+    ceil(len / 4096)-th D; p = min(1, W 2 (L - 2 w + 1) (1.5 / w) z phi(z)) for z >= 2
+    (else 1), W the widths scanned; the first largest z of each run of positions with
+    p <= alpha; narrowest widths first, a wider one's change kept unless within w of a kept
+    change going its way (:func:`window_direction` at w), to which it then lends its z and
+    p when its p is smaller."""
+    count = ranks.size
+    commonest = int(np.bincount(ranks).max())
+    widths = [
+        width
+        for width in (SCAN_NARROWEST << k for k in range(SCAN_WIDTHS))
+        if width * SCAN_SPAN <= count and width * (count - commonest) >= SCAN_VARIED * count
+    ]
+    if not widths:
+        return []
+    scores = normal_quantile(ranks / (2.0 * (count + 1)))
+    prefix = np.concatenate([np.zeros(1), np.cumsum(scores)])
+    spread = population_std(scores)
+    found: list[tuple[int, float, float, int]] = []
+    for width in widths:
+        starts = np.arange(width, count - width + 1)
+        moved = (prefix[starts + width] - prefix[starts]) - (
+            prefix[starts] - prefix[starts - width]
+        )
+        sample = moved[:: -(-moved.size // SCAN_SAMPLE)]
+        centre = float(median(sample))
+        mad = float(median(np.abs(sample - centre)))
+        if mad <= 0.0:
+            continue
+        scale = max(MAD_NORMAL * mad, spread * math.sqrt(window_difference_variance(width, rho)))
+        z = np.abs(moved - centre) / scale
+        factor = len(widths) * 2.0 * (count - 2 * width + 1) * SCAN_CROSSINGS / width
+        with np.errstate(over="ignore"):
+            p_values = np.minimum(1.0, factor * z * np.exp(-0.5 * z * z) * INV_SQRT_2PI)
+        p_values[z < 2.0] = 1.0  # 1 anyway: the factor is >= 42, z phi(z) >= 0.108 on [1, 2]
+        significant = np.flatnonzero(p_values <= alpha)
+        if significant.size == 0:
+            continue
+        runs = np.split(significant, np.flatnonzero(np.diff(significant) > 1) + 1)
+        for run in runs:
+            best = int(run[int(np.argmax(z[run]))])
+            found.append((int(starts[best]), float(z[best]), float(p_values[best]), width))
+    kept: list[tuple[int, float, float, int]] = []
+    for change in sorted(found, key=lambda c: (c[3], c[2], c[0])):
+        way = window_direction(ranks, change[0], change[3])
+        near = [
+            (abs(change[0] - other[0]), index)
+            for index, other in enumerate(kept)
+            if abs(change[0] - other[0]) <= change[3]
+            and window_direction(ranks, other[0], change[3]) == way
+        ]
+        if not near:
+            kept.append(change)
+            continue
+        index = min(near)[1]
+        if change[2] < kept[index][2]:  # seen better by the wider window: its z and p
+            kept[index] = (kept[index][0], change[1], change[2], kept[index][3])
+    return sorted(kept)
+
+
 def segment(
     values: Float64Array,
     min_segment: int,
@@ -529,7 +628,7 @@ def segment(
         # changes is read in its jumps and its task-to-task differences.
         found.update(drifting=True, drift_start=0, drift_end=count)
         if differences:
-            found["changes"] = _kept_changes(raw, ranks, [], min_segment, jumped)
+            found["changes"] = _kept_changes(raw, ranks, [], min_segment, jumped, [])
             found["changes"] += _difference_changes(values, min_segment, alpha, budget)
             found["changes"].sort(key=lambda change: change["change_index"])
         return found
@@ -541,8 +640,14 @@ def segment(
         start, end = trim_drift(values, drift, kept)
         found.update(drifting=True, drift_start=start, drift_end=end)
     by_position = {split[0]: split for split in splits}
+    rho = 0.0 if math.isnan(found["phi"]) else min(max(found["phi"], 0.0), PHI_MAX)
+    scanned = [
+        change
+        for change in incidents(ranks, alpha, rho)
+        if not found["drift_start"] < change[0] < found["drift_end"]
+    ]
     found["changes"] = _kept_changes(
-        raw, ranks, [by_position[c] for c in kept], min_segment, jumped
+        raw, ranks, [by_position[c] for c in kept], min_segment, jumped, scanned
     )
     drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
     if differences and not found["changes"] and drifts_over_all:
@@ -634,14 +739,32 @@ def _kept_changes(
     kept: list[tuple[int, int, int, float, float, bool]],
     min_segment: int,
     jumped: list[tuple[int, float, float]],
+    scanned: list[tuple[int, float, float, int]],
 ) -> list[dict[str, Any]]:
-    """Each kept change (as refined: position, re-test segment, T, p, spread) and jump
-    (:func:`_with_jumps`) with its segment between the changes on either side; a change's
-    p-value the larger of its re-test's and that segment's when they differ (a neighbour
-    moved or went: a drift, a bend), then for a change at a jump min(1, 2 min(p, p_jump))
-    (either test could have found it), a jump alone its own; and the summaries of the
-    values recorded (cycle included) on each side."""
+    """Each kept change (as refined: position, re-test segment, T, p, spread), jump
+    (:func:`_with_jumps`) and change of the incident scan (:func:`incidents`) with its
+    segment between the changes on either side; a change's p-value the larger of its
+    re-test's and that segment's when they differ (a neighbour moved or went: a drift, a
+    bend), then for a change at a jump, or nearest a change of the scan within its window
+    that goes its way, min(1, 2 min(p, p_other)) (either test could have found it); a jump
+    or a change of the scan alone keeps its own; and the summaries of the values recorded
+    (cycle included) on each side."""
     merged = _with_jumps(kept, jumped)
+    for position, z, p_value, width in scanned:
+        way = window_direction(ranks, position, width)
+        near = [
+            (abs(entry[0] - position), index)
+            for index, entry in enumerate(merged)
+            if abs(entry[0] - position) <= width and window_direction(ranks, entry[0], width) == way
+        ]
+        if not near:  # no change going its way within its window: it comes in
+            merged.append((position, -1, -1, z, p_value, False, math.nan))
+            continue
+        index = min(near)[1]
+        change, start, end, statistic, p_change, spread, p_other = merged[index]
+        if start >= 0 and math.isnan(p_other):  # a change of the search it also saw
+            merged[index] = (change, start, end, statistic, p_change, spread, p_value)
+    merged.sort()
     bounds = [0, *(entry[0] for entry in merged), raw.size]
     changes = []
     for index, (change, start, end, statistic, p_value, spread, p_jump) in enumerate(merged):

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._rng import splitmix64
-from crackle_runtime._numpy._stats import sequential_sum
+from crackle_runtime._numpy._stats import normal_quantile_tail, sequential_sum
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
 from crackle_runtime._numpy.detect.shared.ranks import median
@@ -79,16 +79,6 @@ MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew 
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 
 # Acklam's coefficients of the normal quantile's tail region.
-_C = (
-    -7.784894002430293e-3,
-    -3.223964580411365e-1,
-    -2.400758277161838,
-    -2.549732539343734,
-    4.374664141464968,
-    2.938163982698783,
-)
-_D = (7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416)
-
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
 Flags = tuple[Int64Array, Float64Array]
@@ -112,9 +102,7 @@ def fence(z_threshold: float, m: int) -> float:
 def upper_tail_z(log_tail: Float64Array) -> Float64Array:
     """``Phi^-1(1 - P)`` for upper tail probabilities P < 0.02425 given as ``ln P``."""
     q = np.sqrt(-2.0 * np.asarray(log_tail, dtype=np.float64))
-    numerator = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
-    denominator = (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
-    return np.asarray(-numerator / denominator, dtype=np.float64)
+    return np.asarray(-normal_quantile_tail(q), dtype=np.float64)
 
 
 def medcouple(values: Float64Array) -> float:

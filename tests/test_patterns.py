@@ -263,6 +263,26 @@ def test_the_overview_lists_no_metric_that_changes_or_drifts_as_conserved() -> N
     assert cooled.overview().laws == ()
 
 
+def test_a_regression_and_its_fix_are_two_incidents() -> None:
+    """A latency regression for 40 of 2,000 requests: its start and its end are within the
+    incident window (3% of the tasks) of each other, but the same metric changing again is
+    the fix, a second incident, not a second change of the first."""
+    rose = _change("latency_ms", "r1200", 1200, 119.0, 224.0, 1e-12)
+    errors = _change("errors", "r1200", 1200, 0.0, 2.0, 1e-10)
+    fell = _change("latency_ms", "r1241", 1241, 224.0, 120.0, 1e-9)
+    back = _change("errors", "r1234", 1234, 2.0, 0.0, 1e-9)
+    patterns = [rose, errors, fell, back]
+    positions = {id(p): p.metrics["change_index"] for p in patterns}
+    report = PatternReport(patterns, task_count=2000, change_positions=positions)
+    first, second = report.overview().incidents
+    assert (first.position, second.position) == (1200, 1234)
+    assert [c.metric for c in first.changes] == ["latency_ms", "errors"]
+    assert {c.metric for c in second.changes} == {"latency_ms", "errors"}
+    lines = report.summary().splitlines()
+    assert lines[0].startswith("incident 1: at task 'r1200': latency_ms 119 → 224 (+88%)")
+    assert lines[1].startswith("incident 2: at task 'r1234':")
+
+
 def test_an_incident_says_which_measure_moved() -> None:
     # a status code whose 500s went from 1% to 6%: the medians tie at 200, the means move;
     # a change of spread is worded with the standard deviations, as its description is

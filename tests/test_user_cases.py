@@ -172,3 +172,33 @@ def test_scrape_gaps_leave_the_cycles_and_the_deploy_as_they_were() -> None:
         assert f"'{name}' repeats a cycle of {PERIOD} tasks" in notes
     for name in ("requests", "cpu_pct", "latency_ms"):
         assert f"'{name}' drifts" not in notes
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_short_incident_reads_as_a_regression_and_its_fix(seed: int) -> None:
+    """2,000 requests; for 40 of them latency is 1.8x and errors rise by about 2. Binary
+    segmentation's CUSUM over the whole export saw neither end; the moving-sum scan does,
+    and the overview reads the regression and the fix as two incidents, in that order of
+    tasks, with the latency's change first in each."""
+    rng = np.random.default_rng([seed, 43])
+    n, start = 2000, int(rng.integers(600, 1400))
+    latency = np.exp(rng.normal(np.log(120.0), 0.25, n))
+    latency[start : start + 40] *= 1.8
+    errors = rng.poisson(0.5, n).astype(float)
+    errors[start : start + 40] += rng.poisson(2.0, 40)
+    cpu = 40.0 + 8.0 * rng.standard_normal(n)
+    kiln = Kiln()
+    kiln.add_matrix(
+        np.column_stack([latency, errors, cpu]),
+        ["latency_ms", "errors", "cpu_pct"],
+        [f"req-{i:05d}" for i in range(n)],
+    )
+    incidents = sorted(kiln.cool().overview().incidents, key=lambda i: i.position or 0)
+    assert len(incidents) == 2
+    regression, fix = incidents
+    assert abs((regression.position or 0) - start) <= 3
+    assert abs((fix.position or 0) - (start + 40)) <= 8
+    assert {c.metric for c in regression.changes} == {"latency_ms", "errors"}
+    rise = next(c for c in regression.changes if c.metric == "latency_ms")
+    fall = next(c for c in fix.changes if c.metric == "latency_ms")
+    assert 0.6 < rise.relative < 1.1 and -0.55 < fall.relative < -0.35

@@ -294,15 +294,22 @@ def _change(pattern: CracklePattern, positions: Mapping[int, int]) -> Change | N
 
 def _incidents(changes: list[Change], task_count: int) -> tuple[Incident, ...]:
     """Changes grouped by position: consecutive changes at most a window apart join one
-    incident (changes without a position group by label); each metric once per incident
-    (its smallest p-value), incidents ordered by their largest relative change, then by
-    their smallest p-value and their number of metrics."""
+    incident, unless their metric changed in it already (a regression and its fix 40
+    tasks later are two incidents; changes without a position group by label); each
+    metric once per incident (its smallest p-value), incidents ordered by their largest
+    relative change, then by their smallest p-value and their number of metrics."""
     window = max(INCIDENT_MIN_TASKS, int(INCIDENT_SHARE * task_count))
     placed = sorted((c for c in changes if c.position is not None), key=lambda c: c.position or 0)
     groups: list[list[Change]] = []
     for change in placed:
         last = groups[-1][-1].position if groups else None
-        if last is not None and change.position is not None and change.position - last <= window:
+        again = bool(groups) and any(c.metric == change.metric for c in groups[-1])
+        if (
+            last is not None
+            and change.position is not None
+            and change.position - last <= window
+            and not again
+        ):
             groups[-1].append(change)
         else:
             groups.append([change])

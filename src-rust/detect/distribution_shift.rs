@@ -536,7 +536,33 @@ pub fn window_direction(ranks: &[i64], position: usize, width: usize) -> std::cm
     (sum(after) * before.len() as i128).cmp(&(sum(before) * after.len() as i128))
 }
 
-/// One change the incident scan finds ([`incidents`]).
+/// The count of the commonest rank when it holds more than a third of them, else the
+/// largest count it could have, ⌊L / 3⌋ (the scan's widths need it only above 3/8): the
+/// Misra–Gries summary with two counters (every value above L / 3 survives it), then a
+/// count of its survivors; no table of every rank.
+fn commonest_count(ranks: &[i64]) -> usize {
+    let mut kept: [(i64, usize); 2] = [(0, 0); 2];
+    for &rank in ranks {
+        if let Some(slot) = kept.iter_mut().find(|(value, n)| *n > 0 && *value == rank) {
+            slot.1 += 1;
+        } else if let Some(slot) = kept.iter_mut().find(|(_, n)| *n == 0) {
+            *slot = (rank, 1);
+        } else {
+            for slot in &mut kept {
+                slot.1 -= 1;
+            }
+        }
+    }
+    let mut commonest = ranks.len() / 3;
+    for (value, n) in kept {
+        if n > 0 {
+            commonest = commonest.max(ranks.iter().filter(|&&rank| rank == value).count());
+        }
+    }
+    commonest
+}
+
+/// One change the incident scan finds ([`incidents`])./// One change the incident scan finds ([`incidents`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scanned {
     /// The first value after the change.
@@ -580,11 +606,7 @@ pub struct Scanned {
 /// 1.0%, most 0.
 pub fn incidents(ranks: &[i64], alpha: f64, rho: f64, budget: &Budget) -> CoreResult<Vec<Scanned>> {
     let count = ranks.len();
-    let mut tally = vec![0u32; 2 * count + 2];
-    for &rank in ranks {
-        tally[rank as usize] += 1;
-    }
-    let commonest = tally.iter().copied().max().unwrap_or(0) as usize;
+    let commonest = commonest_count(ranks);
     let widths: Vec<usize> = (0..SCAN_WIDTHS)
         .map(|k| SCAN_NARROWEST << k)
         .filter(|&width| {
@@ -594,19 +616,22 @@ pub fn incidents(ranks: &[i64], alpha: f64, rho: f64, budget: &Budget) -> CoreRe
     if widths.is_empty() {
         return Ok(Vec::new());
     }
+    // the scores are computed again where needed rather than kept (8 bytes a value less)
     let scale_of = 2.0 * (count + 1) as f64;
-    let scores: Vec<f64> = ranks
-        .iter()
-        .map(|&rank| normal_quantile(rank as f64 / scale_of))
-        .collect();
+    let score = |rank: i64| normal_quantile(rank as f64 / scale_of);
     let mut prefix = Vec::with_capacity(count + 1);
     let mut running = 0.0;
     prefix.push(running);
-    for &score in &scores {
-        running += score;
+    for &rank in ranks {
+        running += score(rank);
         prefix.push(running);
     }
-    let (_, sum_of_squares) = mean_and_sum_of_squares(&scores);
+    // the population sd as mean_and_sum_of_squares has it (the ranks vary: not constant)
+    let mean = running / count as f64;
+    let sum_of_squares: f64 = ranks.iter().fold(0.0, |total, &rank| {
+        let deviation = score(rank) - mean;
+        total + deviation * deviation
+    });
     let spread = (sum_of_squares / count as f64).sqrt();
     let mut found: Vec<Scanned> = Vec::new();
     for &width in &widths {

@@ -591,3 +591,19 @@ fn no_scan_on_short_or_sparse_series() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn commonest_count_is_exact_above_a_third() {
+    // 7 of 12 share a rank: exact; 4 of 12 (exactly a third): the bound 4 either way
+    let mut ranks = vec![5i64; 7];
+    ranks.extend([1, 2, 3, 4, 6]);
+    assert_eq!(commonest_count(&ranks), 7);
+    let ranks = [9i64, 1, 9, 2, 9, 3, 9, 4, 5, 6, 7, 8];
+    assert_eq!(commonest_count(&ranks), 4);
+    // no rank repeats: the bound
+    let ranks: Vec<i64> = (0..30).collect();
+    assert_eq!(commonest_count(&ranks), 10);
+    // two frequent ranks, the later one commonest
+    let ranks = [1i64, 2, 2, 1, 2, 2, 1, 2, 2, 3];
+    assert_eq!(commonest_count(&ranks), 6);
+}

@@ -562,7 +562,24 @@ fn commonest_count(ranks: &[i64]) -> usize {
     commonest
 }
 
-/// One change the incident scan finds ([`incidents`])./// One change the incident scan finds ([`incidents`]).
+/// The index of the item nearest `at` within `reach` among those `place` gives a position
+/// (the earliest of equally near ones), if any.
+fn nearest<T>(
+    items: &[T],
+    at: usize,
+    reach: usize,
+    place: impl Fn(&T) -> Option<usize>,
+) -> Option<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| place(item).map(|position| (position.abs_diff(at), index)))
+        .filter(|&(distance, _)| distance <= reach)
+        .min()
+        .map(|(_, index)| index)
+}
+
+/// One change the incident scan finds ([`incidents`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scanned {
     /// The first value after the change.
@@ -690,15 +707,9 @@ pub fn incidents(ranks: &[i64], alpha: f64, rho: f64, budget: &Budget) -> CoreRe
     let mut kept: Vec<Scanned> = Vec::new();
     for change in found {
         let way = window_direction(ranks, change.position, change.width);
-        let near = kept
-            .iter()
-            .enumerate()
-            .filter(|(_, other)| {
-                change.position.abs_diff(other.position) <= change.width
-                    && window_direction(ranks, other.position, change.width) == way
-            })
-            .min_by_key(|(index, other)| (change.position.abs_diff(other.position), *index))
-            .map(|(index, _)| index);
+        let near = nearest(&kept, change.position, change.width, |other| {
+            (window_direction(ranks, other.position, change.width) == way).then_some(other.position)
+        });
         match near {
             None => kept.push(change),
             // seen better by the wider window: its z and p at the narrower one's place
@@ -1379,7 +1390,7 @@ fn changes_of(
                 .is_some_and(|(start, end)| start < change.position && change.position < end)
         })
         .collect();
-    let mut entries = with_jumps(
+    let entries = with_jumps(
         kept.iter()
             .map(|&index| {
                 let (change, statistic, p_value, spread) = splits[index];
@@ -1389,41 +1400,13 @@ fn changes_of(
                     p_value,
                     spread,
                     tested: Some(tested[index]),
-                    p_jump: None,
+                    p_other: None,
                 }
             })
             .collect(),
         &jumped,
     );
-    for change in &scanned {
-        let way = window_direction(&ranks, change.position, change.width);
-        let near = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, entry)| {
-                entry.change.abs_diff(change.position) <= change.width
-                    && window_direction(&ranks, entry.change, change.width) == way
-            })
-            .min_by_key(|(index, entry)| (entry.change.abs_diff(change.position), *index))
-            .map(|(index, _)| index);
-        match near {
-            // no change going its way within its window: it comes in
-            None => entries.push(Entry {
-                change: change.position,
-                statistic: change.z,
-                p_value: change.p_value,
-                spread: false,
-                tested: None,
-                p_jump: None,
-            }),
-            // a change of the search it also saw
-            Some(index) if entries[index].tested.is_some() && entries[index].p_jump.is_none() => {
-                entries[index].p_jump = Some(change.p_value);
-            }
-            Some(_) => {}
-        }
-    }
-    entries.sort_by_key(|entry| entry.change);
+    let entries = with_scanned(entries, &scanned, &ranks);
     found.changes = kept_changes(raw, &ranks, &entries, min_segment, budget)?;
     if differences && found.changes.is_empty() && found.drift == Some((0, count)) {
         // drifting over all its values by its changes' runs and bends: the same reading
@@ -1441,9 +1424,9 @@ struct Entry {
     spread: bool,
     /// The segment it was re-tested in (None: a jump the search did not find).
     tested: Option<(usize, usize)>,
-    /// The p-value of the jump at it, or of the incident scan's change nearest it within
-    /// its window, if any.
-    p_jump: Option<f64>,
+    /// The p-value of the other test that saw it: the jump at it, or the incident scan's
+    /// change nearest it within its window, if any.
+    p_other: Option<f64>,
 }
 
 /// The kept changes and the jumps by position: a kept change within [`JUMP_LEVEL`] of a
@@ -1452,20 +1435,15 @@ struct Entry {
 /// z and p.
 fn with_jumps(mut entries: Vec<Entry>, jumped: &[Jump]) -> Vec<Entry> {
     for jump in jumped {
-        let near = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, entry)| {
-                entry.p_jump.is_none() && entry.change.abs_diff(jump.position) <= JUMP_LEVEL
-            })
-            .min_by_key(|(index, entry)| (entry.change.abs_diff(jump.position), *index))
-            .map(|(index, _)| index);
+        let near = nearest(&entries, jump.position, JUMP_LEVEL, |entry| {
+            entry.p_other.is_none().then_some(entry.change)
+        });
         match near {
             Some(index) => {
                 let entry = &mut entries[index];
                 entry.change = jump.position;
                 entry.spread = false;
-                entry.p_jump = Some(jump.p_value);
+                entry.p_other = Some(jump.p_value);
             }
             None => entries.push(Entry {
                 change: jump.position,
@@ -1473,8 +1451,37 @@ fn with_jumps(mut entries: Vec<Entry>, jumped: &[Jump]) -> Vec<Entry> {
                 p_value: jump.p_value,
                 spread: false,
                 tested: None,
-                p_jump: Some(jump.p_value),
+                p_other: Some(jump.p_value),
             }),
+        }
+    }
+    entries.sort_by_key(|entry| entry.change);
+    entries
+}
+
+/// The entries and the incident scan's changes: a change of the scan with no entry going
+/// its way ([`window_direction`] at its window) within its window comes in with its z and
+/// p; else the nearest such entry, when the search found it and no other test saw it yet,
+/// takes the scan's p as its second test's.
+fn with_scanned(mut entries: Vec<Entry>, scanned: &[Scanned], ranks: &[i64]) -> Vec<Entry> {
+    for change in scanned {
+        let way = window_direction(ranks, change.position, change.width);
+        let near = nearest(&entries, change.position, change.width, |entry| {
+            (window_direction(ranks, entry.change, change.width) == way).then_some(entry.change)
+        });
+        match near {
+            None => entries.push(Entry {
+                change: change.position,
+                statistic: change.z,
+                p_value: change.p_value,
+                spread: false,
+                tested: None,
+                p_other: None,
+            }),
+            Some(index) if entries[index].tested.is_some() && entries[index].p_other.is_none() => {
+                entries[index].p_other = Some(change.p_value);
+            }
+            Some(_) => {}
         }
     }
     entries.sort_by_key(|entry| entry.change);
@@ -1512,8 +1519,8 @@ fn kept_changes(
                     (statistic, p_value) = (wider, p_wider);
                 }
             }
-            if let Some(p_jump) = entry.p_jump {
-                p_value = (2.0 * p_value.min(p_jump)).min(1.0);
+            if let Some(p_other) = entry.p_other {
+                p_value = (2.0 * p_value.min(p_other)).min(1.0);
             }
         }
         // the summaries are of the values recorded, cycle included

@@ -416,6 +416,21 @@ def split_segment(
     return k, statistic, min(1.0, 2.0 * p_value), use_spread
 
 
+def _jump_z_floor(count: int, alpha: float) -> float:
+    """A z below which min(1, count P(|t_12| >= z)) > alpha for certain: the bisected
+    alpha point less 1e-6 of it (the p-value is decreasing in z), so that the exact p-value
+    is computed only where it can pass (the Rust loop computes it for every screened
+    increment; the jumps are the same)."""
+    low, high = 0.0, 1e3
+    for _ in range(100):
+        middle = (low + high) / 2.0
+        if count * student_t_two_sided_p(middle, JUMP_DF) > alpha:
+            low = middle
+        else:
+            high = middle
+    return low * (1.0 - 1e-6)
+
+
 def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, float]]:
     """(position, z, p) of each jump of the values, by position (see the Rust ``jumps``):
     increment d_t = x_(t+1) - x_t screened where |d_t - med d| exceeds JUMP_SCREEN times
@@ -437,8 +452,7 @@ def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, fl
     screened = np.flatnonzero(deviations > JUMP_SCREEN * (window / JUMP_NEIGHBOURS))
     if screened.size == 0:
         return []
-    offsets = np.arange(JUMP_NEIGHBOURS + 1)
-    at = starts[screened][:, None] + offsets[None, :]
+    at = starts[screened][:, None] + np.arange(JUMP_NEIGHBOURS + 1)[None, :]
     # the window without t itself: t's column moved to the end and cut off
     keep = at != screened[:, None]
     neighbours = differences[at[keep].reshape(screened.size, JUMP_NEIGHBOURS)]
@@ -446,12 +460,15 @@ def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, fl
     scale = MAD_NORMAL * median(np.abs(neighbours - centre[:, None]))
     # increments equal but for rounding (values on a grid, a steady ramp) have no scale
     resolution = JUMP_RESOLUTION * float(np.max(np.abs(values)))
+    moves = differences[screened] - centre
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_values = np.abs(moves) / scale
+    # p falls with z: only z near or above the alpha point is worth the exact p-value
+    candidates = np.flatnonzero((scale > resolution) & (z_values >= _jump_z_floor(count, alpha)))
     found: list[tuple[int, float, float]] = []
-    for index, t in enumerate(screened.tolist()):
-        if scale[index] <= resolution:
-            continue
-        offset = float(differences[t]) - float(centre[index])
-        z = abs(offset) / float(scale[index])
+    for index in candidates.tolist():
+        t = int(screened[index])
+        offset, z = float(moves[index]), float(z_values[index])
         p_value = min(1.0, count * student_t_two_sided_p(z, JUMP_DF))
         if p_value > alpha:
             continue
@@ -487,6 +504,17 @@ def window_difference_variance(width: int, rho: float) -> float:
         - 4.0 * rho * gone / rest
         - 2.0 * rho * gone * gone / rest
     )
+
+
+def _nearest(positions: list[int | None], at: int, reach: int) -> int | None:
+    """The index of the position nearest ``at`` within ``reach`` (None: not a candidate; the
+    earliest of equally near ones), if any (the Rust ``nearest``)."""
+    near = [
+        (abs(position - at), index)
+        for index, position in enumerate(positions)
+        if position is not None and abs(position - at) <= reach
+    ]
+    return min(near)[1] if near else None
 
 
 def window_direction(ranks: Int64Array, position: int, width: int) -> int:
@@ -551,16 +579,14 @@ def incidents(ranks: Int64Array, alpha: float, rho: float) -> list[tuple[int, fl
     kept: list[tuple[int, float, float, int]] = []
     for change in sorted(found, key=lambda c: (c[3], c[2], c[0])):
         way = window_direction(ranks, change[0], change[3])
-        near = [
-            (abs(change[0] - other[0]), index)
-            for index, other in enumerate(kept)
-            if abs(change[0] - other[0]) <= change[3]
-            and window_direction(ranks, other[0], change[3]) == way
-        ]
-        if not near:
+        index = _nearest(
+            [o[0] if window_direction(ranks, o[0], change[3]) == way else None for o in kept],
+            change[0],
+            change[3],
+        )
+        if index is None:
             kept.append(change)
             continue
-        index = min(near)[1]
         if change[2] < kept[index][2]:  # seen better by the wider window: its z and p
             kept[index] = (kept[index][0], change[1], change[2], kept[index][3])
     return sorted(kept)
@@ -628,7 +654,7 @@ def segment(
         # changes is read in its jumps and its task-to-task differences.
         found.update(drifting=True, drift_start=0, drift_end=count)
         if differences:
-            found["changes"] = _kept_changes(raw, ranks, [], min_segment, jumped, [])
+            found["changes"] = _kept_changes(raw, ranks, _with_jumps([], jumped), min_segment)
             found["changes"] += _difference_changes(values, min_segment, alpha, budget)
             found["changes"].sort(key=lambda change: change["change_index"])
         return found
@@ -646,9 +672,8 @@ def segment(
         for change in incidents(ranks, alpha, rho)
         if not found["drift_start"] < change[0] < found["drift_end"]
     ]
-    found["changes"] = _kept_changes(
-        raw, ranks, [by_position[c] for c in kept], min_segment, jumped, scanned
-    )
+    merged = _with_scanned(_with_jumps([by_position[c] for c in kept], jumped), scanned, ranks)
+    found["changes"] = _kept_changes(raw, ranks, merged, min_segment)
     drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
     if differences and not found["changes"] and drifts_over_all:
         # drifting over all its values by its changes' runs and bends: the same reading
@@ -713,19 +738,16 @@ def _with_jumps(
     kept: list[tuple[int, int, int, float, float, bool]],
     jumped: list[tuple[int, float, float]],
 ) -> list[tuple[int, int, int, float, float, bool, float]]:
-    """The kept changes and the jumps by position, each with the jump's p-value (NaN when
-    not a jump): a kept change within JUMP_LEVEL of a jump (the nearest, the earlier of
-    two as near) moves to the jump and keeps its segment, T and p, spread cleared; a jump
-    with no such change comes in with its own segment (-1, -1), z and p."""
+    """The kept changes and the jumps by position, each with the p-value of the other test
+    that saw it (NaN when none): a kept change within JUMP_LEVEL of a jump (the nearest,
+    the earlier of two as near) moves to the jump and keeps its segment, T and p, spread
+    cleared; a jump with no such change comes in with its own segment (-1, -1), z and p."""
     merged = [(*split, math.nan) for split in kept]
     for position, z, p_value in jumped:
-        near = [
-            (abs(entry[0] - position), index)
-            for index, entry in enumerate(merged)
-            if math.isnan(entry[6]) and abs(entry[0] - position) <= JUMP_LEVEL
-        ]
-        if near:
-            index = min(near)[1]
+        index = _nearest(
+            [entry[0] if math.isnan(entry[6]) else None for entry in merged], position, JUMP_LEVEL
+        )
+        if index is not None:
             _, start, end, statistic, p_change, _, _ = merged[index]
             merged[index] = (position, start, end, statistic, p_change, False, p_value)
         else:
@@ -733,48 +755,54 @@ def _with_jumps(
     return sorted(merged)
 
 
+def _with_scanned(
+    merged: list[tuple[int, int, int, float, float, bool, float]],
+    scanned: list[tuple[int, float, float, int]],
+    ranks: Int64Array,
+) -> list[tuple[int, int, int, float, float, bool, float]]:
+    """The entries (:func:`_with_jumps`) and the incident scan's changes (see the Rust
+    ``with_scanned``): a change of the scan with no entry going its way within its window
+    comes in with its z and p; else the nearest such entry, when the search found it and
+    no other test saw it yet, takes the scan's p as its second test's."""
+    for position, z, p_value, width in scanned:
+        way = window_direction(ranks, position, width)
+        index = _nearest(
+            [e[0] if window_direction(ranks, e[0], width) == way else None for e in merged],
+            position,
+            width,
+        )
+        if index is None:
+            merged.append((position, -1, -1, z, p_value, False, math.nan))
+            continue
+        change, start, end, statistic, p_change, spread, p_other = merged[index]
+        if start >= 0 and math.isnan(p_other):
+            merged[index] = (change, start, end, statistic, p_change, spread, p_value)
+    return sorted(merged)
+
+
 def _kept_changes(
     raw: Float64Array,
     ranks: Int64Array,
-    kept: list[tuple[int, int, int, float, float, bool]],
+    merged: list[tuple[int, int, int, float, float, bool, float]],
     min_segment: int,
-    jumped: list[tuple[int, float, float]],
-    scanned: list[tuple[int, float, float, int]],
 ) -> list[dict[str, Any]]:
-    """Each kept change (as refined: position, re-test segment, T, p, spread), jump
-    (:func:`_with_jumps`) and change of the incident scan (:func:`incidents`) with its
-    segment between the changes on either side; a change's p-value the larger of its
-    re-test's and that segment's when they differ (a neighbour moved or went: a drift, a
-    bend), then for a change at a jump, or nearest a change of the scan within its window
-    that goes its way, min(1, 2 min(p, p_other)) (either test could have found it); a jump
-    or a change of the scan alone keeps its own; and the summaries of the values recorded
-    (cycle included) on each side."""
-    merged = _with_jumps(kept, jumped)
-    for position, z, p_value, width in scanned:
-        way = window_direction(ranks, position, width)
-        near = [
-            (abs(entry[0] - position), index)
-            for index, entry in enumerate(merged)
-            if abs(entry[0] - position) <= width and window_direction(ranks, entry[0], width) == way
-        ]
-        if not near:  # no change going its way within its window: it comes in
-            merged.append((position, -1, -1, z, p_value, False, math.nan))
-            continue
-        index = min(near)[1]
-        change, start, end, statistic, p_change, spread, p_other = merged[index]
-        if start >= 0 and math.isnan(p_other):  # a change of the search it also saw
-            merged[index] = (change, start, end, statistic, p_change, spread, p_value)
-    merged.sort()
+    """Each entry (:func:`_with_jumps`, :func:`_with_scanned`: position, re-test segment or
+    (-1, -1), T, p, spread, the other test's p) with its segment between the changes on
+    either side; a change's p-value the larger of its re-test's and that segment's when
+    they differ (a neighbour moved or went: a drift, a bend), then for a change another test
+    also saw (a jump, or the scan within its window going its way) min(1, 2 min(p,
+    p_other)) (either test could have found it); a jump or a change of the scan alone keeps
+    its own; and the summaries of the values recorded (cycle included) on each side."""
     bounds = [0, *(entry[0] for entry in merged), raw.size]
     changes = []
-    for index, (change, start, end, statistic, p_value, spread, p_jump) in enumerate(merged):
+    for index, (change, start, end, statistic, p_value, spread, p_other) in enumerate(merged):
         lo, hi = bounds[index], bounds[index + 2]
         if start >= 0 and (lo, hi) != (start, end):
             _, wider, p_wider, _ = split_segment(ranks[lo:hi], min_segment, kernel=True)
             if p_wider > p_value:
                 statistic, p_value = wider, p_wider
-        if start >= 0 and not math.isnan(p_jump):
-            p_value = min(1.0, 2.0 * min(p_value, p_jump))
+        if start >= 0 and not math.isnan(p_other):
+            p_value = min(1.0, 2.0 * min(p_value, p_other))
         before, after = raw[lo:change], raw[change:hi]
         changes.append(
             {

@@ -158,6 +158,28 @@ def _load_driven(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, d
     return ["cpu_pct", "latency_ms"], np.vstack([cpu, latency]), {}
 
 
+def _night_error_rate(bursts: int) -> Callable[..., Any]:
+    """Two weeks of 5-minute windows whose traffic falls fifteenfold at night: requests,
+    the error rate (errors / requests at p = 0.002: zero in most night windows, a few errors
+    over a few hundred requests in the rest) and CPU; with ``bursts``, that many windows get
+    5% more errors."""
+
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        traffic = 1600 * (1 - 0.9 * np.cos(2 * np.pi * np.arange(n) / 288.0)) + 60
+        requests = rng.poisson(traffic)
+        rate = rng.binomial(requests, 0.002) / requests
+        cpu = 15 + 60 * traffic / traffic.max() + rng.normal(0.0, 3.0, n)
+        planted: dict[str, Any] = {}
+        if bursts:
+            at = np.sort(rng.choice(np.arange(300, n - 300), bursts, replace=False))
+            rate[at] += 0.05
+            planted = {"tasks": at.tolist()}
+        names = ["requests", "error_rate", "cpu_pct"]
+        return names, np.vstack([requests.astype(float), rate, cpu]), planted
+
+    return make
+
+
 def _weak_cycle_deploy(deploy: bool) -> Callable[..., Any]:
     """Four days of 5-minute samples: requests repeat a daily cycle of 288; latency's cycle
     is a third of its variance under AR(1) 0.7 noise (too weak for its own cycle search over
@@ -213,4 +235,6 @@ CASES: tuple[Case, ...] = (
     Case("queue depth leads latency by 2", "information flow", 1000, _queue_leads_latency),
     Case("requests and latency, 4 days of cycles", "null", 1152, _weak_cycle_deploy(False)),
     Case("deploy +15% on a weak daily cycle, 4 days", "change", 1152, _weak_cycle_deploy(True)),
+    Case("error rate, night traffic /15, 14 days", "null", 4032, _night_error_rate(0)),
+    Case("error bursts +5%, night traffic /15", "outlier", 4032, _night_error_rate(3)),
 )

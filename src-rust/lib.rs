@@ -30,7 +30,7 @@ mod _native {
     };
 
     #[pymodule_export]
-    use crate::py::detect::{column_roles, forget_law_fits, prewhiten, run_detector};
+    use crate::py::detect::{column_roles, forget_law_fits, phase_groups, prewhiten, run_detector};
 
     #[pymodule_export]
     use crate::py::record::fire_chunk;

@@ -202,3 +202,44 @@ def test_a_short_incident_reads_as_a_regression_and_its_fix(seed: int) -> None:
     rise = next(c for c in regression.changes if c.metric == "latency_ms")
     fall = next(c for c in fix.changes if c.metric == "latency_ms")
     assert 0.6 < rise.relative < 1.1 and -0.55 < fall.relative < -0.35
+
+
+def error_rate_export(seed: int, bursts: int) -> tuple[object, list[int]]:
+    """Two weeks of 5-minute windows of an API whose traffic falls fifteenfold at night: the
+    error rate is errors over requests at p = 0.002, so its night windows are a few errors
+    over a few hundred requests (most of them zero), ten times as noisy as the day's;
+    ``bursts`` windows get 5% more errors."""
+    rng = np.random.default_rng([seed, 11])
+    t = np.arange(SAMPLES)
+    traffic = 1600 * (1 - 0.9 * np.cos(2 * np.pi * t / PERIOD)) + 60
+    requests = rng.poisson(traffic)
+    rate = rng.binomial(requests, 0.002) / requests
+    planted = sorted(rng.choice(np.arange(300, SAMPLES - 300), bursts, replace=False).tolist())
+    rate[planted] += 0.05
+    frame = pd.DataFrame(
+        {
+            "window_start": 1_793_000_000 + 300 * t,
+            "requests": requests.astype(float),
+            "error_rate": rate,
+            "cpu_pct": np.clip(
+                15 + 60 * traffic / traffic.max() + rng.normal(0, 3, t.size), 0, 100
+            ),
+        }
+    )
+    return frame, planted
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_night_windows_of_an_error_rate_are_read_against_their_phase(seed: int) -> None:
+    """Against the median and MAD of every window, 29-46 night windows per export were
+    outliers; read within phase groups of the day (and the night's zero-heavy groups by
+    their excess over zero), the planted bursts and at most two others are."""
+    frame, planted = error_rate_export(seed, bursts=3)
+    report = Kiln.from_pandas(frame, order_by="window_start").cool()
+    flagged = [
+        p for p in report.by_kind(PatternKind.OUTLIER) if "error_rate" in p.details["metrics"]
+    ]
+    found = {p.details["task_index"] for p in flagged}
+    assert set(planted) <= found and len(found - set(planted)) <= 2
+    burst = next(p for p in flagged if p.details["task_index"] == planted[0])
+    assert f"median at its phase of the {PERIOD}-task cycle" in burst.description

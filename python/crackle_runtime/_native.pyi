@@ -28,6 +28,7 @@ __all__ = [
     "kl_divergence",
     "mutual_information",
     "permutation_entropy",
+    "phase_groups",
     "prewhiten",
     "run_detector",
     "state_merge",
@@ -98,6 +99,12 @@ def column_roles(
     complete: NDArray[np.bool_] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """The roles of the rows ``metrics`` (all when None): ``counter`` per metric."""
+
+def phase_groups(
+    columns: NDArray[np.float64], periods: NDArray[np.int64], start: int = 0
+) -> NDArray[np.int64]:
+    """Per row: the number of phase groups its spread repeats the cycle of ``periods[row]``
+    tasks in (0: none), the first task at phase ``start``."""
 
 def prewhiten(
     columns: NDArray[np.float64], metrics: NDArray[np.int64] | None = None

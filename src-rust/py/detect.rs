@@ -165,6 +165,47 @@ pub fn column_roles<'py>(
     table_to_dict(py, table)
 }
 
+/// Per row of `columns` (metrics x tasks, NaN when absent): the number of phase groups its
+/// spread repeats the cycle of `periods[row]` tasks in (0: none, or a period of 0), the
+/// first task at phase `start` (`detect::shared::seasonal::phase_groups`).
+#[pyfunction]
+#[pyo3(signature = (columns, periods, start = 0))]
+pub fn phase_groups<'py>(
+    py: Python<'py>,
+    columns: PyReadonlyArray2<'py, f64>,
+    periods: PyReadonlyArray1<'py, i64>,
+    start: i64,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let view = columns.as_array();
+    let mut owned = Vec::new();
+    let rows = rows_of(&view, &mut owned);
+    let periods = periods.as_array().to_vec();
+    if periods.len() != rows.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "periods: {} periods for {} rows of columns",
+            periods.len(),
+            rows.len()
+        )));
+    }
+    if periods.iter().any(|&p| p < 0) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "periods: a period is at least 0",
+        ));
+    }
+    let start = usize::try_from(start)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("start: at least 0"))?;
+    let groups: Vec<i64> = py.detach(|| {
+        use rayon::prelude::*;
+        rows.par_iter()
+            .zip(&periods)
+            .map(|(row, &period)| {
+                detect::shared::seasonal::phase_groups(row, period as usize, start) as i64
+            })
+            .collect()
+    });
+    Ok(groups.into_pyarray(py))
+}
+
 /// Forgets the conservation-law fits kept for the latest samples
 /// (`detect::conservation_laws::forget_fits`): the next run fits every subset again.
 #[pyfunction]

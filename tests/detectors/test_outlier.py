@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 from references import Columns
 from strategies import small_matrices
@@ -22,7 +23,7 @@ from strategies import small_matrices
 from crackle_runtime._numpy.detect import outlier as numpy_outlier
 
 NAN, INF = math.nan, math.inf
-RAW, LOG, COUNT, MEAN_DEVIATION, NONE = 0, 1, 2, 3, -1
+RAW, LOG, COUNT, MEAN_DEVIATION, EXCESS, NONE = 0, 1, 2, 3, 4, -1
 
 Result = dict[str, NDArray[Any]]
 
@@ -179,6 +180,37 @@ def test_zero_mad_uses_the_mean_absolute_deviation(kernels: ModuleType) -> None:
     assert result["task"].tolist() == [4]
     assert result["severity"][0] == pytest.approx(4.5 / (1.253314 * 5 / 7), rel=1e-12)
     assert outliers(kernels, np.full((1, 6), 3.25))["task"].size == 0
+
+
+def test_a_metric_at_its_floor_reads_its_excess_as_an_exponential_tail(
+    kernels: ModuleType,
+) -> None:
+    # 11 values, 8 at the floor 0: median 0, MAD 0, not counts (0.5, 1.5 are no integers);
+    # mean excess 42 / 11; P(E >= 40) = exp(-40 / (42 / 11)) is below 0.01 / 11, P(E >=
+    # 1.5) is not. The severity is the Gaussian z of the same upper tail.
+    columns = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 40.0, 1.5, 0.0]])
+    result = outliers(kernels, columns)
+    assert result["scale"].tolist() == [EXCESS]
+    assert result["task"].tolist() == [8]
+    tail = math.exp(-40.0 / (42.0 / 11.0))
+    assert tail < 0.01 / 11 < math.exp(-1.5 / (42.0 / 11.0))
+    assert result["severity"][0] == pytest.approx(scipy.stats.norm.isf(tail), rel=1e-8)
+    assert result["deviation"][0] == 40.0
+
+
+def test_an_error_rate_mostly_at_zero_keeps_its_ordinary_excess(kernels: ModuleType) -> None:
+    # Errors over about 220 requests per window at p = 0.002: no error in 64% of windows,
+    # a few in the rest. The mean-deviation z flagged windows with 3 errors (an excess of
+    # 7 times the mean); the exponential tail needs about 13 times. A burst of +0.05 is
+    # still found.
+    rng = np.random.default_rng(5)
+    requests = rng.poisson(220, 3000)
+    rate = rng.binomial(requests, 0.002) / requests
+    result = outliers(kernels, rate[None, :])
+    assert result["scale"].tolist() == [EXCESS]
+    assert result["task"].size == 0
+    rate[[100, 2000]] += 0.05
+    assert outliers(kernels, rate[None, :])["task"].tolist() == [100, 2000]
 
 
 def test_log_scale_flags_only_the_upper_side(kernels: ModuleType) -> None:
@@ -340,3 +372,55 @@ def test_backends_agree_on_the_pool_of_a_long_metric(
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-12)
     assert a["scale"].tolist() == [LOG, RAW] and {10, 20_000} <= set(a["task"].tolist())
+
+
+def daily_rates(seed: int, days: int, swing: float) -> NDArray[np.float64]:
+    """Error rates per 5-minute window (p = 0.002) with traffic 1600 (1 - swing cos(day))."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(288 * days)
+    requests = rng.poisson(1600 * (1 - swing * np.cos(2 * np.pi * t / 288)) + 60)
+    return np.asarray(rng.binomial(requests, 0.002) / requests, dtype=np.float64)
+
+
+def test_phase_groups_read_a_spread_that_repeats_the_cycle(kernels: ModuleType) -> None:
+    two_weeks = daily_rates(1, 14, 0.9)
+    steady = daily_rates(2, 14, 0.0)
+    t = np.arange(4032)
+    rng = np.random.default_rng(3)
+    level_cycle = 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 1, t.size)
+    with_gaps = two_weeks.copy()
+    with_gaps[rng.random(t.size) < 0.05] = NAN
+    columns = np.vstack([two_weeks, steady, level_cycle, with_gaps])
+    groups = kernels.phase_groups(columns, np.array([288, 288, 288, 288]))
+    # min(24 groups, 288 / 3 phases, 4,032 / 200 values); 3,830 present values: 19
+    assert groups.tolist() == [20, 0, 0, 19]
+    # no cycle to read: a period of 0, fewer than 3 repetitions, or groups under 4
+    assert kernels.phase_groups(columns[:1], np.array([0])).tolist() == [0]
+    assert kernels.phase_groups(columns[:1, :500], np.array([288])).tolist() == [0]
+    assert kernels.phase_groups(columns[:1, :700], np.array([200])).tolist() == [0]
+    # the phase of the first task shifts the groups, not whether the cycle is read
+    assert kernels.phase_groups(columns[:1, 100:], np.array([288]), 100).tolist() == [19]
+
+
+def test_phase_groups_validate_their_arguments(kernels: ModuleType) -> None:
+    columns = np.zeros((2, 10))
+    with pytest.raises(ValueError, match="periods"):
+        kernels.phase_groups(columns, np.array([288]))
+    with pytest.raises(ValueError, match="periods"):
+        kernels.phase_groups(columns, np.array([288, -1]))
+    with pytest.raises(ValueError, match="start"):
+        kernels.phase_groups(columns, np.array([288, 288]), -3)
+
+
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), swing=st.floats(0.0, 0.95), days=st.integers(2, 9))
+def test_backends_agree_on_phase_groups(
+    native: ModuleType, numpy_backend: ModuleType, seed: int, swing: float, days: int
+) -> None:
+    rates = daily_rates(seed, days, swing)
+    columns = np.vstack([rates, np.sqrt(rates), rates[::-1]])
+    periods = np.array([288, 288, 96])
+    for start in (0, 7):
+        expected = numpy_backend.phase_groups(columns, periods, start)
+        assert native.phase_groups(columns, periods, start).tolist() == expected.tolist()

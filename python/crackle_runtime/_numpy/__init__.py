@@ -12,6 +12,7 @@ from crackle_runtime._numpy.detect import (
     ROLE_FIELDS,
     column_roles,
     forget_law_fits,
+    phase_groups,
     prewhiten,
     run_detector,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "kl_divergence",
     "mutual_information",
     "permutation_entropy",
+    "phase_groups",
     "prewhiten",
     "run_detector",
     "state_merge",

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crackle_runtime import _backend
+from crackle_runtime._numpy.detect.shared.seasonal import MIN_PHASE_GROUPS, PHASE_GROUP_VALUES
 from crackle_runtime.detectors._base import (
     MAX_PAIR_METRICS,
     MAX_PATTERNS_PER_KIND,
@@ -60,6 +61,16 @@ are passed over): a scale estimated from fewer values is too loose to judge by."
 PERSISTENT_PHI = 0.93
 DRIFT_WINDOW = MIN_FENCE_SEGMENT
 DRIFT_WINDOWS = 200
+#: A metric whose change-point ``phi`` is below this and whose spread repeats a cycle (its
+#: own period, else the one most metrics repeat) is read within phase groups
+#: (``phase_groups`` of the kernels): a group pools the values at the same phase of every
+#: repetition, which only stand for the phase's spread when the values are nearly
+#: independent (an AR(1) 0.9 metric's hour of each day is one excursion).
+PHASE_PHI = 0.5
+#: ... and within segments of at least this many values (the fewest groups of the fewest
+#: values each: the kernel's MIN_PHASE_GROUPS x PHASE_GROUP_VALUES); its change points closer
+#: to each other or to an end are passed over by the fences.
+PHASE_SEGMENT = MIN_PHASE_GROUPS * PHASE_GROUP_VALUES
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64], q: float) -> NDArray[np.bool_]:
@@ -271,14 +282,50 @@ def _segment_bounds(
             cuts.setdefault(metric, []).extend([start, *range(start + width, end, width), end])
     bounds: dict[int, list[int]] = {}
     for metric, candidates in cuts.items():
-        count = int(np.count_nonzero(data.present(metric)))
-        kept = [0]
-        for cut in sorted(set(candidates)):
-            if cut - kept[-1] >= MIN_FENCE_SEGMENT and count - cut >= MIN_FENCE_SEGMENT:
-                kept.append(cut)
-        if len(kept) > 1:
-            bounds[metric] = [*kept, count]
+        kept = _spaced(candidates, int(np.count_nonzero(data.present(metric))), MIN_FENCE_SEGMENT)
+        if len(kept) > 2:
+            bounds[metric] = kept
     return bounds
+
+
+def _spaced(cuts: list[int], count: int, least: int) -> list[int]:
+    """0, the ``cuts`` (positions among ``count`` values) that leave at least ``least``
+    values before them (after the previous one kept) and after them, and ``count``."""
+    kept = [0]
+    for cut in sorted(set(cuts)):
+        if cut - kept[-1] >= least and count - cut >= least:
+            kept.append(cut)
+    return [*kept, count]
+
+
+def _cycles(result: Mapping[str, NDArray[Any]]) -> dict[int, int]:
+    """metric -> the period its spread may repeat (see PHASE_PHI), from a distribution-shift
+    result: its own cycle's, else the period most metrics repeat (the shortest on ties)."""
+    periods = np.asarray(result["period"], dtype=np.int64)
+    phi = np.asarray(result["phi"], dtype=np.float64)
+    found = periods[periods > 0]
+    if not found.size:
+        return {}
+    values, counts = np.unique(found, return_counts=True)
+    common = int(values[np.argmax(counts)])
+    return {
+        metric: int(period) if period > 0 else common
+        for metric, period in enumerate(periods.tolist())
+        if phi[metric] < PHASE_PHI  # NaN (untested) is not below
+    }
+
+
+def _phase_pieces(
+    column: NDArray[np.float64], first: int, period: int
+) -> list[NDArray[np.float64]]:
+    """The column ``column`` (its first task at ``first``) as one copy per phase group
+    (values of the other groups NaN) when its spread repeats the cycle of ``period`` tasks,
+    else the column alone."""
+    groups = int(_backend.kernels().phase_groups(column[None, :], np.array([period]), first)[0])
+    if not groups:
+        return [column[None, :]]
+    group = (first + np.arange(column.size)) % period * groups // period
+    return [np.where(group == g, column, np.nan)[None, :] for g in range(groups)]
 
 
 def _run_segmented(
@@ -288,13 +335,17 @@ def _run_segmented(
     bounds: dict[int, list[int]],
     state: _Cooling,
     family: int = 0,
+    cycles: Mapping[int, int] | None = None,
 ) -> dict[str, NDArray[Any]]:
-    """The result of ``detector`` (fields task, metric, ..., and a per-metric ``scale``) with
-    each metric of ``bounds`` read within its segments (one kernel run per segment, over the
-    tasks from its first to its last value) and the others in one run; flagged rows sorted
-    by task, then metric. A metric's ``scale`` is that of its longest segment. ``family``:
-    the fewest values a kernel's multiplicity counts (a run of a larger series)."""
+    """The result of ``detector`` (fields task, metric, ..., a per-metric ``scale`` and
+    ``period``) with each metric of ``bounds`` read within its segments (one kernel run per
+    segment, over the tasks from its first to its last value), a metric of ``cycles`` whose
+    spread repeats its period within phase groups of each segment (``period``: that period,
+    else 0), and the others in one run; flagged rows sorted by task, then metric. A
+    metric's ``scale`` is that of its longest piece. ``family``: the fewest values a
+    kernel's multiplicity counts (a run of a larger series)."""
     kernels = _backend.kernels()
+    cycles = cycles or {}
 
     def run(
         matrix: NDArray[np.float64], rows: NDArray[np.int64] | None, extra: dict[str, int]
@@ -306,8 +357,9 @@ def _run_segmented(
         return result
 
     counts_family = "family" in kernels.DETECTORS[detector.name]["params"]
-    plain = np.array([k not in bounds for k in range(len(view.names))], dtype=bool)
+    plain = np.array([k not in bounds and k not in cycles for k in range(len(view.names))])
     scale = np.zeros(len(view.names), dtype=np.int64)
+    phased = np.zeros(len(view.names), dtype=np.int64)
     pieces: list[tuple[dict[str, Any], NDArray[np.int64], int]] = []
     if plain.any():
         kept = view.select(plain)
@@ -315,18 +367,29 @@ def _run_segmented(
         metrics = np.flatnonzero(plain)
         scale[metrics] = np.asarray(result["scale"])
         pieces.append((result, metrics, 0))
-    for metric, edges in bounds.items():
+    for metric in sorted(set(bounds) | set(cycles)):
         tasks = view.present(metric).nonzero()[0]
         column = view.column(metric)
         longest = -1
+        edges = bounds.get(metric, [0, int(tasks.size)])
+        if metric in cycles and len(edges) > 2 and _phase_pieces(column, 0, cycles[metric])[1:]:
+            # a metric read by phase keeps the segments that hold enough values for it
+            edges = _spaced(edges[1:-1], int(tasks.size), PHASE_SEGMENT)
         for start, end in itertools.pairwise(edges):
             first, last = int(tasks[start]), int(tasks[end - 1]) + 1
             # the multiplicity of the metric's tests is all of its values, not the segment's
             counted = {"family": max(int(tasks.size), family)} if counts_family else {}
-            result = run(np.ascontiguousarray(column[None, first:last]), None, counted)
-            pieces.append((result, np.array([metric], dtype=np.int64), first))
-            if end - start > longest:
-                longest, scale[metric] = end - start, int(np.asarray(result["scale"])[0])
+            segment = np.ascontiguousarray(column[None, first:last])
+            split = [segment]
+            if metric in cycles:
+                split = _phase_pieces(segment[0], first, cycles[metric])
+                phased[metric] = cycles[metric] if len(split) > 1 else phased[metric]
+            for piece in split:
+                result = run(piece, None, counted)
+                pieces.append((result, np.array([metric], dtype=np.int64), first))
+                size = int(np.count_nonzero(~np.isnan(piece)))
+                if size > longest:
+                    longest, scale[metric] = size, int(np.asarray(result["scale"])[0])
     tasks_flagged = np.concatenate([np.asarray(r["task"]) + offset for r, _, offset in pieces])
     metrics_flagged = np.concatenate(
         [m[np.asarray(r["metric"], dtype=np.int64)] for r, m, _ in pieces]
@@ -340,6 +403,7 @@ def _run_segmented(
         if name not in ("task", "metric", "scale"):
             merged[name] = np.concatenate([np.asarray(r[name]) for r, _, _ in pieces])[order]
     merged["scale"] = scale
+    merged["period"] = phased
     return merged
 
 
@@ -349,8 +413,10 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
     # A prepared copy (e.g. prewhitened) is made once for the detectors sharing its
     # ``prepare`` and dropped after the last of them: at most one copy of the matrix lives.
     prepared: dict[object, DetectionData] = {}
-    # metric -> segment bounds from the distribution-shift detector (segmented detectors)
+    # metric -> segment bounds, and the period its spread may repeat, from the
+    # distribution-shift detector (segmented detectors)
     bounds: dict[int, list[int]] = {}
+    cycles: dict[int, int] = {}
     for detector in run_order():
         if detector.kind not in profile.detectors:
             continue
@@ -389,7 +455,7 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
             remaining = max(state.time_left(), 0.0)
         try:
             table = tables.get(detector.name)
-            result = _result(state, detector, read, params, remaining, table, bounds)
+            result = _result(state, detector, read, params, remaining, table, (bounds, cycles))
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration
             state.timed_out(detector.kind, f"not finished within {budget:g} s", error)
@@ -397,7 +463,7 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
         finally:
             state.timings[detector.name] = time.perf_counter() - began
         if detector.kind == PatternKind.DISTRIBUTION_SHIFT and "change_index" in result:
-            bounds = _segment_bounds(result, view)
+            bounds, cycles = _segment_bounds(result, view), _cycles(result)
         state.take(detector.kind, detector.findings(view, result, params))
 
 
@@ -408,15 +474,16 @@ def _result(
     params: dict[str, Any],
     remaining: float,
     table: Tables | None,
-    bounds: dict[int, list[int]],
+    segments: tuple[dict[int, list[int]], dict[int, int]],
 ) -> Mapping[str, NDArray[Any]]:
     """A detector's result: from ``table`` when the kiln's state gives it, segment by
-    segment for a segmented detector when some metric has change points, else its kernel
-    over ``read`` with the time left as its deadline."""
+    segment (and phase group by phase group) for a segmented detector when some metric has
+    change points (or a cycle: ``segments`` is (bounds, cycles)), else its kernel over
+    ``read`` with the time left as its deadline."""
     if table is not None:
         return table(read, params)
-    if detector.segmented and bounds:
-        return _run_segmented(detector, read, params, bounds, state)
+    if detector.segmented and (segments[0] or segments[1]):
+        return _run_segmented(detector, read, params, segments[0], state, cycles=segments[1])
     result: Mapping[str, NDArray[Any]] = _backend.kernels().run_detector(
         detector.name, read.matrix, read.rows, {**params, "deadline": remaining}, read.complete()
     )
@@ -449,9 +516,9 @@ def segmented_result(
     state = _Cooling(profile, time.perf_counter(), "raise")
     detector = next(d for d in REGISTRY if d.name == name)
     shift = next(d for d in REGISTRY if d.kind == PatternKind.DISTRIBUTION_SHIFT)
-    result = _result(state, shift, data, shift.params(profile), state.time_left(), None, {})
-    bounds = _segment_bounds(result, data)
+    result = _result(state, shift, data, shift.params(profile), state.time_left(), None, ({}, {}))
+    bounds, cycles = _segment_bounds(result, data), _cycles(result)
     params = {**detector.params(profile), "family": family}
-    if bounds:
-        return _run_segmented(detector, data, params, bounds, state, family)
-    return _result(state, detector, data, params, state.time_left(), None, {})
+    if bounds or cycles:
+        return _run_segmented(detector, data, params, bounds, state, family, cycles)
+    return _result(state, detector, data, params, state.time_left(), None, ({}, {}))

@@ -5,7 +5,12 @@ a finite ``severity`` (an equivalent Gaussian z) above the fence
 max(outlier_z, Φ⁻¹(1 − 0.1 / m)) (Bonferroni over the metric's m values, or its segment's).
 A metric with change points (the distribution-shift detector's, in the same cooling) is
 scored within each segment between them (SPEC §12: fences within segments), so a regime
-change neither hides the outliers of a regime nor makes one. One pattern per task; a rule,
+change neither hides the outliers of a regime nor makes one. A metric nearly independent
+from task to task whose spread repeats a cycle (an error rate per window whose requests fall
+tenfold at night) is scored within phase groups of each segment: against the values at the
+same phase of the other repetitions (the seasonal reading of Hochenbaum, Vallis & Kejariwal
+2017). A metric at its floor on most tasks reads its excess as an exponential tail. One
+pattern per task; a rule,
 not a test (no p-value, not in the FDR pass). The report keeps the most severe: at most
 ``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
 total."""
@@ -26,13 +31,25 @@ __all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS", "MAX_PER_METRIC", "SCALE_WORDS", 
 
 MAX_OUTLIER_PATTERNS = 200  # a report lists at most this many outlier tasks, the most severe
 MAX_PER_METRIC = 50  # ... and at most this many (task, metric) outliers of one metric
-SCALE_WORDS = {0: "robust z", 1: "log scale", 2: "count tail", 3: "mean deviation"}
+SCALE_WORDS = {
+    0: "robust z",
+    1: "log scale",
+    2: "count tail",
+    3: "mean deviation",
+    4: "excess tail",
+}
 
 
 def _scale_word(scale: int, deviation: float) -> str:
     """How the kernel scored a value: a metric on the log scale reads its lower side on the
     raw scale (only a mildly skewed one reads that side at all)."""
     return SCALE_WORDS[0] if scale == 1 and deviation < 0.0 else SCALE_WORDS[scale]
+
+
+def _median_word(period: int) -> str:
+    """What a deviation is measured from: the median, or that of the value's phase when the
+    metric's spread repeats a cycle (the cooling loop reads it within phase groups)."""
+    return f"median at its phase of the {period}-task cycle" if period else "median"
 
 
 def _params(profile: ThermalProfile) -> dict[str, Any]:
@@ -63,6 +80,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     metrics = np.asarray(result["metric"])
     severity = np.asarray(result["severity"], dtype=np.float64)
     deviations, scales = np.asarray(result["deviation"]), np.asarray(result["scale"])
+    periods = np.asarray(result.get("period", np.zeros(scales.size, dtype=np.int64)))
     flagged_tasks = np.unique(tasks).size
     kept = most_severe(metrics, severity)
     tasks, metrics, severity, deviations = (
@@ -87,7 +105,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
                 data,
                 groups[group_index],
                 (tasks, metrics, severity, deviations),
-                scales,
+                (scales, periods),
                 z_threshold,
             )
         )
@@ -98,10 +116,11 @@ def _pattern(
     data: DetectionData,
     group: np.ndarray[Any, Any],
     flagged: tuple[np.ndarray[Any, Any], ...],
-    scales: np.ndarray[Any, Any],
+    per_metric: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
     z_threshold: float,
 ) -> CracklePattern:
     tasks, metrics, severity, deviations = flagged
+    scales, periods = per_metric
     task = int(tasks[group[0]])
     label = data.labels[task]
     names = [data.names[int(metrics[k])] for k in group]
@@ -112,7 +131,8 @@ def _pattern(
         values[f"deviation:{name}"] = float(deviations[k])
     described = ", ".join(
         f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
-        f"median, {_scale_word(int(scales[int(metrics[k])]), float(deviations[k]))})"
+        f"{_median_word(int(periods[int(metrics[k])]))}, "
+        f"{_scale_word(int(scales[int(metrics[k])]), float(deviations[k]))})"
         for name, k in zip(names, group, strict=True)
     )
     return CracklePattern(

@@ -44,7 +44,7 @@
 //! sd, or 15 over AR(1) noise) always does.
 
 use super::lagged_product_sum;
-use super::ranks::{doubled_midranks, median};
+use super::ranks::{doubled_midranks, median, median_and_mad};
 
 /// The shortest period searched.
 pub const MIN_PERIOD: usize = 4;
@@ -443,6 +443,93 @@ pub fn shared_cycle(
         .then_some((period, removed))
 }
 
+/// A phase group holds at least this many values ([`phase_groups`]): the MAD of 200 values
+/// is within about ±9% of the spread's.
+pub const PHASE_GROUP_VALUES: usize = 200;
+/// At most this many phase groups (an hour of a daily cycle).
+pub const MAX_PHASE_GROUPS: usize = 24;
+/// Fewer groups than this read no cycle of the spread.
+pub const MIN_PHASE_GROUPS: usize = 4;
+/// A group spans at least this many phases of the cycle.
+pub const PHASE_SPAN: usize = 3;
+/// The widest group's MAD is at least this many times the narrowest's.
+pub const PHASE_SPREAD_RATIO: f64 = 2.0;
+/// The level of the periodogram ratio test of the spread's cycle.
+pub const PHASE_ALPHA: f64 = 1e-3;
+
+/// The number of phase groups a metric's values are best read in when their *spread*
+/// repeats a cycle of `period` tasks (an error rate per 5-minute window whose requests fall
+/// tenfold at night: its values there are few errors over few requests, ten times as
+/// noisy), 0 when it does not. `column` holds the metric at consecutive tasks (NaN when
+/// absent), the first at phase `start` of the cycle.
+///
+/// The groups split the cycle into `G = min(MAX_PHASE_GROUPS, period / PHASE_SPAN,
+/// m / PHASE_GROUP_VALUES)` equal spans of phase (task t in group `((start + t) mod period)
+/// · G / period`), at least [`MIN_PHASE_GROUPS`]. The spread repeats the cycle when both:
+/// - the largest of the groups' MADs (around each group's median) is at least
+///   [`PHASE_SPREAD_RATIO`] times the smallest (an effect worth a scale per group: each
+///   group's fence is then read on fewer values), and
+/// - the absolute deviations from the median repeat the cycle by the periodogram ratio
+///   test of [`shared_period_p`] on their doubled mid-ranks placed at their tasks
+///   (Priestley 1981 §6.1.4; the neighbouring frequencies carry the series' own
+///   autocorrelation) at [`PHASE_ALPHA`]: the phases differ by more than chance. (Not the
+///   deviations from the group medians: where most values sit at a floor, as an error
+///   rate's at night, the group median is the floor and the deviations are zeros and a
+///   few large ones, whose mean rank is no larger than elsewhere.)
+///
+/// A level cycle that moves several noise widths within a group widens that group's MAD
+/// too: such a metric is also read by phase, which takes the cycle's swing out of its
+/// scale. A scale per phase is the seasonal reading of outliers of Hochenbaum, Vallis & Kejariwal
+/// (2017, the seasonal hybrid ESD): each value is compared with the values at the same
+/// phase of the other repetitions. 0 also for series the cycle search does not read
+/// (longer than `MAX_BLOCKS · MAX_BLOCK` tasks, fewer than [`MIN_CYCLES`] repetitions).
+pub fn phase_groups(column: &[f64], period: usize, start: usize) -> usize {
+    let length = column.len();
+    if period < MIN_PERIOD || length > MAX_BLOCKS * MAX_BLOCK || length < MIN_CYCLES * period {
+        return 0;
+    }
+    let tasks: Vec<usize> = (0..length).filter(|&t| !column[t].is_nan()).collect();
+    let count = tasks.len();
+    let groups = MAX_PHASE_GROUPS
+        .min(period / PHASE_SPAN)
+        .min(count / PHASE_GROUP_VALUES);
+    if groups < MIN_PHASE_GROUPS {
+        return 0;
+    }
+    let group_of = |task: usize| (start + task) % period * groups / period;
+    let mut members: Vec<Vec<f64>> = vec![Vec::new(); groups];
+    for &task in &tasks {
+        members[group_of(task)].push(column[task]);
+    }
+    if members.iter().any(Vec::is_empty) {
+        return 0;
+    }
+    let spreads: Vec<(f64, f64)> = members
+        .iter()
+        .map(|values| median_and_mad(values))
+        .collect();
+    let narrowest = spreads.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    let widest = spreads.iter().map(|s| s.1).fold(0.0, f64::max);
+    if !(widest > 0.0 && widest >= PHASE_SPREAD_RATIO * narrowest) {
+        return 0;
+    }
+    let present: Vec<f64> = tasks.iter().map(|&task| column[task]).collect();
+    let center = median(&present);
+    let deviations: Vec<f64> = present
+        .iter()
+        .map(|&value| (value - center).abs())
+        .collect();
+    // the doubled mid-ranks' mean is count + 1: an absent task adds nothing
+    let mut centred = vec![0i64; length];
+    for (&task, rank) in tasks.iter().zip(doubled_midranks(&deviations)) {
+        centred[task] = rank - (count as i64 + 1);
+    }
+    if shared_period_p(&centred, period) > PHASE_ALPHA {
+        return 0;
+    }
+    groups
+}
+
 /// The most absent tasks a metric may have for its cycle to be searched: one in three
 /// (a sinusoid of 288 tasks under noise of 2/15 of its amplitude: found in 18 of 20 series
 /// with 30% of the tasks absent, 0 of 20 with 50%: an absent task dilutes the
@@ -504,6 +591,30 @@ mod tests {
     fn noise(seed: u64, n: usize) -> Vec<f64> {
         let mut rng = SplitMix64::new(seed);
         (0..n).map(|_| rng.next_f64() - 0.5).collect()
+    }
+
+    #[test]
+    fn phase_groups_read_a_spread_that_repeats_and_not_a_level_that_does() {
+        // Two weeks of 288 tasks: noise five times as wide over a quarter of each day.
+        let n = 4032;
+        let wide: Vec<f64> = noise(21, n)
+            .iter()
+            .enumerate()
+            .map(|(t, e)| if t % 288 < 72 { 5.0 * e } else { *e })
+            .collect();
+        assert_eq!(phase_groups(&wide, 288, 0), 20); // min(24, 288 / 3, 4,032 / 200)
+                                                     // a level cycle of constant spread, and plain noise: no groups (a level that moves
+                                                     // several noise widths within a group widens that group's MAD: it is read by phase)
+        assert_eq!(phase_groups(&sine(22, n, 288.0, 1.0), 288, 0), 0);
+        assert_eq!(phase_groups(&sine(22, n, 288.0, 10.0), 288, 0), 20);
+        assert_eq!(phase_groups(&noise(23, n), 288, 0), 0);
+        // absent values are left out; too few repetitions read nothing
+        let mut gappy = wide.clone();
+        for t in (0..n).step_by(10) {
+            gappy[t] = f64::NAN;
+        }
+        assert_eq!(phase_groups(&gappy, 288, 0), 18);
+        assert_eq!(phase_groups(&wide[..800], 288, 0), 0);
     }
 
     /// `amplitude · sin(2πt / period)` plus [`noise`].

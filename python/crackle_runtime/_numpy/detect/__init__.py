@@ -29,6 +29,7 @@ from crackle_runtime._numpy.detect import (
     phase_transition,
     roles,
 )
+from crackle_runtime._numpy.detect.shared import seasonal
 from crackle_runtime._numpy.detect.shared.columns import as_columns, select_rows
 from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
 from crackle_runtime._numpy.detect.shared.prewhiten import prewhiten_columns
@@ -40,6 +41,7 @@ __all__ = [
     "ROLE_FIELDS",
     "column_roles",
     "forget_law_fits",
+    "phase_groups",
     "prewhiten",
     "run_detector",
 ]
@@ -120,6 +122,25 @@ def run_detector(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result: dict[str, Any] = module.run(rows, resolved, budget)
     return result
+
+
+def phase_groups(columns: ArrayLike, periods: ArrayLike, start: int = 0) -> NDArray[np.int64]:
+    """Per row of ``columns`` (metrics x tasks, NaN when absent): the number of phase groups
+    its spread repeats the cycle of ``periods[row]`` tasks in (0: none), the first task at
+    phase ``start`` (``shared.seasonal.phase_groups``)."""
+    rows = _rows(columns, None)
+    cycles = np.asarray(periods, dtype=np.int64).reshape(-1)
+    if cycles.size != rows.shape[0]:
+        raise ValueError(f"periods: {cycles.size} periods for {rows.shape[0]} rows of columns")
+    if np.any(cycles < 0):
+        raise ValueError("periods: a period is at least 0")
+    if start < 0:
+        raise ValueError("start: at least 0")
+    found = [
+        seasonal.phase_groups(row, int(period), start)
+        for row, period in zip(rows, cycles, strict=True)
+    ]
+    return np.array(found, dtype=np.int64)
 
 
 def forget_law_fits() -> None:

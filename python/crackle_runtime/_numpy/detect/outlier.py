@@ -2,7 +2,7 @@
 ``detect::outlier``: the scale is chosen per metric and every outlier has a finite
 ``severity`` (an equivalent Gaussian z).
 
-Per metric with >= 3 present values, one of four scales (the ``scale`` field):
+Per metric with >= 3 present values, one of five scales (the ``scale`` field):
 
 - ``SCALE_COUNT`` (2): non-negative integers with <= 16 distinct values, or MAD = 0: the
   geometric tail ``P(X >= x) = (mu / (1 + mu))^x``, mu the mean, Bonferroni-corrected over
@@ -12,6 +12,9 @@ Per metric with >= 3 present values, one of four scales (the ``scale`` field):
   (upper side only) or |MC(ln x)| < |MC(x)| (the log scale is the more symmetric one: both
   sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
+- ``SCALE_EXCESS`` (4): MAD = 0, not counts, no value below the median (at its floor on
+  at least half of the tasks): the excess over the floor as an exponential tail
+  ``P(E >= e) = exp(-e / mu)``, mu the mean excess, Bonferroni as for counts, upper side.
 - ``SCALE_MEAN_DEVIATION`` (3): MAD = 0 (not counts): ``1.253314 * 0.6745 * MeanAD`` in
   place of the MAD, no skew adjustment (Iglewicz & Hoaglin 1993).
 
@@ -77,6 +80,7 @@ MAX_MEDCOUPLE = 0.6
 MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's MC noise)
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
+SCALE_EXCESS = 4
 
 # Acklam's coefficients of the normal quantile's tail region.
 Float64Array = NDArray[np.float64]
@@ -162,6 +166,17 @@ def _count_flags(present: Float64Array, center: float, family: int) -> Flags:
     return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
 
 
+def _excess_flags(present: Float64Array, center: float, family: int) -> Flags:
+    """A metric at its floor ``center`` on most tasks: its excess as an exponential tail."""
+    excess = present - center
+    mean = sequential_sum(excess) / present.size
+    if mean <= 0.0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    log_tail = -(excess / mean)
+    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
+    return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
+
+
 def _metric_outliers(
     present: Float64Array, z_threshold: float, family: int
 ) -> tuple[int, Flags, float]:
@@ -176,6 +191,8 @@ def _metric_outliers(
     mad = float(median(np.abs(present - center)))
     if _is_count(present, mad):
         return SCALE_COUNT, _count_flags(present, center, family), center
+    if mad == 0.0 and bool(np.all(present >= center)):
+        return SCALE_EXCESS, _excess_flags(present, center, family), center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample = quantile_sample(present)
     positive = bool(np.all(present > 0.0))

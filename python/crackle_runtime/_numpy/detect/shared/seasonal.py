@@ -16,6 +16,7 @@ from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 __all__ = [
     "MAX_ABSENT",
     "find_cycle",
+    "phase_groups",
     "remove_cycle",
     "remove_cycle_at",
     "seasonal_period",
@@ -34,6 +35,12 @@ STEP_SHARE = 0.02  # a step explaining less of the ranks' variance: no second se
 NOISE_SDS = 3.0  # the lowered limits stay this many of Bartlett's standard errors out
 SHARED_ALPHA = 1e-3  # another metric's period is this metric's cycle at p <= 0.001 ...
 SHARED_NEIGHBOURS = 8  # ... against this many Fourier frequencies on each side
+PHASE_GROUP_VALUES = 200  # a phase group holds at least this many values
+MAX_PHASE_GROUPS = 24
+MIN_PHASE_GROUPS = 4
+PHASE_SPAN = 3  # a group spans at least this many phases
+PHASE_SPREAD_RATIO = 2.0  # the widest group's MAD over the narrowest's
+PHASE_ALPHA = 1e-3  # the level of the periodogram ratio test of the spread's cycle
 
 Int64Array = NDArray[np.int64]
 Float64Array = NDArray[np.float64]
@@ -339,3 +346,44 @@ def shared_cycle(
     if removed is None or not np.all(np.isfinite(removed)):
         return None
     return period, removed
+
+
+def _group_medians(values: Float64Array, group: Int64Array, groups: int) -> Float64Array:
+    """The median of the values of each group 0..groups-1 (every group non-empty)."""
+    ordered = values[np.lexsort((values, group))]
+    sizes = np.bincount(group, minlength=groups)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    low, high = ordered[starts + (sizes - 1) // 2], ordered[starts + sizes // 2]
+    return np.asarray(np.where(sizes % 2 == 1, high, (low + high) / 2.0), dtype=np.float64)
+
+
+def phase_groups(column: Float64Array, period: int, start: int = 0) -> int:
+    """The number of phase groups a metric's values (``column``, NaN when absent, the first
+    task at phase ``start``) are best read in when their spread repeats a cycle of
+    ``period`` tasks, 0 when it does not (the Rust ``phase_groups``: the groups' MADs differ
+    by PHASE_SPREAD_RATIO and the deviations from the group medians repeat the cycle by
+    :func:`shared_period_p` on the ranks of the deviations from the median at PHASE_ALPHA).
+    """
+    length = column.size
+    if period < MIN_PERIOD or length > MAX_BLOCKS * MAX_BLOCK or length < MIN_CYCLES * period:
+        return 0
+    tasks = np.flatnonzero(~np.isnan(column))
+    count = tasks.size
+    groups = min(MAX_PHASE_GROUPS, period // PHASE_SPAN, count // PHASE_GROUP_VALUES)
+    if groups < MIN_PHASE_GROUPS:
+        return 0
+    group = (start + tasks) % period * groups // period
+    if np.unique(group).size < groups:
+        return 0
+    values = column[tasks]
+    centers = _group_medians(values, group, groups)
+    deviations = np.abs(values - centers[group])
+    spreads = _group_medians(deviations, group, groups)
+    widest = float(spreads.max())
+    if not (widest > 0.0 and widest >= PHASE_SPREAD_RATIO * float(spreads.min())):
+        return 0
+    centred = np.zeros(length, dtype=np.int64)
+    centred[tasks] = doubled_midranks(np.abs(values - median(values))) - (count + 1)
+    if shared_period_p(centred, period) > PHASE_ALPHA:
+        return 0
+    return int(groups)

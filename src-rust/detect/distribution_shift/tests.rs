@@ -555,7 +555,7 @@ fn an_incident_is_found_at_both_ends() {
             *value += 3.0;
         }
         let ranks = doubled_midranks(&values);
-        let found = incidents(&ranks, 0.01, 0.0, &Budget::unlimited()).unwrap();
+        let found = incidents(&ranks, 0.01, 0.0, None, &Budget::unlimited()).unwrap();
         let near = |at: usize| {
             found
                 .iter()
@@ -579,7 +579,7 @@ fn an_incident_is_found_at_both_ends() {
 fn no_scan_on_short_or_sparse_series() {
     // 127 values: no window of 8 has 16 times its width
     let ranks = doubled_midranks(&normals(1, 127));
-    assert!(incidents(&ranks, 0.5, 0.0, &Budget::unlimited())
+    assert!(incidents(&ranks, 0.5, 0.0, None, &Budget::unlimited())
         .unwrap()
         .is_empty());
     // flags set on 1 task in 50: a window of 256 holds about 5 of them, fewer differ
@@ -587,7 +587,7 @@ fn no_scan_on_short_or_sparse_series() {
         .map(|t| if t % 50 == 7 { 1.0 } else { 0.0 })
         .collect();
     let ranks = doubled_midranks(&flags);
-    assert!(incidents(&ranks, 0.5, 0.0, &Budget::unlimited())
+    assert!(incidents(&ranks, 0.5, 0.0, None, &Budget::unlimited())
         .unwrap()
         .is_empty());
 }

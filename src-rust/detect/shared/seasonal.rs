@@ -457,6 +457,26 @@ pub const PHASE_SPREAD_RATIO: f64 = 2.0;
 /// The level of the periodogram ratio test of the spread's cycle.
 pub const PHASE_ALPHA: f64 = 1e-3;
 
+/// The number of phase groups of `count` values over a cycle of `period` tasks:
+/// `min(MAX_PHASE_GROUPS, period / PHASE_SPAN, count / PHASE_GROUP_VALUES)`, 0 when that is
+/// below [`MIN_PHASE_GROUPS`].
+pub fn phase_group_count(period: usize, count: usize) -> usize {
+    let groups = MAX_PHASE_GROUPS
+        .min(period / PHASE_SPAN)
+        .min(count / PHASE_GROUP_VALUES);
+    if groups < MIN_PHASE_GROUPS {
+        0
+    } else {
+        groups
+    }
+}
+
+/// The phase group of task `task` (counted from phase 0) among `groups` equal spans of a
+/// cycle of `period` tasks.
+pub fn phase_group(task: usize, period: usize, groups: usize) -> usize {
+    task % period * groups / period
+}
+
 /// The number of phase groups a metric's values are best read in when their *spread*
 /// repeats a cycle of `period` tasks (an error rate per 5-minute window whose requests fall
 /// tenfold at night: its values there are few errors over few requests, ten times as
@@ -490,13 +510,11 @@ pub fn phase_groups(column: &[f64], period: usize, start: usize) -> usize {
     }
     let tasks: Vec<usize> = (0..length).filter(|&t| !column[t].is_nan()).collect();
     let count = tasks.len();
-    let groups = MAX_PHASE_GROUPS
-        .min(period / PHASE_SPAN)
-        .min(count / PHASE_GROUP_VALUES);
-    if groups < MIN_PHASE_GROUPS {
+    let groups = phase_group_count(period, count);
+    if groups == 0 {
         return 0;
     }
-    let group_of = |task: usize| (start + task) % period * groups / period;
+    let group_of = |task: usize| phase_group(start + task, period, groups);
     let mut members: Vec<Vec<f64>> = vec![Vec::new(); groups];
     for &task in &tasks {
         members[group_of(task)].push(column[task]);

@@ -27,7 +27,11 @@ from crackle_runtime._numpy._stats import (
 )
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
-from crackle_runtime._numpy.detect.shared.seasonal import find_cycle, shared_cycle
+from crackle_runtime._numpy.detect.shared.seasonal import (
+    find_cycle,
+    phase_group_count,
+    shared_cycle,
+)
 
 __all__ = ["FIELDS", "KIND", "NAME", "PARAMS", "run", "segment"]
 
@@ -527,7 +531,23 @@ def window_direction(ranks: Int64Array, position: int, width: int) -> int:
     return (rising > falling) - (rising < falling)
 
 
-def incidents(ranks: Int64Array, alpha: float, rho: float) -> list[tuple[int, float, float, int]]:
+def _phase_standard(scores: Float64Array, phases: Int64Array) -> Float64Array | None:
+    """The scores centred and scaled within their phase groups (``phases``: the group of
+    each position; means and population sds summed in position order), None when a group
+    has no value or no spread (the Rust ``phase_moments``)."""
+    counts = np.bincount(phases)
+    if np.any(counts == 0):
+        return None
+    centred = scores - (np.bincount(phases, scores) / counts)[phases]
+    sds = np.sqrt(np.bincount(phases, centred * centred) / counts)
+    if not np.all(sds > 0.0):
+        return None
+    return np.asarray(centred / sds[phases], dtype=np.float64)
+
+
+def incidents(
+    ranks: Int64Array, alpha: float, rho: float, phases: Int64Array | None = None
+) -> list[tuple[int, float, float, int]]:
     """(position, z, p, w) of each level change the multiscale moving-sum scan finds (see
     the Rust ``incidents``), by position: over the van der Waerden scores
     s = Phi^-1(r / (2 (L + 1))) of the doubled mid-ranks r, at each window width w, the
@@ -539,7 +559,8 @@ def incidents(ranks: Int64Array, alpha: float, rho: float) -> list[tuple[int, fl
     (else 1), W the widths scanned; the first largest z of each run of positions with
     p <= alpha; narrowest widths first, a wider one's change kept unless within w of a kept
     change going its way (:func:`window_direction` at w), to which it then lends its z and
-    p when its p is smaller."""
+    p when its p is smaller. With ``phases`` (the phase group of each position of a metric
+    whose cycle was removed) the scores are centred and scaled within their groups first."""
     count = ranks.size
     commonest = int(np.bincount(ranks).max())
     widths = [
@@ -550,6 +571,9 @@ def incidents(ranks: Int64Array, alpha: float, rho: float) -> list[tuple[int, fl
     if not widths:
         return []
     scores = normal_quantile(ranks / (2.0 * (count + 1)))
+    if phases is not None:
+        standard = _phase_standard(scores, phases)
+        scores = scores if standard is None else standard
     prefix = np.concatenate([np.zeros(1), np.cumsum(scores)])
     spread = population_std(scores)
     found: list[tuple[int, float, float, int]] = []
@@ -667,9 +691,12 @@ def segment(
         found.update(drifting=True, drift_start=start, drift_end=end)
     by_position = {split[0]: split for split in splits}
     rho = 0.0 if math.isnan(found["phi"]) else min(max(found["phi"], 0.0), PHI_MAX)
+    # a cycle's phases keep their own score means and spreads (see incidents)
+    groups = phase_group_count(found["period"], count) if found["period"] else 0
+    phases = tasks % found["period"] * groups // found["period"] if groups else None
     scanned = [
         change
-        for change in incidents(ranks, alpha, rho)
+        for change in incidents(ranks, alpha, rho, phases)
         if not found["drift_start"] < change[0] < found["drift_end"]
     ]
     merged = _with_scanned(_with_jumps([by_position[c] for c in kept], jumped), scanned, ranks)

@@ -16,6 +16,7 @@ from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 __all__ = [
     "MAX_ABSENT",
     "find_cycle",
+    "phase_group_count",
     "phase_groups",
     "remove_cycle",
     "remove_cycle_at",
@@ -357,6 +358,14 @@ def _group_medians(values: Float64Array, group: Int64Array, groups: int) -> Floa
     return np.asarray(np.where(sizes % 2 == 1, high, (low + high) / 2.0), dtype=np.float64)
 
 
+def phase_group_count(period: int, count: int) -> int:
+    """min(MAX_PHASE_GROUPS, period // PHASE_SPAN, count // PHASE_GROUP_VALUES), 0 below
+    MIN_PHASE_GROUPS (the Rust ``phase_group_count``); task t is in group
+    ``t % period * groups // period``."""
+    groups = min(MAX_PHASE_GROUPS, period // PHASE_SPAN, count // PHASE_GROUP_VALUES)
+    return groups if groups >= MIN_PHASE_GROUPS else 0
+
+
 def phase_groups(column: Float64Array, period: int, start: int = 0) -> int:
     """The number of phase groups a metric's values (``column``, NaN when absent, the first
     task at phase ``start``) are best read in when their spread repeats a cycle of
@@ -369,8 +378,8 @@ def phase_groups(column: Float64Array, period: int, start: int = 0) -> int:
         return 0
     tasks = np.flatnonzero(~np.isnan(column))
     count = tasks.size
-    groups = min(MAX_PHASE_GROUPS, period // PHASE_SPAN, count // PHASE_GROUP_VALUES)
-    if groups < MIN_PHASE_GROUPS:
+    groups = phase_group_count(period, count)
+    if not groups:
         return 0
     group = (start + tasks) % period * groups // period
     if np.unique(group).size < groups:

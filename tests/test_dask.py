@@ -497,3 +497,31 @@ def test_a_law_of_the_sample_that_fails_on_every_row_is_not_reported(
         n.startswith("conservation laws: 'records_in - records_out - dropped = 0'")
         for n in report.notes
     )
+
+
+def test_outliers_read_by_phase_on_the_cluster_say_so(client: Any) -> None:
+    """Two weeks of 5-minute error rates whose traffic falls fifteenfold at night: each
+    partition reads the rate within phase groups of the day as one machine does, and the
+    wording names the cycle (one partition: the outliers equal a single machine's)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(4032)
+    requests = rng.poisson(1600 * (1 - 0.9 * np.cos(2 * np.pi * t / 288)) + 60)
+    rate = rng.binomial(requests, 0.002) / requests
+    planted = [700, 2500, 3300]
+    rate[planted] += 0.05
+    frame = pd.DataFrame({"window": t, "requests": requests.astype(float), "error_rate": rate})
+    expected = [
+        p
+        for p in Kiln.from_pandas(frame, order_by="window").cool()
+        if p.kind == PatternKind.OUTLIER
+    ]
+    for partitions in (1, 2):
+        report = crackle_dask.cool(
+            dd.from_pandas(frame, npartitions=partitions), order_by="window", gather_rows=0
+        )
+        outliers = [p for p in report if p.kind == PatternKind.OUTLIER]
+        if partitions == 1:
+            _assert_same_report(outliers, expected)
+        bursts = [p for p in outliers if p.details["task_index"] in planted]
+        assert len(bursts) == 3 and len(outliers) <= 5
+        assert all("at its phase of the 288-task cycle" in p.description for p in bursts)

@@ -17,8 +17,9 @@ whole matrix.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -195,13 +196,14 @@ class Gathered:
 class Outliers:
     """The outlier detector's flagged (task, metric) rows over runs of tasks scored apart
     (a cluster's partitions), by task position and metric name, and the scale each run
-    chose for each metric."""
+    chose for each metric and the cycle it read the metric's phases in (0: none)."""
 
     positions: NDArray[np.int64]
     metrics: list[str]
     severity: NDArray[np.float64]
     deviation: NDArray[np.float64]
     scales: dict[str, list[int]]
+    periods: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def of_run(
@@ -225,6 +227,7 @@ class Outliers:
         family = np.asarray(families, dtype=np.int64)
         task, metric, severity, deviation = [], [], [], []
         scales = np.full(len(names), -1, dtype=np.int64)
+        periods = np.zeros(len(names), dtype=np.int64)
         for count in np.unique(family).tolist():
             group = family == count
             result = _cooling.segmented_result("outlier", data.select(group), profile, count)
@@ -234,6 +237,7 @@ class Outliers:
             severity.append(np.asarray(result["severity"], dtype=np.float64))
             deviation.append(np.asarray(result["deviation"], dtype=np.float64))
             scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
+            periods[chosen] = np.asarray(result.get("period", 0), dtype=np.int64)
         if not task:
             task, metric = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
             severity = deviation = [np.zeros(0)]
@@ -247,6 +251,7 @@ class Outliers:
             severities,
             np.concatenate(deviation)[order],
             {name: [int(scale)] for name, scale in zip(names, scales.tolist(), strict=True)},
+            {name: [int(p)] for name, p in zip(names, periods.tolist(), strict=True)},
         )
         return found, np.unique(tasks[most_severe(metrics, severities)]).astype(np.int64) + start
 
@@ -254,15 +259,19 @@ class Outliers:
     def merged(cls, runs: list[Outliers]) -> Outliers:
         """The rows and scales of every run."""
         scales: dict[str, list[int]] = {}
+        periods: dict[str, list[int]] = {}
         for run in runs:
             for name, chosen in run.scales.items():
                 scales.setdefault(name, []).extend(chosen)
+            for name, cycle in run.periods.items():
+                periods.setdefault(name, []).extend(cycle)
         return cls(
             np.concatenate([run.positions for run in runs]),
             [name for run in runs for name in run.metrics],
             np.concatenate([run.severity for run in runs]),
             np.concatenate([run.deviation for run in runs]),
             scales,
+            periods,
         )
 
     def scale(self, name: str) -> int:
@@ -270,6 +279,10 @@ class Outliers:
         metric with fewer than 3 values, when none scored it)."""
         chosen = [scale for scale in self.scales.get(name, []) if scale >= 0]
         return int(np.bincount(chosen).argmax()) if chosen else -1
+
+    def period(self, name: str) -> int:
+        """The cycle most runs read metric ``name``'s phases in (0: none, or no run)."""
+        return Counter(self.periods.get(name, [0])).most_common(1)[0][0]
 
     def tasks_flagged(self, names: set[str]) -> int:
         """How many tasks have an outlier on one of the metrics ``names``."""
@@ -293,6 +306,7 @@ class Outliers:
             "severity": self.severity[keep][order],
             "deviation": self.deviation[keep][order],
             "scale": np.array([self.scale(name) for name in view.names], dtype=np.int64),
+            "period": np.array([self.period(name) for name in view.names], dtype=np.int64),
         }
 
 

@@ -204,6 +204,8 @@ class Outliers:
     deviation: NDArray[np.float64]
     scales: dict[str, list[int]]
     periods: dict[str, list[int]] = field(default_factory=dict)
+    #: Each row's scale (that of the piece of the run that scored it).
+    row_scale: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def of_run(
@@ -225,7 +227,7 @@ class Outliers:
 
         data = DetectionData([""] * columns.shape[1], names, columns)
         family = np.asarray(families, dtype=np.int64)
-        task, metric, severity, deviation = [], [], [], []
+        task, metric, severity, deviation, row_scale = [], [], [], [], []
         scales = np.full(len(names), -1, dtype=np.int64)
         periods = np.zeros(len(names), dtype=np.int64)
         for count in np.unique(family).tolist():
@@ -236,10 +238,12 @@ class Outliers:
             metric.append(chosen[np.asarray(result["metric"], dtype=np.int64)])
             severity.append(np.asarray(result["severity"], dtype=np.float64))
             deviation.append(np.asarray(result["deviation"], dtype=np.float64))
+            by_metric = np.asarray(result["scale"], dtype=np.int64)[np.asarray(result["metric"])]
+            row_scale.append(np.asarray(result.get("row_scale", by_metric), dtype=np.int64))
             scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
             periods[chosen] = np.asarray(result.get("period", 0), dtype=np.int64)
         if not task:
-            task, metric = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+            task = metric = row_scale = [np.zeros(0, dtype=np.int64)]
             severity = deviation = [np.zeros(0)]
         tasks, metrics = np.concatenate(task), np.concatenate(metric)
         order = np.lexsort((metrics, tasks))
@@ -252,6 +256,7 @@ class Outliers:
             np.concatenate(deviation)[order],
             {name: [int(scale)] for name, scale in zip(names, scales.tolist(), strict=True)},
             {name: [int(p)] for name, p in zip(names, periods.tolist(), strict=True)},
+            np.concatenate(row_scale)[order],
         )
         return found, np.unique(tasks[most_severe(metrics, severities)]).astype(np.int64) + start
 
@@ -272,6 +277,7 @@ class Outliers:
             np.concatenate([run.deviation for run in runs]),
             scales,
             periods,
+            np.concatenate([run.row_scale for run in runs]),
         )
 
     def scale(self, name: str) -> int:
@@ -307,6 +313,7 @@ class Outliers:
             "deviation": self.deviation[keep][order],
             "scale": np.array([self.scale(name) for name in view.names], dtype=np.int64),
             "period": np.array([self.period(name) for name in view.names], dtype=np.int64),
+            "row_scale": self.row_scale[keep][order],
         }
 
 

@@ -342,7 +342,8 @@ def _run_segmented(
     segment, over the tasks from its first to its last value), a metric of ``cycles`` whose
     spread repeats its period within phase groups of each segment (``period``: that period,
     else 0), and the others in one run; flagged rows sorted by task, then metric. A
-    metric's ``scale`` is that of its longest piece. ``family``: the fewest values a
+    metric's ``scale`` is that of its longest piece, a flagged row's ``row_scale`` that of
+    its own. ``family``: the fewest values a
     kernel's multiplicity counts (a run of a larger series)."""
     kernels = _backend.kernels()
     cycles = cycles or {}
@@ -402,6 +403,10 @@ def _run_segmented(
     for name in pieces[0][0]:
         if name not in ("task", "metric", "scale"):
             merged[name] = np.concatenate([np.asarray(r[name]) for r, _, _ in pieces])[order]
+    if "scale" in pieces[0][0]:  # each flagged row's scale: that of the run that scored it
+        merged["row_scale"] = np.concatenate(
+            [np.asarray(r["scale"])[np.asarray(r["metric"], dtype=np.int64)] for r, _, _ in pieces]
+        )[order]
     merged["scale"] = scale
     merged["period"] = phased
     return merged

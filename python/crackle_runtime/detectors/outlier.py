@@ -81,13 +81,16 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     severity = np.asarray(result["severity"], dtype=np.float64)
     deviations, scales = np.asarray(result["deviation"]), np.asarray(result["scale"])
     periods = np.asarray(result.get("period", np.zeros(scales.size, dtype=np.int64)))
+    # the scale each row was scored on (a metric read in pieces has one per piece)
+    row_scales = np.asarray(result.get("row_scale", scales[metrics]))
     flagged_tasks = np.unique(tasks).size
     kept = most_severe(metrics, severity)
-    tasks, metrics, severity, deviations = (
+    tasks, metrics, severity, deviations, row_scales = (
         tasks[kept],
         metrics[kept],
         severity[kept],
         deviations[kept],
+        row_scales[kept],
     )
     boundaries = np.flatnonzero(np.diff(tasks)) + 1
     groups = np.split(np.arange(tasks.size), boundaries)
@@ -104,8 +107,8 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
             _pattern(
                 data,
                 groups[group_index],
-                (tasks, metrics, severity, deviations),
-                (scales, periods),
+                (tasks, metrics, severity, deviations, row_scales),
+                periods,
                 z_threshold,
             )
         )
@@ -116,11 +119,10 @@ def _pattern(
     data: DetectionData,
     group: np.ndarray[Any, Any],
     flagged: tuple[np.ndarray[Any, Any], ...],
-    per_metric: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
+    periods: np.ndarray[Any, Any],
     z_threshold: float,
 ) -> CracklePattern:
-    tasks, metrics, severity, deviations = flagged
-    scales, periods = per_metric
+    tasks, metrics, severity, deviations, row_scales = flagged
     task = int(tasks[group[0]])
     label = data.labels[task]
     names = [data.names[int(metrics[k])] for k in group]
@@ -132,7 +134,7 @@ def _pattern(
     described = ", ".join(
         f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
         f"{_median_word(int(periods[int(metrics[k])]))}, "
-        f"{_scale_word(int(scales[int(metrics[k])]), float(deviations[k]))})"
+        f"{_scale_word(int(row_scales[k]), float(deviations[k]))})"
         for name, k in zip(names, group, strict=True)
     )
     return CracklePattern(

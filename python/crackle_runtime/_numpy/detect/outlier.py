@@ -53,6 +53,7 @@ __all__ = [
     "PARAMS",
     "fence",
     "medcouple",
+    "mid_quantile_sample",
     "outlier_scores",
     "quantile_sample",
     "run",
@@ -127,19 +128,56 @@ def quantile_sample(values: Float64Array) -> Float64Array:
     ascending; all of them when s <= 512) of the values (s = m) or, above 8,192 values, of the
     pool of 8,192 values at the positions ``(u_j >> 32) * m >> 32``, u_j output j of the
     SplitMix64 stream PERMUTATION_SEED (the Rust core's ``quantile_sample``)."""
-    m = values.size
-    pool = values
-    if m > QUANTILE_POOL:
-        draws = splitmix64(PERMUTATION_SEED, QUANTILE_POOL) >> np.uint64(32)
-        with np.errstate(over="ignore"):
-            positions = (draws * np.uint64(m)) >> np.uint64(32)
-        pool = values[positions.astype(np.int64)]
+    pool = _quantile_pool(values)
     s = pool.size
     k = min(s, MEDCOUPLE_SAMPLE)
     if k == s:
         return np.sort(pool)
     ranks = np.arange(k, dtype=np.int64) * s // k
     return np.asarray(np.partition(pool, ranks)[ranks], dtype=np.float64)
+
+
+def _quantile_pool(values: Float64Array) -> Float64Array:
+    """The values :func:`quantile_sample` reads: all up to 8,192, else the SplitMix64 pool."""
+    m = values.size
+    if m <= QUANTILE_POOL:
+        return values
+    draws = splitmix64(PERMUTATION_SEED, QUANTILE_POOL) >> np.uint64(32)
+    with np.errstate(over="ignore"):
+        positions = (draws * np.uint64(m)) >> np.uint64(32)
+    return values[positions.astype(np.int64)]
+
+
+def mid_quantile_sample(values: Float64Array) -> Float64Array:
+    """The sample of :func:`quantile_sample` read off the pool's mid-quantile function
+    (Parzen 2004; the Rust ``mid_quantile_sample``): at probabilities (i + 0.5) / k, the
+    linear interpolation between the distinct values at their mid-distribution points
+    (C_{j-1} + c_j / 2) / s, the first and last value beyond them."""
+    ordered = np.sort(_quantile_pool(values))
+    s = ordered.size
+    k = min(s, MEDCOUPLE_SAMPLE)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.append(starts, s))
+    distinct = ordered[starts]
+    mids = (starts + counts / 2.0) / s
+    p = (np.arange(k) + 0.5) / k
+    at = np.searchsorted(mids, p, side="right")
+    sample = distinct[np.clip(at - 1, 0, distinct.size - 1)]
+    inner = (at > 0) & (at < mids.size)
+    j = at[inner]
+    x0, x1 = distinct[j - 1], distinct[j]
+    sample[inner] = x0 + (p[inner] - mids[j - 1]) * (x1 - x0) / (mids[j] - mids[j - 1])
+    return np.asarray(sample, dtype=np.float64)
+
+
+def _skew(sample: Float64Array, mid: Float64Array | None, log: bool) -> float:
+    """The medcouple of the (log) sample, or, with ``mid`` (the sample had ties), the one of
+    it and of the mid-quantile sample farther from 0 (the Rust ``skew``)."""
+    mc = medcouple(np.log(sample) if log else sample)
+    if mid is None:
+        return mc
+    other = medcouple(np.log(mid) if log else mid)
+    return other if abs(other) > abs(mc) else mc
 
 
 def _side_factors(mc: float) -> tuple[float, float]:
@@ -195,10 +233,12 @@ def _metric_outliers(
         return SCALE_EXCESS, _excess_flags(present, center, family), center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample = quantile_sample(present)
+    tied = skew_known and bool(np.any(sample[1:] == sample[:-1]))
+    mid = mid_quantile_sample(present) if tied else None
     positive = bool(np.all(present > 0.0))
     log_scale, upper_only = False, False
     if skew_known and positive:
-        raw_mc = medcouple(sample)
+        raw_mc = _skew(sample, mid, log=False)
         if raw_mc > LOG_SCALE_MEDCOUPLE:
             log_scale, upper_only = True, True
         elif raw_mc >= LOG_SCALE_TIE_MEDCOUPLE:  # mildly skewed: log above the median
@@ -211,7 +251,7 @@ def _metric_outliers(
     if y_mad > 0.0:
         mc = 0.0
         if skew_known:
-            mc = medcouple(np.log(sample) if log_scale else sample)
+            mc = _skew(sample, mid, log=log_scale)
             mc = min(max(mc, -MAX_MEDCOUPLE), MAX_MEDCOUPLE)
             mc = 0.0 if abs(mc) < MIN_SKEW_MEDCOUPLE else mc  # within the sampling noise
         upper, lower = _side_factors(mc)

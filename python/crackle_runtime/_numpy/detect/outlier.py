@@ -53,6 +53,7 @@ __all__ = [
     "PARAMS",
     "fence",
     "medcouple",
+    "mid_median",
     "mid_quantile_sample",
     "outlier_scores",
     "quantile_sample",
@@ -170,6 +171,39 @@ def mid_quantile_sample(values: Float64Array) -> Float64Array:
     return np.asarray(sample, dtype=np.float64)
 
 
+def mid_median(values: Float64Array) -> float:
+    """The mid-quantile median of ``values`` (Parzen 2004; the Rust ``mid_median``): the
+    middle order statistic and the distinct value next to it on the side of 1/2 at their
+    mid-distribution points, interpolated linearly."""
+    s = values.size
+    middle = float(np.partition(values, s // 2)[s // 2])
+    below = int(np.count_nonzero(values < middle))
+    equal = int(np.count_nonzero(values == middle))
+    at_middle = (below + equal / 2.0) / s
+    if at_middle <= 0.5:
+        above = values[values > middle]
+        if not above.size:
+            return middle
+        following = float(above.min())
+        at_next = ((below + equal) + int(np.count_nonzero(values == following)) / 2.0) / s
+        return middle + (0.5 - at_middle) * (following - middle) / (at_next - at_middle)
+    lower = values[values < middle]
+    if not lower.size:
+        return middle
+    previous = float(lower.max())
+    ties = int(np.count_nonzero(values == previous))
+    at_previous = ((below - ties) + ties / 2.0) / s
+    return previous + (0.5 - at_previous) * (middle - previous) / (at_middle - at_previous)
+
+
+def _widened(values: Float64Array, center: float, mad: float, tied: bool) -> float:
+    """``mad``, or with ties (whole units: a whole or half MAD) at least the mid-quantile
+    median of the distances from ``center``."""
+    if not tied or mad <= 0.0:
+        return mad
+    return max(mad, mid_median(np.abs(values - center)))
+
+
 def _skew(sample: Float64Array, mid: Float64Array | None, log: bool) -> float:
     """The medcouple of the (log) sample, or, with ``mid`` (the sample had ties), the one of
     it and of the mid-quantile sample farther from 0 (the Rust ``skew``)."""
@@ -247,7 +281,7 @@ def _metric_outliers(
     transformed = np.log(present) if log_scale else present
     y_center = float(median(transformed))
     distance = np.abs(transformed - y_center)
-    y_mad = float(median(distance))
+    y_mad = _widened(transformed, y_center, float(median(distance)), mid is not None)
     if y_mad > 0.0:
         mc = 0.0
         if skew_known:
@@ -265,6 +299,7 @@ def _metric_outliers(
     lower_z = ROBUST_Z_FACTOR * -offset / (y_mad * lower)
     if scale == SCALE_LOG and not upper_only:
         # a mildly skewed metric on the log scale reads its lower side on the raw scale
+        mad = _widened(present, center, mad, mid is not None)
         lower_z = ROBUST_Z_FACTOR * (center - present) / mad if mad > 0.0 else np.zeros(m)
     z = np.where(offset > 0.0, ROBUST_Z_FACTOR * offset / (y_mad * upper), lower_z)
     z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio

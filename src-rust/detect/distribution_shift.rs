@@ -24,7 +24,8 @@
 //!   [`SMALL_SAMPLE`]), compared to the
 //!   Kolmogorov distribution of `sup |B|` for a Brownian bridge B (the limit of the
 //!   standardised CUSUM under any short-memory stationary null). The two tests are joined by
-//!   Bonferroni: `p = min(1, 2 · min(p_level, p_spread))`.
+//!   Bonferroni: `p = min(1, 2 · min(p_level, p_spread))`. A segment in which fewer than `min_segment` values differ from its
+//!   commonest value is not tested (p = 1): a stray value among constants is no change.
 //! - **Long-run variance.** Parametric AR(1) (the prewhitening model of Andrews & Monahan
 //!   1992): `γ₀ = Σe²/(L - J f)` for J pieces, `lrv = γ₀ f`, `f = (1 + ρ)/(1 - ρ)`. ρ is the
 //!   larger of two estimates, clipped to [0, 0.97]: the residuals' `Σ e_t e_{t+1} / Σ e²`
@@ -1246,6 +1247,12 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
 /// p-values can move a change (the demo's latency change went from batch 622, the ramp
 /// starting at 600, to a spread change at 485, with a wider block ratio in the re-test).
 pub fn split_segment(ranks: &[i64], min_segment: usize, kernel: bool) -> (usize, f64, f64, bool) {
+    if ranks.len() - commonest_count(ranks) < min_segment {
+        // fewer than min_segment values differ from the commonest one: a stray value is
+        // no change (on a load test's constant concurrency stage, a late request of the
+        // stage before split the next stage 4 tasks in, and spoilt the step beside it)
+        return (min_segment, 0.0, 1.0, false);
+    }
     let level = cusum_test(ranks, min_segment, true, false);
     let spreads = spread_scores(ranks);
     let spread = cusum_test(&spreads, min_segment, false, false);

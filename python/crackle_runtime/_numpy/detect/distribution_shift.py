@@ -406,9 +406,15 @@ def split_segment(
 ) -> tuple[int, float, float, bool]:
     """(k, T, p, spread) of the better of the level and spread tests of one segment:
     p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
-    on ties). With ``kernel`` (the refinement's re-test) the test and k are chosen as
-    without it, and T and p are the chosen test's with ``kernel`` (see the Rust
-    ``split_segment``)."""
+    on ties); p = 1 when fewer than ``min_segment``
+    values differ from the segment's commonest value. With ``kernel`` (the refinement's
+    re-test) the test and k are chosen as without it, and T and p are the chosen test's
+    with ``kernel`` (see the Rust ``split_segment``)."""
+    middle = ranks[np.argpartition(ranks, ranks.size // 2)[ranks.size // 2]]
+    if ranks.size - int(np.count_nonzero(ranks == middle)) < min_segment:
+        # fewer than min_segment values differ from the commonest one (it is the middle
+        # one when they are that few): a stray value is no change
+        return min_segment, 0.0, 1.0, False
     level = cusum_test(ranks, min_segment, weighted=True)
     spreads = spread_scores(ranks)
     spread = cusum_test(spreads, min_segment, weighted=False)

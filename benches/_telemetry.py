@@ -180,6 +180,16 @@ def _night_error_rate(bursts: int) -> Callable[..., Any]:
     return make
 
 
+def _whole_units(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """Metrics recorded in whole units: a job's duration in whole seconds (log-normal σ 0.25
+    around 12 s), its queue wait in whole seconds (exponential, mean 2 s) and a pool's busy
+    workers (normal(50, 5) rounded)."""
+    duration = np.round(rng.lognormal(np.log(12.0), 0.25, n))
+    queue = np.round(rng.exponential(2.0, n))
+    busy = np.round(rng.normal(50.0, 5.0, n))
+    return ["duration_s", "queue_s", "busy_workers"], np.vstack([duration, queue, busy]), {}
+
+
 def _weak_cycle_deploy(deploy: bool) -> Callable[..., Any]:
     """Four days of 5-minute samples: requests repeat a daily cycle of 288; latency's cycle
     is a third of its variance under AR(1) 0.7 noise (too weak for its own cycle search over
@@ -237,4 +247,5 @@ CASES: tuple[Case, ...] = (
     Case("deploy +15% on a weak daily cycle, 4 days", "change", 1152, _weak_cycle_deploy(True)),
     Case("error rate, night traffic /15, 14 days", "null", 4032, _night_error_rate(0)),
     Case("error bursts +5%, night traffic /15", "outlier", 4032, _night_error_rate(3)),
+    Case("whole seconds and whole workers", "null", 3000, _whole_units),
 )

@@ -238,8 +238,10 @@ class Outliers:
             metric.append(chosen[np.asarray(result["metric"], dtype=np.int64)])
             severity.append(np.asarray(result["severity"], dtype=np.float64))
             deviation.append(np.asarray(result["deviation"], dtype=np.float64))
-            by_metric = np.asarray(result["scale"], dtype=np.int64)[np.asarray(result["metric"])]
-            row_scale.append(np.asarray(result.get("row_scale", by_metric), dtype=np.int64))
+            if "row_scale" in result:
+                row_scale.append(np.asarray(result["row_scale"], dtype=np.int64))
+            else:  # one kernel run: each row's scale is its metric's
+                row_scale.append(np.asarray(result["scale"], dtype=np.int64)[result["metric"]])
             scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
             periods[chosen] = np.asarray(result.get("period", 0), dtype=np.int64)
         if not task:

@@ -315,13 +315,18 @@ def _cycles(result: Mapping[str, NDArray[Any]]) -> dict[int, int]:
     }
 
 
+def _phase_group_count(column: NDArray[np.float64], first: int, period: int) -> int:
+    """The kernels' ``phase_groups`` of one column (its first task at phase ``first``)."""
+    return int(_backend.kernels().phase_groups(column[None, :], np.array([period]), first)[0])
+
+
 def _phase_pieces(
     column: NDArray[np.float64], first: int, period: int
 ) -> list[NDArray[np.float64]]:
     """The column ``column`` (its first task at ``first``) as one copy per phase group
     (values of the other groups NaN) when its spread repeats the cycle of ``period`` tasks,
     else the column alone."""
-    groups = int(_backend.kernels().phase_groups(column[None, :], np.array([period]), first)[0])
+    groups = _phase_group_count(column, first, period)
     if not groups:
         return [column[None, :]]
     group = (first + np.arange(column.size)) % period * groups // period
@@ -373,7 +378,7 @@ def _run_segmented(
         column = view.column(metric)
         longest = -1
         edges = bounds.get(metric, [0, int(tasks.size)])
-        if metric in cycles and len(edges) > 2 and _phase_pieces(column, 0, cycles[metric])[1:]:
+        if metric in cycles and len(edges) > 2 and _phase_group_count(column, 0, cycles[metric]):
             # a metric read by phase keeps the segments that hold enough values for it
             edges = _spaced(edges[1:-1], int(tasks.size), PHASE_SEGMENT)
         for start, end in itertools.pairwise(edges):
@@ -384,7 +389,8 @@ def _run_segmented(
             split = [segment]
             if metric in cycles:
                 split = _phase_pieces(segment[0], first, cycles[metric])
-                phased[metric] = cycles[metric] if len(split) > 1 else phased[metric]
+                if len(split) > 1:
+                    phased[metric] = cycles[metric]
             for piece in split:
                 result = run(piece, None, counted)
                 pieces.append((result, np.array([metric], dtype=np.int64), first))

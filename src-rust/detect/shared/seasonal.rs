@@ -620,9 +620,10 @@ mod tests {
             .enumerate()
             .map(|(t, e)| if t % 288 < 72 { 5.0 * e } else { *e })
             .collect();
-        assert_eq!(phase_groups(&wide, 288, 0), 20); // min(24, 288 / 3, 4,032 / 200)
-                                                     // a level cycle of constant spread, and plain noise: no groups (a level that moves
-                                                     // several noise widths within a group widens that group's MAD: it is read by phase)
+        // min(24, 288 / 3, 4,032 / 200)
+        assert_eq!(phase_groups(&wide, 288, 0), 20);
+        // a level cycle of constant spread, and plain noise: no groups (a level that moves
+        // several noise widths within a group widens that group's MAD: it is read by phase)
         assert_eq!(phase_groups(&sine(22, n, 288.0, 1.0), 288, 0), 0);
         assert_eq!(phase_groups(&sine(22, n, 288.0, 10.0), 288, 0), 20);
         assert_eq!(phase_groups(&noise(23, n), 288, 0), 0);

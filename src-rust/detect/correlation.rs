@@ -6,15 +6,21 @@
 //! own, and is the larger of the two (an intersection–union test, Berger 1982: valid when
 //! either is): Spearman's ρ of the first differences (shared trends, steps and random-walk
 //! drift removed; a shared step is one tied extreme pair, not a correlation) and Pearson's
-//! r of each series' AR(p) residuals (`shared::prewhiten`: autocorrelation and regular
-//! cycles such as a shared daily cycle removed), each with an effective sample size for
-//! the autocorrelation left (Bartlett 1935; Bretherton et al. 1999).
+//! r of each series' AR(p) residuals (`shared::prewhiten`: autocorrelation removed), each
+//! with an effective sample size for the autocorrelation left (Bartlett 1935; Bretherton
+//! et al. 1999). A series that repeats a cycle is read without it first (its phase
+//! medians removed, as the change-point search removes it): a cycle and noise is no finite
+//! AR model, and a shared daily cycle left in the residuals is a correlation of thousands
+//! of values.
+
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use super::shared::columns::{column_length, unordered_pairs};
 use super::shared::prewhiten::ar_residuals;
-use super::shared::ranks::average_ranks;
+use super::shared::ranks::{average_ranks, doubled_midranks};
+use super::shared::seasonal::find_cycle;
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -115,7 +121,7 @@ fn summarize(column: &[f64]) -> ColumnSummary {
 /// - `detected` when n >= 3, |r| >= threshold and (n < 10 or p_value < 0.01).
 ///
 /// `threshold` in (0, 1] (checked by the caller). Pairs run in parallel; complete columns'
-/// means and sums of squares are computed once.
+/// means and sums of squares, and their tested series ([`Tested`]), are computed once.
 pub fn correlation_stats(
     columns: &[&[f64]],
     threshold: f64,
@@ -131,6 +137,8 @@ pub fn correlation_stats(
         slot[k] = position;
     }
     let products = cross_products(columns, &summaries, &complete, n, budget)?;
+    // A complete metric's tested series, prepared by its first pair at the threshold.
+    let tests: Vec<OnceLock<Tested>> = (0..m).map(|_| OnceLock::new()).collect();
     let pairs = unordered_pairs(m);
     pairs
         .par_iter()
@@ -149,10 +157,22 @@ pub fn correlation_stats(
                 pair_correlation(columns[i], columns[j], &summaries[i], &summaries[j])
             };
             // Only a pair at the threshold needs its p-value (it decides nothing below).
-            let p_value = if r.abs() >= threshold {
-                association_p_value(columns[i], columns[j])
-            } else {
+            let p_value = if r.abs() < threshold {
                 f64::NAN
+            } else if slot[i] != usize::MAX && slot[j] != usize::MAX {
+                if n < MIN_DIFFERENCED_PAIRS {
+                    f64::NAN
+                } else {
+                    let tested = |k: usize| {
+                        tests[k].get_or_init(|| {
+                            let from = n.saturating_sub(MAX_TESTED_PAIRS);
+                            Tested::of(columns[k][from..].to_vec())
+                        })
+                    };
+                    association(tested(i), tested(j))
+                }
+            } else {
+                association_p_value(columns[i], columns[j])
             };
             Ok(correlation_row((i, j), n, r, p_value, threshold))
         })
@@ -187,7 +207,7 @@ pub const MIN_DIFFERENCED_PAIRS: usize = 4;
 pub const MAX_TESTED_PAIRS: usize = 10_000;
 
 /// The p-value of no association between x and y over the (latest [`MAX_TESTED_PAIRS`])
-/// tasks having both, in order: the larger of
+/// tasks having both, in order, each series [`without_cycle`]: the larger of
 /// - [`effective_p_value`] of the average ranks of the first differences
 ///   `d_t = v_{t+1} - v_t` (Spearman's ρ of the differences), and
 /// - [`effective_p_value`] of the AR(p) residuals of x and of y ([`ar_residuals`], each
@@ -208,11 +228,44 @@ pub fn association_p_value(x: &[f64], y: &[f64]) -> f64 {
         xs.drain(..xs.len() - MAX_TESTED_PAIRS);
         ys.drain(..ys.len() - MAX_TESTED_PAIRS);
     }
-    let dx: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
-    let dy: Vec<f64> = ys.windows(2).map(|w| w[1] - w[0]).collect();
-    let differences = effective_p_value(&average_ranks(&dx), &average_ranks(&dy));
-    let residuals = effective_p_value(&ar_residuals(&xs), &ar_residuals(&ys));
-    differences.max(residuals)
+    association(&Tested::of(xs), &Tested::of(ys))
+}
+
+/// One series as [`association_p_value`] reads it, which depends on the series alone:
+/// the average ranks of its first differences and its AR(p) residuals, both
+/// [`without_cycle`]. A metric every task has reads the same series in each of its pairs,
+/// so the kernel prepares it once.
+pub struct Tested {
+    difference_ranks: Vec<f64>,
+    residuals: Vec<f64>,
+}
+
+impl Tested {
+    /// The series `values` (consecutive, at least [`MIN_DIFFERENCED_PAIRS`]) prepared.
+    pub fn of(values: Vec<f64>) -> Self {
+        let values = without_cycle(values);
+        let differences: Vec<f64> = values.windows(2).map(|w| w[1] - w[0]).collect();
+        Tested {
+            difference_ranks: average_ranks(&differences),
+            residuals: ar_residuals(&values),
+        }
+    }
+}
+
+/// The larger of [`effective_p_value`] of the two series' difference ranks and of their
+/// AR residuals (the p-value of [`association_p_value`]).
+pub fn association(x: &Tested, y: &Tested) -> f64 {
+    let differences = effective_p_value(&x.difference_ranks, &y.difference_ranks);
+    differences.max(effective_p_value(&x.residuals, &y.residuals))
+}
+
+/// `values` (consecutive) minus the median at their phase when they repeat a cycle
+/// ([`find_cycle`]), else `values`.
+pub fn without_cycle(values: Vec<f64>) -> Vec<f64> {
+    match find_cycle(&values, &doubled_midranks(&values), &[], values.len()) {
+        Some((_, removed)) => removed,
+        None => values,
+    }
 }
 
 /// Pearson's r of a and b with Student's t on `n_eff - 2` degrees of freedom, two-sided,
@@ -622,6 +675,34 @@ mod tests {
         let sparse = correlation_stats(&[&x_long, &y_sparse], 0.2).unwrap()[0];
         assert_eq!(sparse, complete);
         assert!(complete.p_value < 1e-6 && complete.detected);
+    }
+
+    #[test]
+    fn a_shared_cycle_is_read_without_it() {
+        // Two series sharing only a strong cycle of 48 under noise of their own, 12,000
+        // values (the p-value reads the latest 10,000): r near 1, and each series read
+        // without its phase medians is its noise, so no association; the complete and the
+        // sparse path (a NaN appended) agree.
+        let mut rng = SplitMix64::new(3);
+        let n = 12_000;
+        let cycle: Vec<f64> = (0..n)
+            .map(|t| (2.0 * std::f64::consts::PI * t as f64 / 48.0).sin())
+            .collect();
+        let x: Vec<f64> = cycle.iter().map(|c| 40.0 * c + rng.next_f64()).collect();
+        let y: Vec<f64> = cycle.iter().map(|c| 20.0 * c + rng.next_f64()).collect();
+        let tested = without_cycle(x[n - MAX_TESTED_PAIRS..].to_vec());
+        assert!(tested.iter().all(|v| v.abs() < 1.0), "the cycle is removed");
+        let complete = correlation_stats(&[&x, &y], 0.7).unwrap()[0];
+        assert!(complete.r > 0.99 && complete.p_value > 0.01 && !complete.detected);
+        let (mut x_long, mut y_sparse) = (x.clone(), y.clone());
+        x_long.push(0.5);
+        y_sparse.push(f64::NAN);
+        let sparse = correlation_stats(&[&x_long, &y_sparse], 0.7).unwrap()[0];
+        assert_eq!(sparse, complete);
+        // the same noise riding on the cycle of both: associated
+        let z: Vec<f64> = x.iter().zip(&cycle).map(|(v, c)| v - 20.0 * c).collect();
+        let shared = correlation_stats(&[&x, &z], 0.7).unwrap()[0];
+        assert!(shared.p_value < 1e-12 && shared.detected, "{shared:?}");
     }
 
     #[test]

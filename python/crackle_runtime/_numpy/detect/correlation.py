@@ -5,10 +5,12 @@ r and the threshold are §6's. The p-value asks the pair to be associated twice,
 different ways of removing what each series does on its own, and is the larger of the two
 (an intersection–union test, Berger 1982): Spearman's rho of the first differences (shared
 trends, steps and random-walk drift removed) and Pearson's r of each series' AR(p)
-residuals (``shared.prewhiten``: autocorrelation and regular cycles removed), each with an
-effective sample size for the autocorrelation left (Bartlett 1935; Bretherton et al. 1999):
+residuals (``shared.prewhiten``: autocorrelation removed), each with an effective sample
+size for the autocorrelation left (Bartlett 1935; Bretherton et al. 1999):
 ``n_eff = n (1 - a b) / (1 + a b)`` clipped to [3, n], a and b lag-1 autocorrelations;
-Student's t with ``n_eff - 2`` df, two-sided."""
+Student's t with ``n_eff - 2`` df, two-sided. A series that repeats a cycle is read without
+it first (:func:`without_cycle`): a cycle and noise is no finite AR model, and a shared
+daily cycle left in the residuals is a correlation of thousands of values."""
 
 from __future__ import annotations
 
@@ -29,18 +31,22 @@ from crackle_runtime._numpy._stats import (
 )
 from crackle_runtime._numpy.detect.shared.columns import as_columns, empty_result, store
 from crackle_runtime._numpy.detect.shared.prewhiten import ar_residuals
-from crackle_runtime._numpy.detect.shared.ranks import average_ranks
+from crackle_runtime._numpy.detect.shared.ranks import average_ranks, doubled_midranks
+from crackle_runtime._numpy.detect.shared.seasonal import find_cycle
 
 __all__ = [
     "FIELDS",
     "KIND",
     "NAME",
     "PARAMS",
+    "association",
     "association_p_value",
     "correlation_row",
     "effective_p_value",
     "lag1_autocorrelation",
     "run",
+    "tested",
+    "without_cycle",
 ]
 
 NAME = "correlation"
@@ -83,17 +89,39 @@ def effective_p_value(a: Float64Array, b: Float64Array) -> float:
     return student_t_two_sided_p(r * math.sqrt(df / (1.0 - r * r)), df)
 
 
+def without_cycle(values: Float64Array) -> Float64Array:
+    """``values`` (consecutive) minus the median at their phase when they repeat a cycle
+    (``shared.seasonal.find_cycle``, as the change-point search removes it), else
+    ``values``."""
+    cycle = find_cycle(values, doubled_midranks(values), np.arange(values.size), values.size)
+    return values if cycle is None else cycle[1]
+
+
 def association_p_value(x: Float64Array, y: Float64Array) -> float:
-    """The p-value of no association over the (latest 10,000) tasks having both: the larger
-    of :func:`effective_p_value` of the average ranks of the first differences and of the
-    AR(p) residuals of each series; NaN below 4 pairs."""
+    """The p-value of no association over the (latest 10,000) tasks having both, each series
+    without its cycle (:func:`without_cycle`): the larger of :func:`effective_p_value` of
+    the average ranks of the first differences and of the AR(p) residuals of each series;
+    NaN below 4 pairs."""
     both = ~np.isnan(x) & ~np.isnan(y)
     if int(np.count_nonzero(both)) < MIN_DIFFERENCED_PAIRS:
         return math.nan
     xs, ys = x[both][-MAX_TESTED_PAIRS:], y[both][-MAX_TESTED_PAIRS:]
-    differences = effective_p_value(average_ranks(np.diff(xs)), average_ranks(np.diff(ys)))
-    residuals = effective_p_value(ar_residuals(xs), ar_residuals(ys))
-    return max(differences, residuals)
+    return association(tested(xs), tested(ys))
+
+
+def tested(values: Float64Array) -> tuple[Float64Array, Float64Array]:
+    """One series as :func:`association_p_value` reads it (the Rust ``Tested``): the average
+    ranks of its first differences and its AR(p) residuals, both :func:`without_cycle`."""
+    values = without_cycle(values)
+    return average_ranks(np.diff(values)), ar_residuals(values)
+
+
+def association(
+    x: tuple[Float64Array, Float64Array], y: tuple[Float64Array, Float64Array]
+) -> float:
+    """The larger of :func:`effective_p_value` of two :func:`tested` series' difference
+    ranks and of their AR residuals."""
+    return max(effective_p_value(x[0], y[0]), effective_p_value(x[1], y[1]))
 
 
 def correlation_row(
@@ -130,6 +158,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
         column = values[metric]
         mean, sum_of_squares = mean_and_sum_of_squares(column)
         centered[metric] = (column - mean, sum_of_squares, all_equal(column))
+    prepared: dict[int, tuple[Float64Array, Float64Array]] = {}
     pairs = metrics * (metrics - 1) // 2
     result = empty_result(FIELDS, pairs, ints=("i", "j", "n"), bools=("detected",))
     row = 0
@@ -147,7 +176,17 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
                 both = present[i] & present[j]
                 n = int(np.count_nonzero(both))
                 r = pearson(values[i][both], values[j][both])
-            p_value = association_p_value(values[i], values[j]) if abs(r) >= threshold else math.nan
+            if abs(r) < threshold:
+                p_value = math.nan
+            elif not (complete[i] and complete[j]):
+                p_value = association_p_value(values[i], values[j])
+            elif tasks < MIN_DIFFERENCED_PAIRS:
+                p_value = math.nan
+            else:  # a complete metric's tested series, prepared once
+                for k in (i, j):
+                    if k not in prepared:
+                        prepared[k] = tested(values[k][-MAX_TESTED_PAIRS:])
+                p_value = association(prepared[i], prepared[j])
             store(result, row, correlation_row((i, j), n, r, p_value, threshold))
             row += 1
     return result

@@ -210,6 +210,39 @@ def _weak_cycle_deploy(deploy: bool) -> Callable[..., Any]:
     return make
 
 
+def _memory_spikes(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """A memory gauge (a random walk around 2 GB, steps of 2 MB) with three spikes of 40 MB
+    and a burst of 3 samples at +40 MB, beside a queue depth (a reflected walk of whole
+    requests) and a latency driven by a persistent load (log-normal, AR(1) 0.95)."""
+    memory = 2000.0 + np.cumsum(rng.normal(0.0, 2.0, n))
+    spikes = np.sort(rng.choice(np.arange(50, n - 50), 3, replace=False))
+    burst = int(rng.integers(50, n - 50))
+    while np.min(np.abs(spikes - burst)) < 10:
+        burst = int(rng.integers(50, n - 50))
+    memory[spikes] += 40.0
+    memory[burst : burst + 3] += 40.0
+    names, columns, _ = _persistent_queue_and_latency(rng, n)
+    planted = sorted([*spikes.tolist(), burst, burst + 1, burst + 2])
+    return ["mem_mb", *names], np.vstack([memory, columns]), {"tasks": planted}
+
+
+def _persistent_queue_and_latency(
+    rng: np.random.Generator, n: int
+) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """A queue depth (whole requests: arrivals Poisson(0.9), departures Poisson(1.0) per
+    sample, never below 0) and a latency driven by a persistent load (100 ms times
+    exp(AR(1) 0.95 of unit variance) with 10% noise of its own)."""
+    arrivals, departures = rng.poisson(0.9, n), rng.poisson(1.0, n)
+    queue = np.empty(n)
+    depth = 0
+    for t in range(n):
+        depth = max(0, depth + int(arrivals[t]) - int(departures[t]))
+        queue[t] = depth
+    load = ar1(rng, 0.95, n)[0] * np.sqrt(1.0 - 0.95**2)
+    latency = 100.0 * np.exp(load + rng.normal(0.0, 0.1, n))
+    return ["queue_depth", "latency_ms"], np.vstack([queue, latency]), {}
+
+
 def _square(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
     x = rng.uniform(-1.0, 1.0, n)
     return ["x", "y"], np.vstack([x, x**2 + rng.normal(0.0, 0.05, n)]), {}
@@ -248,4 +281,6 @@ CASES: tuple[Case, ...] = (
     Case("error rate, night traffic /15, 14 days", "null", 4032, _night_error_rate(0)),
     Case("error bursts +5%, night traffic /15", "outlier", 4032, _night_error_rate(3)),
     Case("whole seconds and whole workers", "null", 3000, _whole_units),
+    Case("queue depth and load-driven latency", "null", 2000, _persistent_queue_and_latency),
+    Case("memory gauge spikes, random walk", "outlier", 2000, _memory_spikes),
 )

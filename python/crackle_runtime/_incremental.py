@@ -206,6 +206,8 @@ class Outliers:
     periods: dict[str, list[int]] = field(default_factory=dict)
     #: Each row's scale (that of the piece of the run that scored it).
     row_scale: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Each row's reach of neighbours (a persistent metric's reading; 0: none).
+    row_reach: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def of_run(
@@ -227,7 +229,7 @@ class Outliers:
 
         data = DetectionData([""] * columns.shape[1], names, columns)
         family = np.asarray(families, dtype=np.int64)
-        task, metric, severity, deviation, row_scale = [], [], [], [], []
+        task, metric, severity, deviation, row_scale, row_reach = [], [], [], [], [], []
         scales = np.full(len(names), -1, dtype=np.int64)
         periods = np.zeros(len(names), dtype=np.int64)
         for count in np.unique(family).tolist():
@@ -242,10 +244,12 @@ class Outliers:
                 row_scale.append(np.asarray(result["row_scale"], dtype=np.int64))
             else:  # one kernel run: each row's scale is its metric's
                 row_scale.append(np.asarray(result["scale"], dtype=np.int64)[result["metric"]])
+            rows = np.asarray(result["task"]).size
+            row_reach.append(np.asarray(result.get("row_reach", np.zeros(rows)), dtype=np.int64))
             scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
             periods[chosen] = np.asarray(result.get("period", 0), dtype=np.int64)
         if not task:
-            task = metric = row_scale = [np.zeros(0, dtype=np.int64)]
+            task = metric = row_scale = row_reach = [np.zeros(0, dtype=np.int64)]
             severity = deviation = [np.zeros(0)]
         tasks, metrics = np.concatenate(task), np.concatenate(metric)
         order = np.lexsort((metrics, tasks))
@@ -259,6 +263,7 @@ class Outliers:
             {name: [int(scale)] for name, scale in zip(names, scales.tolist(), strict=True)},
             {name: [int(p)] for name, p in zip(names, periods.tolist(), strict=True)},
             np.concatenate(row_scale)[order],
+            np.concatenate(row_reach)[order],
         )
         return found, np.unique(tasks[most_severe(metrics, severities)]).astype(np.int64) + start
 
@@ -280,6 +285,7 @@ class Outliers:
             scales,
             periods,
             np.concatenate([run.row_scale for run in runs]),
+            np.concatenate([run.row_reach for run in runs]),
         )
 
     def scale(self, name: str) -> int:
@@ -316,6 +322,7 @@ class Outliers:
             "scale": np.array([self.scale(name) for name in view.names], dtype=np.int64),
             "period": np.array([self.period(name) for name in view.names], dtype=np.int64),
             "row_scale": self.row_scale[keep][order],
+            "row_reach": self.row_reach[keep][order],
         }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from types import ModuleType
 from typing import Any
 
@@ -306,6 +307,23 @@ def test_the_drift_note_reads_the_medians_of_the_first_and_last_tenth(
     first, last = np.median(values[:300]), np.median(values[-300:])
     assert notes == [
         f"'latency' drifts up over all its values (median {first:.4g} → {last:.4g}): a trend "
+        "or a random walk, reported as a drift rather than as a series of changes"
+    ]
+
+
+def test_the_drift_note_of_a_flag_reads_its_means(kernels: ModuleType) -> None:
+    """An error flag whose rate climbs from 0.5% to 5% over 6,000 requests: the medians of
+    both ends are 0 ("drifts around (median 0 → 0)" before); the note reads the means, as a
+    change's wording does when the medians tie."""
+    rate = np.linspace(0.005, 0.05, 6000)
+    flags = (np.random.default_rng(2).random(6000) < rate).astype(np.float64)
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    kiln.add_matrix(flags[:, None], ["error"])
+    notes = [note for note in kiln.cool().notes if "drifts" in note]
+    first, last = flags[:600].mean(), flags[-600:].mean()
+    assert first < last
+    assert notes == [
+        f"'error' drifts up over all its values (mean {first:.4g} → {last:.4g}): a trend "
         "or a random walk, reported as a drift rather than as a series of changes"
     ]
 
@@ -1294,6 +1312,24 @@ def load_test_stages(seed: int) -> NDArray[np.float64]:
     start = np.cumsum(rng.exponential(1.0 / stage))
     order = np.argsort(start + latency / 1000.0)
     return np.vstack([stage[order], latency[order]])
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_change_between_constant_stages_is_a_level_change(seed: int) -> None:
+    """Three stages in one segment: the middle one sits at the median, so the spread scores
+    step too, and the step 30 -> 40 (seed 0; 40 -> 50 in seed 2) was reported as "spread of
+    'concurrency' fell (std 0 -> 0)". Between two constant sides only the level moved."""
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    stages = load_test_stages(seed)
+    kiln.add_matrix(stages.T.copy(), ["concurrency", "latency_ms"])
+    report = kiln.cool()
+    steps = [p for p in report if p.details.get("metric") == "concurrency"]
+    constant = [p for p in steps if p.metrics["std_before"] == p.metrics["std_after"] == 0.0]
+    assert len(constant) >= 2
+    for pattern in constant:
+        assert pattern.details["changed"] == "level"
+        assert pattern.details["direction"] == "up"
+        assert re.match(r"'concurrency' rose \S+% \(\d+ → \d+ median\)", pattern.description)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

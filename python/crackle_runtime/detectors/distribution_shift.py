@@ -76,7 +76,10 @@ def _pattern(data: DetectionData, result: Result, change: int) -> CracklePattern
     index = int(result["change_index"][change])
     start, end = int(result["segment_start"][change]), int(result["segment_end"][change])
     label = data.labels[int(rows[index])]
-    spread = bool(result["spread"][change])
+    # Between two constant sides only the level can have moved, whichever score's test
+    # found the change (three stages of a load test: the middle one steps both).
+    constant_sides = field["std_before"] == 0.0 and field["std_after"] == 0.0
+    spread = bool(result["spread"][change]) and not constant_sides
     differenced = bool(result["differenced"][change])
     direction, what = _wording(name, field, spread, differenced)
     p_value = field["p_value"]
@@ -117,7 +120,9 @@ def _drift_note(data: DetectionData, result: Result, metric: int) -> str:
     # half the span): ten values alone gave the wrong direction on noisy metrics
     width = min(max(DRIFT_NOTE_SHARE_MIN, (end - start) // 10), max(1, (end - start) // 2))
     head, tail = values[start : start + width], values[end - width : end]
-    first, last = float(np.median(head)), float(np.median(tail))
+    first, last, measure = float(np.median(head)), float(np.median(tail)), "median"
+    if first == last:  # tied medians (a flag, a count): the means tell, as for a change
+        first, last, measure = float(np.mean(head)), float(np.mean(tail)), "mean"
     way = "up" if last > first else "down" if last < first else "around"
     where = (
         "over all its values"
@@ -131,7 +136,7 @@ def _drift_note(data: DetectionData, result: Result, metric: int) -> str:
         ", apart from its abrupt jumps" if start == 0 and end == rows.size and jumps.any() else ""
     )
     return (
-        f"'{name}' drifts {way} {where} (median {first:.4g} → {last:.4g}): a trend or a "
+        f"'{name}' drifts {way} {where} ({measure} {first:.4g} → {last:.4g}): a trend or a "
         f"random walk, reported as a drift rather than as a series of changes{apart}"
     )
 

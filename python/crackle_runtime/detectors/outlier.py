@@ -9,8 +9,12 @@ change neither hides the outliers of a regime nor makes one. A metric nearly ind
 from task to task whose spread repeats a cycle (an error rate per window whose requests fall
 tenfold at night) is scored within phase groups of each segment: against the values at the
 same phase of the other repetitions (the seasonal reading of Hochenbaum, Vallis & Kejariwal
-2017). A metric at its floor on most tasks reads its excess as an exponential tail. One
-pattern per task; a rule,
+2017). A persistent metric (a random walk, a memory gauge) is scored by how far a value
+stands from the mean of its neighbours 1, 2 or 3 tasks before and after it (the
+additive-outlier estimate of an integrated series, Chen & Liu 1993), on both sides (of
+its logs, against their geometric mean, when it is positive and skewed). A
+metric at its floor on most tasks reads its excess as an exponential tail. One pattern per
+task; a rule,
 not a test (no p-value, not in the FDR pass). The report keeps the most severe: at most
 ``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
 total."""
@@ -46,9 +50,15 @@ def _scale_word(scale: int, deviation: float) -> str:
     return SCALE_WORDS[0] if scale == 1 and deviation < 0.0 else SCALE_WORDS[scale]
 
 
-def _median_word(period: int) -> str:
-    """What a deviation is measured from: the median, or that of the value's phase when the
-    metric's spread repeats a cycle (the cooling loop reads it within phase groups)."""
+def _median_word(period: int, reach: int = 0) -> str:
+    """What a deviation is measured from: the median, that of the value's phase when the
+    metric's spread repeats a cycle (the cooling loop reads it within phase groups), or the
+    mean of its neighbours ``reach`` tasks away (a persistent metric; their geometric mean
+    when ``reach`` is negative: read on the log scale)."""
+    if reach:  # negative: read on the log scale
+        mean = "geometric mean" if reach < 0 else "mean"
+        away = abs(reach)
+        return f"{mean} of the values {away} task{'s' if away > 1 else ''} before and after it"
     return f"median at its phase of the {period}-task cycle" if period else "median"
 
 
@@ -83,14 +93,17 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     periods = np.asarray(result.get("period", np.zeros(scales.size, dtype=np.int64)))
     # the scale each row was scored on (a metric read in pieces has one per piece)
     row_scales = np.asarray(result.get("row_scale", scales[metrics]))
+    # the reach of the neighbours a persistent metric's row was read against (0: none)
+    row_reaches = np.asarray(result.get("row_reach", np.zeros(tasks.size, dtype=np.int64)))
     flagged_tasks = np.unique(tasks).size
     kept = most_severe(metrics, severity)
-    tasks, metrics, severity, deviations, row_scales = (
+    tasks, metrics, severity, deviations, row_scales, row_reaches = (
         tasks[kept],
         metrics[kept],
         severity[kept],
         deviations[kept],
         row_scales[kept],
+        row_reaches[kept],
     )
     boundaries = np.flatnonzero(np.diff(tasks)) + 1
     groups = np.split(np.arange(tasks.size), boundaries)
@@ -107,7 +120,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
             _pattern(
                 data,
                 groups[group_index],
-                (tasks, metrics, severity, deviations, row_scales),
+                (tasks, metrics, severity, deviations, row_scales, row_reaches),
                 periods,
                 z_threshold,
             )
@@ -122,7 +135,7 @@ def _pattern(
     periods: np.ndarray[Any, Any],
     z_threshold: float,
 ) -> CracklePattern:
-    tasks, metrics, severity, deviations, row_scales = flagged
+    tasks, metrics, severity, deviations, row_scales, row_reaches = flagged
     task = int(tasks[group[0]])
     label = data.labels[task]
     names = [data.names[int(metrics[k])] for k in group]
@@ -133,7 +146,7 @@ def _pattern(
         values[f"deviation:{name}"] = float(deviations[k])
     described = ", ".join(
         f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
-        f"{_median_word(int(periods[int(metrics[k])]))}, "
+        f"{_median_word(int(periods[int(metrics[k])]), int(row_reaches[k]))}, "
         f"{_scale_word(int(row_scales[k]), float(deviations[k]))})"
         for name, k in zip(names, group, strict=True)
     )

@@ -19,12 +19,15 @@
 //!   p-value ([`association_p_value`]) reads only the latest `MAX_TESTED_PAIRS` such tasks,
 //!   found by scanning the columns from their end.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use super::{RunState, Series};
 use crate::args::Params;
 use crate::detect::correlation::{
-    association_p_value, correlation_row, CorrelationRow, MAX_TESTED_PAIRS,
+    association, association_p_value, correlation_row, CorrelationRow, Tested, MAX_TESTED_PAIRS,
+    MIN_DIFFERENCED_PAIRS,
 };
 use crate::detect::phase_transition::{
     autocorrelation_inflation, phase_row, untested_row, Halves, PhaseRow,
@@ -170,11 +173,12 @@ pub fn table_from_state(
         }
         "correlation" => {
             let threshold = params.unit_interval("threshold")?;
+            let tests = TailTests::new(state, rows);
             let rows: Vec<CorrelationRow> = unordered_pairs(selection.len())
                 .par_iter()
                 .map(|&(i, j)| {
                     let (a, b) = (selection[i], selection[j]);
-                    let mut row = correlation_from_state(state, (a, b), rows, threshold)?;
+                    let mut row = correlation_from_state(state, (a, b), &tests, threshold)?;
                     // numbered by the pair's positions in the selection, as the kernel's
                     (row.i, row.j) = (i as i64, j as i64);
                     Ok(row)
@@ -581,11 +585,53 @@ fn pair_index(metrics: usize, a: usize, b: usize) -> usize {
     a * metrics - a * (a + 1) / 2 + (b - a - 1)
 }
 
+/// The gathered latest tasks of a correlation table, with each metric's tested series
+/// ([`Tested`]) when it has every one of them: prepared by its first pair at the threshold
+/// and read by all its pairs with such metrics (the same series `association_p_value`
+/// would prepare for each).
+struct TailTests<'a> {
+    rows: Rows<'a>,
+    tail: usize,
+    whole: bool,
+    complete: Vec<OnceLock<Option<Tested>>>,
+}
+
+impl<'a> TailTests<'a> {
+    fn new(state: &RunState, rows: Rows<'a>) -> Self {
+        let (tail, whole) = rows.tail(state.tasks);
+        let complete = (0..rows.columns.len()).map(|_| OnceLock::new()).collect();
+        TailTests {
+            rows,
+            tail,
+            whole,
+            complete,
+        }
+    }
+
+    /// The latest gathered tasks of metric k.
+    fn column(&self, k: usize) -> &'a [f64] {
+        &self.rows.columns[k][self.tail..]
+    }
+
+    /// Metric k's tested latest MAX_TESTED_PAIRS values when it has all of them.
+    fn complete(&self, k: usize) -> Option<&Tested> {
+        self.complete[k]
+            .get_or_init(|| {
+                let column = self.column(k);
+                let from = column.len().saturating_sub(MAX_TESTED_PAIRS);
+                let usable = column.len() - from >= MIN_DIFFERENCED_PAIRS;
+                (usable && !column.iter().any(|v| v.is_nan()))
+                    .then(|| Tested::of(column[from..].to_vec()))
+            })
+            .as_ref()
+    }
+}
+
 /// The correlation row of state metrics a != b (`correlation_stats`), numbered (a, b).
 fn correlation_from_state(
     state: &RunState,
     (a, b): (usize, usize),
-    rows: Rows<'_>,
+    tests: &TailTests<'_>,
     threshold: f64,
 ) -> CoreResult<CorrelationRow> {
     // the pair's statistics are symmetric: either order reads the same summary
@@ -599,8 +645,8 @@ fn correlation_from_state(
     };
     let p_value = if r.abs() >= threshold {
         // the latest MAX_TESTED_PAIRS tasks having both are all association_p_value reads
-        let (tail, whole) = rows.tail(state.tasks);
-        let (x, y) = (&rows.columns[a][tail..], &rows.columns[b][tail..]);
+        let (whole, rows) = (tests.whole, tests.rows);
+        let (x, y) = (tests.column(a), tests.column(b));
         let mut found = 0;
         let mut from = x.len();
         while from > 0 && found < MAX_TESTED_PAIRS {
@@ -615,7 +661,10 @@ fn correlation_from_state(
                 ),
             ));
         }
-        association_p_value(&x[from..], &y[from..])
+        match (tests.complete(a), tests.complete(b)) {
+            (Some(tested_x), Some(tested_y)) => association(tested_x, tested_y),
+            _ => association_p_value(&x[from..], &y[from..]),
+        }
     } else {
         f64::NAN
     };

@@ -312,12 +312,27 @@ def _phase(
     return {"count": count, **row}
 
 
+def _complete_tested(
+    rows: _Rows, tasks: int, k: int, cache: dict[int, Any]
+) -> tuple[Float64Array, Float64Array] | None:
+    """Metric k's tested latest MAX_TESTED_PAIRS gathered values (``correlation.tested``)
+    when it has all of them, else None; prepared once per table (the Rust ``TailTests``)."""
+    if k not in cache:
+        tail, _ = rows.tail(tasks)
+        column = rows.columns[k, tail:][-correlation.MAX_TESTED_PAIRS :]
+        usable = column.size >= correlation.MIN_DIFFERENCED_PAIRS
+        cache[k] = correlation.tested(column) if usable and not np.isnan(column).any() else None
+    found: tuple[Float64Array, Float64Array] | None = cache[k]
+    return found
+
+
 def _correlation(
     flat: Float64Array,
     header: list[int],
     pair: tuple[int, int],
     rows: _Rows,
     threshold: float,
+    cache: dict[int, Any],
 ) -> dict[str, Any]:
     m, tasks = header[0], header[2]
     # the pair's statistics are symmetric: either order reads the same summary
@@ -345,7 +360,11 @@ def _correlation(
             )
         reach = int(np.searchsorted(seen, correlation.MAX_TESTED_PAIRS)) + 1
         start = max(x.size - reach, 0)
-        p_value = correlation.association_p_value(x[start:], y[start:])
+        tested = [_complete_tested(rows, tasks, k, cache) for k in pair]
+        if tested[0] is not None and tested[1] is not None:
+            p_value = correlation.association(tested[0], tested[1])
+        else:
+            p_value = correlation.association_p_value(x[start:], y[start:])
     return correlation.correlation_row(pair, n, r, p_value, threshold)
 
 
@@ -401,9 +420,10 @@ def table_from_state(
     threshold = checked.unit_interval("threshold")
     pairs = list(itertools.combinations(range(len(selection)), 2))
     result = empty_result(correlation.FIELDS, len(pairs), ints=("i", "j", "n"), bools=("detected",))
+    cache: dict[int, Any] = {}  # metric -> its tested latest values, when complete
     for row, (i, j) in enumerate(pairs):
         a, b = selection[i], selection[j]
-        found = _correlation(flat, header, (a, b), rows, threshold)
+        found = _correlation(flat, header, (a, b), rows, threshold, cache)
         store(result, row, {**found, "i": i, "j": j})
     return result
 

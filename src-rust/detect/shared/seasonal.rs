@@ -74,19 +74,50 @@ fn scaled_autocovariances(series: &[i64], lags: impl Iterator<Item = usize>) -> 
         prefix.push(prefix[prefix.len() - 1] + s as i128);
     }
     let size = n as i128;
+    // Every product and partial sum is an integer; below 2^53 they are exact in f64 too,
+    // whose sums vectorise (eight accumulators) where i64 multiplications do not.
+    let largest = series.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0) as u128;
+    let exact_in_f64 = largest * largest * (n as u128) < 1u128 << 53;
+    let floats: Vec<f64> = if exact_in_f64 {
+        series.iter().map(|&s| s as f64).collect()
+    } else {
+        Vec::new()
+    };
     lags.map(|k| {
         // in i64: block sums are at most MAX_BLOCK · 2n <= 2.2e6, so at most MAX_BLOCKS
         // products sum to below 2e16
-        let products = series[..n - k]
-            .iter()
-            .zip(&series[k..])
-            .map(|(&a, &b)| a * b)
-            .sum::<i64>() as i128;
+        let products = if exact_in_f64 {
+            lagged_float_products(&floats[..n - k], &floats[k..]) as i128
+        } else {
+            series[..n - k]
+                .iter()
+                .zip(&series[k..])
+                .map(|(&a, &b)| a * b)
+                .sum::<i64>() as i128
+        };
         let head = prefix[n - k];
         let tail = total - prefix[k];
         size * size * products - size * total * (head + tail) + (n - k) as i128 * total * total
     })
     .collect()
+}
+
+/// `Σ a_i b_i` of integer-valued floats whose every partial sum stays below 2^53 (so the
+/// order of the additions does not matter), in eight accumulators.
+fn lagged_float_products(a: &[f64], b: &[f64]) -> i64 {
+    let mut lanes = [0.0f64; 8];
+    let (head_a, head_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (rest_a, rest_b) = (head_a.remainder(), head_b.remainder());
+    for (x, y) in head_a.zip(head_b) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    let mut total: f64 = lanes.iter().sum();
+    for (x, y) in rest_a.iter().zip(rest_b) {
+        total += x * y;
+    }
+    total as i64
 }
 
 /// Rescales the autocovariances at lags 1, 2, ... of block sums over tasks of which

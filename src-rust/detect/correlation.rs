@@ -207,7 +207,8 @@ pub const MIN_DIFFERENCED_PAIRS: usize = 4;
 pub const MAX_TESTED_PAIRS: usize = 10_000;
 
 /// The p-value of no association between x and y over the (latest [`MAX_TESTED_PAIRS`])
-/// tasks having both, in order, each series [`without_cycle`]: the larger of
+/// tasks having both, in order, each series [`without_cycle`] (its phases those of the
+/// tasks, gaps included): the larger of
 /// - [`effective_p_value`] of the average ranks of the first differences
 ///   `d_t = v_{t+1} - v_t` (Spearman's ρ of the differences), and
 /// - [`effective_p_value`] of the AR(p) residuals of x and of y ([`ar_residuals`], each
@@ -215,20 +216,22 @@ pub const MAX_TESTED_PAIRS: usize = 10_000;
 ///
 /// NaN below [`MIN_DIFFERENCED_PAIRS`] pairs.
 pub fn association_p_value(x: &[f64], y: &[f64]) -> f64 {
-    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = x
-        .iter()
-        .zip(y)
-        .filter(|(a, b)| !a.is_nan() && !b.is_nan())
-        .map(|(&a, &b)| (a, b))
-        .unzip();
-    if xs.len() < MIN_DIFFERENCED_PAIRS {
+    let mut tasks: Vec<usize> = (0..x.len().min(y.len()))
+        .filter(|&t| !x[t].is_nan() && !y[t].is_nan())
+        .collect();
+    if tasks.len() < MIN_DIFFERENCED_PAIRS {
         return f64::NAN;
     }
-    if xs.len() > MAX_TESTED_PAIRS {
-        xs.drain(..xs.len() - MAX_TESTED_PAIRS);
-        ys.drain(..ys.len() - MAX_TESTED_PAIRS);
+    if tasks.len() > MAX_TESTED_PAIRS {
+        tasks.drain(..tasks.len() - MAX_TESTED_PAIRS);
     }
-    association(&Tested::of(xs), &Tested::of(ys))
+    // the tasks counted from the first one tested
+    let first = tasks[0];
+    let length = tasks[tasks.len() - 1] - first + 1;
+    let at: Vec<usize> = tasks.iter().map(|&t| t - first).collect();
+    let xs: Vec<f64> = tasks.iter().map(|&t| x[t]).collect();
+    let ys: Vec<f64> = tasks.iter().map(|&t| y[t]).collect();
+    association(&Tested::at(xs, &at, length), &Tested::at(ys, &at, length))
 }
 
 /// One series as [`association_p_value`] reads it, which depends on the series alone:
@@ -243,7 +246,14 @@ pub struct Tested {
 impl Tested {
     /// The series `values` (consecutive, at least [`MIN_DIFFERENCED_PAIRS`]) prepared.
     pub fn of(values: Vec<f64>) -> Self {
-        let values = without_cycle(values);
+        let length = values.len();
+        Tested::at(values, &[], length)
+    }
+
+    /// The series `values` recorded at the task positions `tasks` (ascending) of `length`
+    /// tasks (consecutive when `tasks` is empty) prepared: its cycle removed by task phase.
+    pub fn at(values: Vec<f64>, tasks: &[usize], length: usize) -> Self {
+        let values = without_cycle(values, tasks, length);
         let differences: Vec<f64> = values.windows(2).map(|w| w[1] - w[0]).collect();
         Tested {
             difference_ranks: average_ranks(&differences),
@@ -259,10 +269,17 @@ pub fn association(x: &Tested, y: &Tested) -> f64 {
     differences.max(effective_p_value(&x.residuals, &y.residuals))
 }
 
-/// `values` (consecutive) minus the median at their phase when they repeat a cycle
-/// ([`find_cycle`]), else `values`.
-pub fn without_cycle(values: Vec<f64>) -> Vec<f64> {
-    match find_cycle(&values, &doubled_midranks(&values), &[], values.len()) {
+/// `values`, recorded at the task positions `tasks` of `length` tasks (consecutive when
+/// `tasks` is empty), minus the median at their task's phase when they repeat a cycle
+/// ([`find_cycle`], which searches with at most a third of the tasks absent), else
+/// `values`.
+pub fn without_cycle(values: Vec<f64>, tasks: &[usize], length: usize) -> Vec<f64> {
+    let length = if tasks.is_empty() {
+        values.len()
+    } else {
+        length
+    };
+    match find_cycle(&values, &doubled_midranks(&values), tasks, length) {
         Some((_, removed)) => removed,
         None => values,
     }
@@ -690,7 +707,7 @@ mod tests {
             .collect();
         let x: Vec<f64> = cycle.iter().map(|c| 40.0 * c + rng.next_f64()).collect();
         let y: Vec<f64> = cycle.iter().map(|c| 20.0 * c + rng.next_f64()).collect();
-        let tested = without_cycle(x[n - MAX_TESTED_PAIRS..].to_vec());
+        let tested = without_cycle(x[n - MAX_TESTED_PAIRS..].to_vec(), &[], 0);
         assert!(tested.iter().all(|v| v.abs() < 1.0), "the cycle is removed");
         let complete = correlation_stats(&[&x, &y], 0.7).unwrap()[0];
         assert!(complete.r > 0.99 && complete.p_value > 0.01 && !complete.detected);
@@ -699,6 +716,17 @@ mod tests {
         y_sparse.push(f64::NAN);
         let sparse = correlation_stats(&[&x_long, &y_sparse], 0.7).unwrap()[0];
         assert_eq!(sparse, complete);
+        // a few absent values: the phases are the tasks', so the cycle is still removed
+        // (read as consecutive, each gap shifted them and p fell to 1e-55 with 5 absent)
+        let mut gappy = y.clone();
+        for t in [2_500, 4_000, 7_777, 9_001, 11_111] {
+            gappy[t] = f64::NAN;
+        }
+        let with_gaps = correlation_stats(&[&x, &gappy], 0.7).unwrap()[0];
+        assert!(
+            with_gaps.p_value > 0.01 && !with_gaps.detected,
+            "{with_gaps:?}"
+        );
         // the same noise riding on the cycle of both: associated
         let z: Vec<f64> = x.iter().zip(&cycle).map(|(v, c)| v - 20.0 * c).collect();
         let shared = correlation_stats(&[&x, &z], 0.7).unwrap()[0];

@@ -729,6 +729,47 @@ def test_persistent_metrics_keep_the_nominal_false_outliers(kernels: ModuleType)
     assert spike[0].metrics["deviation:latency"] == pytest.approx(latency[1000] - mean, rel=1e-9)
 
 
+def test_a_persistent_metric_is_read_at_its_edges_and_across_gaps(kernels: ModuleType) -> None:
+    """The first and last values (the latest task of a memory gauge) are read against their
+    one neighbour, unless that neighbour is the spike; a value's neighbours are the values
+    r tasks away, so with 40% of the values absent a walk gives no false outlier at its gaps
+    and the wording names the tasks read; values near the largest float are read too."""
+    for at, found, word in ((0, 0, "after"), (1, 1, "mean"), (1999, 1999, "before")):
+        walk = np.cumsum(np.random.default_rng(5).normal(size=2000)) + 500.0
+        walk[at] += 100.0
+        outliers = cool_now(data_of(walk[None, :], ["mem"]), ThermalProfile.default())
+        flagged = outliers.by_kind(PatternKind.OUTLIER)
+        assert [int(p.details["task_index"]) for p in flagged] == [found]
+        if word != "mean":
+            assert f"from the value 1 task {word} it" in flagged[0].description
+    false = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        whole = np.cumsum(rng.normal(size=2000)) + 100.0
+        walk = np.where(rng.random(2000) < 0.4, np.nan, whole)
+        walk[997:1004] = whole[997:1004]  # the spike's neighbours present
+        walk[1000] += 60.0
+        report = cool_now(data_of(walk[None, :], ["mem"]), ThermalProfile.default())
+        outliers = report.by_kind(PatternKind.OUTLIER)
+        spike = [p for p in outliers if p.details["task_index"] == 1000]
+        assert spike
+        words = re.search(
+            r"mean of the values (\d) tasks? before and after it", spike[0].description
+        )
+        assert words is not None
+        reach = int(words[1])
+        mean = (walk[1000 - reach] + walk[1000 + reach]) / 2
+        assert spike[0].metrics["deviation:mem"] == pytest.approx(walk[1000] - mean)
+        false += len(outliers) - 1
+    assert false <= 1
+    load = np.zeros(400)
+    noise = np.random.default_rng(0).normal(size=400)
+    for t in range(1, 400):
+        load[t] = 0.95 * load[t - 1] + noise[t] * math.sqrt(1 - 0.95**2)
+    huge = np.exp(load) * (1.7e308 / np.exp(load).max())
+    cool_now(data_of(huge[None, :], ["m"]), ThermalProfile.default())  # no overflow
+
+
 def test_the_spread_versus_level_slope_chooses_the_log_reading() -> None:
     """A load-driven latency (log-normal: its spread grows with its level) is read in logs;
     a CPU following the same load with noise of its own in its units, whole numbers, values
@@ -756,8 +797,8 @@ def test_a_value_stands_out_from_its_neighbours_on_both_sides() -> None:
     assert [reach for *_, reach in pieces] == [1, 2, 3]
     statistic, deviation, sides, _ = pieces[0]
     assert np.isnan(statistic[0]) and np.isnan(statistic[-1])
-    assert statistic[4] == pytest.approx(9.0 - (0.0 + 0.1) / 2)
-    assert deviation[4] == pytest.approx(statistic[4])
+    assert deviation[4] == pytest.approx(9.0 - (0.0 + 0.1) / 2)
+    assert statistic[4] == pytest.approx(deviation[4] / 2)  # halved: finite for any values
     assert sides[4]  # the spike: +9.0 and +8.9
     assert not sides[6] and not sides[7]  # the jump: 0 -> 10 on one side only
     logs = _cooling._neighbour_pieces(values + 20.0, tasks, 0, values.size, logs=True)

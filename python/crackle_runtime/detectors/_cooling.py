@@ -34,6 +34,7 @@ from crackle_runtime.detectors._base import (
 )
 from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.detectors._registry import REGISTRY
+from crackle_runtime.detectors.outlier import EDGE_AFTER, EDGE_BEFORE
 from crackle_runtime.errors import CoolingTimeoutError
 from crackle_runtime.patterns import DETECTOR_ORDER, CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
@@ -74,6 +75,9 @@ are passed over): a scale estimated from fewer values is too loose to judge by."
 NEIGHBOUR_PHI = 0.8
 NEIGHBOUR_REACH = 3
 NEIGHBOUR_SIDES = 3
+#: The first and last values of a persistent segment are read against their one
+#: neighbour (their ``row_reach`` EDGE_AFTER and EDGE_BEFORE, the outlier wording's): the
+#: latest task of a memory gauge spiking is news.
 LEVEL_GROUPS = 8  # the spread-versus-level slope reads this many groups of levels ...
 LEVEL_GROUP_VALUES = 10  # ... of at least this many values each, their median levels
 LEVEL_RATIO = 2.0  # ... at least this many times apart
@@ -339,7 +343,7 @@ def _spread_grows_with_level(values: NDArray[np.float64]) -> bool:
         return False
     if np.all(values == np.round(values)):
         return False
-    level = (values[:-2] + values[2:]) * 0.5
+    level = values[:-2] * 0.5 + values[2:] * 0.5
     spread = np.abs(values[1:-1] - level)
     groups = np.array_split(np.argsort(level, kind="stable"), LEVEL_GROUPS)
     x = np.log([np.median(level[group]) for group in groups])
@@ -353,29 +357,38 @@ def _spread_grows_with_level(values: NDArray[np.float64]) -> bool:
 def _neighbour_pieces(
     column: NDArray[np.float64], tasks: NDArray[np.int64], first: int, last: int, logs: bool
 ) -> list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], int]]:
-    """Per reach r = 1..NEIGHBOUR_REACH (while the segment's present values at ``tasks``
-    outnumber 2 r), at the values' tasks in ``first:last`` (NaN or False elsewhere): y_t -
-    (y_(t-r) + y_(t+r)) / 2 with y = log x when ``logs`` (a positive skewed metric, whose
-    spread grows with its level), else x; x_t minus its neighbours' mean (geometric when
+    """Per reach r = 1..NEIGHBOUR_REACH (while the tasks ``first:last`` outnumber 2 r), at
+    each task of ``first:last`` whose value and the values r tasks before and after it are
+    present (``tasks``: the present ones), NaN or False elsewhere: the statistic
+    (y_t - (y_(t-r) + y_(t+r)) / 2) / 2 with y = log x when ``logs`` (a positive metric whose
+    spread grows with its level), else x (halved: finite for any finite values; the kernel's
+    reading does not depend on its scale); x_t minus its neighbours' mean (geometric when
     ``logs``), in the metric's units; whether the value stands out on both sides; r."""
-    values = column[tasks]
+    size = last - first
+    values = np.full(size, np.nan)
+    values[tasks - first] = column[tasks]
     read = np.log(values) if logs else values
     pieces = []
     for reach in range(1, NEIGHBOUR_REACH + 1):
-        if values.size <= 2 * reach:
+        if size <= 2 * reach:
             break
-        middle = read[reach:-reach]
-        before, after = middle - read[: -2 * reach], middle - read[2 * reach :]
+        middle, left, right = read[reach:-reach], read[: -2 * reach], read[2 * reach :]
+        # halves of x_t - x_(t-r) and x_t - x_(t+r)
+        before, after = middle * 0.5 - left * 0.5, middle * 0.5 - right * 0.5
         small = np.minimum(np.abs(before), np.abs(after))
         large = np.maximum(np.abs(before), np.abs(after))
-        at = tasks[reach:-reach] - first
-        piece, deviation = np.full(last - first, np.nan), np.full(last - first, np.nan)
-        sides = np.zeros(last - first, dtype=bool)
-        piece[at] = (before + after) * 0.5
-        neighbours = middle - piece[at]
-        deviation[at] = values[reach:-reach] - (np.exp(neighbours) if logs else neighbours)
-        sides[at] = (np.sign(before) == np.sign(after)) & (NEIGHBOUR_SIDES * small >= large)
-        pieces.append((piece, deviation, sides, reach))
+        statistic, deviation = np.full(size, np.nan), np.full(size, np.nan)
+        sides = np.zeros(size, dtype=bool)
+        statistic[reach:-reach] = middle * 0.5 - (left * 0.25 + right * 0.25)
+        neighbours = left * 0.5 + right * 0.5
+        deviation[reach:-reach] = values[reach:-reach] - (
+            np.exp(neighbours) if logs else neighbours
+        )
+        with np.errstate(invalid="ignore"):  # NaN where a neighbour is absent: no reading
+            sides[reach:-reach] = (np.sign(before) == np.sign(after)) & (
+                NEIGHBOUR_SIDES * small >= large
+            )
+        pieces.append((statistic, deviation, sides, reach))
     return pieces
 
 
@@ -516,7 +529,7 @@ def _neighbour_readable(values: NDArray[np.float64]) -> bool:
         return False
     if np.any(values != np.round(values)):
         return True
-    differences = values[1:-1] - (values[:-2] + values[2:]) * 0.5
+    differences = values[1:-1] - (values[:-2] * 0.5 + values[2:] * 0.5)
     return int(np.unique(differences).size) > COUNT_MAX_DISTINCT
 
 
@@ -534,22 +547,67 @@ def _neighbour_runs(
     out on both sides; the reach negative when read on the log scale."""
     first, last = span
     logs = _spread_grows_with_level(column[tasks])
-    counted = {name: count * NEIGHBOUR_REACH for name, count in counted.items()}
+    # every reach reads every value, and the edges are read once more
+    counted = {name: count * (NEIGHBOUR_REACH + 1) for name, count in counted.items()}
     found = []
     for piece, deviation, sides, reach in _neighbour_pieces(column, tasks, first, last, logs):
         result = run(piece[None, :], None, counted)
         result["deviation"] = deviation[np.asarray(result["task"], dtype=np.int64)]
         found.append((_rows_where(result, sides), -reach if logs else reach))
+    piece, deviation, edges = _edge_piece(column, tasks, first, last, logs)
+    # an edge whose neighbour stands out is read against a spike: not read
+    flagged_inside = {int(t) for result, _ in found for t in np.asarray(result["task"])}
+    edges[0] &= 1 not in flagged_inside
+    edges[-1] &= edges.size - 2 not in flagged_inside
+    if edges.any():
+        result = run(piece[None, :], None, counted)
+        flagged = np.asarray(result["task"], dtype=np.int64)
+        result["deviation"] = deviation[flagged]
+        result = _rows_where(result, edges)
+        # the first value is read against the one after it, the last against the one before
+        after = np.asarray(result["task"], dtype=np.int64) == 0
+        found.append((_rows_where_mask(result, after), EDGE_AFTER))
+        found.append((_rows_where_mask(result, ~after), EDGE_BEFORE))
     return found
+
+
+def _edge_piece(
+    column: NDArray[np.float64], tasks: NDArray[np.int64], first: int, last: int, logs: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """The reading of a persistent segment's first and last values, which have no
+    neighbours on one side: over the tasks ``first:last``, the halved difference of each
+    value from the one 1 task before it (y = log x when ``logs``), the first value's from
+    the one after it (the kernel's scale is that of these one-sided differences); x_t
+    minus that neighbour; and the mask of the two edges (when their neighbour is present,
+    and the segment has 3 tasks or more)."""
+    size = last - first
+    values = np.full(size, np.nan)
+    values[tasks - first] = column[tasks]
+    read = np.log(values) if logs else values
+    piece, deviation = np.full(size, np.nan), np.full(size, np.nan)
+    edges = np.zeros(size, dtype=bool)
+    if size < 3:
+        return piece, deviation, edges
+    piece[1:] = read[1:] * 0.5 - read[:-1] * 0.5
+    piece[0] = read[0] * 0.5 - read[1] * 0.5
+    deviation[[0, -1]] = values[[0, -1]] - values[[1, -2]]
+    edges[[0, -1]] = ~np.isnan(piece[[0, -1]])
+    return piece, deviation, edges
+
+
+def _rows_where_mask(result: dict[str, Any], rows: NDArray[np.bool_]) -> dict[str, Any]:
+    """A one-metric outlier result with only its flagged rows ``rows`` (the per-metric
+    ``scale`` kept)."""
+    return {
+        name: value if name == "scale" else np.asarray(value)[rows]
+        for name, value in result.items()
+    }
 
 
 def _rows_where(result: dict[str, Any], keep: NDArray[np.bool_]) -> dict[str, Any]:
     """A one-metric outlier result over a piece without its flagged rows at the tasks where
     ``keep`` is False (the per-metric ``scale`` kept)."""
-    at = keep[np.asarray(result["task"], dtype=np.int64)]
-    return {
-        name: value if name == "scale" else np.asarray(value)[at] for name, value in result.items()
-    }
+    return _rows_where_mask(result, keep[np.asarray(result["task"], dtype=np.int64)])
 
 
 def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> None:

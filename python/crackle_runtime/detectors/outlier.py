@@ -31,7 +31,15 @@ from crackle_runtime.detectors._data import DetectionData
 from crackle_runtime.patterns import CracklePattern, PatternKind
 from crackle_runtime.profile import ThermalProfile
 
-__all__ = ["DETECTOR", "MAX_OUTLIER_PATTERNS", "MAX_PER_METRIC", "SCALE_WORDS", "most_severe"]
+__all__ = [
+    "DETECTOR",
+    "EDGE_AFTER",
+    "EDGE_BEFORE",
+    "MAX_OUTLIER_PATTERNS",
+    "MAX_PER_METRIC",
+    "SCALE_WORDS",
+    "most_severe",
+]
 
 MAX_OUTLIER_PATTERNS = 200  # a report lists at most this many outlier tasks, the most severe
 MAX_PER_METRIC = 50  # ... and at most this many (task, metric) outliers of one metric
@@ -50,11 +58,19 @@ def _scale_word(scale: int, deviation: float) -> str:
     return SCALE_WORDS[0] if scale == 1 and deviation < 0.0 else SCALE_WORDS[scale]
 
 
+#: A ``row_reach`` of the cooling loop: a persistent segment's first value read against the
+#: value 1 task after it, its last against the value 1 task before it.
+EDGE_AFTER, EDGE_BEFORE = 4, 5
+
+
 def _median_word(period: int, reach: int = 0) -> str:
     """What a deviation is measured from: the median, that of the value's phase when the
     metric's spread repeats a cycle (the cooling loop reads it within phase groups), or the
     mean of its neighbours ``reach`` tasks away (a persistent metric; their geometric mean
-    when ``reach`` is negative: read on the log scale)."""
+    when ``reach`` is negative: read on the log scale), or, for a persistent segment's
+    first or last value, its one neighbour."""
+    if reach in (EDGE_AFTER, EDGE_BEFORE):  # a segment's first or last value
+        return f"value 1 task {'after' if reach == EDGE_AFTER else 'before'} it"
     if reach:  # negative: read on the log scale
         mean = "geometric mean" if reach < 0 else "mean"
         away = abs(reach)

@@ -89,30 +89,40 @@ def effective_p_value(a: Float64Array, b: Float64Array) -> float:
     return student_t_two_sided_p(r * math.sqrt(df / (1.0 - r * r)), df)
 
 
-def without_cycle(values: Float64Array) -> Float64Array:
-    """``values`` (consecutive) minus the median at their phase when they repeat a cycle
-    (``shared.seasonal.find_cycle``, as the change-point search removes it), else
-    ``values``."""
-    cycle = find_cycle(values, doubled_midranks(values), np.arange(values.size), values.size)
+def without_cycle(
+    values: Float64Array, tasks: NDArray[np.int64] | None = None, length: int = 0
+) -> Float64Array:
+    """``values``, recorded at the task positions ``tasks`` of ``length`` tasks
+    (consecutive when None), minus the median at their task's phase when they repeat a
+    cycle (``shared.seasonal.find_cycle``, as the change-point search removes it; it
+    searches with at most a third of the tasks absent), else ``values``."""
+    if tasks is None:
+        tasks, length = np.arange(values.size), values.size
+    cycle = find_cycle(values, doubled_midranks(values), tasks, length)
     return values if cycle is None else cycle[1]
 
 
 def association_p_value(x: Float64Array, y: Float64Array) -> float:
     """The p-value of no association over the (latest 10,000) tasks having both, each series
-    without its cycle (:func:`without_cycle`): the larger of :func:`effective_p_value` of
+    without its cycle (:func:`without_cycle`, its phases those of the tasks, gaps
+    included): the larger of :func:`effective_p_value` of
     the average ranks of the first differences and of the AR(p) residuals of each series;
     NaN below 4 pairs."""
-    both = ~np.isnan(x) & ~np.isnan(y)
-    if int(np.count_nonzero(both)) < MIN_DIFFERENCED_PAIRS:
+    tasks = np.flatnonzero(~np.isnan(x) & ~np.isnan(y))[-MAX_TESTED_PAIRS:]
+    if tasks.size < MIN_DIFFERENCED_PAIRS:
         return math.nan
-    xs, ys = x[both][-MAX_TESTED_PAIRS:], y[both][-MAX_TESTED_PAIRS:]
-    return association(tested(xs), tested(ys))
+    # the tasks counted from the first one tested
+    at, length = tasks - tasks[0], int(tasks[-1] - tasks[0]) + 1
+    return association(tested(x[tasks], at, length), tested(y[tasks], at, length))
 
 
-def tested(values: Float64Array) -> tuple[Float64Array, Float64Array]:
-    """One series as :func:`association_p_value` reads it (the Rust ``Tested``): the average
-    ranks of its first differences and its AR(p) residuals, both :func:`without_cycle`."""
-    values = without_cycle(values)
+def tested(
+    values: Float64Array, tasks: NDArray[np.int64] | None = None, length: int = 0
+) -> tuple[Float64Array, Float64Array]:
+    """One series as :func:`association_p_value` reads it (the Rust ``Tested::at``): the
+    average ranks of its first differences and its AR(p) residuals, both
+    :func:`without_cycle` (at ``tasks`` of ``length`` tasks; consecutive when None)."""
+    values = without_cycle(values, tasks, length)
     return average_ranks(np.diff(values)), ar_residuals(values)
 
 

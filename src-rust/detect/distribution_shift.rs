@@ -250,6 +250,10 @@ pub const SCAN_SAMPLE: usize = 4_096;
 /// The standardised window difference's autocorrelation falls as `1 - 1.5 |h| / w` near
 /// h = 0: the slope in the scan's tail probability (Pickands 1969).
 pub const SCAN_CROSSINGS: f64 = 1.5;
+/// A run of changes spanning less than a tenth of the segments before and after it, whose
+/// pieces' mean ranks move one way, is one move seen through a transition
+/// ([`merge_transitions`]).
+pub const TRANSITION_SHARE: usize = 10;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 /// Terms of the Kolmogorov series at most.
 const KOLMOGOROV_TERMS: i64 = 100;
@@ -1405,6 +1409,7 @@ fn changes_of(
     }
     splits.sort_by_key(|split| split.0);
     let (splits, tested) = refine(&splits, &ranks, min_segment, budget)?;
+    let (splits, tested) = merge_transitions(splits, tested, &ranks, min_segment);
     let positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
     let mut cuts = vec![0];
     cuts.extend_from_slice(&positions);
@@ -1658,6 +1663,63 @@ fn refine(
         tested.push((lo, hi));
     }
     Ok((refined, tested))
+}
+
+/// Runs of refined changes that are one move seen through a transition: the requests of
+/// two load-test stages interleave in completion order for a few dozen tasks, and the
+/// search cut both edges of that zone and the middle (a "spread" change at the first edge,
+/// the rest read as a drift). From each change, left to right, the longest run of changes
+/// whose span times [`TRANSITION_SHARE`] is below the lengths of the segments before and
+/// after it, when the mean ranks of its pieces (from the segment before to the segment
+/// after; compared exactly) all move the same way, becomes the one change
+/// [`split_segment`] (the refinement's re-test) places between its outer neighbours. An
+/// epidemic (a regression and its fix) moves both ways and stays two changes. Its split
+/// and re-test segment replace the run's.
+fn merge_transitions(
+    splits: Vec<Split>,
+    tested: Tested,
+    ranks: &[i64],
+    min_segment: usize,
+) -> (Vec<Split>, Tested) {
+    let (mut splits, mut tested) = (splits, tested);
+    let count = ranks.len();
+    let mut index = 0;
+    while index + 1 < splits.len() {
+        let lo = if index > 0 { splits[index - 1].0 } else { 0 };
+        let mut run = None;
+        for last in index + 1..splits.len() {
+            let hi = splits.get(last + 1).map_or(count, |split| split.0);
+            let span = splits[last].0 - splits[index].0;
+            if span * TRANSITION_SHARE < (splits[index].0 - lo).min(hi - splits[last].0) {
+                run = Some((last, hi));
+            }
+        }
+        if let Some((last, hi)) = run {
+            let mut bounds = vec![lo];
+            bounds.extend(splits[index..=last].iter().map(|split| split.0));
+            bounds.push(hi);
+            let sums: Vec<(i128, i128)> = bounds
+                .windows(2)
+                .map(|w| {
+                    let total: i128 = ranks[w[0]..w[1]].iter().map(|&r| r as i128).sum();
+                    (total, (w[1] - w[0]) as i128)
+                })
+                .collect();
+            let ways: Vec<std::cmp::Ordering> = sums
+                .windows(2)
+                .map(|w| (w[0].0 * w[1].1).cmp(&(w[1].0 * w[0].1)))
+                .collect();
+            if ways[0] != std::cmp::Ordering::Equal && ways.iter().all(|&way| way == ways[0]) {
+                let (k, statistic, p_value, spread) =
+                    split_segment(&ranks[lo..hi], min_segment, true);
+                splits.splice(index..=last, [(lo + k, statistic, p_value, spread)]);
+                tested.splice(index..=last, [(lo, hi)]);
+                continue;
+            }
+        }
+        index += 1;
+    }
+    (splits, tested)
 }
 
 /// (L, S, L Σy² - S²) of integer values (exact).

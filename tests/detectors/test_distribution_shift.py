@@ -1333,6 +1333,22 @@ def test_a_change_between_constant_stages_is_a_level_change(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interleaved_stages_are_one_change_not_a_drift(seed: int) -> None:
+    """Where a stage's late requests interleave with the next stage's (seed 0: 26 tasks
+    around task 4,200), the search cut both edges of the zone: "spread of 'concurrency'
+    rose (std 0 -> 4.94)" and "'concurrency' drifts up from task 4189 to task 4799". A run
+    of changes spanning under a tenth of the segments around it, moving one way, is one
+    change: nine stage changes, no spread change, no drift."""
+    kiln = Kiln(ThermalProfile.default().only(PatternKind.DISTRIBUTION_SHIFT))
+    kiln.add_matrix(load_test_stages(seed).T.copy(), ["concurrency", "latency_ms"])
+    report = kiln.cool()
+    steps = [p for p in report if p.details.get("metric") == "concurrency"]
+    assert len(steps) == 9
+    assert all(p.details["changed"] == "level" for p in steps)
+    assert not any("'concurrency' drifts" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_each_stage_of_a_load_test_starts_a_change(kernels: ModuleType, seed: int) -> None:
     """A segment in which fewer than min_segment values differ from its commonest value is
     not tested: a late request 4 tasks into a stage was a change of its own (p = 0.009),

@@ -607,3 +607,32 @@ fn commonest_count_is_exact_above_a_third() {
     let ranks = [1i64, 2, 2, 1, 2, 2, 1, 2, 2, 3];
     assert_eq!(commonest_count(&ranks), 6);
 }
+
+#[test]
+fn a_transition_zone_between_two_levels_is_one_change() {
+    // 600 values at 70, then 26 where the two levels interleave (a load test's stages in
+    // completion order), then 600 at 80: one change inside the zone, not its two edges
+    // (a "spread" change and a drift); a regression and its fix 26 tasks later stay two.
+    let mut rng = crate::rng::SplitMix64::new(8);
+    let mut values = vec![70.0; 600];
+    values.extend((0..26).map(|_| if rng.next_f64() < 0.5 { 70.0 } else { 80.0 }));
+    values.extend(vec![80.0; 600]);
+    let found = changes_of(&values, 4, 0.01);
+    let at: Vec<usize> = found.changes.iter().map(|c| c.change_index).collect();
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!((600..=626).contains(&at[0]), "{at:?}");
+    assert!(!found.changes[0].spread && !found.drifting);
+    assert!(found.changes[0].p_value < 1e-10);
+    let noise = normals(3, 1226);
+    let epidemic: Vec<f64> = noise
+        .iter()
+        .enumerate()
+        .map(|(t, e)| e + if (600..626).contains(&t) { 4.0 } else { 0.0 })
+        .collect();
+    let at: Vec<usize> = changes_of(&epidemic, 4, 0.01)
+        .changes
+        .iter()
+        .map(|c| c.change_index)
+        .collect();
+    assert_eq!(at.len(), 2, "{at:?}");
+}

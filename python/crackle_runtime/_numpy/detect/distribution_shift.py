@@ -82,6 +82,7 @@ SCAN_SPAN = 16  # a window of w values is scanned over at least 16 w values
 SCAN_VARIED = 5  # ... of which w (1 - the commonest value's share) >= 5 differ from it
 SCAN_SAMPLE = 4096  # the window differences' median and MAD read at most this many of them
 SCAN_CROSSINGS = 1.5  # rho(h) = 1 - 1.5 |h| / w near h = 0: the standardised scan's slope
+TRANSITION_SHARE = 10  # changes spanning under a tenth of each outer segment: a transition
 
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
@@ -672,7 +673,7 @@ def segment(
         ranks = doubled_midranks(values)  # else the same ranks
     found["tested"] = True
     splits = _binary_segmentation(ranks, min_segment, alpha, budget)
-    splits = _refine(splits, ranks, count, min_segment)
+    splits = _merge_transitions(_refine(splits, ranks, count, min_segment), ranks, min_segment)
     fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
     found["phi"] = math.nan if fitted is None else fitted[1]
     # Abrupt moves of the level: a step is no unit root (Perron 1989), and a drifting
@@ -876,6 +877,45 @@ def _refine(
         positions[index] = lo + k
         refined.append((lo + k, lo, hi, statistic, p_value, spread))
     return refined
+
+
+def _merge_transitions(
+    splits: list[tuple[int, int, int, float, float, bool]], ranks: Int64Array, min_segment: int
+) -> list[tuple[int, int, int, float, float, bool]]:
+    """Runs of refined changes that are one move seen through a transition (see the Rust
+    ``merge_transitions``): from each change, left to right, the longest run whose span
+    times TRANSITION_SHARE is below the segments before and after it, when the mean ranks
+    of the pieces from the segment before to the segment after move one way, becomes the
+    one change :func:`split_segment` (with ``kernel``) places between its outer
+    neighbours."""
+    out = list(splits)
+    count = ranks.size
+    index = 0
+    while index + 1 < len(out):
+        lo = out[index - 1][0] if index > 0 else 0
+        run: tuple[int, int] | None = None
+        for last in range(index + 1, len(out)):
+            hi = out[last + 1][0] if last + 1 < len(out) else count
+            span = out[last][0] - out[index][0]
+            if span * TRANSITION_SHARE < min(out[index][0] - lo, hi - out[last][0]):
+                run = (last, hi)
+        if run is not None:
+            last, hi = run
+            bounds = [lo, *(split[0] for split in out[index : last + 1]), hi]
+            # mean ranks compared exactly: S_a / L_a < S_b / L_b as S_a L_b < S_b L_a
+            sums = [(int(ranks[a:b].sum()), b - a) for a, b in itertools.pairwise(bounds)]
+            order = [
+                (s_a * l_b > s_b * l_a) - (s_a * l_b < s_b * l_a)
+                for (s_a, l_a), (s_b, l_b) in itertools.pairwise(sums)
+            ]
+            if all(way == order[0] != 0 for way in order):
+                k, statistic, p_value, spread = split_segment(
+                    ranks[lo:hi], min_segment, kernel=True
+                )
+                out[index : last + 1] = [(lo + k, lo, hi, statistic, p_value, spread)]
+                continue
+        index += 1
+    return out
 
 
 def _centred_energy(part: Int64Array) -> tuple[int, int, int]:

@@ -615,6 +615,20 @@ def test_numpy_and_native_find_the_same_changes(
     assert_same(ours, theirs)
 
 
+@pytest.mark.usefixtures("python_only")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numpy_and_native_merge_the_same_transitions(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    """Interleaved load-test stages (a run of changes merged into one, seed 0) and a
+    transition zone between two levels: the backends give the same changes."""
+    stages = load_test_stages(seed)
+    rng = np.random.default_rng(seed)
+    zone = np.r_[np.full(300, 70.0), np.where(rng.random(26) < 0.5, 70.0, 80.0), np.full(300, 80.0)]
+    for columns in (stages, zone[None, :]):
+        assert_same(changes(numpy_backend, columns), changes(native, columns))
+
+
 # --- the wording ---------------------------------------------------------------------------------
 
 

@@ -204,6 +204,35 @@ fn a_regression_and_its_fix_are_two_changes() {
 }
 
 #[test]
+fn spread_scores_are_moods_squared_distances() {
+    // doubled ranks 2, 4, 6, 8, 10: the middle sum is 12, the distances -8, -4, 0, 4, 8
+    assert_eq!(spread_scores(&[2, 4, 6, 8, 10]), vec![64, 16, 0, 16, 64]);
+    // even length: the two middle ranks 4 and 6 sum to 10
+    assert_eq!(spread_scores(&[8, 2, 6, 4]), vec![36, 36, 4, 4]);
+    // distances up to 5,998: the squares are divided by 4 to stay at or below 2^24
+    let long: Vec<i64> = (1..=3000).map(|r| 2 * r).collect();
+    let scaled = spread_scores(&long);
+    assert_eq!(scaled[0], (5998 * 5998) >> 2);
+    assert!(scaled.iter().all(|&s| s as u64 <= SPREAD_SCORE_MAX));
+}
+
+#[test]
+fn a_segment_of_a_long_series_tests_without_overflow() {
+    // 20,000 values whose ranks come from a series of 4M values (doubled ranks up to 2^23):
+    // every sum of the spread test, the kernel's included, stays exact (debug builds check
+    // every operation for overflow).
+    let values = normals(9, 20_000);
+    let ranks: Vec<i64> = doubled_midranks(&values)
+        .iter()
+        .map(|&r| r * 200 + (r % 7))
+        .collect();
+    for kernel in [false, true] {
+        let (_, statistic, p_value, _) = split_segment(&ranks, 4, kernel);
+        assert!(statistic.is_finite() && (0.0..=1.0).contains(&p_value));
+    }
+}
+
+#[test]
 fn spread_change_is_found_by_the_spread_scores() {
     let mut values = normals(5, 400);
     for v in &mut values[200..] {

@@ -68,6 +68,8 @@ KOLMOGOROV_TERMS = 100
 KERNEL_C = 2.0  # the flat-top kernel's bandwidth rule (Politis 2003): |rho_j| < c sqrt(log10 L / L)
 KERNEL_LAGS = 5  # ... for this many lags in a row, searched up to lag
 KERNEL_REACH = 8  # ... min(L / 4, 8 ceil(L^(1/3)))
+LEVEL_FIRST = 0.01  # the level test places the change when 2 p_level <= this
+SPREAD_SCORE_MAX = 1 << 24  # Mood's scores are divided by 2^k to stay at or below this
 SMALL_SAMPLE = 9.0  # T is shrunk by L' / (L' + 9), L' = L / f: the finite-sample correction
 JUMP_NEIGHBOURS = 40  # a jump's increment is scaled by the MAD of the 40 increments nearest it
 JUMP_DF = 12.0  # ... and its z read against Student's t with 12 degrees of freedom
@@ -173,6 +175,14 @@ def kolmogorov_survival(x: float) -> float:
 def cusum_test(
     scores: Int64Array, min_segment: int, weighted: bool, kernel: bool = False
 ) -> tuple[int, float, float]:
+    k, statistic, p_value, _ = _cusum(scores, min_segment, weighted, kernel)
+    return k, statistic, p_value
+
+
+def _cusum(
+    scores: Int64Array, min_segment: int, weighted: bool, kernel: bool
+) -> tuple[int, float, float, float]:
+    """:func:`cusum_test` and the ratio f it used."""
     """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
     for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
     maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
@@ -199,12 +209,12 @@ def cusum_test(
     other = int(splits[int(np.argmin(signed)) if signed[best] > 0 else int(np.argmax(signed))])
     lrv, inflation = split_long_run(scores, sorted({k, other}), difference_rho(scores, k), kernel)
     if lrv == 0.0:
-        return k, 0.0, 1.0
+        return k, 0.0, 1.0, inflation
     effective = length / inflation
     statistic = (
         float(deviation[best]) / math.sqrt(length * lrv) * effective / (effective + SMALL_SAMPLE)
     )
-    return k, statistic, kolmogorov_survival(statistic)
+    return k, statistic, kolmogorov_survival(statistic), inflation
 
 
 def _side_moments(side: Int64Array) -> tuple[float, float, float]:
@@ -394,20 +404,28 @@ def split_long_run(
 
 
 def spread_scores(ranks: Int64Array) -> Int64Array:
-    """|2 r - (r_(lo) + r_(hi))|: twice the distance of each doubled rank from the median of
-    the segment's doubled ranks (lo, hi the middle order statistics)."""
+    """Mood's (1954) scale scores: floor(d^2 / 2^k), d = 2 r - (r_(lo) + r_(hi)) (lo, hi
+    the middle order statistics of the segment's doubled ranks), k the smallest with
+    max d^2 / 2^k <= SPREAD_SCORE_MAX (see the Rust ``spread_scores``)."""
     length = ranks.size
     ordered = np.partition(ranks, [(length - 1) // 2, length // 2])
     middle = int(ordered[(length - 1) // 2]) + int(ordered[length // 2])
-    return np.abs(2 * ranks - middle)
+    distance = 2 * ranks - middle
+    largest = int(np.abs(distance).max()) ** 2
+    shift = 0
+    while largest >> shift > SPREAD_SCORE_MAX:
+        shift += 1
+    return (distance * distance) >> shift
 
 
 def split_segment(
     ranks: Int64Array, min_segment: int, kernel: bool = False
 ) -> tuple[int, float, float, bool]:
-    """(k, T, p, spread) of the better of the level and spread tests of one segment:
-    p = min(1, 2 min(p_level, p_spread)) (Bonferroni), k and T of the smaller p (level
-    on ties); p = 1 when fewer than ``min_segment``
+    """(k, T, p, spread) of the better of the level and spread tests of one segment: the
+    spread test when its p is the smaller and 2 p_level > LEVEL_FIRST, else the level test
+    (always when the level test's ratio f is at least that of AR(1) at DRIFT_RHO: no spread
+    test); k and T of the chosen test, p = min(1, 2 p) of it (Bonferroni); p = 1 when
+    fewer than ``min_segment``
     values differ from the segment's commonest value. With ``kernel`` (the refinement's
     re-test) the test and k are chosen as without it, and T and p are the chosen test's
     with ``kernel`` (see the Rust ``split_segment``)."""
@@ -416,10 +434,17 @@ def split_segment(
         # fewer than min_segment values differ from the commonest one (it is the middle
         # one when they are that few): a stray value is no change
         return min_segment, 0.0, 1.0, False
-    level = cusum_test(ranks, min_segment, weighted=True)
+    k, statistic, p_value, inflation = _cusum(ranks, min_segment, True, False)
+    level = (k, statistic, p_value)
+    # Ranks as persistent as a drifting metric's (a ramp): their distances from the median
+    # swing with the level, so the spread is not tested.
+    if inflation >= (1.0 + DRIFT_RHO) / (1.0 - DRIFT_RHO):
+        if kernel:
+            _, statistic, p_value = cusum_test(ranks, min_segment, True, kernel=True)
+        return k, statistic, min(1.0, 2.0 * p_value), False
     spreads = spread_scores(ranks)
     spread = cusum_test(spreads, min_segment, weighted=False)
-    use_spread = spread[2] < level[2]
+    use_spread = spread[2] < level[2] and 2.0 * level[2] > LEVEL_FIRST
     k, statistic, p_value = spread if use_spread else level
     if kernel:
         scores = spreads if use_spread else ranks

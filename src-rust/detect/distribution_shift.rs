@@ -1272,18 +1272,25 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
         *ordered[..n / 2].iter().max().expect("n >= 2")
     };
     let middle = low + high;
-    let distances: Vec<i64> = ranks.iter().map(|&r| 2 * r - middle).collect();
-    let largest = distances
+    // the largest distance is that of the smallest or the largest rank
+    let (lowest, highest) = ranks
         .iter()
-        .map(|d| d.unsigned_abs())
-        .max()
-        .unwrap_or(0);
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    let largest = (2 * highest - middle)
+        .max(middle - 2 * lowest)
+        .unsigned_abs();
     let largest = largest * largest;
     let mut shift = 0;
     while largest >> shift > SPREAD_SCORE_MAX {
         shift += 1;
     }
-    distances.iter().map(|&d| (d * d) >> shift).collect()
+    ranks
+        .iter()
+        .map(|&r| {
+            let d = 2 * r - middle;
+            (d * d) >> shift
+        })
+        .collect()
 }
 
 /// (k, T, p, spread) of the better of the level and spread tests of one segment: the

@@ -27,8 +27,8 @@
 //!   [`SMALL_SAMPLE`]), compared to the
 //!   Kolmogorov distribution of `sup |B|` for a Brownian bridge B (the limit of the
 //!   standardised CUSUM under any short-memory stationary null). The two tests are joined by
-//!   Bonferroni: `p = min(1, 2 · min(p_level, p_spread))`; the spread test places the
-//!   change only when its p is the smaller and the level test does not reject on its own
+//!   Bonferroni: `p = min(1, 2 p)` of the chosen test; the spread test is chosen (and places
+//!   the change) only when its p is the smaller and the level test does not reject on its own
 //!   (`2 p_level > `[`LEVEL_FIRST`]): a segment holding several level steps has a large
 //!   spread too, and the spread test's location is not the least-squares one. A segment
 //!   whose ranks are as persistent as a drifting metric's (the level test's f at least the
@@ -1115,8 +1115,8 @@ pub fn kernel_inflation(scores: &[i64], bounds: &[usize], energy: f64) -> f64 {
 }
 
 /// `Σ a_i b_i` exactly: i64 sums over chunks short enough not to overflow (scores are
-/// doubled ranks or their distances from the median, |s| <= 2^23 for the lengths the
-/// detector reads: 2^17 products of up to 2^46 per chunk), added as i128.
+/// doubled ranks or Mood's spread scores, |s| <= 2^24 for series of up to 2^23 values:
+/// 2^14 products of up to 2^48 per chunk), added as i128.
 fn exact_dot(a: &[i64], b: &[i64]) -> i128 {
     let largest = |v: &[i64]| v.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
     let bound = (largest(a) as u128 * largest(b) as u128).max(1);
@@ -1253,9 +1253,10 @@ fn cusum(
 /// 0.905; with the level test first 0.923 (`benches/changepoints.py`).
 pub const LEVEL_FIRST: f64 = 0.01;
 /// Mood's scores are divided by `2^k`, k the smallest making the largest of them at most
-/// this (exact squares while every |d| <= 4,096, as in a series of up to 2,048 values;
-/// beyond, the integer sums stay within the bounds the doubled ranks of a series of
-/// 2^23 values need).
+/// this (exact squares while every |d| <= 4,096, as over the whole of a series of up to
+/// 2,048 values; a segment's ranks come from the whole series, so its |d| can reach about
+/// 4 times the series' length; beyond, the integer sums stay within the bounds the
+/// doubled ranks of a series of 2^23 values need).
 pub const SPREAD_SCORE_MAX: u64 = 1 << 24;
 
 /// Mood's (1954) scale scores of a segment's doubled ranks (ranked in the whole series):

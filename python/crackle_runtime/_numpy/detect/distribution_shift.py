@@ -175,14 +175,6 @@ def kolmogorov_survival(x: float) -> float:
 def cusum_test(
     scores: Int64Array, min_segment: int, weighted: bool, kernel: bool = False
 ) -> tuple[int, float, float]:
-    k, statistic, p_value, _ = _cusum(scores, min_segment, weighted, kernel)
-    return k, statistic, p_value
-
-
-def _cusum(
-    scores: Int64Array, min_segment: int, weighted: bool, kernel: bool
-) -> tuple[int, float, float, float]:
-    """:func:`cusum_test` and the ratio f it used."""
     """(k, T, p) of the CUSUM of integer scores s of length L: S_k = sum(s[:k]) - k sum(s) / L
     for k in [min_segment, L - min_segment], m the first maximiser of |S_k|, k the first
     maximiser of S_k^2 / (k (L - k)) when ``weighted`` (the least-squares location), else
@@ -192,6 +184,14 @@ def _cusum(
     with the floor :func:`difference_rho` of the pairs not straddling k (and with ``kernel``
     f at least :func:`kernel_inflation`), p the Kolmogorov survival of T (p = 1, T = 0 when
     lrv = 0)."""
+    k, statistic, p_value, _ = _cusum(scores, min_segment, weighted, kernel)
+    return k, statistic, p_value
+
+
+def _cusum(
+    scores: Int64Array, min_segment: int, weighted: bool, kernel: bool
+) -> tuple[int, float, float, float]:
+    """:func:`cusum_test` and the ratio f it used."""
     length = scores.size
     prefix = np.cumsum(scores)
     total = float(prefix[-1])

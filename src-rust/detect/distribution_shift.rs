@@ -501,10 +501,33 @@ fn side_moments(side: &[i64]) -> (f64, f64, f64) {
         .map(|w| (w[0] as i128) * (w[1] as i128))
         .sum();
     let ends = side[0] as i128 + side[side.len() - 1] as i128;
-    let energy = (q * squares - total * total) as f64 / q as f64;
-    let products =
-        (q * q * lagged - q * total * (2 * total - ends) + (q - 1) * total * total) as f64;
-    (energy, products / (q * q) as f64, total as f64 / q as f64)
+    let energy = q
+        .checked_mul(squares)
+        .and_then(|a| a.checked_sub(total.checked_mul(total)?));
+    let products = (|| {
+        let a = q.checked_mul(q)?.checked_mul(lagged)?;
+        let b = q.checked_mul(total)?.checked_mul(2 * total - ends)?;
+        let c = (q - 1).checked_mul(total)?.checked_mul(total)?;
+        a.checked_sub(b)?.checked_add(c)
+    })();
+    let mean = total as f64 / q as f64;
+    match (energy, products) {
+        (Some(energy), Some(products)) => (
+            energy as f64 / q as f64,
+            products as f64 / (q * q) as f64,
+            mean,
+        ),
+        // beyond i128 (a piece of about 38M doubled ranks): the same sums in floats
+        _ => {
+            let residual = |s: i64| s as f64 - mean;
+            let energy = side.iter().map(|&s| residual(s) * residual(s)).sum();
+            let products = side
+                .windows(2)
+                .map(|w| residual(w[0]) * residual(w[1]))
+                .sum();
+            (energy, products, mean)
+        }
+    }
 }
 
 /// Whether the scores keep a unit root: the Dickey–Fuller t of their bias-corrected lag-1
@@ -1083,9 +1106,26 @@ pub fn kernel_inflation(scores: &[i64], bounds: &[usize], energy: f64) -> f64 {
             let products = exact_dot(&side[..q - lag], &side[lag..]);
             let (head, tail) = (prefix[q - lag], whole - prefix[lag]);
             let size = q as i128;
-            let centred = size * size * products - size * whole * (head + tail)
-                + (size - lag as i128) * whole * whole;
-            total += centred as f64 / (size * size) as f64;
+            let centred = (|| {
+                let a = size.checked_mul(size)?.checked_mul(products)?;
+                let b = size.checked_mul(*whole)?.checked_mul(head + tail)?;
+                let c = (size - lag as i128)
+                    .checked_mul(*whole)?
+                    .checked_mul(*whole)?;
+                a.checked_sub(b)?.checked_add(c)
+            })();
+            total += match centred {
+                Some(centred) => centred as f64 / (size * size) as f64,
+                // beyond i128 (a piece of about 38M doubled ranks): the same sum in floats
+                None => {
+                    let mean = *whole as f64 / q as f64;
+                    side[..q - lag]
+                        .iter()
+                        .zip(&side[lag..])
+                        .map(|(&a, &b)| (a as f64 - mean) * (b as f64 - mean))
+                        .sum::<f64>()
+                }
+            };
         }
         covariances.push(total);
         if bandwidth.is_none() {

@@ -233,6 +233,31 @@ fn a_segment_of_a_long_series_tests_without_overflow() {
 }
 
 #[test]
+fn long_run_sums_beyond_i128_fall_back_to_floats() {
+    // 8M scores up to 2^31: q S (2S - ends) is about 2^130, beyond i128, so the moments and
+    // the kernel's covariances are summed in floats; rho and the kernel ratio are
+    // scale-free, so they agree with those of the same scores 2^20 times smaller (exact).
+    let n = 1 << 23;
+    let small: Vec<i64> = normals(21, n)
+        .iter()
+        .map(|x| (x * 100.0).round() as i64 + 1000)
+        .collect();
+    let big: Vec<i64> = small.iter().map(|&s| s << 20).collect();
+    let bounds = [0, n / 3, n];
+    let (energy_small, rho_small) = residual_rho(&small, &bounds).unwrap();
+    let (energy_big, rho_big) = residual_rho(&big, &bounds).unwrap();
+    assert!((rho_big - rho_small).abs() <= 1e-9 * rho_small.abs().max(1e-3));
+    let scale = (1u64 << 40) as f64;
+    assert!((energy_big / scale / energy_small - 1.0).abs() <= 1e-9);
+    let ratio_small = kernel_inflation(&small, &bounds, energy_small);
+    let ratio_big = kernel_inflation(&big, &bounds, energy_big);
+    assert!(
+        (ratio_big / ratio_small - 1.0).abs() <= 1e-9,
+        "{ratio_small} {ratio_big}"
+    );
+}
+
+#[test]
 fn spread_change_is_found_by_the_spread_scores() {
     let mut values = normals(5, 400);
     for v in &mut values[200..] {

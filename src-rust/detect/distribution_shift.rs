@@ -1354,23 +1354,21 @@ pub fn split_segment(ranks: &[i64], min_segment: usize, kernel: bool) -> (usize,
     }
     let (k, statistic, p_value, inflation) = cusum(ranks, min_segment, true, false);
     let level = (k, statistic, p_value);
-    if inflation >= (1.0 + DRIFT_RHO) / (1.0 - DRIFT_RHO) {
-        // Ranks as persistent as a drifting metric's (a ramp): their distances from the
-        // median swing with the level (a U over a ramp), which Mood's squares read as a
-        // change of spread; the spread is not tested.
-        let (_, statistic, p_value) = if kernel {
-            cusum_test(ranks, min_segment, true, true)
-        } else {
-            level
-        };
-        return (k, statistic, (2.0 * p_value).min(1.0), false);
-    }
-    let spreads = spread_scores(ranks);
-    let spread = cusum_test(&spreads, min_segment, false, false);
-    let use_spread = spread.2 < level.2 && 2.0 * level.2 > LEVEL_FIRST;
-    let (k, mut statistic, mut p_value) = if use_spread { spread } else { level };
+    // Ranks as persistent as a drifting metric's (a ramp): their distances from the median
+    // swing with the level (a U over a ramp), which Mood's squares read as a change of
+    // spread; the spread is not tested.
+    let spreads = (inflation < (1.0 + DRIFT_RHO) / (1.0 - DRIFT_RHO)).then(|| {
+        let scores = spread_scores(ranks);
+        let test = cusum_test(&scores, min_segment, false, false);
+        (scores, test)
+    });
+    let chosen = spreads
+        .as_ref()
+        .filter(|(_, spread)| spread.2 < level.2 && 2.0 * level.2 > LEVEL_FIRST);
+    let use_spread = chosen.is_some();
+    let (k, mut statistic, mut p_value) = chosen.map_or(level, |(_, spread)| *spread);
     if kernel {
-        let scores = if use_spread { &spreads[..] } else { ranks };
+        let scores = chosen.map_or(ranks, |(scores, _)| &scores[..]);
         (_, statistic, p_value) = cusum_test(scores, min_segment, !use_spread, true);
     }
     (k, statistic, (2.0 * p_value).min(1.0), use_spread)

@@ -438,12 +438,9 @@ def split_segment(
     level = (k, statistic, p_value)
     # Ranks as persistent as a drifting metric's (a ramp): their distances from the median
     # swing with the level, so the spread is not tested.
-    if inflation >= (1.0 + DRIFT_RHO) / (1.0 - DRIFT_RHO):
-        if kernel:
-            _, statistic, p_value = cusum_test(ranks, min_segment, True, kernel=True)
-        return k, statistic, min(1.0, 2.0 * p_value), False
-    spreads = spread_scores(ranks)
-    spread = cusum_test(spreads, min_segment, weighted=False)
+    persistent = inflation >= (1.0 + DRIFT_RHO) / (1.0 - DRIFT_RHO)
+    spreads = ranks if persistent else spread_scores(ranks)
+    spread = level if persistent else cusum_test(spreads, min_segment, weighted=False)
     use_spread = spread[2] < level[2] and 2.0 * level[2] > LEVEL_FIRST
     k, statistic, p_value = spread if use_spread else level
     if kernel:

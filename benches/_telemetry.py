@@ -7,7 +7,8 @@ Nulls: log-normal latencies (σ 0.5, 1), Pareto tails (α 2), retry counts (Pois
 flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent random walks,
 a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
 columns beside two measured metrics, two views of one latency (p50 and p99), CPU and
-latency driven by one load. Signals: ×10 bursts on five tasks of a log-normal metric, ×5
+latency driven by one load. Signals: ×10 bursts on five tasks of a log-normal metric (five
+random tasks, or five consecutive ones), ×5
 bursts after a regime change (the level triples), runner hiccups (3–8× build time) in a
 CI-like series with a slow drift, a lead-lag pair of AR(1) series, a queue depth that
 latency follows two tasks later, and y = x² dependence.
@@ -84,6 +85,18 @@ def _bursts(sigma: float) -> Callable[..., Any]:
         planted = np.sort(rng.choice(n, 5, replace=False))
         values[planted] *= 10.0
         return ["latency"], values[None, :], {"tasks": planted.tolist()}
+
+    return make
+
+
+def _consecutive_burst(sigma: float) -> Callable[..., Any]:
+    """One burst: five consecutive tasks of a log-normal metric ×10 (a stalled dependency)."""
+
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        values = rng.lognormal(3.0, sigma, n)
+        at = int(rng.integers(0, n - 5))
+        values[at : at + 5] *= 10.0
+        return ["latency"], values[None, :], {"tasks": list(range(at, at + 5))}
 
     return make
 
@@ -268,6 +281,8 @@ CASES: tuple[Case, ...] = (
     Case("id/timestamp columns", "null", 500, _index_columns),
     Case("x10 bursts, lognormal σ=0.3", "outlier", 1000, _bursts(0.3)),
     Case("x10 bursts, lognormal σ=0.5", "outlier", 1000, _bursts(0.5)),
+    Case("x10 on 5 consecutive tasks, lognormal σ=0.5", "outlier", 1000, _consecutive_burst(0.5)),
+    Case("x10 on 5 consecutive tasks, lognormal σ=1", "outlier", 1000, _consecutive_burst(1.0)),
     Case("x5 bursts after a x3 level change, σ=0.3", "outlier", 1000, _bursts_after_change),
     Case("runner hiccups (CI, n=5000)", "outlier", 5000, _hiccups),
     Case("lead-lag AR(1) φ=0.5", "information flow", 300, _lead_lag),

@@ -208,6 +208,8 @@ class Outliers:
     row_scale: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: Each row's reach of neighbours (a persistent metric's reading; 0: none).
     row_reach: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Each row's run of consecutive tasks flagged together (1: on its own).
+    run_length: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def of_run(
@@ -230,6 +232,7 @@ class Outliers:
         data = DetectionData([""] * columns.shape[1], names, columns)
         family = np.asarray(families, dtype=np.int64)
         task, metric, severity, deviation, row_scale, row_reach = [], [], [], [], [], []
+        run_length: list[NDArray[np.int64]] = []
         scales = np.full(len(names), -1, dtype=np.int64)
         periods = np.zeros(len(names), dtype=np.int64)
         for count in np.unique(family).tolist():
@@ -246,10 +249,11 @@ class Outliers:
                 row_scale.append(np.asarray(result["scale"], dtype=np.int64)[result["metric"]])
             rows = np.asarray(result["task"]).size
             row_reach.append(np.asarray(result.get("row_reach", np.zeros(rows)), dtype=np.int64))
+            run_length.append(np.asarray(result["run_length"], dtype=np.int64))
             scales[chosen] = np.asarray(result["scale"], dtype=np.int64)
             periods[chosen] = np.asarray(result.get("period", 0), dtype=np.int64)
         if not task:
-            task = metric = row_scale = row_reach = [np.zeros(0, dtype=np.int64)]
+            task = metric = row_scale = row_reach = run_length = [np.zeros(0, dtype=np.int64)]
             severity = deviation = [np.zeros(0)]
         tasks, metrics = np.concatenate(task), np.concatenate(metric)
         order = np.lexsort((metrics, tasks))
@@ -264,6 +268,7 @@ class Outliers:
             {name: [int(p)] for name, p in zip(names, periods.tolist(), strict=True)},
             np.concatenate(row_scale)[order],
             np.concatenate(row_reach)[order],
+            np.concatenate(run_length)[order],
         )
         return found, np.unique(tasks[most_severe(metrics, severities)]).astype(np.int64) + start
 
@@ -286,6 +291,7 @@ class Outliers:
             periods,
             np.concatenate([run.row_scale for run in runs]),
             np.concatenate([run.row_reach for run in runs]),
+            np.concatenate([run.run_length for run in runs]),
         )
 
     def scale(self, name: str) -> int:
@@ -323,6 +329,7 @@ class Outliers:
             "period": np.array([self.period(name) for name in view.names], dtype=np.int64),
             "row_scale": self.row_scale[keep][order],
             "row_reach": self.row_reach[keep][order],
+            "run_length": self.run_length[keep][order],
         }
 
 

@@ -69,6 +69,7 @@ INT_FIELDS = frozenset(
         "drift_start",
         "drift_end",
         "period",
+        "run_length",
     }
 )
 BOOL_FIELDS = frozenset(

@@ -145,13 +145,20 @@ def test_a_mildly_skewed_latency_is_read_on_the_log_scale_above_its_median(
     assert result["task"].size <= 1
 
 
+def findings(result: Result) -> float:
+    """The number of findings: a value flagged on its own, or a run of consecutive tasks
+    (counted once, however many tasks it has)."""
+    return float(np.sum(1.0 / result["run_length"]))
+
+
 def test_clean_lognormal_latencies_have_the_nominal_false_outliers(kernels: ModuleType) -> None:
-    # 0.1 expected per metric (the fence's family-wise level); 0.33 before the mild branch
-    # took the log scale, 0.125 after (200 metrics; here 100)
-    found = 0
+    # 0.1 + 0.02 expected per metric (the fence's and the run test's family-wise levels);
+    # 0.33 before the mild branch took the log scale, 0.125 after (200 metrics; here 100).
+    # With the run test: 14 values on their own and 2 runs (8 tasks) in these 100.
+    found = 0.0
     for seed in range(100):
         latency = np.random.default_rng([seed, 99]).lognormal(3.0, 0.3, 1000)
-        found += outliers(kernels, latency[None, :])["task"].size
+        found += findings(outliers(kernels, latency[None, :]))
     assert found / 100 <= 0.2
 
 
@@ -493,11 +500,163 @@ def test_integers_of_small_spread_keep_the_nominal_false_outliers(kernels: Modul
     """Normal(50, 5) rounded to integers: their MAD is 3 where the spread gives 3.37, and
     the fence flagged 0.65 values per 3,000 (nominal 0.1); with ties the MAD is at least
     the mid-quantile median of the distances (3.29-3.50 here)."""
-    flagged = 0
+    flagged = 0.0
     for seed in range(20):
         values = np.round(np.random.default_rng([seed, 6]).normal(50.0, 5.0, 3000))
         distances = np.abs(values - np.median(values))
         assert np.median(distances) == 3.0
         assert 3.25 < numpy_outlier.mid_median(distances) < 3.5
-        flagged += outliers(kernels, values[None, :])["task"].size
+        # 3 values on their own in these 20. A Gaussian tail (a first version of the run
+        # test) took 58, 58, 58, 59, 58 of seed 10 for a run; with their ties, 176 of its
+        # 3,000 values are 58 or more, and five in a row give z_run 4.4 < 4.5.
+        flagged += findings(outliers(kernels, values[None, :]))
     assert flagged <= 5
+
+
+def _shuffled_base() -> NDArray[np.float64]:
+    """200 distinct values +-0.005 ... +-0.995 in the order of 73 i mod 200 (median about 0,
+    no autocorrelation of the values or of their size to speak of)."""
+    return np.array([((73 * i) % 200 - 99.5) / 100.0 for i in range(200)])
+
+
+def test_a_run_of_consecutive_tasks_by_hand(kernels: ModuleType) -> None:
+    values = _shuffled_base()
+    values[100:103] = [2.2, 2.0, 2.1]
+    # median 0.02, MAD 0.505: z 2.91, 2.64, 2.78, each below the fence 3.5 alone. Together
+    # they are the 3 largest of 200 values: any 3 given tasks hold them with the
+    # permutation probability 1 / C(200, 3); with 8 run lengths tested, z_run =
+    # Phi^-1(1 - 8 / C(200, 3)) = 4.374, above max(3.5, Phi^-1(1 - 0.02 / 400)) = 3.89 (two
+    # sides of 200 values). A pair of them: 8 * 3 * 2 / (200 * 199), z 3.03, is not.
+    z_run = scipy.stats.norm.isf(8.0 / math.comb(200, 3))
+    assert z_run > max(3.5, scipy.stats.norm.isf(0.02 / 400.0))
+    assert scipy.stats.norm.isf(8.0 * 6.0 / (200.0 * 199.0)) < 3.5
+    result = outliers(kernels, values[None, :])
+    assert result["task"].tolist() == [100, 101, 102]
+    assert result["run_length"].tolist() == [3, 3, 3]
+    np.testing.assert_allclose(result["severity"], [z_run] * 3, rtol=1e-8)  # Acklam (2003): 1.2e-9
+    np.testing.assert_allclose(result["deviation"], [2.18, 1.98, 2.08])
+    # a higher threshold than the run's z: nothing; a gap in the tasks breaks the run
+    assert outliers(kernels, values[None, :], 5.0)["task"].size == 0
+    values[101] = NAN
+    assert outliers(kernels, values[None, :])["task"].size == 0
+
+
+def test_a_run_keeps_a_weak_member_and_leaves_a_weak_neighbour(kernels: ModuleType) -> None:
+    # z at tasks 98..104 (median 0.03, MAD 0.51): 1.15 (a neighbour), 3.00, 3.27, 1.55 (a
+    # weak member), 3.13, 3.40, 1.18 (a neighbour). Of the significant windows the one of
+    # the largest sum(z) / sqrt(k) is chosen: 99..103 (6.417) over 98..103 (6.328): a
+    # member counts when its z exceeds about half the others' mean. Its smallest value is
+    # the 5th largest of 200: z_run = Phi^-1(1 - 8 / C(200, 5)).
+    values = _shuffled_base()
+    values[98:104] = [0.9, 2.3, 2.5, 1.2, 2.4, 2.6]
+    result = outliers(kernels, values[None, :])
+    assert result["task"].tolist() == [99, 100, 101, 102, 103]
+    assert result["run_length"].tolist() == [5] * 5
+    expected = scipy.stats.norm.isf(8.0 / math.comb(200, 5))
+    np.testing.assert_allclose(result["severity"], [expected] * 5, rtol=1e-8)
+
+
+def test_a_burst_of_five_tasks_is_found_together(kernels: ModuleType) -> None:
+    # +3 sd on 5 consecutive tasks of 500 Gaussian values: each value alone faces the
+    # Bonferroni fence Phi^-1(1 - 0.1 / 1000) = 3.72 (all five pass it in about 0.1% of
+    # series); together, all five are found in 27 of these 40 and exactly those in 19
+    every = exact = 0
+    for seed in range(40):
+        rng = np.random.default_rng([seed, 31])
+        values = rng.normal(size=500)
+        at = int(rng.integers(10, 485))
+        values[at : at + 5] += 3.0
+        result = outliers(kernels, values[None, :])
+        flagged, planted = set(result["task"].tolist()), set(range(at, at + 5))
+        every += planted <= flagged
+        exact += planted == flagged
+    assert every >= 24 and exact >= 15
+
+
+def test_runs_are_not_read_on_a_dependent_metric(kernels: ModuleType) -> None:
+    # AR(1) 0.5: the clipped z's lag-1 autocorrelation (about 0.45) is far above 3 / sqrt(m)
+    # (0.095), so a run is no evidence; the same burst of +3 marginal sd, 40 series: no run
+    # (and the values alone still face the fence)
+    rng = np.random.default_rng(32)
+    for _ in range(40):
+        noise = rng.normal(size=1000)
+        values = np.empty(1000)
+        values[0] = noise[0] / math.sqrt(0.75)
+        for t in range(1, 1000):
+            values[t] = 0.5 * values[t - 1] + noise[t]
+        at = int(rng.integers(10, 985))
+        values[at : at + 5] += 3.0 / math.sqrt(0.75)
+        assert not np.any(outliers(kernels, values[None, :])["run_length"] > 1)
+
+
+def test_runs_keep_their_level_on_clean_metrics(kernels: ModuleType) -> None:
+    # 200 Gaussian series of 1,000: a run in 1 (at most 0.02 per metric by the Bonferroni
+    # bound)
+    runs = 0
+    for seed in range(200):
+        values = np.random.default_rng([seed, 33]).normal(size=1000)
+        runs += int(np.any(outliers(kernels, values[None, :])["run_length"] > 1))
+    assert runs <= 6
+
+
+@pytest.mark.usefixtures("python_only")
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(20, 3000),
+    bursts=st.integers(0, 4),
+    skewed=st.booleans(),
+    gaps=st.booleans(),
+)
+def test_backends_agree_on_runs(
+    native: ModuleType,
+    numpy_backend: ModuleType,
+    seed: int,
+    size: int,
+    bursts: int,
+    skewed: bool,
+    gaps: bool,
+) -> None:
+    # bursts of 2-12 consecutive tasks, above or below, in Gaussian or log-normal metrics
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(3.0, 0.5, size) if skewed else rng.normal(0.0, 1.0, size)
+    for _ in range(bursts):
+        at, length = int(rng.integers(0, size)), int(rng.integers(2, 13))
+        scale = rng.uniform(1.5, 4.0) * (1.0 if skewed or rng.random() < 0.5 else -1.0)
+        values[at : at + length] = (
+            values[at : at + length] * scale if skewed else (values[at : at + length] + scale)
+        )
+    if gaps:
+        values[rng.random(size) < 0.05] = NAN
+    columns = values[None, :]
+    a, b = native.run_detector("outlier", columns), numpy_backend.run_detector("outlier", columns)
+    for name in ("task", "metric", "run_length", "scale"):
+        assert a[name].tolist() == b[name].tolist(), name
+    np.testing.assert_allclose(a["severity"], b["severity"], rtol=1e-12)
+    np.testing.assert_allclose(a["deviation"], b["deviation"], rtol=1e-12)
+
+
+@pytest.mark.usefixtures("backend")
+def test_a_cooled_report_says_a_task_is_one_of_a_run() -> None:
+    from crackle_runtime import Kiln, PatternKind, ThermalProfile
+
+    # x10 on tasks 581..585 of a log-normal latency (sigma 0.5): each value alone is about
+    # 4.6 log-sd above the median and faces a fence of 3.7; two of them fall below it
+    rng = np.random.default_rng([1, 55])
+    latency = rng.lognormal(3.0, 0.5, 1000)
+    at = int(rng.integers(50, 945))
+    assert at == 581
+    latency[at : at + 5] *= 10.0
+    kiln = Kiln(ThermalProfile.default())
+    kiln.add_matrix(latency[:, None], ["latency"], [f"t{i}" for i in range(1000)])
+    found = [p for p in kiln.cool() if p.kind == PatternKind.OUTLIER]
+    assert sorted(p.details["task_index"] for p in found) == [581, 582, 583, 584, 585]
+    assert all(p.metrics["run_length:latency"] == 5.0 for p in found)
+    # they are the 5 largest of 1,000: z_run = Phi^-1(1 - 8 / C(1000, 5)) = 7.04
+    z_run = scipy.stats.norm.isf(8.0 / math.comb(1000, 5))
+    assert all(p.metrics["severity"] == pytest.approx(z_run, rel=1e-8) for p in found)
+    first = next(p for p in found if p.details["task_index"] == 581)
+    assert first.description.startswith("task 't581' is an outlier on 'latency' (severity 7.0")
+    assert first.description.endswith(
+        "log scale, one of 5 consecutive tasks that stand out together)"
+    )

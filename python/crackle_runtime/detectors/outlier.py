@@ -13,8 +13,11 @@ same phase of the other repetitions (the seasonal reading of Hochenbaum, Vallis 
 stands from the mean of its neighbours 1, 2 or 3 tasks before and after it (the
 additive-outlier estimate of an integrated series, Chen & Liu 1993), on both sides (of
 its logs, against their geometric mean, when it is positive and skewed). A
-metric at its floor on most tasks reads its excess as an exponential tail. One pattern per
-task; a rule,
+metric at its floor on most tasks reads its excess as an exponential tail. A run of 2 to 8
+consecutive tasks that stand out together (a burst) is flagged as one when its iid
+probability, Bonferroni over the starts, sides and lengths, is below 0.02 per metric, on
+metrics whose consecutive values are nearly independent (the kernel's run test). One
+pattern per task; a rule,
 not a test (no p-value, not in the FDR pass). The report keeps the most severe: at most
 ``MAX_PER_METRIC`` per metric and ``MAX_OUTLIER_PATTERNS`` tasks, with a note giving the
 total."""
@@ -78,6 +81,11 @@ def _median_word(period: int, reach: int = 0) -> str:
     return f"median at its phase of the {period}-task cycle" if period else "median"
 
 
+def _run_words(length: int) -> str:
+    """How a row flagged with the tasks next to it says so (nothing for a row on its own)."""
+    return f", one of {length} consecutive tasks that stand out together" if length > 1 else ""
+
+
 def _params(profile: ThermalProfile) -> dict[str, Any]:
     return {"z_threshold": float(profile.outlier_z)}
 
@@ -111,15 +119,18 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     row_scales = np.asarray(result.get("row_scale", scales[metrics]))
     # the reach of the neighbours a persistent metric's row was read against (0: none)
     row_reaches = np.asarray(result.get("row_reach", np.zeros(tasks.size, dtype=np.int64)))
+    # the length of the run of consecutive tasks a row was flagged in (1: on its own)
+    run_lengths = np.asarray(result.get("run_length", np.ones(tasks.size, dtype=np.int64)))
     flagged_tasks = np.unique(tasks).size
     kept = most_severe(metrics, severity)
-    tasks, metrics, severity, deviations, row_scales, row_reaches = (
+    tasks, metrics, severity, deviations, row_scales, row_reaches, run_lengths = (
         tasks[kept],
         metrics[kept],
         severity[kept],
         deviations[kept],
         row_scales[kept],
         row_reaches[kept],
+        run_lengths[kept],
     )
     boundaries = np.flatnonzero(np.diff(tasks)) + 1
     groups = np.split(np.arange(tasks.size), boundaries)
@@ -136,7 +147,7 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
             _pattern(
                 data,
                 groups[group_index],
-                (tasks, metrics, severity, deviations, row_scales, row_reaches),
+                (tasks, metrics, severity, deviations, row_scales, row_reaches, run_lengths),
                 periods,
                 z_threshold,
             )
@@ -151,7 +162,7 @@ def _pattern(
     periods: np.ndarray[Any, Any],
     z_threshold: float,
 ) -> CracklePattern:
-    tasks, metrics, severity, deviations, row_scales, row_reaches = flagged
+    tasks, metrics, severity, deviations, row_scales, row_reaches, run_lengths = flagged
     task = int(tasks[group[0]])
     label = data.labels[task]
     names = [data.names[int(metrics[k])] for k in group]
@@ -160,10 +171,11 @@ def _pattern(
     for name, k in zip(names, group, strict=True):
         values[f"severity:{name}"] = float(severity[k])
         values[f"deviation:{name}"] = float(deviations[k])
+        values[f"run_length:{name}"] = float(run_lengths[k])
     described = ", ".join(
         f"'{name}' (severity {float(severity[k]):.1f}, {float(deviations[k]):+.4g} from the "
         f"{_median_word(int(periods[int(metrics[k])]), int(row_reaches[k]))}, "
-        f"{_scale_word(int(row_scales[k]), float(deviations[k]))})"
+        f"{_scale_word(int(row_scales[k]), float(deviations[k]))}{_run_words(int(run_lengths[k]))})"
         for name, k in zip(names, group, strict=True)
     )
     return CracklePattern(

@@ -29,6 +29,15 @@ x_i == x_j left out.
 The fence of the z scales is ``max(z_threshold, Phi^-1(1 - 0.1 / m))`` (:func:`fence`,
 Bonferroni over the metric's m values: at most 0.1 expected false outliers per metric or
 segment, whatever its length).
+
+Runs (:func:`run_flags`, the z scales, >= 100 values): a window of k = 2..8 consecutive
+tasks on one side whose smallest z has r values of its side at or above it holds them with
+the permutation probability ``prod_{j<k} (r - j) / (m - j)``; flagged when
+``z_run = Phi^-1(1 - 8 * that)`` exceeds ``max(z_threshold, Phi^-1(1 - 0.02 / (s m)))``; in
+each run of linked values the significant window of the largest ``sum(z) / sqrt(k)``, then
+the rest on each side again; ``severity = max(z, z_run)``, ``run_length`` = k; not read when
+the lag-1 autocorrelation of the signed z clipped to +-2, or of its size, is >= 3 / sqrt(m).
+See the Rust documentation.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ __all__ = [
 
 NAME = "outlier"
 KIND = "outlier"
-FIELDS = ("task", "metric", "severity", "deviation", "scale")
+FIELDS = ("task", "metric", "severity", "deviation", "run_length", "scale")
 PARAMS: dict[str, Any] = {"z_threshold": 3.5, "family": 0}
 
 STAGE = "outlier"
@@ -83,11 +92,16 @@ MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 SCALE_EXCESS = 4
+RUN_LONGEST = 8  # runs of 2..8 consecutive tasks are tested
+RUN_FAMILY_ALPHA = 0.02  # Bonferroni level of the run test, per metric
+RUN_CLIP = 2.0  # the dependence check reads the signed z clipped to +-2
+RUN_RHO_SIGMAS = 3.0  # ... and tests no run when its lag-1 autocorrelation is >= 3 / sqrt(m)
+MIN_RUN_VALUES = 100  # fewer present values: no run test
 
 # Acklam's coefficients of the normal quantile's tail region.
 Float64Array = NDArray[np.float64]
 Int64Array = NDArray[np.int64]
-Flags = tuple[Int64Array, Float64Array]
+Flags = tuple[Int64Array, Float64Array, Int64Array]  # positions, severities, run lengths
 
 
 def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]:
@@ -232,10 +246,11 @@ def _count_flags(present: Float64Array, center: float, family: int) -> Flags:
     m = present.size
     mean = sequential_sum(present) / m
     if mean <= 0.0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
     log_tail = present * math.log(mean / (1.0 + mean))
     selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
-    return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
+    flagged = np.flatnonzero(selected)
+    return flagged, upper_tail_z(log_tail[selected]), np.ones(flagged.size, dtype=np.int64)
 
 
 def _excess_flags(present: Float64Array, center: float, family: int) -> Flags:
@@ -243,18 +258,164 @@ def _excess_flags(present: Float64Array, center: float, family: int) -> Flags:
     excess = present - center
     mean = sequential_sum(excess) / present.size
     if mean <= 0.0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
     log_tail = -(excess / mean)
     selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
-    return np.flatnonzero(selected), upper_tail_z(log_tail[selected])
+    flagged = np.flatnonzero(selected)
+    return flagged, upper_tail_z(log_tail[selected]), np.ones(flagged.size, dtype=np.int64)
+
+
+def _ln_share(r: Int64Array | int, k: int, m: int) -> Float64Array:
+    """ln of the permutation probability that k given tasks of m all hold values among a
+    set of r: sum over j < k of ln((r - j) / (m - j)) (the Rust ``ln_share``), r >= k."""
+    total = np.zeros(np.shape(r))
+    for j in range(k):
+        total = total + np.log((np.asarray(r, dtype=np.float64) - j) / float(m - j))
+    return total
+
+
+def _most_shared(m: int, limit: float) -> int:
+    """The largest r (RUN_LONGEST <= r <= m) whose RUN_LONGEST-window probability
+    ``RUN_LONGEST * share`` is below ``e^limit``, by bisection (RUN_LONGEST - 1 when none
+    is): a value with more of its side's values at or above it is in no significant run."""
+    bound = limit - math.log(RUN_LONGEST)
+    low, high = RUN_LONGEST - 1, m  # the answer is in [low, high]
+    if m < RUN_LONGEST or float(_ln_share(RUN_LONGEST, RUN_LONGEST, m)) >= bound:
+        return RUN_LONGEST - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if float(_ln_share(middle, RUN_LONGEST, m)) < bound:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _window_z(r: Int64Array, k: int, m: int, threshold: float) -> Float64Array:
+    """The z_run of windows of ``k`` tasks whose smallest z has ``r`` values of its side at
+    or above it: Phi^-1(1 - RUN_LONGEST * share), 0 where not above ``threshold``."""
+    log_tail = math.log(RUN_LONGEST) + _ln_share(r, k, m)
+    usable = log_tail < math.log(TAIL_REGION)
+    z_run = np.zeros(np.shape(r))
+    z_run[usable] = upper_tail_z(log_tail[usable])
+    return np.where(z_run > threshold, z_run, 0.0)
+
+
+def _best_window(
+    level: Float64Array, ranked: Float64Array, m: int, threshold: float
+) -> tuple[float, int, int, float]:
+    """The significant window of ``level`` (one run's z, all linked; ``ranked``: the side's
+    eligible z ascending) with the largest sum(z) / sqrt(k): (that scan value, start, length
+    k, its z_run); scan -inf when none is significant. Lengths ascending, then starts
+    ascending; a strictly larger scan wins."""
+    best = (-math.inf, 0, 0, 0.0)
+    lowest, sums = level.copy(), level.copy()
+    for k in range(2, min(RUN_LONGEST, level.size) + 1):
+        lowest = np.minimum(lowest[:-1], level[k - 1 :])
+        sums = sums[:-1] + level[k - 1 :]
+        r = ranked.size - np.searchsorted(ranked, lowest, side="left")
+        z_run = _window_z(r, k, m, threshold)
+        scan = np.where(z_run > 0.0, sums / math.sqrt(k), -math.inf)
+        at = int(np.argmax(scan))
+        if scan[at] > best[0]:
+            best = (float(scan[at]), at, k, float(z_run[at]))
+    return best
+
+
+def _hot_runs(
+    level: Float64Array, linked: NDArray[np.bool_], ranked: Float64Array, threshold: float
+) -> NDArray[np.bool_]:
+    """Per run of linked values (numbered from 1 at each break), whether one of its windows
+    is significant."""
+    run_id = np.cumsum(np.concatenate(([True], ~linked)))
+    links = np.concatenate(([0], np.cumsum(linked)))
+    hot = np.zeros(int(run_id[-1]) + 1, dtype=bool)
+    lowest = level.copy()
+    for k in range(2, min(RUN_LONGEST, level.size) + 1):
+        lowest = np.minimum(lowest[:-1], level[k - 1 :])
+        candidates = np.flatnonzero(links[k - 1 :] - links[: 1 - k] == k - 1)
+        r = ranked.size - np.searchsorted(ranked, lowest[candidates], side="left")
+        significant = _window_z(r, k, level.size, threshold) > 0.0
+        hot[run_id[candidates[significant]]] = True
+    return hot
+
+
+def run_flags(
+    tasks: Int64Array,
+    z: Float64Array,
+    upward: NDArray[np.bool_],
+    upper_only: bool,
+    family: int,
+    z_threshold: float,
+) -> tuple[Int64Array, Float64Array, Int64Array]:
+    """Runs of consecutive tasks that stand out together (the Rust ``run_flags``): the
+    positions, each one's run severity and its run's length. See the Rust documentation."""
+    none = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
+    m = z.size
+    if m < MIN_RUN_VALUES:
+        return none
+    adjacent = tasks[1:] == tasks[:-1] + 1
+    pairs = int(np.count_nonzero(adjacent))
+    if pairs == 0:
+        return none
+    signed = np.clip(np.where(upward, z, -z), -RUN_CLIP, RUN_CLIP)
+    dependence = RUN_RHO_SIGMAS / math.sqrt(m)
+    for read in (signed, np.abs(signed)):  # the z, and their size (clusters of spread)
+        centred = read - sequential_sum(read) / m
+        variance = sequential_sum(centred * centred) / m
+        lagged = sequential_sum((centred[:-1] * centred[1:])[adjacent]) / pairs
+        if not variance > 0.0 or lagged / variance >= dependence:
+            return none
+    sides = 1 if upper_only else 2
+    limit = math.log(RUN_FAMILY_ALPHA / (sides * family))
+    threshold = max(z_threshold, float(upper_tail_z(np.array(limit))))
+    most = _most_shared(m, limit)
+    positions, severities, lengths = [], [], []
+    for up in (True,) if upper_only else (True, False):
+        side = upward == up
+        values = z[side]
+        # eligible: fewer than `most` + 1 values of the side at or above it
+        floor = (
+            float(np.partition(values, values.size - most - 1)[values.size - most - 1])
+            if (values.size > most)
+            else 0.0
+        )
+        level = np.where(side, z, 0.0)
+        eligible = level > floor
+        ranked = np.sort(level[eligible])
+        linked = eligible[:-1] & eligible[1:] & adjacent
+        hot = _hot_runs(np.where(eligible, level, 0.0), linked, ranked, threshold)
+        run_id = np.cumsum(np.concatenate(([True], ~linked)))
+        for run in np.flatnonzero(hot).tolist():
+            members = np.flatnonzero(run_id == run)
+            stack = [(int(members[0]), int(members[-1]))]
+            while stack:
+                low, high = stack.pop()
+                if high - low < 1:
+                    continue
+                scan, start, k, z_run = _best_window(level[low : high + 1], ranked, m, threshold)
+                if scan == -math.inf:
+                    continue
+                start += low
+                positions.append(np.arange(start, start + k))
+                severities.append(np.full(k, z_run))
+                lengths.append(np.full(k, k, dtype=np.int64))
+                stack.extend([(low, start - 1), (start + k, high)])
+    if not positions:
+        return none
+    return (
+        np.concatenate(positions).astype(np.int64),
+        np.concatenate(severities),
+        np.concatenate(lengths),
+    )
 
 
 def _metric_outliers(
-    present: Float64Array, z_threshold: float, family: int
+    present: Float64Array, z_threshold: float, family: int, tasks: Int64Array
 ) -> tuple[int, Flags, float]:
     """The scale, the (positions among the present values, severities) and the median;
     ``family`` the number of values the Bonferroni corrections count (at least m)."""
-    none: Flags = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    none: Flags = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
     m = present.size
     if m < MIN_OUTLIER_VALUES:
         return SCALE_NONE, none, math.nan
@@ -307,7 +468,12 @@ def _metric_outliers(
     selected = z > fence(z_threshold, family if upper_only else 2 * family)
     if upper_only:
         selected &= offset > 0.0
-    return scale, (np.flatnonzero(selected), z[selected]), center
+    severity, length = np.where(selected, z, 0.0), selected.astype(np.int64)
+    in_run, run_z, run_length = run_flags(tasks, z, offset > 0.0, upper_only, family, z_threshold)
+    severity[in_run] = np.maximum(z[in_run], run_z)
+    length[in_run] = run_length
+    flagged = np.flatnonzero(length)
+    return scale, (flagged, severity[flagged], length[flagged]), center
 
 
 def outlier_scores(
@@ -322,17 +488,21 @@ def outlier_scores(
     metrics: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
     severities: list[Float64Array] = [np.zeros(0)]
     deviations: list[Float64Array] = [np.zeros(0)]
+    lengths: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
     for metric in range(values.shape[0]):
         budget.check(STAGE)
         row = values[metric]
         present_tasks = np.flatnonzero(~np.isnan(row))
         present = row[present_tasks]
-        scale, (positions, severity), center = _metric_outliers(present, z_threshold, family)
+        scale, (positions, severity, length), center = _metric_outliers(
+            present, z_threshold, family, present_tasks
+        )
         scales[metric] = scale
         tasks.append(present_tasks[positions].astype(np.int64))
         metrics.append(np.full(positions.size, metric, dtype=np.int64))
         severities.append(np.asarray(severity, dtype=np.float64))
         deviations.append(present[positions] - center)
+        lengths.append(length)
     task = np.concatenate(tasks)
     metric_index = np.concatenate(metrics)
     order = np.lexsort((metric_index, task))
@@ -341,5 +511,6 @@ def outlier_scores(
         "metric": metric_index[order],
         "severity": np.concatenate(severities)[order],
         "deviation": np.concatenate(deviations)[order],
+        "run_length": np.concatenate(lengths)[order],
         "scale": scales,
     }

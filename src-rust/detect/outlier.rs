@@ -76,6 +76,15 @@
 //! Bonferroni count tail below [`COUNT_FAMILY_ALPHA`] (counts) is returned; `deviation` is
 //! `x − median(x)` in the metric's units.
 //!
+//! **Modes** ([`read_mode`], the z scales): values past the fence on one side that are many
+//! (at least [`MODE_SHARE`] of the metric's values and [`MODE_MIN_VALUES`]) and tight (their
+//! z's MAD at most [`MODE_SPREAD`] robust standard deviations) are a second mode of the
+//! metric — a runner pool twice as slow on 5% of a CI export's builds — not outliers. Each
+//! is read against the mode instead, `0.6745 (z − median) / max(MAD, 0.6745)` above the
+//! mode's median, and flagged past [`fence`]`(z_threshold, s · n)` (n the mode's values:
+//! the tail of a mode of weight n / m, Bonferroni over the m values). Scattered values
+//! past the fence (hiccups of 3–8×) have a wide z spread and stay outliers one by one.
+//!
 //! **Runs** ([`run_flags`], the z scales, >= [`MIN_RUN_VALUES`] values): a burst of a few
 //! consecutive tasks (a stalled dependency) stands out together where no value does alone.
 //! A window of k = 2..=[`RUN_LONGEST`] consecutive tasks on one side whose smallest z has r
@@ -418,6 +427,13 @@ fn metric_outliers(
             }
         })
         .collect();
+    let sides = if upper_only { 1 } else { 2 };
+    for up in [true, false].into_iter().take(sides) {
+        let past: Vec<usize> = (0..m)
+            .filter(|&i| severity[i] > 0.0 && upward[i] == up)
+            .collect();
+        read_mode(&z, &past, (z_threshold, sides), &mut severity);
+    }
     let mut length: Vec<usize> = severity.iter().map(|&s| usize::from(s > 0.0)).collect();
     for (position, z_run, run_length) in
         run_flags(&tasks, &z, &upward, upper_only, family, z_threshold)
@@ -439,6 +455,41 @@ fn metric_outliers(
         })
         .collect();
     (scale, found)
+}
+
+/// Values past the fence on one side, at least this share of a metric's values ...
+pub const MODE_SHARE: f64 = 0.01;
+/// ... and at least this many ...
+pub const MODE_MIN_VALUES: usize = 20;
+/// ... whose z have a MAD of at most this many robust standard deviations (0.6745 each)
+/// are a mode of the metric, not outliers (see [`read_mode`]).
+pub const MODE_SPREAD: f64 = 2.0;
+
+/// Reads the values past the fence on one side (`past`: positions into `z`) as a mode when
+/// they are one (at least [`MODE_SHARE`] of the values and [`MODE_MIN_VALUES`], their z's
+/// MAD at most [`MODE_SPREAD`] · 0.6745): each is then scored against the mode,
+/// `0.6745 (z − median) / max(MAD, 0.6745)` above its median (at or below it, none), and
+/// `severity` keeps that reading where it passes [`fence`]`(z_threshold, s · n)`, else 0:
+/// n the mode's values, s the `sides` read. (A value past a mode of weight w = n / m has
+/// the tail probability w (1 − Φ(reading)); Bonferroni over the m values tests it at
+/// α / (s m w) = α / (s n).)
+fn read_mode(z: &[f64], past: &[usize], fenced: (f64, usize), severity: &mut [f64]) {
+    let (z_threshold, sides) = fenced;
+    let least = MODE_MIN_VALUES.max((MODE_SHARE * z.len() as f64).ceil() as usize);
+    if past.len() < least {
+        return;
+    }
+    let group: Vec<f64> = past.iter().map(|&i| z[i]).collect();
+    let (center, spread) = median_and_mad(&group);
+    if spread > MODE_SPREAD * ROBUST_Z_FACTOR {
+        return;
+    }
+    let scale = spread.max(ROBUST_Z_FACTOR);
+    let threshold = fence(z_threshold, sides * past.len());
+    for &i in past {
+        let reading = ROBUST_Z_FACTOR * (z[i] - center) / scale;
+        severity[i] = if reading > threshold { reading } else { 0.0 };
+    }
 }
 
 /// The longest run of consecutive tasks the run test reads (runs of 2 to this many).
@@ -973,6 +1024,35 @@ mod tests {
             3.5,
         );
         assert!(found.is_empty());
+    }
+
+    #[test]
+    fn a_tight_group_past_the_fence_is_read_as_a_mode() {
+        // 80 values of z 0..0.79, 20 of 10.00..10.19 and one of 20: the 21 past the fence
+        // (>= 20 and >= 1% of 101) have a z median of 10.1 and a MAD of 0.06 (floored at
+        // 0.6745): the group reads 0.6745 (z − 10.1) / 0.6745 = z − 10.1, and only the 20
+        // (9.9) passes fence(3.5, 2 · 21) = 3.5
+        let mut z: Vec<f64> = (0..80).map(|i| i as f64 / 100.0).collect();
+        z.extend((0..20).map(|i| 10.0 + i as f64 / 100.0));
+        z.push(20.0);
+        let past: Vec<usize> = (80..101).collect();
+        let mut severity: Vec<f64> = z.iter().map(|&z| if z > 3.5 { z } else { 0.0 }).collect();
+        read_mode(&z, &past, (3.5, 2), &mut severity);
+        let flagged: Vec<usize> = (0..101).filter(|&i| severity[i] > 0.0).collect();
+        assert_eq!(flagged, [100]);
+        assert!((severity[100] - 9.9).abs() < 1e-12, "{}", severity[100]);
+        // spread out past the fence (MAD far above 2 · 0.6745), or too few: no mode
+        let spread: Vec<f64> = (0..101)
+            .map(|i| if i >= 80 { 4.0 + (i - 80) as f64 } else { 0.0 })
+            .collect();
+        let mut kept = spread.clone();
+        read_mode(&spread, &past, (3.5, 2), &mut kept);
+        assert_eq!(kept, spread);
+        let mut few = severity.clone();
+        few[100] = 0.0;
+        let before = few.clone();
+        read_mode(&z, &past[..19], (3.5, 2), &mut few);
+        assert_eq!(few, before);
     }
 
     #[test]

@@ -660,3 +660,52 @@ def test_a_cooled_report_says_a_task_is_one_of_a_run() -> None:
     assert first.description.endswith(
         "log scale, one of 5 consecutive tasks that stand out together)"
     )
+
+
+def _expected_mode_reading(values: NDArray[np.float64]) -> dict[int, float]:
+    """The outliers of a raw-scale metric read as in the kernel's mode rule, computed here
+    from the definition: z from the median, the MAD and the side factor e^(3 MC); the values
+    past the fence Phi^-1(1 - 0.1 / 2m) on the upper side; when they are a mode (>= 1% and
+    >= 20 of them, their z's MAD <= 2 x 0.6745), each read against it and kept past
+    Phi^-1(1 - 0.1 / 2n)."""
+    m = values.size
+    center = np.median(values)
+    mad = np.median(np.abs(values - center))
+    mc = numpy_outlier.medcouple(numpy_outlier.quantile_sample(values))
+    mc = 0.0 if abs(mc) < 0.1 else min(max(mc, -0.6), 0.6)
+    upper = math.exp(3.0 * mc) if mc > 0 else 1.0
+    z = 0.6745 * (values - center) / (mad * upper)
+    past = np.flatnonzero(z > max(3.5, scipy.stats.norm.isf(0.1 / (2 * m))))
+    group = z[past]
+    mode_center = np.median(group)
+    spread = np.median(np.abs(group - mode_center))
+    assert past.size >= max(20, 0.01 * m) and spread <= 2 * 0.6745  # a mode
+    reading = 0.6745 * (group - mode_center) / max(spread, 0.6745)
+    keep = reading > max(3.5, scipy.stats.norm.isf(0.1 / (2 * past.size)))
+    return dict(zip(past[keep].tolist(), reading[keep].tolist(), strict=True))
+
+
+def test_a_mode_past_the_fence_is_no_outlier(kernels: ModuleType) -> None:
+    # 950 values N(0, 1), 50 of a second mode N(9, 1) (a slow runner pool) and 4 values far
+    # above that mode: the 50 are a tight group past the fence, not outliers; the 4 are,
+    # read against the mode
+    rng = np.random.default_rng(12)
+    values = np.concatenate([rng.normal(0.0, 1.0, 950), rng.normal(9.0, 1.0, 50)])
+    rng.shuffle(values)
+    far = [100, 400, 700, 900]
+    values[far] = [17.0, 19.0, 21.0, 25.0]
+    result = outliers(kernels, values[None, :])
+    expected = _expected_mode_reading(values)
+    assert result["task"].tolist() == sorted(expected) == far
+    np.testing.assert_allclose(result["severity"], [expected[t] for t in far], rtol=1e-12)
+    assert result["run_length"].tolist() == [1, 1, 1, 1]
+
+
+def test_scattered_values_past_the_fence_are_no_mode(kernels: ModuleType) -> None:
+    # 30 values spread over 6-30 sd above a N(0, 1) metric of 1,000: their z's MAD is far
+    # above 2 sd, so each is an outlier on its own
+    rng = np.random.default_rng(13)
+    values = rng.normal(0.0, 1.0, 1000)
+    planted = np.sort(rng.choice(1000, 30, replace=False))
+    values[planted] = np.linspace(6.0, 30.0, 30)
+    assert set(planted.tolist()) <= set(outliers(kernels, values[None, :])["task"].tolist())

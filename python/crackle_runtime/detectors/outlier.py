@@ -13,7 +13,10 @@ same phase of the other repetitions (the seasonal reading of Hochenbaum, Vallis 
 stands from the mean of its neighbours 1, 2 or 3 tasks before and after it (the
 additive-outlier estimate of an integrated series, Chen & Liu 1993), on both sides (of
 its logs, against their geometric mean, when it is positive and skewed). A
-metric at its floor on most tasks reads its excess as an exponential tail. A run of 2 to 8
+metric at its floor on most tasks reads its excess as an exponential tail. Many values past
+the fence on one side that lie close together (at least 1% of the values: a runner pool
+twice as slow) are a mode of the metric, not outliers: each is read against that mode. A run
+of 2 to 8
 consecutive tasks that stand out together (a burst) is flagged as one when its iid
 probability, Bonferroni over the starts, sides and lengths, is below 0.02 per metric, on
 metrics whose consecutive values are nearly independent (the kernel's run test). One

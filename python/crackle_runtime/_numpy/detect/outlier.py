@@ -30,6 +30,10 @@ The fence of the z scales is ``max(z_threshold, Phi^-1(1 - 0.1 / m))`` (:func:`f
 Bonferroni over the metric's m values: at most 0.1 expected false outliers per metric or
 segment, whatever its length).
 
+Modes (:func:`_read_mode`, the z scales): values past the fence on one side that are >= 1%
+of the values and >= 20, with a z MAD <= 2 x 0.6745, are a mode: each is read against it,
+``0.6745 (z - median) / max(MAD, 0.6745)``, past ``fence(z_threshold, s n)`` (n of them).
+
 Runs (:func:`run_flags`, the z scales, >= 100 values): a window of k = 2..8 consecutive
 tasks on one side whose smallest z has r values of its side at or above it holds them with
 the permutation probability ``prod_{j<k} (r - j) / (m - j)``; flagged when
@@ -97,6 +101,9 @@ RUN_FAMILY_ALPHA = 0.02  # Bonferroni level of the run test, per metric
 RUN_CLIP = 2.0  # the dependence check reads the signed z clipped to +-2
 RUN_RHO_SIGMAS = 3.0  # ... and tests no run when its lag-1 autocorrelation is >= 3 / sqrt(m)
 MIN_RUN_VALUES = 100  # fewer present values: no run test
+MODE_SHARE = 0.01  # values past the fence on one side, at least this share of the values ...
+MODE_MIN_VALUES = 20  # ... and this many,
+MODE_SPREAD = 2.0  # ... whose z spread (MAD) is at most this many robust sd: a mode
 
 # Acklam's coefficients of the normal quantile's tail region.
 Float64Array = NDArray[np.float64]
@@ -410,6 +417,33 @@ def run_flags(
     )
 
 
+def _read_mode(
+    z: Float64Array,
+    past: NDArray[np.bool_],
+    z_threshold: float,
+    sides: int,
+    severity: Float64Array,
+) -> None:
+    """When the values past the fence on one side (``past``) are a mode (the Rust
+    ``read_mode``): at least MODE_SHARE of the m values and MODE_MIN_VALUES, their z's MAD
+    at most MODE_SPREAD times a robust sd (0.6745). Each is read against the mode instead:
+    ``0.6745 (z - median) / max(MAD, 0.6745)`` above the mode's median, 0 at or below it;
+    ``severity`` (0 where not flagged) holds that reading where it passes
+    ``fence(z_threshold, sides * n)`` (n the mode's values: a tail w (1 - Phi) of a mode
+    of weight w = n / m, Bonferroni over the m values), else 0."""
+    count = int(np.count_nonzero(past))
+    if count < max(MODE_MIN_VALUES, math.ceil(MODE_SHARE * z.size)):
+        return
+    group = z[past]
+    center = float(median(group))
+    spread = float(median(np.abs(group - center)))
+    if spread > MODE_SPREAD * ROBUST_Z_FACTOR:
+        return
+    reading = ROBUST_Z_FACTOR * (group - center) / max(spread, ROBUST_Z_FACTOR)
+    threshold = fence(z_threshold, sides * count)
+    severity[past] = np.where(reading > threshold, reading, 0.0)
+
+
 def _metric_outliers(
     present: Float64Array, z_threshold: float, family: int, tasks: Int64Array
 ) -> tuple[int, Flags, float]:
@@ -465,10 +499,16 @@ def _metric_outliers(
     z = np.where(offset > 0.0, ROBUST_Z_FACTOR * offset / (y_mad * upper), lower_z)
     z = np.minimum(z, np.finfo(np.float64).max)  # a subnormal MAD can overflow the ratio
     # each side read is a test of every value: both sides double the Bonferroni family
-    selected = z > fence(z_threshold, family if upper_only else 2 * family)
+    threshold = fence(z_threshold, family if upper_only else 2 * family)
+    selected = z > threshold
     if upper_only:
         selected &= offset > 0.0
-    severity, length = np.where(selected, z, 0.0), selected.astype(np.int64)
+    severity = np.where(selected, z, 0.0)
+    for up in (True,) if upper_only else (True, False):
+        past = selected & ((offset > 0.0) == up)
+        _read_mode(z, past, z_threshold, 1 if upper_only else 2, severity)
+    selected = severity > 0.0
+    length = selected.astype(np.int64)
     in_run, run_z, run_length = run_flags(tasks, z, offset > 0.0, upper_only, family, z_threshold)
     severity[in_run] = np.maximum(z[in_run], run_z)
     length[in_run] = run_length

@@ -308,25 +308,37 @@ def _window_z(r: Int64Array, k: int, m: int, threshold: float) -> Float64Array:
     return np.where(z_run > threshold, z_run, 0.0)
 
 
-def _best_window(
+def _chosen_windows(
     level: Float64Array, ranked: Float64Array, m: int, threshold: float
-) -> tuple[float, int, int, float]:
-    """The significant window of ``level`` (one run's z, all linked; ``ranked``: the side's
-    eligible z ascending) with the largest sum(z) / sqrt(k): (that scan value, start, length
-    k, its z_run); scan -inf when none is significant. Lengths ascending, then starts
-    ascending; a strictly larger scan wins."""
-    best = (-math.inf, 0, 0, 0.0)
+) -> list[tuple[int, int, float]]:
+    """The windows flagged in ``level`` (one run's z, all linked; ``ranked``: the side's
+    eligible z ascending), as (start, length k, z_run): the significant windows by the
+    largest sum(z) / sqrt(k) (on ties the shorter, then the earlier), each kept unless it
+    overlaps one kept before (the Rust ``chosen_windows``)."""
+    scans, lengths, starts, z_runs = [], [], [], []
     lowest, sums = level.copy(), level.copy()
     for k in range(2, min(RUN_LONGEST, level.size) + 1):
         lowest = np.minimum(lowest[:-1], level[k - 1 :])
         sums = sums[:-1] + level[k - 1 :]
         r = ranked.size - np.searchsorted(ranked, lowest, side="left")
         z_run = _window_z(r, k, m, threshold)
-        scan = np.where(z_run > 0.0, sums / math.sqrt(k), -math.inf)
-        at = int(np.argmax(scan))
-        if scan[at] > best[0]:
-            best = (float(scan[at]), at, k, float(z_run[at]))
-    return best
+        significant = np.flatnonzero(z_run > 0.0)
+        scans.append(sums[significant] / math.sqrt(k))
+        lengths.append(np.full(significant.size, k, dtype=np.int64))
+        starts.append(significant)
+        z_runs.append(z_run[significant])
+    if not scans:
+        return []
+    scan, length = np.concatenate(scans), np.concatenate(lengths)
+    start, window_z = np.concatenate(starts), np.concatenate(z_runs)
+    taken = np.zeros(level.size, dtype=bool)
+    chosen = []
+    for w in np.lexsort((start, length, -scan)).tolist():
+        first, k = int(start[w]), int(length[w])
+        if not taken[first : first + k].any():
+            taken[first : first + k] = True
+            chosen.append((first, k, float(window_z[w])))
+    return chosen
 
 
 def _hot_runs(
@@ -395,19 +407,13 @@ def run_flags(
         run_id = np.cumsum(np.concatenate(([True], ~linked)))
         for run in np.flatnonzero(hot).tolist():
             members = np.flatnonzero(run_id == run)
-            stack = [(int(members[0]), int(members[-1]))]
-            while stack:
-                low, high = stack.pop()
-                if high - low < 1:
-                    continue
-                scan, start, k, z_run = _best_window(level[low : high + 1], ranked, m, threshold)
-                if scan == -math.inf:
-                    continue
-                start += low
-                positions.append(np.arange(start, start + k))
+            first = int(members[0])
+            for start, k, z_run in _chosen_windows(
+                level[first : int(members[-1]) + 1], ranked, m, threshold
+            ):
+                positions.append(np.arange(first + start, first + start + k))
                 severities.append(np.full(k, z_run))
                 lengths.append(np.full(k, k, dtype=np.int64))
-                stack.extend([(low, start - 1), (start + k, high)])
     if not positions:
         return none
     return (

@@ -85,7 +85,9 @@
 //! the tail of a mode of weight n / m, Bonferroni over the m values). Scattered values
 //! past the fence (hiccups of 3–8×) have a wide z spread and stay outliers one by one.
 //!
-//! **Runs** ([`run_flags`], the z scales, >= [`MIN_RUN_VALUES`] values): a burst of a few
+//! **Runs** ([`run_flags`], every scale, >= [`MIN_RUN_VALUES`] values; the count and
+//! excess scales read their tail z, Φ⁻¹(1 − P) above the median, upper side only: a retry
+//! storm over a few consecutive tasks): a burst of a few
 //! consecutive tasks (a stalled dependency) stands out together where no value does alone.
 //! A window of k = 2..=[`RUN_LONGEST`] consecutive tasks on one side whose smallest z has r
 //! values of that side at or above it (itself and the window's others among them) holds
@@ -124,7 +126,7 @@ use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
 use crate::rng::splitmix64_output;
-use crate::stats::{normal_quantile_tail, sequential_sum};
+use crate::stats::{normal_quantile, normal_quantile_tail, sequential_sum};
 
 /// The registry entry.
 pub const DETECTOR: Detector = Detector {
@@ -286,28 +288,22 @@ fn metric_outliers(
     }
     let family = family.max(m);
     let (center, mad) = median_and_mad(&present);
-    let flags = |score: &dyn Fn(f64) -> Option<f64>| -> Vec<Flag> {
-        column
-            .iter()
-            .enumerate()
-            .filter(|(_, value)| !value.is_nan())
-            .filter_map(|(task, &value)| {
-                score(value).map(|severity| (task, metric, severity, value - center, 1))
-            })
-            .collect()
-    };
     if is_count(&present, mad) {
         let mean = sequential_sum(&present) / m as f64;
         if mean <= 0.0 {
             return (SCALE_COUNT, Vec::new());
         }
         let log_ratio = (mean / (1.0 + mean)).ln();
-        let log_limit = (COUNT_FAMILY_ALPHA / family as f64).ln();
-        let found = flags(&|value| {
-            let log_tail = value * log_ratio; // ln P(X >= value)
-            (value > center && log_tail < log_limit).then(|| upper_tail_z(log_tail))
-        });
-        return (SCALE_COUNT, found);
+        let tail = Tail {
+            center,
+            family,
+            z_threshold,
+        };
+        // ln P(X >= value)
+        return (
+            SCALE_COUNT,
+            tail.flags(metric, column, &|value| value * log_ratio),
+        );
     }
     if mad == 0.0 && present.iter().all(|&v| v >= center) {
         // At its floor on most tasks: the excess over the floor as an exponential tail.
@@ -316,11 +312,13 @@ fn metric_outliers(
         if mean <= 0.0 {
             return (SCALE_EXCESS, Vec::new());
         }
-        let log_limit = (COUNT_FAMILY_ALPHA / family as f64).ln();
-        let found = flags(&|value| {
-            let log_tail = -((value - center) / mean); // ln P(X - floor >= value - floor)
-            (value > center && log_tail < log_limit).then(|| upper_tail_z(log_tail))
-        });
+        let tail = Tail {
+            center,
+            family,
+            z_threshold,
+        };
+        // ln P(X - floor >= value - floor)
+        let found = tail.flags(metric, column, &|value| -((value - center) / mean));
         return (SCALE_EXCESS, found);
     }
     // Skewness needs enough values to be judged: fewer, the plain modified z on x.
@@ -717,6 +715,71 @@ impl Ranked<'_> {
             chosen.push((start, k, z_run));
         }
         chosen
+    }
+}
+
+/// A count or excess scale's reading: the metric's median, the Bonferroni family and the
+/// run test's z threshold.
+struct Tail {
+    center: f64,
+    family: usize,
+    z_threshold: f64,
+}
+
+impl Tail {
+    /// The flags of a metric read by an upper tail (`log_tail(value)` = ln P(X >= value)):
+    /// a value above the median alone when `family · P < COUNT_FAMILY_ALPHA` (severity
+    /// Φ⁻¹(1 − P)), and the runs ([`run_flags`], upper side) of the values' tail z
+    /// (Φ⁻¹(1 − P) above the median, 0 at or below it): a retry storm of a few tasks.
+    fn flags(&self, metric: usize, column: &[f64], log_tail: &dyn Fn(f64) -> f64) -> Vec<Flag> {
+        let log_limit = (COUNT_FAMILY_ALPHA / self.family as f64).ln();
+        let mut tasks = Vec::new();
+        let mut z = Vec::new();
+        let mut upward = Vec::new();
+        let mut severity = Vec::new();
+        for (task, &value) in column.iter().enumerate() {
+            if value.is_nan() {
+                continue;
+            }
+            let above = value > self.center;
+            let log_p = log_tail(value);
+            let reading = if !above {
+                0.0
+            } else if log_p < TAIL_REGION.ln() {
+                upper_tail_z(log_p)
+            } else {
+                -normal_quantile(log_p.exp())
+            };
+            tasks.push(task);
+            z.push(reading);
+            upward.push(above);
+            severity.push(if above && log_p < log_limit {
+                reading
+            } else {
+                0.0
+            });
+        }
+        let mut length: Vec<usize> = severity.iter().map(|&s| usize::from(s > 0.0)).collect();
+        for (position, z_run, run) in
+            run_flags(&tasks, &z, &upward, true, self.family, self.z_threshold)
+        {
+            severity[position] = z[position].max(z_run);
+            length[position] = run;
+        }
+        (0..tasks.len())
+            .filter(|&position| length[position] > 0)
+            .map(|position| {
+                let task = tasks[position];
+                let deviation = column[task] - self.center;
+                (
+                    task,
+                    metric,
+                    severity[position],
+                    deviation,
+                    length[position],
+                )
+            })
+            .collect()
     }
 }
 

@@ -608,6 +608,7 @@ def test_runs_keep_their_level_on_clean_metrics(kernels: ModuleType) -> None:
     bursts=st.integers(0, 4),
     skewed=st.booleans(),
     gaps=st.booleans(),
+    counts=st.booleans(),
 )
 def test_backends_agree_on_runs(
     native: ModuleType,
@@ -617,10 +618,18 @@ def test_backends_agree_on_runs(
     bursts: int,
     skewed: bool,
     gaps: bool,
+    counts: bool,
 ) -> None:
-    # bursts of 2-12 consecutive tasks, above or below, in Gaussian or log-normal metrics
+    # bursts of 2-12 consecutive tasks, above or below, in Gaussian or log-normal metrics,
+    # or retry storms in counts
     rng = np.random.default_rng(seed)
     values = rng.lognormal(3.0, 0.5, size) if skewed else rng.normal(0.0, 1.0, size)
+    if counts:
+        values = rng.poisson(rng.uniform(0.1, 2.0), size).astype(np.float64)
+        for _ in range(bursts):
+            at, length = int(rng.integers(0, size)), int(rng.integers(2, 13))
+            values[at : at + length] += rng.integers(1, 5)
+        bursts = 0
     for _ in range(bursts):
         at, length = int(rng.integers(0, size)), int(rng.integers(2, 13))
         scale = rng.uniform(1.5, 4.0) * (1.0 if skewed or rng.random() < 0.5 else -1.0)
@@ -721,3 +730,25 @@ def test_a_long_linked_run_is_read_in_linear_time(kernels: ModuleType) -> None:
     result = outliers(kernels, gauge[None, :])
     assert time.perf_counter() - began < 5.0
     assert result["task"].size == 0
+
+
+def test_a_retry_storm_on_consecutive_tasks_is_a_run(kernels: ModuleType) -> None:
+    # retries Poisson(0.3) on 1,000 tasks, and 3 retries on tasks 500..504: alone a 3 is no
+    # outlier (1,000 x (mean / (1 + mean))^3 = 15 against 0.01), together they are. 9 values
+    # are 3 or more; five given tasks all hold one of them with the probability
+    # 9 * 8 * 7 * 6 * 5 / (1000 * 999 * 998 * 997 * 996): z_run = Phi^-1(1 - 8 x that)
+    retries = np.random.default_rng(21).poisson(0.3, 1000).astype(np.float64)
+    retries[500:505] = 3.0
+    assert int(np.count_nonzero(retries >= 3.0)) == 9
+    result = outliers(kernels, retries[None, :])
+    assert result["scale"].tolist() == [COUNT]
+    assert result["task"].tolist() == [500, 501, 502, 503, 504]
+    assert result["run_length"].tolist() == [5] * 5
+    share = math.prod((9 - j) / (1000 - j) for j in range(5))
+    np.testing.assert_allclose(
+        result["severity"], [scipy.stats.norm.isf(8.0 * share)] * 5, rtol=1e-8
+    )
+    # spread over the export instead, the five 3s are nothing
+    retries[500:505] = retries[:5]
+    retries[[100, 300, 500, 700, 900]] = 3.0
+    assert outliers(kernels, retries[None, :])["task"].size == 0

@@ -34,7 +34,8 @@ Modes (:func:`_read_mode`, the z scales): values past the fence on one side that
 of the values and >= 20, with a z MAD <= 2 x 0.6745, are a mode: each is read against it,
 ``0.6745 (z - median) / max(MAD, 0.6745)``, past ``fence(z_threshold, s n)`` (n of them).
 
-Runs (:func:`run_flags`, the z scales, >= 100 values): a window of k = 2..8 consecutive
+Runs (:func:`run_flags`, >= 100 values; the count and excess scales read their tail z
+``Phi^-1(1 - P)`` above the median, upper side): a window of k = 2..8 consecutive
 tasks on one side whose smallest z has r values of its side at or above it holds them with
 the permutation probability ``prod_{j<k} (r - j) / (m - j)``; flagged when
 ``z_run = Phi^-1(1 - 8 * that)`` exceeds ``max(z_threshold, Phi^-1(1 - 0.02 / (s m)))``; in
@@ -54,7 +55,7 @@ from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._rng import splitmix64
-from crackle_runtime._numpy._stats import normal_quantile_tail, sequential_sum
+from crackle_runtime._numpy._stats import normal_quantile, normal_quantile_tail, sequential_sum
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
 from crackle_runtime._numpy.detect.shared.ranks import median
@@ -249,27 +250,53 @@ def _is_count(values: Float64Array, mad: float) -> bool:
     return mad == 0.0 or np.unique(values).size <= COUNT_MAX_DISTINCT
 
 
-def _count_flags(present: Float64Array, center: float, family: int) -> Flags:
-    m = present.size
-    mean = sequential_sum(present) / m
+def _tail_flags(
+    present: Float64Array,
+    center: float,
+    family: int,
+    log_tail: Float64Array,
+    runs: tuple[Int64Array, float],
+) -> Flags:
+    """A metric read by an upper tail (``log_tail`` = ln P(X >= x) of each present value;
+    the Rust ``Tail::flags``): a value above the median alone when family P < 0.01
+    (severity Phi^-1(1 - P)), and the runs (upper side) of the tail z (Phi^-1(1 - P) above
+    the median, 0 at or below it). ``runs``: the present values' tasks and z_threshold."""
+    tasks, z_threshold = runs
+    above = present > center
+    z = np.zeros(present.size)
+    small = above & (log_tail < math.log(TAIL_REGION))
+    z[small] = upper_tail_z(log_tail[small])
+    rest = above & ~small
+    z[rest] = -normal_quantile(np.exp(log_tail[rest]))
+    selected = above & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
+    severity = np.where(selected, z, 0.0)
+    length = selected.astype(np.int64)
+    in_run, run_z, run_length = run_flags(tasks, z, above, True, family, z_threshold)
+    severity[in_run] = np.maximum(z[in_run], run_z)
+    length[in_run] = run_length
+    flagged = np.flatnonzero(length)
+    return flagged, severity[flagged], length[flagged]
+
+
+def _count_flags(
+    present: Float64Array, center: float, family: int, runs: tuple[Int64Array, float]
+) -> Flags:
+    mean = sequential_sum(present) / present.size
     if mean <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
     log_tail = present * math.log(mean / (1.0 + mean))
-    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
-    flagged = np.flatnonzero(selected)
-    return flagged, upper_tail_z(log_tail[selected]), np.ones(flagged.size, dtype=np.int64)
+    return _tail_flags(present, center, family, log_tail, runs)
 
 
-def _excess_flags(present: Float64Array, center: float, family: int) -> Flags:
+def _excess_flags(
+    present: Float64Array, center: float, family: int, runs: tuple[Int64Array, float]
+) -> Flags:
     """A metric at its floor ``center`` on most tasks: its excess as an exponential tail."""
     excess = present - center
     mean = sequential_sum(excess) / present.size
     if mean <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
-    log_tail = -(excess / mean)
-    selected = (present > center) & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
-    flagged = np.flatnonzero(selected)
-    return flagged, upper_tail_z(log_tail[selected]), np.ones(flagged.size, dtype=np.int64)
+    return _tail_flags(present, center, family, -(excess / mean), runs)
 
 
 def _ln_share(r: Int64Array | int, k: int, m: int) -> Float64Array:
@@ -463,9 +490,10 @@ def _metric_outliers(
     center = float(median(present))
     mad = float(median(np.abs(present - center)))
     if _is_count(present, mad):
-        return SCALE_COUNT, _count_flags(present, center, family), center
+        return SCALE_COUNT, _count_flags(present, center, family, (tasks, z_threshold)), center
     if mad == 0.0 and bool(np.all(present >= center)):
-        return SCALE_EXCESS, _excess_flags(present, center, family), center
+        excess = _excess_flags(present, center, family, (tasks, z_threshold))
+        return SCALE_EXCESS, excess, center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample = quantile_sample(present)
     tied = skew_known and bool(np.any(sample[1:] == sample[:-1]))

@@ -8,11 +8,11 @@ flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent ran
 a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
 columns beside two measured metrics, two views of one latency (p50 and p99), CPU and
 latency driven by one load. Signals: ×10 bursts on five tasks of a log-normal metric (five
-random tasks, or five consecutive ones), ×5
-bursts after a regime change (the level triples), runner hiccups (3–8× build time) in a
-CI-like series with a slow drift and in one from two runner pools (5% of the builds twice as
-slow: a mode, not outliers), a lead-lag pair of AR(1) series, a queue depth that
-latency follows two tasks later, and y = x² dependence.
+random tasks, or five consecutive ones), ×5 bursts after a regime change (the level
+triples), runner hiccups (3–8× build time) in a CI-like series with a slow drift and in one
+from two runner pools (5% of the builds twice as slow: a mode, not outliers), a retry storm
+on four consecutive tasks, a lead-lag pair of AR(1) series, a queue depth that latency
+follows two tasks later, and y = x² dependence.
 """
 
 from __future__ import annotations
@@ -110,6 +110,15 @@ def _runner_pools(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, 
     planted = np.sort(rng.choice(n, max(1, round(0.006 * n)), replace=False))
     build[planted] *= rng.uniform(3.0, 8.0, planted.size)
     return ["build_s"], build[None, :], {"tasks": planted.tolist()}
+
+
+def _retry_storm(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """Retry counts (Poisson 0.3) with a storm: 3 retries on 4 consecutive tasks (a flaky
+    dependency), which no fence finds one task at a time."""
+    retries = rng.poisson(0.3, n).astype(float)
+    at = int(rng.integers(0, n - 4))
+    retries[at : at + 4] = 3.0
+    return ["retries"], retries[None, :], {"tasks": list(range(at, at + 4))}
 
 
 def _bursts_after_change(
@@ -311,4 +320,5 @@ CASES: tuple[Case, ...] = (
     Case("x10 on 5 consecutive tasks, lognormal σ=0.5", "outlier", 1000, _consecutive_burst(0.5)),
     Case("x10 on 5 consecutive tasks, lognormal σ=1", "outlier", 1000, _consecutive_burst(1.0)),
     Case("CI hiccups 3-8x on two runner pools (5% at 2x)", "outlier", 3000, _runner_pools),
+    Case("retry storm: 3 retries on 4 consecutive tasks", "outlier", 1000, _retry_storm),
 )

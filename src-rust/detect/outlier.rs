@@ -288,17 +288,17 @@ fn metric_outliers(
     }
     let family = family.max(m);
     let (center, mad) = median_and_mad(&present);
+    let tail = Tail {
+        center,
+        family,
+        z_threshold,
+    };
     if is_count(&present, mad) {
         let mean = sequential_sum(&present) / m as f64;
         if mean <= 0.0 {
             return (SCALE_COUNT, Vec::new());
         }
         let log_ratio = (mean / (1.0 + mean)).ln();
-        let tail = Tail {
-            center,
-            family,
-            z_threshold,
-        };
         // ln P(X >= value)
         return (
             SCALE_COUNT,
@@ -312,11 +312,6 @@ fn metric_outliers(
         if mean <= 0.0 {
             return (SCALE_EXCESS, Vec::new());
         }
-        let tail = Tail {
-            center,
-            family,
-            z_threshold,
-        };
         // ln P(X - floor >= value - floor)
         let found = tail.flags(metric, column, &|value| -((value - center) / mean));
         return (SCALE_EXCESS, found);
@@ -394,9 +389,7 @@ fn metric_outliers(
     };
     // Every present value's z on its side (upward: above the scale's median; a side not
     // read still has its z, which the run test's dependence check reads).
-    let mut tasks = Vec::with_capacity(m);
-    let mut z = Vec::with_capacity(m);
-    let mut upward = Vec::with_capacity(m);
+    let mut read = Readings::with_capacity(m);
     for (task, &value) in column.iter().enumerate() {
         if value.is_nan() {
             continue;
@@ -413,52 +406,23 @@ fn metric_outliers(
         };
         // A subnormal MAD can overflow the ratio: the severity stays finite. An offset or
         // MAD beyond the largest float makes z no number: no outlier (as in the NumPy twin).
-        tasks.push(task);
-        z.push(if score.is_nan() {
+        let z = if score.is_nan() {
             score
         } else {
             score.min(f64::MAX)
-        });
-        upward.push(offset > 0.0);
+        };
+        let up = offset > 0.0;
+        let alone = z > threshold && (up || !upper_only);
+        read.push(task, z, up, if alone { z } else { 0.0 });
     }
-    let mut severity: Vec<f64> = z
-        .iter()
-        .zip(&upward)
-        .map(|(&z, &up)| {
-            if z > threshold && (up || !upper_only) {
-                z
-            } else {
-                0.0
-            }
-        })
-        .collect();
     let sides = if upper_only { 1 } else { 2 };
     for up in [true, false].into_iter().take(sides) {
         let past: Vec<usize> = (0..m)
-            .filter(|&i| severity[i] > 0.0 && upward[i] == up)
+            .filter(|&i| read.severity[i] > 0.0 && read.upward[i] == up)
             .collect();
-        read_mode(&z, &past, (z_threshold, sides), &mut severity);
+        read_mode(&read.z, &past, (z_threshold, sides), &mut read.severity);
     }
-    let mut length: Vec<usize> = severity.iter().map(|&s| usize::from(s > 0.0)).collect();
-    for (position, z_run, run_length) in
-        run_flags(&tasks, &z, &upward, upper_only, family, z_threshold)
-    {
-        severity[position] = z[position].max(z_run);
-        length[position] = run_length;
-    }
-    let found = (0..m)
-        .filter(|&position| length[position] > 0)
-        .map(|position| {
-            let task = tasks[position];
-            (
-                task,
-                metric,
-                severity[position],
-                column[task] - center,
-                length[position],
-            )
-        })
-        .collect();
+    let found = read.flags(metric, column, &tail, upper_only);
     (scale, found)
 }
 
@@ -718,8 +682,8 @@ impl Ranked<'_> {
     }
 }
 
-/// A count or excess scale's reading: the metric's median, the Bonferroni family and the
-/// run test's z threshold.
+/// A metric's median, the Bonferroni family and the z threshold (of the run test; of the
+/// count and excess scales' tail reading, [`Tail::flags`]).
 struct Tail {
     center: f64,
     family: usize,
@@ -733,10 +697,7 @@ impl Tail {
     /// (Φ⁻¹(1 − P) above the median, 0 at or below it): a retry storm of a few tasks.
     fn flags(&self, metric: usize, column: &[f64], log_tail: &dyn Fn(f64) -> f64) -> Vec<Flag> {
         let log_limit = (COUNT_FAMILY_ALPHA / self.family as f64).ln();
-        let mut tasks = Vec::new();
-        let mut z = Vec::new();
-        let mut upward = Vec::new();
-        let mut severity = Vec::new();
+        let mut read = Readings::with_capacity(column.len());
         for (task, &value) in column.iter().enumerate() {
             if value.is_nan() {
                 continue;
@@ -750,31 +711,69 @@ impl Tail {
             } else {
                 -normal_quantile(log_p.exp())
             };
-            tasks.push(task);
-            z.push(reading);
-            upward.push(above);
-            severity.push(if above && log_p < log_limit {
-                reading
-            } else {
-                0.0
-            });
+            let alone = above && log_p < log_limit;
+            read.push(task, reading, above, if alone { reading } else { 0.0 });
         }
-        let mut length: Vec<usize> = severity.iter().map(|&s| usize::from(s > 0.0)).collect();
-        for (position, z_run, run) in
-            run_flags(&tasks, &z, &upward, true, self.family, self.z_threshold)
-        {
-            severity[position] = z[position].max(z_run);
+        read.flags(metric, column, self, true)
+    }
+}
+
+/// A metric's present values as read: their tasks (in order), z on their side, whether
+/// above the median, and the severity each is flagged with on its own (0: not).
+struct Readings {
+    tasks: Vec<usize>,
+    z: Vec<f64>,
+    upward: Vec<bool>,
+    severity: Vec<f64>,
+}
+
+impl Readings {
+    fn with_capacity(m: usize) -> Self {
+        Readings {
+            tasks: Vec::with_capacity(m),
+            z: Vec::with_capacity(m),
+            upward: Vec::with_capacity(m),
+            severity: Vec::with_capacity(m),
+        }
+    }
+
+    fn push(&mut self, task: usize, z: f64, upward: bool, severity: f64) {
+        self.tasks.push(task);
+        self.z.push(z);
+        self.upward.push(upward);
+        self.severity.push(severity);
+    }
+
+    /// The flagged values: those flagged on their own (run length 1) and the runs
+    /// ([`run_flags`]; a member's severity the larger of its z and the run's), in task
+    /// order.
+    fn flags(mut self, metric: usize, column: &[f64], tail: &Tail, upper_only: bool) -> Vec<Flag> {
+        let mut length: Vec<usize> = self
+            .severity
+            .iter()
+            .map(|&s| usize::from(s > 0.0))
+            .collect();
+        let runs = run_flags(
+            &self.tasks,
+            &self.z,
+            &self.upward,
+            upper_only,
+            tail.family,
+            tail.z_threshold,
+        );
+        for (position, z_run, run) in runs {
+            self.severity[position] = self.z[position].max(z_run);
             length[position] = run;
         }
-        (0..tasks.len())
+        (0..self.tasks.len())
             .filter(|&position| length[position] > 0)
             .map(|position| {
-                let task = tasks[position];
-                let deviation = column[task] - self.center;
+                let task = self.tasks[position];
+                let deviation = column[task] - tail.center;
                 (
                     task,
                     metric,
-                    severity[position],
+                    self.severity[position],
                     deviation,
                     length[position],
                 )

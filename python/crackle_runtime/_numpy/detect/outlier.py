@@ -270,8 +270,23 @@ def _tail_flags(
     z[rest] = -normal_quantile(np.exp(log_tail[rest]))
     selected = above & (log_tail < math.log(COUNT_FAMILY_ALPHA / family))
     severity = np.where(selected, z, 0.0)
-    length = selected.astype(np.int64)
-    in_run, run_z, run_length = run_flags(tasks, z, above, True, family, z_threshold)
+    return _with_runs((tasks, z, above), severity, True, family, z_threshold)
+
+
+def _with_runs(
+    read: tuple[Int64Array, Float64Array, NDArray[np.bool_]],
+    severity: Float64Array,
+    upper_only: bool,
+    family: int,
+    z_threshold: float,
+) -> Flags:
+    """The flagged values (the Rust ``Readings::flags``): ``read`` = the present values'
+    tasks, z on their side and whether above the median; ``severity`` their severity alone
+    (0: not flagged; run length 1); then the runs (:func:`run_flags`; a member's severity
+    the larger of its z and the run's)."""
+    tasks, z, upward = read
+    length = (severity > 0.0).astype(np.int64)
+    in_run, run_z, run_length = run_flags(tasks, z, upward, upper_only, family, z_threshold)
     severity[in_run] = np.maximum(z[in_run], run_z)
     length[in_run] = run_length
     flagged = np.flatnonzero(length)
@@ -336,29 +351,37 @@ def _window_z(r: Int64Array, k: int, m: int, threshold: float) -> Float64Array:
 
 
 def _chosen_windows(
-    level: Float64Array, ranked: Float64Array, m: int, threshold: float
+    level: Float64Array,
+    linked: NDArray[np.bool_],
+    ranked: Float64Array,
+    threshold: float,
 ) -> list[tuple[int, int, float]]:
-    """The windows flagged in ``level`` (one run's z, all linked; ``ranked``: the side's
-    eligible z ascending), as (start, length k, z_run): the significant windows by the
-    largest sum(z) / sqrt(k) (on ties the shorter, then the earlier), each kept unless it
-    overlaps one kept before (the Rust ``chosen_windows``)."""
+    """The windows flagged on one side (``level``: z on the side, 0 elsewhere; ``linked``:
+    position i and i + 1 both eligible and adjacent tasks; ``ranked``: the side's eligible
+    z ascending), as (start, length k, z_run): the significant windows of linked values by
+    the largest sum(z) / sqrt(k) (on ties the shorter, then the earlier), each kept unless
+    it overlaps one kept before (the Rust ``chosen_windows``, run by run: no window spans
+    two runs, so one pass over all of them takes the same windows)."""
+    m = level.size
+    links = np.concatenate(([0], np.cumsum(linked)))
     scans, lengths, starts, z_runs = [], [], [], []
     lowest, sums = level.copy(), level.copy()
-    for k in range(2, min(RUN_LONGEST, level.size) + 1):
+    for k in range(2, min(RUN_LONGEST, m) + 1):
         lowest = np.minimum(lowest[:-1], level[k - 1 :])
         sums = sums[:-1] + level[k - 1 :]
-        r = ranked.size - np.searchsorted(ranked, lowest, side="left")
+        inside = np.flatnonzero(links[k - 1 :] - links[: 1 - k] == k - 1)
+        r = ranked.size - np.searchsorted(ranked, lowest[inside], side="left")
         z_run = _window_z(r, k, m, threshold)
-        significant = np.flatnonzero(z_run > 0.0)
-        scans.append(sums[significant] / math.sqrt(k))
-        lengths.append(np.full(significant.size, k, dtype=np.int64))
-        starts.append(significant)
+        significant = z_run > 0.0
+        scans.append(sums[inside[significant]] / math.sqrt(k))
+        lengths.append(np.full(int(np.count_nonzero(significant)), k, dtype=np.int64))
+        starts.append(inside[significant])
         z_runs.append(z_run[significant])
     if not scans:
         return []
     scan, length = np.concatenate(scans), np.concatenate(lengths)
     start, window_z = np.concatenate(starts), np.concatenate(z_runs)
-    taken = np.zeros(level.size, dtype=bool)
+    taken = np.zeros(m, dtype=bool)
     chosen = []
     for w in np.lexsort((start, length, -scan)).tolist():
         first, k = int(start[w]), int(length[w])
@@ -366,24 +389,6 @@ def _chosen_windows(
             taken[first : first + k] = True
             chosen.append((first, k, float(window_z[w])))
     return chosen
-
-
-def _hot_runs(
-    level: Float64Array, linked: NDArray[np.bool_], ranked: Float64Array, threshold: float
-) -> NDArray[np.bool_]:
-    """Per run of linked values (numbered from 1 at each break), whether one of its windows
-    is significant."""
-    run_id = np.cumsum(np.concatenate(([True], ~linked)))
-    links = np.concatenate(([0], np.cumsum(linked)))
-    hot = np.zeros(int(run_id[-1]) + 1, dtype=bool)
-    lowest = level.copy()
-    for k in range(2, min(RUN_LONGEST, level.size) + 1):
-        lowest = np.minimum(lowest[:-1], level[k - 1 :])
-        candidates = np.flatnonzero(links[k - 1 :] - links[: 1 - k] == k - 1)
-        r = ranked.size - np.searchsorted(ranked, lowest[candidates], side="left")
-        significant = _window_z(r, k, level.size, threshold) > 0.0
-        hot[run_id[candidates[significant]]] = True
-    return hot
 
 
 def run_flags(
@@ -428,19 +433,11 @@ def run_flags(
         )
         level = np.where(side, z, 0.0)
         eligible = level > floor
-        ranked = np.sort(level[eligible])
         linked = eligible[:-1] & eligible[1:] & adjacent
-        hot = _hot_runs(np.where(eligible, level, 0.0), linked, ranked, threshold)
-        run_id = np.cumsum(np.concatenate(([True], ~linked)))
-        for run in np.flatnonzero(hot).tolist():
-            members = np.flatnonzero(run_id == run)
-            first = int(members[0])
-            for start, k, z_run in _chosen_windows(
-                level[first : int(members[-1]) + 1], ranked, m, threshold
-            ):
-                positions.append(np.arange(first + start, first + start + k))
-                severities.append(np.full(k, z_run))
-                lengths.append(np.full(k, k, dtype=np.int64))
+        for start, k, z_run in _chosen_windows(level, linked, np.sort(level[eligible]), threshold):
+            positions.append(np.arange(start, start + k))
+            severities.append(np.full(k, z_run))
+            lengths.append(np.full(k, k, dtype=np.int64))
     if not positions:
         return none
     return (
@@ -541,13 +538,8 @@ def _metric_outliers(
     for up in (True,) if upper_only else (True, False):
         past = selected & ((offset > 0.0) == up)
         _read_mode(z, past, z_threshold, 1 if upper_only else 2, severity)
-    selected = severity > 0.0
-    length = selected.astype(np.int64)
-    in_run, run_z, run_length = run_flags(tasks, z, offset > 0.0, upper_only, family, z_threshold)
-    severity[in_run] = np.maximum(z[in_run], run_z)
-    length[in_run] = run_length
-    flagged = np.flatnonzero(length)
-    return scale, (flagged, severity[flagged], length[flagged]), center
+    read = (tasks, z, offset > 0.0)
+    return scale, _with_runs(read, severity, upper_only, family, z_threshold), center
 
 
 def outlier_scores(

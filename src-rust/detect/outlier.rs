@@ -927,6 +927,21 @@ pub fn mid_median(values: &[f64]) -> f64 {
 /// seconds around 12 s had MC 0 where the values' skew is 0.11, and the raw scale flagged
 /// 5 of 3,000), ties at a floor pull the mid-quantiles' toward it (whole seconds of an
 /// exponential queue wait: 0.24 against 0.6).
+/// Whether `present` is a clearly right-skewed positive metric, the one the outlier scale
+/// reads on the log scale with its upper side only ([`SCALE_LOG`]): at least
+/// [`MIN_MEDCOUPLE_VALUES`] values, every one > 0, and the medcouple of their quantile sample
+/// (of the mid-quantile sample too when it has ties, the one farther from 0) above
+/// [`LOG_SCALE_MEDCOUPLE`]. The change points' jump test reads such a metric on `ln x`.
+pub fn clearly_right_skewed(present: &[f64]) -> bool {
+    if present.len() < MIN_MEDCOUPLE_VALUES || !present.iter().all(|&v| v > 0.0) {
+        return false;
+    }
+    let sample = quantile_sample(present);
+    let tied = sample.windows(2).any(|pair| pair[0] == pair[1]);
+    let mid = tied.then(|| mid_quantile_sample(present));
+    skew(&sample, mid.as_deref(), &|v| v) > LOG_SCALE_MEDCOUPLE
+}
+
 fn skew(sample: &[f64], mid: Option<&[f64]>, transform: &dyn Fn(f64) -> f64) -> f64 {
     let of = |values: &[f64]| medcouple(&values.iter().map(|&v| transform(v)).collect::<Vec<_>>());
     let mc = of(sample);

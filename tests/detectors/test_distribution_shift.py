@@ -1169,6 +1169,13 @@ JUMP_NULLS = {
     "log-normal ar1-0.99": lambda rng, n: np.exp(0.1 * ar1(rng, n, 0.99)),
     "lognormal": lambda rng, n: rng.lognormal(0.0, 1.0, size=n),
     "pareto": lambda rng, n: rng.pareto(2.0, size=n),
+    # a latency driven by a slow load: its raw increments grow with its level, so at the top
+    # of an excursion they were ten times their neighbours' (read on the log scale now, once
+    # its ranks reject a unit root: at 200 values they cannot, and 2 of 20 series have a
+    # jump at p <= 1e-3 on the raw scale; 2,000 values each here)
+    "latency under a slow load": lambda rng, n: (
+        100.0 * np.exp(np.sqrt(1.0 - 0.95**2) * ar1(rng, 2000, 0.95) + rng.normal(0.0, 0.1, 2000))
+    ),
 }
 
 
@@ -1179,8 +1186,8 @@ def test_persistent_and_heavy_tailed_nulls_have_no_jump(kernels: ModuleType, cas
     generate = JUMP_NULLS[case]
     columns = np.full((40, 2000), NAN)
     for seed in range(40):
-        n = 200 if seed % 2 else 2000
-        columns[seed, :n] = generate(np.random.default_rng([seed, 23]), n)
+        values = generate(np.random.default_rng([seed, 23]), 200 if seed % 2 else 2000)
+        columns[seed, : values.size] = values
     result = changes(kernels, columns)
     level = ~result["differenced"] & (result["p_value"] <= 1e-3)
     assert np.unique(result["metric"][level]).size <= 1
@@ -1222,7 +1229,8 @@ def test_numpy_and_native_agree_on_jumps(
     step[700:] += 3.0
     walks = np.cumsum(rng.standard_t(3, size=1500))
     paces = np.concatenate([alternating_levels(seed), np.full(1500 - 376, NAN)])
-    columns = np.vstack([step, walks, paces])
+    latency = 50.0 * np.exp(0.5 * step)  # clearly right-skewed: its jumps read on ln x
+    columns = np.vstack([step, walks, paces, latency])
     ours, theirs = changes(numpy_backend, columns), changes(native, columns)
     assert np.any(~ours["differenced"])
     assert_same(ours, theirs)

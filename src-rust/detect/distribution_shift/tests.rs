@@ -544,6 +544,56 @@ fn a_jump_by_hand() {
 }
 
 #[test]
+fn a_right_skewed_positive_metric_is_read_for_jumps_on_its_log() {
+    // a latency driven by a slow load: 100 ms · exp(AR(1) 0.95 of unit variance + 10% noise)
+    let load = ar1(41, 2000, 0.95);
+    let noise = normals(42, 2000);
+    let scale = (1.0 - 0.95f64 * 0.95).sqrt();
+    let latency: Vec<f64> = load
+        .iter()
+        .zip(&noise)
+        .map(|(l, e)| 100.0 * (scale * l + 0.1 * e).exp())
+        .collect();
+    let ranks = doubled_midranks(&latency);
+    assert!(!keeps_unit_root(&ranks, &[]));
+    let read = jump_scale(&latency, &ranks);
+    assert!(matches!(read, Cow::Owned(_)));
+    for (logged, raw) in read.iter().zip(&latency) {
+        assert_eq!(*logged, raw.ln());
+    }
+    // a symmetric metric, and one with a value <= 0, keep their values
+    let symmetric: Vec<f64> = load.iter().map(|l| 40.0 + l).collect();
+    assert!(matches!(
+        jump_scale(&symmetric, &doubled_midranks(&symmetric)),
+        Cow::Borrowed(_)
+    ));
+    let mut floored = latency.clone();
+    floored[7] = 0.0;
+    assert!(matches!(
+        jump_scale(&floored, &doubled_midranks(&floored)),
+        Cow::Borrowed(_)
+    ));
+    // a persistent latency (exp of an AR(1) 0.99 of unit variance, halved) that jumps by
+    // x 4.5 (3 of its load's SDs, 21 of its increments') at task 1,200 keeps a unit root
+    // (a step passes for one): it keeps the raw scale, on which the jump is found
+    let gauge = ar1(43, 2000, 0.99);
+    let unit = (1.0 - 0.99f64 * 0.99).sqrt();
+    let stepped: Vec<f64> = gauge
+        .iter()
+        .enumerate()
+        .map(|(t, g)| 50.0 * (0.5 * (unit * g + if t >= 1200 { 3.0 } else { 0.0 })).exp())
+        .collect();
+    let ranks = doubled_midranks(&stepped);
+    assert!(clearly_right_skewed(&stepped) && keeps_unit_root(&ranks, &[]));
+    assert!(matches!(jump_scale(&stepped, &ranks), Cow::Borrowed(_)));
+    let at = |jumps: Vec<Jump>| jumps.iter().map(|jump| jump.position).collect::<Vec<_>>();
+    assert_eq!(at(level_jumps(&stepped, 0.01)), vec![1200]);
+    // the same jump on ln x, as a stationary latency's would be read
+    let logged: Vec<f64> = stepped.iter().map(|v| v.ln()).collect();
+    assert_eq!(at(level_jumps(&logged, 0.01)), vec![1200]);
+}
+
+#[test]
 fn no_jump_at_a_lone_outlier_a_short_series_or_a_rounded_ramp() {
     // the level comes back at once: the values after the spike are not all above
     assert!(level_jumps(&climb_with_a_jump(60, 30, 5.0, true), 0.01).is_empty());

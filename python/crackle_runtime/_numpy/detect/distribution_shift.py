@@ -25,6 +25,7 @@ from crackle_runtime._numpy._stats import (
     population_std,
     student_t_two_sided_p,
 )
+from crackle_runtime._numpy.detect.outlier import clearly_right_skewed
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 from crackle_runtime._numpy.detect.shared.seasonal import (
@@ -464,6 +465,15 @@ def _jump_z_floor(count: int, alpha: float) -> float:
     return low * (1.0 - 1e-6)
 
 
+def jump_scale(values: Float64Array, ranks: Int64Array) -> Float64Array:
+    """The values the jump test reads: ln x for a clearly right-skewed positive metric
+    (:func:`clearly_right_skewed`) whose ranks reject a unit root over all its values
+    (:func:`keeps_unit_root` without cuts), else the values (see the Rust ``jump_scale``)."""
+    if clearly_right_skewed(values) and not keeps_unit_root(ranks):
+        return np.log(values)
+    return values
+
+
 def level_jumps(values: Float64Array, alpha: float) -> list[tuple[int, float, float]]:
     """(position, z, p) of each jump of the values, by position (see the Rust ``jumps``):
     increment d_t = x_(t+1) - x_t screened where |d_t - med d| exceeds JUMP_SCREEN times
@@ -701,7 +711,7 @@ def segment(
     # Abrupt moves of the level: a step is no unit root (Perron 1989), and a drifting
     # metric's jumps are its changes.
     persistent = found["phi"] >= DRIFT_RHO
-    jumped = level_jumps(values, alpha) if differences and persistent else []
+    jumped = level_jumps(jump_scale(values, ranks), alpha) if differences and persistent else []
     if persistent and keeps_unit_root(ranks, [jump[0] for jump in jumped]):
         # Persistent within the segments too: a random walk or a trend, not steps; what
         # changes is read in its jumps and its task-to-task differences.

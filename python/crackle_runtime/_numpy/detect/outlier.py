@@ -226,6 +226,18 @@ def _widened(values: Float64Array, center: float, mad: float, tied: bool) -> flo
     return max(mad, mid_median(np.abs(values - center)))
 
 
+def clearly_right_skewed(present: Float64Array) -> bool:
+    """Whether ``present`` is a clearly right-skewed positive metric, the one the outlier
+    scale reads on the log scale with its upper side only (see the Rust
+    ``clearly_right_skewed``)."""
+    if present.size < MIN_MEDCOUPLE_VALUES or not bool(np.all(present > 0.0)):
+        return False
+    sample = quantile_sample(present)
+    tied = bool(np.any(sample[1:] == sample[:-1]))
+    mid = mid_quantile_sample(present) if tied else None
+    return _skew(sample, mid, log=False) > LOG_SCALE_MEDCOUPLE
+
+
 def _skew(sample: Float64Array, mid: Float64Array | None, log: bool) -> float:
     """The medcouple of the (log) sample, or, with ``mid`` (the sample had ties), the one of
     it and of the mid-quantile sample farther from 0 (the Rust ``skew``)."""

@@ -221,6 +221,68 @@ def test_an_error_rate_mostly_at_zero_keeps_its_ordinary_excess(kernels: ModuleT
     assert outliers(kernels, rate[None, :])["task"].tolist() == [100, 2000]
 
 
+def test_a_floor_with_many_values_above_it_reads_them_as_a_hurdle_model(
+    kernels: ModuleType,
+) -> None:
+    # 101 values: 70 at the floor 2.0, 30 above it by 0.5..29.5 (a queue wait of its own law),
+    # and one more at +200. The law of the excesses is the gamma law with the mean and
+    # variance of 0.5..29.5 (shape k = mean^2 / var, scale mean / k): fitted with the +200
+    # too it would hide it; read against the 30, P(E >= 200) = (31 / 101) Q(k, 200 / scale) is
+    # past the fence 0.01 / 101, and the next largest, +29.5 against the 29 below, is not.
+    excess = np.concatenate([np.zeros(70), np.arange(0.5, 30.5), [200.0]])
+    column = 2.0 + excess
+
+    def tail(e: float, law: NDArray[np.float64]) -> float:
+        shape = law.mean() ** 2 / law.var()
+        return 31 / 101 * float(scipy.stats.gamma.sf(e, shape, scale=law.mean() / shape))
+
+    assert tail(200.0, excess[excess > 0]) > 0.01 / 101  # the burst widens its own law
+    law = np.arange(0.5, 30.5)
+    assert tail(200.0, law) < 0.01 / 101 < tail(29.5, law[:-1])
+    result = outliers(kernels, column[None, :])
+    assert result["scale"].tolist() == [EXCESS]
+    assert result["task"].tolist() == [100]
+    expected = scipy.stats.norm.isf(tail(200.0, law))
+    assert result["severity"][0] == pytest.approx(expected, rel=1e-9)
+    assert result["deviation"][0] == 200.0
+    # three bursts of +20 among 300 exponential excesses of mean 1 would hide each other
+    rng = np.random.default_rng(4)
+    waits = np.zeros(1000)
+    waits[:300] = rng.exponential(1.0, 300)
+    waits[[50, 400, 900]] = [20.0, 21.0, 22.0]
+    assert outliers(kernels, waits[None, :])["task"].tolist() == [50, 400, 900]
+    # every value above the floor equal: each sits at the law's middle, P about half the
+    # share
+    flat = np.concatenate([np.zeros(70), np.full(30, 0.25)])
+    assert outliers(kernels, flat[None, :])["task"].size == 0
+
+
+ZERO_INFLATED = {
+    "exponential": lambda rng, k: rng.exponential(1.0, k),
+    "log-normal σ 1": lambda rng, k: rng.lognormal(0.0, 1.0, k),
+    "Weibull 0.7": lambda rng, k: rng.weibull(0.7, k),
+    "gamma 2": lambda rng, k: rng.gamma(2.0, 1.0, k),
+}
+
+
+@pytest.mark.parametrize("case", list(ZERO_INFLATED))
+def test_a_continuous_excess_over_a_floor_has_few_false_outliers(
+    kernels: ModuleType, case: str
+) -> None:
+    """30 metrics of 2,000 values, 10-30% of them above the floor 0 by a continuous
+    excess. The exponential tail with the mean over all values (zeros included) flagged
+    12-70 values per metric (an exponential excess on 30% of 5,000 values: 29); the
+    hurdle model reads the positives' own law: at most 0.1% of the values in all."""
+    rng = np.random.default_rng(11)
+    columns = np.zeros((30, 2000))
+    for row in columns:
+        above = rng.random(2000) < rng.uniform(0.1, 0.3)
+        row[above] = ZERO_INFLATED[case](rng, int(above.sum()))
+    result = outliers(kernels, columns)
+    assert set(result["scale"].tolist()) == {EXCESS}
+    assert result["task"].size <= 0.001 * columns.size
+
+
 def test_log_scale_flags_only_the_upper_side(kernels: ModuleType) -> None:
     column = np.exp(0.3 * (np.arange(40) % 10))
     column[3], column[7] = 1e-3, 1e4

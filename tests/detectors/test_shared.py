@@ -108,6 +108,24 @@ def test_ln_gamma_and_ln_beta_match_scipy(numpy_only: None) -> None:
     assert _stats.ln_beta(0.5, x) == pytest.approx(0.5 * math.log(math.pi) - ratio, rel=1e-14)
 
 
+@pytest.mark.parametrize("a", [0.05, 0.3, 1.0, 2.5, 7.0, 40.0, 900.0, 1e4])
+def test_ln_gamma_q_matches_scipy(numpy_only: None, a: float) -> None:
+    # both sides of x = a + 1 (series, continued fraction), and the far tail where
+    # scipy's gammaincc underflows but the gamma law's logsf does not
+    x = np.concatenate([a * np.array([1e-4, 0.05, 0.5, 0.9, 1.0, 1.1, 2.0, 5.0, 20.0]), [a + 1.0]])
+    expected = scipy.stats.gamma.logsf(x, a)
+    found = _stats.ln_gamma_q(a, x)
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(found[finite], expected[finite], rtol=1e-9, atol=1e-12)
+    assert _stats.ln_gamma_q(a, np.array([0.0, -1.0])).tolist() == [0.0, 0.0]
+    assert np.isnan(_stats.ln_gamma_q(a, np.array([NAN])))[0]
+    assert np.isnan(_stats.ln_gamma_q(0.0, np.array([1.0])))[0]
+    # ln Q(2, 800) = -800 + ln 801, beyond an f64 Q
+    assert _stats.ln_gamma_q(2.0, np.array([800.0]))[0] == pytest.approx(
+        -800.0 + math.log(801.0), rel=1e-13
+    )
+
+
 @pytest.mark.parametrize("df", [1.0, 2.0, 3.0, 4.5, 10.0, 30.0, 100.0, 300.0, 1000.0])
 def test_student_t_two_sided_p_matches_scipy(numpy_only: None, df: float) -> None:
     for t in [1e-3, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]:

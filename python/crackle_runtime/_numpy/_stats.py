@@ -27,6 +27,7 @@ __all__ = [
     "all_equal",
     "ln_beta",
     "ln_gamma",
+    "ln_gamma_q",
     "mean_and_sum_of_squares",
     "pearson",
     "pearson_from_sums",
@@ -193,6 +194,64 @@ def _stirling_remainder(x: float) -> float:
     for term in reversed(_STIRLING_TERMS):
         total = total * inverse_square + term
     return total / x
+
+
+_GAMMA_EPSILON = 1e-15  # relative precision of the incomplete gamma series and fraction
+GAMMA_MAX_ITERATIONS = 2_000
+
+
+def ln_gamma_q(a: float, x: Float64Array) -> Float64Array:
+    """ln Q(a, x), the log of the regularized upper incomplete gamma function, for each x
+    (see ``stats.rs::ln_gamma_q``): the series of P(a, x) below x < a + 1 as ln(1 - P), the
+    continued fraction of Q (Lentz) in logs above; each value's iteration stops where the
+    Rust loop stops, so the sums are the same. NaN unless a is finite and positive."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros(x.shape)
+    if not (math.isfinite(a) and a > 0.0):
+        return np.full(x.shape, math.nan)
+    out[np.isnan(x)] = math.nan
+    positive = x > 0.0
+    with np.errstate(divide="ignore"):
+        ln_front = a * np.log(np.where(positive, x, 1.0)) - x - ln_gamma(a)
+    low = positive & (x < a + 1.0)
+    if np.any(low):
+        xs = x[low]
+        denominator = a
+        term = np.full(xs.shape, 1.0 / a)
+        total = term.copy()
+        active = np.ones(xs.shape, dtype=bool)
+        for _ in range(GAMMA_MAX_ITERATIONS):
+            denominator += 1.0
+            term[active] *= xs[active] / denominator
+            total[active] += term[active]
+            active &= ~(term < total * _GAMMA_EPSILON)
+            if not active.any():
+                break
+        lower = np.minimum(np.exp(ln_front[low] + np.log(total)), 1.0)
+        out[low] = np.log1p(-lower)
+    high = positive & ~(x < a + 1.0)
+    if np.any(high):
+        xs = x[high]
+        b = xs + 1.0 - a
+        c = np.full(xs.shape, 1.0 / _LENTZ_TINY)
+        d = 1.0 / b
+        fraction = d.copy()
+        active = np.ones(xs.shape, dtype=bool)
+        for i in range(1, GAMMA_MAX_ITERATIONS + 1):
+            an = -float(i) * (float(i) - a)
+            b[active] += 2.0
+            d[active] = an * d[active] + b[active]
+            d[active & (np.abs(d) < _LENTZ_TINY)] = _LENTZ_TINY
+            c[active] = b[active] + an / c[active]
+            c[active & (np.abs(c) < _LENTZ_TINY)] = _LENTZ_TINY
+            d[active] = 1.0 / d[active]
+            step = d * c
+            fraction[active] *= step[active]
+            active &= ~(np.abs(step - 1.0) < _GAMMA_EPSILON)
+            if not active.any():
+                break
+        out[high] = ln_front[high] + np.log(fraction)
+    return out
 
 
 def ln_beta(a: float, b: float) -> float:

@@ -55,7 +55,13 @@ from numpy.typing import NDArray
 
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._rng import splitmix64
-from crackle_runtime._numpy._stats import normal_quantile, normal_quantile_tail, sequential_sum
+from crackle_runtime._numpy._stats import (
+    ln_gamma_q,
+    mean_and_sum_of_squares,
+    normal_quantile,
+    normal_quantile_tail,
+    sequential_sum,
+)
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.permutation import PERMUTATION_SEED
 from crackle_runtime._numpy.detect.shared.ranks import median
@@ -97,6 +103,9 @@ MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 SCALE_EXCESS = 4
+HURDLE_MIN_POSITIVES = 20  # this many values above the floor: their excess is a gamma law
+HURDLE_MAX_SHAPE = 1e4  # ... of at most this shape (a spread of at least 1% of the mean)
+HURDLE_MAX_OUTLIERS = 3  # ... fitted without up to this many of the largest that stand out
 RUN_LONGEST = 8  # runs of 2..8 consecutive tasks are tested
 RUN_FAMILY_ALPHA = 0.02  # Bonferroni level of the run test, per metric
 RUN_CLIP = 2.0  # the dependence check reads the signed z clipped to +-2
@@ -315,11 +324,58 @@ def _count_flags(
     return _tail_flags(present, center, family, log_tail, runs)
 
 
+def gamma_moments(positives: Float64Array) -> tuple[float, float]:
+    """(shape, scale) of the gamma law with the mean and population variance of the
+    excesses ``positives`` (see the Rust ``gamma_moments``): shape mean^2 / var, at most
+    HURDLE_MAX_SHAPE (also when they are all equal), scale mean / shape."""
+    mean, sum_of_squares = mean_and_sum_of_squares(positives)
+    variance = sum_of_squares / positives.size
+    if variance <= 0.0:
+        return HURDLE_MAX_SHAPE, mean / HURDLE_MAX_SHAPE
+    shape = min(mean * mean / variance, HURDLE_MAX_SHAPE)
+    return shape, mean / shape
+
+
+def hurdle_law(positives: Float64Array, m: int, family: int) -> tuple[float, float]:
+    """(shape, scale) of the excesses' gamma law, fitted without the largest ones that
+    stand out (see the Rust ``hurdle_law``): for j = 1..HURDLE_MAX_OUTLIERS, the j-th
+    largest (ties in task order) is read against the law of the others below it,
+    P_j = (c / m) Q(k_j, e_(j) / theta_j); the law is fitted without the j* largest, j* the
+    largest j with family P_j < COUNT_FAMILY_ALPHA (0: all of them)."""
+    count = positives.size
+    ln_share = math.log(count / m)
+    limit = math.log(COUNT_FAMILY_ALPHA / family)
+    largest = np.argsort(-positives, kind="stable")[:HURDLE_MAX_OUTLIERS]
+    keep = np.ones(count, dtype=bool)
+    outliers = 0
+    for j, index in enumerate(largest.tolist(), start=1):
+        keep[index] = False
+        shape, scale = gamma_moments(positives[keep])
+        ln_p = ln_share + float(ln_gamma_q(shape, np.array([positives[index] / scale]))[0])
+        if ln_p < limit:
+            outliers = j
+    keep[:] = True
+    keep[largest[:outliers]] = False
+    return gamma_moments(positives[keep])
+
+
 def _excess_flags(
     present: Float64Array, center: float, family: int, runs: tuple[Int64Array, float]
 ) -> Flags:
-    """A metric at its floor ``center`` on most tasks: its excess as an exponential tail."""
+    """A metric at its floor ``center`` on most tasks: with at least HURDLE_MIN_POSITIVES
+    values above it, its excess e as a hurdle model, ln P = ln(share) + ln Q(shape, e /
+    scale) (:func:`hurdle_law`); else as an exponential tail with the mean excess over all
+    values."""
     excess = present - center
+    above = excess > 0.0
+    positives = excess[above]
+    if positives.size >= HURDLE_MIN_POSITIVES:
+        shape, scale = hurdle_law(positives, present.size, family)
+        log_tail = np.zeros(present.size)
+        log_tail[above] = math.log(positives.size / present.size) + ln_gamma_q(
+            shape, positives / scale
+        )
+        return _tail_flags(present, center, family, log_tail, runs)
     mean = sequential_sum(excess) / present.size
     if mean <= 0.0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)

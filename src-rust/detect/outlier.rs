@@ -44,12 +44,14 @@
 //!   exponential tail, a log-normal or Weibull one a heavier tail (k < 1), and an error
 //!   rate whose positive windows hold one to three errors a light one (k ≈ 4–8), so a burst
 //!   of 11 errors in 220 requests is still an outlier. With fewer positives, the
-//!   exponential tail with the mean excess over all m values, `P(E >= e) = e^{-e/μ}` (each
-//!   of a few rare positives can stand out). Either way Bonferroni over the metric's
+//!   exponential law's prediction from their count n and mean x̄, `P(E >= e) = (1 + e /
+//!   (n x̄))^(-n)` ([`ExcessLaw`]). The law is fitted without up to three of the largest
+//!   excesses that stand out ([`hurdle_law`]). Either way Bonferroni over the metric's
 //!   values as for counts (an outlier when `m · P < COUNT_FAMILY_ALPHA`), upper side only.
-//!   The exponential tail over all values read a continuous excess against a mean that the
-//!   floor's zeros shrink: 9–135 false outliers per metric of 1,000–5,000 values with an
-//!   exponential excess on 10–30% of them, 0.0–0.2 with the hurdle
+//!   The exponential tail with the mean excess over all values, zeros included, which this
+//!   replaces, read a continuous excess against a mean that the floor's zeros shrink: 9–135
+//!   false outliers per metric of 1,000–5,000 values with an exponential excess on 10–30%
+//!   of them (0.0–0.9 now), and every one of a few rare positives stood out
 //!   (`benches/RESULTS.md`).
 //! - [`SCALE_MEAN_DEVIATION`] — MAD = 0 but not counts (raw or log scale as above): the
 //!   modified z with `1.253314 · 0.6745 · MeanAD` in place of the MAD and no skew
@@ -210,7 +212,7 @@ pub const MIN_SKEW_MEDCOUPLE: f64 = 0.1;
 pub const MAX_MEDCOUPLE: f64 = 0.6;
 
 /// A metric at its floor with at least this many values above it reads their excess as a
-/// gamma law of its own (a hurdle model); with fewer, against the mean over all values.
+/// gamma law of its own; with fewer, by the exponential law's prediction ([`ExcessLaw`]).
 pub const HURDLE_MIN_POSITIVES: usize = 20;
 /// The gamma law of the excesses is fitted without up to this many of the largest, those
 /// that stand out ([`hurdle_law`]).
@@ -329,29 +331,26 @@ fn metric_outliers(
         );
     }
     if mad == 0.0 && present.iter().all(|&v| v >= center) {
-        // At its floor on most tasks: the excess over the floor as a tail.
-        let excess: Vec<f64> = present.iter().map(|&v| v - center).collect();
-        let positives: Vec<f64> = excess.iter().copied().filter(|&e| e > 0.0).collect();
-        if positives.len() >= HURDLE_MIN_POSITIVES {
-            // ln P(X - floor >= e) = ln(share) + ln Q(shape, e / scale) for e > 0
-            let (shape, scale) = hurdle_law(&positives, m, family);
-            let ln_share = (positives.len() as f64 / m as f64).ln();
-            let found = tail.flags(metric, column, &|value| {
-                let e = value - center;
-                if e <= 0.0 {
-                    0.0
-                } else {
-                    ln_share + ln_gamma_q(shape, e / scale)
-                }
-            });
-            return (SCALE_EXCESS, found);
-        }
-        let mean = sequential_sum(&excess) / m as f64;
-        if mean <= 0.0 {
+        // At its floor on most tasks: the excess over the floor as a hurdle model.
+        let positives: Vec<f64> = present
+            .iter()
+            .map(|&v| v - center)
+            .filter(|&e| e > 0.0)
+            .collect();
+        if positives.is_empty() {
             return (SCALE_EXCESS, Vec::new());
         }
-        // ln P(X - floor >= value - floor)
-        let found = tail.flags(metric, column, &|value| -((value - center) / mean));
+        let law = hurdle_law(&positives, m, family);
+        let ln_share = (positives.len() as f64 / m as f64).ln();
+        // ln P(X - floor >= e) = ln(share) + ln P(E >= e) for e > 0
+        let found = tail.flags(metric, column, &|value| {
+            let e = value - center;
+            if e <= 0.0 {
+                0.0
+            } else {
+                ln_share + law.ln_tail(e)
+            }
+        });
         return (SCALE_EXCESS, found);
     }
     // Skewness needs enough values to be judged: fewer, the plain modified z on x.
@@ -979,43 +978,80 @@ pub fn gamma_moments(positives: &[f64]) -> (f64, f64) {
     (shape, mean / shape)
 }
 
-/// (shape, scale) of the gamma law of a floor's c positive excesses, fitted without the
-/// largest ones that stand out, so that a burst does not widen the law it is read against
-/// (the step-down of Rosner's (1983) generalized extreme Studentized deviate procedure,
-/// with the hurdle tail as its statistic): for j = 1..[`HURDLE_MAX_OUTLIERS`], the j-th
-/// largest excess (ties in task order) is read against the law of the values below it in
-/// that order, `P_j = (c / m) · Q(k_j, e_(j) / θ_j)` ([`gamma_moments`] without the j
-/// largest); the law is fitted without the j* largest, j* the largest j with `family · P_j
-/// < COUNT_FAMILY_ALPHA` (0: with all of them). Fitted with all of them, a single excess
-/// of 200 among 30 of 1–30 widened the law enough to hide itself, and three bursts of 20
-/// among 300 exponential excesses of mean 1 hid each other in every series.
-pub fn hurdle_law(positives: &[f64], m: usize, family: usize) -> (f64, f64) {
+/// The law of a floor's positive excesses ([`hurdle_law`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExcessLaw {
+    /// The gamma law with the values' mean and variance ([`gamma_moments`]), from
+    /// [`HURDLE_MIN_POSITIVES`] values on.
+    Gamma { shape: f64, scale: f64 },
+    /// With fewer, the exponential law's prediction of a new value from `count` values of
+    /// mean `mean`: `P(E >= e) = (1 + e / (count · mean))^(-count)`, exact for exponential
+    /// values (E / mean is then distributed as F(2, 2 count)), the plug-in `e^{-e/mean}` as
+    /// count grows; one value of 0.5 does not make 40 impossible.
+    Predictive { count: f64, mean: f64 },
+}
+
+impl ExcessLaw {
+    /// The law of `positives` (at least one, all > 0).
+    pub fn of(positives: &[f64]) -> Self {
+        if positives.len() >= HURDLE_MIN_POSITIVES {
+            let (shape, scale) = gamma_moments(positives);
+            ExcessLaw::Gamma { shape, scale }
+        } else {
+            let count = positives.len() as f64;
+            ExcessLaw::Predictive {
+                count,
+                mean: sequential_sum(positives) / count,
+            }
+        }
+    }
+
+    /// ln P(E >= e) of a positive excess e.
+    pub fn ln_tail(&self, e: f64) -> f64 {
+        match *self {
+            ExcessLaw::Gamma { shape, scale } => ln_gamma_q(shape, e / scale),
+            ExcessLaw::Predictive { count, mean } => -count * (e / (count * mean)).ln_1p(),
+        }
+    }
+}
+
+/// The law of a floor's c positive excesses, fitted without the largest ones that stand
+/// out, so that a burst does not widen the law it is read against (the step-down of
+/// Rosner's (1983) generalized extreme Studentized deviate procedure, with the hurdle tail
+/// as its statistic): for j = 1..min([`HURDLE_MAX_OUTLIERS`], c - 1), the j-th largest
+/// excess (ties in task order) is read against the law of the others ([`ExcessLaw::of`]
+/// without the j largest), `P_j = (c / m) · P(E >= e_(j))`; the law is fitted without the
+/// j* largest, j* the largest j with `family · P_j < COUNT_FAMILY_ALPHA` (0: with all of
+/// them). Fitted with all of them, a single excess of 200 among 30 of 0.5–29.5 widened the
+/// law enough to hide itself, and three bursts of 20 among 300 exponential excesses of
+/// mean 1 hid each other in every series.
+pub fn hurdle_law(positives: &[f64], m: usize, family: usize) -> ExcessLaw {
     let count = positives.len();
     let ln_share = (count as f64 / m as f64).ln();
     let limit = (COUNT_FAMILY_ALPHA / family as f64).ln();
+    let most = HURDLE_MAX_OUTLIERS.min(count - 1);
     // the largest, ties in task order (a stable descending sort's first ones)
-    let mut largest: Vec<usize> = Vec::with_capacity(HURDLE_MAX_OUTLIERS + 1);
+    let mut largest: Vec<usize> = Vec::with_capacity(most + 1);
     for (index, &e) in positives.iter().enumerate() {
         let at = largest.partition_point(|&other| positives[other] >= e);
-        if at < HURDLE_MAX_OUTLIERS {
+        if at < most {
             largest.insert(at, index);
-            largest.truncate(HURDLE_MAX_OUTLIERS);
+            largest.truncate(most);
         }
     }
-    let without = |excluded: &[usize]| -> (f64, f64) {
+    let without = |excluded: &[usize]| -> ExcessLaw {
         let kept: Vec<f64> = positives
             .iter()
             .enumerate()
             .filter(|(index, _)| !excluded.contains(index))
             .map(|(_, &e)| e)
             .collect();
-        gamma_moments(&kept)
+        ExcessLaw::of(&kept)
     };
     let mut outliers = 0;
     for j in 1..=largest.len() {
-        let (shape, scale) = without(&largest[..j]);
-        let e = positives[largest[j - 1]];
-        if ln_share + ln_gamma_q(shape, e / scale) < limit {
+        let law = without(&largest[..j]);
+        if ln_share + law.ln_tail(positives[largest[j - 1]]) < limit {
             outliers = j;
         }
     }

@@ -190,20 +190,27 @@ def test_zero_mad_uses_the_mean_absolute_deviation(kernels: ModuleType) -> None:
     assert outliers(kernels, np.full((1, 6), 3.25))["task"].size == 0
 
 
-def test_a_metric_at_its_floor_reads_its_excess_as_an_exponential_tail(
+def test_a_metric_at_its_floor_reads_few_excesses_by_the_exponential_prediction(
     kernels: ModuleType,
 ) -> None:
-    # 11 values, 8 at the floor 0: median 0, MAD 0, not counts (0.5, 1.5 are no integers);
-    # mean excess 42 / 11; P(E >= 40) = exp(-40 / (42 / 11)) is below 0.01 / 11, P(E >=
-    # 1.5) is not. The severity is the Gaussian z of the same upper tail.
+    # 11 values, 8 at the floor 0: median 0, MAD 0, not counts (0.5, 1.5 are no integers).
+    # Three values above the floor, too few for a gamma law: the exponential's predictive
+    # law from n values of mean x, P(E >= e) = (1 + e / (n x))^-n (exact for exponential
+    # data), times the share 3 / 11. The largest, 40, read against (0.5, 1.5): (3 / 11)
+    # (1 + 40 / 2)^-2, below 0.01 / 11; the next, 1.5, against 0.5: (3 / 11) (1 + 3)^-1,
+    # not. The law is (0.5, 1.5), and 40 alone stands out, with the Gaussian z of its tail.
     columns = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 40.0, 1.5, 0.0]])
     result = outliers(kernels, columns)
     assert result["scale"].tolist() == [EXCESS]
     assert result["task"].tolist() == [8]
-    tail = math.exp(-40.0 / (42.0 / 11.0))
-    assert tail < 0.01 / 11 < math.exp(-1.5 / (42.0 / 11.0))
-    assert result["severity"][0] == pytest.approx(scipy.stats.norm.isf(tail), rel=1e-8)
+    tail = 3 / 11 * (1 + 40.0 / 2.0) ** -2
+    assert tail < 0.01 / 11 < 3 / 11 * (1 + 1.5 / 0.5) ** -1
+    assert result["severity"][0] == pytest.approx(scipy.stats.norm.isf(tail), rel=1e-9)
     assert result["deviation"][0] == 40.0
+    # a lone value above the floor is no outlier: its share is 1 / m
+    lone = np.zeros((1, 500))
+    lone[0, 77] = 3.2
+    assert outliers(kernels, lone)["task"].size == 0
 
 
 def test_an_error_rate_mostly_at_zero_keeps_its_ordinary_excess(kernels: ModuleType) -> None:

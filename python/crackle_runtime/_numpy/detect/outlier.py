@@ -103,7 +103,7 @@ MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 SCALE_EXCESS = 4
-HURDLE_MIN_POSITIVES = 20  # this many values above the floor: their excess is a gamma law
+HURDLE_MIN_POSITIVES = 20  # this many values above the floor: a gamma law; fewer: predictive
 HURDLE_MAX_SHAPE = 1e4  # ... of at most this shape (a spread of at least 1% of the mean)
 HURDLE_MAX_OUTLIERS = 3  # ... fitted without up to this many of the largest that stand out
 RUN_LONGEST = 8  # runs of 2..8 consecutive tasks are tested
@@ -336,50 +336,64 @@ def gamma_moments(positives: Float64Array) -> tuple[float, float]:
     return shape, mean / shape
 
 
-def hurdle_law(positives: Float64Array, m: int, family: int) -> tuple[float, float]:
-    """(shape, scale) of the excesses' gamma law, fitted without the largest ones that
-    stand out (see the Rust ``hurdle_law``): for j = 1..HURDLE_MAX_OUTLIERS, the j-th
-    largest (ties in task order) is read against the law of the others below it,
-    P_j = (c / m) Q(k_j, e_(j) / theta_j); the law is fitted without the j* largest, j* the
-    largest j with family P_j < COUNT_FAMILY_ALPHA (0: all of them)."""
+ExcessLaw = tuple[bool, float, float]  # (gamma, shape or count, scale or mean)
+
+
+def _excess_law(positives: Float64Array) -> ExcessLaw:
+    """The law of a floor's positive excesses (see the Rust ``ExcessLaw::of``): a gamma law
+    by moments from HURDLE_MIN_POSITIVES values on, else the exponential's predictive law
+    from their count n and mean."""
+    if positives.size >= HURDLE_MIN_POSITIVES:
+        return (True, *gamma_moments(positives))
+    return False, float(positives.size), sequential_sum(positives) / positives.size
+
+
+def _excess_ln_tail(law: ExcessLaw, excess: Float64Array) -> Float64Array:
+    """ln P(E >= e) of positive excesses under ``law`` (the Rust ``ExcessLaw::ln_tail``):
+    ln Q(k, e / theta) for the gamma law, -n ln(1 + e / (n mean)) for the predictive law."""
+    gamma, first, second = law
+    if gamma:
+        return ln_gamma_q(first, excess / second)
+    return -first * np.log1p(excess / (first * second))
+
+
+def hurdle_law(positives: Float64Array, m: int, family: int) -> ExcessLaw:
+    """The law of a floor's c positive excesses, fitted without the largest ones that
+    stand out (see the Rust ``hurdle_law``): for j = 1..min(HURDLE_MAX_OUTLIERS, c - 1), the
+    j-th largest (ties in task order) is read against the law of the others,
+    P_j = (c / m) P(E >= e_(j)); the law is fitted without the j* largest, j* the largest j
+    with family P_j < COUNT_FAMILY_ALPHA (0: with all of them)."""
     count = positives.size
     ln_share = math.log(count / m)
     limit = math.log(COUNT_FAMILY_ALPHA / family)
-    largest = np.argsort(-positives, kind="stable")[:HURDLE_MAX_OUTLIERS]
+    largest = np.argsort(-positives, kind="stable")[: min(HURDLE_MAX_OUTLIERS, count - 1)]
     keep = np.ones(count, dtype=bool)
     outliers = 0
     for j, index in enumerate(largest.tolist(), start=1):
         keep[index] = False
-        shape, scale = gamma_moments(positives[keep])
-        ln_p = ln_share + float(ln_gamma_q(shape, np.array([positives[index] / scale]))[0])
-        if ln_p < limit:
+        law = _excess_law(positives[keep])
+        if ln_share + float(_excess_ln_tail(law, positives[index : index + 1])[0]) < limit:
             outliers = j
     keep[:] = True
     keep[largest[:outliers]] = False
-    return gamma_moments(positives[keep])
+    return _excess_law(positives[keep])
 
 
 def _excess_flags(
     present: Float64Array, center: float, family: int, runs: tuple[Int64Array, float]
 ) -> Flags:
-    """A metric at its floor ``center`` on most tasks: with at least HURDLE_MIN_POSITIVES
-    values above it, its excess e as a hurdle model, ln P = ln(share) + ln Q(shape, e /
-    scale) (:func:`hurdle_law`); else as an exponential tail with the mean excess over all
-    values."""
+    """A metric at its floor ``center`` on most tasks: its excess e over the floor as a
+    hurdle model, ln P = ln(share above the floor) + ln P(E >= e) under
+    :func:`hurdle_law`."""
     excess = present - center
     above = excess > 0.0
     positives = excess[above]
-    if positives.size >= HURDLE_MIN_POSITIVES:
-        shape, scale = hurdle_law(positives, present.size, family)
-        log_tail = np.zeros(present.size)
-        log_tail[above] = math.log(positives.size / present.size) + ln_gamma_q(
-            shape, positives / scale
-        )
-        return _tail_flags(present, center, family, log_tail, runs)
-    mean = sequential_sum(excess) / present.size
-    if mean <= 0.0:
+    if positives.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
-    return _tail_flags(present, center, family, -(excess / mean), runs)
+    law = hurdle_law(positives, present.size, family)
+    log_tail = np.zeros(present.size)
+    log_tail[above] = math.log(positives.size / present.size) + _excess_ln_tail(law, positives)
+    return _tail_flags(present, center, family, log_tail, runs)
 
 
 def _ln_share(r: Int64Array | int, k: int, m: int) -> Float64Array:

@@ -7,12 +7,13 @@ Nulls: log-normal latencies (σ 0.5, 1), Pareto tails (α 2), retry counts (Pois
 flags (Bernoulli), independent AR(1) series (φ 0.5, 0.9, 0.99), independent random walks,
 a shared daily cycle, a shared trend, a shared step, and id / row-number / timestamp
 columns beside two measured metrics, two views of one latency (p50 and p99), CPU and
-latency driven by one load. Signals: ×10 bursts on five tasks of a log-normal metric (five
-random tasks, or five consecutive ones), ×5 bursts after a regime change (the level
-triples), runner hiccups (3–8× build time) in a CI-like series with a slow drift and in one
-from two runner pools (5% of the builds twice as slow: a mode, not outliers), a retry storm
-on four consecutive tasks, a lead-lag pair of AR(1) series, a queue depth that latency
-follows two tasks later, and y = x² dependence.
+latency driven by one load, waits at a floor of 0 (queue, GC pause, retransmits). Signals:
+×10 bursts on five tasks of a log-normal metric (five random tasks, or five consecutive
+ones), ×5 bursts after a regime change (the level triples), runner hiccups (3–8× build
+time) in a CI-like series with a slow drift and in one from two runner pools (5% of the
+builds twice as slow: a mode, not outliers), a retry storm on four consecutive tasks,
+stuck queue waits among waits at a floor of 0, a lead-lag pair of AR(1) series, a queue
+depth that latency follows two tasks later, and y = x² dependence.
 """
 
 from __future__ import annotations
@@ -119,6 +120,28 @@ def _retry_storm(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, d
     at = int(rng.integers(0, n - 4))
     retries[at : at + 4] = 3.0
     return ["retries"], retries[None, :], {"tasks": list(range(at, at + 4))}
+
+
+def _queue_waits(stuck: int) -> Callable[..., Any]:
+    """Metrics at a floor of 0 with a continuous excess on some tasks: a queue wait (0 unless
+    the pool is busy, 20% of the tasks, then exponential with mean 40 ms), a GC pause (0 on
+    95% of the tasks, else log-normal σ 1 around 15 ms) and a retransmit time (0 on 99%,
+    else exponential with mean 200 ms); with ``stuck``, that many queue waits of 30 times
+    their mean (requests stuck behind a lock)."""
+
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        queue = np.where(rng.random(n) < 0.2, rng.exponential(40.0, n), 0.0)
+        gc = np.where(rng.random(n) < 0.05, rng.lognormal(np.log(15.0), 1.0, n), 0.0)
+        retransmit = np.where(rng.random(n) < 0.01, rng.exponential(200.0, n), 0.0)
+        planted: dict[str, Any] = {}
+        if stuck:
+            at = np.sort(rng.choice(n, stuck, replace=False))
+            queue[at] = 1200.0 * rng.uniform(0.9, 1.1, stuck)
+            planted = {"tasks": at.tolist()}
+        names = ["queue_wait_ms", "gc_pause_ms", "retransmit_ms"]
+        return names, np.vstack([queue, gc, retransmit]), planted
+
+    return make
 
 
 def _bursts_after_change(
@@ -321,4 +344,6 @@ CASES: tuple[Case, ...] = (
     Case("x10 on 5 consecutive tasks, lognormal σ=1", "outlier", 1000, _consecutive_burst(1.0)),
     Case("CI hiccups 3-8x on two runner pools (5% at 2x)", "outlier", 3000, _runner_pools),
     Case("retry storm: 3 retries on 4 consecutive tasks", "outlier", 1000, _retry_storm),
+    Case("waits at a floor of 0 (queue, GC, retransmits)", "null", 3000, _queue_waits(0)),
+    Case("3 stuck queue waits (30x the mean wait)", "outlier", 3000, _queue_waits(3)),
 )

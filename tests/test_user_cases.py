@@ -271,3 +271,26 @@ def test_a_slower_runner_pool_is_no_outlier_and_its_hiccups_are(seed: int) -> No
     flagged = {p.details["task_index"] for p in report.by_kind(PatternKind.OUTLIER)}
     assert len(flagged & set(hiccups.tolist())) >= 18
     assert len(flagged - set(hiccups.tolist())) <= 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_stuck_requests_stand_out_among_waits_at_a_floor_of_zero(seed: int) -> None:
+    """A service's 3,000 requests: the queue wait is 0 unless the pool is busy (20% of the
+    requests, exponential with mean 40 ms), a GC pause hits 5% (log-normal σ 1 around 15
+    ms), and three requests were stuck behind a lock (about 1.2 s). Read against the mean
+    over all requests, zeros included, 4% of the requests stood out (about 120 per
+    export); the waits above the floor now have a law of their own, and the stuck ones
+    are the outliers."""
+    import pandas as pd
+
+    rng = np.random.default_rng([seed, 41])
+    requests = 3000
+    queue = np.where(rng.random(requests) < 0.2, rng.exponential(40.0, requests), 0.0)
+    gc = np.where(rng.random(requests) < 0.05, rng.lognormal(np.log(15.0), 1.0, requests), 0.0)
+    stuck = rng.choice(requests, 3, replace=False)
+    queue[stuck] = rng.uniform(1100.0, 1300.0, 3)
+    frame = pd.DataFrame({"queue_wait_ms": queue, "gc_pause_ms": gc})
+    report = Kiln.from_pandas(frame).cool()
+    flagged = {p.details["task_index"] for p in report.by_kind(PatternKind.OUTLIER)}
+    assert set(stuck.tolist()) <= flagged
+    assert len(flagged - set(stuck.tolist())) <= 1

@@ -36,14 +36,18 @@
 //!   with few requests; a retransmitted byte count; a queue wait). Its excess over the
 //!   floor `e = x - median` is read as a hurdle model when at least
 //!   [`HURDLE_MIN_POSITIVES`] values lie above the floor: `P(E >= e) = (c / m) · Q(k,
-//!   e / θ)` for e > 0, with c of the m values above the floor and Q the regularized upper
-//!   incomplete gamma function of the gamma law whose mean and variance are those of the c
-//!   positive excesses (`k = mean² / var`, at most [`HURDLE_MAX_SHAPE`], `θ = mean / k`;
-//!   the method of moments; a two-part model in the manner of Mullahy 1986). The law of
-//!   the values above the floor is thus their own: an exponential excess (k ≈ 1) keeps an
-//!   exponential tail, a log-normal or Weibull one a heavier tail (k < 1), and an error
-//!   rate whose positive windows hold one to three errors a light one (k ≈ 4–8), so a burst
-//!   of 11 errors in 220 requests is still an outlier. With fewer positives, the
+//!   (e - low) / θ)` for e > 0, with c of the m values above the floor, Q the regularized
+//!   upper incomplete gamma function, low the smallest positive excess (their own lower
+//!   bound: one error in a window's requests, one packet) and the gamma law whose mean and
+//!   variance are those of the c distances from it (`k = mean² / var`, at most
+//!   [`HURDLE_MAX_SHAPE`], `θ = mean / k`; the method of moments; a two-part model in the
+//!   manner of Mullahy 1986). The law of the values above the floor is thus their own: an
+//!   exponential excess (k ≈ 1) keeps an exponential tail, a log-normal or Weibull one a
+//!   heavier tail (k < 1), and an error rate whose windows with errors mostly hold one has
+//!   a spike at its lower bound and a tail of a few windows with two or three (k < 1 above
+//!   it), so a burst of 11 errors in 220 requests is still an outlier and a window of three
+//!   errors is not (a law fitted to the excesses themselves, k ≈ 20 at λ 0.1, flagged
+//!   those). With fewer positives, the
 //!   exponential law's prediction from their count n and mean x̄, `P(E >= e) = (1 + e /
 //!   (n x̄))^(-n)` ([`ExcessLaw`]). The law is fitted without up to three of the largest
 //!   excesses that stand out ([`hurdle_law`]). Either way Bonferroni over the metric's
@@ -964,12 +968,12 @@ pub fn mid_median(values: &[f64]) -> f64 {
 /// seconds around 12 s had MC 0 where the values' skew is 0.11, and the raw scale flagged
 /// 5 of 3,000), ties at a floor pull the mid-quantiles' toward it (whole seconds of an
 /// exponential queue wait: 0.24 against 0.6).
-/// (shape, scale) of the gamma law with the mean and (population) variance of the excesses
-/// `positives` (all > 0; the method of moments): shape `mean² / var` at most
+/// (shape, scale) of the gamma law with the mean and (population) variance of `values`
+/// (all >= 0, not all 0; the method of moments): shape `mean² / var` at most
 /// [`HURDLE_MAX_SHAPE`] (also when they are all equal), scale `mean / shape`.
-pub fn gamma_moments(positives: &[f64]) -> (f64, f64) {
-    let (mean, sum_of_squares) = mean_and_sum_of_squares(positives);
-    let variance = sum_of_squares / positives.len() as f64;
+pub fn gamma_moments(values: &[f64]) -> (f64, f64) {
+    let (mean, sum_of_squares) = mean_and_sum_of_squares(values);
+    let variance = sum_of_squares / values.len() as f64;
     let shape = if variance <= 0.0 {
         HURDLE_MAX_SHAPE
     } else {
@@ -981,9 +985,12 @@ pub fn gamma_moments(positives: &[f64]) -> (f64, f64) {
 /// The law of a floor's positive excesses ([`hurdle_law`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ExcessLaw {
-    /// The gamma law with the values' mean and variance ([`gamma_moments`]), from
-    /// [`HURDLE_MIN_POSITIVES`] values on.
-    Gamma { shape: f64, scale: f64 },
+    /// From [`HURDLE_MIN_POSITIVES`] values on, a gamma law above their smallest value
+    /// `low` (the values' own lower bound: one error in a window's requests, one packet),
+    /// with the mean and variance of their distances from it ([`gamma_moments`]; the
+    /// sample minimum as the threshold of a three-parameter gamma law). All equal: the
+    /// gamma law of the values themselves (`low` 0).
+    Gamma { shape: f64, scale: f64, low: f64 },
     /// With fewer, the exponential law's prediction of a new value from `count` values of
     /// mean `mean`: `P(E >= e) = (1 + e / (count · mean))^(-count)`, exact for exponential
     /// values (E / mean is then distributed as F(2, 2 count)), the plug-in `e^{-e/mean}` as
@@ -995,8 +1002,18 @@ impl ExcessLaw {
     /// The law of `positives` (at least one, all > 0).
     pub fn of(positives: &[f64]) -> Self {
         if positives.len() >= HURDLE_MIN_POSITIVES {
-            let (shape, scale) = gamma_moments(positives);
-            ExcessLaw::Gamma { shape, scale }
+            let low = positives.iter().copied().fold(f64::INFINITY, f64::min);
+            let above: Vec<f64> = positives.iter().map(|&e| e - low).collect();
+            if above.iter().all(|&d| d == 0.0) {
+                let (shape, scale) = gamma_moments(positives);
+                return ExcessLaw::Gamma {
+                    shape,
+                    scale,
+                    low: 0.0,
+                };
+            }
+            let (shape, scale) = gamma_moments(&above);
+            ExcessLaw::Gamma { shape, scale, low }
         } else {
             let count = positives.len() as f64;
             ExcessLaw::Predictive {
@@ -1009,7 +1026,7 @@ impl ExcessLaw {
     /// ln P(E >= e) of a positive excess e.
     pub fn ln_tail(&self, e: f64) -> f64 {
         match *self {
-            ExcessLaw::Gamma { shape, scale } => ln_gamma_q(shape, e / scale),
+            ExcessLaw::Gamma { shape, scale, low } => ln_gamma_q(shape, (e - low).max(0.0) / scale),
             ExcessLaw::Predictive { count, mean } => -count * (e / (count * mean)).ln_1p(),
         }
     }

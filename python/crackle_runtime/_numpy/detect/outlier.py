@@ -324,36 +324,42 @@ def _count_flags(
     return _tail_flags(present, center, family, log_tail, runs)
 
 
-def gamma_moments(positives: Float64Array) -> tuple[float, float]:
-    """(shape, scale) of the gamma law with the mean and population variance of the
-    excesses ``positives`` (see the Rust ``gamma_moments``): shape mean^2 / var, at most
-    HURDLE_MAX_SHAPE (also when they are all equal), scale mean / shape."""
-    mean, sum_of_squares = mean_and_sum_of_squares(positives)
-    variance = sum_of_squares / positives.size
+def gamma_moments(values: Float64Array) -> tuple[float, float]:
+    """(shape, scale) of the gamma law with the mean and population variance of ``values``
+    (see the Rust ``gamma_moments``): shape mean^2 / var, at most HURDLE_MAX_SHAPE (also
+    when they are all equal), scale mean / shape."""
+    mean, sum_of_squares = mean_and_sum_of_squares(values)
+    variance = sum_of_squares / values.size
     if variance <= 0.0:
         return HURDLE_MAX_SHAPE, mean / HURDLE_MAX_SHAPE
     shape = min(mean * mean / variance, HURDLE_MAX_SHAPE)
     return shape, mean / shape
 
 
-ExcessLaw = tuple[bool, float, float]  # (gamma, shape or count, scale or mean)
+ExcessLaw = tuple[bool, float, float, float]  # (gamma, shape or count, scale or mean, low)
 
 
 def _excess_law(positives: Float64Array) -> ExcessLaw:
-    """The law of a floor's positive excesses (see the Rust ``ExcessLaw::of``): a gamma law
-    by moments from HURDLE_MIN_POSITIVES values on, else the exponential's predictive law
-    from their count n and mean."""
+    """The law of a floor's positive excesses (see the Rust ``ExcessLaw::of``): from
+    HURDLE_MIN_POSITIVES values on, a gamma law by moments of their distances from their
+    smallest value (of the values themselves when they are all equal); with fewer, the
+    exponential's predictive law from their count n and mean."""
     if positives.size >= HURDLE_MIN_POSITIVES:
-        return (True, *gamma_moments(positives))
-    return False, float(positives.size), sequential_sum(positives) / positives.size
+        low = float(positives.min())
+        above = positives - low
+        if bool(np.all(above == 0.0)):
+            return (True, *gamma_moments(positives), 0.0)
+        return (True, *gamma_moments(above), low)
+    return False, float(positives.size), sequential_sum(positives) / positives.size, 0.0
 
 
 def _excess_ln_tail(law: ExcessLaw, excess: Float64Array) -> Float64Array:
     """ln P(E >= e) of positive excesses under ``law`` (the Rust ``ExcessLaw::ln_tail``):
-    ln Q(k, e / theta) for the gamma law, -n ln(1 + e / (n mean)) for the predictive law."""
-    gamma, first, second = law
+    ln Q(k, max(e - low, 0) / theta) for the gamma law, -n ln(1 + e / (n mean)) for the
+    predictive law."""
+    gamma, first, second, low = law
     if gamma:
-        return ln_gamma_q(first, excess / second)
+        return ln_gamma_q(first, np.maximum(excess - low, 0.0) / second)
     return -first * np.log1p(excess / (first * second))
 
 

@@ -216,7 +216,8 @@ def test_a_metric_at_its_floor_reads_few_excesses_by_the_exponential_prediction(
 def test_an_error_rate_mostly_at_zero_keeps_its_ordinary_excess(kernels: ModuleType) -> None:
     # Errors over about 220 requests per window at p = 0.002: no error in 64% of windows,
     # a few in the rest. The mean-deviation z flagged windows with 3 errors (an excess of
-    # 7 times the mean); the exponential tail needs about 13 times. A burst of +0.05 is
+    # 7 times the mean); the hurdle model reads the windows with errors by their own law
+    # (a spike at one error, a tail of two or three), and a burst of +0.05 (11 errors) is
     # still found.
     rng = np.random.default_rng(5)
     requests = rng.poisson(220, 3000)

@@ -13,8 +13,10 @@ Per metric with >= 3 present values, one of five scales (the ``scale`` field):
   sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
 - ``SCALE_EXCESS`` (4): MAD = 0, not counts, no value below the median (at its floor on
-  at least half of the tasks): the excess over the floor as an exponential tail
-  ``P(E >= e) = exp(-e / mu)``, mu the mean excess, Bonferroni as for counts, upper side.
+  at least half of the tasks): the excess over the floor as a hurdle model,
+  ``P(E >= e) = (c / m) P_law(E >= e)`` for the c of m values above the floor, the law a
+  gamma law above their smallest from 20 of them on, else the exponential's prediction
+  (:func:`hurdle_law`), Bonferroni as for counts, upper side.
 - ``SCALE_MEAN_DEVIATION`` (3): MAD = 0 (not counts): ``1.253314 * 0.6745 * MeanAD`` in
   place of the MAD, no skew adjustment (Iglewicz & Hoaglin 1993).
 

@@ -359,9 +359,7 @@ fn metric_outliers(
     }
     // Skewness needs enough values to be judged: fewer, the plain modified z on x.
     let skew_known = m >= MIN_MEDCOUPLE_VALUES;
-    let sample = quantile_sample(&present);
-    let tied = sample.windows(2).any(|pair| pair[0] == pair[1]);
-    let mid = (skew_known && tied).then(|| mid_quantile_sample(&present));
+    let (sample, mid) = skew_samples(&present, skew_known);
     let positive = present.iter().all(|&v| v > 0.0);
     // (log scale, upper side only) — see the module documentation.
     let (log_scale, upper_only) = if skew_known && positive {
@@ -962,12 +960,6 @@ pub fn mid_median(values: &[f64]) -> f64 {
     }
 }
 
-/// The medcouple of `transform` of the sample, or, when the sample has ties, the one of it
-/// and of the mid-quantile sample farther from 0: ties at the median pull the order
-/// statistics' medcouple to 0 (mirrored whole values give kernels of 0: durations in whole
-/// seconds around 12 s had MC 0 where the values' skew is 0.11, and the raw scale flagged
-/// 5 of 3,000), ties at a floor pull the mid-quantiles' toward it (whole seconds of an
-/// exponential queue wait: 0.24 against 0.6).
 /// (shape, scale) of the gamma law with the mean and (population) variance of `values`
 /// (all >= 0, not all 0; the method of moments): shape `mean² / var` at most
 /// [`HURDLE_MAX_SHAPE`] (also when they are all equal), scale `mean / shape`.
@@ -1084,12 +1076,25 @@ pub fn clearly_right_skewed(present: &[f64]) -> bool {
     if present.len() < MIN_MEDCOUPLE_VALUES || !present.iter().all(|&v| v > 0.0) {
         return false;
     }
-    let sample = quantile_sample(present);
-    let tied = sample.windows(2).any(|pair| pair[0] == pair[1]);
-    let mid = tied.then(|| mid_quantile_sample(present));
+    let (sample, mid) = skew_samples(present, true);
     skew(&sample, mid.as_deref(), &|v| v) > LOG_SCALE_MEDCOUPLE
 }
 
+/// The samples [`skew`] reads: the quantile sample of `present`, and with `with_mid` the
+/// mid-quantile sample too when the quantile sample has ties.
+fn skew_samples(present: &[f64], with_mid: bool) -> (Vec<f64>, Option<Vec<f64>>) {
+    let sample = quantile_sample(present);
+    let tied = sample.windows(2).any(|pair| pair[0] == pair[1]);
+    let mid = (with_mid && tied).then(|| mid_quantile_sample(present));
+    (sample, mid)
+}
+
+/// The medcouple of `transform` of the sample, or, when the sample has ties, the one of it
+/// and of the mid-quantile sample farther from 0: ties at the median pull the order
+/// statistics' medcouple to 0 (mirrored whole values give kernels of 0: durations in whole
+/// seconds around 12 s had MC 0 where the values' skew is 0.11, and the raw scale flagged
+/// 5 of 3,000), ties at a floor pull the mid-quantiles' toward it (whole seconds of an
+/// exponential queue wait: 0.24 against 0.6).
 fn skew(sample: &[f64], mid: Option<&[f64]>, transform: &dyn Fn(f64) -> f64) -> f64 {
     let of = |values: &[f64]| medcouple(&values.iter().map(|&v| transform(v)).collect::<Vec<_>>());
     let mc = of(sample);

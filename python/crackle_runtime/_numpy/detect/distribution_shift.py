@@ -469,7 +469,7 @@ def jump_scale(values: Float64Array, ranks: Int64Array) -> Float64Array:
     """The values the jump test reads: ln x for a clearly right-skewed positive metric
     (:func:`clearly_right_skewed`) whose ranks reject a unit root over all its values
     (:func:`keeps_unit_root` without cuts), else the values (see the Rust ``jump_scale``)."""
-    if clearly_right_skewed(values) and not keeps_unit_root(ranks):
+    if not keeps_unit_root(ranks) and clearly_right_skewed(values):
         return np.log(values)
     return values
 

@@ -243,10 +243,18 @@ def clearly_right_skewed(present: Float64Array) -> bool:
     ``clearly_right_skewed``)."""
     if present.size < MIN_MEDCOUPLE_VALUES or not bool(np.all(present > 0.0)):
         return False
-    sample = quantile_sample(present)
-    tied = bool(np.any(sample[1:] == sample[:-1]))
-    mid = mid_quantile_sample(present) if tied else None
+    sample, mid = _skew_samples(present, True)
     return _skew(sample, mid, log=False) > LOG_SCALE_MEDCOUPLE
+
+
+def _skew_samples(
+    present: Float64Array, with_mid: bool
+) -> tuple[Float64Array, Float64Array | None]:
+    """The samples :func:`_skew` reads (the Rust ``skew_samples``): the quantile sample, and
+    with ``with_mid`` the mid-quantile sample too when the quantile sample has ties."""
+    sample = quantile_sample(present)
+    tied = with_mid and bool(np.any(sample[1:] == sample[:-1]))
+    return sample, mid_quantile_sample(present) if tied else None
 
 
 def _skew(sample: Float64Array, mid: Float64Array | None, log: bool) -> float:
@@ -582,9 +590,7 @@ def _metric_outliers(
         excess = _excess_flags(present, center, family, (tasks, z_threshold))
         return SCALE_EXCESS, excess, center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
-    sample = quantile_sample(present)
-    tied = skew_known and bool(np.any(sample[1:] == sample[:-1]))
-    mid = mid_quantile_sample(present) if tied else None
+    sample, mid = _skew_samples(present, skew_known)
     positive = bool(np.all(present > 0.0))
     log_scale, upper_only = False, False
     if skew_known and positive:

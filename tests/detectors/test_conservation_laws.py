@@ -226,6 +226,45 @@ def test_laws_read_a_sample_that_appended_tasks_rarely_change(kernels: ModuleTyp
         assert violators.size == pytest.approx(0.01 * law["tasks"].size, rel=0.35)
 
 
+def test_law_sample_stays_until_its_prefix_moves(kernels: ModuleType) -> None:
+    # Above sample_size the sample is drawn from the first max(size, n // q * q) complete
+    # tasks, q = 2^(floor(log2 n) - 3): 4,700 and 5,100 complete tasks both draw from the
+    # first 4,608, so the unsnapped law's constant, coefficients and band agree and the
+    # first tasks hold or not alike; at 5,120 the prefix moves and the sample with it.
+    from crackle_runtime._numpy.detect.conservation_laws import law_sample_prefix
+
+    assert [law_sample_prefix(n, 500) for n in (500, 4700, 5100, 5120)] == [500, 4608, 4608, 5120]
+    columns = _noisy_law(6000)
+    complete_so_far = np.cumsum(~np.isnan(columns).any(axis=0))
+    ((before,), (after,), (moved,)) = (
+        laws_in(
+            run_laws(
+                kernels, columns[:, : np.searchsorted(complete_so_far, n) + 1], sample_size=500
+            )
+        )
+        for n in (4700, 5100, 5120)
+    )
+    assert [law["tasks"].size for law in (before, after, moved)] == [4700, 5100, 5120]
+    assert after["constant"] == before["constant"]
+    assert after["coefficients"] == before["coefficients"]
+    common = before["tasks"].size
+    np.testing.assert_array_equal(after["tasks"][:common], before["tasks"])
+    np.testing.assert_array_equal(after["satisfied"][:common], before["satisfied"])
+    assert moved["constant"] != after["constant"]
+
+
+def test_law_sample_prefix_is_the_same_in_both_backends(
+    native: ModuleType, numpy_backend: ModuleType
+) -> None:
+    columns = _noisy_law(6000)
+    for tasks in (2100, 4700, 5100, 5120):
+        ours = run_laws(numpy_backend, columns[:, :tasks], sample_size=500)
+        theirs = run_laws(native, columns[:, :tasks], sample_size=500)
+        assert set(ours) == set(theirs)
+        for name in ours:
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-12, atol=1e-12)
+
+
 def test_law_sample_is_kept_when_no_appended_key_is_smaller() -> None:
     # The sample's positions are the smallest keys of a stream that depends on (seed,
     # position) only: appending positions keeps the sample unless one of them has a key

@@ -191,9 +191,11 @@ const STAGE: &str = "conservation_laws";
 ///    tasks having every candidate (a superset of complete₀, so candidates still vary
 ///    there). Fewer than 2 candidates or 10 complete tasks → no laws.
 /// 2. Sample S = all complete tasks if <= `sample_size`, else the first `sample_size`
-///    positions of `permutation(seed, n_complete)`, ascending ([`sample_positions`]). The
-///    key of position i depends on (seed, i) only, so S is a bottom-k sample: appending
-///    tasks changes it only when a new task's key is among the `sample_size` smallest.
+///    positions of `permutation(seed, p)`, ascending ([`sample_positions`]), over the first
+///    p = [`law_sample_prefix`] complete tasks (more than 7/8 of them). The key of position
+///    i depends on (seed, i) only, so S is a bottom-k sample of that prefix: appending tasks
+///    changes it only when p moves, once per 2^(⌊log₂ n⌋ − 3) tasks. A law needs 90% support
+///    over every complete task, so one absent from the prefix is never one.
 /// 3. z = (x - mean) / std with the sample's mean and std (sequential mean, population
 ///    two-pass std over S in ascending order); a candidate whose std is not finite and
 ///    positive (constant over S) is dropped ([`standardize`]). Steps 2–5 read S only, so
@@ -286,12 +288,26 @@ fn complete_tasks(columns: &[&[f64]], gaps: &[bool], metrics: &[usize], n: usize
     }
 }
 
+/// The complete tasks the sample is drawn from when there are more than `sample_size`: the
+/// first `max(sample_size, ⌊n/q⌋·q)` of the `n`, with the quantum q = 2^(⌊log₂ n⌋ − 3).
+/// They hold more than 7/8 of the complete tasks, and the count moves once per q new tasks
+/// (once per 65,536 at a million), so a kiln cooled again after `Kiln.extend` keeps its
+/// sample, and its fits, between those steps.
+fn law_sample_prefix(n_complete: usize, sample_size: usize) -> usize {
+    if n_complete <= sample_size {
+        return n_complete;
+    }
+    let quantum = 1usize << (n_complete.ilog2().saturating_sub(3));
+    (n_complete / quantum * quantum).max(sample_size)
+}
+
 /// The sampled positions among the complete tasks, ascending (step 2).
 fn sample_positions(n_complete: usize, settings: &LawSettings) -> Vec<usize> {
     if n_complete <= settings.sample_size {
         return (0..n_complete).collect();
     }
-    let mut chosen = first_positions(settings.seed, n_complete, settings.sample_size);
+    let eligible = law_sample_prefix(n_complete, settings.sample_size);
+    let mut chosen = first_positions(settings.seed, eligible, settings.sample_size);
     chosen.sort_unstable();
     chosen
 }
@@ -359,7 +375,7 @@ struct FitKey {
 type FitMemo = Vec<(FitKey, Vec<CandidateLaw>)>;
 
 /// The latest fits: a cooled kiln that records more tasks (`Kiln.extend`) is cooled again
-/// with the same sample unless a new task's key is among the smallest.
+/// with the same sample until the sample's prefix ([`law_sample_prefix`]) moves.
 static FITS: Mutex<FitMemo> = Mutex::new(Vec::new());
 
 /// Forgets the kept fits (benchmarks that time a fit, tests that compare with a new one).
@@ -848,6 +864,24 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].coefficients, vec![1.0, -1.0 / 6.0, -0.5]);
         assert!((found[0].constant + 3.5).abs() < 1e-9, "{found:?}");
+    }
+
+    #[test]
+    fn the_sample_prefix_moves_in_steps() {
+        // At most sample_size: every task.
+        assert_eq!(law_sample_prefix(2000, 2000), 2000);
+        // 2,500: quantum 2^(11-3) = 256, 9 · 256 = 2,304.
+        assert_eq!(law_sample_prefix(2500, 2000), 2304);
+        // 2,047: quantum 128, 15 · 128 = 1,920, raised to the sample size.
+        assert_eq!(law_sample_prefix(2047, 2000), 2000);
+        // A million: quantum 2^16; the prefix stays at 983,040 until 1,048,576.
+        assert_eq!(law_sample_prefix(1_000_000, 2000), 983_040);
+        assert_eq!(law_sample_prefix(1_048_575, 2000), 983_040);
+        assert_eq!(law_sample_prefix(1_048_576, 2000), 1_048_576);
+        for n in [2001, 3000, 65_537, 999_999, 12_345_678] {
+            let prefix = law_sample_prefix(n, 2000);
+            assert!(prefix <= n && 8 * prefix > 7 * n, "{n}: {prefix}");
+        }
     }
 
     #[test]

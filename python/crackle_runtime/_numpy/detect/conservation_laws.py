@@ -310,7 +310,7 @@ def _fitted(
     (size, eigenvalue, subset rank). A function of the settings, the candidates and the
     sample's positions and values alone: the result for a sample seen among the latest
     ones is taken from there (a cooled kiln that records more tasks is cooled again with the
-    same sample unless a new task's key is among the smallest)."""
+    same sample until the sample's prefix, ``law_sample_prefix``, moves)."""
     tolerance_eig, seed, max_terms, _, candidates = settings
     key = (*settings, sample_rows.tobytes(), sample_raw.tobytes())
     memo = sample_raw.size <= _MEMO_VALUES
@@ -359,6 +359,18 @@ def _fitted(
     return found
 
 
+def law_sample_prefix(n_complete: int, sample_size: int) -> int:
+    """The complete tasks the law sample is drawn from when there are more than
+    ``sample_size``: the first ``max(sample_size, n // q * q)`` with the quantum
+    ``q = 2 ** (floor(log2 n) - 3)``. They hold more than 7/8 of the tasks, and the count
+    moves once per ``q`` new tasks, so a kiln cooled again after ``Kiln.extend`` keeps its
+    sample (and its fits) between those steps."""
+    if n_complete <= sample_size:
+        return n_complete
+    quantum = 1 << max(n_complete.bit_length() - 1 - 3, 0)
+    return max(n_complete // quantum * quantum, sample_size)
+
+
 def conservation_laws(
     values: Float64Array,
     tolerance_eig: float,
@@ -376,13 +388,15 @@ def conservation_laws(
     tasks = np.flatnonzero(complete).astype(np.int64)
     if len(candidates) < 2 or tasks.size < MIN_TASKS:
         return []
-    # the sample: a bottom-k sample of the complete tasks' positions (the key of position i
-    # depends on (seed, i) only), so appending tasks rarely changes it
+    # the sample: a bottom-k sample of the first law_sample_prefix(...) complete tasks'
+    # positions (the key of position i depends on (seed, i) only), so appending tasks
+    # changes it only when that prefix moves
     if tasks.size <= sample_size:
         sample_rows = np.arange(tasks.size)
     else:
         seeds = np.array([seed], dtype=np.uint64)
-        sample_rows = np.sort(smallest_positions(seeds, tasks.size, sample_size)[0])
+        eligible = law_sample_prefix(tasks.size, sample_size)
+        sample_rows = np.sort(smallest_positions(seeds, eligible, sample_size)[0])
     raw = np.ascontiguousarray(values[candidates][:, tasks].T)  # complete tasks x candidates
     means = np.empty(len(candidates))
     stds = np.empty(len(candidates))

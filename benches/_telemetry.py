@@ -304,6 +304,31 @@ def _square(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[s
     return ["x", "y"], np.vstack([x, x**2 + rng.normal(0.0, 0.05, n)]), {}
 
 
+def _daily_peak(deploy: bool) -> Callable[..., Any]:
+    """Three days of 1-minute windows: a load that peaks once a day drives the requests,
+    a CPU that is clipped at 100% at the peak, a queue wait that is 0 outside the peak (and
+    on half of the windows in it) and a latency; with ``deploy``, latency +20% from the
+    middle of day 2."""
+
+    def make(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+        t = np.arange(n)
+        load = 1 + 0.6 * np.sin(2 * np.pi * t / 1440.0) + 0.1 * rng.standard_normal(n)
+        requests = rng.poisson(500 * load.clip(0.1)).astype(float)
+        cpu = np.minimum(100.0, 70.0 * load + 5.0 * rng.standard_normal(n))
+        busy = (load > 1.4) & (rng.random(n) < 0.5)
+        queue = np.where(busy, rng.exponential(30.0, n), 0.0)
+        latency = 40.0 * np.exp(0.3 * load + 0.05 * rng.standard_normal(n))
+        planted: dict[str, Any] = {}
+        if deploy:
+            at = 2200
+            latency[at:] *= 1.2
+            planted = {"metric": "latency_ms", "at": at}
+        names = ["requests", "cpu_pct", "queue_wait_ms", "latency_ms"]
+        return names, np.vstack([requests, cpu, queue, latency]), planted
+
+    return make
+
+
 CASES: tuple[Case, ...] = (
     Case("lognormal σ=0.5", "null", 1000, _lognormal(0.5)),
     Case("lognormal σ=1", "null", 1000, _lognormal(1.0)),
@@ -346,4 +371,6 @@ CASES: tuple[Case, ...] = (
     Case("retry storm: 3 retries on 4 consecutive tasks", "outlier", 1000, _retry_storm),
     Case("waits at a floor of 0 (queue, GC, retransmits)", "null", 3000, _queue_waits(0)),
     Case("3 stuck queue waits (30x the mean wait)", "outlier", 3000, _queue_waits(3)),
+    Case("daily peak: CPU clipped, queue waits, 3 days", "null", 4320, _daily_peak(False)),
+    Case("deploy +20% latency under a daily peak, 3 days", "change", 4320, _daily_peak(True)),
 )

@@ -120,7 +120,11 @@
 //!
 //! - **Cycles.** A metric's cycle is removed before the search (`shared::seasonal`); a
 //!   metric without one of its own is tested at the periods the other metrics repeat
-//!   ([`shared_cycle`]) and searched again when one fits ([`change_points`]).
+//!   ([`shared_cycle`]) and searched again when one fits ([`change_points`]). When the
+//!   spread of the values with the cycle removed still repeats it
+//!   ([`spread_follows_cycle`]: a utilisation clipped at the daily peak, a queue empty
+//!   outside it), the scores are ranks within the cycle's phase groups
+//!   ([`stratified_ranks`], van Elteren 1960) and only the level is tested.
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -134,7 +138,9 @@ pub use super::shared::ranks::doubled_midranks;
 use super::outlier::clearly_right_skewed;
 use super::shared::columns::{column_length, present_values};
 use super::shared::ranks::{median, median_and_mad};
-use super::shared::seasonal::{find_cycle, phase_group, phase_group_count, shared_cycle};
+use super::shared::seasonal::{
+    deviations_repeat, find_cycle, phase_group, phase_group_count, shared_cycle,
+};
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
 use crate::error::CoreResult;
@@ -631,9 +637,58 @@ pub struct Scanned {
     pub width: usize,
 }
 
+/// Whether the spread of a metric's values with its cycle removed (`removed`, one per
+/// present value) repeats the cycle of `period` tasks: [`deviations_repeat`] of them placed
+/// at their tasks (a utilisation clipped at 100% at the daily peak, a queue wait that is 0
+/// outside it: no spread at some phases, a wide one at others).
+fn spread_follows_cycle(removed: &[f64], period: usize, cycles: Cycles<'_>) -> bool {
+    match cycles {
+        Cycles::At { tasks, length } | Cycles::Shared { tasks, length, .. } => {
+            let mut column = vec![f64::NAN; length];
+            for (&task, &value) in tasks.iter().zip(removed) {
+                column[task] = value;
+            }
+            deviations_repeat(&column, tasks, period)
+        }
+        Cycles::None | Cycles::Consecutive => {
+            let tasks: Vec<usize> = (0..removed.len()).collect();
+            deviations_repeat(removed, &tasks, period)
+        }
+    }
+}
+
+/// The doubled mid-ranks of the values within each phase group (`phases`: the group of
+/// each position), put on the scale of the whole series: `round(r (L + 1) / (n_g + 1))`
+/// for the rank r among the n_g values of its group, in integers (halves up), so every
+/// group's scores have about the mean L + 1 of the series' doubled mid-ranks. These are
+/// the ranks of a stratified rank test (van Elteren 1960): a value is compared with the
+/// values at the same phases only. Where the spread follows the cycle
+/// (none at the phases where a utilisation is clipped or a queue is empty, a wide one at
+/// the others), ranks over the whole series carry the cycle into their level (a phase's
+/// zeros rank below its waits, and its waits above every zero of the quiet phases) and
+/// into Mood's spread scores; the stratified ranks keep the level test's null, and the
+/// spread is not tested (a phase without spread has no spread to change).
+fn stratified_ranks(values: &[f64], phases: &[usize]) -> Vec<i64> {
+    let count = values.len() as i64;
+    let groups = phases.iter().max().map_or(0, |&group| group + 1);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (position, &group) in phases.iter().enumerate() {
+        members[group].push(position);
+    }
+    let mut ranks = vec![0i64; values.len()];
+    for positions in &members {
+        let within: Vec<f64> = positions.iter().map(|&position| values[position]).collect();
+        let size = positions.len() as i64;
+        for (&position, rank) in positions.iter().zip(doubled_midranks(&within)) {
+            ranks[position] = (2 * rank * (count + 1) + size + 1) / (2 * (size + 1));
+        }
+    }
+    ranks
+}
+
 /// The mean and population sd of the scores `score(rank)` of each phase group (`phases`:
-/// the group of each position), each summed in position order; None when a group has no
-/// value or no spread.
+/// the group of each position), each summed in position order, the sd 0 exactly for a
+/// group whose ranks are all equal; None when a group has no value.
 fn phase_moments(
     ranks: &[i64],
     phases: &[usize],
@@ -642,9 +697,13 @@ fn phase_moments(
     let groups = phases.iter().max()? + 1;
     let mut sums = vec![0.0; groups];
     let mut counts = vec![0usize; groups];
+    let mut lowest = vec![i64::MAX; groups];
+    let mut highest = vec![i64::MIN; groups];
     for (&rank, &group) in ranks.iter().zip(phases) {
         sums[group] += score(rank);
         counts[group] += 1;
+        lowest[group] = lowest[group].min(rank);
+        highest[group] = highest[group].max(rank);
     }
     if counts.contains(&0) {
         return None;
@@ -659,12 +718,16 @@ fn phase_moments(
         let deviation = score(rank) - means[group];
         squares[group] += deviation * deviation;
     }
-    let sds: Vec<f64> = squares
-        .iter()
-        .zip(&counts)
-        .map(|(&s, &c)| (s / c as f64).sqrt())
+    let sds: Vec<f64> = (0..groups)
+        .map(|group| {
+            if lowest[group] == highest[group] {
+                0.0
+            } else {
+                (squares[group] / counts[group] as f64).sqrt()
+            }
+        })
         .collect();
-    sds.iter().all(|&sd| sd > 0.0).then_some((means, sds))
+    Some((means, sds))
 }
 
 /// The level changes a multiscale moving-sum scan finds (MOSUM: Eichinger & Kirch 2018;
@@ -696,7 +759,10 @@ fn phase_moments(
 ///
 /// With `phases` (the phase group of each position, for a metric whose cycle was removed
 /// before the search: groups as `shared::seasonal::phase_group_count`), the scores are
-/// first centred and scaled within their groups ([`phase_moments`]). Removing a cycle by
+/// first centred and scaled within their groups ([`phase_moments`]); a group whose ranks
+/// are all equal (a queue empty outside the daily peak) adds 0, and each window's
+/// difference is then scaled by its share of values in varying groups against the
+/// series' share. Removing a cycle by
 /// its phases' medians leaves the phases' score means and spreads unequal when the spread
 /// follows the cycle: an error rate per window whose traffic falls fifteenfold at night is
 /// 0 in most night windows (a middle rank) and a top rank in the rest, so the night's
@@ -733,9 +799,28 @@ pub fn incidents(
     let score = |position: usize, rank: i64| match (&standard, phases) {
         (Some((means, sds)), Some(phases)) => {
             let group = phases[position];
-            (raw_score(rank) - means[group]) / sds[group]
+            if sds[group] > 0.0 {
+                (raw_score(rank) - means[group]) / sds[group]
+            } else {
+                0.0 // a phase group without spread adds nothing
+            }
         }
         _ => raw_score(rank),
+    };
+    // With phase groups without spread, the positions in groups that vary, counted up to
+    // each position: a window's difference has the variance of its varying values only.
+    let varying: Option<Vec<usize>> = match (&standard, phases) {
+        (Some((_, sds)), Some(phases)) if sds.contains(&0.0) => {
+            let mut counted = Vec::with_capacity(count + 1);
+            let mut running = 0;
+            counted.push(running);
+            for &group in phases {
+                running += usize::from(sds[group] > 0.0);
+                counted.push(running);
+            }
+            Some(counted)
+        }
+        _ => None,
     };
     let mut prefix = Vec::with_capacity(count + 1);
     let mut running = 0.0;
@@ -773,7 +858,21 @@ pub fn incidents(
         let factor = widths.len() as f64 * 2.0 * positions as f64 * SCAN_CROSSINGS / width as f64;
         let mut best: Option<(usize, f64, f64)> = None;
         for t in width..=count - width {
-            let z = (difference(t) - centre).abs() / scale;
+            let z = match &varying {
+                // scaled by the window's share of varying values against the series'
+                // (their scores have variance 1, the others 0, so spread² is that share)
+                Some(counted) => {
+                    let share =
+                        (counted[t + width] - counted[t - width]) as f64 / (2 * width) as f64;
+                    if share > 0.0 {
+                        (difference(t) - centre).abs()
+                            / (scale * (share / (spread * spread)).sqrt())
+                    } else {
+                        0.0
+                    }
+                }
+                None => (difference(t) - centre).abs() / scale,
+            };
             // below 2, p is 1: factor >= 42 and z φ(z) >= 0.108 on [1, 2]
             let p_value = if z < 2.0 {
                 1.0
@@ -1369,7 +1468,12 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
 /// than the spread test's on a segment that holds part of a ramp, and a choice by those
 /// p-values can move a change (the demo's latency change went from batch 622, the ramp
 /// starting at 600, to a spread change at 485, with a wider block ratio in the re-test).
-pub fn split_segment(ranks: &[i64], min_segment: usize, kernel: bool) -> (usize, f64, f64, bool) {
+pub fn split_segment(
+    ranks: &[i64],
+    min_segment: usize,
+    kernel: bool,
+    spread_test: bool,
+) -> (usize, f64, f64, bool) {
     if ranks.len() - commonest_count(ranks) < min_segment {
         // fewer than min_segment values differ from the commonest one: a stray value is
         // no change (on a load test's constant concurrency stage, a late request of the
@@ -1377,6 +1481,14 @@ pub fn split_segment(ranks: &[i64], min_segment: usize, kernel: bool) -> (usize,
         return (min_segment, 0.0, 1.0, false);
     }
     let (k, statistic, p_value, inflation) = cusum(ranks, min_segment, true, false);
+    if !spread_test {
+        // the level test alone: no Bonferroni
+        if kernel {
+            let (_, statistic, p_value) = cusum_test(ranks, min_segment, true, true);
+            return (k, statistic, p_value, false);
+        }
+        return (k, statistic, p_value, false);
+    }
     let level = (k, statistic, p_value);
     // Ranks as persistent as a drifting metric's (a ramp): their distances from the median
     // swing with the level (a U over a ramp), which Mood's squares read as a change of
@@ -1517,9 +1629,30 @@ fn changes_of(
         return Ok(found); // searched already, without a cycle
     }
     found.period = adjusted.as_ref().map(|(period, _)| *period);
-    let (values, ranks) = match &adjusted {
-        Some((_, removed)) => (removed.as_slice(), doubled_midranks(removed)),
-        None => (raw, raw_ranks), // no cycle removed: the ranks are the same
+    // every present value's task (none listed: consecutive)
+    let task_of = |position: usize| match cycles {
+        Cycles::At { tasks, .. } | Cycles::Shared { tasks, .. } => {
+            tasks.get(position).copied().unwrap_or(position)
+        }
+        Cycles::None | Cycles::Consecutive => position,
+    };
+    // a cycle's phase groups (see `incidents` and `stratified_ranks`)
+    let phases: Option<Vec<usize>> = found.period.and_then(|period| {
+        let groups = phase_group_count(period, count);
+        (groups > 0).then(|| {
+            (0..count)
+                .map(|position| phase_group(task_of(position), period, groups))
+                .collect()
+        })
+    });
+    let (values, ranks, spread_test) = match (&adjusted, &phases) {
+        (Some((period, removed)), Some(groups))
+            if spread_follows_cycle(removed, *period, cycles) =>
+        {
+            (removed.as_slice(), stratified_ranks(removed, groups), false)
+        }
+        (Some((_, removed)), _) => (removed.as_slice(), doubled_midranks(removed), true),
+        (None, _) => (raw, raw_ranks, true), // no cycle removed: the ranks are the same
     };
     found.tested = true;
     let mut splits: Vec<Split> = Vec::new();
@@ -1529,7 +1662,8 @@ fn changes_of(
             continue;
         }
         budget.check(STAGE)?;
-        let (k, statistic, p_value, spread) = split_segment(&ranks[start..end], min_segment, false);
+        let (k, statistic, p_value, spread) =
+            split_segment(&ranks[start..end], min_segment, false, spread_test);
         if p_value <= alpha {
             splits.push((start + k, statistic, p_value, spread));
             pending.push((start + k, end));
@@ -1537,8 +1671,8 @@ fn changes_of(
         }
     }
     splits.sort_by_key(|split| split.0);
-    let (splits, tested) = refine(&splits, &ranks, min_segment, budget)?;
-    let (splits, tested) = merge_transitions(splits, tested, &ranks, min_segment);
+    let (splits, tested) = refine(&splits, &ranks, min_segment, spread_test, budget)?;
+    let (splits, tested) = merge_transitions(splits, tested, &ranks, min_segment, spread_test);
     let positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
     let mut cuts = vec![0];
     cuts.extend_from_slice(&positions);
@@ -1561,7 +1695,7 @@ fn changes_of(
         found.drift = Some((0, count));
         if differences {
             let entries = with_jumps(Vec::new(), &jumped);
-            found.changes = kept_changes(raw, &ranks, &entries, min_segment, budget)?;
+            found.changes = kept_changes(raw, &ranks, &entries, min_segment, spread_test, budget)?;
             found
                 .changes
                 .extend(difference_changes(values, min_segment, alpha, budget)?);
@@ -1587,21 +1721,6 @@ fn changes_of(
         found.phi.clamp(0.0, PHI_MAX)
     };
     // a cycle's phases keep their own score means and spreads (see `incidents`)
-    let phases: Option<Vec<usize>> = found.period.and_then(|period| {
-        let groups = phase_group_count(period, count);
-        let task_of = |position: usize| match cycles {
-            // every present value's task (none listed: consecutive)
-            Cycles::At { tasks, .. } | Cycles::Shared { tasks, .. } => {
-                tasks.get(position).copied().unwrap_or(position)
-            }
-            Cycles::None | Cycles::Consecutive => position,
-        };
-        (groups > 0).then(|| {
-            (0..count)
-                .map(|position| phase_group(task_of(position), period, groups))
-                .collect()
-        })
-    });
     let scanned: Vec<Scanned> = incidents(&ranks, alpha, rho, phases.as_deref(), budget)?
         .into_iter()
         .filter(|change| {
@@ -1627,7 +1746,7 @@ fn changes_of(
         &jumped,
     );
     let entries = with_scanned(entries, &scanned, &ranks);
-    found.changes = kept_changes(raw, &ranks, &entries, min_segment, budget)?;
+    found.changes = kept_changes(raw, &ranks, &entries, min_segment, spread_test, budget)?;
     if differences && found.changes.is_empty() && found.drift == Some((0, count)) {
         // drifting over all its values by its changes' runs and bends: the same reading
         found.changes = difference_changes(values, min_segment, alpha, budget)?;
@@ -1720,6 +1839,7 @@ fn kept_changes(
     ranks: &[i64],
     entries: &[Entry],
     min_segment: usize,
+    spread_test: bool,
     budget: &Budget,
 ) -> CoreResult<Vec<Change>> {
     let mut bounds = vec![0];
@@ -1734,7 +1854,8 @@ fn kept_changes(
                 // A neighbour moved or went (a drift, a bend): the change's segment is
                 // wider than the one it was re-tested in, and its p-value the larger.
                 budget.check(STAGE)?;
-                let (_, wider, p_wider, _) = split_segment(&ranks[start..end], min_segment, true);
+                let (_, wider, p_wider, _) =
+                    split_segment(&ranks[start..end], min_segment, true, spread_test);
                 if p_wider > p_value {
                     (statistic, p_value) = (wider, p_wider);
                 }
@@ -1777,6 +1898,7 @@ fn refine(
     splits: &[Split],
     ranks: &[i64],
     min_segment: usize,
+    spread_test: bool,
     budget: &Budget,
 ) -> CoreResult<(Vec<Split>, Tested)> {
     let mut positions: Vec<usize> = splits.iter().map(|split| split.0).collect();
@@ -1786,7 +1908,8 @@ fn refine(
         budget.check(STAGE)?;
         let lo = if index > 0 { positions[index - 1] } else { 0 };
         let hi = positions.get(index + 1).copied().unwrap_or(ranks.len());
-        let (k, statistic, p_value, spread) = split_segment(&ranks[lo..hi], min_segment, true);
+        let (k, statistic, p_value, spread) =
+            split_segment(&ranks[lo..hi], min_segment, true, spread_test);
         positions[index] = lo + k;
         refined.push((lo + k, statistic, p_value, spread));
         tested.push((lo, hi));
@@ -1809,6 +1932,7 @@ fn merge_transitions(
     tested: Tested,
     ranks: &[i64],
     min_segment: usize,
+    spread_test: bool,
 ) -> (Vec<Split>, Tested) {
     let (mut splits, mut tested) = (splits, tested);
     let count = ranks.len();
@@ -1840,7 +1964,7 @@ fn merge_transitions(
                 .collect();
             if ways[0] != std::cmp::Ordering::Equal && ways.iter().all(|&way| way == ways[0]) {
                 let (k, statistic, p_value, spread) =
-                    split_segment(&ranks[lo..hi], min_segment, true);
+                    split_segment(&ranks[lo..hi], min_segment, true, spread_test);
                 splits.splice(index..=last, [(lo + k, statistic, p_value, spread)]);
                 tested.splice(index..=last, [(lo, hi)]);
                 continue;

@@ -1373,10 +1373,20 @@ def test_phase_scaled_scores_by_hand() -> None:
     # group 0: mean 0, sd sqrt(2/3); group 1: mean 10/3, sd sqrt(14/9)
     expected = np.array([1.0, -1.0, -1 / 3, 5 / 3, 0.0, -4 / 3])
     expected /= np.sqrt(np.array([2 / 3, 2 / 3, 14 / 9, 14 / 9, 2 / 3, 14 / 9]))
-    standard = twin._phase_standard(scores, phases)
+    ranks = np.array([3, 1, 5, 6, 2, 4])  # the scores' order; only ties matter here
+    standard = twin._phase_standard(scores, ranks, phases)
     assert standard is not None
-    np.testing.assert_allclose(standard, expected, rtol=1e-14)
-    assert twin._phase_standard(np.array([1.0, 1.0, 2.0]), np.array([0, 0, 1])) is None
+    np.testing.assert_allclose(standard[0], expected, rtol=1e-14)
+    assert standard[1].all()
+    # a group whose ranks are all equal has no spread: its scores are 0, and it is marked
+    standard = twin._phase_standard(
+        np.array([1.0, 1.0, 2.0, 4.0]), np.array([2, 2, 3, 5]), np.array([0, 0, 1, 1])
+    )
+    assert standard is not None
+    np.testing.assert_array_equal(standard[0], [0.0, 0.0, -1.0, 1.0])
+    np.testing.assert_array_equal(standard[1], [False, False, True, True])
+    # a group without values: no standardisation
+    assert twin._phase_standard(np.array([1.0, 2.0]), np.array([1, 2]), np.array([0, 2])) is None
 
 
 def load_test_stages(seed: int) -> NDArray[np.float64]:
@@ -1435,3 +1445,77 @@ def test_each_stage_of_a_load_test_starts_a_change(kernels: ModuleType, seed: in
     found = result["change_index"][on]
     for boundary in range(600, 6000, 600):
         assert np.min(np.abs(found - boundary)) <= 25, boundary
+
+
+def daily_peak_metrics(seed: int, days: int = 3, period: int = 480) -> NDArray[np.float64]:
+    """Per window over ``days`` days: a load that peaks once a day, a utilisation clipped at
+    100% at the peak, a queue wait that is 0 outside the peak (and on half of the windows
+    in it), and the request count that carries the cycle."""
+    rng = np.random.default_rng([seed, 21])
+    t = np.arange(days * period)
+    load = 1 + 0.6 * np.sin(2 * np.pi * t / period) + 0.1 * rng.standard_normal(t.size)
+    utilisation = np.minimum(100.0, 70.0 * load + 5.0 * rng.standard_normal(t.size))
+    busy = (load > 1.4) & (rng.random(t.size) < 0.5)
+    queue_wait = np.where(busy, rng.exponential(30.0, t.size), 0.0)
+    requests = rng.poisson(500 * load.clip(0.1)).astype(float)
+    return np.vstack([utilisation, queue_wait, requests])
+
+
+def test_stratified_ranks_by_hand() -> None:
+    # two phase groups of 3 and 2 values in a series of L = 5: within-group doubled
+    # mid-ranks (2, 4, 6) and (2, 4), times (L + 1) / (n_g + 1) = 6/4 and 6/3, halves up
+    values = np.array([5.0, 1.0, 3.0, 9.0, 7.0])
+    phases = np.array([0, 0, 0, 1, 1])
+    # group 0: ranks 6, 2, 4 -> 9, 3, 6; group 1: 4, 2 -> 8, 4
+    np.testing.assert_array_equal(twin.stratified_ranks(values, phases), [9, 3, 6, 8, 4])
+    # ties share their mid-rank: (1, 1, 1) -> doubled mid-ranks 4, 4, 4 -> 6 each
+    tied = twin.stratified_ranks(np.array([1.0, 1.0, 1.0, 2.0, 0.0]), phases)
+    np.testing.assert_array_equal(tied, [6, 6, 6, 8, 4])
+    # L = 4, groups of 3 and 1: 2, 4, 6 times 5/4 = 2.5, 5, 7.5 -> 3, 5, 8 (halves up);
+    # the lone value 2 times 5/2 = 5
+    groups = np.array([0, 0, 1, 0])
+    np.testing.assert_array_equal(
+        twin.stratified_ranks(np.array([3.0, 1.0, 0.0, 2.0]), groups), [8, 3, 5, 5]
+    )
+    # one group: the series' own doubled mid-ranks
+    np.testing.assert_array_equal(
+        twin.stratified_ranks(np.arange(7.0), np.zeros(7, np.int64)), np.arange(2, 15, 2)
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_daily_peak_that_clips_or_queues_is_no_change(kernels: ModuleType, seed: int) -> None:
+    """Three days of windows: at the daily peak a utilisation sits at 100% and a queue
+    fills. With the cycle removed by its phases' medians, their spread still follows the
+    cycle (none at the clipped or empty phases), and ranks over the whole series read the
+    peak's edges as changes: 2-8 changes per metric in 69-100% of such exports (one to
+    three days of 480 or 1,440 windows). Ranked within their phase groups, they have none."""
+    values = daily_peak_metrics(seed)
+    result = changes(kernels, values)
+    assert result["period"][:2].tolist() != [0, 0]  # the cycle is seen (shared or its own)
+    significant = result["p_value"] <= 0.01
+    assert not np.any(significant & (result["metric"] < 2)), positions(result)
+
+
+def test_a_step_in_a_clipped_utilisation_is_still_found(kernels: ModuleType) -> None:
+    # +8 points of utilisation from the middle of day 2 of 3: the level test of the
+    # stratified ranks still sees it (the clip hides part of it at the peak)
+    values = daily_peak_metrics(1)
+    values[0, 760:] = np.minimum(100.0, values[0, 760:] + 8.0)
+    result = changes(kernels, values)
+    found = result["change_index"][(result["metric"] == 0) & (result["p_value"] <= 0.01)]
+    assert np.any(np.abs(found - 760) <= 30), found.tolist()
+
+
+@pytest.mark.usefixtures("python_only")
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_and_native_agree_on_cycles_whose_spread_follows_them(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    rng = np.random.default_rng([seed, 22])
+    period = int(rng.choice([96, 288, 480]))
+    values = daily_peak_metrics(seed, days=int(rng.integers(3, 6)), period=period)
+    values[1, rng.random(values.shape[1]) < 0.1] = np.nan  # gaps: the cycle by task phase
+    values[0, values.shape[1] // 2 :] += rng.choice([0.0, 6.0])
+    ours, theirs = changes(numpy_backend, values), changes(native, values)
+    assert_same(ours, theirs)

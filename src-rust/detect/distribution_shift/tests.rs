@@ -227,7 +227,7 @@ fn a_segment_of_a_long_series_tests_without_overflow() {
         .map(|&r| r * 200 + (r % 7))
         .collect();
     for kernel in [false, true] {
-        let (_, statistic, p_value, _) = split_segment(&ranks, 4, kernel);
+        let (_, statistic, p_value, _) = split_segment(&ranks, 4, kernel, true);
         assert!(statistic.is_finite() && (0.0..=1.0).contains(&p_value));
     }
 }

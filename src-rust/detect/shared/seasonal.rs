@@ -562,21 +562,32 @@ pub fn phase_groups(column: &[f64], period: usize, start: usize) -> usize {
     if !(widest > 0.0 && widest >= PHASE_SPREAD_RATIO * narrowest) {
         return 0;
     }
+    if !deviations_repeat(column, &tasks, period) {
+        return 0;
+    }
+    groups
+}
+
+/// Whether the absolute deviations from the median of the present values of `column` (at
+/// `tasks`, ascending) repeat the cycle of `period` tasks: the periodogram ratio test of
+/// [`shared_period_p`] on their doubled mid-ranks placed at their tasks (an absent task at
+/// the mean rank) at [`PHASE_ALPHA`]. The test of [`phase_groups`] without the groups'
+/// MADs, which are all 0 where a metric sits at a floor at most phases (a queue wait that
+/// is 0 outside the daily peak and on half the windows in it).
+pub fn deviations_repeat(column: &[f64], tasks: &[usize], period: usize) -> bool {
     let present: Vec<f64> = tasks.iter().map(|&task| column[task]).collect();
+    let count = present.len();
     let center = median(&present);
     let deviations: Vec<f64> = present
         .iter()
         .map(|&value| (value - center).abs())
         .collect();
     // the doubled mid-ranks' mean is count + 1: an absent task adds nothing
-    let mut centred = vec![0i64; length];
+    let mut centred = vec![0i64; column.len()];
     for (&task, rank) in tasks.iter().zip(doubled_midranks(&deviations)) {
         centred[task] = rank - (count as i64 + 1);
     }
-    if shared_period_p(&centred, period) > PHASE_ALPHA {
-        return 0;
-    }
-    groups
+    shared_period_p(&centred, period) <= PHASE_ALPHA
 }
 
 /// The most absent tasks a metric may have for its cycle to be searched: one in three

@@ -29,6 +29,7 @@ from crackle_runtime._numpy.detect.outlier import clearly_right_skewed
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 from crackle_runtime._numpy.detect.shared.seasonal import (
+    deviations_repeat,
     find_cycle,
     phase_group_count,
     shared_cycle,
@@ -420,7 +421,7 @@ def spread_scores(ranks: Int64Array) -> Int64Array:
 
 
 def split_segment(
-    ranks: Int64Array, min_segment: int, kernel: bool = False
+    ranks: Int64Array, min_segment: int, kernel: bool = False, spread_test: bool = True
 ) -> tuple[int, float, float, bool]:
     """(k, T, p, spread) of the better of the level and spread tests of one segment: the
     spread test when its p is the smaller and 2 p_level > LEVEL_FIRST, else the level test
@@ -429,13 +430,18 @@ def split_segment(
     fewer than ``min_segment``
     values differ from the segment's commonest value. With ``kernel`` (the refinement's
     re-test) the test and k are chosen as without it, and T and p are the chosen test's
-    with ``kernel`` (see the Rust ``split_segment``)."""
+    with ``kernel`` (see the Rust ``split_segment``). Without ``spread_test`` (stratified
+    ranks, :func:`stratified_ranks`) the level test alone, its p not doubled."""
     middle = ranks[np.argpartition(ranks, ranks.size // 2)[ranks.size // 2]]
     if ranks.size - int(np.count_nonzero(ranks == middle)) < min_segment:
         # fewer than min_segment values differ from the commonest one (it is the middle
         # one when they are that few): a stray value is no change
         return min_segment, 0.0, 1.0, False
     k, statistic, p_value, inflation = _cusum(ranks, min_segment, True, False)
+    if not spread_test:  # the level test alone: no Bonferroni
+        if kernel:
+            _, statistic, p_value = cusum_test(ranks, min_segment, True, kernel=True)
+        return k, statistic, p_value, False
     level = (k, statistic, p_value)
     # Ranks as persistent as a drifting metric's (a ramp): their distances from the median
     # swing with the level, so the spread is not tested.
@@ -570,18 +576,51 @@ def window_direction(ranks: Int64Array, position: int, width: int) -> int:
     return (rising > falling) - (rising < falling)
 
 
-def _phase_standard(scores: Float64Array, phases: Int64Array) -> Float64Array | None:
+def _spread_follows_cycle(
+    removed: Float64Array, period: int, tasks: NDArray[np.int64], length: int
+) -> bool:
+    """Whether the spread of the values with the cycle removed repeats the cycle: the
+    Rust ``spread_follows_cycle`` (:func:`deviations_repeat` of them placed at their
+    tasks)."""
+    column = np.full(length, np.nan)
+    column[tasks] = removed
+    return deviations_repeat(column, tasks, period)
+
+
+def stratified_ranks(values: Float64Array, phases: Int64Array) -> Int64Array:
+    """The doubled mid-ranks of the values within each phase group, on the scale of the
+    whole series: round(r (L + 1) / (n_g + 1)) in integers, halves up (the Rust
+    ``stratified_ranks``; van Elteren 1960)."""
+    count = values.size
+    ranks = np.empty(count, dtype=np.int64)
+    order = np.argsort(phases, kind="stable")
+    sizes = np.bincount(phases)
+    for members in np.split(order, np.cumsum(sizes)[:-1]):
+        size = members.size
+        within = doubled_midranks(values[members])
+        ranks[members] = (2 * within * (count + 1) + size + 1) // (2 * (size + 1))
+    return ranks
+
+
+def _phase_standard(
+    scores: Float64Array, ranks: Int64Array, phases: Int64Array
+) -> tuple[Float64Array, NDArray[np.bool_]] | None:
     """The scores centred and scaled within their phase groups (``phases``: the group of
-    each position; means and population sds summed in position order), None when a group
-    has no value or no spread (the Rust ``phase_moments``)."""
+    each position; means and population sds summed in position order), 0 in a group whose
+    ranks are all equal, and whether each position's group varies; None when a group has
+    no value (the Rust ``phase_moments``)."""
     counts = np.bincount(phases)
     if np.any(counts == 0):
         return None
     centred = scores - (np.bincount(phases, scores) / counts)[phases]
     sds = np.sqrt(np.bincount(phases, centred * centred) / counts)
-    if not np.all(sds > 0.0):
-        return None
-    return np.asarray(centred / sds[phases], dtype=np.float64)
+    lowest = np.full(counts.size, np.iinfo(np.int64).max)
+    highest = np.full(counts.size, np.iinfo(np.int64).min)
+    np.minimum.at(lowest, phases, ranks)
+    np.maximum.at(highest, phases, ranks)
+    varies = highest > lowest
+    standard = np.where(varies[phases], centred / np.where(varies, sds, 1.0)[phases], 0.0)
+    return np.asarray(standard, dtype=np.float64), varies[phases]
 
 
 def incidents(
@@ -599,7 +638,8 @@ def incidents(
     p <= alpha; narrowest widths first, a wider one's change kept unless within w of a kept
     change going its way (:func:`window_direction` at w), to which it then lends its z and
     p when its p is smaller. With ``phases`` (the phase group of each position of a metric
-    whose cycle was removed) the scores are centred and scaled within their groups first."""
+    whose cycle was removed) the scores are centred and scaled within their groups first (0
+    in a group without spread; each window then scaled by its share of varying values)."""
     count = ranks.size
     commonest = int(np.bincount(ranks).max())
     widths = [
@@ -610,9 +650,13 @@ def incidents(
     if not widths:
         return []
     scores = normal_quantile(ranks / (2.0 * (count + 1)))
+    varying = None  # positions in varying phase groups, counted, when some groups do not
     if phases is not None:
-        standard = _phase_standard(scores, phases)
-        scores = scores if standard is None else standard
+        standard = _phase_standard(scores, ranks, phases)
+        if standard is not None:
+            scores, varies = standard
+            if not varies.all():
+                varying = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(varies)])
     prefix = np.concatenate([np.zeros(1), np.cumsum(scores)])
     spread = population_std(scores)
     found: list[tuple[int, float, float, int]] = []
@@ -627,7 +671,12 @@ def incidents(
         if mad <= 0.0:
             continue
         scale = max(MAD_NORMAL * mad, spread * math.sqrt(window_difference_variance(width, rho)))
-        z = np.abs(moved - centre) / scale
+        if varying is None:
+            z = np.abs(moved - centre) / scale
+        else:  # scaled by the window's share of varying values against the series'
+            share = (varying[starts + width] - varying[starts - width]) / (2 * width)
+            local = scale * np.sqrt(share / (spread * spread))
+            z = np.divide(np.abs(moved - centre), local, out=np.zeros(starts.size), where=share > 0)
         factor = len(widths) * 2.0 * (count - 2 * width + 1) * SCAN_CROSSINGS / width
         with np.errstate(over="ignore"):
             p_values = np.minimum(1.0, factor * z * np.exp(-0.5 * z * z) * INV_SQRT_2PI)
@@ -700,12 +749,22 @@ def segment(
         cycle = shared_cycle(raw, ranks, tasks, length, periods)
         if cycle is None:
             return found  # searched already, without a cycle
+    spread_test = True
+    phases = None
     if cycle is not None:
         found["period"], values = cycle
-        ranks = doubled_midranks(values)  # else the same ranks
+        # a cycle's phase groups (see incidents and stratified_ranks)
+        groups = phase_group_count(found["period"], count)
+        phases = tasks % found["period"] * groups // found["period"] if groups else None
+        if phases is not None and _spread_follows_cycle(values, found["period"], tasks, length):
+            ranks, spread_test = stratified_ranks(values, phases), False
+        else:
+            ranks = doubled_midranks(values)  # else the same ranks
     found["tested"] = True
-    splits = _binary_segmentation(ranks, min_segment, alpha, budget)
-    splits = _merge_transitions(_refine(splits, ranks, count, min_segment), ranks, min_segment)
+    splits = _binary_segmentation(ranks, min_segment, alpha, budget, spread_test)
+    splits = _merge_transitions(
+        _refine(splits, ranks, count, min_segment, spread_test), ranks, min_segment, spread_test
+    )
     fitted = residual_rho(ranks, [0, *(split[0] for split in splits), count])
     found["phi"] = math.nan if fitted is None else fitted[1]
     # Abrupt moves of the level: a step is no unit root (Perron 1989), and a drifting
@@ -717,7 +776,9 @@ def segment(
         # changes is read in its jumps and its task-to-task differences.
         found.update(drifting=True, drift_start=0, drift_end=count)
         if differences:
-            found["changes"] = _kept_changes(raw, ranks, _with_jumps([], jumped), min_segment)
+            found["changes"] = _kept_changes(
+                raw, ranks, _with_jumps([], jumped), min_segment, spread_test
+            )
             found["changes"] += _difference_changes(values, min_segment, alpha, budget)
             found["changes"].sort(key=lambda change: change["change_index"])
         return found
@@ -731,15 +792,13 @@ def segment(
     by_position = {split[0]: split for split in splits}
     rho = 0.0 if math.isnan(found["phi"]) else min(max(found["phi"], 0.0), PHI_MAX)
     # a cycle's phases keep their own score means and spreads (see incidents)
-    groups = phase_group_count(found["period"], count) if found["period"] else 0
-    phases = tasks % found["period"] * groups // found["period"] if groups else None
     scanned = [
         change
         for change in incidents(ranks, alpha, rho, phases)
         if not found["drift_start"] < change[0] < found["drift_end"]
     ]
     merged = _with_scanned(_with_jumps([by_position[c] for c in kept], jumped), scanned, ranks)
-    found["changes"] = _kept_changes(raw, ranks, merged, min_segment)
+    found["changes"] = _kept_changes(raw, ranks, merged, min_segment, spread_test)
     drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
     if differences and not found["changes"] and drifts_over_all:
         # drifting over all its values by its changes' runs and bends: the same reading
@@ -748,7 +807,7 @@ def segment(
 
 
 def _binary_segmentation(
-    ranks: Int64Array, min_segment: int, alpha: float, budget: Budget | None
+    ranks: Int64Array, min_segment: int, alpha: float, budget: Budget | None, spread_test: bool
 ) -> list[tuple[int, int, int, float, float, bool]]:
     """The changes binary segmentation finds (position, segment start and end, T, p,
     spread), by position: a segment of at least 2 min_segment values whose
@@ -761,7 +820,9 @@ def _binary_segmentation(
             continue
         if budget is not None:
             budget.check(STAGE)
-        k, statistic, p_value, spread = split_segment(ranks[start:end], min_segment)
+        k, statistic, p_value, spread = split_segment(
+            ranks[start:end], min_segment, spread_test=spread_test
+        )
         if p_value <= alpha:
             splits.append((start + k, start, end, statistic, p_value, spread))
             pending.append((start + k, end))
@@ -851,6 +912,7 @@ def _kept_changes(
     ranks: Int64Array,
     merged: list[tuple[int, int, int, float, float, bool, float]],
     min_segment: int,
+    spread_test: bool,
 ) -> list[dict[str, Any]]:
     """Each entry (:func:`_with_jumps`, :func:`_with_scanned`: position, re-test segment or
     (-1, -1), T, p, spread, the other test's p) with its segment between the changes on
@@ -864,7 +926,7 @@ def _kept_changes(
     for index, (change, start, end, statistic, p_value, spread, p_other) in enumerate(merged):
         lo, hi = bounds[index], bounds[index + 2]
         if start >= 0 and (lo, hi) != (start, end):
-            _, wider, p_wider, _ = split_segment(ranks[lo:hi], min_segment, kernel=True)
+            _, wider, p_wider, _ = split_segment(ranks[lo:hi], min_segment, True, spread_test)
             if p_wider > p_value:
                 statistic, p_value = wider, p_wider
         if start >= 0 and not math.isnan(p_other):
@@ -895,6 +957,7 @@ def _refine(
     ranks: Int64Array,
     count: int,
     min_segment: int,
+    spread_test: bool,
 ) -> list[tuple[int, int, int, float, float, bool]]:
     """Each change, left to right, re-placed and re-tested between its neighbours (the
     refined one on its left, the found one on its right): the split of ranks[lo:hi] by
@@ -905,14 +968,17 @@ def _refine(
     for index in range(len(positions)):
         lo = positions[index - 1] if index > 0 else 0
         hi = positions[index + 1] if index + 1 < len(positions) else count
-        k, statistic, p_value, spread = split_segment(ranks[lo:hi], min_segment, kernel=True)
+        k, statistic, p_value, spread = split_segment(ranks[lo:hi], min_segment, True, spread_test)
         positions[index] = lo + k
         refined.append((lo + k, lo, hi, statistic, p_value, spread))
     return refined
 
 
 def _merge_transitions(
-    splits: list[tuple[int, int, int, float, float, bool]], ranks: Int64Array, min_segment: int
+    splits: list[tuple[int, int, int, float, float, bool]],
+    ranks: Int64Array,
+    min_segment: int,
+    spread_test: bool,
 ) -> list[tuple[int, int, int, float, float, bool]]:
     """Runs of refined changes that are one move seen through a transition (see the Rust
     ``merge_transitions``): from each change, left to right, the longest run whose span
@@ -942,7 +1008,7 @@ def _merge_transitions(
             ]
             if all(way == order[0] != 0 for way in order):
                 k, statistic, p_value, spread = split_segment(
-                    ranks[lo:hi], min_segment, kernel=True
+                    ranks[lo:hi], min_segment, True, spread_test
                 )
                 out[index : last + 1] = [(lo + k, lo, hi, statistic, p_value, spread)]
                 continue

@@ -391,8 +391,16 @@ def phase_groups(column: Float64Array, period: int, start: int = 0) -> int:
     widest = float(spreads.max())
     if not (widest > 0.0 and widest >= PHASE_SPREAD_RATIO * float(spreads.min())):
         return 0
-    centred = np.zeros(length, dtype=np.int64)
-    centred[tasks] = doubled_midranks(np.abs(values - median(values))) - (count + 1)
-    if shared_period_p(centred, period) > PHASE_ALPHA:
+    if not deviations_repeat(column, tasks, period):
         return 0
     return int(groups)
+
+
+def deviations_repeat(column: Float64Array, tasks: NDArray[np.int64], period: int) -> bool:
+    """Whether the absolute deviations from the median of the present values (at ``tasks``)
+    repeat the cycle: :func:`shared_period_p` of their doubled mid-ranks placed at their
+    tasks at PHASE_ALPHA (the Rust ``deviations_repeat``)."""
+    values = column[tasks]
+    centred = np.zeros(column.size, dtype=np.int64)
+    centred[tasks] = doubled_midranks(np.abs(values - median(values))) - (tasks.size + 1)
+    return shared_period_p(centred, period) <= PHASE_ALPHA

@@ -82,7 +82,10 @@ class Detector:
     on; with fewer tasks the kernel does not run and ``findings`` sees a result without rows
     (it words why nothing was tested). ``segmented``: the kernel reads each metric within
     the segments between its change points (found by the distribution-shift detector in
-    the same cooling, which then runs first), so a regime change does not set its scale."""
+    the same cooling, which then runs first), so a regime change does not set its scale.
+    ``cycles(data, result, periods)``: the result again for the metrics that repeat a cycle
+    (``periods``: metric -> period, from the distribution-shift detector, which then runs
+    first)."""
 
     name: str
     kind: PatternKind
@@ -93,6 +96,7 @@ class Detector:
     min_tasks: str | None = None
     prepare: Callable[[DetectionData], DetectionData] | None = None
     segmented: bool = False
+    cycles: Callable[[DetectionData, Result, dict[int, int]], Result] | None = None
 
 
 def flagged(result: Result, flag: str) -> list[int]:

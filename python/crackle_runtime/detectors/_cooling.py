@@ -265,10 +265,12 @@ def _leave_out(state: _Cooling, data: DetectionData, left_out: Mapping[str, str]
 
 
 def run_order() -> list[Detector]:
-    """The registry in the order the detectors run: a segmented detector right after the
-    distribution-shift detector, whose change points it reads."""
-    plain = [detector for detector in REGISTRY if not detector.segmented]
-    segmented = [detector for detector in REGISTRY if detector.segmented]
+    """The registry in the order the detectors run: a segmented detector (or one that reads
+    the cycles) right after the distribution-shift detector, whose change points (and
+    cycles) it reads."""
+    after_shift = [d for d in REGISTRY if d.segmented or d.cycles is not None]
+    plain = [detector for detector in REGISTRY if detector not in after_shift]
+    segmented = after_shift
     after = next(
         (k + 1 for k, d in enumerate(plain) if d.kind == PatternKind.DISTRIBUTION_SHIFT),
         len(plain),
@@ -621,6 +623,8 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
     bounds: dict[int, list[int]] = {}
     cycles: dict[int, int] = {}
     persistent: frozenset[int] = frozenset()
+    # metric -> the period of the cycle the distribution-shift detector removed
+    periods: dict[int, int] = {}
     for detector in run_order():
         if detector.kind not in profile.detectors:
             continue
@@ -661,6 +665,8 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
             table = tables.get(detector.name)
             segments = (bounds, cycles, persistent)
             result = _result(state, detector, read, params, remaining, table, segments)
+            if detector.cycles is not None and periods:
+                result = detector.cycles(read, result, periods)
         except CoolingTimeoutError as error:
             budget = profile.max_cooling_duration
             state.timed_out(detector.kind, f"not finished within {budget:g} s", error)
@@ -670,6 +676,8 @@ def _run(state: _Cooling, data: DetectionData, tables: Mapping[str, Tables]) -> 
         if detector.kind == PatternKind.DISTRIBUTION_SHIFT and "change_index" in result:
             bounds, cycles = _segment_bounds(result, view), _cycles(result)
             persistent = _persistent(result)
+            found = np.asarray(result["period"], dtype=np.int64).tolist()
+            periods = {metric: period for metric, period in enumerate(found) if period > 0}
         state.take(detector.kind, detector.findings(view, result, params))
 
 

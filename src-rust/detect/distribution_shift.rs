@@ -124,7 +124,9 @@
 //!   spread of the values with the cycle removed still repeats it
 //!   ([`spread_follows_cycle`]: a utilisation clipped at the daily peak, a queue empty
 //!   outside it), the scores are ranks within the cycle's phase groups
-//!   ([`stratified_ranks`], van Elteren 1960) and only the level is tested.
+//!   ([`stratified_ranks`], van Elteren 1960) and only the level is tested. A cycle's
+//!   profile (its phases' medians) takes part of a step seen in some of its repetitions;
+//!   the changes that only stand for that are dropped ([`fewest_under_cycle`]).
 //!
 //! Every sum of scores is exact in integers; the floats are formed from them in one fixed
 //! order, which the NumPy twin repeats.
@@ -1747,6 +1749,12 @@ fn changes_of(
     );
     let entries = with_scanned(entries, &scanned, &ranks);
     found.changes = kept_changes(raw, &ranks, &entries, min_segment, spread_test, budget)?;
+    if let Some(period) = found.period {
+        let phase_of: Vec<usize> = (0..count)
+            .map(|position| task_of(position) % period)
+            .collect();
+        found.changes = fewest_under_cycle(raw, &phase_of, period, found.changes, alpha, rho);
+    }
     if differences && found.changes.is_empty() && found.drift == Some((0, count)) {
         // drifting over all its values by its changes' runs and bends: the same reading
         found.changes = difference_changes(values, min_segment, alpha, budget)?;
@@ -1864,28 +1872,257 @@ fn kept_changes(
                 p_value = (2.0 * p_value.min(p_other)).min(1.0);
             }
         }
-        // the summaries are of the values recorded, cycle included
-        let before = &raw[start..change];
-        let after = &raw[change..end];
-        let (mean_before, ss_before) = mean_and_sum_of_squares(before);
-        let (mean_after, ss_after) = mean_and_sum_of_squares(after);
-        changes.push(Change {
-            change_index: change,
-            segment_start: start,
-            segment_end: end,
+        changes.push(summarised(
+            raw,
+            (start, change, end),
             statistic,
             p_value,
-            spread: entry.spread,
-            differenced: false,
-            mean_before,
-            mean_after,
-            median_before: median(before),
-            median_after: median(after),
-            std_before: (ss_before / before.len() as f64).sqrt(),
-            std_after: (ss_after / after.len() as f64).sqrt(),
-        });
+            entry.spread,
+        ));
     }
     Ok(changes)
+}
+
+/// A change at `change` between `start` and `end` with its test, and the summaries of the
+/// values recorded (cycle included) on each side.
+fn summarised(
+    raw: &[f64],
+    (start, change, end): (usize, usize, usize),
+    statistic: f64,
+    p_value: f64,
+    spread: bool,
+) -> Change {
+    let before = &raw[start..change];
+    let after = &raw[change..end];
+    let (mean_before, ss_before) = mean_and_sum_of_squares(before);
+    let (mean_after, ss_after) = mean_and_sum_of_squares(after);
+    Change {
+        change_index: change,
+        segment_start: start,
+        segment_end: end,
+        statistic,
+        p_value,
+        spread,
+        differenced: false,
+        mean_before,
+        mean_after,
+        median_before: median(before),
+        median_after: median(after),
+        std_before: (ss_before / before.len() as f64).sqrt(),
+        std_after: (ss_after / after.len() as f64).sqrt(),
+    }
+}
+
+/// A column of the selection's Gram matrix whose energy outside the span of the columns
+/// before it is at most this share of its own is in that span.
+const SPAN_FLOOR: f64 = 1e-9;
+/// [`fewest_under_cycle`] reads metrics with fewer repetitions of their cycle than this.
+pub const FEW_CYCLES: usize = 8;
+/// ... and at most this many changes with `p <= alpha`.
+pub const MOST_SELECTED: usize = 32;
+
+/// The changes of a metric whose cycle was removed, without those that only stand for an
+/// error of the cycle's profile. The profile is the phases' medians, and over a few
+/// repetitions a step moves it: with a step in the second of three days, the phases after
+/// the step's phase have two shifted values of three, so their median moves, and the
+/// values left step at the day's edges and at the step's phase of the other days (a deploy
+/// found at its task with four more changes, each with p below 1e-70). Those changes and
+/// the step are one explanation; the fewest changes are the other.
+///
+/// Among the changes with `p <= alpha` (at least 2), forward selection (Efroymson 1960) of
+/// step regressors `[t >= c]` for the doubled mid-ranks of `raw`, every phase of the
+/// cycle (`phase_of`, 0..period) with a mean of its own (both the ranks and the steps are
+/// demeaned within the phases): at each round the change whose step leaves the smallest
+/// residual sum of squares joins while it lowers the BIC on the effective number of values
+/// `n' = n (1 - ρ) / (1 + ρ)` (ρ the search's `phi`, clipped), `n' ln(RSS / RSS') >
+/// ln n'`; a step in the span of those chosen (its Cholesky pivot at most [`SPAN_FLOOR`]
+/// of its energy) is not a candidate. The others go; the kept ones keep their tests and
+/// take the segments between them. Sums run in position order. Only over fewer than
+/// [`FEW_CYCLES`] repetitions (where a step moves the medians most) and at most
+/// [`MOST_SELECTED`] changes (the selection costs O(J² n + J⁴)).
+fn fewest_under_cycle(
+    raw: &[f64],
+    phase_of: &[usize],
+    period: usize,
+    changes: Vec<Change>,
+    alpha: f64,
+    rho: f64,
+) -> Vec<Change> {
+    let candidates: Vec<usize> = (0..changes.len())
+        .filter(|&k| changes[k].p_value <= alpha && !changes[k].differenced)
+        .collect();
+    let count = raw.len();
+    if candidates.len() < 2 || candidates.len() > MOST_SELECTED || count >= FEW_CYCLES * period {
+        return changes;
+    }
+    let ranks = doubled_midranks(raw);
+    let mut counts = vec![0usize; period];
+    let mut sums = vec![0.0; period];
+    for (&phase, &rank) in phase_of.iter().zip(&ranks) {
+        counts[phase] += 1;
+        sums[phase] += rank as f64;
+    }
+    let levels: Vec<f64> = ranks
+        .iter()
+        .zip(phase_of)
+        .map(|(&rank, &phase)| rank as f64 - sums[phase] / counts[phase] as f64)
+        .collect();
+    let steps: Vec<Vec<f64>> = candidates
+        .iter()
+        .map(|&k| {
+            let at = changes[k].change_index;
+            let mut after = vec![0usize; period];
+            for &phase in &phase_of[at..] {
+                after[phase] += 1;
+            }
+            (0..count)
+                .map(|t| {
+                    let phase = phase_of[t];
+                    f64::from(u8::from(t >= at)) - after[phase] as f64 / counts[phase] as f64
+                })
+                .collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).fold(0.0, |sum, (x, y)| sum + x * y);
+    let size = steps.len();
+    let mut gram = vec![0.0; size * size];
+    for a in 0..size {
+        for b in a..size {
+            let value = dot(&steps[a], &steps[b]);
+            gram[a * size + b] = value;
+            gram[b * size + a] = value;
+        }
+    }
+    let cross: Vec<f64> = steps.iter().map(|step| dot(step, &levels)).collect();
+    let total = dot(&levels, &levels);
+    let effective = count as f64 * (1.0 - rho) / (1.0 + rho);
+    let penalty = effective.max(2.0).ln();
+    let mut chosen = Chosen::default();
+    let mut rss = total;
+    while chosen.members.len() < size {
+        let mut best: Option<(usize, Extension)> = None;
+        for candidate in (0..size).filter(|c| !chosen.members.contains(c)) {
+            if let Some(extension) = chosen.extended(&gram, size, &cross, total, candidate) {
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, least)| extension.rss < least.rss)
+                {
+                    best = Some((candidate, extension));
+                }
+            }
+        }
+        let Some((candidate, extension)) = best else {
+            break;
+        };
+        let value = extension.rss;
+        if value > 0.0 && effective * (rss / value).ln() <= penalty {
+            break;
+        }
+        chosen.push(candidate, extension);
+        rss = value;
+        if value <= 0.0 {
+            break;
+        }
+    }
+    let chosen = chosen.members;
+    let dropped: Vec<usize> = (0..size)
+        .filter(|c| !chosen.contains(c))
+        .map(|c| candidates[c])
+        .collect();
+    if dropped.is_empty() {
+        return changes;
+    }
+    let kept: Vec<Change> = changes
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !dropped.contains(k))
+        .map(|(_, change)| change)
+        .collect();
+    let mut bounds = vec![0];
+    bounds.extend(kept.iter().map(|change| change.change_index));
+    bounds.push(count);
+    kept.iter()
+        .enumerate()
+        .map(|(slot, change)| {
+            summarised(
+                raw,
+                (bounds[slot], change.change_index, bounds[slot + 2]),
+                change.statistic,
+                change.p_value,
+                change.spread,
+            )
+        })
+        .collect()
+}
+
+/// The steps chosen so far: the rows of the Cholesky factor of their Gram matrix (in the
+/// order chosen), `L⁻¹ b` and its sum of squares.
+#[derive(Default)]
+struct Chosen {
+    members: Vec<usize>,
+    rows: Vec<Vec<f64>>,
+    solved: Vec<f64>,
+    explained: f64,
+}
+
+/// What adding one step gives: its row of the factor, its entry of `L⁻¹ b`, the residual
+/// sum of squares.
+struct Extension {
+    row: Vec<f64>,
+    solved: f64,
+    rss: f64,
+}
+
+impl Chosen {
+    /// The factor extended by the column `candidate` of the `size` × `size` Gram matrix
+    /// (the last row of the Cholesky factor of the chosen and it, in that order) and
+    /// `total - bᵀ G⁻¹ b` then; None when its pivot is at most [`SPAN_FLOOR`] of its
+    /// energy (it adds nothing to the others).
+    fn extended(
+        &self,
+        gram: &[f64],
+        size: usize,
+        cross: &[f64],
+        total: f64,
+        candidate: usize,
+    ) -> Option<Extension> {
+        let k = self.members.len();
+        let mut row = Vec::with_capacity(k + 1);
+        for column in 0..k {
+            let mut value = gram[candidate * size + self.members[column]];
+            for (entry, other) in row.iter().zip(&self.rows[column]) {
+                value -= entry * other;
+            }
+            row.push(value / self.rows[column][column]);
+        }
+        let mut pivot = gram[candidate * size + candidate];
+        for entry in &row {
+            pivot -= entry * entry;
+        }
+        if pivot <= SPAN_FLOOR * gram[candidate * size + candidate] {
+            return None;
+        }
+        let pivot = pivot.sqrt();
+        row.push(pivot);
+        let mut value = cross[candidate];
+        for (entry, solved) in row.iter().zip(&self.solved) {
+            value -= entry * solved;
+        }
+        let solved = value / pivot;
+        let explained = self.explained + solved * solved;
+        Some(Extension {
+            row,
+            solved,
+            rss: total - explained,
+        })
+    }
+
+    fn push(&mut self, candidate: usize, extension: Extension) {
+        self.members.push(candidate);
+        self.explained += extension.solved * extension.solved;
+        self.solved.push(extension.solved);
+        self.rows.push(extension.row);
+    }
 }
 
 /// The segment each refined change was re-tested in: [start, end).

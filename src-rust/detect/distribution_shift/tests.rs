@@ -740,3 +740,27 @@ fn a_transition_zone_between_two_levels_is_one_change() {
         .collect();
     assert_eq!(at.len(), 2, "{at:?}");
 }
+
+#[test]
+fn a_step_under_a_cycle_seen_three_times_is_one_change() {
+    // A sine of 96 tasks (amplitude 3) under noise of sd 0.3, three repetitions, +1 from
+    // task 150 (day 2): the phases' medians take the step after its phase, and only the
+    // step itself is kept.
+    let noise = normals(17, 288);
+    let values: Vec<f64> = (0..288)
+        .map(|t| {
+            let cycle = 3.0 * (2.0 * std::f64::consts::PI * t as f64 / 96.0).sin();
+            cycle + 0.3 * noise[t] + if t >= 150 { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let found = changes_of(&values, 4, 0.01);
+    assert!(found.period.is_some(), "{found:?}");
+    let significant: Vec<usize> = found
+        .changes
+        .iter()
+        .filter(|change| change.p_value <= 0.01)
+        .map(|change| change.change_index)
+        .collect();
+    assert_eq!(significant.len(), 1, "{significant:?}");
+    assert!(significant[0].abs_diff(150) <= 3, "{significant:?}");
+}

@@ -799,6 +799,11 @@ def segment(
     ]
     merged = _with_scanned(_with_jumps([by_position[c] for c in kept], jumped), scanned, ranks)
     found["changes"] = _kept_changes(raw, ranks, merged, min_segment, spread_test)
+    if found["period"]:
+        phase_of = tasks % found["period"]
+        found["changes"] = _fewest_under_cycle(
+            raw, phase_of, found["period"], found["changes"], alpha, rho
+        )
     drifts_over_all = (found["drift_start"], found["drift_end"]) == (0, count)
     if differences and not found["changes"] and drifts_over_all:
         # drifting over all its values by its changes' runs and bends: the same reading
@@ -931,25 +936,164 @@ def _kept_changes(
                 statistic, p_value = wider, p_wider
         if start >= 0 and not math.isnan(p_other):
             p_value = min(1.0, 2.0 * min(p_value, p_other))
-        before, after = raw[lo:change], raw[change:hi]
-        changes.append(
-            {
-                "change_index": change,
-                "segment_start": lo,
-                "segment_end": hi,
-                "statistic": statistic,
-                "p_value": p_value,
-                "spread": spread,
-                "differenced": False,
-                "mean_before": mean_and_sum_of_squares(before)[0],
-                "mean_after": mean_and_sum_of_squares(after)[0],
-                "median_before": float(median(before)),
-                "median_after": float(median(after)),
-                "std_before": population_std(before),
-                "std_after": population_std(after),
-            }
-        )
+        changes.append(_summarised(raw, (lo, change, hi), statistic, p_value, spread))
     return changes
+
+
+def _summarised(
+    raw: Float64Array,
+    bounds: tuple[int, int, int],
+    statistic: float,
+    p_value: float,
+    spread: bool,
+) -> dict[str, Any]:
+    """A change at ``bounds[1]`` between ``bounds[0]`` and ``bounds[2]`` with its test, and
+    the summaries of the values recorded (cycle included) on each side."""
+    lo, change, hi = bounds
+    before, after = raw[lo:change], raw[change:hi]
+    return {
+        "change_index": change,
+        "segment_start": lo,
+        "segment_end": hi,
+        "statistic": statistic,
+        "p_value": p_value,
+        "spread": spread,
+        "differenced": False,
+        "mean_before": mean_and_sum_of_squares(before)[0],
+        "mean_after": mean_and_sum_of_squares(after)[0],
+        "median_before": float(median(before)),
+        "median_after": float(median(after)),
+        "std_before": population_std(before),
+        "std_after": population_std(after),
+    }
+
+
+SPAN_FLOOR = 1e-9  # a step with at most this share of its energy outside the others' span
+FEW_CYCLES = 8  # the selection reads metrics with fewer repetitions of their cycle
+MOST_SELECTED = 32  # ... and at most this many changes with p <= alpha
+
+
+def _sequential_dot(a: Float64Array, b: Float64Array) -> float:
+    """sum(a * b) added in position order (the Rust fold)."""
+    return float(np.cumsum(a * b)[-1]) if a.size else 0.0
+
+
+def _fewest_under_cycle(
+    raw: Float64Array,
+    phase_of: NDArray[np.int64],
+    period: int,
+    changes: list[dict[str, Any]],
+    alpha: float,
+    rho: float,
+) -> list[dict[str, Any]]:
+    """The changes without those that only stand for an error of the cycle's profile: forward
+    selection of step regressors for the doubled mid-ranks with a mean per phase, by BIC on
+    the effective number of values (the Rust ``fewest_under_cycle``)."""
+    candidates = [
+        k
+        for k, change in enumerate(changes)
+        if change["p_value"] <= alpha and not change["differenced"]
+    ]
+    count = raw.size
+    if len(candidates) < 2 or len(candidates) > MOST_SELECTED or count >= FEW_CYCLES * period:
+        return changes
+    counts = np.bincount(phase_of, minlength=period)
+    safe = np.maximum(counts, 1)
+    ranks = doubled_midranks(raw).astype(np.float64)
+    levels = ranks - (np.bincount(phase_of, ranks, minlength=period) / safe)[phase_of]
+    steps = []
+    for k in candidates:
+        at = int(changes[k]["change_index"])
+        after = np.bincount(phase_of[at:], minlength=period)
+        steps.append((np.arange(count) >= at).astype(np.float64) - (after / safe)[phase_of])
+    size = len(steps)
+    gram = np.zeros((size, size))
+    for a in range(size):
+        for b in range(a, size):
+            gram[a, b] = gram[b, a] = _sequential_dot(steps[a], steps[b])
+    cross = [_sequential_dot(step, levels) for step in steps]
+    total = _sequential_dot(levels, levels)
+    effective = count * (1.0 - rho) / (1.0 + rho)
+    penalty = math.log(max(effective, 2.0))
+    chosen = _Chosen()
+    rss = total
+    while len(chosen.members) < size:
+        best: tuple[int, tuple[list[float], float, float]] | None = None
+        for candidate in range(size):
+            if candidate in chosen.members:
+                continue
+            extension = chosen.extended(gram, cross, total, candidate)
+            if extension is not None and (best is None or extension[2] < best[1][2]):
+                best = (candidate, extension)
+        if best is None:
+            break
+        candidate, extension = best
+        value = extension[2]
+        if value > 0.0 and effective * math.log(rss / value) <= penalty:
+            break
+        chosen.push(candidate, extension)
+        rss = value
+        if value <= 0.0:
+            break
+    picked = chosen.members
+    dropped = {candidates[c] for c in range(size) if c not in picked}
+    if not dropped:
+        return changes
+    kept = [change for k, change in enumerate(changes) if k not in dropped]
+    bounds = [0, *(int(change["change_index"]) for change in kept), count]
+    return [
+        _summarised(
+            raw,
+            (bounds[slot], int(change["change_index"]), bounds[slot + 2]),
+            change["statistic"],
+            change["p_value"],
+            change["spread"],
+        )
+        for slot, change in enumerate(kept)
+    ]
+
+
+class _Chosen:
+    """The steps chosen so far: the rows of the Cholesky factor of their Gram matrix (in
+    the order chosen), L^-1 b and its sum of squares (the Rust ``Chosen``)."""
+
+    def __init__(self) -> None:
+        self.members: list[int] = []
+        self.rows: list[list[float]] = []
+        self.solved: list[float] = []
+        self.explained = 0.0
+
+    def extended(
+        self, gram: Float64Array, cross: list[float], total: float, candidate: int
+    ) -> tuple[list[float], float, float] | None:
+        """(the factor's new row, its entry of L^-1 b, total - b' G^-1 b) with the column
+        ``candidate`` added; None when its pivot is at most SPAN_FLOOR of its energy."""
+        row: list[float] = []
+        for column, member in enumerate(self.members):
+            value = float(gram[candidate, member])
+            for m in range(column):
+                value -= row[m] * self.rows[column][m]
+            row.append(value / self.rows[column][column])
+        energy = float(gram[candidate, candidate])
+        pivot = energy
+        for entry in row:
+            pivot -= entry * entry
+        if pivot <= SPAN_FLOOR * energy:
+            return None
+        pivot = math.sqrt(pivot)
+        row.append(pivot)
+        value = cross[candidate]
+        for m in range(len(self.members)):
+            value -= row[m] * self.solved[m]
+        solved = value / pivot
+        return row, solved, total - (self.explained + solved * solved)
+
+    def push(self, candidate: int, extension: tuple[list[float], float, float]) -> None:
+        row, solved, _ = extension
+        self.members.append(candidate)
+        self.explained += solved * solved
+        self.solved.append(solved)
+        self.rows.append(row)
 
 
 def _refine(

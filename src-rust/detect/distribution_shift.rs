@@ -1470,6 +1470,8 @@ pub fn spread_scores(ranks: &[i64]) -> Vec<i64> {
 /// than the spread test's on a segment that holds part of a ramp, and a choice by those
 /// p-values can move a change (the demo's latency change went from batch 622, the ramp
 /// starting at 600, to a spread change at 485, with a wider block ratio in the re-test).
+/// Without `spread_test` (stratified ranks, [`stratified_ranks`]) the level test alone,
+/// its p not doubled.
 pub fn split_segment(
     ranks: &[i64],
     min_segment: usize,
@@ -1916,7 +1918,7 @@ fn summarised(
 /// A column of the selection's Gram matrix whose energy outside the span of the columns
 /// before it is at most this share of its own is in that span.
 const SPAN_FLOOR: f64 = 1e-9;
-/// [`fewest_under_cycle`] reads metrics with fewer repetitions of their cycle than this.
+/// [`fewest_under_cycle`] reads metrics with fewer values than this many periods.
 pub const FEW_CYCLES: usize = 8;
 /// ... and at most this many changes with `p <= alpha`.
 pub const MOST_SELECTED: usize = 32;
@@ -1929,17 +1931,18 @@ pub const MOST_SELECTED: usize = 32;
 /// found at its task with four more changes, each with p below 1e-70). Those changes and
 /// the step are one explanation; the fewest changes are the other.
 ///
-/// Among the changes with `p <= alpha` (at least 2), forward selection (Efroymson 1960) of
-/// step regressors `[t >= c]` for the doubled mid-ranks of `raw`, every phase of the
+/// Among the level changes with `p <= alpha` (at least 2), forward selection (Efroymson
+/// 1960) of step regressors `[t >= c]` for the doubled mid-ranks of `raw`, every phase of the
 /// cycle (`phase_of`, 0..period) with a mean of its own (both the ranks and the steps are
 /// demeaned within the phases): at each round the change whose step leaves the smallest
 /// residual sum of squares joins while it lowers the BIC on the effective number of values
 /// `n' = n (1 - ρ) / (1 + ρ)` (ρ the search's `phi`, clipped), `n' ln(RSS / RSS') >
 /// ln n'`; a step in the span of those chosen (its Cholesky pivot at most [`SPAN_FLOOR`]
-/// of its energy) is not a candidate. The others go; the kept ones keep their tests and
-/// take the segments between them. Sums run in position order. Only over fewer than
-/// [`FEW_CYCLES`] repetitions (where a step moves the medians most) and at most
-/// [`MOST_SELECTED`] changes (the selection costs O(J² n + J⁴)).
+/// of its energy) is not a candidate. The others go (all stay when not even the first
+/// joins); the kept ones keep their tests (of the segment the search found them in) and
+/// take the segments between them. Sums run in position order. Only for fewer than
+/// [`FEW_CYCLES`] · period values (a few repetitions, where a step moves the medians
+/// most) and at most [`MOST_SELECTED`] changes (the selection costs O(J² n + J⁴)).
 fn fewest_under_cycle(
     raw: &[f64],
     phase_of: &[usize],
@@ -1948,8 +1951,9 @@ fn fewest_under_cycle(
     alpha: f64,
     rho: f64,
 ) -> Vec<Change> {
+    // changes of spread are no steps of the level: they stay as they are
     let candidates: Vec<usize> = (0..changes.len())
-        .filter(|&k| changes[k].p_value <= alpha && !changes[k].differenced)
+        .filter(|&k| changes[k].p_value <= alpha && !changes[k].differenced && !changes[k].spread)
         .collect();
     let count = raw.len();
     if candidates.len() < 2 || candidates.len() > MOST_SELECTED || count >= FEW_CYCLES * period {
@@ -1996,35 +2000,10 @@ fn fewest_under_cycle(
     let cross: Vec<f64> = steps.iter().map(|step| dot(step, &levels)).collect();
     let total = dot(&levels, &levels);
     let effective = count as f64 * (1.0 - rho) / (1.0 + rho);
-    let penalty = effective.max(2.0).ln();
-    let mut chosen = Chosen::default();
-    let mut rss = total;
-    while chosen.members.len() < size {
-        let mut best: Option<(usize, Extension)> = None;
-        for candidate in (0..size).filter(|c| !chosen.members.contains(c)) {
-            if let Some(extension) = chosen.extended(&gram, size, &cross, total, candidate) {
-                if best
-                    .as_ref()
-                    .is_none_or(|(_, least)| extension.rss < least.rss)
-                {
-                    best = Some((candidate, extension));
-                }
-            }
-        }
-        let Some((candidate, extension)) = best else {
-            break;
-        };
-        let value = extension.rss;
-        if value > 0.0 && effective * (rss / value).ln() <= penalty {
-            break;
-        }
-        chosen.push(candidate, extension);
-        rss = value;
-        if value <= 0.0 {
-            break;
-        }
+    let chosen = forward_selection(&gram, &cross, total, effective);
+    if chosen.is_empty() {
+        return changes; // not even the best step lowers the BIC: no reading to prefer
     }
-    let chosen = chosen.members;
     let dropped: Vec<usize> = (0..size)
         .filter(|c| !chosen.contains(c))
         .map(|c| candidates[c])
@@ -2053,6 +2032,42 @@ fn fewest_under_cycle(
             )
         })
         .collect()
+}
+
+/// The steps forward selection keeps (indices into `cross`, in the order chosen): at each
+/// round the one leaving the smallest residual sum of squares (the first of equal ones)
+/// joins while `effective · ln(RSS / RSS') > ln(effective)` ([`fewest_under_cycle`]).
+fn forward_selection(gram: &[f64], cross: &[f64], total: f64, effective: f64) -> Vec<usize> {
+    let size = cross.len();
+    let penalty = effective.max(2.0).ln();
+    let mut chosen = Chosen::default();
+    let mut rss = total;
+    while chosen.members.len() < size {
+        let mut best: Option<(usize, Extension)> = None;
+        for candidate in (0..size).filter(|c| !chosen.members.contains(c)) {
+            if let Some(extension) = chosen.extended(gram, size, cross, total, candidate) {
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, least)| extension.rss < least.rss)
+                {
+                    best = Some((candidate, extension));
+                }
+            }
+        }
+        let Some((candidate, extension)) = best else {
+            break;
+        };
+        let value = extension.rss;
+        if value > 0.0 && effective * (rss / value).ln() <= penalty {
+            break;
+        }
+        chosen.push(candidate, extension);
+        rss = value;
+        if value <= 0.0 {
+            break;
+        }
+    }
+    chosen.members
 }
 
 /// The steps chosen so far: the rows of the Cholesky factor of their Gram matrix (in the

@@ -3,13 +3,14 @@ of the tasks by more than ``phase_transition_sensitivity`` of its mean (and sign
 when both halves have 4 or more values, by Welch's test with the halves' AR(1) long-run
 variance); a drifting metric (random walk, φ → 1) has no phase transition.
 
-A metric that repeats a cycle (the period the distribution-shift detector removed before
-its search) is tested again with each value minus the mean of its phase (by task
-position; the test compares means, and a phase's median leaves a queue that is empty on
-most windows of the peak with its waits): over a few repetitions the halves hold unequal
-shares of the cycle (three days of 1-minute windows: one half holds two daily peaks, the
-other one), and their means differ by the cycle alone. The transition stands when that
-test also gives p < 0.01; its ``p_value`` is the larger of the two."""
+In a cooling that runs the distribution-shift detector, a metric that repeats a cycle (the
+period that detector removed before its search) is tested again with each value minus the
+mean of its phase (by task position; the test compares means, and a phase's median leaves
+a queue that is empty on most windows of the peak with its waits): over a few repetitions
+the halves hold unequal shares of the cycle (three days of 1-minute windows: one half
+holds two daily peaks, the other one), and their means differ by the cycle alone. The
+transition stands when that test also gives p < 0.01; its ``p_value`` is the larger of the
+two."""
 
 from __future__ import annotations
 

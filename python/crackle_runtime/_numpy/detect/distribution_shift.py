@@ -969,7 +969,7 @@ def _summarised(
 
 
 SPAN_FLOOR = 1e-9  # a step with at most this share of its energy outside the others' span
-FEW_CYCLES = 8  # the selection reads metrics with fewer repetitions of their cycle
+FEW_CYCLES = 8  # the selection reads metrics with fewer values than this many periods
 MOST_SELECTED = 32  # ... and at most this many changes with p <= alpha
 
 
@@ -989,10 +989,10 @@ def _fewest_under_cycle(
     """The changes without those that only stand for an error of the cycle's profile: forward
     selection of step regressors for the doubled mid-ranks with a mean per phase, by BIC on
     the effective number of values (the Rust ``fewest_under_cycle``)."""
-    candidates = [
+    candidates = [  # changes of spread are no steps of the level: they stay
         k
         for k, change in enumerate(changes)
-        if change["p_value"] <= alpha and not change["differenced"]
+        if change["p_value"] <= alpha and not change["differenced"] and not change["spread"]
     ]
     count = raw.size
     if len(candidates) < 2 or len(candidates) > MOST_SELECTED or count >= FEW_CYCLES * period:
@@ -1014,6 +1014,33 @@ def _fewest_under_cycle(
     cross = [_sequential_dot(step, levels) for step in steps]
     total = _sequential_dot(levels, levels)
     effective = count * (1.0 - rho) / (1.0 + rho)
+    picked = _forward_selection(gram, cross, total, effective)
+    if not picked:
+        return changes  # not even the best step lowers the BIC: no reading to prefer
+    dropped = {candidates[c] for c in range(size) if c not in picked}
+    if not dropped:
+        return changes
+    kept = [change for k, change in enumerate(changes) if k not in dropped]
+    bounds = [0, *(int(change["change_index"]) for change in kept), count]
+    return [
+        _summarised(
+            raw,
+            (bounds[slot], int(change["change_index"]), bounds[slot + 2]),
+            change["statistic"],
+            change["p_value"],
+            change["spread"],
+        )
+        for slot, change in enumerate(kept)
+    ]
+
+
+def _forward_selection(
+    gram: Float64Array, cross: list[float], total: float, effective: float
+) -> list[int]:
+    """The steps forward selection keeps: at each round the one leaving the smallest
+    residual sum of squares joins while effective ln(RSS / RSS') > ln(effective) (the
+    Rust ``forward_selection``)."""
+    size = len(cross)
     penalty = math.log(max(effective, 2.0))
     chosen = _Chosen()
     rss = total
@@ -1035,22 +1062,7 @@ def _fewest_under_cycle(
         rss = value
         if value <= 0.0:
             break
-    picked = chosen.members
-    dropped = {candidates[c] for c in range(size) if c not in picked}
-    if not dropped:
-        return changes
-    kept = [change for k, change in enumerate(changes) if k not in dropped]
-    bounds = [0, *(int(change["change_index"]) for change in kept), count]
-    return [
-        _summarised(
-            raw,
-            (bounds[slot], int(change["change_index"]), bounds[slot + 2]),
-            change["statistic"],
-            change["p_value"],
-            change["spread"],
-        )
-        for slot, change in enumerate(kept)
-    ]
+    return chosen.members
 
 
 class _Chosen:

@@ -68,9 +68,10 @@ SIGNIFICANCE = 0.01
 
 def _without_cycles(data: DetectionData, result: Result, periods: dict[int, int]) -> Result:
     """``result`` with each detected metric that repeats a cycle (``periods``) tested again
-    on its values minus the mean of their phase (task position mod the period; a cycle
-    with a phase never seen is not removed): not detected unless that p-value is below
-    SIGNIFICANCE, and ``p_value`` the larger of the two."""
+    on its values minus the mean of their phase plus the mean of all (task position mod the
+    period; a cycle with a phase never seen is not removed): detected only when the kernel
+    detects that too at sensitivity 0 (p below SIGNIFICANCE, and not drifting once the
+    cycle is out), and ``p_value`` the larger of the two."""
     detected = np.array(result["detected"], dtype=np.bool_)
     p_values = np.array(result["p_value"], dtype=np.float64)
     for metric, period in periods.items():
@@ -84,7 +85,9 @@ def _without_cycles(data: DetectionData, result: Result, periods: dict[int, int]
             continue
         values = column[tasks]
         with np.errstate(over="ignore", invalid="ignore"):
-            removed = values - (np.bincount(phases, values, minlength=period) / counts)[phases]
+            profile = np.bincount(phases, values, minlength=period) / counts
+            # the mean of all added back: the kernel's shift (and so its decision) needs it
+            removed = values - profile[phases] + float(np.mean(values))
         if not np.all(np.isfinite(removed)):
             continue
         adjusted = np.full(column.size, np.nan)
@@ -94,7 +97,7 @@ def _without_cycles(data: DetectionData, result: Result, periods: dict[int, int]
         )
         p_cycle = float(again["p_value"][0])
         p_values[metric] = max(float(p_values[metric]), p_cycle)
-        detected[metric] = p_cycle < SIGNIFICANCE
+        detected[metric] = bool(again["detected"][0]) and p_cycle < SIGNIFICANCE
     return {**result, "detected": detected, "p_value": p_values}
 
 

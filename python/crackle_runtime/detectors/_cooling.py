@@ -268,14 +268,13 @@ def run_order() -> list[Detector]:
     """The registry in the order the detectors run: a segmented detector (or one that reads
     the cycles) right after the distribution-shift detector, whose change points (and
     cycles) it reads."""
-    after_shift = [d for d in REGISTRY if d.segmented or d.cycles is not None]
-    plain = [detector for detector in REGISTRY if detector not in after_shift]
-    segmented = after_shift
+    reads_shift = [d for d in REGISTRY if d.segmented or d.cycles is not None]
+    plain = [detector for detector in REGISTRY if detector not in reads_shift]
     after = next(
         (k + 1 for k, d in enumerate(plain) if d.kind == PatternKind.DISTRIBUTION_SHIFT),
         len(plain),
     )
-    return [*plain[:after], *segmented, *plain[after:]]
+    return [*plain[:after], *reads_shift, *plain[after:]]
 
 
 def _segment_bounds(

@@ -9,8 +9,8 @@ mean of its phase (by task position; the test compares means, and a phase's medi
 a queue that is empty on most windows of the peak with its waits): over a few repetitions
 the halves hold unequal shares of the cycle (three days of 1-minute windows: one half
 holds two daily peaks, the other one), and their means differ by the cycle alone. The
-transition stands when that test also gives p < 0.01; its ``p_value`` is the larger of the
-two."""
+transition stands when the kernel detects it there too (p < 0.01, not drifting); its
+``p_value`` is the larger of the two."""
 
 from __future__ import annotations
 
@@ -62,16 +62,12 @@ def _findings(data: DetectionData, result: Result, params: dict[str, Any]) -> Fi
     return found
 
 
-#: The level the halves with the cycle removed must reach (the kernel's own).
-SIGNIFICANCE = 0.01
-
-
 def _without_cycles(data: DetectionData, result: Result, periods: dict[int, int]) -> Result:
     """``result`` with each detected metric that repeats a cycle (``periods``) tested again
     on its values minus the mean of their phase plus the mean of all (task position mod the
     period; a cycle with a phase never seen is not removed): detected only when the kernel
-    detects that too at sensitivity 0 (p below SIGNIFICANCE, and not drifting once the
-    cycle is out), and ``p_value`` the larger of the two."""
+    detects that too at sensitivity 0 (p below 0.01, and not drifting once the cycle is
+    out), and ``p_value`` the larger of the two."""
     detected = np.array(result["detected"], dtype=np.bool_)
     p_values = np.array(result["p_value"], dtype=np.float64)
     for metric, period in periods.items():
@@ -97,7 +93,7 @@ def _without_cycles(data: DetectionData, result: Result, periods: dict[int, int]
         )
         p_cycle = float(again["p_value"][0])
         p_values[metric] = max(float(p_values[metric]), p_cycle)
-        detected[metric] = bool(again["detected"][0]) and p_cycle < SIGNIFICANCE
+        detected[metric] = bool(again["detected"][0])
     return {**result, "detected": detected, "p_value": p_values}
 
 

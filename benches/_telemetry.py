@@ -329,6 +329,16 @@ def _daily_peak(deploy: bool) -> Callable[..., Any]:
     return make
 
 
+def _lone_peak_queue(rng: np.random.Generator, n: int) -> tuple[list[str], Matrix, dict[str, Any]]:
+    """Three days of 1-minute windows of a queue wait that is 0 outside the daily peak and
+    on half of the windows in it, beside retries (Poisson 0.3) without a cycle: no other
+    metric carries the daily period."""
+    load = 1 + 0.6 * np.sin(2 * np.pi * np.arange(n) / 1440.0) + 0.1 * rng.standard_normal(n)
+    queue = np.where((load > 1.4) & (rng.random(n) < 0.5), rng.exponential(30.0, n), 0.0)
+    retries = rng.poisson(0.3, n).astype(float)
+    return ["queue_wait_ms", "retries"], np.vstack([queue, retries]), {}
+
+
 CASES: tuple[Case, ...] = (
     Case("lognormal σ=0.5", "null", 1000, _lognormal(0.5)),
     Case("lognormal σ=1", "null", 1000, _lognormal(1.0)),
@@ -373,4 +383,5 @@ CASES: tuple[Case, ...] = (
     Case("3 stuck queue waits (30x the mean wait)", "outlier", 3000, _queue_waits(3)),
     Case("daily peak: CPU clipped, queue waits, 3 days", "null", 4320, _daily_peak(False)),
     Case("deploy +20% latency under a daily peak, 3 days", "change", 4320, _daily_peak(True)),
+    Case("queue wait alone, 0 off-peak, 3 days", "null", 4320, _lone_peak_queue),
 )

@@ -141,7 +141,7 @@ use super::outlier::clearly_right_skewed;
 use super::shared::columns::{column_length, present_values};
 use super::shared::ranks::{median, median_and_mad};
 use super::shared::seasonal::{
-    deviations_repeat, find_cycle, phase_group, phase_group_count, shared_cycle,
+    atom_cycle, deviations_repeat, find_cycle, phase_group, phase_group_count, shared_cycle,
 };
 use super::{Detector, Table};
 use crate::args::{Budget, DefaultValue, ParamSpec, Params};
@@ -332,58 +332,67 @@ pub struct MetricChanges {
 
 /// Every metric's changes (metrics in parallel; the budget is checked per metric and per
 /// segment searched). A metric without a cycle of its own is tested at the periods the
-/// others repeat ([`shared_cycle`]), and searched again when it has one of them.
+/// others repeat ([`shared_cycle`]), and searched again when it has one of them; one still
+/// without is scanned for a cycle of its commonest value's share ([`atom_cycle`]).
 pub fn change_points(
     columns: &[&[f64]],
     min_segment: usize,
     alpha: f64,
     budget: &Budget,
 ) -> CoreResult<Vec<MetricChanges>> {
+    /// Where a search looks for a metric's cycle.
+    enum Pass<'p> {
+        Own,
+        Shared(&'p [usize]),
+        Atom,
+    }
     column_length(columns)?;
-    let search = |column: &[f64], periods: Option<&[usize]>| {
+    let search = |column: &[f64], pass: &Pass<'_>| {
         budget.check(STAGE)?;
         let present = present_values(column);
         // A cycle's phase counts tasks, so the cycle search reads the present values'
         // task positions.
         let tasks: Vec<usize> = (0..column.len()).filter(|&t| !column[t].is_nan()).collect();
-        let length = column.len();
-        let cycles = match periods {
-            None => Cycles::At {
-                tasks: &tasks,
-                length,
-            },
-            Some(periods) => Cycles::Shared {
-                tasks: &tasks,
+        let (tasks, length) = (&tasks[..], column.len());
+        let cycles = match *pass {
+            Pass::Own => Cycles::At { tasks, length },
+            Pass::Shared(periods) => Cycles::Shared {
+                tasks,
                 length,
                 periods,
             },
+            Pass::Atom => Cycles::Atom { tasks, length },
         };
         metric_changes(&present, cycles, min_segment, alpha, budget)
     };
     let mut metrics = columns
         .par_iter()
-        .map(|column| search(column, None))
+        .map(|column| search(column, &Pass::Own))
         .collect::<CoreResult<Vec<_>>>()?;
     let mut periods: Vec<usize> = metrics.iter().filter_map(|m| m.period).collect();
     periods.sort_unstable();
     periods.dedup();
-    if periods.is_empty() {
-        return Ok(metrics);
-    }
-    let again = columns
-        .par_iter()
-        .zip(&metrics)
-        .map(|(column, found)| {
-            if found.period.is_some() || !found.tested {
-                return Ok(None);
+    let passes = if periods.is_empty() {
+        vec![Pass::Atom]
+    } else {
+        vec![Pass::Shared(&periods), Pass::Atom]
+    };
+    for pass in &passes {
+        let again = columns
+            .par_iter()
+            .zip(&metrics)
+            .map(|(column, found)| {
+                if found.period.is_some() || !found.tested {
+                    return Ok(None);
+                }
+                let cycled = search(column, pass)?;
+                Ok(cycled.period.is_some().then_some(cycled))
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        for (found, cycled) in metrics.iter_mut().zip(again) {
+            if let Some(cycled) = cycled {
+                *found = cycled;
             }
-            let shared = search(column, Some(&periods))?;
-            Ok(shared.period.is_some().then_some(shared))
-        })
-        .collect::<CoreResult<Vec<_>>>()?;
-    for (found, shared) in metrics.iter_mut().zip(again) {
-        if let Some(shared) = shared {
-            *found = shared;
         }
     }
     Ok(metrics)
@@ -645,7 +654,9 @@ pub struct Scanned {
 /// outside it: no spread at some phases, a wide one at others).
 fn spread_follows_cycle(removed: &[f64], period: usize, cycles: Cycles<'_>) -> bool {
     match cycles {
-        Cycles::At { tasks, length } | Cycles::Shared { tasks, length, .. } => {
+        Cycles::At { tasks, length }
+        | Cycles::Shared { tasks, length, .. }
+        | Cycles::Atom { tasks, length } => {
             let mut column = vec![f64::NAN; length];
             for (&task, &value) in tasks.iter().zip(removed) {
                 column[task] = value;
@@ -1534,6 +1545,10 @@ pub enum Cycles<'a> {
         length: usize,
         periods: &'a [usize],
     },
+    /// As `At`, the cycle of the share of the metric's commonest value ([`atom_cycle`]):
+    /// for a metric that neither its own search nor the other metrics' periods gave one;
+    /// when it has none, the metric comes back untested.
+    Atom { tasks: &'a [usize], length: usize },
 }
 
 /// One metric's changes (see the module documentation), after removing its cycle
@@ -1628,14 +1643,15 @@ fn changes_of(
             length,
             periods,
         } => shared_cycle(raw, &raw_ranks, tasks, length, periods),
+        Cycles::Atom { length, .. } => atom_cycle(raw, &raw_ranks, length),
     };
-    if adjusted.is_none() && matches!(cycles, Cycles::Shared { .. }) {
+    if adjusted.is_none() && matches!(cycles, Cycles::Shared { .. } | Cycles::Atom { .. }) {
         return Ok(found); // searched already, without a cycle
     }
     found.period = adjusted.as_ref().map(|(period, _)| *period);
     // every present value's task (none listed: consecutive)
     let task_of = |position: usize| match cycles {
-        Cycles::At { tasks, .. } | Cycles::Shared { tasks, .. } => {
+        Cycles::At { tasks, .. } | Cycles::Shared { tasks, .. } | Cycles::Atom { tasks, .. } => {
             tasks.get(position).copied().unwrap_or(position)
         }
         Cycles::None | Cycles::Consecutive => position,

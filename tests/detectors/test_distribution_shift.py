@@ -843,6 +843,98 @@ def test_shared_period_p_is_the_periodogram_ratio(n: int, period: int) -> None:
     assert seasonal.shared_period_p(centred, period) == pytest.approx(expected, rel=1e-9)
 
 
+def peak_waits(rng: np.random.Generator, n: int, period: int) -> NDArray[np.float64]:
+    """A queue wait over cycles of ``period`` tasks: 0 outside the daily peak (a load above
+    1.4 times its mean) and on half of the tasks in it, else exponential (mean 30 ms)."""
+    load = 1 + 0.6 * np.sin(2 * np.pi * np.arange(n) / period) + 0.1 * rng.standard_normal(n)
+    busy = (load > 1.4) & (rng.random(n) < 0.5)
+    return np.where(busy, rng.exponential(30.0, n), 0.0)
+
+
+@pytest.mark.parametrize(("n", "period"), [(1440, 480), (4320, 1440), (1800, 400), (4000, 1300)])
+def test_a_queue_empty_outside_its_peak_repeats_its_cycle(
+    kernels: ModuleType, n: int, period: int
+) -> None:
+    """Alone (no other metric carries the period), its rank autocorrelation at the period is
+    about 0.35 with no trough below -0.2: the autocorrelation search found no cycle and the
+    search read each peak as changes (5 to 8 per series). The scan of its periodogram finds
+    the cycle; the series gets no change."""
+    from crackle_runtime._numpy.detect.shared import seasonal
+
+    for seed in range(3):
+        waits = peak_waits(np.random.default_rng([seed, n]), n, period)
+        assert seasonal.seasonal_period(twin.doubled_midranks(waits)) is None
+        result = changes(kernels, waits)
+        assert abs(int(result["period"][0]) - period) <= period // 25
+        assert positions(result) == []
+
+
+@pytest.mark.parametrize("n", [40, 300, 2000, 9000])
+def test_atom_period_is_the_scanned_periodogram_ratio(n: int) -> None:
+    """Hand-computed from numpy's FFT of the zero-padded block sums and scipy's F
+    distribution: the least p over the half steps, its Bonferroni decision, and no period
+    on flags at random (an atom without a cycle)."""
+    from crackle_runtime._numpy.detect.shared import seasonal
+
+    rng = np.random.default_rng(n)
+    flags = (rng.random(n) < 0.3).astype(np.float64)
+    ranks = twin.doubled_midranks(flags)
+    block = -(-n // 4096)
+    blocks = n // block
+    sums = (ranks[: blocks * block] - (n + 1)).reshape(blocks, block).sum(axis=1)
+    power = np.abs(np.fft.fft(sums, 2 * blocks)) ** 2
+    least = 1.0
+    half_steps = range(6, min(blocks - 1, 2 * blocks * block // 4) + 1)
+    for h in half_steps:
+        ks = [
+            k
+            for k in range(max(h // 2 - 8, 1), (h + 1) // 2 + 9)
+            if 2 * k < blocks
+            and abs(2 * k - h) >= 2
+            and all(abs(2 * k - m * h) >= 2 for m in range(2, 2 * k // h + 2))
+        ]
+        g = power[h] / np.mean(power[[2 * k for k in ks]])
+        least = min(least, float(stats.f.sf(g, 2, 2 * len(ks))))
+    assert least * len(half_steps) > 1e-3  # no cycle by the test itself ...
+    assert seasonal.atom_period(ranks) is None  # ... and none found
+    # a cycle of the flags' share: found (n = 40 holds too few blocks to search)
+    cycled = ((rng.random(n) < 0.6) & (np.arange(n) % 20 < 5)).astype(np.float64)
+    found = seasonal.atom_period(twin.doubled_midranks(cycled))
+    assert found is None if n == 40 else found == 20
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counts_flags_and_waits_without_a_cycle_get_no_period(
+    kernels: ModuleType, seed: int
+) -> None:
+    """Atoms without a cycle: retries (Poisson 0.3), flags (Bernoulli 0.2), runs of flags,
+    GC pauses on 5% of the tasks, a queue busy while an AR(1) 0.99 load is high."""
+    rng = np.random.default_rng([seed, 17])
+    n = 2000
+    load = ar1(rng, n, 0.99)
+    columns = np.vstack(
+        [
+            rng.poisson(0.3, n).astype(np.float64),
+            (rng.random(n) < 0.2).astype(np.float64),
+            (np.cumsum(rng.random(n) < 0.02) % 2).astype(np.float64),
+            np.where(rng.random(n) < 0.05, rng.lognormal(np.log(15.0), 1.0, n), 0.0),
+            np.where(load > 7.0, rng.exponential(30.0, n), 0.0),
+        ]
+    )
+    assert changes(kernels, columns)["period"].tolist() == [0] * 5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_and_native_agree_on_atom_cycles(
+    native: ModuleType, numpy_backend: ModuleType, seed: int
+) -> None:
+    rng = np.random.default_rng([seed, 23])
+    waits = peak_waits(rng, 1440 + 37 * seed, 480)
+    waits[900 + seed * 50 :] *= 1 + seed  # waits that grow: a change under the cycle
+    columns = np.vstack([waits, (rng.random(waits.size) < 0.3).astype(np.float64)])
+    assert_same(changes(numpy_backend, columns), changes(native, columns))
+
+
 def monitoring_latency(
     rng: np.random.Generator, n: int, deploy: int | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -25,6 +25,11 @@
 //!   at their tasks (an absent task holds the mean rank) and its cycle removed by task
 //!   phase ([`find_cycle`]); with more gaps it is not searched.
 //!
+//! - **A cycle of an atom's share.** A metric whose commonest value is at least half its
+//!   values (a queue wait that is 0 outside the daily peak) and whose ranks' autocorrelation
+//!   shows no cycle, nor one at another metric's period, is scanned by the periodogram
+//!   ratio test below at every half Fourier step, Bonferroni over the steps
+//!   ([`atom_period`], [`atom_cycle`]).
 //! - **A period shared by other metrics.** A metric whose own search finds no cycle is
 //!   tested at each period found on another metric of the same tasks (a latency that follows
 //!   the load its requests and CPU show, over too few days for its weaker cycle to stand out
@@ -42,6 +47,8 @@
 //! On 100 series each (`benches/changepoints.py`): iid, AR(1) φ 0.9 and 0.99 and random
 //! walks of 1,000 and 4,032 values never get a period; a cycle of 288 tasks (amplitude 3
 //! sd, or 15 over AR(1) noise) always does.
+
+use rayon::prelude::*;
 
 use super::lagged_product_sum;
 use super::ranks::{doubled_midranks, median, median_and_mad};
@@ -285,6 +292,142 @@ pub fn seasonal_period_of(ranks: &[i64], present: Option<&[bool]>) -> Option<usi
     // A candidate with a phase never seen that fits better than every period seen at all
     // its phases is the cycle: it cannot be removed.
     chosen.filter(|c| seen || c.1 <= at_candidate).map(|c| c.0)
+}
+
+/// [`atom_period`] searches a metric whose commonest value is at least this share
+/// (numerator, denominator) of its values.
+pub const ATOM_SHARE: (usize, usize) = (1, 2);
+
+/// The period of a cycle in the share of a metric's commonest value, for a metric (doubled
+/// mid-ranks `ranks` in task order, no gaps) whose commonest value is at least
+/// [`ATOM_SHARE`] of its values: a queue wait that is 0 outside the daily peak and on half
+/// the windows in it, an error count that is 0 at night. Its ranks' autocorrelation is weak
+/// (the tied atom carries no order, and the peak's windows are busy at random): at the
+/// period about 0.35 against the 1/2 a peak must reach, with no trough below -0.2 (a
+/// narrow peak swings little below its mean), so [`seasonal_period`] finds none and the
+/// search read its three daily peaks as 5 to 8 changes.
+///
+/// The test is [`shared_period_p`]'s periodogram ratio (Priestley 1981 §6.1.4), scanned:
+/// on the `B` block sums of the centred ranks (blocks as in [`seasonal_period`]), at every
+/// half Fourier step `h / (2B)` with `h >= 2 MIN_CYCLES`, period `2N / h >= MIN_PERIOD`
+/// (`N = B · block`) and `h < B` (a cycle between two Fourier frequencies keeps its
+/// power), against the Fourier frequencies `k / B` within [`SHARED_NEIGHBOURS`] steps that
+/// are at least one step from it and from its harmonics (a narrow peak puts much of its
+/// power there); Bonferroni over the `H` frequencies tested: `p H <= `[`SHARED_ALPHA`].
+/// The fundamental is the least p's `h`, or the shortest `round(h / d)` that also passes
+/// (as [`seasonal_period`] takes the shortest multiple); the period is the one of least
+/// phase dispersion between `2N / (h + 1)` and `2N / (h - 1)` (the candidate's
+/// resolution), at most `n / MIN_CYCLES`. The ratio compares the frequency with its
+/// neighbours, so it holds on persistent noise (a queue busy while an AR(1) 0.99 load is
+/// high), flags and counts: measured in `benches/RESULTS.md`.
+pub fn atom_period(ranks: &[i64]) -> Option<usize> {
+    let n = ranks.len();
+    let block = n.div_ceil(MAX_BLOCKS).max(1);
+    let blocks = n / block;
+    if block > MAX_BLOCK || blocks < MIN_CYCLES * MIN_PERIOD {
+        return None;
+    }
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    let commonest = sorted
+        .chunk_by(|a, b| a == b)
+        .map(<[i64]>::len)
+        .max()
+        .unwrap_or(0);
+    if commonest * ATOM_SHARE.1 < n * ATOM_SHARE.0 {
+        return None;
+    }
+    let span = blocks * block;
+    let centre = n as i64 + 1;
+    let sums: Vec<i64> = ranks[..span]
+        .chunks_exact(block)
+        .map(|chunk| chunk.iter().map(|&r| r - centre).sum())
+        .collect();
+    let highest_h = (blocks - 1).min(2 * span / MIN_PERIOD);
+    let lowest_h = 2 * MIN_CYCLES;
+    if highest_h < lowest_h {
+        return None;
+    }
+    // the periodogram at every half step h / (2B), h <= B, from one 2B-point table
+    let (cosines, sines): (Vec<f64>, Vec<f64>) = (0..2 * blocks)
+        .map(|i| {
+            let angle = std::f64::consts::TAU * i as f64 / (2 * blocks) as f64;
+            (angle.cos(), angle.sin())
+        })
+        .unzip();
+    let power: Vec<f64> = (0..=blocks)
+        .into_par_iter()
+        .map(|h| periodogram(&sums, &cosines, &sines, h % (2 * blocks)))
+        .collect();
+    let tested = highest_h - lowest_h + 1;
+    let p_values: Vec<f64> = (lowest_h..=highest_h)
+        .map(|h| {
+            let mut noise = 0.0;
+            let mut used = 0usize;
+            let first = (h / 2).saturating_sub(SHARED_NEIGHBOURS).max(1);
+            for k in first..=h.div_ceil(2) + SHARED_NEIGHBOURS {
+                let doubled = 2 * k;
+                let nearest = (doubled + h / 2) / h; // the multiple of h nearest 2k
+                if doubled >= blocks
+                    || doubled.abs_diff(h) < 2
+                    || (nearest >= 2 && doubled.abs_diff(nearest * h) < 2)
+                {
+                    continue;
+                }
+                noise += power[doubled];
+                used += 1;
+            }
+            if used == 0 || noise <= 0.0 {
+                return 1.0;
+            }
+            let m = used as f64;
+            let g = power[h] / noise * m;
+            (1.0 + g / m).powf(-m).min(1.0)
+        })
+        .collect();
+    let passes = |h: usize| p_values[h - lowest_h] * tested as f64 <= SHARED_ALPHA;
+    let mut best = lowest_h;
+    for h in lowest_h..=highest_h {
+        if p_values[h - lowest_h] < p_values[best - lowest_h] {
+            best = h;
+        }
+    }
+    if !passes(best) {
+        return None;
+    }
+    let mut chosen = best;
+    for divisor in 2..=best / (2 * MIN_CYCLES) {
+        let shorter = (2 * best + divisor) / (2 * divisor);
+        if shorter >= lowest_h && passes(shorter) {
+            chosen = shorter;
+        }
+    }
+    let lowest = (2 * span / (chosen + 1)).max(MIN_PERIOD);
+    let highest = (n / MIN_CYCLES).min((2 * span).div_ceil(chosen - 1));
+    let mut found: Option<(usize, f64)> = None;
+    for period in lowest..=highest {
+        let (dispersion, _) = phase_dispersion(ranks, period, None);
+        if found.is_none_or(|f| dispersion < f.1) {
+            found = Some((period, dispersion));
+        }
+    }
+    found.map(|f| f.0)
+}
+
+/// The cycle of a metric without gaps whose own search ([`find_cycle`]) and the other
+/// metrics' periods ([`shared_cycle`]) found none, in the share of its commonest value
+/// ([`atom_period`]), and the values with it removed; None otherwise (also with gaps, or
+/// when the removal is not finite).
+pub fn atom_cycle(values: &[f64], ranks: &[i64], length: usize) -> Option<(usize, Vec<f64>)> {
+    if values.len() != length {
+        return None;
+    }
+    let period = atom_period(ranks)?;
+    let removed = remove_cycle(values, period);
+    removed
+        .iter()
+        .all(|v| v.is_finite())
+        .then_some((period, removed))
 }
 
 /// Each value minus the median of the values at its phase (t mod `period`), the median
@@ -685,6 +828,71 @@ mod tests {
             .enumerate()
             .map(|(t, e)| amplitude * (std::f64::consts::TAU * t as f64 / period).sin() + e)
             .collect()
+    }
+
+    /// A queue wait over three cycles of `period` tasks: 0, except on about half the
+    /// tasks of the peak (the sixth of each cycle around its middle), where it is
+    /// `1 + 30 u` (u uniform).
+    fn peak_waits(seed: u64, n: usize, period: usize) -> Vec<f64> {
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|t| {
+                let busy = (t % period) * 12 / period;
+                let (coin, size) = (rng.next_f64(), rng.next_f64());
+                if (5..7).contains(&busy) && coin < 0.5 {
+                    1.0 + 30.0 * size
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cycle_in_the_share_of_a_metrics_commonest_value() {
+        for (period, n) in [(480usize, 1440usize), (1440, 4320), (400, 1800)] {
+            let waits = peak_waits(period as u64, n, period);
+            let ranks = doubled_midranks(&waits);
+            // the autocorrelation search misses it ...
+            assert_eq!(seasonal_period(&ranks), None);
+            // ... the scan of the periodogram finds it, within its resolution
+            let found = atom_period(&ranks).expect("a period");
+            assert!(
+                found.abs_diff(period) <= period / 25,
+                "{found} for {period}"
+            );
+            assert_eq!(find_cycle(&waits, &ranks, &[], n), None);
+            let (cycle, removed) = atom_cycle(&waits, &ranks, n).expect("a cycle");
+            assert_eq!((cycle, removed.len()), (found, n));
+            assert_eq!(atom_cycle(&waits[1..], &ranks[1..], n), None); // gaps: not searched
+        }
+        // a commonest value on fewer than half the values: not searched
+        let mut busy = peak_waits(7, 1440, 480);
+        for (t, wait) in busy.iter_mut().enumerate() {
+            if t % 3 != 0 {
+                *wait += 0.5 + t as f64 * 1e-6;
+            }
+        }
+        assert_eq!(atom_period(&doubled_midranks(&busy)), None);
+        // flags at random and a queue's wait: an atom, no cycle
+        let mut rng = SplitMix64::new(8);
+        let flags: Vec<f64> = (0..2000)
+            .map(|_| f64::from(u8::from(rng.next_f64() < 0.2)))
+            .collect();
+        assert_eq!(atom_period(&doubled_midranks(&flags)), None);
+        // a queue's wait (Lindley's recursion), empty more than half the time
+        let mut wait = 0.0;
+        let queue: Vec<f64> = noise(9, 2000)
+            .iter()
+            .map(|e| {
+                wait = f64::max(wait + e - 0.15, 0.0);
+                wait
+            })
+            .collect();
+        assert!(queue.iter().filter(|&&w| w == 0.0).count() >= 1000);
+        assert_eq!(atom_period(&doubled_midranks(&queue)), None);
+        // too short to hold 3 cycles of 4 tasks
+        assert_eq!(atom_period(&doubled_midranks(&flags[..11])), None);
     }
 
     #[test]

@@ -29,6 +29,7 @@ from crackle_runtime._numpy.detect.outlier import clearly_right_skewed
 from crackle_runtime._numpy.detect.shared.columns import as_columns
 from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 from crackle_runtime._numpy.detect.shared.seasonal import (
+    atom_cycle,
     deviations_repeat,
     find_cycle,
     phase_group_count,
@@ -104,7 +105,7 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
     per_metric: dict[str, list[Any]] = {name: [] for name in METRIC_FIELDS}
     per_change: dict[str, list[Any]] = {name: [] for name in CHANGE_FIELDS}
 
-    def search(metric: int, periods: list[int] | None) -> dict[str, Any]:
+    def search(metric: int, periods: list[int] | None, atom: bool = False) -> dict[str, Any]:
         budget.check(STAGE)
         row = values_by_metric[metric]
         present = ~np.isnan(row)
@@ -117,17 +118,20 @@ def run(columns: Float64Array, params: Params, budget: Budget) -> dict[str, Any]
             tasks=np.flatnonzero(present),
             length=row.size,
             periods=periods,
+            atom=atom,
         )
 
     every = [search(metric, None) for metric in range(metrics)]
-    # a metric without a cycle of its own, tested at the periods the others repeat
+    # a metric without a cycle of its own, tested at the periods the others repeat, then
+    # for a cycle of its commonest value's share
     periods = sorted({found["period"] for found in every if found["period"]})
-    if periods:
+    passes = ([(periods, False)] if periods else []) + [(None, True)]
+    for shared_periods, atom in passes:
         for metric, found in enumerate(every):
             if found["tested"] and not found["period"]:
-                shared = search(metric, periods)
-                if shared["period"]:
-                    every[metric] = shared
+                cycled = search(metric, shared_periods, atom)
+                if cycled["period"]:
+                    every[metric] = cycled
     for metric, found in enumerate(every):
         per_metric["count"].append(int(np.count_nonzero(~np.isnan(values_by_metric[metric]))))
         per_metric["tested"].append(found["tested"])
@@ -714,12 +718,15 @@ def segment(
     periods: list[int] | None = None,
     differences: bool = True,
     cycles: bool = True,
+    atom: bool = False,
 ) -> dict[str, Any]:
     """The changes of one metric's present values (see the Rust module), after removing its
     cycle (:func:`find_cycle`): the values are consecutive tasks when ``tasks`` is None,
     else recorded at ``tasks`` of ``length`` tasks. With ``periods``, the cycle is tested at
     those (:func:`shared_cycle`) instead of searched, and without one the metric is not
-    searched (it comes back untested); without ``cycles`` no cycle is looked for. With
+    searched (it comes back untested); with ``atom``, the cycle of its commonest value's
+    share (:func:`atom_cycle`; without one, untested too); without ``cycles`` no cycle is
+    looked for. With
     ``differences``, a metric drifting over all its values gets the changes of its
     task-to-task differences (:func:`_difference_changes`)."""
     count = values.size
@@ -741,14 +748,9 @@ def segment(
         tasks, length = np.arange(count), count
     ranks = doubled_midranks(raw)
     length = count if length is None else length
-    if not cycles:
-        cycle = None
-    elif periods is None:
-        cycle = find_cycle(raw, ranks, tasks, length)
-    else:
-        cycle = shared_cycle(raw, ranks, tasks, length, periods)
-        if cycle is None:
-            return found  # searched already, without a cycle
+    cycle = _cycle(raw, ranks, tasks, length, periods, atom) if cycles else None
+    if cycles and cycle is None and (atom or periods is not None):
+        return found  # searched already, without a cycle
     spread_test = True
     phases = None
     if cycle is not None:
@@ -809,6 +811,23 @@ def segment(
         # drifting over all its values by its changes' runs and bends: the same reading
         found["changes"] = _difference_changes(values, min_segment, alpha, budget)
     return found
+
+
+def _cycle(
+    raw: Float64Array,
+    ranks: Int64Array,
+    tasks: NDArray[np.int64],
+    length: int,
+    periods: list[int] | None,
+    atom: bool,
+) -> tuple[int, Float64Array] | None:
+    """The metric's cycle as :func:`segment` looks for it: the cycle of its commonest
+    value's share with ``atom``, its own without ``periods``, else one of ``periods``."""
+    if atom:
+        return atom_cycle(raw, ranks, length)
+    if periods is None:
+        return find_cycle(raw, ranks, tasks, length)
+    return shared_cycle(raw, ranks, tasks, length, periods)
 
 
 def _binary_segmentation(

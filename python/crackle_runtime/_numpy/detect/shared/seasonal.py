@@ -15,6 +15,8 @@ from crackle_runtime._numpy.detect.shared.ranks import doubled_midranks, median
 
 __all__ = [
     "MAX_ABSENT",
+    "atom_cycle",
+    "atom_period",
     "find_cycle",
     "phase_group_count",
     "phase_groups",
@@ -36,6 +38,7 @@ STEP_SHARE = 0.02  # a step explaining less of the ranks' variance: no second se
 NOISE_SDS = 3.0  # the lowered limits stay this many of Bartlett's standard errors out
 SHARED_ALPHA = 1e-3  # another metric's period is this metric's cycle at p <= 0.001 ...
 SHARED_NEIGHBOURS = 8  # ... against this many Fourier frequencies on each side
+ATOM_SHARE = (1, 2)  # a commonest value on at least half the values: atom_period searches
 PHASE_GROUP_VALUES = 200  # a phase group holds at least this many values
 MAX_PHASE_GROUPS = 24
 MIN_PHASE_GROUPS = 4
@@ -189,6 +192,79 @@ def _refined(
     if chosen is None or (not seen and at_candidate < chosen[1]):
         return None
     return chosen[0]
+
+
+def atom_period(ranks: Int64Array) -> int | None:
+    """The period of a cycle in the share of a metric's commonest value (at least
+    ATOM_SHARE of its values; the Rust ``atom_period``): the periodogram ratio test
+    (:func:`shared_period_p`'s) at every half Fourier step h / (2 B) of the B block sums of
+    the centred ranks (h >= 2 MIN_CYCLES, period >= MIN_PERIOD, h < B) against the Fourier
+    frequencies within SHARED_NEIGHBOURS steps, at least one step from it and from its
+    harmonics; Bonferroni over the H frequencies tested (p H <= SHARED_ALPHA); the least p,
+    or the shortest h = round(best / d) that also passes; the period of least phase
+    dispersion between 2 N / (h + 1) and 2 N / (h - 1) (N = B block)."""
+    n = ranks.size
+    block = max(1, -(-n // MAX_BLOCKS))
+    blocks = n // block
+    if block > MAX_BLOCK or blocks < MIN_CYCLES * MIN_PERIOD:
+        return None
+    commonest = int(np.unique(ranks, return_counts=True)[1].max())
+    if commonest * ATOM_SHARE[1] < n * ATOM_SHARE[0]:
+        return None
+    span = blocks * block
+    sums = (ranks[:span] - (n + 1)).reshape(blocks, block).sum(axis=1)
+    # |sum x_t exp(-2 pi i h t / (2 B))|^2 at every half step h <= B
+    power = np.abs(np.fft.rfft(sums.astype(np.float64), 2 * blocks)) ** 2
+    h = np.arange(2 * MIN_CYCLES, min(blocks - 1, 2 * span // MIN_PERIOD) + 1)
+    if h.size == 0:
+        return None
+    reach = SHARED_NEIGHBOURS
+    k = (h // 2)[:, None] + np.arange(-reach, reach + 2)[None, :]
+    doubled = 2 * k
+    nearest = np.rint(doubled / h[:, None])
+    keep = (k >= 1) & (doubled < blocks) & (k <= (h[:, None] + 1) // 2 + reach)
+    keep &= np.abs(doubled - h[:, None]) >= 2
+    keep &= (nearest < 2) | (np.abs(doubled - nearest * h[:, None]) >= 2)
+    used = keep.sum(axis=1)
+    noise = np.where(keep, power[np.clip(2 * k, 0, blocks)], 0.0).sum(axis=1)
+    tested = (used > 0) & (noise > 0.0)
+    m = np.maximum(used, 1).astype(np.float64)
+    g = power[h] / np.where(tested, noise, 1.0) * m
+    p = np.where(tested, np.minimum((1.0 + g / m) ** -m, 1.0), 1.0)
+    passing = p * h.size <= SHARED_ALPHA
+    if not passing.any():
+        return None
+    best = int(h[int(np.argmin(p))])
+    chosen = best
+    for divisor in range(2, best // (2 * MIN_CYCLES) + 1):
+        shorter = (2 * best + divisor) // (2 * divisor)
+        if shorter >= 2 * MIN_CYCLES and passing[shorter - 2 * MIN_CYCLES]:
+            chosen = shorter
+    lowest = max(MIN_PERIOD, 2 * span // (chosen + 1))
+    highest = min(n // MIN_CYCLES, -(-2 * span // (chosen - 1)))
+    found: tuple[int, float] | None = None
+    for period in range(lowest, highest + 1):
+        dispersion, _ = phase_dispersion(ranks, period)
+        if found is None or dispersion < found[1]:
+            found = (period, dispersion)
+    return None if found is None else found[0]
+
+
+def atom_cycle(
+    values: Float64Array, ranks: Int64Array, length: int
+) -> tuple[int, Float64Array] | None:
+    """(period, values with the cycle removed) of a metric without gaps whose own search
+    and the other metrics' periods found no cycle, from :func:`atom_period` (the Rust
+    ``atom_cycle``); None with gaps, without one, or when the removal is not finite."""
+    if values.size != length:
+        return None
+    period = atom_period(ranks)
+    if period is None:
+        return None
+    removed = remove_cycle(values, period)
+    if not np.all(np.isfinite(removed)):
+        return None
+    return period, removed
 
 
 def remove_cycle(values: Float64Array, period: int) -> Float64Array:

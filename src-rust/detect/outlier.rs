@@ -31,10 +31,13 @@
 //!   flagged at log-scale severities 4.5–5.4; a log-normal's lower tail is lighter than the
 //!   raw fence assumes, so its lower side only gets quieter.
 //! - [`SCALE_RAW`] — otherwise: the skew-adjusted modified z on x, both sides.
-//! - [`SCALE_EXCESS`] — MAD = 0, not counts, and no value below the median: a metric at its
-//!   floor on at least half of the tasks (an error rate per window, zero in most windows
-//!   with few requests; a retransmitted byte count; a queue wait). Its excess over the
-//!   floor `e = x - median` is read as a hurdle model when at least
+//! - [`SCALE_EXCESS`] — not counts, and the smallest value holds at least [`FLOOR_SHARE`]
+//!   (1/20) of the values and [`FLOOR_MIN`] (3) of them (1/100 when it is 0:
+//!   [`ZERO_FLOOR_SHARE`]), or
+//!   MAD = 0 with no value below the median: a metric at a floor
+//!   (an error rate per window, zero in most windows with few requests; a retransmitted
+//!   byte count; a queue wait, 0 on half the windows of a busy hour). Its excess over the
+//!   floor `e = x - min x` is read as a hurdle model when at least
 //!   [`HURDLE_MIN_POSITIVES`] values lie above the floor: `P(E >= e) = (c / m) · Q(k,
 //!   (e - low) / θ)` for e > 0, with c of the m values above the floor, Q the regularized
 //!   upper incomplete gamma function, low the smallest positive excess (their own lower
@@ -218,6 +221,23 @@ pub const MAX_MEDCOUPLE: f64 = 0.6;
 /// A metric at its floor with at least this many values above it reads their excess as a
 /// gamma law of its own; with fewer, by the exponential law's prediction ([`ExcessLaw`]).
 pub const HURDLE_MIN_POSITIVES: usize = 20;
+/// A metric whose smallest value holds at least this share (numerator, denominator) of its
+/// values (and at least [`FLOOR_MIN`] of them) is read at that floor ([`SCALE_EXCESS`]), not by a modified z: with a floor on
+/// 40–50% of the values the median sits just above it and the MAD collapses onto the
+/// floor's distance (zeros and an exponential excess, 1,000 values: 1.2 and 139 false
+/// outliers per metric on the raw scale, 0.02 and 0.12 read at the floor), and with a floor
+/// on 10% a log-normal excess cannot be read on the log scale (6.4 per metric, 0.75).
+pub const FLOOR_SHARE: (usize, usize) = (1, 20);
+/// A non-negative metric that is 0 on at least this share of its values (and on at least
+/// [`FLOOR_MIN`] of them) is read at that floor too: the log scale cannot read a 0,
+/// and on the raw scale a log-normal excess's upper tail stands out (3% zeros, 1,000
+/// values: 6.5 false outliers per metric with σ 1, 2.5 with σ 0.3; 0.7 and 0.02 read at
+/// the floor; a latency in whole milliseconds whose fastest requests round to 0 is such a
+/// metric).
+pub const ZERO_FLOOR_SHARE: (usize, usize) = (1, 100);
+/// A floor ([`FLOOR_SHARE`], [`ZERO_FLOOR_SHARE`]) is a value that at least this many of
+/// the metric's values take: one smallest value, or two, is no floor.
+pub const FLOOR_MIN: usize = 3;
 /// The gamma law of the excesses is fitted without up to this many of the largest, those
 /// that stand out ([`hurdle_law`]).
 pub const HURDLE_MAX_OUTLIERS: usize = 3;
@@ -334,11 +354,17 @@ fn metric_outliers(
             tail.flags(metric, column, &|value| value * log_ratio),
         );
     }
-    if mad == 0.0 && present.iter().all(|&v| v >= center) {
-        // At its floor on most tasks: the excess over the floor as a hurdle model.
+    // At its floor on many tasks (its smallest value on at least FLOOR_SHARE of them; or
+    // MAD 0 with nothing below the median): the excess over the floor as a hurdle model.
+    let floor = present.iter().copied().fold(f64::INFINITY, f64::min);
+    let at_floor = present.iter().filter(|&&v| v == floor).count();
+    // an atom: at least FLOOR_MIN values, and its share
+    let share = |(num, den): (usize, usize)| at_floor >= FLOOR_MIN && at_floor * den >= m * num;
+    let zero_floor = floor == 0.0 && share(ZERO_FLOOR_SHARE);
+    if (mad == 0.0 && floor == center) || share(FLOOR_SHARE) || zero_floor {
         let positives: Vec<f64> = present
             .iter()
-            .map(|&v| v - center)
+            .map(|&v| v - floor)
             .filter(|&e| e > 0.0)
             .collect();
         if positives.is_empty() {
@@ -348,7 +374,7 @@ fn metric_outliers(
         let ln_share = (positives.len() as f64 / m as f64).ln();
         // ln P(X - floor >= e) = ln(share) + ln P(E >= e) for e > 0
         let found = tail.flags(metric, column, &|value| {
-            let e = value - center;
+            let e = value - floor;
             if e <= 0.0 {
                 0.0
             } else {
@@ -1193,6 +1219,43 @@ mod tests {
         (0..200)
             .map(|i| ((73 * i) % 200) as f64 / 100.0 - 0.995)
             .collect()
+    }
+
+    #[test]
+    fn a_floor_under_half_the_values_is_read_at_the_floor() {
+        // 400 values: 0 on every third (133, a third), else 10 + 40 u (u uniform): the
+        // median sits above the floor, and the raw modified z's MAD is the floor's distance;
+        // read at the floor, a wait of 500 stands out and the rest do not
+        let mut rng = crate::rng::SplitMix64::new(3);
+        let mut values: Vec<f64> = (0..400)
+            .map(|t| {
+                if t % 3 == 0 {
+                    0.0
+                } else {
+                    10.0 + 40.0 * rng.next_f64()
+                }
+            })
+            .collect();
+        values[200] = 500.0;
+        let found = outlier_scores(&[&values], 3.5).unwrap();
+        assert_eq!(found.scale, vec![SCALE_EXCESS]);
+        assert_eq!(found.task, vec![200]);
+        // a smallest value on fewer than 1/20 of the values (19 of 400) is 0: a floor (on
+        // at least 1/100 of them and 3) ...
+        for t in (0..400).filter(|t| t % 3 == 0).skip(19) {
+            values[t] = 1.0 + t as f64 * 1e-3;
+        }
+        assert_eq!(values.iter().filter(|&&v| v == 0.0).count(), 19);
+        assert_eq!(
+            outlier_scores(&[&values], 3.5).unwrap().scale,
+            vec![SCALE_EXCESS]
+        );
+        // ... another value is not
+        let shifted: Vec<f64> = values.iter().map(|v| v + 0.5).collect();
+        assert_ne!(
+            outlier_scores(&[&shifted], 3.5).unwrap().scale,
+            vec![SCALE_EXCESS]
+        );
     }
 
     #[test]

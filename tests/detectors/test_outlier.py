@@ -295,6 +295,60 @@ def test_a_continuous_excess_over_a_floor_has_few_false_outliers(
     assert result["task"].size <= 0.001 * columns.size
 
 
+@pytest.mark.parametrize("share", [0.1, 0.3, 0.45, 0.5])
+def test_a_floor_under_half_the_values_is_read_at_the_floor(
+    kernels: ModuleType, share: float
+) -> None:
+    """A queue wait at 0 on 10-50% of 1,000 windows, else exponential (mean 30 ms): with the
+    floor under half the values the median sits just above it and the MAD collapses onto
+    the floor's distance, so the raw modified z flagged 0.3, 1.2, 8.5 and 139 windows per
+    metric; read at the floor (its smallest value on at least 1/20 of them), at most 0.2."""
+    rng = np.random.default_rng([7, int(100 * share)])
+    columns = np.where(rng.random((40, 1000)) < share, 0.0, rng.exponential(30.0, (40, 1000)))
+    result = outliers(kernels, columns)
+    assert set(result["scale"].tolist()) == {EXCESS}
+    assert result["task"].size <= 0.2 * 40
+    # a stuck wait of 20 times the mean is still flagged
+    columns[:, 500] = 600.0
+    stuck = outliers(kernels, columns)
+    assert np.all(np.isin(np.arange(40), stuck["metric"][stuck["task"] == 500]))
+
+
+def test_the_floor_rule_by_hand(kernels: ModuleType) -> None:
+    # 60 values: the smallest on 3 of them (1/20) is a floor; on 2 it is not (the raw
+    # modified z reads the metric: two values are no floor, though 2 of 40 are 1/20), and
+    # at least 3 zeros make one at 1/100
+    rng = np.random.default_rng(8)
+    body = 10.0 + rng.normal(0.0, 1.0, 57)
+    at_floor = np.concatenate([[3.0, 3.0, 3.0], body])[None, :]
+    assert outliers(kernels, at_floor)["scale"].tolist() == [EXCESS]
+    assert outliers(kernels, at_floor[:, 1:41])["scale"][0] != EXCESS
+    assert (
+        outliers(kernels, np.concatenate([[3.0, 3.0], body, [10.0]])[None, :])["scale"][0] != EXCESS
+    )
+    latency = rng.lognormal(3.0, 0.3, 400)
+    latency[:4] = 0.0  # 4 of 400: under 1/20, at 1/100
+    assert outliers(kernels, latency[None, :])["scale"].tolist() == [EXCESS]
+    latency[3] = 5.0  # 3 of 400: under 1/100
+    assert outliers(kernels, latency[None, :])["scale"].tolist() != [EXCESS]
+    assert outliers(kernels, latency[None, :150])["scale"].tolist() == [EXCESS]  # 3 of 150
+    latency[2] = 5.0  # 2 of 150: too few
+    assert outliers(kernels, latency[None, :150])["scale"].tolist() != [EXCESS]
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0])
+def test_a_latency_with_a_few_zeros_keeps_its_upper_tail(kernels: ModuleType, sigma: float) -> None:
+    """Log-normal latencies of 1,000 requests, 3% recorded as 0 ms: the log scale cannot
+    read a 0, and the raw scale flagged the log-normal's upper tail (2.5 and 6.5 values per
+    metric); read at the floor 0, about 0.02 and 0.7."""
+    rng = np.random.default_rng([9, int(10 * sigma)])
+    columns = rng.lognormal(3.0, sigma, (40, 1000))
+    columns[rng.random((40, 1000)) < 0.03] = 0.0
+    result = outliers(kernels, columns)
+    assert set(result["scale"].tolist()) == {EXCESS}
+    assert result["task"].size <= (0.2 if sigma < 0.5 else 1.2) * 40
+
+
 def test_log_scale_flags_only_the_upper_side(kernels: ModuleType) -> None:
     column = np.exp(0.3 * (np.arange(40) % 10))
     column[3], column[7] = 1e-3, 1e4

@@ -12,8 +12,10 @@ Per metric with >= 3 present values, one of five scales (the ``scale`` field):
   (upper side only) or |MC(ln x)| < |MC(x)| (the log scale is the more symmetric one: both
   sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
-- ``SCALE_EXCESS`` (4): MAD = 0, not counts, no value below the median (at its floor on
-  at least half of the tasks): the excess over the floor as a hurdle model,
+- ``SCALE_EXCESS`` (4): not counts, the smallest value on at least 1/20 of the values
+  (FLOOR_SHARE; 0 on 1/100 and 3 of them), or MAD = 0 with no value below the median (a
+  metric at its floor): the
+  excess over the floor as a hurdle model,
   ``P(E >= e) = (c / m) P_law(E >= e)`` for the c of m values above the floor, the law a
   gamma law above their smallest from 20 of them on, else the exponential's prediction
   (:func:`hurdle_law`), Bonferroni as for counts, upper side.
@@ -105,6 +107,9 @@ MIN_SKEW_MEDCOUPLE = 0.1  # |MC| below this: no adjustment (a symmetric metric's
 MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew adjustment)
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 SCALE_EXCESS = 4
+FLOOR_SHARE = (1, 20)  # the smallest value on at least 1/20 of the values: read at that floor
+ZERO_FLOOR_SHARE = (1, 100)  # ... or 0 on 1/100 of them
+FLOOR_MIN = 3  # ... and on at least this many
 HURDLE_MIN_POSITIVES = 20  # this many values above the floor: a gamma law; fewer: predictive
 HURDLE_MAX_SHAPE = 1e4  # ... of at most this shape (a spread of at least 1% of the mean)
 HURDLE_MAX_OUTLIERS = 3  # ... fitted without up to this many of the largest that stand out
@@ -396,12 +401,16 @@ def hurdle_law(positives: Float64Array, m: int, family: int) -> ExcessLaw:
 
 
 def _excess_flags(
-    present: Float64Array, center: float, family: int, runs: tuple[Int64Array, float]
+    present: Float64Array,
+    floor: float,
+    center: float,
+    family: int,
+    runs: tuple[Int64Array, float],
 ) -> Flags:
-    """A metric at its floor ``center`` on most tasks: its excess e over the floor as a
-    hurdle model, ln P = ln(share above the floor) + ln P(E >= e) under
-    :func:`hurdle_law`."""
-    excess = present - center
+    """A metric at its ``floor`` on many tasks (``center`` its median): its excess e over
+    the floor as a hurdle model, ln P = ln(share above the floor) + ln P(E >= e) under
+    :func:`hurdle_law`, read above the median."""
+    excess = present - floor
     above = excess > 0.0
     positives = excess[above]
     if positives.size == 0:
@@ -586,8 +595,12 @@ def _metric_outliers(
     mad = float(median(np.abs(present - center)))
     if _is_count(present, mad):
         return SCALE_COUNT, _count_flags(present, center, family, (tasks, z_threshold)), center
-    if mad == 0.0 and bool(np.all(present >= center)):
-        excess = _excess_flags(present, center, family, (tasks, z_threshold))
+    floor = float(present.min())
+    at_floor = int(np.count_nonzero(present == floor))
+    shares = [FLOOR_SHARE] + ([ZERO_FLOOR_SHARE] if floor == 0.0 else [])
+    atom = at_floor >= FLOOR_MIN and any(at_floor * d >= m * n for n, d in shares)
+    if (mad == 0.0 and floor == center) or atom:
+        excess = _excess_flags(present, floor, center, family, (tasks, z_threshold))
         return SCALE_EXCESS, excess, center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC
     sample, mid = _skew_samples(present, skew_known)

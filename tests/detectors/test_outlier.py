@@ -349,6 +349,37 @@ def test_a_latency_with_a_few_zeros_keeps_its_upper_tail(kernels: ModuleType, si
     assert result["task"].size <= (0.2 if sigma < 0.5 else 1.2) * 40
 
 
+def test_a_floors_excess_takes_the_law_of_the_larger_likelihood() -> None:
+    """The hurdle's law of the values above a floor: the gamma law by moments of their
+    distances from the smallest, or the log-normal law (mean and sd of the logarithms)
+    when scipy's log-densities over the values above the smallest sum higher."""
+    rng = np.random.default_rng(12)
+    for values, expected in (
+        (rng.lognormal(3.0, 1.0, 400), "lognormal"),
+        (rng.exponential(30.0, 400), "gamma"),
+        (rng.gamma(3.0, 10.0, 400), "gamma"),
+    ):
+        low = values.min()
+        above = values - low
+        shape, scale = numpy_outlier.gamma_moments(above)
+        kept = above > 0
+        gamma = scipy.stats.gamma.logpdf(above[kept], shape, scale=scale).sum()
+        logs = np.log(values)
+        lognormal = scipy.stats.lognorm.logpdf(
+            values[kept], logs.std(), scale=np.exp(logs.mean())
+        ).sum()
+        assert (lognormal > gamma) == (expected == "lognormal")
+        law = numpy_outlier.hurdle_law(values, 1000, 1000)
+        assert law[0] == expected
+        if expected == "lognormal":
+            assert law[1] == pytest.approx(logs.mean(), rel=1e-12)
+            assert law[2] == pytest.approx(logs.std(), rel=1e-12)
+    z = np.array([-3.0, -1.0, 0.0, 1.96, 8.0, 40.0])
+    np.testing.assert_allclose(
+        numpy_outlier.ln_normal_survival(z), scipy.stats.norm.logsf(z), rtol=1e-10
+    )
+
+
 def test_log_scale_flags_only_the_upper_side(kernels: ModuleType) -> None:
     column = np.exp(0.3 * (np.arange(40) % 10))
     column[3], column[7] = 1e-3, 1e4

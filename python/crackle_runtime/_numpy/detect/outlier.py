@@ -17,7 +17,8 @@ Per metric with >= 3 present values, one of five scales (the ``scale`` field):
   metric at its floor): the
   excess over the floor as a hurdle model,
   ``P(E >= e) = (c / m) P_law(E >= e)`` for the c of m values above the floor, the law a
-  gamma law above their smallest from 20 of them on, else the exponential's prediction
+  gamma law above their smallest from 20 of them on (or their log-normal law when it has
+  the larger likelihood), else the exponential's prediction
   (:func:`hurdle_law`), Bonferroni as for counts, upper side.
 - ``SCALE_MEAN_DEVIATION`` (3): MAD = 0 (not counts): ``1.253314 * 0.6745 * MeanAD`` in
   place of the MAD, no skew adjustment (Iglewicz & Hoaglin 1993).
@@ -60,6 +61,7 @@ from numpy.typing import NDArray
 from crackle_runtime._args import Budget, Params
 from crackle_runtime._numpy._rng import splitmix64
 from crackle_runtime._numpy._stats import (
+    ln_gamma,
     ln_gamma_q,
     mean_and_sum_of_squares,
     normal_quantile,
@@ -351,30 +353,65 @@ def gamma_moments(values: Float64Array) -> tuple[float, float]:
     return shape, mean / shape
 
 
-ExcessLaw = tuple[bool, float, float, float]  # (gamma, shape or count, scale or mean, low)
+ExcessLaw = tuple[str, float, float, float]  # ("gamma", shape, scale, low),
+# ("predictive", count, mean, 0) or ("lognormal", mu, sigma, 0)
 
 
 def _excess_law(positives: Float64Array) -> ExcessLaw:
     """The law of a floor's positive excesses (see the Rust ``ExcessLaw::of``): from
     HURDLE_MIN_POSITIVES values on, a gamma law by moments of their distances from their
-    smallest value (of the values themselves when they are all equal); with fewer, the
-    exponential's predictive law from their count n and mean."""
+    smallest value (of the values themselves when they are all equal), or the log-normal
+    law of the values when it fits them better (:func:`log_normal_if_better`); with fewer,
+    the exponential's predictive law from their count n and mean."""
     if positives.size >= HURDLE_MIN_POSITIVES:
         low = float(positives.min())
         above = positives - low
         if bool(np.all(above == 0.0)):
-            return (True, *gamma_moments(positives), 0.0)
-        return (True, *gamma_moments(above), low)
-    return False, float(positives.size), sequential_sum(positives) / positives.size, 0.0
+            return ("gamma", *gamma_moments(positives), 0.0)
+        shape, scale = gamma_moments(above)
+        better = log_normal_if_better(positives, above, shape, scale)
+        return better if better is not None else ("gamma", shape, scale, low)
+    return "predictive", float(positives.size), sequential_sum(positives) / positives.size, 0.0
+
+
+def log_normal_if_better(
+    positives: Float64Array, above: Float64Array, shape: float, scale: float
+) -> ExcessLaw | None:
+    """The log-normal law (mean and population sd of the logarithms) of ``positives`` when
+    its log-likelihood over the values above their smallest exceeds that of the gamma law
+    ``shape``, ``scale`` of their distances ``above`` (the Rust ``log_normal_if_better``:
+    the terms summed in order); None otherwise or when the logarithms do not vary."""
+    logs = np.log(positives)
+    mu, sum_of_squares = mean_and_sum_of_squares(logs)
+    sigma = math.sqrt(sum_of_squares / logs.size)
+    if not sigma > 0.0:
+        return None
+    kept = above > 0.0
+    d, z = above[kept], (logs[kept] - mu) / sigma
+    count = float(np.count_nonzero(kept))
+    gamma = sequential_sum((shape - 1.0) * np.log(d) - d / scale)
+    gamma -= count * (shape * math.log(scale) + ln_gamma(shape))
+    log_normal = sequential_sum(-logs[kept] - 0.5 * z * z)
+    log_normal -= count * (math.log(sigma) + 0.5 * math.log(2.0 * math.pi))
+    return ("lognormal", mu, sigma, 0.0) if log_normal > gamma else None
+
+
+def ln_normal_survival(z: Float64Array) -> Float64Array:
+    """ln P(Z >= z) of a standard normal (the Rust ``ln_normal_survival``): ln Q(1/2, z^2/2)
+    - ln 2 for z >= 0, ln(1 - Q(1/2, z^2/2) / 2) below."""
+    upper = ln_gamma_q(0.5, 0.5 * z * z)
+    return np.where(z >= 0.0, upper - math.log(2.0), np.log1p(-0.5 * np.exp(upper)))
 
 
 def _excess_ln_tail(law: ExcessLaw, excess: Float64Array) -> Float64Array:
     """ln P(E >= e) of positive excesses under ``law`` (the Rust ``ExcessLaw::ln_tail``):
     ln Q(k, max(e - low, 0) / theta) for the gamma law, -n ln(1 + e / (n mean)) for the
-    predictive law."""
-    gamma, first, second, low = law
-    if gamma:
+    predictive law, ln P(Z >= (ln e - mu) / sigma) for the log-normal law."""
+    kind, first, second, low = law
+    if kind == "gamma":
         return ln_gamma_q(first, np.maximum(excess - low, 0.0) / second)
+    if kind == "lognormal":
+        return ln_normal_survival((np.log(excess) - first) / second)
     return -first * np.log1p(excess / (first * second))
 
 

@@ -13,8 +13,8 @@ Per metric with >= 3 present values, one of five scales (the ``scale`` field):
   sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
 - ``SCALE_EXCESS`` (4): not counts, the smallest value on at least 1/20 of the values
-  (FLOOR_SHARE; 0 on 1/100 and 3 of them), or MAD = 0 with no value below the median (a
-  metric at its floor): the
+  (FLOOR_SHARE; 0 on 1/100 and 3 of them, or on any under clearly right-skewed positive
+  values), or MAD = 0 with no value below the median (a metric at its floor): the
   excess over the floor as a hurdle model,
   ``P(E >= e) = (c / m) P_law(E >= e)`` for the c of m values above the floor, the law a
   gamma law above their smallest from 20 of them on (or their log-normal law when it has
@@ -618,6 +618,29 @@ def _read_mode(
     severity[past] = np.where(reading > threshold, reading, 0.0)
 
 
+def _floor(present: Float64Array, center: float, mad: float) -> float | None:
+    """The floor a metric (not counts) is read at (the Rust ``metric_outliers``): its
+    smallest value when that holds at least FLOOR_SHARE of the values (ZERO_FLOOR_SHARE
+    when it is 0) and FLOOR_MIN of them, or MAD = 0 with nothing below the median; 0 when
+    some values are 0 under clearly right-skewed positive values (their own medcouple
+    above LOG_SCALE_MEDCOUPLE, from MIN_MEDCOUPLE_VALUES of them); else None."""
+    m = present.size
+    floor = float(present.min())
+    at_floor = int(np.count_nonzero(present == floor))
+    shares = [FLOOR_SHARE] + ([ZERO_FLOOR_SHARE] if floor == 0.0 else [])
+    atom = at_floor >= FLOOR_MIN and any(at_floor * d >= m * n for n, d in shares)
+    if (mad == 0.0 and floor == center) or atom:
+        return floor
+    if floor == 0.0 and m >= MIN_MEDCOUPLE_VALUES:
+        positives = present[present > 0.0]
+        sample, mid = _skew_samples(positives, True)
+        if positives.size >= MIN_MEDCOUPLE_VALUES and (
+            _skew(sample, mid, log=False) > LOG_SCALE_MEDCOUPLE
+        ):
+            return 0.0
+    return None
+
+
 def _metric_outliers(
     present: Float64Array, z_threshold: float, family: int, tasks: Int64Array
 ) -> tuple[int, Flags, float]:
@@ -632,11 +655,8 @@ def _metric_outliers(
     mad = float(median(np.abs(present - center)))
     if _is_count(present, mad):
         return SCALE_COUNT, _count_flags(present, center, family, (tasks, z_threshold)), center
-    floor = float(present.min())
-    at_floor = int(np.count_nonzero(present == floor))
-    shares = [FLOOR_SHARE] + ([ZERO_FLOOR_SHARE] if floor == 0.0 else [])
-    atom = at_floor >= FLOOR_MIN and any(at_floor * d >= m * n for n, d in shares)
-    if (mad == 0.0 and floor == center) or atom:
+    floor = _floor(present, center, mad)
+    if floor is not None:
         excess = _excess_flags(present, floor, center, family, (tasks, z_threshold))
         return SCALE_EXCESS, excess, center
     skew_known = m >= MIN_MEDCOUPLE_VALUES  # with a handful of values the outlier decides MC

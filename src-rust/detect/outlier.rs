@@ -32,9 +32,12 @@
 //!   raw fence assumes, so its lower side only gets quieter.
 //! - [`SCALE_RAW`] — otherwise: the skew-adjusted modified z on x, both sides.
 //! - [`SCALE_EXCESS`] — not counts, and the smallest value holds at least [`FLOOR_SHARE`]
-//!   (1/20) of the values and [`FLOOR_MIN`] (3) of them (1/100 when it is 0:
-//!   [`ZERO_FLOOR_SHARE`]; any number when its positive values are clearly right-skewed,
-//!   medcouple > [`LOG_SCALE_MEDCOUPLE`]: a 0 has no logarithm), or
+//!   (1/20) of the values and [`FLOOR_MIN`] (3) of them, or it is 0 on at least
+//!   [`ZERO_FLOOR_SHARE`] (1/100) of them under mildly right-skewed positive values, or
+//!   on any number under clearly right-skewed ones (the positives' medcouple, from 20 of
+//!   them, at least [`LOG_SCALE_TIE_MEDCOUPLE`], above [`LOG_SCALE_MEDCOUPLE`]: the log
+//!   scale would read them, and a 0 has no logarithm; under symmetric ones a 0 is an
+//!   outlier), or
 //!   MAD = 0 with no value below the median: a metric at a floor
 //!   (an error rate per window, zero in most windows with few requests; a retransmitted
 //!   byte count; a queue wait, 0 on half the windows of a busy hour). Its excess over the
@@ -235,7 +238,9 @@ pub const HURDLE_MIN_POSITIVES: usize = 20;
 /// on 10% a log-normal excess cannot be read on the log scale (6.4 per metric, 0.75).
 pub const FLOOR_SHARE: (usize, usize) = (1, 20);
 /// A non-negative metric that is 0 on at least this share of its values (and on at least
-/// [`FLOOR_MIN`] of them) is read at that floor too: the log scale cannot read a 0,
+/// [`FLOOR_MIN`] of them), under positive values the log scale would read (their
+/// medcouple at least [`LOG_SCALE_TIE_MEDCOUPLE`]; any number of zeros when it is above
+/// [`LOG_SCALE_MEDCOUPLE`]), is read at that floor too: the log scale cannot read a 0,
 /// and on the raw scale a log-normal excess's upper tail stands out (3% zeros, 1,000
 /// values: 6.5 false outliers per metric with σ 1, 2.5 with σ 0.3; 0.7 and 0.02 read at
 /// the floor; a latency in whole milliseconds whose fastest requests round to 0 is such a
@@ -366,14 +371,13 @@ fn metric_outliers(
     let at_floor = present.iter().filter(|&&v| v == floor).count();
     // an atom: at least FLOOR_MIN values, and its share
     let share = |(num, den): (usize, usize)| at_floor >= FLOOR_MIN && at_floor * den >= m * num;
-    let zero_floor = floor == 0.0 && share(ZERO_FLOOR_SHARE);
     let excess = |floor: f64| {
         (
             SCALE_EXCESS,
             floor_flags(metric, column, &present, floor, &tail),
         )
     };
-    if (mad == 0.0 && floor == center) || share(FLOOR_SHARE) || zero_floor {
+    if (mad == 0.0 && floor == center) || share(FLOOR_SHARE) {
         return excess(floor);
     }
     // Skewness needs enough values to be judged: fewer, the plain modified z on x.
@@ -381,17 +385,23 @@ fn metric_outliers(
     let (sample, mid) = skew_samples(&present, skew_known);
     let positive = present.iter().all(|&v| v > 0.0);
     if floor == 0.0 && skew_known {
-        // A few values at 0 under clearly right-skewed positive values (a latency's
-        // fastest requests recorded as 0 ms): no logarithm of 0, and the raw scale reads
-        // the upper tail as outliers. Read at the floor 0, whose excess takes its own law.
-        // The skew is the positive values' (the zeros' ties pull the medcouple's
-        // mid-quantile reading up: 0.105 for 400 Gaussian values with three at 0).
+        // Values at 0 under positive values the log scale would read (a latency's fastest
+        // requests recorded as 0 ms): no logarithm of 0, and the raw scale reads the upper
+        // tail as outliers. Read at the floor 0, whose excess takes its own law: any
+        // number of zeros under clearly right-skewed positive values, 0 on ZERO_FLOOR_SHARE
+        // of the values (and FLOOR_MIN) under mildly skewed ones. Under symmetric ones a
+        // 0 is an outlier (a failed reading of a utilisation). The skew is the positive
+        // values' (the zeros' ties pull the medcouple's mid-quantile reading up: 0.105 for
+        // 400 Gaussian values with three at 0).
         let positives: Vec<f64> = present.iter().copied().filter(|&v| v > 0.0).collect();
-        let (sample, mid) = skew_samples(&positives, true);
-        if positives.len() >= MIN_MEDCOUPLE_VALUES
-            && skew(&sample, mid.as_deref(), &|v| v) > LOG_SCALE_MEDCOUPLE
-        {
-            return excess(0.0);
+        if positives.len() >= MIN_MEDCOUPLE_VALUES {
+            let (sample, mid) = skew_samples(&positives, true);
+            let mc = skew(&sample, mid.as_deref(), &|v| v);
+            if mc > LOG_SCALE_MEDCOUPLE
+                || (mc >= LOG_SCALE_TIE_MEDCOUPLE && share(ZERO_FLOOR_SHARE))
+            {
+                return excess(0.0);
+            }
         }
     }
     // (log scale, upper side only) — see the module documentation.
@@ -997,14 +1007,24 @@ pub fn mid_median(values: &[f64]) -> f64 {
 /// (all >= 0, not all 0; the method of moments): shape `mean² / var` at most
 /// [`HURDLE_MAX_SHAPE`] (also when they are all equal), scale `mean / shape`.
 pub fn gamma_moments(values: &[f64]) -> (f64, f64) {
-    let (mean, sum_of_squares) = mean_and_sum_of_squares(values);
-    let variance = sum_of_squares / values.len() as f64;
+    // Above 1, on the values divided by a power of two near the largest (exact, and the
+    // same moments whichever): the shape is scale-free, and the squares of values above
+    // 1e154 would overflow.
+    let largest = values.iter().copied().fold(0.0f64, f64::max);
+    let unit = if largest > 1.0 && largest.is_finite() {
+        2f64.powi(largest.log2().floor() as i32)
+    } else {
+        1.0
+    };
+    let scaled: Vec<f64> = values.iter().map(|&v| v / unit).collect();
+    let (mean, sum_of_squares) = mean_and_sum_of_squares(&scaled);
+    let variance = sum_of_squares / scaled.len() as f64;
     let shape = if variance <= 0.0 {
         HURDLE_MAX_SHAPE
     } else {
         (mean * mean / variance).min(HURDLE_MAX_SHAPE)
     };
-    (shape, mean / shape)
+    (shape, mean / shape * unit)
 }
 
 /// The flags of a metric read at its `floor` ([`SCALE_EXCESS`]): its excess over the
@@ -1124,6 +1144,9 @@ pub fn log_normal_if_better(
     shape: f64,
     scale: f64,
 ) -> Option<ExcessLaw> {
+    if !(scale > 0.0 && scale.is_finite() && shape.is_finite()) {
+        return None; // a scale that underflowed (subnormal excesses): the gamma law stays
+    }
     let logs: Vec<f64> = positives.iter().map(|e| e.ln()).collect();
     let (mu, sum_of_squares) = mean_and_sum_of_squares(&logs);
     let sigma = (sum_of_squares / logs.len() as f64).sqrt();
@@ -1365,20 +1388,21 @@ mod tests {
         let found = outlier_scores(&[&values], 3.5).unwrap();
         assert_eq!(found.scale, vec![SCALE_EXCESS]);
         assert_eq!(found.task, vec![200]);
-        // a smallest value on fewer than 1/20 of the values (19 of 400) is 0: a floor (on
-        // at least 1/100 of them and 3) ...
+        // a smallest value on fewer than 1/20 of the values (19 of 400): no floor, also at
+        // 0 under these symmetric positive values (a 0 is then an outlier) ...
         for t in (0..400).filter(|t| t % 3 == 0).skip(19) {
-            values[t] = 1.0 + t as f64 * 1e-3;
+            values[t] = 10.0 + 40.0 * (t as f64 / 400.0);
         }
         assert_eq!(values.iter().filter(|&&v| v == 0.0).count(), 19);
+        let symmetric = outlier_scores(&[&values], 3.5).unwrap();
+        assert_ne!(symmetric.scale, vec![SCALE_EXCESS]);
+        // ... but a floor under clearly right-skewed ones (a 0 has no logarithm)
+        let skewed: Vec<f64> = values
+            .iter()
+            .map(|&v| if v == 0.0 { 0.0 } else { (v / 10.0).powi(4) })
+            .collect();
         assert_eq!(
-            outlier_scores(&[&values], 3.5).unwrap().scale,
-            vec![SCALE_EXCESS]
-        );
-        // ... another value is not
-        let shifted: Vec<f64> = values.iter().map(|v| v + 0.5).collect();
-        assert_ne!(
-            outlier_scores(&[&shifted], 3.5).unwrap().scale,
+            outlier_scores(&[&skewed], 3.5).unwrap().scale,
             vec![SCALE_EXCESS]
         );
     }

@@ -316,8 +316,7 @@ def test_a_floor_under_half_the_values_is_read_at_the_floor(
 
 def test_the_floor_rule_by_hand(kernels: ModuleType) -> None:
     # 60 values: the smallest on 3 of them (1/20) is a floor; on 2 it is not (the raw
-    # modified z reads the metric: two values are no floor, though 2 of 40 are 1/20), and
-    # at least 3 zeros make one at 1/100
+    # modified z reads the metric: two values are no floor, though 2 of 40 are 1/20)
     rng = np.random.default_rng(8)
     body = 10.0 + rng.normal(0.0, 1.0, 57)
     at_floor = np.concatenate([[3.0, 3.0, 3.0], body])[None, :]
@@ -326,14 +325,23 @@ def test_the_floor_rule_by_hand(kernels: ModuleType) -> None:
     assert (
         outliers(kernels, np.concatenate([[3.0, 3.0], body, [10.0]])[None, :])["scale"][0] != EXCESS
     )
-    latency = rng.normal(100.0, 10.0, 400)  # symmetric: a lone 0 is no floor (below)
-    latency[:4] = 0.0  # 4 of 400: under 1/20, at 1/100
-    assert outliers(kernels, latency[None, :])["scale"].tolist() == [EXCESS]
-    latency[3] = 5.0  # 3 of 400: under 1/100
-    assert outliers(kernels, latency[None, :])["scale"].tolist() != [EXCESS]
-    assert outliers(kernels, latency[None, :150])["scale"].tolist() == [EXCESS]  # 3 of 150
-    latency[2] = 5.0  # 2 of 150: too few
-    assert outliers(kernels, latency[None, :150])["scale"].tolist() != [EXCESS]
+    # zeros under mildly right-skewed positive values (their medcouple 0.03-0.1): a floor
+    # from 1/100 of the values and 3 of them
+    normal_scores = scipy.stats.norm.ppf((np.arange(400) + 0.5) / 400)
+    skewed = rng.permutation(100.0 * np.exp(0.15 * normal_scores))  # log-normal σ 0.15
+    positives = np.sort(skewed)
+    above_sample, above_mid = numpy_outlier._skew_samples(positives, True)
+    assert 0.03 <= numpy_outlier._skew(above_sample, above_mid, log=False) <= 0.1
+    skewed[:4] = 0.0  # 4 of 400: under 1/20, at 1/100
+    assert outliers(kernels, skewed[None, :])["scale"].tolist() == [EXCESS]
+    skewed[3] = 5.0  # 3 of 400: under 1/100
+    assert outliers(kernels, skewed[None, :])["scale"].tolist() != [EXCESS]
+    # under symmetric positive values a 0 is no floor but an outlier (a failed reading)
+    utilisation = 100.0 + rng.normal(0.0, 10.0, 400)
+    utilisation[:4] = 0.0
+    symmetric = outliers(kernels, utilisation[None, :])
+    assert symmetric["scale"].tolist() != [EXCESS]
+    assert {0, 1, 2, 3} <= set(symmetric["task"].tolist())
 
 
 @pytest.mark.parametrize("sigma", [0.3, 1.0])
@@ -345,7 +353,9 @@ def test_a_latency_with_a_few_zeros_keeps_its_upper_tail(kernels: ModuleType, si
     columns = rng.lognormal(3.0, sigma, (40, 1000))
     columns[rng.random((40, 1000)) < 0.03] = 0.0
     result = outliers(kernels, columns)
-    assert set(result["scale"].tolist()) == {EXCESS}
+    # (at σ 0.3 the positives' medcouple is noisy about 0.13: 2 of 40 read as symmetric,
+    # their zeros a mode of the raw scale)
+    assert np.count_nonzero(result["scale"] == EXCESS) >= (36 if sigma < 0.5 else 40)
     assert result["task"].size <= (0.2 if sigma < 0.5 else 1.2) * 40
 
 

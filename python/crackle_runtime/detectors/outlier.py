@@ -13,7 +13,8 @@ same phase of the other repetitions (the seasonal reading of Hochenbaum, Vallis 
 stands from the mean of its neighbours 1, 2 or 3 tasks before and after it (the
 additive-outlier estimate of an integrated series, Chen & Liu 1993), on both sides (of
 its logs, against their geometric mean, when it is positive and skewed). A
-metric at a floor (its smallest value on at least 3 tasks and 1/20 of them, or 0 on 1/100)
+metric at a floor (its smallest value on at least 3 tasks and 1/20 of them, or 0 under right-skewed
+positive values)
 reads its excess over the floor as a hurdle model. Many values past
 the fence on one side that lie close together (at least 1% of the values: a runner pool
 twice as slow) are a mode of the metric, not outliers: each is read against that mode. A run

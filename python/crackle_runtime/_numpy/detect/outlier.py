@@ -12,9 +12,10 @@ Per metric with >= 3 present values, one of five scales (the ``scale`` field):
   (upper side only) or |MC(ln x)| < |MC(x)| (the log scale is the more symmetric one: both
   sides): the skew-adjusted modified z on ``ln x``.
 - ``SCALE_RAW`` (0): the skew-adjusted modified z on x, both sides.
-- ``SCALE_EXCESS`` (4): not counts, the smallest value on at least 1/20 of the values
-  (FLOOR_SHARE; 0 on 1/100 and 3 of them, or on any under clearly right-skewed positive
-  values), or MAD = 0 with no value below the median (a metric at its floor): the
+- ``SCALE_EXCESS`` (4): not counts, the smallest value on at least 1/20 of the values and
+  3 (FLOOR_SHARE, FLOOR_MIN), or 0 under right-skewed positive values (on 1/100 and 3 of
+  the values under mildly skewed ones, on any under clearly skewed ones), or MAD = 0 with
+  no value below the median (a metric at its floor): the
   excess over the floor as a hurdle model,
   ``P(E >= e) = (c / m) P_law(E >= e)`` for the c of m values above the floor, the law a
   gamma law above their smallest from 20 of them on (or their log-normal law when it has
@@ -110,7 +111,7 @@ MIN_MEDCOUPLE_VALUES = 20  # fewer: medcouple taken as 0 (no log scale, no skew 
 SCALE_NONE, SCALE_RAW, SCALE_LOG, SCALE_COUNT, SCALE_MEAN_DEVIATION = -1, 0, 1, 2, 3
 SCALE_EXCESS = 4
 FLOOR_SHARE = (1, 20)  # the smallest value on at least 1/20 of the values: read at that floor
-ZERO_FLOOR_SHARE = (1, 100)  # ... or 0 on 1/100 of them
+ZERO_FLOOR_SHARE = (1, 100)  # ... or 0 on 1/100 of them under mildly skewed positives
 FLOOR_MIN = 3  # ... and on at least this many
 HURDLE_MIN_POSITIVES = 20  # this many values above the floor: a gamma law; fewer: predictive
 HURDLE_MAX_SHAPE = 1e4  # ... of at most this shape (a spread of at least 1% of the mean)
@@ -345,12 +346,15 @@ def gamma_moments(values: Float64Array) -> tuple[float, float]:
     """(shape, scale) of the gamma law with the mean and population variance of ``values``
     (see the Rust ``gamma_moments``): shape mean^2 / var, at most HURDLE_MAX_SHAPE (also
     when they are all equal), scale mean / shape."""
-    mean, sum_of_squares = mean_and_sum_of_squares(values)
+    largest = float(values.max())
+    unit = 2.0 ** math.floor(math.log2(largest)) if 1.0 < largest < math.inf else 1.0
+    mean, sum_of_squares = mean_and_sum_of_squares(values / unit)  # exact: no overflow
     variance = sum_of_squares / values.size
     if variance <= 0.0:
-        return HURDLE_MAX_SHAPE, mean / HURDLE_MAX_SHAPE
-    shape = min(mean * mean / variance, HURDLE_MAX_SHAPE)
-    return shape, mean / shape
+        return HURDLE_MAX_SHAPE, mean / HURDLE_MAX_SHAPE * unit
+    ratio = mean * mean / variance
+    shape = HURDLE_MAX_SHAPE if math.isnan(ratio) else min(ratio, HURDLE_MAX_SHAPE)
+    return shape, mean / shape * unit
 
 
 ExcessLaw = tuple[str, float, float, float]  # ("gamma", shape, scale, low),
@@ -381,6 +385,8 @@ def log_normal_if_better(
     its log-likelihood over the values above their smallest exceeds that of the gamma law
     ``shape``, ``scale`` of their distances ``above`` (the Rust ``log_normal_if_better``:
     the terms summed in order); None otherwise or when the logarithms do not vary."""
+    if not (0.0 < scale < math.inf and math.isfinite(shape)):
+        return None  # a scale that underflowed (subnormal excesses): the gamma law stays
     logs = np.log(positives)
     mu, sum_of_squares = mean_and_sum_of_squares(logs)
     sigma = math.sqrt(sum_of_squares / logs.size)
@@ -620,23 +626,23 @@ def _read_mode(
 
 def _floor(present: Float64Array, center: float, mad: float) -> float | None:
     """The floor a metric (not counts) is read at (the Rust ``metric_outliers``): its
-    smallest value when that holds at least FLOOR_SHARE of the values (ZERO_FLOOR_SHARE
-    when it is 0) and FLOOR_MIN of them, or MAD = 0 with nothing below the median; 0 when
-    some values are 0 under clearly right-skewed positive values (their own medcouple
-    above LOG_SCALE_MEDCOUPLE, from MIN_MEDCOUPLE_VALUES of them); else None."""
+    smallest value when that holds at least FLOOR_SHARE of the values and FLOOR_MIN of
+    them, or MAD = 0 with nothing below the median; 0 when values are 0 under positive
+    values whose own medcouple (from MIN_MEDCOUPLE_VALUES of them) is above
+    LOG_SCALE_MEDCOUPLE, or at least LOG_SCALE_TIE_MEDCOUPLE with 0 on ZERO_FLOOR_SHARE of
+    the values and FLOOR_MIN; else None."""
     m = present.size
     floor = float(present.min())
     at_floor = int(np.count_nonzero(present == floor))
-    shares = [FLOOR_SHARE] + ([ZERO_FLOOR_SHARE] if floor == 0.0 else [])
-    atom = at_floor >= FLOOR_MIN and any(at_floor * d >= m * n for n, d in shares)
+    atom = at_floor >= FLOOR_MIN and at_floor * FLOOR_SHARE[1] >= m * FLOOR_SHARE[0]
     if (mad == 0.0 and floor == center) or atom:
         return floor
-    if floor == 0.0 and m >= MIN_MEDCOUPLE_VALUES:
-        positives = present[present > 0.0]
+    positives = present[present > 0.0]
+    if floor == 0.0 and m >= MIN_MEDCOUPLE_VALUES and positives.size >= MIN_MEDCOUPLE_VALUES:
         sample, mid = _skew_samples(positives, True)
-        if positives.size >= MIN_MEDCOUPLE_VALUES and (
-            _skew(sample, mid, log=False) > LOG_SCALE_MEDCOUPLE
-        ):
+        mc = _skew(sample, mid, log=False)
+        zeros = at_floor >= FLOOR_MIN and at_floor * ZERO_FLOOR_SHARE[1] >= m * ZERO_FLOOR_SHARE[0]
+        if mc > LOG_SCALE_MEDCOUPLE or (mc >= LOG_SCALE_TIE_MEDCOUPLE and zeros):
             return 0.0
     return None
 

@@ -139,7 +139,7 @@ pub use super::shared::ranks::doubled_midranks;
 
 use super::outlier::clearly_right_skewed;
 use super::shared::columns::{column_length, present_values};
-use super::shared::ranks::{median, median_and_mad};
+use super::shared::ranks::{commonest_count, median, median_and_mad};
 use super::shared::seasonal::{
     atom_cycle, deviations_repeat, find_cycle, phase_group, phase_group_count, shared_cycle,
 };
@@ -592,32 +592,6 @@ pub fn window_direction(ranks: &[i64], position: usize, width: usize) -> std::cm
     let after = &ranks[position..(position + width).min(ranks.len())];
     let sum = |side: &[i64]| side.iter().map(|&rank| rank as i128).sum::<i128>();
     (sum(after) * before.len() as i128).cmp(&(sum(before) * after.len() as i128))
-}
-
-/// The count of the commonest rank when it holds more than a third of them, else the
-/// largest count it could have, ⌊L / 3⌋ (the scan's widths need it only above 3/8): the
-/// Misra–Gries summary with two counters (every value above L / 3 survives it), then a
-/// count of its survivors; no table of every rank.
-fn commonest_count(ranks: &[i64]) -> usize {
-    let mut kept: [(i64, usize); 2] = [(0, 0); 2];
-    for &rank in ranks {
-        if let Some(slot) = kept.iter_mut().find(|(value, n)| *n > 0 && *value == rank) {
-            slot.1 += 1;
-        } else if let Some(slot) = kept.iter_mut().find(|(_, n)| *n == 0) {
-            *slot = (rank, 1);
-        } else {
-            for slot in &mut kept {
-                slot.1 -= 1;
-            }
-        }
-    }
-    let mut commonest = ranks.len() / 3;
-    for (value, n) in kept {
-        if n > 0 {
-            commonest = commonest.max(ranks.iter().filter(|&&rank| rank == value).count());
-        }
-    }
-    commonest
 }
 
 /// The index of the item nearest `at` within `reach` among those `place` gives a position

@@ -1016,7 +1016,11 @@ pub fn gamma_moments(values: &[f64]) -> (f64, f64) {
     } else {
         1.0
     };
-    let scaled: Vec<f64> = values.iter().map(|&v| v / unit).collect();
+    let scaled: Cow<[f64]> = if unit == 1.0 {
+        Cow::Borrowed(values)
+    } else {
+        Cow::Owned(values.iter().map(|&v| v / unit).collect())
+    };
     let (mean, sum_of_squares) = mean_and_sum_of_squares(&scaled);
     let variance = sum_of_squares / scaled.len() as f64;
     let shape = if variance <= 0.0 {

@@ -193,6 +193,32 @@ pub fn doubled_midranks(values: &[f64]) -> Vec<i64> {
     ranks
 }
 
+/// The count of the commonest rank when it holds more than a third of them, else the
+/// largest count it could have, ⌊L / 3⌋ (the scan's widths need it only above 3/8): the
+/// Misra–Gries summary with two counters (every value above L / 3 survives it), then a
+/// count of its survivors; no table of every rank.
+pub fn commonest_count(ranks: &[i64]) -> usize {
+    let mut kept: [(i64, usize); 2] = [(0, 0); 2];
+    for &rank in ranks {
+        if let Some(slot) = kept.iter_mut().find(|(value, n)| *n > 0 && *value == rank) {
+            slot.1 += 1;
+        } else if let Some(slot) = kept.iter_mut().find(|(_, n)| *n == 0) {
+            *slot = (rank, 1);
+        } else {
+            for slot in &mut kept {
+                slot.1 -= 1;
+            }
+        }
+    }
+    let mut commonest = ranks.len() / 3;
+    for (value, n) in kept {
+        if n > 0 {
+            commonest = commonest.max(ranks.iter().filter(|&&rank| rank == value).count());
+        }
+    }
+    commonest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

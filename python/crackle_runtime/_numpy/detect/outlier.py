@@ -348,7 +348,8 @@ def gamma_moments(values: Float64Array) -> tuple[float, float]:
     when they are all equal), scale mean / shape."""
     largest = float(values.max())
     unit = 2.0 ** math.floor(math.log2(largest)) if 1.0 < largest < math.inf else 1.0
-    mean, sum_of_squares = mean_and_sum_of_squares(values / unit)  # exact: no overflow
+    scaled = values if unit == 1.0 else values / unit  # exact: no overflow
+    mean, sum_of_squares = mean_and_sum_of_squares(scaled)
     variance = sum_of_squares / values.size
     if variance <= 0.0:
         return HURDLE_MAX_SHAPE, mean / HURDLE_MAX_SHAPE * unit
@@ -634,16 +635,20 @@ def _floor(present: Float64Array, center: float, mad: float) -> float | None:
     m = present.size
     floor = float(present.min())
     at_floor = int(np.count_nonzero(present == floor))
-    atom = at_floor >= FLOOR_MIN and at_floor * FLOOR_SHARE[1] >= m * FLOOR_SHARE[0]
-    if (mad == 0.0 and floor == center) or atom:
+
+    def share(fraction: tuple[int, int]) -> bool:  # an atom: FLOOR_MIN values and its share
+        return at_floor >= FLOOR_MIN and at_floor * fraction[1] >= m * fraction[0]
+
+    if (mad == 0.0 and floor == center) or share(FLOOR_SHARE):
         return floor
-    positives = present[present > 0.0]
-    if floor == 0.0 and m >= MIN_MEDCOUPLE_VALUES and positives.size >= MIN_MEDCOUPLE_VALUES:
-        sample, mid = _skew_samples(positives, True)
-        mc = _skew(sample, mid, log=False)
-        zeros = at_floor >= FLOOR_MIN and at_floor * ZERO_FLOOR_SHARE[1] >= m * ZERO_FLOOR_SHARE[0]
-        if mc > LOG_SCALE_MEDCOUPLE or (mc >= LOG_SCALE_TIE_MEDCOUPLE and zeros):
-            return 0.0
+    if floor == 0.0 and m >= MIN_MEDCOUPLE_VALUES:
+        positives = present[present > 0.0]
+        if positives.size >= MIN_MEDCOUPLE_VALUES:
+            mc = _skew(*_skew_samples(positives, True), log=False)
+            if mc > LOG_SCALE_MEDCOUPLE or (
+                mc >= LOG_SCALE_TIE_MEDCOUPLE and share(ZERO_FLOOR_SHARE)
+            ):
+                return 0.0
     return None
 
 

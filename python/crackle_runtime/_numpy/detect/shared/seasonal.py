@@ -208,8 +208,7 @@ def atom_period(ranks: Int64Array) -> int | None:
     blocks = n // block
     if block > MAX_BLOCK or blocks < MIN_CYCLES * MIN_PERIOD:
         return None
-    commonest = int(np.unique(ranks, return_counts=True)[1].max())
-    if commonest * ATOM_SHARE[1] < n * ATOM_SHARE[0]:
+    if int(np.bincount(ranks).max()) * ATOM_SHARE[1] < n * ATOM_SHARE[0]:
         return None
     span = blocks * block
     sums = (ranks[:span] - (n + 1)).reshape(blocks, block).sum(axis=1)
